@@ -1,0 +1,184 @@
+/*
+ * shm — the shared-memory call table and per-worker counters.
+ *
+ * Design note.  One anonymous MAP_SHARED region is created by the master
+ * before it forks, so every worker (and every restarted worker) maps the
+ * same table at the same address.  The module knows nothing of SIP: a call
+ * is a fixed-size record of strings, numbers and states.
+ *
+ * Lock-free rules:
+ *  - A slot is claimed with compare-and-swap on its owner word; from then on
+ *    the owning worker is the only writer of that slot.
+ *  - Every write is bracketed by a per-slot sequence counter (odd while a
+ *    write is in progress).  Readers copy the slot and retry when the counter
+ *    moved, so they always see a consistent record and never block a writer.
+ *  - Calls are placed by a hash of the A-leg Call-ID within a bounded probe
+ *    window; the region has twice `capacity` slots so a window is practically
+ *    never full.  An atomic count enforces `capacity` exactly.
+ *
+ * Nothing outside shm.c touches the region: everyone goes through this API.
+ */
+#ifndef B2BUA_SHM_H
+#define B2BUA_SHM_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct shm shm_t;
+
+enum shm_call_state {
+	SHM_CALL_FREE = 0,      /* not a call (never returned by readers) */
+	SHM_CALL_TRYING,        /* INVITE received, B-leg being set up */
+	SHM_CALL_RINGING,       /* a provisional 18x relayed */
+	SHM_CALL_ANSWERED,      /* 2xx relayed, dialogs confirmed */
+	SHM_CALL_HELD,          /* answered and on hold (see held_by) */
+	SHM_CALL_FORWARDING,    /* a new B-leg to a forward target is being set up */
+	SHM_CALL_ENDING,        /* BYE/CANCEL in progress on some leg */
+};
+
+enum shm_party { SHM_PARTY_NONE = 0, SHM_PARTY_CALLER = 1, SHM_PARTY_CALLEE = 2 };
+
+enum shm_transport { SHM_TP_UDP = 0, SHM_TP_TCP = 1 };
+
+#define SHM_CALLID_MAX 128
+#define SHM_TAG_MAX     64
+#define SHM_URI_MAX    128
+#define SHM_ROUTE_MAX  256
+
+/* One leg's dialog: enough to rebuild it in another process. */
+struct shm_leg {
+	char call_id[SHM_CALLID_MAX];
+	char local_tag[SHM_TAG_MAX];
+	char remote_tag[SHM_TAG_MAX];
+	char local_uri[SHM_URI_MAX];      /* our From (B-leg) / To (A-leg) URI */
+	char remote_uri[SHM_URI_MAX];
+	char remote_target[SHM_URI_MAX];  /* the peer's Contact */
+	char route_set[SHM_ROUTE_MAX];    /* comma-separated Record-Route set, in use order */
+	uint32_t local_cseq;
+	uint32_t remote_cseq;
+	uint8_t transport;                /* enum shm_transport */
+};
+
+/* A call as readers see it (a consistent copy) and writers fill it. */
+struct shm_call {
+	uint64_t id;                      /* unique call id: node/worker/counter, see worker/b2b.c */
+	uint16_t worker;                  /* owning worker index */
+	uint8_t state;                    /* enum shm_call_state */
+	uint8_t held_by;                  /* enum shm_party, when state == SHM_CALL_HELD */
+	char caller[SHM_URI_MAX];         /* A-leg From URI */
+	char callee[SHM_URI_MAX];         /* dialled: A-leg Request-URI */
+	char forward_target[SHM_URI_MAX]; /* current forward target, "" if none */
+	uint64_t start_ms;                /* INVITE received (ms since the epoch) */
+	uint64_t ring_ms;                 /* first 18x, 0 if none */
+	uint64_t answer_ms;               /* 2xx, 0 if none */
+	struct shm_leg a;                 /* the caller's dialog with us */
+	struct shm_leg b;                 /* our dialog with the callee */
+};
+
+/* ------------------------------------------------------------ life cycle */
+
+/*
+ * Create the region for `capacity` concurrent calls and `max_workers`
+ * workers.  Called by the master before fork.  Returns 0 and *out, or
+ * -EINVAL (capacity 0 or absurd, max_workers 0) / -ENOMEM.
+ */
+int shm_create(unsigned capacity, unsigned max_workers, shm_t **out);
+
+/* Unmap (each process may call it once at exit; the memory goes with the last). */
+void shm_destroy(shm_t *shm);
+
+unsigned shm_capacity(const shm_t *shm);
+unsigned shm_max_workers(const shm_t *shm);
+/* Bytes mapped, for "memory per call" figures. */
+size_t shm_size(const shm_t *shm);
+
+/* ------------------------------------------------------------ calls */
+
+/*
+ * Claim a slot for a new call owned by `init->worker`, keyed by
+ * init->a.call_id, and publish *init in it.  Returns 0 and the slot index in
+ * *slot, or -ENOSPC when `capacity` calls are active (the caller answers 503),
+ * -EINVAL for an empty Call-ID.
+ */
+int shm_call_insert(shm_t *shm, const struct shm_call *init, uint32_t *slot);
+
+/*
+ * Write access for the owner.  shm_call_write_begin() marks the slot as
+ * being written and returns it; change fields in place, then
+ * shm_call_write_end() publishes.  Only the owning worker may do this, and
+ * never with another begin open on the same slot.
+ */
+struct shm_call *shm_call_write_begin(shm_t *shm, uint32_t slot);
+void shm_call_write_end(shm_t *shm, uint32_t slot);
+
+/* Free a slot (owner only).  The call is no longer visible to readers. */
+void shm_call_remove(shm_t *shm, uint32_t slot);
+
+/* Consistent copy of one slot: 0, or -ENOENT if the slot holds no call. */
+int shm_call_read(const shm_t *shm, uint32_t slot, struct shm_call *out);
+
+/* Find a call by its A-leg Call-ID: 0 with *slot and *out, or -ENOENT. */
+int shm_call_find(const shm_t *shm, const char *a_call_id,
+		  uint32_t *slot, struct shm_call *out);
+
+/*
+ * Call fn on a consistent copy of every live call; stops early and returns
+ * fn's value when fn returns non-zero, else returns 0.
+ */
+int shm_call_foreach(const shm_t *shm,
+		     int (*fn)(const struct shm_call *call, uint32_t slot, void *arg),
+		     void *arg);
+
+/* Number of live calls (the atomic admission counter). */
+unsigned shm_call_count(const shm_t *shm);
+
+/*
+ * Free every slot owned by `worker`: used when a worker died and its calls
+ * cannot be continued.  Returns how many were freed.  Only safe while that
+ * worker index has no running process.
+ */
+unsigned shm_call_reap_worker(shm_t *shm, uint16_t worker);
+
+/* ------------------------------------------------------------ workers */
+
+/* Counters a worker increments (relaxed atomics: single writer). */
+enum shm_counter {
+	SHM_CTR_MSGS_IN = 0,       /* SIP messages received */
+	SHM_CTR_MSGS_OUT,          /* SIP messages sent */
+	SHM_CTR_CALLS_TOTAL,       /* INVITEs that created a call (or were refused) */
+	SHM_CTR_CALLS_ANSWERED,    /* calls that got a 2xx */
+	SHM_CTR_CALLS_FAILED,      /* calls that ended with a final code >= 300 */
+	SHM_CTR_ACTIVE,            /* calls this worker owns now (up and down) */
+	SHM_CTR__COUNT
+};
+
+/* Final response codes are counted per code, 100..699. */
+#define SHM_CODE_MIN 100
+#define SHM_CODE_MAX 699
+
+struct shm_worker_info {
+	int32_t pid;               /* 0 when not running */
+	uint16_t port;             /* the worker's own SIP port */
+	uint32_t restarts;         /* how often the master restarted this index */
+	uint64_t started_ms;       /* when the current process started */
+	uint64_t counters[SHM_CTR__COUNT];
+};
+
+/* Master: record that worker `idx` now runs as `pid` on `port`.  restarts is
+ * incremented when `restarted` is non-zero.  pid 0 marks it stopped. */
+void shm_worker_set(shm_t *shm, unsigned idx, pid_t pid, uint16_t port,
+		    int restarted, uint64_t now_ms);
+
+/* Worker: add `n` (may be negative for SHM_CTR_ACTIVE) to a counter. */
+void shm_counter_add(shm_t *shm, unsigned idx, enum shm_counter ctr, int64_t n);
+
+/* Worker: count one final response code sent to a caller (100..699). */
+void shm_code_count(shm_t *shm, unsigned idx, int code);
+
+/* Any process: snapshot of worker `idx`: 0, or -EINVAL for a bad index. */
+int shm_worker_read(const shm_t *shm, unsigned idx, struct shm_worker_info *out);
+
+/* Any process: how often code `code` was sent as a final answer, summed over workers. */
+uint64_t shm_code_total(const shm_t *shm, int code);
+
+#endif

@@ -1,0 +1,680 @@
+/*
+ * config — see config.h.
+ *
+ * Design: libconfig parses the file into a tree; we then walk the tree once,
+ * top-level key by top-level key, in file order.  Each known key has one small
+ * loader that checks its type, range and content and stores it in struct
+ * config; a key with no loader is an error, so a typo can never silently fall
+ * back to a default.  Checks that involve several keys (the worker port range,
+ * advertise defaulting to listen) run after the walk, on the final values.
+ *
+ * Every error is one line, "file:line: key: what is wrong and what is
+ * allowed", with the line taken from libconfig's record of where the setting
+ * was written.  Strings are never truncated: a value that does not fit its
+ * field is an error naming the key.
+ */
+#include "b2bua/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* sizeof(((struct sockaddr_un *)0)->sun_path) on Linux. */
+#define CONFIG_SUN_PATH_MAX 108
+
+/* What every loader needs to report an error. */
+struct config_ctx {
+	const char *path;
+	const char *dir;	/* directory of path, for @include'd files; NULL: "." */
+	char *err;
+	size_t errlen;
+};
+
+/* ------------------------------------------------------------ errors */
+
+static void config_vset_err(const struct config_ctx *ctx, const char *fmt, va_list ap)
+{
+	if (ctx->err != NULL && ctx->errlen > 0)
+		vsnprintf(ctx->err, ctx->errlen, fmt, ap);
+}
+
+static void config_set_err(const struct config_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void config_set_err(const struct config_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	config_vset_err(ctx, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Report "file:line: key: why" for setting `s` and return -EINVAL, so that a
+ * loader can simply `return config_fail(...)`.  The file is the one libconfig
+ * recorded for the setting (it differs from ctx->path inside an @include).
+ */
+static int config_fail(const struct config_ctx *ctx, const config_setting_t *s,
+		       const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int config_fail(const struct config_ctx *ctx, const config_setting_t *s,
+		       const char *key, const char *fmt, ...)
+{
+	char why[512], file[PATH_MAX];
+	const char *src = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	if (s != NULL)
+		src = config_setting_source_file(s);
+	/* libconfig records an included file as written in @include. */
+	if (src == NULL || strcmp(src, ctx->path) == 0)
+		snprintf(file, sizeof file, "%s", ctx->path);
+	else if (src[0] != '/' && ctx->dir != NULL)
+		snprintf(file, sizeof file, "%s/%s", ctx->dir, src);
+	else
+		snprintf(file, sizeof file, "%s", src);
+	if (s != NULL && config_setting_source_line(s) > 0)
+		config_set_err(ctx, "%s:%u: %s: %s", file,
+			       (unsigned)config_setting_source_line(s), key, why);
+	else
+		config_set_err(ctx, "%s: %s: %s", file, key, why);
+	return -EINVAL;
+}
+
+/* ------------------------------------------------------------ typed values */
+
+/* libconfig gives 32-bit and 64-bit integers different types; accept both. */
+static int config_get_int(const struct config_ctx *ctx, const config_setting_t *s,
+			  long long min, long long max, long long *out)
+{
+	const char *key = config_setting_name(s);
+	int type = config_setting_type(s);
+	long long v;
+
+	if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+		return config_fail(ctx, s, key, "must be an integer between %lld and %lld",
+				   min, max);
+	v = config_setting_get_int64(s);
+	if (v < min || v > max)
+		return config_fail(ctx, s, key, "%lld is out of range: "
+				   "must be between %lld and %lld", v, min, max);
+	*out = v;
+	return 0;
+}
+
+static int config_get_int_field(const struct config_ctx *ctx, const config_setting_t *s,
+				long long min, long long max, int *field)
+{
+	long long v = 0;
+	int rc = config_get_int(ctx, s, min, max, &v);
+
+	if (rc == 0)
+		*field = (int)v;
+	return rc;
+}
+
+/* Copy a string setting into dst[size]; too long is an error, never a cut. */
+static int config_get_string(const struct config_ctx *ctx, const config_setting_t *s,
+			     const char *key, char *dst, size_t size)
+{
+	const char *v;
+	size_t len;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return config_fail(ctx, s, key, "must be a string (in double quotes)");
+	v = config_setting_get_string(s);
+	len = strlen(v);
+	if (len >= size)
+		return config_fail(ctx, s, key, "too long (%zu bytes): at most %zu bytes",
+				   len, size - 1);
+	memcpy(dst, v, len + 1);
+	return 0;
+}
+
+/* ------------------------------------------------------------ syntax helpers */
+
+/* ASCII only: the locale must not change what a valid node_id is. */
+static int config_is_alnum(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int config_is_ip(const char *s)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* RFC 1123 host name: dot-separated labels of [A-Za-z0-9-], no '-' at a label's ends. */
+static int config_is_hostname(const char *s, size_t len)
+{
+	size_t label = 0;
+
+	if (len == 0)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+		} else if (config_is_alnum(c) || (c == '-' && label > 0)) {
+			if (++label > 63)
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return label > 0 && s[len - 1] != '-';
+}
+
+/* A port written after a host: 1..65535, digits only. */
+static int config_is_port(const char *s, size_t len)
+{
+	long v = 0;
+
+	if (len == 0 || len > 5)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v >= 1 && v <= 65535;
+}
+
+/*
+ * "sip:[user@]host[:port][;params][?headers]", host being a name, an IPv4
+ * address or a bracketed IPv6 address.  Enough to catch typos at load time;
+ * the worker hands the whole URI to Sofia-SIP.
+ */
+static int config_is_sip_target(const char *uri)
+{
+	const char *host, *end, *at;
+
+	if (strncmp(uri, "sip:", 4) != 0)
+		return 0;
+	for (const char *p = uri; *p != '\0'; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return 0;
+	host = uri + 4;
+	at = strchr(host, '@');
+	if (at != NULL)
+		host = at + 1;
+	if (*host == '[') {
+		char v6[INET6_ADDRSTRLEN];
+		unsigned char buf[sizeof(struct in6_addr)];
+
+		end = strchr(host, ']');
+		if (end == NULL || (size_t)(end - host - 1) >= sizeof v6)
+			return 0;
+		memcpy(v6, host + 1, (size_t)(end - host - 1));
+		v6[end - host - 1] = '\0';
+		if (inet_pton(AF_INET6, v6, buf) != 1)
+			return 0;
+		end++;
+	} else {
+		end = host + strcspn(host, ":;?");
+		if (!config_is_hostname(host, (size_t)(end - host)))
+			return 0;
+	}
+	if (*end == ':') {
+		size_t len = strcspn(end + 1, ";?");
+
+		if (!config_is_port(end + 1, len))
+			return 0;
+		end += 1 + len;
+	}
+	return *end == '\0' || *end == ';' || *end == '?';
+}
+
+/* ------------------------------------------------------------ defaults */
+
+/* The short host name, keeping only [A-Za-z0-9-]; "b2bua" if nothing is left. */
+static void config_default_node_id(char *dst, size_t size)
+{
+	char host[256];
+	size_t n = 0;
+
+	if (gethostname(host, sizeof host) != 0)
+		host[0] = '\0';
+	host[sizeof host - 1] = '\0';
+	for (const char *p = host; *p != '\0' && *p != '.' && n + 1 < size; p++)
+		if (config_is_alnum(*p) || *p == '-')
+			dst[n++] = *p;
+	dst[n] = '\0';
+	if (n == 0)
+		snprintf(dst, size, "b2bua");
+}
+
+/* workers = 0: one per online CPU, at least 1, at most CONFIG_MAX_WORKERS. */
+static int config_cpu_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	if (n > CONFIG_MAX_WORKERS)
+		n = CONFIG_MAX_WORKERS;
+	return (int)n;
+}
+
+void config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	config_default_node_id(cfg->node_id, sizeof cfg->node_id);
+	cfg->workers = config_cpu_workers();
+	cfg->drain_timeout = 30;
+	snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1");
+	snprintf(cfg->advertise, sizeof cfg->advertise, "127.0.0.1");
+	cfg->sip_port = 5060;
+	cfg->worker_port_base = 5070;
+	cfg->udp_rcvbuf = 8388608;
+	cfg->max_forwards = 70;
+	cfg->invite_timeout = 180;
+	cfg->call_capacity = 16384;
+	snprintf(cfg->cli_socket, sizeof cfg->cli_socket, "/run/b2bua/b2bua.sock");
+	cfg->log_level = LOG_INFO;
+	cfg->n_routes = 0;
+}
+
+/* ------------------------------------------------------------ key loaders */
+
+static int config_load_node_id(const struct config_ctx *ctx, const config_setting_t *s,
+			       struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int rc = config_get_string(ctx, s, key, cfg->node_id, sizeof cfg->node_id);
+
+	if (rc < 0)
+		return rc;
+	if (cfg->node_id[0] == '\0')
+		return config_fail(ctx, s, key,
+				   "must not be empty: 1 to %zu characters [A-Za-z0-9-]",
+				   sizeof cfg->node_id - 1);
+	for (const char *p = cfg->node_id; *p != '\0'; p++)
+		if (!config_is_alnum(*p) && *p != '-')
+			return config_fail(ctx, s, key,
+					   "\"%s\" has '%c': only [A-Za-z0-9-] allowed",
+					   cfg->node_id, *p);
+	return 0;
+}
+
+static int config_load_workers(const struct config_ctx *ctx, const config_setting_t *s,
+			       struct config *cfg)
+{
+	/* 0 stays 0 here; config_finish resolves it to the CPU count. */
+	return config_get_int_field(ctx, s, 0, CONFIG_MAX_WORKERS, &cfg->workers);
+}
+
+static int config_load_drain_timeout(const struct config_ctx *ctx, const config_setting_t *s,
+				     struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 0, 3600, &cfg->drain_timeout);
+}
+
+static int config_load_listen(const struct config_ctx *ctx, const config_setting_t *s,
+			      struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int rc = config_get_string(ctx, s, key, cfg->listen, sizeof cfg->listen);
+
+	if (rc < 0)
+		return rc;
+	if (!config_is_ip(cfg->listen))
+		return config_fail(ctx, s, key,
+				   "\"%s\" is not an IP address: write an IPv4 or IPv6 literal "
+				   "(e.g. \"127.0.0.1\", \"::1\"), no brackets, no host name",
+				   cfg->listen);
+	return 0;
+}
+
+static int config_load_advertise(const struct config_ctx *ctx, const config_setting_t *s,
+				 struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int rc = config_get_string(ctx, s, key, cfg->advertise, sizeof cfg->advertise);
+
+	if (rc < 0)
+		return rc;
+	if (!config_is_ip(cfg->advertise) &&
+	    !config_is_hostname(cfg->advertise, strlen(cfg->advertise)))
+		return config_fail(ctx, s, key,
+				   "\"%s\" is neither a host name nor an IPv4/IPv6 address "
+				   "(no brackets, no port)", cfg->advertise);
+	return 0;
+}
+
+static int config_load_sip_port(const struct config_ctx *ctx, const config_setting_t *s,
+				struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 65535, &cfg->sip_port);
+}
+
+static int config_load_worker_port_base(const struct config_ctx *ctx,
+					const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 65535, &cfg->worker_port_base);
+}
+
+static int config_load_udp_rcvbuf(const struct config_ctx *ctx, const config_setting_t *s,
+				  struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 65536, 268435456, &cfg->udp_rcvbuf);
+}
+
+static int config_load_max_forwards(const struct config_ctx *ctx, const config_setting_t *s,
+				    struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 255, &cfg->max_forwards);
+}
+
+static int config_load_invite_timeout(const struct config_ctx *ctx, const config_setting_t *s,
+				      struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 600, &cfg->invite_timeout);
+}
+
+static int config_load_call_capacity(const struct config_ctx *ctx, const config_setting_t *s,
+				     struct config *cfg)
+{
+	long long v = 0;
+	int rc = config_get_int(ctx, s, 1, 4194304, &v);
+
+	if (rc == 0)
+		cfg->call_capacity = (unsigned)v;
+	return rc;
+}
+
+static int config_load_cli_socket(const struct config_ctx *ctx, const config_setting_t *s,
+				  struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int rc;
+
+	/* The limit is the kernel's sun_path, far below the field's PATH_MAX. */
+	rc = config_get_string(ctx, s, key, cfg->cli_socket, CONFIG_SUN_PATH_MAX);
+	if (rc < 0)
+		return rc;
+	if (cfg->cli_socket[0] == '\0')
+		return config_fail(ctx, s, key, "must not be empty: a Unix socket path "
+				   "shorter than %d bytes", CONFIG_SUN_PATH_MAX);
+	return 0;
+}
+
+static int config_load_log_level(const struct config_ctx *ctx, const config_setting_t *s,
+				 struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING ||
+	    log_level_parse(config_setting_get_string(s), &cfg->log_level) < 0)
+		return config_fail(ctx, s, key,
+				   "must be one of \"error\", \"warn\", \"info\", \"debug\"");
+	return 0;
+}
+
+/* One route group; `i` is its index in the list, used in key names. */
+static int config_load_route(const struct config_ctx *ctx, const config_setting_t *grp,
+			     unsigned i, struct config *cfg)
+{
+	struct config_route *r = &cfg->routes[i];
+	const config_setting_t *prefix = NULL, *target = NULL;
+	char key[64];
+	int rc;
+
+	snprintf(key, sizeof key, "routes[%u]", i);
+	if (config_setting_type(grp) != CONFIG_TYPE_GROUP)
+		return config_fail(ctx, grp, key,
+				   "must be a group { prefix = \"...\"; target = \"sip:...\"; }");
+	for (int m = 0; m < config_setting_length(grp); m++) {
+		const config_setting_t *s = config_setting_get_elem(grp, (unsigned)m);
+		const char *name = config_setting_name(s);
+
+		if (strcmp(name, "prefix") == 0) {
+			prefix = s;
+		} else if (strcmp(name, "target") == 0) {
+			target = s;
+		} else {
+			snprintf(key, sizeof key, "routes[%u].%s", i, name);
+			return config_fail(ctx, s, key,
+					   "unknown key (a route has only prefix and target)");
+		}
+	}
+
+	snprintf(key, sizeof key, "routes[%u].prefix", i);
+	if (prefix == NULL)
+		return config_fail(ctx, grp, key, "missing: every route needs a prefix "
+				   "(\"\" matches every user)");
+	rc = config_get_string(ctx, prefix, key, r->prefix, sizeof r->prefix);
+	if (rc < 0)
+		return rc;
+	for (const char *p = r->prefix; *p != '\0'; p++)
+		if (!config_is_alnum(*p) && *p != '+' && *p != '*' && *p != '#')
+			return config_fail(ctx, prefix, key, "\"%s\" has '%c': only digits, "
+					   "letters, '+', '*' and '#' allowed", r->prefix, *p);
+	for (unsigned j = 0; j < i; j++)
+		if (strcmp(cfg->routes[j].prefix, r->prefix) == 0)
+			return config_fail(ctx, prefix, key,
+					   "duplicate prefix \"%s\" (already in routes[%u]): "
+					   "each prefix may appear once", r->prefix, j);
+
+	snprintf(key, sizeof key, "routes[%u].target", i);
+	if (target == NULL)
+		return config_fail(ctx, grp, key, "missing: every route needs a target "
+				   "(\"sip:host[:port][;params]\")");
+	rc = config_get_string(ctx, target, key, r->target, sizeof r->target);
+	if (rc < 0)
+		return rc;
+	if (!config_is_sip_target(r->target))
+		return config_fail(ctx, target, key, "\"%s\" is not a SIP URI: write "
+				   "\"sip:[user@]host[:port][;params]\"", r->target);
+	return 0;
+}
+
+static int config_load_routes(const struct config_ctx *ctx, const config_setting_t *s,
+			      struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int n;
+
+	if (config_setting_type(s) != CONFIG_TYPE_LIST)
+		return config_fail(ctx, s, key, "must be a list of groups: "
+				   "( { prefix = \"...\"; target = \"sip:...\"; }, ... )");
+	n = config_setting_length(s);
+	if (n > CONFIG_MAX_ROUTES)
+		return config_fail(ctx, s, key, "%d routes: at most %d allowed",
+				   n, CONFIG_MAX_ROUTES);
+	for (int i = 0; i < n; i++) {
+		int rc = config_load_route(ctx, config_setting_get_elem(s, (unsigned)i),
+					   (unsigned)i, cfg);
+
+		if (rc < 0)
+			return rc;
+		cfg->n_routes = (size_t)i + 1;
+	}
+	return 0;
+}
+
+struct config_key {
+	const char *name;
+	int (*load)(const struct config_ctx *ctx, const config_setting_t *s, struct config *cfg);
+};
+
+/* Every key the file may contain, in the order of etc/b2bua.conf. */
+static const struct config_key config_keys[] = {
+	{ "node_id",          config_load_node_id },
+	{ "workers",          config_load_workers },
+	{ "drain_timeout",    config_load_drain_timeout },
+	{ "listen",           config_load_listen },
+	{ "advertise",        config_load_advertise },
+	{ "sip_port",         config_load_sip_port },
+	{ "worker_port_base", config_load_worker_port_base },
+	{ "udp_rcvbuf",       config_load_udp_rcvbuf },
+	{ "max_forwards",     config_load_max_forwards },
+	{ "invite_timeout",   config_load_invite_timeout },
+	{ "call_capacity",    config_load_call_capacity },
+	{ "cli_socket",       config_load_cli_socket },
+	{ "log_level",        config_load_log_level },
+	{ "routes",           config_load_routes },
+};
+
+static const struct config_key *config_key_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++)
+		if (strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------ whole file */
+
+/*
+ * Rules that involve several keys, checked on the final values.  An error
+ * names worker_port_base and points at the first of the involved keys that
+ * the file sets (with all three at their defaults there is no conflict).
+ */
+static int config_finish(const struct config_ctx *ctx, const config_setting_t *root,
+			 struct config *cfg)
+{
+	const config_setting_t *at;
+	int last;
+
+	if (config_setting_get_member(root, "advertise") == NULL)
+		memcpy(cfg->advertise, cfg->listen, sizeof cfg->advertise);
+	if (cfg->workers == 0)
+		cfg->workers = config_cpu_workers();
+
+	at = config_setting_get_member(root, "worker_port_base");
+	if (at == NULL)
+		at = config_setting_get_member(root, "sip_port");
+	if (at == NULL)
+		at = config_setting_get_member(root, "workers");
+	last = cfg->worker_port_base + cfg->workers - 1;
+	if (last > 65535)
+		return config_fail(ctx, at, "worker_port_base",
+				   "worker ports %d..%d (one per worker, %d workers) go past "
+				   "65535: must be at most %d", cfg->worker_port_base, last,
+				   cfg->workers, 65535 - cfg->workers + 1);
+	if (cfg->sip_port >= cfg->worker_port_base && cfg->sip_port <= last)
+		return config_fail(ctx, at, "worker_port_base",
+				   "worker ports %d..%d (one per worker, %d workers) contain "
+				   "sip_port %d: the ranges must not overlap",
+				   cfg->worker_port_base, last, cfg->workers, cfg->sip_port);
+	return 0;
+}
+
+static int config_walk(const struct config_ctx *ctx, const config_setting_t *root,
+		       struct config *cfg)
+{
+	for (int i = 0; i < config_setting_length(root); i++) {
+		const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+		const struct config_key *k = config_key_find(config_setting_name(s));
+		int rc;
+
+		if (k == NULL)
+			return config_fail(ctx, s, config_setting_name(s), "unknown key");
+		rc = k->load(ctx, s, cfg);
+		if (rc < 0)
+			return rc;
+	}
+	return config_finish(ctx, root, cfg);
+}
+
+/*
+ * libconfig only says "file I/O error" for a file it cannot open; check
+ * first so the message carries the real reason.  A directory opens fine with
+ * fopen(), hence the stat().
+ */
+static int config_check_readable(const struct config_ctx *ctx)
+{
+	struct stat st;
+	FILE *f;
+
+	if (stat(ctx->path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		config_set_err(ctx, "%s: cannot read: %s", ctx->path, strerror(EISDIR));
+		return -EISDIR;
+	}
+	f = fopen(ctx->path, "r");
+	if (f == NULL) {
+		int rc = errno;
+
+		config_set_err(ctx, "%s: cannot read: %s", ctx->path, strerror(rc));
+		return -rc;
+	}
+	fclose(f);
+	return 0;
+}
+
+/* The directory part of path into dir[PATH_MAX]; NULL when path has none. */
+static const char *config_dir_of(const char *path, char *dir)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return NULL;
+	if (slash == path)
+		slash++;	/* "/b2bua.conf": the directory is "/" */
+	snprintf(dir, PATH_MAX, "%.*s", (int)(slash - path), path);
+	return dir;
+}
+
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+	struct config_ctx ctx = { .path = path, .err = err, .errlen = errlen };
+	char dir[PATH_MAX];
+	config_t lc;
+	int rc;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (path == NULL || cfg == NULL)
+		return -EINVAL;
+	config_defaults(cfg);
+	if (strlen(path) >= sizeof cfg->path) {
+		config_set_err(&ctx, "%s: cannot read: %s", path, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
+	}
+	memcpy(cfg->path, path, strlen(path) + 1);
+	cfg->workers = 0;	/* "unset"; resolved by config_finish */
+
+	rc = config_check_readable(&ctx);
+	if (rc < 0)
+		return rc;
+
+	/* Relative @include paths are relative to this file's directory. */
+	ctx.dir = config_dir_of(path, dir);
+	config_init(&lc);
+	if (ctx.dir != NULL)
+		config_set_include_dir(&lc, ctx.dir);
+	if (config_read_file(&lc, path) != CONFIG_TRUE) {
+		/* An I/O error here means the file vanished or failed since the check. */
+		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO) {
+			config_set_err(&ctx, "%s: cannot read: %s", path,
+				       config_error_text(&lc));
+			rc = -EIO;
+		} else {
+			config_set_err(&ctx, "%s:%d: syntax error: %s",
+				       config_error_file(&lc) ? config_error_file(&lc) : path,
+				       config_error_line(&lc), config_error_text(&lc));
+			rc = -EINVAL;
+		}
+		config_destroy(&lc);
+		return rc;
+	}
+	rc = config_walk(&ctx, config_root_setting(&lc), cfg);
+	config_destroy(&lc);
+	return rc;
+}

@@ -1,0 +1,303 @@
+/*
+ * master — supervision of the workers (nginx-style life cycle).
+ *
+ * Order of start-up, and why:
+ *   1. the config was validated by main.c: nothing starts on a bad file;
+ *   2. the call table (shm) is mapped before fork, so every worker and every
+ *      restarted worker sees the same memory;
+ *   3. the CLI socket is opened: a second daemon on the same socket is
+ *      refused here, before it could fight over SIP ports;
+ *   4. workers are forked; each initialises Sofia-SIP itself, after fork.
+ *
+ * Signals become flags: they are blocked and read from a signalfd in the
+ * master's poll loop, never handled asynchronously.
+ *   SIGCHLD          reap; a worker that died is logged and restarted
+ *                    (at once the first time, then with growing back-off if
+ *                    it keeps dying young)
+ *   SIGTERM, SIGINT  drain: workers refuse new calls, existing calls get up
+ *                    to drain_timeout; then everything stops.  Workers still
+ *                    alive after drain_timeout + MASTER_KILL_GRACE_S are
+ *                    killed, so no process is ever left behind
+ *   SIGHUP           logged; the running configuration stays in force
+ */
+#include "b2bua/master.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "b2bua/log.h"
+#include "cli/cli_server.h"
+#include "shm/shm.h"
+#include "worker/worker.h"
+
+#define MASTER_KILL_GRACE_S 5
+#define MASTER_YOUNG_DEATH_MS 5000    /* died sooner than this: back off */
+#define MASTER_BACKOFF_MAX_MS 5000
+
+struct master_worker {
+	pid_t pid;               /* 0 when not running */
+	unsigned generation;     /* how many times this index was started */
+	uint64_t started_ms;
+	uint64_t restart_at_ms;  /* when to fork it again; 0 = not scheduled */
+	unsigned backoff_ms;
+};
+
+struct master {
+	const struct config *cfg;
+	shm_t *shm;
+	cli_server_t *cli;
+	int sigfd;
+	int stopping;
+	uint64_t kill_at_ms;
+	struct master_worker workers[CONFIG_MAX_WORKERS];
+};
+
+static uint64_t master_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void master_spawn(struct master *m, unsigned idx)
+{
+	struct master_worker *w = &m->workers[idx];
+	sigset_t none;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0) {
+		log_error("cannot fork worker %u: %m; retrying in 1 s", idx);
+		w->restart_at_ms = master_now_ms() + 1000;
+		return;
+	}
+	if (pid == 0) {
+		/* The child keeps nothing of the master but the config and shm. */
+		close(m->sigfd);
+		close(cli_server_fd(m->cli));
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		worker_run(m->cfg, m->shm, idx, w->generation);
+	}
+	w->pid = pid;
+	w->started_ms = master_now_ms();
+	w->restart_at_ms = 0;
+	shm_worker_set(m->shm, idx, pid, (uint16_t)(m->cfg->worker_port_base + (int)idx),
+		       w->generation > 0, w->started_ms);
+	w->generation++;
+}
+
+static void master_log_exit(unsigned idx, pid_t pid, int status)
+{
+	if (WIFSIGNALED(status))
+		log_warn("worker %u (pid %d) killed by signal %d (%s)", idx, (int)pid,
+			 WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else if (WEXITSTATUS(status) != 0)
+		log_warn("worker %u (pid %d) exited with status %d", idx, (int)pid,
+			 WEXITSTATUS(status));
+	else
+		log_info("worker %u (pid %d) exited", idx, (int)pid);
+}
+
+/* A worker is gone: restart it unless we are stopping. */
+static void master_worker_died(struct master *m, unsigned idx, int status)
+{
+	struct master_worker *w = &m->workers[idx];
+	uint64_t now = master_now_ms();
+
+	master_log_exit(idx, w->pid, status);
+	w->pid = 0;
+	shm_worker_set(m->shm, idx, 0, (uint16_t)(m->cfg->worker_port_base + (int)idx), 0, now);
+	if (m->stopping)
+		return;
+	if (now - w->started_ms < MASTER_YOUNG_DEATH_MS)
+		w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : 100;
+	else
+		w->backoff_ms = 0;
+	if (w->backoff_ms > MASTER_BACKOFF_MAX_MS)
+		w->backoff_ms = MASTER_BACKOFF_MAX_MS;
+	w->restart_at_ms = now + w->backoff_ms;
+}
+
+static void master_reap(struct master *m)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (int i = 0; i < m->cfg->workers; i++) {
+			if (m->workers[i].pid == pid) {
+				master_worker_died(m, (unsigned)i, status);
+				break;
+			}
+		}
+	}
+}
+
+static unsigned master_alive(const struct master *m)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < m->cfg->workers; i++)
+		n += m->workers[i].pid != 0;
+	return n;
+}
+
+static void master_signal_workers(struct master *m, int sig)
+{
+	for (int i = 0; i < m->cfg->workers; i++)
+		if (m->workers[i].pid > 0)
+			kill(m->workers[i].pid, sig);
+}
+
+static void master_begin_stop(struct master *m, int sig)
+{
+	if (m->stopping)
+		return;
+	m->stopping = 1;
+	m->kill_at_ms = master_now_ms() +
+			(uint64_t)(m->cfg->drain_timeout + MASTER_KILL_GRACE_S) * 1000u;
+	cli_server_set_draining(m->cli, 1);
+	log_info("%s: draining %u calls for up to %d s, then stopping", strsignal(sig),
+		 shm_call_count(m->shm), m->cfg->drain_timeout);
+	master_signal_workers(m, SIGTERM);
+}
+
+static void master_on_signals(struct master *m)
+{
+	struct signalfd_siginfo si;
+
+	while (read(m->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			master_reap(m);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			master_begin_stop(m, (int)si.ssi_signo);
+			break;
+		case SIGHUP:
+			log_warn("SIGHUP: reloading is not supported yet; the running "
+				 "configuration stays in force (restart to apply %s)",
+				 m->cfg->path);
+			break;
+		}
+	}
+}
+
+/* Milliseconds until the next thing the master must do by itself. */
+static int master_next_timeout(const struct master *m, uint64_t now)
+{
+	uint64_t next = now + 1000;
+
+	for (int i = 0; i < m->cfg->workers; i++) {
+		uint64_t at = m->workers[i].restart_at_ms;
+		if (!m->stopping && at && at < next)
+			next = at;
+	}
+	if (m->stopping && m->kill_at_ms < next)
+		next = m->kill_at_ms;
+	return next > now ? (int)(next - now) : 0;
+}
+
+static void master_on_timers(struct master *m)
+{
+	uint64_t now = master_now_ms();
+
+	if (m->stopping) {
+		if (now >= m->kill_at_ms && master_alive(m) > 0) {
+			log_warn("%u workers still running after the drain: killing them",
+				 master_alive(m));
+			master_signal_workers(m, SIGKILL);
+			m->kill_at_ms = now + 1000;
+		}
+		return;
+	}
+	for (int i = 0; i < m->cfg->workers; i++) {
+		struct master_worker *w = &m->workers[i];
+		if (w->pid == 0 && w->restart_at_ms && now >= w->restart_at_ms) {
+			master_spawn(m, (unsigned)i);
+			if (w->pid > 0)
+				log_info("worker %d restarted as pid %d (restart %u)", i,
+					 (int)w->pid, w->generation - 1);
+		}
+	}
+}
+
+static int master_setup(struct master *m)
+{
+	sigset_t set;
+	int ret;
+
+	ret = shm_create(m->cfg->call_capacity, (unsigned)m->cfg->workers, &m->shm);
+	if (ret < 0) {
+		log_error("cannot create the call table for %u calls: %s",
+			  m->cfg->call_capacity, strerror(-ret));
+		return ret;
+	}
+	ret = cli_server_open(m->cfg, m->shm, &m->cli);
+	if (ret < 0)
+		return ret;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return m->sigfd < 0 ? -errno : 0;
+}
+
+int master_run(const struct config *cfg)
+{
+	static struct master m;
+	int ret;
+
+	log_set_role("master");
+	m.cfg = cfg;
+	ret = master_setup(&m);
+	if (ret < 0) {
+		if (m.cli)
+			cli_server_close(m.cli);
+		if (m.shm)
+			shm_destroy(m.shm);
+		return 1;
+	}
+	for (int i = 0; i < cfg->workers; i++)
+		master_spawn(&m, (unsigned)i);
+	log_info("master ready: %d workers, sip %s:%d, call capacity %u, cli %s "
+		 "(call table %zu bytes)", cfg->workers, cfg->listen, cfg->sip_port,
+		 cfg->call_capacity, cfg->cli_socket, shm_size(m.shm));
+
+	while (!m.stopping || master_alive(&m) > 0) {
+		struct pollfd pfd[2] = {
+			{ .fd = m.sigfd, .events = POLLIN },
+			{ .fd = cli_server_fd(m.cli), .events = POLLIN },
+		};
+		int n = poll(pfd, 2, master_next_timeout(&m, master_now_ms()));
+
+		if (n < 0 && errno != EINTR) {
+			log_error("poll: %m");
+			break;
+		}
+		if (n > 0 && (pfd[0].revents & POLLIN))
+			master_on_signals(&m);
+		if (n > 0 && (pfd[1].revents & POLLIN))
+			cli_server_handle(m.cli);
+		master_on_timers(&m);
+	}
+	log_info("stopped");
+	cli_server_close(m.cli);
+	shm_destroy(m.shm);
+	close(m.sigfd);
+	return 0;
+}

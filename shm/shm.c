@@ -1,0 +1,648 @@
+/*
+ * shm — the shared-memory call table and per-worker counters (rules: shm.h).
+ *
+ * Region layout: one mmap(MAP_SHARED|MAP_ANONYMOUS), page aligned, zero-filled
+ * by the kernel, so a fresh region is already an empty table:
+ *
+ *   0            struct shm: magic, version, geometry and section offsets,
+ *                then the live-call counter on a cache line of its own
+ *   slots_off    nslots × struct slot, each 64-byte aligned; nslots is
+ *                2 × capacity rounded up to a power of two
+ *   workers_off  max_workers × struct wslot, each 64-byte aligned: pid, port,
+ *                restarts and started_ms (master-written, small seqlock),
+ *                then counters and final-code totals (relaxed atomics)
+ *   size         the end, rounded up to the page size
+ *
+ * A slot is a seqlock (seq), an owner word, the key hash and the call.  The
+ * owner word (phase << 16 | worker, 0 = free) moves
+ *
+ *   FREE --CAS by an inserter--> CLAIMED --published in a seq bracket--> LIVE
+ *   LIVE --set to CLAIMED in a seq bracket, then--> FREE
+ *
+ * Readers only ever report LIVE slots, and a slot becomes LIVE or stops being
+ * LIVE only inside a seq bracket, so a reader whose seq did not move has a
+ * record that really was published.  Remove hides the call (CLAIMED, seq
+ * even) before it lets go of the slot (FREE), so nobody reuses a slot that a
+ * reader could still take for the old call.
+ *
+ * Calls are placed at hash(a.call_id) & (nslots - 1) and the next WINDOW - 1
+ * slots (wrapping); find scans the same window.  a.call_id is therefore the
+ * key and must not change after insert.  The live counter admits a call
+ * before a slot is searched, so `capacity` holds exactly; a failed window
+ * search hands the admission back.
+ *
+ * Readers copy the call with memcpy and validate with the sequence counter
+ * afterwards (the Linux seqcount pattern: the copy may race with a writer,
+ * the fences and the seq re-check throw such a copy away).  A writer that
+ * stays mid-write for READ_STUCK_NS has died there: readers then treat its
+ * slot as holding no call until the master reaps that worker.
+ */
+#include "shm/shm.h"
+#include "b2bua/log.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHM_MAGIC        0x31304d4853423242ull  /* "B2BSHM01" in memory order */
+#define SHM_VERSION      1u
+#define SHM_LINE         64
+#define SHM_WINDOW       64u
+#define SHM_CAPACITY_MAX (1u << 22)              /* 2^23 slots, ~19 GB: beyond is a typo */
+#define SHM_WORKERS_MAX  1024u
+#define SHM_CODES        (SHM_CODE_MAX - SHM_CODE_MIN + 1)
+#define READ_STUCK_NS    100000000L              /* 100 ms: no live writer takes that long */
+#define SPIN_FAST        64u
+
+/* The region is shared between processes: its atomics must not hide a lock. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+
+enum slot_phase { PHASE_FREE = 0, PHASE_CLAIMED = 1, PHASE_LIVE = 2 };
+
+struct slot {
+	_Alignas(SHM_LINE) _Atomic uint32_t seq;  /* odd while a write is open */
+	_Atomic uint32_t owner;                   /* phase << 16 | worker; 0 = free */
+	_Atomic uint64_t hash;                    /* FNV-1a 64 of a.call_id */
+	struct shm_call call;
+};
+
+struct wslot {
+	_Alignas(SHM_LINE) _Atomic uint32_t seq;  /* guards pid..started_ms */
+	_Atomic int32_t pid;
+	_Atomic uint32_t port;
+	_Atomic uint32_t restarts;
+	_Atomic uint64_t started_ms;
+	/* The worker's hot counters start on their own line, away from the master's fields. */
+	_Alignas(SHM_LINE) _Atomic uint64_t counters[SHM_CTR__COUNT];
+	_Atomic uint64_t codes[SHM_CODES];
+};
+
+struct shm {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t capacity;
+	uint32_t max_workers;
+	uint32_t nslots;       /* a power of two */
+	uint32_t window;       /* probe window, <= nslots */
+	uint32_t slot_size;
+	uint32_t wslot_size;
+	uint64_t slots_off;
+	uint64_t workers_off;
+	uint64_t size;
+	/* Every insert and remove hits this: keep it off the read-mostly line. */
+	_Alignas(SHM_LINE) _Atomic uint32_t live;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static size_t round_up(size_t n, size_t to)
+{
+	return (n + to - 1) / to * to;
+}
+
+static uint32_t owner_word(unsigned worker, enum slot_phase phase)
+{
+	return (uint32_t)phase << 16 | (worker & 0xffffu);
+}
+
+static enum slot_phase owner_phase(uint32_t owner)
+{
+	return (enum slot_phase)(owner >> 16);
+}
+
+static unsigned owner_worker(uint32_t owner)
+{
+	return owner & 0xffffu;
+}
+
+/* Readers get a const shm_t, but the slots' atomics live in writable shared memory. */
+static struct slot *slot_at(const shm_t *shm, uint32_t idx)
+{
+	if (idx >= shm->nslots)
+		return NULL;
+	return (struct slot *)((char *)shm + shm->slots_off) + idx;
+}
+
+static struct wslot *wslot_at(const shm_t *shm, unsigned idx)
+{
+	if (!shm || idx >= shm->max_workers)
+		return NULL;
+	return (struct wslot *)((char *)shm + shm->workers_off) + idx;
+}
+
+/* FNV-1a 64: cheap, good enough spread for Call-IDs, no state. */
+static uint64_t callid_hash(const char *id, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)id[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* The key as stored: at most SHM_CALLID_MAX - 1 bytes, like the truncated copy. */
+static size_t callid_len(const char *id)
+{
+	return strnlen(id, SHM_CALLID_MAX - 1);
+}
+
+static void terminate(char *s, size_t size)
+{
+	s[size - 1] = '\0';
+}
+
+static void leg_terminate(struct shm_leg *leg)
+{
+	terminate(leg->call_id, sizeof leg->call_id);
+	terminate(leg->local_tag, sizeof leg->local_tag);
+	terminate(leg->remote_tag, sizeof leg->remote_tag);
+	terminate(leg->local_uri, sizeof leg->local_uri);
+	terminate(leg->remote_uri, sizeof leg->remote_uri);
+	terminate(leg->remote_target, sizeof leg->remote_target);
+	terminate(leg->route_set, sizeof leg->route_set);
+}
+
+/* Writers may fill the arrays to the brim: readers always get C strings. */
+static void call_terminate(struct shm_call *call)
+{
+	terminate(call->caller, sizeof call->caller);
+	terminate(call->callee, sizeof call->callee);
+	terminate(call->forward_target, sizeof call->forward_target);
+	leg_terminate(&call->a);
+	leg_terminate(&call->b);
+}
+
+/*
+ * Bounded waiting for readers: spin briefly (the writer is usually a few
+ * hundred nanoseconds from done), then yield so that a preempted writer on
+ * this CPU can finish, and give up after READ_STUCK_NS.
+ */
+struct spin {
+	unsigned n;
+	struct timespec deadline;
+};
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static bool spin_wait(struct spin *sp)
+{
+	struct timespec now;
+
+	if (sp->n < SPIN_FAST) {
+		sp->n++;
+		cpu_relax();
+		return true;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (sp->n == SPIN_FAST) {
+		sp->n++;
+		sp->deadline = now;
+		sp->deadline.tv_nsec += READ_STUCK_NS;
+		if (sp->deadline.tv_nsec >= 1000000000L) {
+			sp->deadline.tv_sec++;
+			sp->deadline.tv_nsec -= 1000000000L;
+		}
+	} else if (now.tv_sec > sp->deadline.tv_sec ||
+		   (now.tv_sec == sp->deadline.tv_sec && now.tv_nsec >= sp->deadline.tv_nsec)) {
+		return false;
+	}
+	sched_yield();
+	return true;
+}
+
+/* ------------------------------------------------------------ life cycle */
+
+static uint32_t pow2_at_least(uint64_t n)
+{
+	uint32_t p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+int shm_create(unsigned capacity, unsigned max_workers, shm_t **out)
+{
+	if (!out || capacity == 0 || capacity > SHM_CAPACITY_MAX ||
+	    max_workers == 0 || max_workers > SHM_WORKERS_MAX)
+		return -EINVAL;
+
+	uint32_t nslots = pow2_at_least(2ull * capacity);
+	size_t slots_off = round_up(sizeof(struct shm), SHM_LINE);
+	size_t workers_off = slots_off + (size_t)nslots * sizeof(struct slot);
+	size_t size = round_up(workers_off + (size_t)max_workers * sizeof(struct wslot),
+			       (size_t)sysconf(_SC_PAGESIZE));
+
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		log_error("shm: cannot map %zu bytes for %u calls: %s", size, capacity,
+			  strerror(errno));
+		return -ENOMEM;
+	}
+
+	/* Zero-filled memory is an empty table: every slot FREE, every counter 0. */
+	shm_t *shm = p;
+	shm->magic = SHM_MAGIC;
+	shm->version = SHM_VERSION;
+	shm->capacity = capacity;
+	shm->max_workers = max_workers;
+	shm->nslots = nslots;
+	shm->window = nslots < SHM_WINDOW ? nslots : SHM_WINDOW;
+	shm->slot_size = sizeof(struct slot);
+	shm->wslot_size = sizeof(struct wslot);
+	shm->slots_off = slots_off;
+	shm->workers_off = workers_off;
+	shm->size = size;
+	atomic_init(&shm->live, 0);
+	*out = shm;
+	return 0;
+}
+
+void shm_destroy(shm_t *shm)
+{
+	if (!shm || shm->magic != SHM_MAGIC)
+		return;
+	munmap(shm, shm->size);
+}
+
+unsigned shm_capacity(const shm_t *shm)
+{
+	return shm->capacity;
+}
+
+unsigned shm_max_workers(const shm_t *shm)
+{
+	return shm->max_workers;
+}
+
+size_t shm_size(const shm_t *shm)
+{
+	return shm->size;
+}
+
+/* ------------------------------------------------------------ calls: writers */
+
+/* Take one unit of capacity, never going above it even for a moment. */
+static bool admit(shm_t *shm)
+{
+	uint32_t n = atomic_load_explicit(&shm->live, memory_order_relaxed);
+
+	do {
+		if (n >= shm->capacity)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&shm->live, &n, n + 1,
+							memory_order_acq_rel,
+							memory_order_relaxed));
+	return true;
+}
+
+/* CAS the first FREE slot of the key's window to CLAIMED by `worker`. */
+static int claim(shm_t *shm, uint64_t hash, unsigned worker, uint32_t *idx)
+{
+	uint32_t mask = shm->nslots - 1;
+	uint32_t start = (uint32_t)hash & mask;
+
+	for (uint32_t i = 0; i < shm->window; i++) {
+		struct slot *s = slot_at(shm, (start + i) & mask);
+		uint32_t expect = 0;
+
+		if (atomic_load_explicit(&s->owner, memory_order_relaxed) != 0)
+			continue;
+		if (atomic_compare_exchange_strong_explicit(&s->owner, &expect,
+							    owner_word(worker, PHASE_CLAIMED),
+							    memory_order_acq_rel,
+							    memory_order_relaxed)) {
+			*idx = (start + i) & mask;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+/* Open a write: seq goes odd before any field changes (store-store order). */
+static uint32_t seq_open(_Atomic uint32_t *seq)
+{
+	uint32_t q = atomic_load_explicit(seq, memory_order_relaxed);
+
+	atomic_store_explicit(seq, q + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	return q + 1;
+}
+
+/* Close it: every field written before seq goes even again. */
+static void seq_close(_Atomic uint32_t *seq, uint32_t odd)
+{
+	atomic_store_explicit(seq, odd + 1, memory_order_release);
+}
+
+int shm_call_insert(shm_t *shm, const struct shm_call *init, uint32_t *slot)
+{
+	if (!shm || !init || !slot || init->a.call_id[0] == '\0' ||
+	    init->worker >= shm->max_workers)
+		return -EINVAL;
+
+	uint64_t hash = callid_hash(init->a.call_id, callid_len(init->a.call_id));
+	uint32_t idx;
+
+	if (!admit(shm))
+		return -ENOSPC;
+	if (claim(shm, hash, init->worker, &idx) != 0) {
+		atomic_fetch_sub_explicit(&shm->live, 1, memory_order_release);
+		return -ENOSPC;
+	}
+
+	struct slot *s = slot_at(shm, idx);
+	uint32_t q = seq_open(&s->seq);
+
+	memcpy(&s->call, init, sizeof s->call);
+	call_terminate(&s->call);
+	atomic_store_explicit(&s->hash, hash, memory_order_relaxed);
+	atomic_store_explicit(&s->owner, owner_word(init->worker, PHASE_LIVE),
+			      memory_order_relaxed);
+	seq_close(&s->seq, q);
+	*slot = idx;
+	return 0;
+}
+
+struct shm_call *shm_call_write_begin(shm_t *shm, uint32_t idx)
+{
+	struct slot *s = shm ? slot_at(shm, idx) : NULL;
+
+	if (!s || owner_phase(atomic_load_explicit(&s->owner, memory_order_relaxed)) != PHASE_LIVE)
+		return NULL;
+	if (atomic_load_explicit(&s->seq, memory_order_relaxed) & 1)
+		return NULL;  /* a begin is already open: refuse rather than corrupt seq */
+	seq_open(&s->seq);
+	return &s->call;
+}
+
+void shm_call_write_end(shm_t *shm, uint32_t idx)
+{
+	struct slot *s = shm ? slot_at(shm, idx) : NULL;
+
+	if (!s)
+		return;
+	uint32_t q = atomic_load_explicit(&s->seq, memory_order_relaxed);
+	uint32_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+	if (!(q & 1) || owner_phase(owner) != PHASE_LIVE)
+		return;  /* no write open */
+
+	call_terminate(&s->call);
+	/* Handing the call to another worker moves the ownership (and reaping) with it. */
+	if (s->call.worker >= shm->max_workers)
+		s->call.worker = (uint16_t)owner_worker(owner);
+	else if (s->call.worker != owner_worker(owner))
+		atomic_store_explicit(&s->owner, owner_word(s->call.worker, PHASE_LIVE),
+				      memory_order_relaxed);
+	seq_close(&s->seq, q);
+}
+
+/*
+ * Hide the call, then free the slot, then give back its admission.  Also
+ * used by the reaper on slots whose writer died: a write left open (odd seq)
+ * becomes this bracket, a CLAIMED slot of a dead inserter is freed the same way.
+ */
+static void slot_release(shm_t *shm, struct slot *s)
+{
+	uint32_t q = atomic_load_explicit(&s->seq, memory_order_relaxed);
+	uint32_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+
+	if (!(q & 1))
+		q = seq_open(&s->seq);
+	atomic_store_explicit(&s->owner, owner_word(owner_worker(owner), PHASE_CLAIMED),
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->hash, 0, memory_order_relaxed);
+	seq_close(&s->seq, q);
+	/* Release: the next owner's CAS sees seq even before it opens its own bracket. */
+	atomic_store_explicit(&s->owner, 0, memory_order_release);
+	atomic_fetch_sub_explicit(&shm->live, 1, memory_order_release);
+}
+
+void shm_call_remove(shm_t *shm, uint32_t idx)
+{
+	struct slot *s = shm ? slot_at(shm, idx) : NULL;
+
+	if (!s || owner_phase(atomic_load_explicit(&s->owner, memory_order_relaxed)) != PHASE_LIVE)
+		return;
+	slot_release(shm, s);
+}
+
+unsigned shm_call_reap_worker(shm_t *shm, uint16_t worker)
+{
+	unsigned n = 0;
+
+	if (!shm)
+		return 0;
+	for (uint32_t i = 0; i < shm->nslots; i++) {
+		struct slot *s = slot_at(shm, i);
+		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
+
+		if (owner != 0 && owner_worker(owner) == worker) {
+			slot_release(shm, s);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* ------------------------------------------------------------ calls: readers */
+
+/*
+ * Consistent copy of slot s: 0 for a live call (and its key hash), -ENOENT
+ * for none.  A slot that is not LIVE is answered at once, even mid-write:
+ * inserts and removes in progress hold no visible call.
+ */
+static int slot_copy(struct slot *s, struct shm_call *out, uint64_t *hash)
+{
+	struct spin spin = { 0 };
+
+	for (;;) {
+		uint32_t q = atomic_load_explicit(&s->seq, memory_order_acquire);
+		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+
+		if (owner_phase(owner) != PHASE_LIVE)
+			return -ENOENT;
+		if (!(q & 1)) {
+			memcpy(out, &s->call, sizeof *out);
+			uint64_t h = atomic_load_explicit(&s->hash, memory_order_relaxed);
+			/* The copy's loads stay before the re-check of seq. */
+			atomic_thread_fence(memory_order_acquire);
+			if (atomic_load_explicit(&s->seq, memory_order_relaxed) == q) {
+				if (hash)
+					*hash = h;
+				return 0;
+			}
+		}
+		if (!spin_wait(&spin))
+			return -ENOENT;  /* writer died mid-write; the reaper will free it */
+	}
+}
+
+int shm_call_read(const shm_t *shm, uint32_t idx, struct shm_call *out)
+{
+	struct slot *s = shm ? slot_at(shm, idx) : NULL;
+
+	if (!s || !out)
+		return -EINVAL;
+	return slot_copy(s, out, NULL);
+}
+
+int shm_call_find(const shm_t *shm, const char *a_call_id,
+		  uint32_t *slot, struct shm_call *out)
+{
+	if (!shm || !a_call_id)
+		return -EINVAL;
+
+	size_t len = callid_len(a_call_id);
+	if (len == 0)
+		return -ENOENT;
+
+	uint64_t hash = callid_hash(a_call_id, len);
+	uint32_t mask = shm->nslots - 1;
+	uint32_t start = (uint32_t)hash & mask;
+	struct shm_call scratch;
+	struct shm_call *copy = out ? out : &scratch;
+
+	for (uint32_t i = 0; i < shm->window; i++) {
+		struct slot *s = slot_at(shm, (start + i) & mask);
+		uint64_t h;
+
+		/* Cheap filters first: most window slots are free or hold other keys. */
+		if (owner_phase(atomic_load_explicit(&s->owner, memory_order_relaxed)) != PHASE_LIVE ||
+		    atomic_load_explicit(&s->hash, memory_order_relaxed) != hash)
+			continue;
+		if (slot_copy(s, copy, &h) != 0 || h != hash)
+			continue;
+		if (strncmp(copy->a.call_id, a_call_id, len) == 0 && copy->a.call_id[len] == '\0') {
+			if (slot)
+				*slot = (start + i) & mask;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int shm_call_foreach(const shm_t *shm,
+		     int (*fn)(const struct shm_call *call, uint32_t slot, void *arg),
+		     void *arg)
+{
+	struct shm_call copy;
+
+	if (!shm || !fn)
+		return -EINVAL;
+	for (uint32_t i = 0; i < shm->nslots; i++) {
+		struct slot *s = slot_at(shm, i);
+
+		if (owner_phase(atomic_load_explicit(&s->owner, memory_order_relaxed)) != PHASE_LIVE)
+			continue;
+		if (slot_copy(s, &copy, NULL) != 0)
+			continue;
+		int rc = fn(&copy, i, arg);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+unsigned shm_call_count(const shm_t *shm)
+{
+	return atomic_load_explicit(&((shm_t *)shm)->live, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------ workers */
+
+void shm_worker_set(shm_t *shm, unsigned idx, pid_t pid, uint16_t port,
+		    int restarted, uint64_t now_ms)
+{
+	struct wslot *w = wslot_at(shm, idx);
+
+	if (!w)
+		return;
+	/* The master is the only writer of these fields: a plain seqlock suffices. */
+	uint32_t q = seq_open(&w->seq);
+	atomic_store_explicit(&w->pid, (int32_t)pid, memory_order_relaxed);
+	atomic_store_explicit(&w->port, port, memory_order_relaxed);
+	atomic_store_explicit(&w->started_ms, now_ms, memory_order_relaxed);
+	if (restarted) {
+		uint32_t r = atomic_load_explicit(&w->restarts, memory_order_relaxed);
+		atomic_store_explicit(&w->restarts, r + 1, memory_order_relaxed);
+	}
+	seq_close(&w->seq, q);
+}
+
+void shm_counter_add(shm_t *shm, unsigned idx, enum shm_counter ctr, int64_t n)
+{
+	struct wslot *w = wslot_at(shm, idx);
+
+	if (!w || (unsigned)ctr >= SHM_CTR__COUNT)
+		return;
+	/* Two's complement wrap-around makes a negative n a decrement. */
+	atomic_fetch_add_explicit(&w->counters[ctr], (uint64_t)n, memory_order_relaxed);
+}
+
+void shm_code_count(shm_t *shm, unsigned idx, int code)
+{
+	struct wslot *w = wslot_at(shm, idx);
+
+	if (!w || code < SHM_CODE_MIN || code > SHM_CODE_MAX)
+		return;
+	atomic_fetch_add_explicit(&w->codes[code - SHM_CODE_MIN], 1, memory_order_relaxed);
+}
+
+/* pid/port/restarts/started_ms as one consistent set (bounded like call reads). */
+static void wslot_copy_ident(struct wslot *w, struct shm_worker_info *out)
+{
+	struct spin spin = { 0 };
+
+	for (;;) {
+		uint32_t q = atomic_load_explicit(&w->seq, memory_order_acquire);
+
+		out->pid = atomic_load_explicit(&w->pid, memory_order_relaxed);
+		out->port = (uint16_t)atomic_load_explicit(&w->port, memory_order_relaxed);
+		out->restarts = atomic_load_explicit(&w->restarts, memory_order_relaxed);
+		out->started_ms = atomic_load_explicit(&w->started_ms, memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if (!(q & 1) && atomic_load_explicit(&w->seq, memory_order_relaxed) == q)
+			return;
+		if (!spin_wait(&spin))
+			return;  /* the master died mid-update: the last values will do */
+	}
+}
+
+int shm_worker_read(const shm_t *shm, unsigned idx, struct shm_worker_info *out)
+{
+	struct wslot *w = wslot_at(shm, idx);
+
+	if (!w || !out)
+		return -EINVAL;
+	wslot_copy_ident(w, out);
+	for (unsigned i = 0; i < SHM_CTR__COUNT; i++)
+		out->counters[i] = atomic_load_explicit(&w->counters[i], memory_order_relaxed);
+	return 0;
+}
+
+uint64_t shm_code_total(const shm_t *shm, int code)
+{
+	uint64_t sum = 0;
+
+	if (!shm || code < SHM_CODE_MIN || code > SHM_CODE_MAX)
+		return 0;
+	for (unsigned i = 0; i < shm->max_workers; i++)
+		sum += atomic_load_explicit(&wslot_at(shm, i)->codes[code - SHM_CODE_MIN],
+					    memory_order_relaxed);
+	return sum;
+}

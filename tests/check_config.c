@@ -1,0 +1,551 @@
+/*
+ * check_config — unit tests for b2bua/config.c.
+ *
+ * Each test writes a small file with mkstemp() in /tmp, loads it, removes
+ * it, and checks either the values read or the exact "file:line: key:" start
+ * of the error, since that prefix is what operators rely on to find a typo.
+ * The shipped sample etc/b2bua.conf is loaded from $top_srcdir (set by
+ * `make check`; "." when run by hand from the top of the tree).
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "b2bua/config.h"
+
+#define ERRLEN 512
+
+/* The result of loading one temporary file. */
+struct loaded {
+	char path[64];
+	char err[ERRLEN];
+	int rc;
+	struct config cfg;
+};
+
+/* Loaded results are large (PATH_MAX fields); keep them off the stack. */
+static struct loaded *load_text(const char *text)
+{
+	struct loaded *l = calloc(1, sizeof *l);
+	size_t len = strlen(text);
+	int fd;
+
+	ck_assert_ptr_nonnull(l);
+	snprintf(l->path, sizeof l->path, "/tmp/check_config.XXXXXX");
+	fd = mkstemp(l->path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	l->rc = config_load(l->path, &l->cfg, l->err, sizeof l->err);
+	unlink(l->path);
+	return l;
+}
+
+static int expected_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	return n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (int)n;
+}
+
+/* Assert a failed load whose message starts with "<path>:<line>: <key>: ". */
+static void assert_error(struct loaded *l, int line, const char *key)
+{
+	char prefix[ERRLEN];
+
+	snprintf(prefix, sizeof prefix, "%s:%d: %s: ", l->path, line, key);
+	ck_assert_int_eq(l->rc, -EINVAL);
+	ck_assert_msg(strncmp(l->err, prefix, strlen(prefix)) == 0,
+		      "error \"%s\" does not start with \"%s\"", l->err, prefix);
+}
+
+static void assert_error_text(const char *text, int line, const char *key)
+{
+	struct loaded *l = load_text(text);
+
+	assert_error(l, line, key);
+	free(l);
+}
+
+/* ------------------------------------------------------------ valid files */
+
+START_TEST(test_defaults)
+{
+	struct config *cfg = calloc(1, sizeof *cfg);
+
+	ck_assert_ptr_nonnull(cfg);
+	config_defaults(cfg);
+	ck_assert_uint_gt(strlen(cfg->node_id), 0);
+	ck_assert_uint_lt(strlen(cfg->node_id), 32);
+	ck_assert_uint_eq(strspn(cfg->node_id, "abcdefghijklmnopqrstuvwxyz"
+				 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"), strlen(cfg->node_id));
+	ck_assert_int_eq(cfg->workers, expected_workers());
+	ck_assert_int_eq(cfg->drain_timeout, 30);
+	ck_assert_str_eq(cfg->listen, "127.0.0.1");
+	ck_assert_str_eq(cfg->advertise, "127.0.0.1");
+	ck_assert_int_eq(cfg->sip_port, 5060);
+	ck_assert_int_eq(cfg->worker_port_base, 5070);
+	ck_assert_int_eq(cfg->udp_rcvbuf, 8388608);
+	ck_assert_int_eq(cfg->max_forwards, 70);
+	ck_assert_int_eq(cfg->invite_timeout, 180);
+	ck_assert_uint_eq(cfg->call_capacity, 16384);
+	ck_assert_str_eq(cfg->cli_socket, "/run/b2bua/b2bua.sock");
+	ck_assert_int_eq(cfg->log_level, LOG_INFO);
+	ck_assert_uint_eq(cfg->n_routes, 0);
+	free(cfg);
+}
+END_TEST
+
+/* An empty file gives exactly config_defaults(), plus its path. */
+START_TEST(test_empty_file_is_defaults)
+{
+	struct loaded *l = load_text("# nothing but a comment\n");
+	struct config *def = calloc(1, sizeof *def);
+
+	ck_assert_ptr_nonnull(def);
+	ck_assert_int_eq(l->rc, 0);
+	ck_assert_str_eq(l->err, "");
+	ck_assert_str_eq(l->cfg.path, l->path);
+	config_defaults(def);
+	memcpy(def->path, l->cfg.path, sizeof def->path);
+	ck_assert(memcmp(def, &l->cfg, sizeof *def) == 0);
+	free(def);
+	free(l);
+}
+END_TEST
+
+START_TEST(test_full_file)
+{
+	struct loaded *l = load_text(
+		"node_id = \"edge-7\";\n"
+		"workers = 3;\n"
+		"drain_timeout = 0;\n"
+		"listen = \"::1\";\n"
+		"advertise = \"sbc.example.net\";\n"
+		"sip_port = 15060;\n"
+		"worker_port_base = 15070;\n"
+		"udp_rcvbuf = 65536;\n"
+		"max_forwards = 255;\n"
+		"invite_timeout = 600;\n"
+		"call_capacity = 4194304;\n"
+		"cli_socket = \"/tmp/b2bua-test.sock\";\n"
+		"log_level = \"debug\";\n"
+		"routes = (\n"
+		"  { prefix = \"+4930\"; target = \"sip:gw1.example.net:5080;transport=udp\"; },\n"
+		"  { target = \"sip:trunk@[2001:db8::1]:5090\"; prefix = \"*#9\"; },\n"
+		"  { prefix = \"\"; target = \"sip:10.0.0.1\"; }\n"
+		");\n");
+
+	ck_assert_msg(l->rc == 0, "load failed: %s", l->err);
+	ck_assert_str_eq(l->cfg.node_id, "edge-7");
+	ck_assert_int_eq(l->cfg.workers, 3);
+	ck_assert_int_eq(l->cfg.drain_timeout, 0);
+	ck_assert_str_eq(l->cfg.listen, "::1");
+	ck_assert_str_eq(l->cfg.advertise, "sbc.example.net");
+	ck_assert_int_eq(l->cfg.sip_port, 15060);
+	ck_assert_int_eq(l->cfg.worker_port_base, 15070);
+	ck_assert_int_eq(l->cfg.udp_rcvbuf, 65536);
+	ck_assert_int_eq(l->cfg.max_forwards, 255);
+	ck_assert_int_eq(l->cfg.invite_timeout, 600);
+	ck_assert_uint_eq(l->cfg.call_capacity, 4194304);
+	ck_assert_str_eq(l->cfg.cli_socket, "/tmp/b2bua-test.sock");
+	ck_assert_int_eq(l->cfg.log_level, LOG_DEBUG);
+	ck_assert_uint_eq(l->cfg.n_routes, 3);
+	ck_assert_str_eq(l->cfg.routes[0].prefix, "+4930");
+	ck_assert_str_eq(l->cfg.routes[0].target, "sip:gw1.example.net:5080;transport=udp");
+	ck_assert_str_eq(l->cfg.routes[1].prefix, "*#9");
+	ck_assert_str_eq(l->cfg.routes[1].target, "sip:trunk@[2001:db8::1]:5090");
+	ck_assert_str_eq(l->cfg.routes[2].prefix, "");
+	ck_assert_str_eq(l->cfg.routes[2].target, "sip:10.0.0.1");
+	free(l);
+}
+END_TEST
+
+START_TEST(test_sample_file)
+{
+	const char *top = getenv("top_srcdir");
+	char path[PATH_MAX], err[ERRLEN];
+	struct config *cfg = calloc(1, sizeof *cfg);
+	int rc;
+
+	ck_assert_ptr_nonnull(cfg);
+	snprintf(path, sizeof path, "%s/etc/b2bua.conf", top != NULL ? top : ".");
+	rc = config_load(path, cfg, err, sizeof err);
+	ck_assert_msg(rc == 0, "%s: %s", path, err);
+	ck_assert_str_eq(cfg->listen, "127.0.0.1");
+	ck_assert_int_eq(cfg->sip_port, 5060);
+	ck_assert_int_eq(cfg->worker_port_base, 5070);
+	ck_assert_int_eq(cfg->workers, expected_workers());
+	ck_assert_str_eq(cfg->cli_socket, "/run/b2bua/b2bua.sock");
+	ck_assert_uint_eq(cfg->n_routes, 2);
+	ck_assert_str_eq(cfg->routes[0].prefix, "1");
+	ck_assert_str_eq(cfg->routes[0].target, "sip:127.0.0.1:5080;transport=udp");
+	ck_assert_str_eq(cfg->routes[1].prefix, "");
+	ck_assert_str_eq(cfg->routes[1].target, "sip:127.0.0.1:5090;transport=udp");
+	free(cfg);
+}
+END_TEST
+
+START_TEST(test_workers_zero_is_nproc)
+{
+	struct loaded *l = load_text("workers = 0;\n");
+
+	ck_assert_int_eq(l->rc, 0);
+	ck_assert_int_eq(l->cfg.workers, expected_workers());
+	ck_assert_int_gt(l->cfg.workers, 0);
+	free(l);
+}
+END_TEST
+
+START_TEST(test_advertise_defaults_to_listen)
+{
+	struct loaded *l = load_text("listen = \"::1\";\n");
+
+	ck_assert_int_eq(l->rc, 0);
+	ck_assert_str_eq(l->cfg.advertise, "::1");
+	free(l);
+}
+END_TEST
+
+/* A 64-bit literal (L suffix) is accepted when in range. */
+START_TEST(test_int64_literal)
+{
+	struct loaded *l = load_text("udp_rcvbuf = 1048576L;\n");
+
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_int_eq(l->cfg.udp_rcvbuf, 1048576);
+	free(l);
+}
+END_TEST
+
+/* ------------------------------------------------------------ errors */
+
+START_TEST(test_syntax_error)
+{
+	struct loaded *l = load_text("sip_port = 5060;\nworkers = ;\n");
+	char prefix[ERRLEN];
+
+	snprintf(prefix, sizeof prefix, "%s:2: syntax error: ", l->path);
+	ck_assert_int_eq(l->rc, -EINVAL);
+	ck_assert_msg(strncmp(l->err, prefix, strlen(prefix)) == 0, "got \"%s\"", l->err);
+	free(l);
+}
+END_TEST
+
+START_TEST(test_wrong_type)
+{
+	assert_error_text("\n\nsip_port = \"5060\";\n", 3, "sip_port");
+	assert_error_text("workers = 2.0;\n", 1, "workers");
+	assert_error_text("drain_timeout = true;\n", 1, "drain_timeout");
+	assert_error_text("listen = 127;\n", 1, "listen");
+	assert_error_text("log_level = 3;\n", 1, "log_level");
+	assert_error_text("routes = \"none\";\n", 1, "routes");
+	assert_error_text("routes = ( \"sip:x\" );\n", 1, "routes[0]");
+	assert_error_text("routes = ( { prefix = 1; target = \"sip:x\"; } );\n", 1,
+			  "routes[0].prefix");
+}
+END_TEST
+
+START_TEST(test_out_of_range)
+{
+	struct loaded *l = load_text("max_forwards = 70;\nsip_port = 70000;\n");
+
+	assert_error(l, 2, "sip_port");
+	ck_assert_ptr_nonnull(strstr(l->err, "70000"));
+	ck_assert_ptr_nonnull(strstr(l->err, "between 1 and 65535"));
+	free(l);
+
+	assert_error_text("sip_port = 0;\n", 1, "sip_port");
+	assert_error_text("workers = 65;\n", 1, "workers");
+	assert_error_text("workers = -1;\n", 1, "workers");
+	assert_error_text("drain_timeout = 3601;\n", 1, "drain_timeout");
+	assert_error_text("worker_port_base = 65536;\n", 1, "worker_port_base");
+	assert_error_text("udp_rcvbuf = 65535;\n", 1, "udp_rcvbuf");
+	assert_error_text("udp_rcvbuf = 268435457;\n", 1, "udp_rcvbuf");
+	assert_error_text("max_forwards = 0;\n", 1, "max_forwards");
+	assert_error_text("max_forwards = 256;\n", 1, "max_forwards");
+	assert_error_text("invite_timeout = 0;\n", 1, "invite_timeout");
+	assert_error_text("invite_timeout = 601;\n", 1, "invite_timeout");
+	assert_error_text("call_capacity = 0;\n", 1, "call_capacity");
+	assert_error_text("call_capacity = 4194305;\n", 1, "call_capacity");
+	assert_error_text("call_capacity = 5000000000L;\n", 1, "call_capacity");
+}
+END_TEST
+
+START_TEST(test_bad_values)
+{
+	assert_error_text("node_id = \"\";\n", 1, "node_id");
+	assert_error_text("node_id = \"edge_7\";\n", 1, "node_id");
+	assert_error_text("advertise = \"sbc example\";\n", 1, "advertise");
+	assert_error_text("advertise = \"[::1]\";\n", 1, "advertise");
+	assert_error_text("cli_socket = \"\";\n", 1, "cli_socket");
+	assert_error_text("log_level = \"verbose\";\n", 1, "log_level");
+	assert_error_text("routes = ( { prefix = \"12 3\"; target = \"sip:x\"; } );\n", 1,
+			  "routes[0].prefix");
+	assert_error_text("routes = ( { prefix = \"1\"; } );\n", 1, "routes[0].target");
+	assert_error_text("routes = ( { target = \"sip:x\"; } );\n", 1, "routes[0].prefix");
+}
+END_TEST
+
+START_TEST(test_unknown_key_top)
+{
+	struct loaded *l = load_text("sip_port = 5060;\nsip_prot = 5061;\n");
+
+	assert_error(l, 2, "sip_prot");
+	ck_assert_ptr_nonnull(strstr(l->err, "unknown key"));
+	free(l);
+	assert_error_text("carriers = { a = 1; };\n", 1, "carriers");
+}
+END_TEST
+
+START_TEST(test_unknown_key_route)
+{
+	struct loaded *l = load_text(
+		"routes = (\n"
+		"  { prefix = \"1\"; target = \"sip:a\"; },\n"
+		"  { prefix = \"2\";\n"
+		"    tagret = \"sip:b\"; }\n"
+		");\n");
+
+	assert_error(l, 4, "routes[1].tagret");
+	ck_assert_ptr_nonnull(strstr(l->err, "unknown key"));
+	free(l);
+}
+END_TEST
+
+START_TEST(test_bad_listen)
+{
+	assert_error_text("\nlisten = \"localhost\";\n", 2, "listen");
+	assert_error_text("listen = \"127.0.0.256\";\n", 1, "listen");
+	assert_error_text("listen = \"[::1]\";\n", 1, "listen");
+	assert_error_text("listen = \"\";\n", 1, "listen");
+}
+END_TEST
+
+START_TEST(test_port_overlap)
+{
+	struct loaded *l;
+
+	/* Ports 5058..5061 contain sip_port 5060. */
+	l = load_text("sip_port = 5060;\nworkers = 4;\nworker_port_base = 5058;\n");
+	assert_error(l, 3, "worker_port_base");
+	ck_assert_ptr_nonnull(strstr(l->err, "5058..5061"));
+	free(l);
+
+	/* Only the last worker port hits sip_port: the range is inclusive. */
+	assert_error_text("workers = 4;\nworker_port_base = 5057;\n", 2, "worker_port_base");
+	/* One port past it is fine. */
+	l = load_text("workers = 4;\nworker_port_base = 5056;\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	free(l);
+
+	/* worker_port_base at its default: the error points at sip_port's line. */
+	assert_error_text("workers = 2;\nsip_port = 5071;\n", 2, "worker_port_base");
+
+	/* 65534..65537 goes past the last port. */
+	assert_error_text("workers = 4;\nworker_port_base = 65534;\n", 2, "worker_port_base");
+	l = load_text("workers = 2;\nworker_port_base = 65534;\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	free(l);
+}
+END_TEST
+
+START_TEST(test_bad_route_target)
+{
+	static const char *const bad[] = {
+		"http://127.0.0.1", "sips:127.0.0.1", "sip:", "sip:;transport=udp",
+		"sip:user@", "sip:127.0.0.1:", "sip:127.0.0.1:0", "sip:127.0.0.1:65536",
+		"sip:host name", "sip:[::1", "sip:[zz::1]:5060", "sip:-bad-.example",
+	};
+	char text[512];
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(text, sizeof text,
+			 "routes = (\n  { prefix = \"1\";\n    target = \"%s\"; }\n);\n", bad[i]);
+		assert_error_text(text, 3, "routes[0].target");
+	}
+}
+END_TEST
+
+START_TEST(test_duplicate_prefix)
+{
+	struct loaded *l = load_text(
+		"routes = (\n"
+		"  { prefix = \"49\"; target = \"sip:a\"; },\n"
+		"  { prefix = \"4\"; target = \"sip:b\"; },\n"
+		"  { prefix = \"49\"; target = \"sip:c\"; }\n"
+		");\n");
+
+	assert_error(l, 4, "routes[2].prefix");
+	ck_assert_ptr_nonnull(strstr(l->err, "duplicate"));
+	free(l);
+}
+END_TEST
+
+START_TEST(test_too_many_routes)
+{
+	size_t size = 64 * (CONFIG_MAX_ROUTES + 2);
+	char *text = malloc(size);
+	size_t n;
+	struct loaded *l;
+
+	ck_assert_ptr_nonnull(text);
+	n = (size_t)snprintf(text, size, "routes = (\n");
+	for (int i = 0; i <= CONFIG_MAX_ROUTES; i++)
+		n += (size_t)snprintf(text + n, size - n,
+				      "%s{ prefix = \"%d\"; target = \"sip:a\"; }\n",
+				      i ? "," : "", i);
+	snprintf(text + n, size - n, ");\n");
+	l = load_text(text);
+	assert_error(l, 1, "routes");
+	free(l);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_too_long_string)
+{
+	char text[1024], value[400];
+	struct loaded *l;
+
+	/* node_id holds 31 characters: 31 loads, 32 is an error, not a cut. */
+	memset(value, 'a', 31);
+	value[31] = '\0';
+	snprintf(text, sizeof text, "node_id = \"%s\";\n", value);
+	l = load_text(text);
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_str_eq(l->cfg.node_id, value);
+	free(l);
+
+	strcat(value, "b");
+	snprintf(text, sizeof text, "\nnode_id = \"%s\";\n", value);
+	l = load_text(text);
+	assert_error(l, 2, "node_id");
+	ck_assert_ptr_nonnull(strstr(l->err, "too long"));
+	free(l);
+
+	/* cli_socket must fit sun_path (108 bytes with its NUL). */
+	memset(value, 'a', 108);
+	value[0] = '/';
+	value[108] = '\0';
+	snprintf(text, sizeof text, "cli_socket = \"%s\";\n", value);
+	assert_error_text(text, 1, "cli_socket");
+	value[107] = '\0';
+	snprintf(text, sizeof text, "cli_socket = \"%s\";\n", value);
+	l = load_text(text);
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	free(l);
+
+	memset(value, '1', 64);
+	value[64] = '\0';
+	snprintf(text, sizeof text, "routes = ( { prefix = \"%s\"; target = \"sip:a\"; } );\n",
+		 value);
+	assert_error_text(text, 1, "routes[0].prefix");
+
+	memset(value, 'a', 300);
+	memcpy(value, "sip:", 4);
+	value[300] = '\0';
+	snprintf(text, sizeof text, "routes = ( { prefix = \"1\"; target = \"%s\"; } );\n",
+		 value);
+	assert_error_text(text, 1, "routes[0].target");
+}
+END_TEST
+
+/* An error in an @include'd file names that file, found next to the includer. */
+START_TEST(test_include_error_names_included_file)
+{
+	char inc[64], text[128], prefix[128];
+	struct loaded *l;
+	int fd;
+
+	snprintf(inc, sizeof inc, "/tmp/check_config.XXXXXX");
+	fd = mkstemp(inc);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "\nsip_port = 0;\n", 15), 15);
+	close(fd);
+	/* Relative name: resolved against the including file's directory, /tmp. */
+	snprintf(text, sizeof text, "workers = 1;\n@include \"%s\"\n", strrchr(inc, '/') + 1);
+	l = load_text(text);
+	unlink(inc);
+	snprintf(prefix, sizeof prefix, "%s:2: sip_port: ", inc);
+	ck_assert_int_eq(l->rc, -EINVAL);
+	ck_assert_msg(strncmp(l->err, prefix, strlen(prefix)) == 0,
+		      "error \"%s\" does not start with \"%s\"", l->err, prefix);
+	free(l);
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+	char path[64], want[256], err[ERRLEN];
+	struct config *cfg = calloc(1, sizeof *cfg);
+	int fd, rc;
+
+	ck_assert_ptr_nonnull(cfg);
+	/* A name that surely does not exist: create it, then remove it. */
+	snprintf(path, sizeof path, "/tmp/check_config.XXXXXX");
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	unlink(path);
+
+	rc = config_load(path, cfg, err, sizeof err);
+	ck_assert_int_eq(rc, -ENOENT);
+	snprintf(want, sizeof want, "%s: cannot read: %s", path, strerror(ENOENT));
+	ck_assert_str_eq(err, want);
+
+	rc = config_load("/tmp", cfg, err, sizeof err);
+	ck_assert_int_eq(rc, -EISDIR);
+	ck_assert_str_eq(err, "/tmp: cannot read: Is a directory");
+	free(cfg);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *ok = tcase_create("valid");
+	TCase *bad = tcase_create("errors");
+
+	tcase_add_test(ok, test_defaults);
+	tcase_add_test(ok, test_empty_file_is_defaults);
+	tcase_add_test(ok, test_full_file);
+	tcase_add_test(ok, test_sample_file);
+	tcase_add_test(ok, test_workers_zero_is_nproc);
+	tcase_add_test(ok, test_advertise_defaults_to_listen);
+	tcase_add_test(ok, test_int64_literal);
+	suite_add_tcase(s, ok);
+
+	tcase_add_test(bad, test_syntax_error);
+	tcase_add_test(bad, test_wrong_type);
+	tcase_add_test(bad, test_out_of_range);
+	tcase_add_test(bad, test_bad_values);
+	tcase_add_test(bad, test_unknown_key_top);
+	tcase_add_test(bad, test_unknown_key_route);
+	tcase_add_test(bad, test_bad_listen);
+	tcase_add_test(bad, test_port_overlap);
+	tcase_add_test(bad, test_bad_route_target);
+	tcase_add_test(bad, test_duplicate_prefix);
+	tcase_add_test(bad, test_too_many_routes);
+	tcase_add_test(bad, test_too_long_string);
+	tcase_add_test(bad, test_include_error_names_included_file);
+	tcase_add_test(bad, test_missing_file);
+	suite_add_tcase(s, bad);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,881 @@
+/*
+ * b2b — call logic of one worker on Sofia-SIP NTA.  See b2b.h.
+ *
+ * A call, seen from here:
+ *
+ *   caller --A-leg--> [ a_leg / a_irq ]  b2b_call  [ b_leg / b_orq ] --B-leg--> callee
+ *
+ * States (enum b2b_state), and what moves a call between them:
+ *
+ *   TRYING      INVITE accepted, 100 sent to A, INVITE sent on B
+ *   RINGING     a 18x from B was relayed to A
+ *   ANSWERED    B's 2xx was relayed to A; waiting for A's ACK to ACK B
+ *   CONFIRMED   both legs acknowledged: the call is up
+ *   CANCELLING  A cancelled; B was sent CANCEL, waiting for B's final answer
+ *   ENDING      a BYE is being relayed to the other leg
+ *
+ * and a call ends (b2b_call_end) when its last transaction is over.  The
+ * call's memory comes from a pool sized by call_capacity, so accepting a
+ * call allocates nothing of ours; Sofia allocates its own messages.
+ *
+ * Nothing of one leg's topology is copied to the other: the B-leg gets a new
+ * Call-ID, new tags, its own CSeq, our Via and our Contact; only From/To
+ * URIs (identities, without tags or parameters), the SDP body and
+ * Max-Forwards (decremented) cross over.
+ */
+#include "worker/b2b.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <sofia-sip/nta.h>
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_tag.h>
+#include <sofia-sip/tport_tag.h>
+#include <sofia-sip/url.h>
+
+#include "b2bua/log.h"
+#include "worker/route.h"
+
+/* TPTAG_IDENT of the two transports (see architecture.md: select the
+ * worker's own port for everything we send). */
+#define B2B_IDENT_PUBLIC "public"
+#define B2B_IDENT_OWN    "own"
+
+enum b2b_state {
+	B2B_TRYING,
+	B2B_RINGING,
+	B2B_ANSWERED,
+	B2B_CONFIRMED,
+	B2B_CANCELLING,
+	B2B_ENDING,
+};
+
+struct b2b_call {
+	b2b_t *b2b;
+	struct b2b_call *next_free;  /* pool link while unused */
+	uint32_t slot;               /* our slot in the shared call table */
+	enum b2b_state state;
+
+	nta_leg_t *a_leg;            /* dialog with the caller (we are UAS) */
+	nta_incoming_t *a_irq;       /* the caller's INVITE, until ACKed/final */
+	nta_leg_t *b_leg;            /* dialog with the callee (we are UAC) */
+	nta_outgoing_t *b_orq;       /* our INVITE, until its final answer */
+	uint32_t b_invite_cseq;
+	int b_acked;                 /* ACK sent for B's 2xx */
+
+	nta_incoming_t *bye_irq;     /* a BYE being relayed, from either leg */
+	nta_outgoing_t *bye_orq;     /* our BYE on the other leg */
+};
+
+struct b2b {
+	su_home_t home[1];
+	su_root_t *root;
+	const struct config *cfg;
+	shm_t *shm;
+	unsigned worker;
+	unsigned generation;
+
+	nta_agent_t *agent;
+	nta_leg_t *default_leg;       /* receives every request outside a dialog */
+	sip_contact_t *contact;       /* ours: advertise host, own port */
+	url_t **route_urls;           /* cfg->routes[i].target, parsed once */
+
+	struct b2b_call *pool;
+	struct b2b_call *free_list;
+	unsigned active;
+	int draining;
+
+	uint64_t next_call;           /* call counter, part of the call id */
+	uint64_t rng;                 /* xorshift state for Call-IDs and tags */
+	unsigned long long published_in, published_out;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t b2b_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Fast non-cryptographic randomness for identifiers; seeded from the kernel
+ * after fork, so no two workers share a sequence. */
+static uint64_t b2b_random(b2b_t *b2b)
+{
+	uint64_t x = b2b->rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	b2b->rng = x;
+	return x;
+}
+
+/* Tags and Call-IDs carry the node id and the worker so that several hosts
+ * and workers never collide, and a random part so they are not guessable. */
+static void b2b_make_tag(b2b_t *b2b, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s-%u-%016llx", b2b->cfg->node_id, b2b->worker,
+		 (unsigned long long)b2b_random(b2b));
+}
+
+static void b2b_make_call_id(b2b_t *b2b, char *buf, size_t size)
+{
+	snprintf(buf, size, "%016llx%08llx-%u@%s", (unsigned long long)b2b_random(b2b),
+		 (unsigned long long)(b2b->next_call & 0xffffffffu), b2b->worker,
+		 b2b->cfg->node_id);
+}
+
+/* A unique call id: worker index, restart generation, counter. */
+static uint64_t b2b_call_id(b2b_t *b2b)
+{
+	uint64_t n = ++b2b->next_call;
+
+	return ((uint64_t)(b2b->worker & 0xff) << 56) |
+	       ((uint64_t)(b2b->generation & 0xff) << 48) | (n & 0xffffffffffffull);
+}
+
+static void b2b_url_copy(char *dst, size_t size, url_t const *url)
+{
+	if (url == NULL || url_e(dst, (isize_t)size, url) < 0)
+		dst[0] = '\0';
+	dst[size - 1] = '\0';
+}
+
+static void b2b_str_copy(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+}
+
+static int b2b_count_code(b2b_t *b2b, int code)
+{
+	shm_code_count(b2b->shm, b2b->worker, code);
+	if (code >= 300)
+		shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_CALLS_FAILED, 1);
+	else if (code >= 200)
+		shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_CALLS_ANSWERED, 1);
+	return code;
+}
+
+/* Answer a request we will not turn into a call, with an optional header. */
+static void b2b_refuse(b2b_t *b2b, nta_incoming_t *irq, int status, const char *phrase,
+		       const char *retry_after)
+{
+	b2b_count_code(b2b, status);
+	nta_incoming_treply(irq, status, phrase,
+			    TAG_IF(retry_after, SIPTAG_RETRY_AFTER_STR(retry_after)),
+			    TAG_END());
+	nta_incoming_destroy(irq);
+}
+
+/* ------------------------------------------------------------ the call table mirror */
+
+static enum shm_call_state b2b_shm_state(enum b2b_state s)
+{
+	switch (s) {
+	case B2B_TRYING:     return SHM_CALL_TRYING;
+	case B2B_RINGING:    return SHM_CALL_RINGING;
+	case B2B_ANSWERED:
+	case B2B_CONFIRMED:  return SHM_CALL_ANSWERED;
+	case B2B_CANCELLING:
+	case B2B_ENDING:     return SHM_CALL_ENDING;
+	}
+	return SHM_CALL_ENDING;
+}
+
+static void b2b_set_state(struct b2b_call *call, enum b2b_state state)
+{
+	struct shm_call *c;
+
+	call->state = state;
+	c = shm_call_write_begin(call->b2b->shm, call->slot);
+	c->state = (uint8_t)b2b_shm_state(state);
+	if (state == B2B_RINGING && c->ring_ms == 0)
+		c->ring_ms = b2b_now_ms();
+	if (state == B2B_ANSWERED)
+		c->answer_ms = b2b_now_ms();
+	shm_call_write_end(call->b2b->shm, call->slot);
+}
+
+/* Record what a 2xx taught us about the B-leg (remote tag and target). */
+static void b2b_shm_b_confirmed(struct b2b_call *call, sip_t const *sip)
+{
+	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);
+
+	b2b_str_copy(c->b.remote_tag, sizeof c->b.remote_tag, sip->sip_to->a_tag);
+	if (sip->sip_contact)
+		b2b_url_copy(c->b.remote_target, sizeof c->b.remote_target,
+			     sip->sip_contact->m_url);
+	c->b.local_cseq = call->b_invite_cseq;
+	shm_call_write_end(call->b2b->shm, call->slot);
+}
+
+/* ------------------------------------------------------------ call life cycle */
+
+static struct b2b_call *b2b_call_alloc(b2b_t *b2b)
+{
+	struct b2b_call *call = b2b->free_list;
+
+	if (call == NULL)
+		return NULL;
+	b2b->free_list = call->next_free;
+	memset(call, 0, sizeof *call);
+	call->b2b = b2b;
+	b2b->active++;
+	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, 1);
+	return call;
+}
+
+/* Release everything the call holds.  Destroyed NTA objects make no more
+ * callbacks; transactions linger inside NTA for retransmissions. */
+static void b2b_call_end(struct b2b_call *call)
+{
+	b2b_t *b2b = call->b2b;
+
+	if (call->a_irq)
+		nta_incoming_destroy(call->a_irq);
+	if (call->b_orq)
+		nta_outgoing_destroy(call->b_orq);
+	if (call->bye_irq)
+		nta_incoming_destroy(call->bye_irq);
+	if (call->bye_orq)
+		nta_outgoing_destroy(call->bye_orq);
+	if (call->a_leg)
+		nta_leg_destroy(call->a_leg);
+	if (call->b_leg)
+		nta_leg_destroy(call->b_leg);
+	shm_call_remove(b2b->shm, call->slot);
+	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, -1);
+	b2b->active--;
+	call->b2b = NULL;
+	call->next_free = b2b->free_list;
+	b2b->free_list = call;
+}
+
+/* Final answer to the caller's INVITE (not 2xx: that one is relayed). */
+static void b2b_reply_a(struct b2b_call *call, int status, const char *phrase)
+{
+	if (call->a_irq == NULL)
+		return;
+	b2b_count_code(call->b2b, status);
+	nta_incoming_treply(call->a_irq, status, phrase, TAG_END());
+	nta_incoming_destroy(call->a_irq);
+	call->a_irq = NULL;
+}
+
+static void b2b_ack_b(struct b2b_call *call)
+{
+	sip_cseq_t cseq[1];
+	nta_outgoing_t *ack;
+
+	sip_cseq_init(cseq);
+	cseq->cs_seq = call->b_invite_cseq;
+	cseq->cs_method = sip_method_ack;
+	cseq->cs_method_name = "ACK";
+	ack = nta_outgoing_tcreate(call->b_leg, NULL, NULL, NULL, SIP_METHOD_ACK, NULL,
+				   SIPTAG_CSEQ(cseq), TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
+	if (ack == NULL)
+		log_warn("call %u: cannot send ACK on the B-leg", call->slot);
+	else
+		nta_outgoing_destroy(ack);
+	call->b_acked = 1;
+}
+
+/* Send BYE on a leg and forget it: used when a call is torn down by us. */
+static void b2b_bye_and_forget(nta_leg_t *leg)
+{
+	nta_outgoing_t *bye = nta_outgoing_tcreate(leg, NULL, NULL, NULL, SIP_METHOD_BYE, NULL,
+						   TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
+	if (bye)
+		nta_outgoing_destroy(bye);
+}
+
+/* ------------------------------------------------------------ BYE relay */
+
+static int b2b_on_bye_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
+			       sip_t const *sip)
+{
+	struct b2b_call *call = (struct b2b_call *)magic;
+	int status = nta_outgoing_status(orq);
+
+	if (status < 200)
+		return 0;
+	/* The call is released on our side whatever the far end said: the BYE's
+	 * sender gets the far end's 2xx, or 200 if the far end is gone. */
+	if (call->bye_irq) {
+		if (status < 300 && sip && sip->sip_status)
+			nta_incoming_treply(call->bye_irq, status, sip->sip_status->st_phrase,
+					    TAG_END());
+		else
+			nta_incoming_treply(call->bye_irq, SIP_200_OK, TAG_END());
+	}
+	b2b_call_end(call);
+	return 0;
+}
+
+/* A BYE arrived on `from`; relay it on the other leg and answer it with the
+ * other side's answer. */
+static int b2b_relay_bye(struct b2b_call *call, int from_caller, nta_incoming_t *irq)
+{
+	nta_leg_t *other = from_caller ? call->b_leg : call->a_leg;
+
+	if (call->bye_irq) {
+		/* Both sides hung up at once: the first BYE finishes the call. */
+		return 200;
+	}
+	if (from_caller && call->state == B2B_ANSWERED && !call->b_acked)
+		b2b_ack_b(call);   /* B's 2xx must be acknowledged before its BYE */
+	if (call->b_orq) {
+		nta_outgoing_destroy(call->b_orq);
+		call->b_orq = NULL;
+	}
+	if (call->a_irq) {
+		nta_incoming_destroy(call->a_irq);
+		call->a_irq = NULL;
+	}
+	call->bye_irq = irq;
+	call->bye_orq = nta_outgoing_tcreate(other, b2b_on_bye_response,
+					     (nta_outgoing_magic_t *)call, NULL, SIP_METHOD_BYE,
+					     NULL, TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
+	if (call->bye_orq == NULL) {
+		log_warn("call %u: cannot relay BYE", call->slot);
+		nta_incoming_treply(irq, SIP_200_OK, TAG_END());
+		b2b_call_end(call);
+		return 0;
+	}
+	b2b_set_state(call, B2B_ENDING);
+	return 0;
+}
+
+/* ------------------------------------------------------------ B-leg */
+
+static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
+			     sip_t const *sip);
+
+/* Requests the callee sends in its dialog with us. */
+static int b2b_on_b_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
+			    sip_t const *sip)
+{
+	struct b2b_call *call = (struct b2b_call *)magic;
+
+	switch (sip->sip_request->rq_method) {
+	case sip_method_bye:
+		return b2b_relay_bye(call, 0, irq);
+	case sip_method_ack:
+		return 200;   /* nothing to acknowledge on our UAC leg: absorb */
+	default:
+		return 501;
+	}
+}
+
+static void b2b_relay_provisional(struct b2b_call *call, int status, sip_t const *sip)
+{
+	if (sip->sip_to && sip->sip_to->a_tag)
+		nta_leg_rtag(call->b_leg, sip->sip_to->a_tag);
+	if (call->state == B2B_CANCELLING || call->a_irq == NULL)
+		return;
+	nta_incoming_treply(call->a_irq, status, sip->sip_status->st_phrase,
+			    SIPTAG_CONTACT(call->b2b->contact),
+			    SIPTAG_CONTENT_TYPE(sip->sip_content_type),
+			    SIPTAG_PAYLOAD(sip->sip_payload),
+			    TAG_END());
+	if (call->state == B2B_TRYING)
+		b2b_set_state(call, B2B_RINGING);
+}
+
+static void b2b_relay_answer(struct b2b_call *call, int status, sip_t const *sip)
+{
+	nta_leg_rtag(call->b_leg, sip->sip_to->a_tag);
+	nta_leg_client_reroute(call->b_leg, sip->sip_record_route, sip->sip_contact, 1);
+	b2b_shm_b_confirmed(call, sip);
+
+	if (call->state == B2B_CANCELLING || call->a_irq == NULL) {
+		/* The caller is gone (CANCEL crossed this 2xx): confirm and release B. */
+		b2b_ack_b(call);
+		b2b_bye_and_forget(call->b_leg);
+		b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
+		b2b_call_end(call);
+		return;
+	}
+	b2b_count_code(call->b2b, status);
+	nta_incoming_treply(call->a_irq, status, sip->sip_status->st_phrase,
+			    SIPTAG_CONTACT(call->b2b->contact),
+			    SIPTAG_CONTENT_TYPE(sip->sip_content_type),
+			    SIPTAG_PAYLOAD(sip->sip_payload),
+			    TAG_END());
+	/* Keep a_irq: NTA retransmits the 2xx until the caller's ACK, which it
+	 * hands to b2b_on_a_irq(); then B is ACKed (flow 3, step 7). */
+	b2b_set_state(call, B2B_ANSWERED);
+}
+
+static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
+			     sip_t const *sip)
+{
+	struct b2b_call *call = (struct b2b_call *)magic;
+	int status = nta_outgoing_status(orq);
+
+	if (status < 200) {
+		if (status > 100 && sip && sip->sip_status)
+			b2b_relay_provisional(call, status, sip);
+		return 0;
+	}
+	if (status < 300 && sip) {
+		if (call->state == B2B_ANSWERED || call->state == B2B_CONFIRMED) {
+			if (call->b_acked)
+				b2b_ack_b(call);   /* a retransmitted 2xx: ACK it again */
+			return 0;
+		}
+		b2b_relay_answer(call, status, sip);
+		return 0;
+	}
+
+	/* A failure (NTA has ACKed it).  sip is NULL when NTA's own timer fired. */
+	nta_outgoing_destroy(call->b_orq);
+	call->b_orq = NULL;
+	if (call->state == B2B_CANCELLING)
+		b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
+	else if (sip && sip->sip_status)
+		b2b_reply_a(call, status, sip->sip_status->st_phrase);
+	else
+		b2b_reply_a(call, status, NULL);
+	b2b_call_end(call);
+	return 0;
+}
+
+/* ------------------------------------------------------------ A-leg */
+
+/* NTA calls this for the ACK and the CANCEL of the caller's INVITE. */
+static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
+{
+	struct b2b_call *call = (struct b2b_call *)magic;
+
+	if (sip == NULL)
+		return 0;   /* the transaction timed out (no ACK): handled by the leg */
+
+	switch (sip->sip_request->rq_method) {
+	case sip_method_cancel:
+		if (call->state == B2B_TRYING || call->state == B2B_RINGING) {
+			b2b_set_state(call, B2B_CANCELLING);
+			if (call->b_orq)
+				nta_outgoing_cancel(call->b_orq);
+		}
+		return 0;
+	case sip_method_ack:
+		if (call->state == B2B_ANSWERED) {
+			b2b_ack_b(call);
+			b2b_set_state(call, B2B_CONFIRMED);
+		}
+		nta_incoming_destroy(call->a_irq);
+		call->a_irq = NULL;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* Requests the caller sends in its dialog with us. */
+static int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
+			    sip_t const *sip)
+{
+	struct b2b_call *call = (struct b2b_call *)magic;
+
+	switch (sip->sip_request->rq_method) {
+	case sip_method_bye:
+		return b2b_relay_bye(call, 1, irq);
+	case sip_method_ack:
+		/* The ACK of our 2xx when NTA did not route it to b2b_on_a_irq(). */
+		if (call->state == B2B_ANSWERED) {
+			b2b_ack_b(call);
+			b2b_set_state(call, B2B_CONFIRMED);
+			if (call->a_irq) {
+				nta_incoming_destroy(call->a_irq);
+				call->a_irq = NULL;
+			}
+		}
+		return 200;   /* destroys the ACK's irq; no response is sent */
+	default:
+		return 501;
+	}
+}
+
+/* ------------------------------------------------------------ new calls */
+
+/* Is one of our own addresses in this Via chain?  Then the request looped. */
+static int b2b_via_is_ours(const b2b_t *b2b, sip_via_t const *v)
+{
+	const struct config *cfg = b2b->cfg;
+
+	for (; v; v = v->v_next) {
+		int port = v->v_port ? atoi(v->v_port) : 5060;
+
+		if (!v->v_host || (strcasecmp(v->v_host, cfg->advertise) != 0 &&
+				   strcasecmp(v->v_host, cfg->listen) != 0))
+			continue;
+		if (port == cfg->sip_port ||
+		    (port >= cfg->worker_port_base &&
+		     port < cfg->worker_port_base + cfg->workers))
+			return 1;
+	}
+	return 0;
+}
+
+/* Fill the shared-table record of a new call from its INVITE. */
+static void b2b_shm_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip,
+			 const char *a_tag, const char *b_tag, const char *b_call_id,
+			 url_t const *b_ruri)
+{
+	memset(c, 0, sizeof *c);
+	c->id = b2b_call_id(b2b);
+	c->worker = (uint16_t)b2b->worker;
+	c->state = SHM_CALL_TRYING;
+	c->start_ms = b2b_now_ms();
+	b2b_url_copy(c->caller, sizeof c->caller, sip->sip_from->a_url);
+	b2b_url_copy(c->callee, sizeof c->callee, sip->sip_request->rq_url);
+
+	b2b_str_copy(c->a.call_id, sizeof c->a.call_id, sip->sip_call_id->i_id);
+	b2b_str_copy(c->a.local_tag, sizeof c->a.local_tag, a_tag);
+	b2b_str_copy(c->a.remote_tag, sizeof c->a.remote_tag, sip->sip_from->a_tag);
+	b2b_url_copy(c->a.local_uri, sizeof c->a.local_uri, sip->sip_to->a_url);
+	b2b_url_copy(c->a.remote_uri, sizeof c->a.remote_uri, sip->sip_from->a_url);
+	if (sip->sip_contact)
+		b2b_url_copy(c->a.remote_target, sizeof c->a.remote_target,
+			     sip->sip_contact->m_url);
+	if (sip->sip_record_route)
+		b2b_url_copy(c->a.route_set, sizeof c->a.route_set,
+			     sip->sip_record_route->r_url);
+	c->a.remote_cseq = sip->sip_cseq->cs_seq;
+	c->a.transport = SHM_TP_UDP;
+
+	b2b_str_copy(c->b.call_id, sizeof c->b.call_id, b_call_id);
+	b2b_str_copy(c->b.local_tag, sizeof c->b.local_tag, b_tag);
+	b2b_url_copy(c->b.local_uri, sizeof c->b.local_uri, sip->sip_from->a_url);
+	b2b_url_copy(c->b.remote_uri, sizeof c->b.remote_uri, sip->sip_to->a_url);
+	b2b_url_copy(c->b.remote_target, sizeof c->b.remote_target, b_ruri);
+	c->b.transport = SHM_TP_UDP;
+}
+
+/* Build both legs and send the B-leg INVITE.  0, or a SIP status to refuse with. */
+static int b2b_call_setup(b2b_t *b2b, struct b2b_call *call, nta_incoming_t *irq,
+			  sip_t const *sip, url_t const *b_ruri, const char *a_tag,
+			  const char *b_tag, const char *b_call_id)
+{
+	sip_from_t from[1];
+	sip_to_t to[1];
+	sip_max_forwards_t mf[1];
+
+	call->a_leg = nta_leg_tcreate(b2b->agent, b2b_on_a_request, (nta_leg_magic_t *)call,
+				      SIPTAG_CALL_ID(sip->sip_call_id),
+				      SIPTAG_FROM(sip->sip_to),    /* local: the callee side */
+				      SIPTAG_TO(sip->sip_from),    /* remote: the caller */
+				      TAG_END());
+	if (call->a_leg == NULL || nta_leg_tag(call->a_leg, a_tag) == NULL)
+		return 500;
+	nta_leg_server_route(call->a_leg, sip->sip_record_route, sip->sip_contact);
+	nta_incoming_bind(irq, b2b_on_a_irq, (nta_incoming_magic_t *)call);
+	nta_incoming_tag(irq, nta_leg_get_tag(call->a_leg));
+	call->a_irq = irq;
+
+	/* B-leg identities: the caller's and callee's URIs and display names,
+	 * nothing else of the A-leg (no tags, no parameters). */
+	sip_from_init(from);
+	from->a_display = sip->sip_from->a_display;
+	*from->a_url = *sip->sip_from->a_url;
+	sip_to_init(to);
+	to->a_display = sip->sip_to->a_display;
+	*to->a_url = *sip->sip_to->a_url;
+	sip_max_forwards_init(mf);
+	mf->mf_count = sip->sip_max_forwards ? sip->sip_max_forwards->mf_count - 1
+					     : (unsigned long)b2b->cfg->max_forwards;
+
+	call->b_leg = nta_leg_tcreate(b2b->agent, b2b_on_b_request, (nta_leg_magic_t *)call,
+				      SIPTAG_CALL_ID_STR(b_call_id),
+				      SIPTAG_FROM(from), SIPTAG_TO(to), TAG_END());
+	if (call->b_leg == NULL || nta_leg_tag(call->b_leg, b_tag) == NULL)
+		return 500;
+	call->b_orq = nta_outgoing_tcreate(call->b_leg, b2b_on_b_response,
+					   (nta_outgoing_magic_t *)call, NULL,
+					   SIP_METHOD_INVITE, (url_string_t const *)b_ruri,
+					   SIPTAG_CONTACT(b2b->contact),
+					   SIPTAG_MAX_FORWARDS(mf),
+					   SIPTAG_CONTENT_TYPE(sip->sip_content_type),
+					   SIPTAG_PAYLOAD(sip->sip_payload),
+					   TPTAG_IDENT(B2B_IDENT_OWN),
+					   TAG_END());
+	if (call->b_orq == NULL)
+		return 500;
+	call->b_invite_cseq = nta_outgoing_cseq(call->b_orq);
+	return 0;
+}
+
+/* An INVITE outside any dialog: a new call, or a refusal. */
+static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
+{
+	const struct config_route *route;
+	struct shm_call rec;
+	struct b2b_call *call;
+	url_t ruri;
+	char a_tag[SHM_TAG_MAX], b_tag[SHM_TAG_MAX], b_call_id[SHM_CALLID_MAX];
+	int ret;
+
+	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_CALLS_TOTAL, 1);
+	if (sip->sip_to->a_tag) {
+		/* A re-INVITE for a dialog we do not have. */
+		b2b_refuse(b2b, irq, SIP_481_NO_TRANSACTION, NULL);
+		return 0;
+	}
+	if (b2b->draining) {
+		b2b_refuse(b2b, irq, SIP_503_SERVICE_UNAVAILABLE, "10");
+		return 0;
+	}
+	if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0) {
+		b2b_refuse(b2b, irq, SIP_483_TOO_MANY_HOPS, NULL);
+		return 0;
+	}
+	if (b2b_via_is_ours(b2b, sip->sip_via)) {
+		b2b_refuse(b2b, irq, SIP_482_LOOP_DETECTED, NULL);
+		return 0;
+	}
+	if (route_lookup(b2b->cfg, sip->sip_request->rq_url->url_user, &route) < 0) {
+		b2b_refuse(b2b, irq, SIP_404_NOT_FOUND, NULL);
+		return 0;
+	}
+
+	nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
+
+	/* The B-leg Request-URI: the route's target, keeping the dialled user
+	 * unless the route names one. */
+	ruri = *b2b->route_urls[route - b2b->cfg->routes];
+	if (ruri.url_user == NULL)
+		ruri.url_user = sip->sip_request->rq_url->url_user;
+
+	b2b_make_tag(b2b, a_tag, sizeof a_tag);
+	b2b_make_tag(b2b, b_tag, sizeof b_tag);
+	b2b_make_call_id(b2b, b_call_id, sizeof b_call_id);
+	b2b_shm_init(b2b, &rec, sip, a_tag, b_tag, b_call_id, &ruri);
+
+	call = b2b_call_alloc(b2b);
+	if (call == NULL) {
+		b2b_refuse(b2b, irq, SIP_503_SERVICE_UNAVAILABLE, "5");
+		return 0;
+	}
+	ret = shm_call_insert(b2b->shm, &rec, &call->slot);
+	if (ret < 0) {
+		log_warn("call table full (%u calls): INVITE %s refused with 503",
+			 shm_call_count(b2b->shm), sip->sip_call_id->i_id);
+		b2b_refuse(b2b, irq, SIP_503_SERVICE_UNAVAILABLE, "5");
+		/* Not in the table: give the pool entry back by hand. */
+		b2b->active--;
+		shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, -1);
+		call->next_free = b2b->free_list;
+		b2b->free_list = call;
+		return 0;
+	}
+	call->state = B2B_TRYING;
+	ret = b2b_call_setup(b2b, call, irq, sip, &ruri, a_tag, b_tag, b_call_id);
+	if (ret != 0) {
+		log_error("call %u: cannot set up the B-leg: %d", call->slot, ret);
+		if (call->a_irq == NULL)
+			b2b_refuse(b2b, irq, ret, NULL, NULL);
+		else
+			b2b_reply_a(call, ret, NULL);
+		b2b_call_end(call);
+	}
+	return 0;
+}
+
+/* Every request that matches no dialog lands here. */
+static int b2b_on_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
+			  sip_t const *sip)
+{
+	b2b_t *b2b = (b2b_t *)magic;
+
+	switch (sip->sip_request->rq_method) {
+	case sip_method_invite:
+		return b2b_on_invite(b2b, irq, sip);
+	case sip_method_ack:
+		return 200;    /* stray ACK: absorb silently */
+	case sip_method_options:
+		return 200;
+	case sip_method_bye:
+	case sip_method_cancel:
+		return 481;    /* no such dialog / transaction */
+	default:
+		return 501;
+	}
+}
+
+/* ------------------------------------------------------------ agent */
+
+static int b2b_parse_routes(b2b_t *b2b)
+{
+	const struct config *cfg = b2b->cfg;
+
+	b2b->route_urls = su_zalloc(b2b->home, (cfg->n_routes + 1) * sizeof *b2b->route_urls);
+	if (b2b->route_urls == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		b2b->route_urls[i] = url_make(b2b->home, cfg->routes[i].target);
+		if (b2b->route_urls[i] == NULL || b2b->route_urls[i]->url_host == NULL) {
+			log_error("route %zu: cannot parse target %s", i, cfg->routes[i].target);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static char *b2b_host_for_uri(su_home_t *home, const char *host)
+{
+	/* An IPv6 literal goes in brackets in a SIP URI. */
+	return strchr(host, ':') ? su_sprintf(home, "[%s]", host) : su_strdup(home, host);
+}
+
+static int b2b_agent_create(b2b_t *b2b)
+{
+	const struct config *cfg = b2b->cfg;
+	int own_port = cfg->worker_port_base + (int)b2b->worker;
+	char *listen = b2b_host_for_uri(b2b->home, cfg->listen);
+	char *adv = b2b_host_for_uri(b2b->home, cfg->advertise);
+	char *pub_url = su_sprintf(b2b->home, "sip:%s:%d;transport=udp", listen, cfg->sip_port);
+	char *own_url = su_sprintf(b2b->home, "sip:%s:%d;transport=udp", listen, own_port);
+
+	b2b->agent = nta_agent_create(b2b->root, URL_STRING_MAKE(pub_url), NULL, NULL,
+				      TPTAG_IDENT(B2B_IDENT_PUBLIC),
+				      NTATAG_UA(1),
+				      NTATAG_CANCEL_487(0),
+				      NTATAG_SERVER_RPORT(1),
+				      NTATAG_CLIENT_RPORT(1),
+				      NTATAG_UDP_MTU(65535),
+				      NTATAG_TIMER_C((unsigned)cfg->invite_timeout * 1000u),
+				      NTATAG_MAX_PROCEEDING(cfg->call_capacity * 2u),
+				      TAG_END());
+	if (b2b->agent == NULL) {
+		log_error("cannot listen on %s: %m", pub_url);
+		return -EADDRINUSE;
+	}
+	if (nta_agent_add_tport(b2b->agent, URL_STRING_MAKE(own_url),
+				TPTAG_IDENT(B2B_IDENT_OWN), TAG_END()) < 0) {
+		log_error("cannot listen on %s: %m", own_url);
+		return -EADDRINUSE;
+	}
+	b2b->contact = sip_contact_format(b2b->home, "<sip:%s@%s:%d;transport=udp>",
+					  cfg->node_id, adv, own_port);
+	b2b->default_leg = nta_leg_tcreate(b2b->agent, b2b_on_request, (nta_leg_magic_t *)b2b,
+					   NTATAG_NO_DIALOG(1), TAG_END());
+	if (b2b->contact == NULL || b2b->default_leg == NULL)
+		return -ENOMEM;
+	return 0;
+}
+
+int b2b_create(su_root_t *root, const struct config *cfg, shm_t *shm,
+	       unsigned worker, unsigned generation, b2b_t **out)
+{
+	b2b_t *b2b = su_home_new(sizeof *b2b);
+	int ret;
+
+	if (b2b == NULL)
+		return -ENOMEM;
+	b2b->root = root;
+	b2b->cfg = cfg;
+	b2b->shm = shm;
+	b2b->worker = worker;
+	b2b->generation = generation;
+	if (getrandom(&b2b->rng, sizeof b2b->rng, 0) != sizeof b2b->rng || b2b->rng == 0)
+		b2b->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)b2b_now_ms();
+
+	b2b->pool = calloc(cfg->call_capacity, sizeof *b2b->pool);
+	if (b2b->pool == NULL) {
+		su_home_unref(b2b->home);
+		return -ENOMEM;
+	}
+	for (unsigned i = cfg->call_capacity; i-- > 0;) {
+		b2b->pool[i].next_free = b2b->free_list;
+		b2b->free_list = &b2b->pool[i];
+	}
+	ret = b2b_parse_routes(b2b);
+	if (ret == 0)
+		ret = b2b_agent_create(b2b);
+	if (ret < 0) {
+		b2b_destroy(b2b);
+		return ret;
+	}
+	*out = b2b;
+	return 0;
+}
+
+void b2b_destroy(b2b_t *b2b)
+{
+	if (b2b == NULL)
+		return;
+	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++)
+		if (b2b->pool[i].b2b)
+			b2b_call_end(&b2b->pool[i]);
+	if (b2b->default_leg)
+		nta_leg_destroy(b2b->default_leg);
+	if (b2b->agent)
+		nta_agent_destroy(b2b->agent);
+	free(b2b->pool);
+	su_home_unref(b2b->home);
+}
+
+void b2b_set_draining(b2b_t *b2b, int draining)
+{
+	b2b->draining = draining;
+}
+
+unsigned b2b_active_calls(const b2b_t *b2b)
+{
+	return b2b->active;
+}
+
+void b2b_hangup_all(b2b_t *b2b)
+{
+	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++) {
+		struct b2b_call *call = &b2b->pool[i];
+
+		if (call->b2b == NULL)
+			continue;
+		switch (call->state) {
+		case B2B_TRYING:
+		case B2B_RINGING:
+			if (call->b_orq)
+				nta_outgoing_cancel(call->b_orq);
+			b2b_reply_a(call, SIP_503_SERVICE_UNAVAILABLE);
+			b2b_call_end(call);
+			break;
+		case B2B_ANSWERED:
+		case B2B_CONFIRMED:
+			if (!call->b_acked)
+				b2b_ack_b(call);
+			b2b_bye_and_forget(call->a_leg);
+			b2b_bye_and_forget(call->b_leg);
+			b2b_call_end(call);
+			break;
+		case B2B_CANCELLING:
+		case B2B_ENDING:
+			break;   /* already on its way out */
+		}
+	}
+}
+
+void b2b_publish_stats(b2b_t *b2b)
+{
+	usize_t in = 0, out = 0;
+
+	nta_agent_get_stats(b2b->agent, NTATAG_S_RECV_MSG_REF(in),
+			    NTATAG_S_SENT_MSG_REF(out), TAG_END());
+	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_MSGS_IN,
+			(int64_t)(in - b2b->published_in));
+	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_MSGS_OUT,
+			(int64_t)(out - b2b->published_out));
+	b2b->published_in = in;
+	b2b->published_out = out;
+}

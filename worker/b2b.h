@@ -1,0 +1,49 @@
+/*
+ * b2b — the back-to-back user agent of one worker, on Sofia-SIP's NTA.
+ *
+ * Design note.  Every call is two dialogs: the A-leg the caller built with
+ * us and a B-leg we originate towards the callee, each with its own Call-ID,
+ * tags, CSeq space, Via and Contact.  NTA gives us transactions and dialog
+ * matching; the call logic (what is relayed, when, and how a call ends) is
+ * the explicit state machine in b2b.c.  Each call is mirrored into the
+ * shared call table (shm/) so that operators and other processes see it.
+ *
+ * Ports: the agent listens on the public port (shared by all workers with
+ * SO_REUSEPORT) and on this worker's own port; everything we send — B-leg
+ * requests, in-dialog requests on either leg — leaves from the own port and
+ * names it in Via and Contact, so every later message of the call comes
+ * back to this worker.
+ */
+#ifndef B2BUA_B2B_H
+#define B2BUA_B2B_H
+
+#include <sofia-sip/su_wait.h>
+
+#include "b2bua/config.h"
+#include "shm/shm.h"
+
+typedef struct b2b b2b_t;
+
+/*
+ * Create the NTA agent on `root` for worker `worker` (bound to the public
+ * port and to worker_port_base + worker).  Returns 0 and *out, or a negative
+ * errno (the reason is logged).
+ */
+int b2b_create(su_root_t *root, const struct config *cfg, shm_t *shm,
+	       unsigned worker, unsigned generation, b2b_t **out);
+
+void b2b_destroy(b2b_t *b2b);
+
+/* Refuse new calls with 503 from now on (SIGTERM). */
+void b2b_set_draining(b2b_t *b2b, int draining);
+
+/* Calls this worker still has (any state). */
+unsigned b2b_active_calls(const b2b_t *b2b);
+
+/* End every call: BYE on answered legs, CANCEL / 503 on pending ones. */
+void b2b_hangup_all(b2b_t *b2b);
+
+/* Copy NTA's message counters into the shared worker counters. */
+void b2b_publish_stats(b2b_t *b2b);
+
+#endif

@@ -1,0 +1,198 @@
+/*
+ * worker — life cycle of a worker process.  See worker.h.
+ *
+ * Signals are turned into flags: SIGTERM/SIGINT/SIGHUP are blocked and read
+ * from a signalfd that sits on the worker's io_uring ring like any other
+ * event.  A once-a-second Sofia timer publishes counters and drives the
+ * drain:
+ *
+ *   running --SIGTERM--> draining: new INVITEs get 503; calls end by themselves
+ *   draining --no calls left, or drain_timeout--> hang up what is left, stop
+ *
+ * The worker also stops when the master disappears (PR_SET_PDEATHSIG), so
+ * no worker outlives its supervisor.
+ */
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <poll.h>
+
+#include <sofia-sip/su.h>
+#include <sofia-sip/su_wait.h>
+
+#include "b2bua/log.h"
+#include "worker/b2b.h"
+#include "worker/uport.h"
+
+#define WORKER_RING_ENTRIES 4096
+#define WORKER_TICK_MS 1000
+/* After hanging up what was left at the drain deadline, let the BYEs go out. */
+#define WORKER_FINAL_GRACE_S 2
+
+struct worker {
+	const struct config *cfg;
+	shm_t *shm;
+	unsigned idx;
+	su_root_t *root;
+	uport_t *port;
+	b2b_t *b2b;
+	su_timer_t *tick;
+	int sigfd;
+	struct uport_event sig_ev;
+	int stop_requested;       /* flag set from the signal event */
+	time_t drain_deadline;    /* 0 while not draining */
+	time_t stop_at;           /* 0 until the final grace period started */
+};
+
+static struct worker worker;   /* one per process */
+
+static void worker_on_signal(struct uport_event *ev, int res);
+
+static void worker_arm_signals(void)
+{
+	if (uport_poll_add(worker.port, &worker.sig_ev, worker.sigfd, POLLIN) < 0)
+		log_error("cannot watch signals");
+}
+
+static void worker_on_signal(struct uport_event *ev, int res)
+{
+	struct signalfd_siginfo si;
+
+	(void)ev;
+	while (read(worker.sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			worker.stop_requested = 1;
+		/* SIGHUP: nothing a worker reloads yet; the master logs it. */
+	}
+	if (res < 0 && res != -ECANCELED)
+		log_warn("signal poll: %s", strerror(-res));
+	worker_arm_signals();
+	if (worker.stop_requested && worker.drain_deadline == 0) {
+		worker.drain_deadline = time(NULL) + worker.cfg->drain_timeout;
+		b2b_set_draining(worker.b2b, 1);
+		log_info("draining: %u calls up, up to %d s", b2b_active_calls(worker.b2b),
+			 worker.cfg->drain_timeout);
+	}
+}
+
+static void worker_on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+	time_t now = time(NULL);
+
+	(void)magic; (void)t; (void)arg;
+	b2b_publish_stats(worker.b2b);
+	if (worker.drain_deadline == 0)
+		return;
+	if (b2b_active_calls(worker.b2b) == 0) {
+		su_root_break(worker.root);
+		return;
+	}
+	if (worker.stop_at == 0 && now >= worker.drain_deadline) {
+		log_warn("drain timeout: hanging up %u calls", b2b_active_calls(worker.b2b));
+		b2b_hangup_all(worker.b2b);
+		worker.stop_at = now + WORKER_FINAL_GRACE_S;
+	} else if (worker.stop_at && now >= worker.stop_at) {
+		su_root_break(worker.root);
+	}
+}
+
+static int worker_setup_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	worker.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (worker.sigfd < 0)
+		return -errno;
+	worker.sig_ev.cb = worker_on_signal;
+	worker_arm_signals();
+	return 0;
+}
+
+static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx, unsigned gen)
+{
+	int ret;
+
+	worker.cfg = cfg;
+	worker.shm = shm;
+	worker.idx = idx;
+	if (su_init() != 0)
+		return -EIO;
+	ret = uport_create(WORKER_RING_ENTRIES, &worker.port);
+	if (ret < 0)
+		return ret;
+	worker.root = uport_root_create(worker.port, NULL);
+	if (worker.root == NULL)
+		return -ENOMEM;
+	ret = worker_setup_signals();
+	if (ret < 0)
+		return ret;
+
+	reuseport_configure(cfg->sip_port, cfg->udp_rcvbuf);
+	ret = b2b_create(worker.root, cfg, shm, idx, gen, &worker.b2b);
+	if (ret < 0)
+		return ret;
+
+	worker.tick = su_timer_create(su_root_task(worker.root), WORKER_TICK_MS);
+	if (worker.tick == NULL || su_timer_set_for_ever(worker.tick, worker_on_tick, NULL) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static void worker_stop(void)
+{
+	if (worker.tick)
+		su_timer_destroy(worker.tick);
+	b2b_destroy(worker.b2b);
+	if (worker.root)
+		su_root_destroy(worker.root);
+	su_deinit();
+}
+
+void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, unsigned generation)
+{
+	char role[32];
+	unsigned left;
+	int ret;
+
+	snprintf(role, sizeof role, "worker %u", idx);
+	log_set_role(role);
+	/* Die with the master: no orphan workers, ever. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		exit(1);   /* the master died before prctl took effect */
+
+	/* Calls a previous process of this index left behind cannot be
+	 * continued yet: free their slots so the table stays true. */
+	left = shm_call_reap_worker(shm, (uint16_t)idx);
+	if (left > 0) {
+		shm_counter_add(shm, idx, SHM_CTR_ACTIVE, -(int64_t)left);
+		log_warn("released %u calls of the previous worker %u process", left, idx);
+	}
+
+	ret = worker_start(cfg, shm, idx, generation);
+	if (ret < 0) {
+		log_error("cannot start: %s", strerror(-ret));
+		exit(3);
+	}
+	log_info("worker %u ready: sip %s:%d, own port %d, event loop %s", idx, cfg->listen,
+		 cfg->sip_port, cfg->worker_port_base + (int)idx, "io_uring");
+	su_root_run(worker.root);
+	log_info("stopped (%u calls left)", b2b_active_calls(worker.b2b));
+	worker_stop();
+	exit(0);
+}

@@ -1,0 +1,22 @@
+/*
+ * worker — one worker process: its io_uring loop (uport), its Sofia root,
+ * its B2BUA (b2b), its signals, and its drain.
+ *
+ * The master forks a worker and calls worker_run() in the child; it never
+ * returns.  Everything Sofia-related is created here, after fork (Sofia's
+ * random generator must not be shared between workers).
+ */
+#ifndef B2BUA_WORKER_H
+#define B2BUA_WORKER_H
+
+#include "b2bua/config.h"
+#include "shm/shm.h"
+
+/* Run worker `idx` (restart `generation`) in this freshly forked process. */
+void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, unsigned generation)
+	__attribute__((noreturn));
+
+/* reuseport.c: make bind() set SO_REUSEPORT on `public_port` and SO_RCVBUF. */
+void reuseport_configure(int public_port, int rcvbuf);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * config — the daemon's configuration, read once by the master with
+ * libconfig (Debian's libconfig-dev), validated completely before anything
+ * starts, and inherited by the workers through fork().
+ *
+ * Every key has one name used everywhere: in etc/b2bua.conf, in this struct,
+ * in the README and in log lines.  A rejected file is reported as
+ *
+ *   /etc/b2bua.conf:12: sip_port: must be between 1 and 65535
+ *
+ * i.e. file, line and key, then what is wrong.  Unknown keys are errors too
+ * (a typo must not silently fall back to a default).
+ */
+#ifndef B2BUA_CONFIG_H
+#define B2BUA_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "b2bua/log.h"
+
+#define CONFIG_MAX_ROUTES   256
+#define CONFIG_MAX_WORKERS  64
+#define CONFIG_MAX_TRUSTED  64
+
+/* One static route: a Request-URI user that starts with `prefix` goes to
+ * `target` (a SIP URI, e.g. "sip:127.0.0.1:5080;transport=udp").  The
+ * longest matching prefix wins; an empty prefix matches every user. */
+struct config_route {
+	char prefix[64];
+	char target[256];
+};
+
+struct config {
+	char path[PATH_MAX];           /* the file it was read from */
+
+	/* identity */
+	char node_id[32];              /* node_id: [A-Za-z0-9-], unique per host, in Call-IDs and tags */
+
+	/* processes */
+	int workers;                   /* workers: 1..CONFIG_MAX_WORKERS; 0 in the file = one per CPU (resolved on load) */
+	int drain_timeout;             /* drain_timeout: seconds calls may take to end after SIGTERM */
+
+	/* SIP */
+	char listen[64];               /* listen: IPv4/IPv6 address the SIP ports bind to */
+	char advertise[64];            /* advertise: host put in Via/Contact; default = listen */
+	int sip_port;                  /* sip_port: the public port, shared by all workers (SO_REUSEPORT) */
+	int worker_port_base;          /* worker_port_base: worker i also binds worker_port_base + i */
+	int udp_rcvbuf;                /* udp_rcvbuf: SO_RCVBUF bytes for SIP sockets */
+	int max_forwards;              /* max_forwards: Max-Forwards put on B-legs when the A-leg had none */
+	int invite_timeout;            /* invite_timeout: seconds without a final answer from the callee before 408 */
+
+	/* call table */
+	unsigned call_capacity;        /* call_capacity: concurrent calls; beyond it new INVITEs get 503 */
+
+	/* operations */
+	char cli_socket[PATH_MAX];     /* cli_socket: Unix socket of the CLI, created mode 0600 */
+	enum log_level log_level;      /* log_level: error | warn | info | debug */
+
+	/* routing */
+	size_t n_routes;               /* routes: ( { prefix = "..."; target = "sip:..."; }, ... ) */
+	struct config_route routes[CONFIG_MAX_ROUTES];
+};
+
+/* Fill *cfg with the built-in defaults (what an empty file gives). */
+void config_defaults(struct config *cfg);
+
+/*
+ * Read and validate `path` into *cfg.  Returns 0, or a negative errno-style
+ * code with a one-line, human-readable reason in err ("file:line: key: why").
+ * *cfg is only meaningful when 0 is returned.
+ */
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+
+#endif

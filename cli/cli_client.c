@@ -304,8 +304,9 @@ int main(int argc, char **argv)
 		return cli_fail(CLI_STATUS_ERROR, "cannot connect to %s: %s", args.socket,
 				strerror(-err));
 
+	/* EPIPE: the daemon answered and hung up before reading (e.g. a refusal); read why. */
 	err = cli_send_request(fd, req, req_len);
-	if (err < 0) {
+	if (err < 0 && err != -EPIPE) {
 		close(fd);
 		return cli_fail(CLI_STATUS_ERROR, "sending to %s: %s", args.socket,
 				strerror(-err));

@@ -11,7 +11,8 @@
  *                         show calls --json\n
  *                     At most CLI_REQUEST_MAX bytes including the newline.
  *                     The client may half-close after it; EOF also ends
- *                     the line.  Nothing within 1 s: the server hangs up.
+ *                     the line.  No line within 1 s: the server answers
+ *                     "1 no request within 1 s" and hangs up.
  *
  *   server → client   a status line "<status> <text>\n", then the body,
  *                     then the server closes the connection:

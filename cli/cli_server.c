@@ -669,6 +669,9 @@ static void cli_serve_client(cli_server_t *srv, int fd)
 	char text[160];
 	int err;
 
+	/* Read the request even from a peer we refuse: closing on unread data
+	 * would reset the connection and the client would never see why. */
+	err = cli_read_request(fd, line, sizeof line);
 	if (!cli_peer_allowed(fd, &uid)) {
 		log_warn("cli: refused a client with uid %d: only root and uid %d may use the CLI",
 			 (int)uid, (int)geteuid());
@@ -677,7 +680,6 @@ static void cli_serve_client(cli_server_t *srv, int fd)
 		cli_respond(fd, CLI_STATUS_ERROR, text, NULL);
 		return;
 	}
-	err = cli_read_request(fd, line, sizeof line);
 	if (err == -ETIMEDOUT) {
 		log_debug("cli: dropped a client that sent no request within %d ms",
 			  CLI_READ_TIMEOUT_MS);

@@ -35,7 +35,10 @@
  * afterwards (the Linux seqcount pattern: the copy may race with a writer,
  * the fences and the seq re-check throw such a copy away).  A writer that
  * stays mid-write for READ_STUCK_NS has died there: readers then treat its
- * slot as holding no call until the master reaps that worker.
+ * slot as holding no call until the master reaps that worker.  The reaper
+ * frees CLAIMED and half-written slots too; only a worker killed in the few
+ * instructions between admission and claim leaks one unit of capacity, as
+ * nothing in the table records that moment.
  */
 #include "shm/shm.h"
 #include "b2bua/log.h"
@@ -123,11 +126,17 @@ static unsigned owner_worker(uint32_t owner)
 }
 
 /* Readers get a const shm_t, but the slots' atomics live in writable shared memory. */
+static struct slot *slots(const shm_t *shm)
+{
+	return (struct slot *)((char *)shm + shm->slots_off);
+}
+
+/* A slot index from outside: NULL unless it is one. */
 static struct slot *slot_at(const shm_t *shm, uint32_t idx)
 {
 	if (idx >= shm->nslots)
 		return NULL;
-	return (struct slot *)((char *)shm + shm->slots_off) + idx;
+	return slots(shm) + idx;
 }
 
 static struct wslot *wslot_at(const shm_t *shm, unsigned idx)
@@ -135,6 +144,12 @@ static struct wslot *wslot_at(const shm_t *shm, unsigned idx)
 	if (!shm || idx >= shm->max_workers)
 		return NULL;
 	return (struct wslot *)((char *)shm + shm->workers_off) + idx;
+}
+
+/* A cheap pre-check only: slot_copy() decides, under the sequence counter. */
+static bool slot_live(struct slot *s)
+{
+	return owner_phase(atomic_load_explicit(&s->owner, memory_order_relaxed)) == PHASE_LIVE;
 }
 
 /* FNV-1a 64: cheap, good enough spread for Call-IDs, no state. */
@@ -317,7 +332,7 @@ static int claim(shm_t *shm, uint64_t hash, unsigned worker, uint32_t *idx)
 	uint32_t start = (uint32_t)hash & mask;
 
 	for (uint32_t i = 0; i < shm->window; i++) {
-		struct slot *s = slot_at(shm, (start + i) & mask);
+		struct slot *s = slots(shm) + ((start + i) & mask);
 		uint32_t expect = 0;
 
 		if (atomic_load_explicit(&s->owner, memory_order_relaxed) != 0)
@@ -365,7 +380,7 @@ int shm_call_insert(shm_t *shm, const struct shm_call *init, uint32_t *slot)
 		return -ENOSPC;
 	}
 
-	struct slot *s = slot_at(shm, idx);
+	struct slot *s = slots(shm) + idx;
 	uint32_t q = seq_open(&s->seq);
 
 	memcpy(&s->call, init, sizeof s->call);
@@ -382,7 +397,7 @@ struct shm_call *shm_call_write_begin(shm_t *shm, uint32_t idx)
 {
 	struct slot *s = shm ? slot_at(shm, idx) : NULL;
 
-	if (!s || owner_phase(atomic_load_explicit(&s->owner, memory_order_relaxed)) != PHASE_LIVE)
+	if (!s || !slot_live(s))
 		return NULL;
 	if (atomic_load_explicit(&s->seq, memory_order_relaxed) & 1)
 		return NULL;  /* a begin is already open: refuse rather than corrupt seq */
@@ -436,7 +451,7 @@ void shm_call_remove(shm_t *shm, uint32_t idx)
 {
 	struct slot *s = shm ? slot_at(shm, idx) : NULL;
 
-	if (!s || owner_phase(atomic_load_explicit(&s->owner, memory_order_relaxed)) != PHASE_LIVE)
+	if (!s || !slot_live(s))
 		return;
 	slot_release(shm, s);
 }
@@ -448,7 +463,7 @@ unsigned shm_call_reap_worker(shm_t *shm, uint16_t worker)
 	if (!shm)
 		return 0;
 	for (uint32_t i = 0; i < shm->nslots; i++) {
-		struct slot *s = slot_at(shm, i);
+		struct slot *s = slots(shm) + i;
 		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
 
 		if (owner != 0 && owner_worker(owner) == worker) {
@@ -518,12 +533,11 @@ int shm_call_find(const shm_t *shm, const char *a_call_id,
 	struct shm_call *copy = out ? out : &scratch;
 
 	for (uint32_t i = 0; i < shm->window; i++) {
-		struct slot *s = slot_at(shm, (start + i) & mask);
+		struct slot *s = slots(shm) + ((start + i) & mask);
 		uint64_t h;
 
 		/* Cheap filters first: most window slots are free or hold other keys. */
-		if (owner_phase(atomic_load_explicit(&s->owner, memory_order_relaxed)) != PHASE_LIVE ||
-		    atomic_load_explicit(&s->hash, memory_order_relaxed) != hash)
+		if (!slot_live(s) || atomic_load_explicit(&s->hash, memory_order_relaxed) != hash)
 			continue;
 		if (slot_copy(s, copy, &h) != 0 || h != hash)
 			continue;
@@ -545,11 +559,9 @@ int shm_call_foreach(const shm_t *shm,
 	if (!shm || !fn)
 		return -EINVAL;
 	for (uint32_t i = 0; i < shm->nslots; i++) {
-		struct slot *s = slot_at(shm, i);
+		struct slot *s = slots(shm) + i;
 
-		if (owner_phase(atomic_load_explicit(&s->owner, memory_order_relaxed)) != PHASE_LIVE)
-			continue;
-		if (slot_copy(s, &copy, NULL) != 0)
+		if (!slot_live(s) || slot_copy(s, &copy, NULL) != 0)
 			continue;
 		int rc = fn(&copy, i, arg);
 		if (rc)

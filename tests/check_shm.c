@@ -737,8 +737,12 @@ static void st_key(char *buf, size_t size, unsigned w, unsigned n)
 	snprintf(buf, size, "stress-w%u-n%u", w, n);
 }
 
-/* Write version v of call (w, n) in place, front to back. */
-static void st_fill(struct shm_call *c, unsigned w, unsigned n, uint64_t v)
+/*
+ * Write version v of call (w, n) in place, front to back.  A `slow` write
+ * gives up the CPU halfway, as a preempted worker would, so that readers
+ * really meet half-written records.
+ */
+static void st_fill(struct shm_call *c, unsigned w, unsigned n, uint64_t v, bool slow)
 {
 	c->id = (uint64_t)w << 32 | n;
 	c->worker = (uint16_t)w;
@@ -753,11 +757,13 @@ static void st_fill(struct shm_call *c, unsigned w, unsigned n, uint64_t v)
 	snprintf(c->a.local_tag, sizeof c->a.local_tag, "lt%" PRIu64, v);
 	c->a.local_cseq = (uint32_t)v;
 	snprintf(c->a.route_set, sizeof c->a.route_set, "<sip:%" PRIu64 "@ra;lr>", v);
+	if (slow)
+		sched_yield();
 	snprintf(c->b.call_id, sizeof c->b.call_id, "b-%" PRIu64 "-%u-%u", v, w, n);
 	snprintf(c->b.remote_target, sizeof c->b.remote_target, "sip:%" PRIu64 "@bt", v);
 	snprintf(c->b.route_set, sizeof c->b.route_set,
-		 "<sip:%" PRIu64 "@r1;lr>,<sip:r2;lr>,<sip:r3;lr>,<sip:r4;lr>,<sip:%" PRIu64 "@r5;lr>",
-		 v, v);
+		 "<sip:%" PRIu64 "@r1;lr>,<sip:r2;lr>,<sip:r3;lr>,<sip:r4;lr>,"
+		 "<sip:%" PRIu64 "@r5;lr>", v, v);
 	c->b.remote_cseq = (uint32_t)v;
 }
 
@@ -772,7 +778,7 @@ static int st_check(const struct shm_call *c, uint64_t *v, unsigned *w, unsigned
 	if (sscanf(c->a.call_id, "stress-w%u-n%u%c", w, n, &tail) != 2 || *w >= ST_WRITERS)
 		return -1;
 	memset(&want, 0, sizeof want);
-	st_fill(&want, *w, *n, *v);
+	st_fill(&want, *w, *n, *v, false);
 	if (c->id != want.id || c->worker != want.worker || c->state != want.state ||
 	    strcmp(c->caller, want.caller) || strcmp(c->a.call_id, want.a.call_id) ||
 	    strcmp(c->callee, want.callee) || strcmp(c->forward_target, want.forward_target) ||
@@ -800,7 +806,7 @@ static void st_writer_run(shm_t *shm, struct st_writer *me, unsigned w, uint64_t
 		if (me->nlive < ST_MAX_LIVE && (me->nlive < 20 || r < 3)) {
 			uint32_t slot;
 			memset(&c, 0, sizeof c);
-			st_fill(&c, w, next_n, v);
+			st_fill(&c, w, next_n, v, false);
 			if (shm_call_insert(shm, &c, &slot) != 0) {
 				me->errors++;
 				continue;
@@ -830,7 +836,7 @@ static void st_writer_run(shm_t *shm, struct st_writer *me, unsigned w, uint64_t
 			me->errors++;
 			continue;
 		}
-		st_fill(p, w, me->n[i], v);
+		st_fill(p, w, me->n[i], v, (op & 31) == 0);
 		shm_call_write_end(shm, me->slot[i]);
 		me->ver[i] = v;
 		me->updates++;

@@ -92,6 +92,9 @@ struct b2b {
 	unsigned active;
 	int draining;
 
+	uint64_t full_logged_ms;      /* last "call table full" warning */
+	unsigned full_refused;        /* INVITEs refused since that warning */
+
 	uint64_t next_call;           /* call counter, part of the call id */
 	uint64_t rng;                 /* xorshift state for Call-IDs and tags */
 	unsigned long long published_in, published_out;
@@ -175,6 +178,23 @@ static void b2b_refuse(b2b_t *b2b, nta_incoming_t *irq, int status, const char *
 			    TAG_IF(retry_after, SIPTAG_RETRY_AFTER_STR(retry_after)),
 			    TAG_END());
 	nta_incoming_destroy(irq);
+}
+
+/* At capacity every INVITE is refused: say so, but at most every 10 s. */
+static void b2b_refuse_full(b2b_t *b2b, nta_incoming_t *irq)
+{
+	uint64_t now = b2b_now_ms();
+
+	b2b->full_refused++;
+	if (now - b2b->full_logged_ms >= 10000) {
+		log_warn("call table full (call_capacity %u): %u INVITEs refused with 503 "
+			 "in the last %llu s", b2b->cfg->call_capacity, b2b->full_refused,
+			 (unsigned long long)(b2b->full_logged_ms ? (now - b2b->full_logged_ms) / 1000
+								  : 0));
+		b2b->full_logged_ms = now;
+		b2b->full_refused = 0;
+	}
+	b2b_refuse(b2b, irq, SIP_503_SERVICE_UNAVAILABLE, "5");
 }
 
 /* ------------------------------------------------------------ the call table mirror */
@@ -664,14 +684,12 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 
 	call = b2b_call_alloc(b2b);
 	if (call == NULL) {
-		b2b_refuse(b2b, irq, SIP_503_SERVICE_UNAVAILABLE, "5");
+		b2b_refuse_full(b2b, irq);
 		return 0;
 	}
 	ret = shm_call_insert(b2b->shm, &rec, &call->slot);
 	if (ret < 0) {
-		log_warn("call table full (%u calls): INVITE %s refused with 503",
-			 shm_call_count(b2b->shm), sip->sip_call_id->i_id);
-		b2b_refuse(b2b, irq, SIP_503_SERVICE_UNAVAILABLE, "5");
+		b2b_refuse_full(b2b, irq);
 		/* Not in the table: give the pool entry back by hand. */
 		b2b->active--;
 		shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, -1);

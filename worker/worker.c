@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include <poll.h>
 
 #include <sofia-sip/su.h>
+#include <sofia-sip/su_log.h>
 #include <sofia-sip/su_wait.h>
 
 #include "b2bua/log.h"
@@ -53,6 +55,40 @@ struct worker {
 };
 
 static struct worker worker;   /* one per process */
+
+/* Sofia-SIP's own logs (exported by the library, declared in no header). */
+extern su_log_t nta_log[];
+extern su_log_t tport_log[];
+
+/*
+ * Sofia writes its log lines in pieces; gather them and emit whole lines
+ * through log.h, so they carry our timestamp and role like every other line.
+ */
+static void worker_sofia_log(void *stream, char const *fmt, va_list ap)
+{
+	static char line[1024];
+	static size_t len;
+	char *nl;
+
+	(void)stream;
+	if (len < sizeof line - 1) {
+		int n = vsnprintf(line + len, sizeof line - len, fmt, ap);
+		if (n > 0)
+			len = len + (size_t)n < sizeof line - 1 ? len + (size_t)n : sizeof line - 1;
+	}
+	while ((nl = memchr(line, '\n', len)) != NULL) {
+		*nl = '\0';
+		if (nl > line)
+			log_warn("sofia: %s", line);
+		len -= (size_t)(nl + 1 - line);
+		memmove(line, nl + 1, len);
+	}
+	if (len == sizeof line - 1) {   /* an endless line: flush it */
+		line[len] = '\0';
+		log_warn("sofia: %s", line);
+		len = 0;
+	}
+}
 
 static void worker_on_signal(struct uport_event *ev, int res);
 
@@ -132,6 +168,9 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx, unsi
 	worker.idx = idx;
 	if (su_init() != 0)
 		return -EIO;
+	su_log_redirect(su_log_default, worker_sofia_log, NULL);
+	su_log_redirect(nta_log, worker_sofia_log, NULL);
+	su_log_redirect(tport_log, worker_sofia_log, NULL);
 	ret = uport_create(WORKER_RING_ENTRIES, &worker.port);
 	if (ret < 0)
 		return ret;

@@ -187,7 +187,7 @@ write_config() {
 	local f=${1:-$CONF}
 	cat >"$f" <<EOF
 # written by tests/e2e/lib.sh for $TEST_NAME
-node_id = "e2e-$TEST_NAME";
+node_id = "e2e-${TEST_NAME//_/-}";
 workers = $CFG_WORKERS;
 drain_timeout = $CFG_DRAIN_TIMEOUT;
 listen = "$ADDR";
@@ -214,6 +214,11 @@ _ready_workers() {
 b2b_start() {
 	local deadline
 	[ -f "$CONF" ] || write_config
+	# A test may start the daemon more than once: keep the earlier logs.
+	if [ -s "$T/b2bua.log" ]; then
+		_B2B_RUNS=$((${_B2B_RUNS:-0} + 1))
+		mv "$T/b2bua.log" "$T/b2bua.$_B2B_RUNS.log"
+	fi
 	: >"$T/b2bua.log"
 	"$B2BUA" -c "$CONF" >>"$T/b2bua.log" 2>&1 &
 	B2B_PID=$!
@@ -446,7 +451,10 @@ uac_identifiers() {
 
 assert_eq() {  # EXPECTED ACTUAL WHAT
 	[ "$1" = "$2" ] || fail "$3: expected '$1', got '$2'"
-	log "ok: $3 = $2"
+	case $2 in
+	*$'\n'*) log "ok: $3 ($(printf '%s\n' "$2" | wc -l) lines equal)" ;;
+	*) log "ok: $3 = $2" ;;
+	esac
 }
 
 assert_ge() {  # MIN ACTUAL WHAT

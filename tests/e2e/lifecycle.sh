@@ -1,0 +1,104 @@
+#!/bin/bash
+#
+# lifecycle — start-up, refusal of a bad config, and shutdown.
+#
+#  1. A config error is refused with "file:line: key: why", by `-t` and by
+#     a real start (which must exit 1 and leave nothing bound or running).
+#  2. SIGTERM with no calls: exit 0 promptly; every worker is gone.
+#  3. SIGTERM during calls: the daemon drains.  A new INVITE gets 503, the
+#     calls in progress complete normally, then the daemon exits 0 by
+#     itself, long before drain_timeout.
+
+. "$(dirname "$0")/lib.sh"
+
+write_config
+bound() { ss -Huan 2>/dev/null | awk '{print $4}' | grep -q "^$ADDR:"; }
+
+# --- 1. config errors
+"$B2BUA" -t -c "$CONF" >"$T/t-good.out" 2>&1 || fail "-t refused a good config: $(cat "$T/t-good.out")"
+log "ok: -t accepts the good config"
+
+check_refused() {  # FILE KEY
+	local f=$1 key=$2 line rc
+	line=$(grep -n "^$key " "$f" | cut -d: -f1)
+	[ -n "$line" ] || hard_error "no '$key' line in $f"
+	timeout 10 "$B2BUA" -t -c "$f" >"$T/t.out" 2>&1
+	rc=$?
+	assert_eq 1 "$rc" "-t on a bad $key: exit status"
+	assert_grep "$f:$line: $key: " "$T/t.out" "-t names $(basename "$f"):$line: $key"
+	timeout 10 "$B2BUA" -c "$f" >"$T/start.out" 2>&1
+	rc=$?
+	assert_eq 1 "$rc" "start with a bad $key: exit status"
+	assert_grep "$f:$line: $key: " "$T/start.out" "start names $(basename "$f"):$line: $key"
+	assert_no_grep 'ready' "$T/start.out" "nothing started"
+	bound && fail "something is bound on $ADDR after a refused start"
+	[ -e "$CLI_SOCK" ] && fail "the CLI socket exists after a refused start"
+	return 0
+}
+sed 's/^sip_port = .*/sip_port = 99999;/' "$CONF" >"$T/bad-port.conf"
+check_refused "$T/bad-port.conf" sip_port
+sed 's/^workers = .*/workers = 2;\nwrokers = 3;/' "$CONF" >"$T/bad-key.conf"
+check_refused "$T/bad-key.conf" wrokers
+sed 's/^log_level = .*/log_level = "loud";/' "$CONF" >"$T/bad-level.conf"
+check_refused "$T/bad-level.conf" log_level
+
+# --- 2. SIGTERM with no calls
+b2b_start
+workers=$(cli_json workers '.[].pid')
+assert_eq "$CFG_WORKERS" "$(echo "$workers" | wc -w)" "worker pids listed"
+t0=$SECONDS
+b2b_stop 5
+rc=$?
+assert_eq 0 "$rc" "exit status after SIGTERM with no calls"
+[ $((SECONDS - t0)) -le 2 ] || fail "took $((SECONDS - t0)) s to stop with no calls"
+for p in $workers; do
+	wait_gone "$p" 2 || fail "worker pid $p still running after the master exited"
+done
+log "ok: workers $(echo $workers) gone"
+bound && fail "a socket is still bound on $ADDR"
+[ -e "$CLI_SOCK" ] && fail "the CLI socket was left behind"
+log "ok: nothing left bound, no CLI socket"
+
+# --- 3. SIGTERM during calls: drain
+CFG_DRAIN_TIMEOUT=40
+write_config
+b2b_start
+workers=$(cli_json workers '.[].pid')
+N=10
+uas_start uas uas_basic -m $N
+uac_start uac uac_long -m $N -r $N -l $N
+answered() { [ "$(cli_json calls '[.[] | select(.state == "ANSWERED")] | length')" = $N ]; }
+wait_for 8 answered || fail "calls not up: $(cli show calls)"
+
+log "SIGTERM to the master with $N calls up"
+t0=$SECONDS
+kill -TERM "$B2B_PID"
+draining() { [ "$(cli_json stats '.draining')" = true ]; }
+wait_for 3 draining || fail "show stats does not say draining"
+log "ok: show stats says draining"
+alive "$B2B_PID" || fail "the master exited with calls up"
+
+uac_run refused uac_expect_code -m 1 -key maxfwd 70 -key extra_hdr "X-Test: draining"
+assert_count "$T/refused.msg" recv 503/INVITE 1
+assert_eq $N "$(cli_json calls 'length')" "calls still up while draining"
+
+sipp_wait uac || fail "uac exited $? ($(sipp_stat uac 'FailedCall(C)') failed calls)"
+uas_wait uas
+assert_sipp_ok uac $N
+assert_sipp_ok uas $N
+assert_count "$T/uas.msg" recv INVITE $N
+log "calls ended $((SECONDS - t0)) s after SIGTERM"
+
+# Nothing left to wait for: the master must go within a few seconds, not
+# after the 40 s drain_timeout.
+wait_gone "$B2B_PID" 6 || fail "the master still runs $((SECONDS - t0)) s after SIGTERM, calls done"
+wait "$B2B_PID"
+rc=$?
+_REAPED[$B2B_PID]=1
+assert_eq 0 "$rc" "exit status after draining"
+for p in $workers; do
+	wait_gone "$p" 2 || fail "worker pid $p still running after the master exited"
+done
+log "ok: master and workers gone $((SECONDS - t0)) s after SIGTERM"
+assert_grep 'master ready' "$T/b2bua.log" "log: master ready"
+log "PASS"

@@ -31,6 +31,15 @@ struct config_route {
 	char target[256];
 };
 
+/* A source that skips digest authentication (a carrier trunk): an address
+ * with an optional prefix length, "192.0.2.0/24", "2001:db8::1". */
+struct config_trusted {
+	char text[64];                 /* as written, for logs */
+	int family;                    /* AF_INET or AF_INET6 */
+	unsigned char addr[16];        /* network byte order; IPv4 in the first 4 bytes */
+	int prefix_len;                /* 0..32 or 0..128 */
+};
+
 struct config {
 	char path[PATH_MAX];           /* the file it was read from */
 
@@ -57,10 +66,34 @@ struct config {
 	char cli_socket[PATH_MAX];     /* cli_socket: Unix socket of the CLI, created mode 0600 */
 	enum log_level log_level;      /* log_level: error | warn | info | debug */
 
+	/* registrar and authentication */
+	char domain[128];              /* domain: the SIP domain whose users we serve; default = advertise */
+	char realm[128];               /* realm: digest realm in challenges; default = domain */
+	char auth_secret[128];         /* auth_secret: nonce key shared by all hosts; "" = random per start */
+	int nonce_ttl;                 /* nonce_ttl: seconds a nonce stays fresh (then stale=true) */
+	int register_min_expires;      /* register_min_expires: below it 423 Interval Too Brief */
+	int register_default_expires;  /* register_default_expires: when REGISTER names none */
+	int register_max_expires;      /* register_max_expires: longer requests are cut to it */
+	int auth_fail_limit;           /* auth_fail_limit: failed attempts per source address ... */
+	int auth_fail_window;          /* auth_fail_window: ... per this many seconds, then 403 */
+	size_t n_trusted;              /* trusted: ( "192.0.2.0/24", ... ) sources that skip auth */
+	struct config_trusted trusted[CONFIG_MAX_TRUSTED];
+
+	/* Redis: subscribers, location service, CDRs */
+	char redis_address[256];       /* redis_address: "unix:/path" or "host:port" */
+	char redis_password[128];      /* redis_password: AUTH password, "" = none */
+	int redis_db;                  /* redis_db: database number (SELECT) */
+	char redis_prefix[64];         /* redis_prefix: put before every key, e.g. "b2bua:" */
+
 	/* routing */
 	size_t n_routes;               /* routes: ( { prefix = "..."; target = "sip:..."; }, ... ) */
 	struct config_route routes[CONFIG_MAX_ROUTES];
 };
+
+struct sockaddr;
+
+/* Is this source address inside one of cfg->trusted?  1 or 0. */
+int config_is_trusted(const struct config *cfg, const struct sockaddr *sa);
 
 /* Fill *cfg with the built-in defaults (what an empty file gives). */
 void config_defaults(struct config *cfg);

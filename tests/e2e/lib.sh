@@ -19,6 +19,11 @@
 #     the test failed.
 # Exit codes follow automake: 0 pass, 1 fail, 77 skip, 99 hard error.
 
+# Bash is required (arrays, /dev/udp); make check may run tests with sh.
+if [ -z "${BASH_VERSION:-}" ]; then
+	exec bash "$0" "$@"
+fi
+
 set -u
 
 TEST_NAME=$(basename "$0" .sh)

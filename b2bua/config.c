@@ -6,7 +6,9 @@
  * loader that checks its type, range and content and stores it in struct
  * config; a key with no loader is an error, so a typo can never silently fall
  * back to a default.  Checks that involve several keys (the worker port range,
- * advertise defaulting to listen) run after the walk, on the final values.
+ * the order of the REGISTER expiry bounds, advertise defaulting to listen,
+ * realm to domain) run after the walk, on the final
+ * values.
  *
  * Every error is one line, "file:line: key: what is wrong and what is
  * allowed", with the line taken from libconfig's record of where the setting
@@ -18,9 +20,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libconfig.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -240,6 +244,105 @@ static int config_is_sip_target(const char *uri)
 	return *end == '\0' || *end == ';' || *end == '?';
 }
 
+/*
+ * A host name or an IPv4 address.  Digits and dots alone are taken as an
+ * IPv4 address and must be one: "127.0.0.256" is a typo, not a host name.
+ */
+static int config_is_host(const char *s, size_t len)
+{
+	char v4[INET_ADDRSTRLEN];
+	unsigned char buf[sizeof(struct in_addr)];
+
+	if (strspn(s, "0123456789.") < len)
+		return config_is_hostname(s, len);
+	if (len >= sizeof v4)
+		return 0;
+	memcpy(v4, s, len);
+	v4[len] = '\0';
+	return inet_pton(AF_INET, v4, buf) == 1;
+}
+
+/* ::ffff:a.b.c.d, i.e. an IPv4 address seen through an IPv6 socket. */
+static int config_is_v4mapped(const unsigned char *a16)
+{
+	static const unsigned char prefix[12] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+	};
+
+	return memcmp(a16, prefix, sizeof prefix) == 0;
+}
+
+/*
+ * Why a redis_address is wrong, or NULL when it is fine: "unix:/abs/path"
+ * (the path shorter than sun_path) or "host:port", host being a name, an
+ * IPv4 address or a bracketed IPv6 address.
+ */
+static const char *config_redis_address_error(const char *s)
+{
+	const char *port;
+
+	if (strncmp(s, "unix:", 5) == 0) {
+		if (s[5] != '/')
+			return "the socket path after \"unix:\" must be absolute";
+		if (strlen(s + 5) >= CONFIG_SUN_PATH_MAX)
+			return "the socket path must be shorter than 108 bytes";
+		return NULL;
+	}
+	if (s[0] == '[') {
+		char v6[INET6_ADDRSTRLEN];
+		unsigned char buf[sizeof(struct in6_addr)];
+		const char *end = strchr(s, ']');
+
+		if (end == NULL || (size_t)(end - s - 1) >= sizeof v6)
+			return "the host in brackets is not an IPv6 address";
+		memcpy(v6, s + 1, (size_t)(end - s - 1));
+		v6[end - s - 1] = '\0';
+		if (inet_pton(AF_INET6, v6, buf) != 1)
+			return "the host in brackets is not an IPv6 address";
+		port = end + 1;
+	} else {
+		port = s + strcspn(s, ":");
+		if (!config_is_host(s, (size_t)(port - s)))
+			return "the host is neither a host name nor an IPv4 address "
+			       "(write IPv6 in brackets, \"[::1]:6379\")";
+	}
+	if (*port != ':')
+		return "no port: write \"host:port\"";
+	if (!config_is_port(port + 1, strlen(port + 1)))
+		return "the port must be between 1 and 65535";
+	return NULL;
+}
+
+/* The "len" of "addr/len": 1 to 3 digits, 0..max; -1 when it is not. */
+static int config_parse_prefix_len(const char *s, int max)
+{
+	size_t n = strlen(s);
+	int v = 0;
+
+	if (n == 0 || n > 3)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v <= max ? v : -1;
+}
+
+/* Do the first `bits` bits of a and b agree?  Bits past them are ignored. */
+static int config_prefix_match(const unsigned char *a, const unsigned char *b, int bits)
+{
+	int bytes = bits / 8, rest = bits % 8;
+	unsigned char mask;
+
+	if (memcmp(a, b, (size_t)bytes) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	mask = (unsigned char)(0xff << (8 - rest));
+	return (a[bytes] & mask) == (b[bytes] & mask);
+}
+
 /* ------------------------------------------------------------ defaults */
 
 /* The short host name, keeping only [A-Za-z0-9-]; "b2bua" if nothing is left. */
@@ -287,6 +390,25 @@ void config_defaults(struct config *cfg)
 	cfg->call_capacity = 16384;
 	snprintf(cfg->cli_socket, sizeof cfg->cli_socket, "/run/b2bua/b2bua.sock");
 	cfg->log_level = LOG_INFO;
+
+	/* No domain: no registrar, every call follows the static routes. */
+	cfg->domain[0] = '\0';
+	cfg->realm[0] = '\0';
+	cfg->auth_secret[0] = '\0';	/* the master generates one */
+	cfg->nonce_ttl = 300;
+	cfg->auth_sha256 = 1;
+	cfg->register_min_expires = 60;
+	cfg->register_default_expires = 3600;
+	cfg->register_max_expires = 86400;
+	cfg->auth_fail_limit = 10;
+	cfg->auth_fail_window = 60;
+	cfg->n_trusted = 0;
+
+	snprintf(cfg->redis_address, sizeof cfg->redis_address, "unix:/run/b2bua/redis.sock");
+	cfg->redis_password[0] = '\0';
+	cfg->redis_db = 0;
+	snprintf(cfg->redis_prefix, sizeof cfg->redis_prefix, "b2bua:");
+
 	cfg->n_routes = 0;
 }
 
@@ -426,6 +548,230 @@ static int config_load_log_level(const struct config_ctx *ctx, const config_sett
 	return 0;
 }
 
+static int config_load_domain(const struct config_ctx *ctx, const config_setting_t *s,
+			      struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int rc = config_get_string(ctx, s, key, cfg->domain, sizeof cfg->domain);
+
+	if (rc < 0)
+		return rc;
+	if (!config_is_ip(cfg->domain) && !config_is_host(cfg->domain, strlen(cfg->domain)))
+		return config_fail(ctx, s, key,
+				   "\"%s\" is neither a host name nor an IPv4/IPv6 address "
+				   "(no brackets, no port)", cfg->domain);
+	return 0;
+}
+
+/* The realm is sent inside a quoted string: no quote, no backslash, no control. */
+static int config_load_realm(const struct config_ctx *ctx, const config_setting_t *s,
+			     struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int rc = config_get_string(ctx, s, key, cfg->realm, sizeof cfg->realm);
+
+	if (rc < 0)
+		return rc;
+	if (cfg->realm[0] == '\0')
+		return config_fail(ctx, s, key, "must not be empty: 1 to %zu printable "
+				   "ASCII characters, no '\"' or '\\'", sizeof cfg->realm - 1);
+	for (const char *p = cfg->realm; *p != '\0'; p++)
+		if (*p < ' ' || *p > '~' || *p == '"' || *p == '\\')
+			return config_fail(ctx, s, key, "has character 0x%02x: only printable "
+					   "ASCII allowed, no '\"' or '\\'", (unsigned char)*p);
+	return 0;
+}
+
+/* The value is a secret: errors give its length, never its text. */
+static int config_load_auth_secret(const struct config_ctx *ctx, const config_setting_t *s,
+				   struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int rc = config_get_string(ctx, s, key, cfg->auth_secret, sizeof cfg->auth_secret);
+	size_t len;
+
+	if (rc < 0)
+		return rc;
+	len = strlen(cfg->auth_secret);
+	if (len > 0 && len < 16)
+		return config_fail(ctx, s, key, "too short (%zu bytes): at least 16 bytes, "
+				   "or \"\" to have one generated at start", len);
+	return 0;
+}
+
+static int config_load_nonce_ttl(const struct config_ctx *ctx, const config_setting_t *s,
+				 struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 10, 3600, &cfg->nonce_ttl);
+}
+
+static int config_load_auth_sha256(const struct config_ctx *ctx, const config_setting_t *s,
+				   struct config *cfg)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return config_fail(ctx, s, config_setting_name(s), "must be true or false");
+	cfg->auth_sha256 = config_setting_get_bool(s);
+	return 0;
+}
+
+/* The order min <= default <= max is checked by config_finish. */
+static int config_load_register_min_expires(const struct config_ctx *ctx,
+					    const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 86400, &cfg->register_min_expires);
+}
+
+static int config_load_register_default_expires(const struct config_ctx *ctx,
+						const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 86400, &cfg->register_default_expires);
+}
+
+static int config_load_register_max_expires(const struct config_ctx *ctx,
+					    const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 86400, &cfg->register_max_expires);
+}
+
+static int config_load_auth_fail_limit(const struct config_ctx *ctx, const config_setting_t *s,
+				       struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 100000, &cfg->auth_fail_limit);
+}
+
+static int config_load_auth_fail_window(const struct config_ctx *ctx,
+					const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 86400, &cfg->auth_fail_window);
+}
+
+/*
+ * One trusted source, "addr" or "addr/len"; `i` is its index, used in the key
+ * name.  Host bits past the prefix are kept as written and ignored when
+ * matching.  An IPv4-mapped IPv6 entry is refused: IPv4 sources, also those
+ * that arrive as ::ffff:a.b.c.d, are matched against IPv4 entries only, so
+ * such an entry could never match and is surely a mistake.
+ */
+static int config_load_trusted_one(const struct config_ctx *ctx, const config_setting_t *s,
+				   unsigned i, struct config *cfg)
+{
+	struct config_trusted *t = &cfg->trusted[i];
+	unsigned char buf[sizeof(struct in6_addr)];
+	char key[32], addr[INET6_ADDRSTRLEN];
+	const char *slash;
+	size_t alen;
+	int rc, max;
+
+	snprintf(key, sizeof key, "trusted[%u]", i);
+	memset(t, 0, sizeof *t);
+	rc = config_get_string(ctx, s, key, t->text, sizeof t->text);
+	if (rc < 0)
+		return rc;
+	slash = strchr(t->text, '/');
+	alen = slash != NULL ? (size_t)(slash - t->text) : strlen(t->text);
+	if (alen > 0 && alen < sizeof addr) {
+		memcpy(addr, t->text, alen);
+		addr[alen] = '\0';
+	} else {
+		addr[0] = '\0';
+	}
+	memset(buf, 0, sizeof buf);
+	if (inet_pton(AF_INET, addr, buf) == 1) {
+		t->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, buf) == 1) {
+		t->family = AF_INET6;
+		max = 128;
+	} else {
+		return config_fail(ctx, s, key, "\"%s\" is not an IP address: write \"a.b.c.d\" "
+				   "or an IPv6 address, optionally with \"/len\"", t->text);
+	}
+	if (t->family == AF_INET6 && config_is_v4mapped(buf))
+		return config_fail(ctx, s, key, "\"%s\" is an IPv4-mapped IPv6 address: "
+				   "write the IPv4 form (it also matches ::ffff:a.b.c.d sources)",
+				   t->text);
+	memcpy(t->addr, buf, sizeof t->addr);
+	t->prefix_len = slash != NULL ? config_parse_prefix_len(slash + 1, max) : max;
+	if (t->prefix_len < 0)
+		return config_fail(ctx, s, key, "\"%s\": the prefix length must be "
+				   "between 0 and %d for an %s address", t->text, max,
+				   max == 32 ? "IPv4" : "IPv6");
+	return 0;
+}
+
+/* A list ( "..." ) or, libconfig's other form for scalars, an array [ "..." ]. */
+static int config_load_trusted(const struct config_ctx *ctx, const config_setting_t *s,
+			       struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int type = config_setting_type(s), n;
+
+	if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
+		return config_fail(ctx, s, key, "must be a list of strings: "
+				   "( \"192.0.2.0/24\", \"2001:db8::1\", ... )");
+	n = config_setting_length(s);
+	if (n > CONFIG_MAX_TRUSTED)
+		return config_fail(ctx, s, key, "%d entries: at most %d allowed",
+				   n, CONFIG_MAX_TRUSTED);
+	cfg->n_trusted = 0;
+	for (int i = 0; i < n; i++) {
+		int rc = config_load_trusted_one(ctx, config_setting_get_elem(s, (unsigned)i),
+						 (unsigned)i, cfg);
+
+		if (rc < 0)
+			return rc;
+		cfg->n_trusted = (size_t)i + 1;
+	}
+	return 0;
+}
+
+static int config_load_redis_address(const struct config_ctx *ctx,
+				     const config_setting_t *s, struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int rc = config_get_string(ctx, s, key, cfg->redis_address, sizeof cfg->redis_address);
+	const char *why;
+
+	if (rc < 0)
+		return rc;
+	why = config_redis_address_error(cfg->redis_address);
+	if (why != NULL)
+		return config_fail(ctx, s, key, "\"%s\": %s; write \"unix:/path\" or "
+				   "\"host:port\"", cfg->redis_address, why);
+	return 0;
+}
+
+/* The value is a secret: errors never show it. */
+static int config_load_redis_password(const struct config_ctx *ctx,
+				      const config_setting_t *s, struct config *cfg)
+{
+	return config_get_string(ctx, s, config_setting_name(s), cfg->redis_password,
+				 sizeof cfg->redis_password);
+}
+
+static int config_load_redis_db(const struct config_ctx *ctx, const config_setting_t *s,
+				struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 0, 15, &cfg->redis_db);
+}
+
+/* Characters that need no quoting in redis-cli and no escaping in KEYS patterns. */
+static int config_load_redis_prefix(const struct config_ctx *ctx, const config_setting_t *s,
+				    struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int rc = config_get_string(ctx, s, key, cfg->redis_prefix, sizeof cfg->redis_prefix);
+
+	if (rc < 0)
+		return rc;
+	for (const char *p = cfg->redis_prefix; *p != '\0'; p++)
+		if (!config_is_alnum(*p) && strchr(":_-.", *p) == NULL)
+			return config_fail(ctx, s, key,
+					   "\"%s\" has '%c': only [A-Za-z0-9:_.-] allowed",
+					   cfg->redis_prefix, *p);
+	return 0;
+}
+
 /* One route group; `i` is its index in the list, used in key names. */
 static int config_load_route(const struct config_ctx *ctx, const config_setting_t *grp,
 			     unsigned i, struct config *cfg)
@@ -528,6 +874,21 @@ static const struct config_key config_keys[] = {
 	{ "call_capacity",    config_load_call_capacity },
 	{ "cli_socket",       config_load_cli_socket },
 	{ "log_level",        config_load_log_level },
+	{ "domain",           config_load_domain },
+	{ "realm",            config_load_realm },
+	{ "auth_secret",      config_load_auth_secret },
+	{ "nonce_ttl",        config_load_nonce_ttl },
+	{ "auth_sha256",      config_load_auth_sha256 },
+	{ "register_min_expires",     config_load_register_min_expires },
+	{ "register_default_expires", config_load_register_default_expires },
+	{ "register_max_expires",     config_load_register_max_expires },
+	{ "auth_fail_limit",  config_load_auth_fail_limit },
+	{ "auth_fail_window", config_load_auth_fail_window },
+	{ "trusted",          config_load_trusted },
+	{ "redis_address",    config_load_redis_address },
+	{ "redis_password",   config_load_redis_password },
+	{ "redis_db",         config_load_redis_db },
+	{ "redis_prefix",     config_load_redis_prefix },
 	{ "routes",           config_load_routes },
 };
 
@@ -542,20 +903,16 @@ static const struct config_key *config_key_find(const char *name)
 /* ------------------------------------------------------------ whole file */
 
 /*
- * Rules that involve several keys, checked on the final values.  An error
- * names worker_port_base and points at the first of the involved keys that
- * the file sets (with all three at their defaults there is no conflict).
+ * The worker port range must fit below 65536 and must not contain sip_port.
+ * An error names worker_port_base and points at the first of the involved
+ * keys that the file sets (with all three at their defaults there is no
+ * conflict).
  */
-static int config_finish(const struct config_ctx *ctx, const config_setting_t *root,
-			 struct config *cfg)
+static int config_check_ports(const struct config_ctx *ctx, const config_setting_t *root,
+			      const struct config *cfg)
 {
 	const config_setting_t *at;
 	int last;
-
-	if (config_setting_get_member(root, "advertise") == NULL)
-		memcpy(cfg->advertise, cfg->listen, sizeof cfg->advertise);
-	if (cfg->workers == 0)
-		cfg->workers = config_cpu_workers();
 
 	at = config_setting_get_member(root, "worker_port_base");
 	if (at == NULL)
@@ -574,6 +931,54 @@ static int config_finish(const struct config_ctx *ctx, const config_setting_t *r
 				   "sip_port %d: the ranges must not overlap",
 				   cfg->worker_port_base, last, cfg->workers, cfg->sip_port);
 	return 0;
+}
+
+/*
+ * register_min_expires <= register_default_expires <= register_max_expires.
+ * Same convention: the error names register_default_expires and points at
+ * the first of the three that the file sets.
+ */
+static int config_check_expires(const struct config_ctx *ctx, const config_setting_t *root,
+				const struct config *cfg)
+{
+	const config_setting_t *at;
+
+	if (cfg->register_min_expires <= cfg->register_default_expires &&
+	    cfg->register_default_expires <= cfg->register_max_expires)
+		return 0;
+	at = config_setting_get_member(root, "register_default_expires");
+	if (at == NULL)
+		at = config_setting_get_member(root, "register_min_expires");
+	if (at == NULL)
+		at = config_setting_get_member(root, "register_max_expires");
+	return config_fail(ctx, at, "register_default_expires",
+			   "register_min_expires %d, register_default_expires %d, "
+			   "register_max_expires %d: must be min <= default <= max",
+			   cfg->register_min_expires, cfg->register_default_expires,
+			   cfg->register_max_expires);
+}
+
+/* Rules that involve several keys, checked on the final values. */
+static int config_finish(const struct config_ctx *ctx, const config_setting_t *root,
+			 struct config *cfg)
+{
+	int rc;
+
+	/* Whole fields are copied so that trailing bytes stay zero. */
+	if (config_setting_get_member(root, "advertise") == NULL)
+		memcpy(cfg->advertise, cfg->listen, sizeof cfg->advertise);
+	if (config_setting_get_member(root, "realm") == NULL) {
+		_Static_assert(sizeof cfg->realm == sizeof cfg->domain,
+			       "realm must hold any domain value");
+		memcpy(cfg->realm, cfg->domain, sizeof cfg->realm);
+	}
+	if (cfg->workers == 0)
+		cfg->workers = config_cpu_workers();
+
+	rc = config_check_ports(ctx, root, cfg);
+	if (rc == 0)
+		rc = config_check_expires(ctx, root, cfg);
+	return rc;
 }
 
 static int config_walk(const struct config_ctx *ctx, const config_setting_t *root,
@@ -677,4 +1082,44 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	rc = config_walk(&ctx, config_root_setting(&lc), cfg);
 	config_destroy(&lc);
 	return rc;
+}
+
+/* ------------------------------------------------------------ trusted sources */
+
+/*
+ * An IPv4 source that reaches an IPv6 socket as ::ffff:a.b.c.d is an IPv4
+ * source: it is matched against the IPv4 entries, and never against IPv6
+ * ones, so that "::/0" does not silently trust every IPv4 address too.
+ */
+int config_is_trusted(const struct config *cfg, const struct sockaddr *sa)
+{
+	unsigned char addr[16];
+	int family;
+
+	if (cfg == NULL || sa == NULL)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		family = AF_INET;
+		memcpy(addr, &in->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		memcpy(addr, in6->sin6_addr.s6_addr, 16);
+		family = AF_INET6;
+		if (config_is_v4mapped(addr)) {
+			family = AF_INET;
+			memmove(addr, addr + 12, 4);
+		}
+	} else {
+		return 0;
+	}
+	for (size_t i = 0; i < cfg->n_trusted; i++) {
+		const struct config_trusted *t = &cfg->trusted[i];
+
+		if (t->family == family && config_prefix_match(t->addr, addr, t->prefix_len))
+			return 1;
+	}
+	return 0;
 }

@@ -71,6 +71,7 @@ struct config {
 	char realm[128];               /* realm: digest realm in challenges; default = domain */
 	char auth_secret[128];         /* auth_secret: nonce key shared by all hosts; "" = random per start */
 	int nonce_ttl;                 /* nonce_ttl: seconds a nonce stays fresh (then stale=true) */
+	int auth_sha256;               /* auth_sha256: offer a SHA-256 challenge before the MD5 one */
 	int register_min_expires;      /* register_min_expires: below it 423 Interval Too Brief */
 	int register_default_expires;  /* register_default_expires: when REGISTER names none */
 	int register_max_expires;      /* register_max_expires: longer requests are cut to it */

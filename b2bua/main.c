@@ -10,12 +10,29 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "autoconf.h"
 #include "b2bua/config.h"
 #include "b2bua/log.h"
 #include "b2bua/master.h"
+
+/*
+ * Without auth_secret in the config, nonces are keyed with a random secret
+ * made here, before fork, so that every worker of this host shares it.  A
+ * nonce from one host then fails on another: multi-host setups set it.
+ */
+static int main_random_secret(struct config *cfg)
+{
+	unsigned char raw[24];
+
+	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+		return -1;
+	for (size_t i = 0; i < sizeof raw; i++)
+		snprintf(cfg->auth_secret + 2 * i, 3, "%02x", raw[i]);
+	return 0;
+}
 
 static void main_usage(FILE *out)
 {
@@ -58,5 +75,13 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(cfg.log_level);
+	if (cfg.domain[0] && cfg.auth_secret[0] == '\0') {
+		if (main_random_secret(&cfg) < 0) {
+			fprintf(stderr, "b2bua: cannot make a random auth_secret: %m\n");
+			return 1;
+		}
+		log_warn("auth_secret is not set: using a random one, so nonces are valid on "
+			 "this host only (set auth_secret in %s for several hosts)", path);
+	}
 	return master_run(&cfg);
 }

@@ -7,11 +7,14 @@
  * The shipped sample etc/b2bua.conf is loaded from $top_srcdir (set by
  * `make check`; "." when run by hand from the top of the tree).
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "b2bua/config.h"
@@ -96,6 +99,21 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg->call_capacity, 16384);
 	ck_assert_str_eq(cfg->cli_socket, "/run/b2bua/b2bua.sock");
 	ck_assert_int_eq(cfg->log_level, LOG_INFO);
+	ck_assert_str_eq(cfg->domain, "");
+	ck_assert_str_eq(cfg->realm, "");
+	ck_assert_str_eq(cfg->auth_secret, "");
+	ck_assert_int_eq(cfg->nonce_ttl, 300);
+	ck_assert_int_eq(cfg->auth_sha256, 1);
+	ck_assert_int_eq(cfg->register_min_expires, 60);
+	ck_assert_int_eq(cfg->register_default_expires, 3600);
+	ck_assert_int_eq(cfg->register_max_expires, 86400);
+	ck_assert_int_eq(cfg->auth_fail_limit, 10);
+	ck_assert_int_eq(cfg->auth_fail_window, 60);
+	ck_assert_uint_eq(cfg->n_trusted, 0);
+	ck_assert_str_eq(cfg->redis_address, "unix:/run/b2bua/redis.sock");
+	ck_assert_str_eq(cfg->redis_password, "");
+	ck_assert_int_eq(cfg->redis_db, 0);
+	ck_assert_str_eq(cfg->redis_prefix, "b2bua:");
 	ck_assert_uint_eq(cfg->n_routes, 0);
 	free(cfg);
 }
@@ -135,6 +153,20 @@ START_TEST(test_full_file)
 		"call_capacity = 4194304;\n"
 		"cli_socket = \"/tmp/b2bua-test.sock\";\n"
 		"log_level = \"debug\";\n"
+		"domain = \"example.net\";\n"
+		"realm = \"Example Realm (v2)\";\n"
+		"auth_secret = \"0123456789abcdef\";\n"
+		"nonce_ttl = 10;\n"
+		"register_min_expires = 30;\n"
+		"register_default_expires = 30;\n"
+		"register_max_expires = 7200;\n"
+		"auth_fail_limit = 100000;\n"
+		"auth_fail_window = 86400;\n"
+		"trusted = ( \"192.0.2.0/24\", \"198.51.100.7\", \"2001:db8::/32\", \"::1\" );\n"
+		"redis_address = \"[::1]:6379\";\n"
+		"redis_password = \"s3cret \\\"quoted\\\"\";\n"
+		"redis_db = 15;\n"
+		"redis_prefix = \"\";\n"
 		"routes = (\n"
 		"  { prefix = \"+4930\"; target = \"sip:gw1.example.net:5080;transport=udp\"; },\n"
 		"  { target = \"sip:trunk@[2001:db8::1]:5090\"; prefix = \"*#9\"; },\n"
@@ -155,6 +187,34 @@ START_TEST(test_full_file)
 	ck_assert_uint_eq(l->cfg.call_capacity, 4194304);
 	ck_assert_str_eq(l->cfg.cli_socket, "/tmp/b2bua-test.sock");
 	ck_assert_int_eq(l->cfg.log_level, LOG_DEBUG);
+	ck_assert_str_eq(l->cfg.domain, "example.net");
+	ck_assert_str_eq(l->cfg.realm, "Example Realm (v2)");
+	ck_assert_str_eq(l->cfg.auth_secret, "0123456789abcdef");
+	ck_assert_int_eq(l->cfg.nonce_ttl, 10);
+	ck_assert_int_eq(l->cfg.register_min_expires, 30);
+	ck_assert_int_eq(l->cfg.register_default_expires, 30);
+	ck_assert_int_eq(l->cfg.register_max_expires, 7200);
+	ck_assert_int_eq(l->cfg.auth_fail_limit, 100000);
+	ck_assert_int_eq(l->cfg.auth_fail_window, 86400);
+	ck_assert_uint_eq(l->cfg.n_trusted, 4);
+	ck_assert_str_eq(l->cfg.trusted[0].text, "192.0.2.0/24");
+	ck_assert_int_eq(l->cfg.trusted[0].family, AF_INET);
+	ck_assert_int_eq(l->cfg.trusted[0].prefix_len, 24);
+	ck_assert(memcmp(l->cfg.trusted[0].addr, "\xc0\x00\x02\x00", 4) == 0);
+	ck_assert_str_eq(l->cfg.trusted[1].text, "198.51.100.7");
+	ck_assert_int_eq(l->cfg.trusted[1].family, AF_INET);
+	ck_assert_int_eq(l->cfg.trusted[1].prefix_len, 32);
+	ck_assert(memcmp(l->cfg.trusted[1].addr, "\xc6\x33\x64\x07", 4) == 0);
+	ck_assert_int_eq(l->cfg.trusted[2].family, AF_INET6);
+	ck_assert_int_eq(l->cfg.trusted[2].prefix_len, 32);
+	ck_assert(memcmp(l->cfg.trusted[2].addr, "\x20\x01\x0d\xb8", 4) == 0);
+	ck_assert_int_eq(l->cfg.trusted[3].family, AF_INET6);
+	ck_assert_int_eq(l->cfg.trusted[3].prefix_len, 128);
+	ck_assert_int_eq(l->cfg.trusted[3].addr[15], 1);
+	ck_assert_str_eq(l->cfg.redis_address, "[::1]:6379");
+	ck_assert_str_eq(l->cfg.redis_password, "s3cret \"quoted\"");
+	ck_assert_int_eq(l->cfg.redis_db, 15);
+	ck_assert_str_eq(l->cfg.redis_prefix, "");
 	ck_assert_uint_eq(l->cfg.n_routes, 3);
 	ck_assert_str_eq(l->cfg.routes[0].prefix, "+4930");
 	ck_assert_str_eq(l->cfg.routes[0].target, "sip:gw1.example.net:5080;transport=udp");
@@ -187,6 +247,12 @@ START_TEST(test_sample_file)
 	ck_assert_str_eq(cfg->routes[0].target, "sip:127.0.0.1:5080;transport=udp");
 	ck_assert_str_eq(cfg->routes[1].prefix, "");
 	ck_assert_str_eq(cfg->routes[1].target, "sip:127.0.0.1:5090;transport=udp");
+	ck_assert_str_eq(cfg->domain, "127.0.0.1");
+	ck_assert_str_eq(cfg->realm, "127.0.0.1");
+	ck_assert_str_eq(cfg->auth_secret, "");
+	ck_assert_uint_eq(cfg->n_trusted, 0);
+	ck_assert_str_eq(cfg->redis_address, "unix:/run/b2bua/redis.sock");
+	ck_assert_str_eq(cfg->redis_prefix, "b2bua:");
 	free(cfg);
 }
 END_TEST
@@ -208,6 +274,64 @@ START_TEST(test_advertise_defaults_to_listen)
 
 	ck_assert_int_eq(l->rc, 0);
 	ck_assert_str_eq(l->cfg.advertise, "::1");
+	free(l);
+}
+END_TEST
+
+/* No domain means no registrar; realm follows the final domain. */
+START_TEST(test_domain_realm_default)
+{
+	struct loaded *l = load_text("listen = \"::1\";\n");
+
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_str_eq(l->cfg.domain, "");
+	ck_assert_str_eq(l->cfg.realm, "");
+	free(l);
+
+	l = load_text("realm = \"r\";\ndomain = \"sbc.example.net\";\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_str_eq(l->cfg.domain, "sbc.example.net");
+	ck_assert_str_eq(l->cfg.realm, "r");
+	free(l);
+
+	l = load_text("domain = \"example.net\";\nadvertise = \"10.0.0.1\";\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_str_eq(l->cfg.advertise, "10.0.0.1");
+	ck_assert_str_eq(l->cfg.domain, "example.net");
+	ck_assert_str_eq(l->cfg.realm, "example.net");
+	free(l);
+}
+END_TEST
+
+START_TEST(test_redis_address_forms)
+{
+	static const char *const good[] = {
+		"unix:/run/b2bua/redis.sock", "127.0.0.1:6379", "redis.example.net:1",
+		"[::1]:65535", "[2001:db8::7]:6380", "localhost:6379",
+	};
+	char text[512];
+
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		struct loaded *l;
+
+		snprintf(text, sizeof text, "redis_address = \"%s\";\n", good[i]);
+		l = load_text(text);
+		ck_assert_msg(l->rc == 0, "%s: %s", good[i], l->err);
+		ck_assert_str_eq(l->cfg.redis_address, good[i]);
+		free(l);
+	}
+}
+END_TEST
+
+/* libconfig's array form of a string list is accepted for trusted too. */
+START_TEST(test_trusted_array)
+{
+	struct loaded *l = load_text("trusted = [ \"10.0.0.0/8\", \"fe80::/10\" ];\n");
+
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_uint_eq(l->cfg.n_trusted, 2);
+	ck_assert_int_eq(l->cfg.trusted[1].family, AF_INET6);
+	ck_assert_int_eq(l->cfg.trusted[1].prefix_len, 10);
 	free(l);
 }
 END_TEST
@@ -274,6 +398,18 @@ START_TEST(test_out_of_range)
 	assert_error_text("call_capacity = 0;\n", 1, "call_capacity");
 	assert_error_text("call_capacity = 4194305;\n", 1, "call_capacity");
 	assert_error_text("call_capacity = 5000000000L;\n", 1, "call_capacity");
+	assert_error_text("nonce_ttl = 9;\n", 1, "nonce_ttl");
+	assert_error_text("nonce_ttl = 3601;\n", 1, "nonce_ttl");
+	assert_error_text("register_min_expires = 0;\n", 1, "register_min_expires");
+	assert_error_text("register_default_expires = 86401;\n", 1,
+			  "register_default_expires");
+	assert_error_text("register_max_expires = 86401;\n", 1, "register_max_expires");
+	assert_error_text("auth_fail_limit = 0;\n", 1, "auth_fail_limit");
+	assert_error_text("auth_fail_limit = 100001;\n", 1, "auth_fail_limit");
+	assert_error_text("auth_fail_window = 0;\n", 1, "auth_fail_window");
+	assert_error_text("auth_fail_window = 86401;\n", 1, "auth_fail_window");
+	assert_error_text("redis_db = 16;\n", 1, "redis_db");
+	assert_error_text("redis_db = -1;\n", 1, "redis_db");
 }
 END_TEST
 
@@ -289,6 +425,160 @@ START_TEST(test_bad_values)
 			  "routes[0].prefix");
 	assert_error_text("routes = ( { prefix = \"1\"; } );\n", 1, "routes[0].target");
 	assert_error_text("routes = ( { target = \"sip:x\"; } );\n", 1, "routes[0].prefix");
+	assert_error_text("domain = \"example net\";\n", 1, "domain");
+	assert_error_text("domain = \"127.0.0.256\";\n", 1, "domain");
+	assert_error_text("domain = \"\";\n", 1, "domain");
+	assert_error_text("domain = \"[::1]\";\n", 1, "domain");
+	assert_error_text("realm = \"\";\n", 1, "realm");
+	assert_error_text("realm = \"a\\\"b\";\n", 1, "realm");
+	assert_error_text("realm = \"a\\\\b\";\n", 1, "realm");
+	assert_error_text("realm = \"a\\tb\";\n", 1, "realm");
+	assert_error_text("redis_password = 1234;\n", 1, "redis_password");
+	assert_error_text("redis_prefix = \"b2bua prod:\";\n", 1, "redis_prefix");
+	assert_error_text("redis_prefix = \"b2bua/\";\n", 1, "redis_prefix");
+}
+END_TEST
+
+/* Secrets: 16 bytes is the minimum, "" is allowed, and errors never echo them. */
+START_TEST(test_auth_secret)
+{
+	struct loaded *l = load_text("\nauth_secret = \"0123456789abcde\";\n");
+
+	assert_error(l, 2, "auth_secret");
+	ck_assert_ptr_nonnull(strstr(l->err, "16"));
+	ck_assert_ptr_null(strstr(l->err, "0123456789abcde"));
+	free(l);
+
+	l = load_text("auth_secret = \"\";\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_str_eq(l->cfg.auth_secret, "");
+	free(l);
+
+	assert_error_text("auth_secret = 1234567890123456789L;\n", 1, "auth_secret");
+}
+END_TEST
+
+/* min <= default <= max; the error names register_default_expires. */
+START_TEST(test_register_expires_order)
+{
+	struct loaded *l;
+
+	l = load_text("register_min_expires = 120;\nregister_default_expires = 90;\n");
+	assert_error(l, 2, "register_default_expires");
+	ck_assert_ptr_nonnull(strstr(l->err, "120"));
+	ck_assert_ptr_nonnull(strstr(l->err, "90"));
+	free(l);
+
+	/* Only max set: the default 3600 is above it, the error points at max's line. */
+	assert_error_text("workers = 1;\nregister_max_expires = 1800;\n", 2,
+			  "register_default_expires");
+	/* Only min set, above the default 3600: points at min's line. */
+	assert_error_text("\n\nregister_min_expires = 3601;\n", 3, "register_default_expires");
+	/* default set: it is the line shown even when min and max are wrong. */
+	assert_error_text("register_min_expires = 100;\nregister_max_expires = 50;\n"
+			  "register_default_expires = 70;\n", 3, "register_default_expires");
+
+	/* All three equal is fine. */
+	l = load_text("register_min_expires = 600;\nregister_default_expires = 600;\n"
+		      "register_max_expires = 600;\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	free(l);
+}
+END_TEST
+
+START_TEST(test_bad_trusted)
+{
+	static const char *const bad[] = {
+		"", "localhost", "192.0.2.0/", "192.0.2.0/33", "192.0.2.0/-1", "192.0.2.0/2a",
+		"192.0.2.0/0024", "2001:db8::/129", "192.0.2.0/24/8", "[::1]", "192.0.2.300",
+		"::ffff:192.0.2.1", "::ffff:192.0.2.0/120", " 192.0.2.1",
+	};
+	char text[512];
+	struct loaded *l;
+
+	/*
+	 * libconfig records a string's line after reading the token that follows
+	 * it (adjacent strings concatenate), so the bad entry is followed by a
+	 * comma on its own line.
+	 */
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(text, sizeof text,
+			 "trusted = (\n  \"10.0.0.1\",\n  \"%s\",\n  \"10.0.0.2\"\n);\n", bad[i]);
+		l = load_text(text);
+		ck_assert_msg(l->rc == -EINVAL, "\"%s\" was accepted", bad[i]);
+		assert_error(l, 3, "trusted[1]");
+		free(l);
+	}
+	l = load_text("trusted = ( \"192.0.2.0/33\" );\n");
+	assert_error(l, 1, "trusted[0]");
+	ck_assert_ptr_nonnull(strstr(l->err, "between 0 and 32"));
+	free(l);
+
+	assert_error_text("trusted = \"192.0.2.1\";\n", 1, "trusted");
+	assert_error_text("trusted = ( 1 );\n", 1, "trusted[0]");
+	assert_error_text("trusted = ( { a = 1; } );\n", 1, "trusted[0]");
+	/* Longer than the 63 bytes of config_trusted.text: an error, not a cut. */
+	assert_error_text("trusted = ( \"0000:0000:0000:0000:0000:0000:0000:0001/128"
+			  "00000000000000000000\" );\n", 1, "trusted[0]");
+}
+END_TEST
+
+START_TEST(test_too_many_trusted)
+{
+	size_t size = 32 * (CONFIG_MAX_TRUSTED + 2);
+	char *text = malloc(size);
+	size_t n;
+	struct loaded *l;
+
+	ck_assert_ptr_nonnull(text);
+	n = (size_t)snprintf(text, size, "\ntrusted = (\n");
+	for (int i = 0; i < CONFIG_MAX_TRUSTED; i++)
+		n += (size_t)snprintf(text + n, size - n, "%s\"10.0.%d.0/24\"\n",
+				      i ? "," : "", i);
+	snprintf(text + n, size - n, ");\n");
+	l = load_text(text);
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_uint_eq(l->cfg.n_trusted, CONFIG_MAX_TRUSTED);
+	free(l);
+
+	snprintf(text + n, size - n, ",\"10.1.0.1\");\n");
+	l = load_text(text);
+	assert_error(l, 2, "trusted");
+	free(l);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_bad_redis_address)
+{
+	static const char *const bad[] = {
+		"", "unix:", "unix:run/redis.sock", "localhost", "localhost:", "localhost:0",
+		"localhost:65536", "localhost:63a9", "::1:6379", "[::1]", "[::1]6379",
+		"[zz::1]:6379", "127.0.0.256:6379", "bad host:6379", ":6379", "-x-:6379",
+	};
+	char text[512], path[200];
+	struct loaded *l;
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(text, sizeof text, "sip_port = 5060;\nredis_address = \"%s\";\n",
+			 bad[i]);
+		l = load_text(text);
+		ck_assert_msg(l->rc == -EINVAL, "\"%s\" was accepted", bad[i]);
+		assert_error(l, 2, "redis_address");
+		free(l);
+	}
+
+	/* The socket path must fit sun_path: 107 bytes load, 108 do not. */
+	memset(path, 'a', 107);
+	path[0] = '/';
+	path[107] = '\0';
+	snprintf(text, sizeof text, "redis_address = \"unix:%s\";\n", path);
+	l = load_text(text);
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	free(l);
+	strcat(path, "a");
+	snprintf(text, sizeof text, "redis_address = \"unix:%s\";\n", path);
+	assert_error_text(text, 1, "redis_address");
 }
 END_TEST
 
@@ -506,6 +796,94 @@ START_TEST(test_missing_file)
 }
 END_TEST
 
+/* ------------------------------------------------------------ config_is_trusted */
+
+static int trusted4(const struct config *cfg, const char *ip)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(5060) };
+
+	ck_assert_int_eq(inet_pton(AF_INET, ip, &in.sin_addr), 1);
+	return config_is_trusted(cfg, (const struct sockaddr *)&in);
+}
+
+static int trusted6(const struct config *cfg, const char *ip)
+{
+	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(5060) };
+
+	ck_assert_int_eq(inet_pton(AF_INET6, ip, &in6.sin6_addr), 1);
+	return config_is_trusted(cfg, (const struct sockaddr *)&in6);
+}
+
+START_TEST(test_is_trusted)
+{
+	/* The /24 and /64 entries are written with host bits set: they are ignored. */
+	struct loaded *l = load_text("trusted = ( \"198.51.100.7\", \"192.0.2.77/24\", "
+				     "\"2001:db8:1:2::99/64\", \"10.0.0.0/9\" );\n");
+
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	/* /32: that host only. */
+	ck_assert_int_eq(trusted4(&l->cfg, "198.51.100.7"), 1);
+	ck_assert_int_eq(trusted4(&l->cfg, "198.51.100.6"), 0);
+	ck_assert_int_eq(trusted4(&l->cfg, "198.51.100.8"), 0);
+	/* /24. */
+	ck_assert_int_eq(trusted4(&l->cfg, "192.0.2.0"), 1);
+	ck_assert_int_eq(trusted4(&l->cfg, "192.0.2.255"), 1);
+	ck_assert_int_eq(trusted4(&l->cfg, "192.0.3.1"), 0);
+	ck_assert_int_eq(trusted4(&l->cfg, "192.0.1.255"), 0);
+	/* /9: a prefix that ends inside a byte. */
+	ck_assert_int_eq(trusted4(&l->cfg, "10.127.255.255"), 1);
+	ck_assert_int_eq(trusted4(&l->cfg, "10.128.0.0"), 0);
+	/* /64. */
+	ck_assert_int_eq(trusted6(&l->cfg, "2001:db8:1:2::1"), 1);
+	ck_assert_int_eq(trusted6(&l->cfg, "2001:db8:1:2:ffff:ffff:ffff:ffff"), 1);
+	ck_assert_int_eq(trusted6(&l->cfg, "2001:db8:1:3::1"), 0);
+	/* IPv4-mapped sources match IPv4 entries. */
+	ck_assert_int_eq(trusted6(&l->cfg, "::ffff:192.0.2.9"), 1);
+	ck_assert_int_eq(trusted6(&l->cfg, "::ffff:198.51.100.7"), 1);
+	ck_assert_int_eq(trusted6(&l->cfg, "::ffff:198.51.100.8"), 0);
+	/* No match: other addresses, other families. */
+	ck_assert_int_eq(trusted4(&l->cfg, "203.0.113.1"), 0);
+	ck_assert_int_eq(trusted6(&l->cfg, "::1"), 0);
+	ck_assert_int_eq(trusted6(&l->cfg, "::c000:209"), 0);	/* not mapped: ::192.0.2.9 */
+	{
+		struct sockaddr sa = { .sa_family = AF_UNIX };
+
+		ck_assert_int_eq(config_is_trusted(&l->cfg, &sa), 0);
+	}
+	free(l);
+}
+END_TEST
+
+START_TEST(test_is_trusted_all_and_none)
+{
+	struct loaded *l = load_text("trusted = ( \"0.0.0.0/0\" );\n");
+
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	/* /0 trusts every IPv4 source, mapped ones too, but no IPv6 source. */
+	ck_assert_int_eq(trusted4(&l->cfg, "0.0.0.0"), 1);
+	ck_assert_int_eq(trusted4(&l->cfg, "255.255.255.255"), 1);
+	ck_assert_int_eq(trusted6(&l->cfg, "::ffff:203.0.113.1"), 1);
+	ck_assert_int_eq(trusted6(&l->cfg, "2001:db8::1"), 0);
+	free(l);
+
+	/* "::/0" trusts IPv6 sources only, not IPv4 ones seen as ::ffff:a.b.c.d. */
+	l = load_text("trusted = ( \"::/0\" );\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_int_eq(trusted6(&l->cfg, "2001:db8::1"), 1);
+	ck_assert_int_eq(trusted6(&l->cfg, "::ffff:203.0.113.1"), 0);
+	ck_assert_int_eq(trusted4(&l->cfg, "203.0.113.1"), 0);
+	free(l);
+
+	/* Nothing trusted: nothing matches. */
+	l = load_text("trusted = ( );\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_uint_eq(l->cfg.n_trusted, 0);
+	ck_assert_int_eq(trusted4(&l->cfg, "127.0.0.1"), 0);
+	ck_assert_int_eq(trusted6(&l->cfg, "::1"), 0);
+	free(l);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -519,6 +897,11 @@ static Suite *config_suite(void)
 	tcase_add_test(ok, test_workers_zero_is_nproc);
 	tcase_add_test(ok, test_advertise_defaults_to_listen);
 	tcase_add_test(ok, test_int64_literal);
+	tcase_add_test(ok, test_domain_realm_default);
+	tcase_add_test(ok, test_redis_address_forms);
+	tcase_add_test(ok, test_trusted_array);
+	tcase_add_test(ok, test_is_trusted);
+	tcase_add_test(ok, test_is_trusted_all_and_none);
 	suite_add_tcase(s, ok);
 
 	tcase_add_test(bad, test_syntax_error);
@@ -535,6 +918,11 @@ static Suite *config_suite(void)
 	tcase_add_test(bad, test_too_long_string);
 	tcase_add_test(bad, test_include_error_names_included_file);
 	tcase_add_test(bad, test_missing_file);
+	tcase_add_test(bad, test_auth_secret);
+	tcase_add_test(bad, test_register_expires_order);
+	tcase_add_test(bad, test_bad_trusted);
+	tcase_add_test(bad, test_too_many_trusted);
+	tcase_add_test(bad, test_bad_redis_address);
 	suite_add_tcase(s, bad);
 	return s;
 }

@@ -3,11 +3,15 @@
  *
  * A call, seen from here:
  *
- *   caller --A-leg--> [ a_leg / a_irq ]  b2b_call  [ b_leg / b_orq ] --B-leg--> callee
+ *   caller --A-leg--> [ a_leg / a_irq ]  b2b_call  [ br[i].leg / br[i].orq ] --B-legs--> callee(s)
  *
- * States (enum b2b_state), and what moves a call between them:
+ * A call has one A-leg and one or more B-leg attempts ("branches": one per
+ * registered contact, forked in parallel; the first 2xx wins and the others
+ * are cancelled).  States (enum b2b_state), and what moves a call:
  *
- *   TRYING      INVITE accepted, 100 sent to A, INVITE sent on B
+ *   ROUTING     INVITE accepted, 100 sent; authentication or the location
+ *               lookup (Redis, asynchronous) is in flight
+ *   TRYING      INVITE sent on the B-leg(s)
  *   RINGING     a 18x from B was relayed to A
  *   ANSWERED    B's 2xx was relayed to A; waiting for A's ACK to ACK B
  *   CONFIRMED   both legs acknowledged: the call is up
@@ -41,6 +45,7 @@
 #include <sofia-sip/url.h>
 
 #include "b2bua/log.h"
+#include "worker/registrar.h"
 #include "worker/route.h"
 
 /* TPTAG_IDENT of the two transports (see architecture.md: select the
@@ -49,6 +54,7 @@
 #define B2B_IDENT_OWN    "own"
 
 enum b2b_state {
+	B2B_ROUTING,      /* waiting for authentication or the location service */
 	B2B_TRYING,
 	B2B_RINGING,
 	B2B_ANSWERED,
@@ -57,18 +63,36 @@ enum b2b_state {
 	B2B_ENDING,
 };
 
+/* Parallel forking to several registered contacts: one B-leg each. */
+#define B2B_MAX_BRANCHES 8
+
+/* One B-leg attempt: its own dialog (Call-ID, tags) and INVITE transaction. */
+struct b2b_branch {
+	struct b2b_call *call;
+	nta_leg_t *leg;
+	nta_outgoing_t *orq;         /* our INVITE, until its final answer */
+	uint32_t cseq;               /* of that INVITE, for the ACK */
+	int final;                   /* its final status, 0 while pending */
+	int acked;                   /* ACK sent for its 2xx */
+};
+
 struct b2b_call {
 	b2b_t *b2b;
 	struct b2b_call *next_free;  /* pool link while unused */
 	uint32_t slot;               /* our slot in the shared call table */
 	enum b2b_state state;
+	unsigned holds;              /* asynchronous requests (Redis) still to answer */
+	int ended;                   /* b2b_call_end() ran; free when holds == 0 */
+	int caller_cancelled;        /* CANCEL received while routing */
 
 	nta_leg_t *a_leg;            /* dialog with the caller (we are UAS) */
 	nta_incoming_t *a_irq;       /* the caller's INVITE, until ACKed/final */
-	nta_leg_t *b_leg;            /* dialog with the callee (we are UAC) */
-	nta_outgoing_t *b_orq;       /* our INVITE, until its final answer */
-	uint32_t b_invite_cseq;
-	int b_acked;                 /* ACK sent for B's 2xx */
+
+	struct b2b_branch br[B2B_MAX_BRANCHES];
+	unsigned n_br;
+	int winner;                  /* index of the answered branch, -1 */
+	int best_final;              /* best failure so far, relayed when all failed */
+	char best_phrase[64];
 
 	nta_incoming_t *bye_irq;     /* a BYE being relayed, from either leg */
 	nta_outgoing_t *bye_orq;     /* our BYE on the other leg */
@@ -82,6 +106,7 @@ struct b2b {
 	unsigned worker;
 	unsigned generation;
 
+	registrar_t *reg;             /* NULL: no registrar (no Redis configured) */
 	nta_agent_t *agent;
 	nta_leg_t *default_leg;       /* receives every request outside a dialog */
 	sip_contact_t *contact;       /* ours: advertise host, own port */
@@ -202,6 +227,7 @@ static void b2b_refuse_full(b2b_t *b2b, nta_incoming_t *irq)
 static enum shm_call_state b2b_shm_state(enum b2b_state s)
 {
 	switch (s) {
+	case B2B_ROUTING:
 	case B2B_TRYING:     return SHM_CALL_TRYING;
 	case B2B_RINGING:    return SHM_CALL_RINGING;
 	case B2B_ANSWERED:
@@ -226,16 +252,21 @@ static void b2b_set_state(struct b2b_call *call, enum b2b_state state)
 	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
-/* Record what a 2xx taught us about the B-leg (remote tag and target). */
-static void b2b_shm_b_confirmed(struct b2b_call *call, sip_t const *sip)
+/* Record the B-leg that answered: its dialog replaces the first attempt's. */
+static void b2b_shm_b_answered(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip)
 {
 	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);
 
+	b2b_str_copy(c->b.call_id, sizeof c->b.call_id, sip->sip_call_id->i_id);
+	b2b_str_copy(c->b.local_tag, sizeof c->b.local_tag, nta_leg_get_tag(br->leg));
 	b2b_str_copy(c->b.remote_tag, sizeof c->b.remote_tag, sip->sip_to->a_tag);
 	if (sip->sip_contact)
 		b2b_url_copy(c->b.remote_target, sizeof c->b.remote_target,
 			     sip->sip_contact->m_url);
-	c->b.local_cseq = call->b_invite_cseq;
+	if (sip->sip_record_route)
+		b2b_url_copy(c->b.route_set, sizeof c->b.route_set,
+			     sip->sip_record_route->r_url);
+	c->b.local_cseq = br->cseq;
 	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
@@ -250,35 +281,76 @@ static struct b2b_call *b2b_call_alloc(b2b_t *b2b)
 	b2b->free_list = call->next_free;
 	memset(call, 0, sizeof *call);
 	call->b2b = b2b;
+	call->winner = -1;
 	b2b->active++;
 	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, 1);
 	return call;
+}
+
+static void b2b_call_free(struct b2b_call *call)
+{
+	b2b_t *b2b = call->b2b;
+
+	b2b->active--;
+	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, -1);
+	call->b2b = NULL;
+	call->next_free = b2b->free_list;
+	b2b->free_list = call;
+}
+
+/* An asynchronous request (Redis) will call back with this call: keep its
+ * memory until then, even if the call ends meanwhile. */
+static void b2b_call_hold(struct b2b_call *call)
+{
+	call->holds++;
+}
+
+/* The asynchronous answer arrived.  Returns 1 when the call is still alive
+ * and the answer should be used, 0 when it ended meanwhile. */
+static int b2b_call_release(struct b2b_call *call)
+{
+	call->holds--;
+	if (!call->ended)
+		return 1;
+	if (call->holds == 0)
+		b2b_call_free(call);
+	return 0;
+}
+
+static void b2b_branch_drop(struct b2b_branch *br)
+{
+	if (br->orq)
+		nta_outgoing_destroy(br->orq);
+	if (br->leg)
+		nta_leg_destroy(br->leg);
+	br->orq = NULL;
+	br->leg = NULL;
 }
 
 /* Release everything the call holds.  Destroyed NTA objects make no more
  * callbacks; transactions linger inside NTA for retransmissions. */
 static void b2b_call_end(struct b2b_call *call)
 {
-	b2b_t *b2b = call->b2b;
-
+	if (call->ended)
+		return;
+	call->ended = 1;
 	if (call->a_irq)
 		nta_incoming_destroy(call->a_irq);
-	if (call->b_orq)
-		nta_outgoing_destroy(call->b_orq);
+	for (unsigned i = 0; i < call->n_br; i++)
+		b2b_branch_drop(&call->br[i]);
 	if (call->bye_irq)
 		nta_incoming_destroy(call->bye_irq);
 	if (call->bye_orq)
 		nta_outgoing_destroy(call->bye_orq);
 	if (call->a_leg)
 		nta_leg_destroy(call->a_leg);
-	if (call->b_leg)
-		nta_leg_destroy(call->b_leg);
-	shm_call_remove(b2b->shm, call->slot);
-	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, -1);
-	b2b->active--;
-	call->b2b = NULL;
-	call->next_free = b2b->free_list;
-	b2b->free_list = call;
+	call->a_irq = NULL;
+	call->bye_irq = NULL;
+	call->bye_orq = NULL;
+	call->a_leg = NULL;
+	shm_call_remove(call->b2b->shm, call->slot);
+	if (call->holds == 0)
+		b2b_call_free(call);
 }
 
 /* Final answer to the caller's INVITE (not 2xx: that one is relayed). */
@@ -292,22 +364,27 @@ static void b2b_reply_a(struct b2b_call *call, int status, const char *phrase)
 	call->a_irq = NULL;
 }
 
-static void b2b_ack_b(struct b2b_call *call)
+static struct b2b_branch *b2b_winner(struct b2b_call *call)
+{
+	return call->winner >= 0 ? &call->br[call->winner] : NULL;
+}
+
+static void b2b_ack_branch(struct b2b_branch *br)
 {
 	sip_cseq_t cseq[1];
 	nta_outgoing_t *ack;
 
 	sip_cseq_init(cseq);
-	cseq->cs_seq = call->b_invite_cseq;
+	cseq->cs_seq = br->cseq;
 	cseq->cs_method = sip_method_ack;
 	cseq->cs_method_name = "ACK";
-	ack = nta_outgoing_tcreate(call->b_leg, NULL, NULL, NULL, SIP_METHOD_ACK, NULL,
+	ack = nta_outgoing_tcreate(br->leg, NULL, NULL, NULL, SIP_METHOD_ACK, NULL,
 				   SIPTAG_CSEQ(cseq), TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
 	if (ack == NULL)
-		log_warn("call %u: cannot send ACK on the B-leg", call->slot);
+		log_warn("call %u: cannot send ACK on a B-leg", br->call->slot);
 	else
 		nta_outgoing_destroy(ack);
-	call->b_acked = 1;
+	br->acked = 1;
 }
 
 /* Send BYE on a leg and forget it: used when a call is torn down by us. */
@@ -317,6 +394,23 @@ static void b2b_bye_and_forget(nta_leg_t *leg)
 						   TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
 	if (bye)
 		nta_outgoing_destroy(bye);
+}
+
+/* CANCEL every B-leg attempt still waiting for its final answer. */
+static void b2b_cancel_pending(struct b2b_call *call, int except)
+{
+	for (unsigned i = 0; i < call->n_br; i++)
+		if ((int)i != except && call->br[i].orq && call->br[i].final == 0)
+			nta_outgoing_cancel(call->br[i].orq);
+}
+
+static unsigned b2b_pending_branches(const struct b2b_call *call)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < call->n_br; i++)
+		n += call->br[i].orq != NULL && call->br[i].final == 0;
+	return n;
 }
 
 /* ------------------------------------------------------------ BYE relay */
@@ -342,26 +436,22 @@ static int b2b_on_bye_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 	return 0;
 }
 
-/* A BYE arrived on `from`; relay it on the other leg and answer it with the
- * other side's answer. */
+/* A BYE arrived from one side; relay it on the other leg and answer it with
+ * the other side's answer. */
 static int b2b_relay_bye(struct b2b_call *call, int from_caller, nta_incoming_t *irq)
 {
-	nta_leg_t *other = from_caller ? call->b_leg : call->a_leg;
+	struct b2b_branch *br = b2b_winner(call);
+	nta_leg_t *other;
 
-	if (call->bye_irq) {
-		/* Both sides hung up at once: the first BYE finishes the call. */
-		return 200;
-	}
-	if (from_caller && call->state == B2B_ANSWERED && !call->b_acked)
-		b2b_ack_b(call);   /* B's 2xx must be acknowledged before its BYE */
-	if (call->b_orq) {
-		nta_outgoing_destroy(call->b_orq);
-		call->b_orq = NULL;
-	}
+	if (call->bye_irq || br == NULL)
+		return 200;   /* both hung up at once, or nothing to relay to */
+	if (from_caller && !br->acked)
+		b2b_ack_branch(br);   /* B's 2xx must be acknowledged before its BYE */
 	if (call->a_irq) {
 		nta_incoming_destroy(call->a_irq);
 		call->a_irq = NULL;
 	}
+	other = from_caller ? br->leg : call->a_leg;
 	call->bye_irq = irq;
 	call->bye_orq = nta_outgoing_tcreate(other, b2b_on_bye_response,
 					     (nta_outgoing_magic_t *)call, NULL, SIP_METHOD_BYE,
@@ -369,6 +459,8 @@ static int b2b_relay_bye(struct b2b_call *call, int from_caller, nta_incoming_t 
 	if (call->bye_orq == NULL) {
 		log_warn("call %u: cannot relay BYE", call->slot);
 		nta_incoming_treply(irq, SIP_200_OK, TAG_END());
+		call->bye_irq = NULL;
+		nta_incoming_destroy(irq);
 		b2b_call_end(call);
 		return 0;
 	}
@@ -376,19 +468,19 @@ static int b2b_relay_bye(struct b2b_call *call, int from_caller, nta_incoming_t 
 	return 0;
 }
 
-/* ------------------------------------------------------------ B-leg */
-
-static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
-			     sip_t const *sip);
+/* ------------------------------------------------------------ B-legs */
 
 /* Requests the callee sends in its dialog with us. */
 static int b2b_on_b_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
 			    sip_t const *sip)
 {
-	struct b2b_call *call = (struct b2b_call *)magic;
+	struct b2b_branch *br = (struct b2b_branch *)magic;
+	struct b2b_call *call = br->call;
 
 	switch (sip->sip_request->rq_method) {
 	case sip_method_bye:
+		if (br != b2b_winner(call))
+			return 481;
 		return b2b_relay_bye(call, 0, irq);
 	case sip_method_ack:
 		return 200;   /* nothing to acknowledge on our UAC leg: absorb */
@@ -397,11 +489,13 @@ static int b2b_on_b_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming
 	}
 }
 
-static void b2b_relay_provisional(struct b2b_call *call, int status, sip_t const *sip)
+static void b2b_relay_provisional(struct b2b_branch *br, int status, sip_t const *sip)
 {
+	struct b2b_call *call = br->call;
+
 	if (sip->sip_to && sip->sip_to->a_tag)
-		nta_leg_rtag(call->b_leg, sip->sip_to->a_tag);
-	if (call->state == B2B_CANCELLING || call->a_irq == NULL)
+		nta_leg_rtag(br->leg, sip->sip_to->a_tag);
+	if (call->state != B2B_TRYING && call->state != B2B_RINGING)
 		return;
 	nta_incoming_treply(call->a_irq, status, sip->sip_status->st_phrase,
 			    SIPTAG_CONTACT(call->b2b->contact),
@@ -412,20 +506,28 @@ static void b2b_relay_provisional(struct b2b_call *call, int status, sip_t const
 		b2b_set_state(call, B2B_RINGING);
 }
 
-static void b2b_relay_answer(struct b2b_call *call, int status, sip_t const *sip)
+/* A 2xx on branch br: the first one wins, later ones are released. */
+static void b2b_on_b_answer(struct b2b_branch *br, int status, sip_t const *sip)
 {
-	nta_leg_rtag(call->b_leg, sip->sip_to->a_tag);
-	nta_leg_client_reroute(call->b_leg, sip->sip_record_route, sip->sip_contact, 1);
-	b2b_shm_b_confirmed(call, sip);
+	struct b2b_call *call = br->call;
 
-	if (call->state == B2B_CANCELLING || call->a_irq == NULL) {
-		/* The caller is gone (CANCEL crossed this 2xx): confirm and release B. */
-		b2b_ack_b(call);
-		b2b_bye_and_forget(call->b_leg);
-		b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
-		b2b_call_end(call);
+	nta_leg_rtag(br->leg, sip->sip_to->a_tag);
+	nta_leg_client_reroute(br->leg, sip->sip_record_route, sip->sip_contact, 1);
+
+	if (call->winner >= 0 || call->state == B2B_CANCELLING || call->a_irq == NULL) {
+		/* Another branch won, or the caller is gone (CANCEL crossed this
+		 * 2xx): confirm this dialog and end it at once. */
+		b2b_ack_branch(br);
+		b2b_bye_and_forget(br->leg);
+		if (call->winner < 0) {
+			b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
+			b2b_call_end(call);
+		}
 		return;
 	}
+	call->winner = (int)(br - call->br);
+	b2b_cancel_pending(call, call->winner);
+	b2b_shm_b_answered(call, br, sip);
 	b2b_count_code(call->b2b, status);
 	nta_incoming_treply(call->a_irq, status, sip->sip_status->st_phrase,
 			    SIPTAG_CONTACT(call->b2b->contact),
@@ -437,41 +539,83 @@ static void b2b_relay_answer(struct b2b_call *call, int status, sip_t const *sip
 	b2b_set_state(call, B2B_ANSWERED);
 }
 
+/* RFC 3261 16.7 in short: a 6xx beats everything, else the lowest class. */
+static int b2b_better_failure(int candidate, int best)
+{
+	if (best == 0)
+		return 1;
+	if (best >= 600)
+		return 0;
+	if (candidate >= 600)
+		return 1;
+	return candidate / 100 < best / 100;
+}
+
+/* A failure on branch br (NTA has ACKed it); relay the best one when the
+ * last branch failed. */
+static void b2b_on_b_failure(struct b2b_branch *br, int status, sip_t const *sip)
+{
+	struct b2b_call *call = br->call;
+
+	if (b2b_better_failure(status, call->best_final)) {
+		call->best_final = status;
+		b2b_str_copy(call->best_phrase, sizeof call->best_phrase,
+			     sip && sip->sip_status ? sip->sip_status->st_phrase : NULL);
+	}
+	nta_outgoing_destroy(br->orq);
+	br->orq = NULL;
+	if (call->winner >= 0 || b2b_pending_branches(call) > 0)
+		return;
+	if (call->state == B2B_CANCELLING)
+		b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
+	else
+		b2b_reply_a(call, call->best_final,
+			    call->best_phrase[0] ? call->best_phrase : NULL);
+	b2b_call_end(call);
+}
+
 static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 			     sip_t const *sip)
 {
-	struct b2b_call *call = (struct b2b_call *)magic;
+	struct b2b_branch *br = (struct b2b_branch *)magic;
 	int status = nta_outgoing_status(orq);
 
 	if (status < 200) {
 		if (status > 100 && sip && sip->sip_status)
-			b2b_relay_provisional(call, status, sip);
+			b2b_relay_provisional(br, status, sip);
 		return 0;
 	}
+	if (br->final == 0)
+		br->final = status;
 	if (status < 300 && sip) {
-		if (call->state == B2B_ANSWERED || call->state == B2B_CONFIRMED) {
-			if (call->b_acked)
-				b2b_ack_b(call);   /* a retransmitted 2xx: ACK it again */
-			return 0;
-		}
-		b2b_relay_answer(call, status, sip);
+		if (br->acked)
+			b2b_ack_branch(br);   /* a retransmitted 2xx: ACK it again */
+		else if (br == b2b_winner(br->call))
+			return 0;             /* retransmission before the caller's ACK */
+		else
+			b2b_on_b_answer(br, status, sip);
 		return 0;
 	}
-
-	/* A failure (NTA has ACKed it).  sip is NULL when NTA's own timer fired. */
-	nta_outgoing_destroy(call->b_orq);
-	call->b_orq = NULL;
-	if (call->state == B2B_CANCELLING)
-		b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
-	else if (sip && sip->sip_status)
-		b2b_reply_a(call, status, sip->sip_status->st_phrase);
-	else
-		b2b_reply_a(call, status, NULL);
-	b2b_call_end(call);
+	b2b_on_b_failure(br, status, sip);
 	return 0;
 }
 
 /* ------------------------------------------------------------ A-leg */
+
+/* The caller's ACK for our 2xx: now B is ACKed too. */
+static void b2b_on_a_ack(struct b2b_call *call)
+{
+	struct b2b_branch *br = b2b_winner(call);
+
+	if (call->state == B2B_ANSWERED && br) {
+		b2b_ack_branch(br);
+		b2b_set_state(call, B2B_CONFIRMED);
+	}
+	if (call->a_irq) {
+		nta_incoming_destroy(call->a_irq);
+		call->a_irq = NULL;
+	}
+}
 
 /* NTA calls this for the ACK and the CANCEL of the caller's INVITE. */
 static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
@@ -479,23 +623,21 @@ static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 	struct b2b_call *call = (struct b2b_call *)magic;
 
 	if (sip == NULL)
-		return 0;   /* the transaction timed out (no ACK): handled by the leg */
+		return 0;   /* the transaction timed out (no ACK) */
 
 	switch (sip->sip_request->rq_method) {
 	case sip_method_cancel:
-		if (call->state == B2B_TRYING || call->state == B2B_RINGING) {
+		if (call->state == B2B_ROUTING) {
+			/* Authentication or lookup in flight: answer when it returns. */
+			call->caller_cancelled = 1;
 			b2b_set_state(call, B2B_CANCELLING);
-			if (call->b_orq)
-				nta_outgoing_cancel(call->b_orq);
+		} else if (call->state == B2B_TRYING || call->state == B2B_RINGING) {
+			b2b_set_state(call, B2B_CANCELLING);
+			b2b_cancel_pending(call, -1);
 		}
 		return 0;
 	case sip_method_ack:
-		if (call->state == B2B_ANSWERED) {
-			b2b_ack_b(call);
-			b2b_set_state(call, B2B_CONFIRMED);
-		}
-		nta_incoming_destroy(call->a_irq);
-		call->a_irq = NULL;
+		b2b_on_a_ack(call);
 		return 0;
 	default:
 		return 0;
@@ -513,14 +655,7 @@ static int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming
 		return b2b_relay_bye(call, 1, irq);
 	case sip_method_ack:
 		/* The ACK of our 2xx when NTA did not route it to b2b_on_a_irq(). */
-		if (call->state == B2B_ANSWERED) {
-			b2b_ack_b(call);
-			b2b_set_state(call, B2B_CONFIRMED);
-			if (call->a_irq) {
-				nta_incoming_destroy(call->a_irq);
-				call->a_irq = NULL;
-			}
-		}
+		b2b_on_a_ack(call);
 		return 200;   /* destroys the ACK's irq; no response is sent */
 	default:
 		return 501;
@@ -549,9 +684,7 @@ static int b2b_via_is_ours(const b2b_t *b2b, sip_via_t const *v)
 }
 
 /* Fill the shared-table record of a new call from its INVITE. */
-static void b2b_shm_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip,
-			 const char *a_tag, const char *b_tag, const char *b_call_id,
-			 url_t const *b_ruri)
+static void b2b_shm_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip, const char *a_tag)
 {
 	memset(c, 0, sizeof *c);
 	c->id = b2b_call_id(b2b);
@@ -574,38 +707,42 @@ static void b2b_shm_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip,
 			     sip->sip_record_route->r_url);
 	c->a.remote_cseq = sip->sip_cseq->cs_seq;
 	c->a.transport = SHM_TP_UDP;
-
-	b2b_str_copy(c->b.call_id, sizeof c->b.call_id, b_call_id);
-	b2b_str_copy(c->b.local_tag, sizeof c->b.local_tag, b_tag);
 	b2b_url_copy(c->b.local_uri, sizeof c->b.local_uri, sip->sip_from->a_url);
 	b2b_url_copy(c->b.remote_uri, sizeof c->b.remote_uri, sip->sip_to->a_url);
-	b2b_url_copy(c->b.remote_target, sizeof c->b.remote_target, b_ruri);
 	c->b.transport = SHM_TP_UDP;
 }
 
-/* Build both legs and send the B-leg INVITE.  0, or a SIP status to refuse with. */
-static int b2b_call_setup(b2b_t *b2b, struct b2b_call *call, nta_incoming_t *irq,
-			  sip_t const *sip, url_t const *b_ruri, const char *a_tag,
-			  const char *b_tag, const char *b_call_id)
+/* The A-leg dialog, answering the caller's INVITE from now on. */
+static int b2b_a_leg_create(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip,
+			    const char *a_tag)
 {
-	sip_from_t from[1];
-	sip_to_t to[1];
-	sip_max_forwards_t mf[1];
-
-	call->a_leg = nta_leg_tcreate(b2b->agent, b2b_on_a_request, (nta_leg_magic_t *)call,
+	call->a_leg = nta_leg_tcreate(call->b2b->agent, b2b_on_a_request,
+				      (nta_leg_magic_t *)call,
 				      SIPTAG_CALL_ID(sip->sip_call_id),
 				      SIPTAG_FROM(sip->sip_to),    /* local: the callee side */
 				      SIPTAG_TO(sip->sip_from),    /* remote: the caller */
 				      TAG_END());
 	if (call->a_leg == NULL || nta_leg_tag(call->a_leg, a_tag) == NULL)
-		return 500;
+		return -ENOMEM;
 	nta_leg_server_route(call->a_leg, sip->sip_record_route, sip->sip_contact);
 	nta_incoming_bind(irq, b2b_on_a_irq, (nta_incoming_magic_t *)call);
 	nta_incoming_tag(irq, nta_leg_get_tag(call->a_leg));
 	call->a_irq = irq;
+	return 0;
+}
 
-	/* B-leg identities: the caller's and callee's URIs and display names,
-	 * nothing else of the A-leg (no tags, no parameters). */
+/* One B-leg attempt towards `ruri`: a new dialog and its INVITE.
+ * B-leg identities are the caller's and callee's URIs and display names,
+ * nothing else of the A-leg (no tags, no parameters). */
+static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, url_t const *ruri)
+{
+	b2b_t *b2b = call->b2b;
+	struct b2b_branch *br = &call->br[call->n_br];
+	char tag[SHM_TAG_MAX], call_id[SHM_CALLID_MAX];
+	sip_from_t from[1];
+	sip_to_t to[1];
+	sip_max_forwards_t mf[1];
+
 	sip_from_init(from);
 	from->a_display = sip->sip_from->a_display;
 	*from->a_url = *sip->sip_from->a_url;
@@ -615,36 +752,176 @@ static int b2b_call_setup(b2b_t *b2b, struct b2b_call *call, nta_incoming_t *irq
 	sip_max_forwards_init(mf);
 	mf->mf_count = sip->sip_max_forwards ? sip->sip_max_forwards->mf_count - 1
 					     : (unsigned long)b2b->cfg->max_forwards;
+	b2b_make_tag(b2b, tag, sizeof tag);
+	b2b_make_call_id(b2b, call_id, sizeof call_id);
 
-	call->b_leg = nta_leg_tcreate(b2b->agent, b2b_on_b_request, (nta_leg_magic_t *)call,
-				      SIPTAG_CALL_ID_STR(b_call_id),
-				      SIPTAG_FROM(from), SIPTAG_TO(to), TAG_END());
-	if (call->b_leg == NULL || nta_leg_tag(call->b_leg, b_tag) == NULL)
-		return 500;
-	call->b_orq = nta_outgoing_tcreate(call->b_leg, b2b_on_b_response,
-					   (nta_outgoing_magic_t *)call, NULL,
-					   SIP_METHOD_INVITE, (url_string_t const *)b_ruri,
-					   SIPTAG_CONTACT(b2b->contact),
-					   SIPTAG_MAX_FORWARDS(mf),
-					   SIPTAG_CONTENT_TYPE(sip->sip_content_type),
-					   SIPTAG_PAYLOAD(sip->sip_payload),
-					   TPTAG_IDENT(B2B_IDENT_OWN),
-					   TAG_END());
-	if (call->b_orq == NULL)
-		return 500;
-	call->b_invite_cseq = nta_outgoing_cseq(call->b_orq);
+	memset(br, 0, sizeof *br);
+	br->call = call;
+	br->leg = nta_leg_tcreate(b2b->agent, b2b_on_b_request, (nta_leg_magic_t *)br,
+				  SIPTAG_CALL_ID_STR(call_id),
+				  SIPTAG_FROM(from), SIPTAG_TO(to), TAG_END());
+	if (br->leg == NULL || nta_leg_tag(br->leg, tag) == NULL) {
+		b2b_branch_drop(br);
+		return -ENOMEM;
+	}
+	br->orq = nta_outgoing_tcreate(br->leg, b2b_on_b_response, (nta_outgoing_magic_t *)br,
+				       NULL, SIP_METHOD_INVITE, (url_string_t const *)ruri,
+				       SIPTAG_CONTACT(b2b->contact),
+				       SIPTAG_MAX_FORWARDS(mf),
+				       SIPTAG_CONTENT_TYPE(sip->sip_content_type),
+				       SIPTAG_PAYLOAD(sip->sip_payload),
+				       TPTAG_IDENT(B2B_IDENT_OWN),
+				       TAG_END());
+	if (br->orq == NULL) {
+		b2b_branch_drop(br);
+		return -EIO;
+	}
+	br->cseq = nta_outgoing_cseq(br->orq);
+	if (call->n_br == 0) {
+		struct shm_call *c = shm_call_write_begin(b2b->shm, call->slot);
+
+		b2b_str_copy(c->b.call_id, sizeof c->b.call_id, call_id);
+		b2b_str_copy(c->b.local_tag, sizeof c->b.local_tag, tag);
+		b2b_url_copy(c->b.remote_target, sizeof c->b.remote_target, ruri);
+		c->b.local_cseq = br->cseq;
+		shm_call_write_end(b2b->shm, call->slot);
+	}
+	call->n_br++;
 	return 0;
+}
+
+/* The INVITE being served (NTA keeps it with the transaction). */
+static sip_t const *b2b_invite_of(struct b2b_call *call)
+{
+	msg_t *msg = call->a_irq ? nta_incoming_getrequest(call->a_irq) : NULL;
+	sip_t const *sip = msg ? sip_object(msg) : NULL;
+
+	msg_destroy(msg);   /* drop the reference getrequest took; NTA keeps its own */
+	return sip;
+}
+
+/* Send the INVITE to every target; if none could be sent, fail the call. */
+static void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned n)
+{
+	sip_t const *sip = b2b_invite_of(call);
+
+	for (unsigned i = 0; sip && i < n && call->n_br < B2B_MAX_BRANCHES; i++)
+		if (b2b_branch_start(call, sip, targets[i]) < 0)
+			log_warn("call %u: cannot send INVITE to a target", call->slot);
+	if (call->n_br == 0) {
+		b2b_reply_a(call, SIP_500_INTERNAL_SERVER_ERROR);
+		b2b_call_end(call);
+		return;
+	}
+	b2b_set_state(call, B2B_TRYING);
+}
+
+/* Routing is over with a refusal (or the caller cancelled meanwhile). */
+static void b2b_call_refuse(struct b2b_call *call, int status, const char *phrase)
+{
+	if (call->caller_cancelled)
+		b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
+	else
+		b2b_reply_a(call, status, phrase);
+	b2b_call_end(call);
+}
+
+static void b2b_on_lookup(void *arg, int status, const struct registrar_contact *contacts,
+			  unsigned n)
+{
+	struct b2b_call *call = arg;
+	url_t const *targets[B2B_MAX_BRANCHES];
+	su_home_t home[1] = { SU_HOME_INIT(home) };
+	unsigned m = 0;
+
+	if (!b2b_call_release(call))
+		return;
+	if (call->caller_cancelled || status != 0) {
+		b2b_call_refuse(call, status ? status : 487, NULL);
+		return;
+	}
+	for (unsigned i = 0; i < n && m < B2B_MAX_BRANCHES; i++) {
+		url_t *u = url_make(home, contacts[i].uri);
+		if (u && u->url_host)
+			targets[m++] = u;
+	}
+	if (m == 0)
+		b2b_call_refuse(call, SIP_480_TEMPORARILY_UNAVAILABLE);
+	else
+		b2b_call_fork(call, targets, m);
+	su_home_deinit(home);
+}
+
+/* Authentication is settled: find where the call goes. */
+static void b2b_call_route(struct b2b_call *call)
+{
+	b2b_t *b2b = call->b2b;
+	sip_t const *sip = b2b_invite_of(call);
+	url_t const *rq_url;
+	const struct config_route *route;
+	url_t ruri;
+	url_t const *target = &ruri;
+
+	if (sip == NULL) {   /* the caller's transaction is gone */
+		b2b_call_end(call);
+		return;
+	}
+	rq_url = sip->sip_request->rq_url;
+
+	if (b2b->reg && registrar_is_local(b2b->reg, rq_url)) {
+		b2b_call_hold(call);
+		if (registrar_lookup(b2b->reg, rq_url->url_user ? rq_url->url_user : "",
+				     b2b_on_lookup, call) < 0) {
+			b2b_call_release(call);
+			b2b_call_refuse(call, SIP_503_SERVICE_UNAVAILABLE);
+		}
+		return;
+	}
+	if (route_lookup(b2b->cfg, rq_url->url_user, &route) < 0) {
+		b2b_call_refuse(call, SIP_404_NOT_FOUND);
+		return;
+	}
+	/* The route's target, keeping the dialled user unless the route names one. */
+	ruri = *b2b->route_urls[route - b2b->cfg->routes];
+	if (ruri.url_user == NULL)
+		ruri.url_user = rq_url->url_user;
+	b2b_call_fork(call, &target, 1);
+}
+
+static void b2b_on_auth(void *arg, int status, const char *sha256, const char *md5)
+{
+	struct b2b_call *call = arg;
+
+	if (!b2b_call_release(call))
+		return;
+	if (call->caller_cancelled) {
+		b2b_call_refuse(call, SIP_487_REQUEST_CANCELLED);
+		return;
+	}
+	if (status == 407 && call->a_irq) {
+		b2b_count_code(call->b2b, 407);
+		nta_incoming_treply(call->a_irq, SIP_407_PROXY_AUTH_REQUIRED,
+				    TAG_IF(sha256 && sha256[0], SIPTAG_PROXY_AUTHENTICATE_STR(sha256)),
+				    SIPTAG_PROXY_AUTHENTICATE_STR(md5),
+				    TAG_END());
+		nta_incoming_destroy(call->a_irq);
+		call->a_irq = NULL;
+		b2b_call_end(call);
+		return;
+	}
+	if (status != 0) {
+		b2b_call_refuse(call, status, NULL);
+		return;
+	}
+	b2b_call_route(call);
 }
 
 /* An INVITE outside any dialog: a new call, or a refusal. */
 static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 {
-	const struct config_route *route;
 	struct shm_call rec;
 	struct b2b_call *call;
-	url_t ruri;
-	char a_tag[SHM_TAG_MAX], b_tag[SHM_TAG_MAX], b_call_id[SHM_CALLID_MAX];
-	int ret;
+	char a_tag[SHM_TAG_MAX];
 
 	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_CALLS_TOTAL, 1);
 	if (sip->sip_to->a_tag) {
@@ -664,49 +941,36 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 		b2b_refuse(b2b, irq, SIP_482_LOOP_DETECTED, NULL);
 		return 0;
 	}
-	if (route_lookup(b2b->cfg, sip->sip_request->rq_url->url_user, &route) < 0) {
-		b2b_refuse(b2b, irq, SIP_404_NOT_FOUND, NULL);
-		return 0;
-	}
 
 	nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
 
-	/* The B-leg Request-URI: the route's target, keeping the dialled user
-	 * unless the route names one. */
-	ruri = *b2b->route_urls[route - b2b->cfg->routes];
-	if (ruri.url_user == NULL)
-		ruri.url_user = sip->sip_request->rq_url->url_user;
-
 	b2b_make_tag(b2b, a_tag, sizeof a_tag);
-	b2b_make_tag(b2b, b_tag, sizeof b_tag);
-	b2b_make_call_id(b2b, b_call_id, sizeof b_call_id);
-	b2b_shm_init(b2b, &rec, sip, a_tag, b_tag, b_call_id, &ruri);
-
+	b2b_shm_init(b2b, &rec, sip, a_tag);
 	call = b2b_call_alloc(b2b);
 	if (call == NULL) {
 		b2b_refuse_full(b2b, irq);
 		return 0;
 	}
-	ret = shm_call_insert(b2b->shm, &rec, &call->slot);
-	if (ret < 0) {
+	if (shm_call_insert(b2b->shm, &rec, &call->slot) < 0) {
 		b2b_refuse_full(b2b, irq);
-		/* Not in the table: give the pool entry back by hand. */
-		b2b->active--;
-		shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, -1);
-		call->next_free = b2b->free_list;
-		b2b->free_list = call;
+		b2b_call_free(call);   /* not in the table: only the pool entry to return */
 		return 0;
 	}
-	call->state = B2B_TRYING;
-	ret = b2b_call_setup(b2b, call, irq, sip, &ruri, a_tag, b_tag, b_call_id);
-	if (ret != 0) {
-		log_error("call %u: cannot set up the B-leg: %d", call->slot, ret);
+	if (b2b_a_leg_create(call, irq, sip, a_tag) < 0) {
+		log_error("call %u: cannot create the A-leg dialog", call->slot);
 		if (call->a_irq == NULL)
-			b2b_refuse(b2b, irq, ret, NULL, NULL);
-		else
-			b2b_reply_a(call, ret, NULL);
-		b2b_call_end(call);
+			b2b_refuse(b2b, irq, SIP_500_INTERNAL_SERVER_ERROR, NULL);
+		b2b_call_refuse(call, SIP_500_INTERNAL_SERVER_ERROR);
+		return 0;
 	}
+	call->state = B2B_ROUTING;
+	if (b2b->reg) {
+		b2b_call_hold(call);
+		if (registrar_check_invite(b2b->reg, irq, sip, b2b_on_auth, call) == 0)
+			return 0;
+		b2b_call_release(call);
+	}
+	b2b_call_route(call);
 	return 0;
 }
 
@@ -719,6 +983,11 @@ static int b2b_on_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t
 	switch (sip->sip_request->rq_method) {
 	case sip_method_invite:
 		return b2b_on_invite(b2b, irq, sip);
+	case sip_method_register:
+		if (b2b->reg == NULL)
+			return 501;
+		registrar_on_register(b2b->reg, irq, sip);
+		return 0;
 	case sip_method_ack:
 		return 200;    /* stray ACK: absorb silently */
 	case sip_method_options:
@@ -844,6 +1113,11 @@ void b2b_destroy(b2b_t *b2b)
 	su_home_unref(b2b->home);
 }
 
+void b2b_set_registrar(b2b_t *b2b, struct registrar *reg)
+{
+	b2b->reg = reg;
+}
+
 void b2b_set_draining(b2b_t *b2b, int draining)
 {
 	b2b->draining = draining;
@@ -858,23 +1132,25 @@ void b2b_hangup_all(b2b_t *b2b)
 {
 	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++) {
 		struct b2b_call *call = &b2b->pool[i];
+		struct b2b_branch *br;
 
-		if (call->b2b == NULL)
+		if (call->b2b == NULL || call->ended)
 			continue;
 		switch (call->state) {
+		case B2B_ROUTING:
 		case B2B_TRYING:
 		case B2B_RINGING:
-			if (call->b_orq)
-				nta_outgoing_cancel(call->b_orq);
+			b2b_cancel_pending(call, -1);
 			b2b_reply_a(call, SIP_503_SERVICE_UNAVAILABLE);
 			b2b_call_end(call);
 			break;
 		case B2B_ANSWERED:
 		case B2B_CONFIRMED:
-			if (!call->b_acked)
-				b2b_ack_b(call);
+			br = b2b_winner(call);
+			if (!br->acked)
+				b2b_ack_branch(br);
 			b2b_bye_and_forget(call->a_leg);
-			b2b_bye_and_forget(call->b_leg);
+			b2b_bye_and_forget(br->leg);
 			b2b_call_end(call);
 			break;
 		case B2B_CANCELLING:

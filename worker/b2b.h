@@ -34,6 +34,11 @@ int b2b_create(su_root_t *root, const struct config *cfg, shm_t *shm,
 
 void b2b_destroy(b2b_t *b2b);
 
+/* Serve REGISTER, authenticate local callers and route to registered users
+ * through `reg` (NULL: static routes only). */
+struct registrar;
+void b2b_set_registrar(b2b_t *b2b, struct registrar *reg);
+
 /* Refuse new calls with 503 from now on (SIGTERM). */
 void b2b_set_draining(b2b_t *b2b, int draining);
 

@@ -32,6 +32,8 @@
 
 #include "b2bua/log.h"
 #include "worker/b2b.h"
+#include "worker/rds.h"
+#include "worker/registrar.h"
 #include "worker/uport.h"
 
 #define WORKER_RING_ENTRIES 4096
@@ -46,6 +48,8 @@ struct worker {
 	su_root_t *root;
 	uport_t *port;
 	b2b_t *b2b;
+	rds_t *rds;               /* NULL when no domain is served (static routes only) */
+	registrar_t *reg;
 	su_timer_t *tick;
 	int sigfd;
 	struct uport_event sig_ev;
@@ -159,6 +163,28 @@ static int worker_setup_signals(void)
 	return 0;
 }
 
+/* The registrar serves cfg->domain from Redis; Redis connects in the
+ * background and reconnects by itself. */
+static int worker_redis_start(const struct config *cfg, unsigned idx)
+{
+	struct rds_config rc;
+	int ret;
+
+	memset(&rc, 0, sizeof rc);
+	snprintf(rc.address, sizeof rc.address, "%s", cfg->redis_address);
+	snprintf(rc.password, sizeof rc.password, "%s", cfg->redis_password);
+	rc.db = cfg->redis_db;
+	snprintf(rc.prefix, sizeof rc.prefix, "%s", cfg->redis_prefix);
+	ret = rds_create(worker.root, &rc, &worker.rds);
+	if (ret < 0)
+		return ret;
+	ret = registrar_create(cfg, worker.rds, idx, &worker.reg);
+	if (ret < 0)
+		return ret;
+	b2b_set_registrar(worker.b2b, worker.reg);
+	return 0;
+}
+
 static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx, unsigned gen)
 {
 	int ret;
@@ -185,6 +211,11 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx, unsi
 	ret = b2b_create(worker.root, cfg, shm, idx, gen, &worker.b2b);
 	if (ret < 0)
 		return ret;
+	if (cfg->domain[0] != '\0') {
+		ret = worker_redis_start(cfg, idx);
+		if (ret < 0)
+			return ret;
+	}
 
 	worker.tick = su_timer_create(su_root_task(worker.root), WORKER_TICK_MS);
 	if (worker.tick == NULL || su_timer_set_for_ever(worker.tick, worker_on_tick, NULL) < 0)
@@ -197,6 +228,8 @@ static void worker_stop(void)
 	if (worker.tick)
 		su_timer_destroy(worker.tick);
 	b2b_destroy(worker.b2b);
+	registrar_destroy(worker.reg);
+	rds_destroy(worker.rds);
 	if (worker.root)
 		su_root_destroy(worker.root);
 	su_deinit();

@@ -1,0 +1,62 @@
+/*
+ * registrar — the registrar and authentication point of one worker
+ * (call flows 1-3): REGISTER with digest challenges, the location service in
+ * Redis, INVITE authentication of local subscribers, and the lookup of a
+ * registered user's contacts for routing.
+ *
+ * Everything that needs Redis is asynchronous: a function starts the work
+ * and the answer comes through a callback on the worker's event loop.  The
+ * caller's `arg` must stay valid until the callback ran (b2b keeps a call
+ * alive while it waits, see b2b_call_hold()).
+ */
+#ifndef B2BUA_REGISTRAR_H
+#define B2BUA_REGISTRAR_H
+
+#include <sofia-sip/nta.h>
+#include <sofia-sip/sip.h>
+
+#include "b2bua/config.h"
+#include "worker/rds.h"
+
+typedef struct registrar registrar_t;
+
+#define REGISTRAR_MAX_CONTACTS 8
+#define REGISTRAR_URI_MAX 256
+
+struct registrar_contact {
+	char uri[REGISTRAR_URI_MAX];       /* where to send the INVITE (the registered Contact) */
+};
+
+int registrar_create(const struct config *cfg, rds_t *rds, unsigned worker, registrar_t **out);
+void registrar_destroy(registrar_t *reg);
+
+/* A REGISTER: answered here, asynchronously (the irq is ours). */
+void registrar_on_register(registrar_t *reg, nta_incoming_t *irq, sip_t const *sip);
+
+/* Is this URI in our domain (host == domain)?  Then its user is looked up. */
+int registrar_is_local(const registrar_t *reg, url_t const *url);
+
+/*
+ * Does this INVITE need authentication (From a local subscriber, source not
+ * trusted)?  Returns 1 when it does not.  Otherwise returns 0 and later calls
+ * done(arg, status, sha256, md5) with status
+ *   0    the caller is authenticated and is the From user: go on;
+ *   407  send 407 with these two Proxy-Authenticate values (SHA-256 first);
+ *   403  authenticated as someone else, or throttled;
+ *   503  Redis is unreachable: the subscriber cannot be checked.
+ * The registrar never answers the INVITE itself: the call (b2b) does.
+ */
+typedef void registrar_auth_f(void *arg, int status, const char *sha256, const char *md5);
+int registrar_check_invite(registrar_t *reg, nta_incoming_t *irq, sip_t const *sip,
+			   registrar_auth_f *done, void *arg);
+
+/*
+ * The current contacts of `user`: done(arg, 0, contacts, n) with n >= 1, or
+ * done(arg, 404 | 480 | 503, NULL, 0).  Returns 0, or -ENOTCONN when Redis
+ * is down (then done is not called).
+ */
+typedef void registrar_lookup_f(void *arg, int status, const struct registrar_contact *contacts,
+				unsigned n);
+int registrar_lookup(registrar_t *reg, const char *user, registrar_lookup_f *done, void *arg);
+
+#endif

@@ -1,0 +1,677 @@
+/*
+ * rds — the worker's Redis client.  See rds.h for the life cycle.
+ *
+ * The event adapter.  The socket is a Sofia registration (su_root_register)
+ * rather than a bare uport_event: uport tags those with a generation, so a
+ * poll completing after the socket was closed and freed is ignored, and
+ * the registration survives any number of mask changes.  hiredis tells us
+ * what it wants to wait for through five hooks (add/del read, add/del
+ * write, cleanup).  The hooks only note the wanted poll mask; rds applies
+ * it to the registration once hiredis has returned to us (rds_settle), so
+ * a burst of commands costs one mask change, not one per command.  The one
+ * exception is cleanup, which deregisters at once: hiredis closes the fd
+ * right after it.
+ *
+ * Re-entrancy, the rule of this file.  hiredis calls back into rds (reply,
+ * connect and disconnect callbacks) from inside its own functions, and
+ * frees the context itself after a failed connect or a lost connection.
+ * So:
+ *   - every entry point (socket wake-up, timer, command, create) counts
+ *     itself in `depth` and calls rds_settle() on the way out;
+ *   - rds never frees a context from inside a hiredis callback: a drop
+ *     (AUTH or SELECT refused, no poll slot) is recorded, and a zero-delay
+ *     timer does it from the top of the loop (where the handshake deadline
+ *     fires too);
+ *   - rds_destroy() from inside a callback only marks rds; rds_settle()
+ *     frees it when the outermost entry point unwinds;
+ *   - the cleanup hook is hiredis's last word on a context: rds forgets
+ *     the context there.
+ */
+#include "worker/rds.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include <hiredis/async.h>
+#include <sofia-sip/su_wait.h>
+
+#include "b2bua/log.h"
+
+#define RDS_BACKOFF_MIN_MS      100
+#define RDS_BACKOFF_MAX_MS      5000
+/* From connect(2) to the SELECT reply: a server that accepts but does not
+ * answer (stopped, overloaded, a firewall eating packets) is given up. */
+#define RDS_CONNECT_TIMEOUT_MS  2000
+
+enum rds_state {
+	RDS_WAITING,      /* no context; the timer is the next attempt */
+	RDS_CONNECTING,   /* connect + handshake in flight; the timer is its deadline */
+	RDS_UP,           /* commands are taken */
+	RDS_CLOSING,      /* being dropped; hiredis is winding the context down */
+};
+
+/* What a command's reply goes to.  Recycled through a free list. */
+struct rds_req {
+	rds_reply_f *cb;
+	void *arg;
+	struct rds_req *next;
+};
+
+struct rds {
+	su_root_t *root;
+	su_timer_t *timer;          /* next attempt, handshake deadline or deferred drop */
+	redisAsyncContext *ac;      /* NULL while waiting */
+	enum rds_state state;
+
+	int fd;                     /* ac's socket while it is registered */
+	int wait_index;             /* its Sofia registration, 0 when none */
+	int want;                   /* poll events hiredis asked for */
+	int have;                   /* poll events registered */
+
+	int depth;                  /* entry points on the stack */
+	int destroying;
+	int reported_up;            /* on_state(1) told, on_state(0) not yet */
+	char drop_reason[256];      /* non-empty: drop this context at the next timer tick */
+	int drop_refused;           /* ... because the server refused AUTH or SELECT */
+
+	int outage_logged;          /* this outage's warning is out */
+	int refusal_logged;         /* this outage's AUTH/SELECT error is out */
+	long long down_since_ms;    /* when the outage began (monotonic) */
+	su_duration_t backoff_ms;   /* delay before the next attempt */
+
+	struct rds_req *free_reqs;
+	rds_state_f *on_state;
+	void *state_arg;
+
+	char address[256];
+	char password[128];
+	char prefix[64];
+	int db;
+	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];   /* "" for TCP */
+	char host[INET6_ADDRSTRLEN];
+	int port;
+};
+
+static void rds_on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
+
+static long long rds_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ config */
+
+/* "unix:/path", "a.b.c.d:port" or "[v6]:port".  Names are refused: their
+ * lookup would block the worker on every reconnect. */
+static int rds_parse_address(rds_t *self, const char *address)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+	const char *colon = strrchr(address, ':');
+	const char *host = address;
+	int family = AF_INET;
+	size_t hostlen;
+	char *end;
+	long port;
+
+	if (strncmp(address, "unix:", 5) == 0) {
+		if (address[5] == '\0' || strlen(address + 5) >= sizeof self->unix_path)
+			return -EINVAL;
+		strcpy(self->unix_path, address + 5);
+		return 0;
+	}
+	if (colon == NULL || colon == address || !isdigit((unsigned char)colon[1]))
+		return -EINVAL;
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port < 1 || port > 65535)
+		return -EINVAL;
+	hostlen = (size_t)(colon - address);
+	if (address[0] == '[') {
+		if (hostlen < 3 || address[hostlen - 1] != ']')
+			return -EINVAL;
+		host = address + 1;
+		hostlen -= 2;
+		family = AF_INET6;
+	}
+	if (hostlen >= sizeof self->host)
+		return -EINVAL;
+	memcpy(self->host, host, hostlen);
+	self->host[hostlen] = '\0';
+	if (inet_pton(family, self->host, addr) != 1)
+		return -EINVAL;
+	self->port = (int)port;
+	return 0;
+}
+
+/* Copy a config string that must be NUL-terminated inside its array. */
+static int rds_copy(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	size_t len = strnlen(src, srclen);
+
+	if (len == srclen || len >= dstlen)
+		return -EINVAL;
+	memcpy(dst, src, len + 1);
+	return 0;
+}
+
+static int rds_configure(rds_t *self, const struct rds_config *cfg)
+{
+	if (rds_copy(self->address, sizeof self->address, cfg->address, sizeof cfg->address) < 0
+	    || rds_copy(self->password, sizeof self->password, cfg->password,
+			sizeof cfg->password) < 0
+	    || rds_copy(self->prefix, sizeof self->prefix, cfg->prefix, sizeof cfg->prefix) < 0)
+		return -EINVAL;
+	if (cfg->db < 0)
+		return -EINVAL;
+	self->db = cfg->db;
+	return rds_parse_address(self, self->address);
+}
+
+/* ------------------------------------------------------------ requests */
+
+static struct rds_req *rds_req_get(rds_t *self)
+{
+	struct rds_req *req = self->free_reqs;
+
+	if (req == NULL)
+		return malloc(sizeof *req);
+	self->free_reqs = req->next;
+	return req;
+}
+
+static void rds_req_put(rds_t *self, struct rds_req *req)
+{
+	req->next = self->free_reqs;
+	self->free_reqs = req;
+}
+
+/* ------------------------------------------------------------ event adapter */
+
+static int rds_on_wakeup(su_root_magic_t *magic, su_wait_t *wait, su_wakeup_arg_t *arg);
+
+/* Make the Sofia registration of the socket match what hiredis wants. */
+static int rds_sync_events(rds_t *self)
+{
+	su_wait_t wait;
+	int index;
+
+	if (self->want == self->have)
+		return 0;
+	if (self->want == 0) {
+		/* Nothing wanted: no registration, or a hung-up socket would
+		 * keep waking us with POLLHUP. */
+		su_root_deregister(self->root, self->wait_index);
+		self->wait_index = 0;
+	} else if (self->wait_index == 0) {
+		if (su_wait_create(&wait, self->fd, self->want) < 0)
+			return -EIO;
+		index = su_root_register(self->root, &wait, rds_on_wakeup, self, 0);
+		if (index <= 0)
+			return -ENOSPC;
+		self->wait_index = index;
+	} else if (su_root_eventmask(self->root, self->wait_index, self->fd, self->want) < 0) {
+		return -EIO;
+	}
+	self->have = self->want;
+	return 0;
+}
+
+static void rds_ev_add_read(void *privdata)
+{
+	((rds_t *)privdata)->want |= POLLIN;
+}
+
+static void rds_ev_del_read(void *privdata)
+{
+	((rds_t *)privdata)->want &= ~POLLIN;
+}
+
+static void rds_ev_add_write(void *privdata)
+{
+	((rds_t *)privdata)->want |= POLLOUT;
+}
+
+static void rds_ev_del_write(void *privdata)
+{
+	((rds_t *)privdata)->want &= ~POLLOUT;
+}
+
+/* hiredis is about to close the socket and free the context. */
+static void rds_ev_cleanup(void *privdata)
+{
+	rds_t *self = privdata;
+
+	self->want = 0;
+	rds_sync_events(self);
+	self->ac = NULL;
+	self->fd = -1;
+}
+
+/* ------------------------------------------------------------ connection state */
+
+/* Ask for the current context to be dropped, from the top of the loop. */
+static void rds_fail(rds_t *self, int refused, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void rds_fail(rds_t *self, int refused, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (self->drop_reason[0] != '\0')
+		return;   /* the first reason is the real one */
+	va_start(ap, fmt);
+	vsnprintf(self->drop_reason, sizeof self->drop_reason, fmt, ap);
+	va_end(ap);
+	self->drop_refused = refused;
+	if (self->state == RDS_UP)
+		self->state = RDS_CLOSING;
+	su_timer_set_interval(self->timer, rds_on_timer, self, 0);
+}
+
+/* One line per outage: the first failure is a warning, the retries debug.
+ * A refused AUTH or SELECT is an error (an operator must fix the config),
+ * also once per outage. */
+static void rds_log_failure(rds_t *self, const char *reason, int refused)
+{
+	if (refused && !self->refusal_logged) {
+		log_error("redis %s: %s", self->address, reason);
+		self->refusal_logged = 1;
+	} else if (!refused && !self->outage_logged) {
+		log_warn("redis %s: %s", self->address, reason);
+	} else {
+		log_debug("redis %s: %s (retry in %ld ms)", self->address, reason,
+			  (long)self->backoff_ms);
+	}
+	self->outage_logged = 1;
+}
+
+/* The context is gone or going: log, schedule the next attempt, tell the
+ * user.  Called once per context (later calls for it do nothing). */
+static void rds_lost(rds_t *self, const char *reason, int refused)
+{
+	if (self->destroying || self->state == RDS_WAITING)
+		return;
+	self->state = RDS_WAITING;
+	self->ac = NULL;
+	if (!self->outage_logged)   /* the first failure of an outage */
+		self->down_since_ms = rds_now_ms();
+	rds_log_failure(self, reason, refused);
+	self->drop_reason[0] = '\0';
+	su_timer_set_interval(self->timer, rds_on_timer, self, self->backoff_ms);
+	self->backoff_ms *= 2;
+	if (self->backoff_ms > RDS_BACKOFF_MAX_MS)
+		self->backoff_ms = RDS_BACKOFF_MAX_MS;
+	if (self->reported_up) {
+		self->reported_up = 0;
+		if (self->on_state)
+			self->on_state(self, 0, self->state_arg);
+	}
+}
+
+static void rds_up(rds_t *self)
+{
+	su_timer_reset(self->timer);
+	self->state = RDS_UP;
+	self->backoff_ms = RDS_BACKOFF_MIN_MS;
+	if (self->outage_logged)
+		log_info("redis %s: connected (down %lld ms)", self->address,
+			 rds_now_ms() - self->down_since_ms);
+	else
+		log_info("redis %s: connected", self->address);
+	self->outage_logged = 0;
+	self->refusal_logged = 0;
+	self->reported_up = 1;
+	if (self->on_state)
+		self->on_state(self, 1, self->state_arg);
+}
+
+/* ------------------------------------------------------------ hiredis callbacks */
+
+static void rds_on_auth(redisAsyncContext *ac, void *r, void *privdata)
+{
+	rds_t *self = ac->data;
+	redisReply *reply = r;
+
+	(void)privdata;
+	if (reply == NULL || self->destroying)
+		return;   /* the context is going away; rds_lost() tells why */
+	if (reply->type == REDIS_REPLY_ERROR)
+		rds_fail(self, 1, "AUTH failed: %s", reply->str);
+}
+
+/* SELECT is always sent, so its reply is also the proof that the server
+ * answers before anyone is told the connection is up. */
+static void rds_on_select(redisAsyncContext *ac, void *r, void *privdata)
+{
+	rds_t *self = ac->data;
+	redisReply *reply = r;
+
+	(void)privdata;
+	if (reply == NULL || self->destroying || self->drop_reason[0] != '\0')
+		return;
+	if (reply->type == REDIS_REPLY_ERROR)
+		rds_fail(self, 1, "SELECT %d failed: %s", self->db, reply->str);
+	else
+		rds_up(self);
+}
+
+/* AUTH and SELECT go out pipelined, right behind the connect. */
+static void rds_handshake(rds_t *self)
+{
+	const char *argv[2] = { "AUTH", self->password };
+	int ret = REDIS_OK;
+
+	if (self->password[0] != '\0')
+		ret = redisAsyncCommandArgv(self->ac, rds_on_auth, NULL, 2, argv, NULL);
+	if (ret == REDIS_OK)
+		ret = redisAsyncCommand(self->ac, rds_on_select, NULL, "SELECT %d", self->db);
+	if (ret != REDIS_OK)
+		rds_fail(self, 0, "cannot queue the handshake: %s", self->ac->c.errstr);
+}
+
+static void rds_on_connect(const redisAsyncContext *ac, int status)
+{
+	rds_t *self = ac->data;
+	char reason[sizeof self->drop_reason];
+
+	if (status != REDIS_OK) {
+		/* hiredis frees the context right after this. */
+		snprintf(reason, sizeof reason, "cannot connect: %s", ac->c.errstr);
+		rds_lost(self, reason, 0);
+		return;
+	}
+	if (self->unix_path[0] == '\0')
+		redisEnableKeepAlive(&self->ac->c);   /* notice a silently dead peer */
+	rds_handshake(self);
+}
+
+/* hiredis frees the context right after this. */
+static void rds_on_disconnect(const redisAsyncContext *ac, int status)
+{
+	rds_t *self = ac->data;
+	char reason[sizeof self->drop_reason];
+
+	(void)status;
+	if (self->drop_reason[0] != '\0') {
+		rds_lost(self, self->drop_reason, self->drop_refused);
+		return;
+	}
+	snprintf(reason, sizeof reason, "%s: %s",
+		 self->reported_up ? "connection lost" : "cannot connect",
+		 ac->c.errstr[0] != '\0' ? ac->c.errstr : "connection closed");
+	rds_lost(self, reason, 0);
+}
+
+static void rds_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	rds_t *self = ac->data;
+	struct rds_req *req = privdata;
+	rds_reply_f *cb = req->cb;
+	void *arg = req->arg;
+
+	rds_req_put(self, req);
+	/* hiredis answers with NULL only when the context is being freed:
+	 * from here on, commands are refused at once. */
+	if (reply == NULL && self->state == RDS_UP)
+		self->state = RDS_CLOSING;
+	cb(self, self->destroying ? NULL : reply, arg);
+}
+
+/* ------------------------------------------------------------ connecting */
+
+static void rds_connect(rds_t *self)
+{
+	redisAsyncContext *ac;
+	char reason[sizeof self->drop_reason];
+
+	self->state = RDS_CONNECTING;
+	if (self->unix_path[0] != '\0')
+		ac = redisAsyncConnectUnix(self->unix_path);
+	else
+		ac = redisAsyncConnect(self->host, self->port);
+	if (ac == NULL || ac->err) {
+		snprintf(reason, sizeof reason, "cannot connect: %s",
+			 ac ? ac->c.errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac);   /* no hooks, no callbacks yet */
+		rds_lost(self, reason, 0);
+		return;
+	}
+	fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC);
+	ac->data = self;
+	ac->ev.data = self;
+	ac->ev.addRead = rds_ev_add_read;
+	ac->ev.delRead = rds_ev_del_read;
+	ac->ev.addWrite = rds_ev_add_write;
+	ac->ev.delWrite = rds_ev_del_write;
+	ac->ev.cleanup = rds_ev_cleanup;
+	self->ac = ac;
+	self->fd = ac->c.fd;
+	redisAsyncSetDisconnectCallback(ac, rds_on_disconnect);
+	redisAsyncSetConnectCallback(ac, rds_on_connect);   /* waits for writability */
+	su_timer_set_interval(self->timer, rds_on_timer, self, RDS_CONNECT_TIMEOUT_MS);
+}
+
+/* Free the context now (never from inside hiredis). */
+static void rds_drop(rds_t *self)
+{
+	if (self->ac != NULL) {
+		self->state = RDS_CLOSING;
+		/* Pending callbacks get NULL, then cleanup, then on_disconnect
+		 * (only if the socket had connected). */
+		redisAsyncFree(self->ac);
+	}
+	rds_lost(self, self->drop_reason, self->drop_refused);
+}
+
+static void rds_free(rds_t *self)
+{
+	struct rds_req *req;
+
+	self->state = RDS_CLOSING;
+	if (self->ac != NULL) {
+		self->depth++;
+		redisAsyncFree(self->ac);   /* pending callbacks get NULL */
+		self->depth--;
+	}
+	if (self->wait_index > 0)
+		su_root_deregister(self->root, self->wait_index);
+	su_timer_destroy(self->timer);
+	while ((req = self->free_reqs) != NULL) {
+		self->free_reqs = req->next;
+		free(req);
+	}
+	free(self);
+}
+
+/* Run when an entry point unwinds: apply what was deferred while hiredis
+ * was on the stack.  May free self. */
+static void rds_settle(rds_t *self)
+{
+	if (self->depth > 0)
+		return;
+	if (self->destroying) {
+		rds_free(self);
+		return;
+	}
+	if (self->ac != NULL && rds_sync_events(self) < 0)
+		rds_fail(self, 0, "cannot watch the socket: no poll slot");
+}
+
+static void rds_on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+	rds_t *self = arg;
+
+	(void)magic; (void)t;
+	self->depth++;
+	if (self->state == RDS_WAITING) {
+		rds_connect(self);
+	} else if (self->drop_reason[0] != '\0') {
+		rds_drop(self);
+	} else if (self->state == RDS_CONNECTING) {
+		snprintf(self->drop_reason, sizeof self->drop_reason,
+			 "cannot connect: no answer within %d ms", RDS_CONNECT_TIMEOUT_MS);
+		rds_drop(self);
+	}
+	self->depth--;
+	rds_settle(self);
+}
+
+static int rds_on_wakeup(su_root_magic_t *magic, su_wait_t *wait, su_wakeup_arg_t *arg)
+{
+	rds_t *self = arg;
+	int revents = su_wait_events(wait, self->fd);
+	int have = self->have;
+
+	(void)magic;
+	self->depth++;
+	/* An error or hang-up goes to whichever side hiredis is waiting on:
+	 * reading reports it, and so does the connect check on writing. */
+	if (self->ac != NULL && (have & POLLIN) && (revents & (POLLIN | POLLERR | POLLHUP)))
+		redisAsyncHandleRead(self->ac);
+	if (self->ac != NULL && !self->destroying && (have & POLLOUT)
+	    && (revents & (POLLOUT | POLLERR | POLLHUP)))
+		redisAsyncHandleWrite(self->ac);
+	self->depth--;
+	rds_settle(self);
+	return 0;
+}
+
+/* ------------------------------------------------------------ commands */
+
+static int rds_send(rds_t *self, rds_reply_f *cb, void *arg, const char *cmd, int len)
+{
+	struct rds_req *req = NULL;
+	int ret;
+
+	/* "*0\r\n": no command name; hiredis would assert on it. */
+	if (len < 0 || strncmp(cmd, "*0\r\n", 4) == 0)
+		return len == -1 ? -ENOMEM : -EINVAL;
+	if (cb != NULL) {
+		req = rds_req_get(self);
+		if (req == NULL)
+			return -ENOMEM;
+		req->cb = cb;
+		req->arg = arg;
+	}
+	self->depth++;
+	ret = redisAsyncFormattedCommand(self->ac, cb ? rds_on_reply : NULL, req, cmd, (size_t)len);
+	self->depth--;
+	if (ret != REDIS_OK && req != NULL)
+		rds_req_put(self, req);
+	rds_settle(self);
+	return ret == REDIS_OK ? 0 : -ENOTCONN;
+}
+
+int rds_command(rds_t *self, rds_reply_f *cb, void *arg, const char *fmt, ...)
+{
+	char *cmd = NULL;
+	va_list ap;
+	int len;
+	int ret;
+
+	if (self->state != RDS_UP)
+		return -ENOTCONN;
+	if (fmt == NULL)
+		return -EINVAL;
+	va_start(ap, fmt);
+	len = redisvFormatCommand(&cmd, fmt, ap);
+	va_end(ap);
+	ret = rds_send(self, cb, arg, cmd, len);
+	if (len >= 0)
+		redisFreeCommand(cmd);
+	return ret;
+}
+
+int rds_commandargv(rds_t *self, rds_reply_f *cb, void *arg, int argc, const char **argv,
+		    const size_t *lens)
+{
+	char *cmd = NULL;
+	int len;
+	int ret;
+
+	if (self->state != RDS_UP)
+		return -ENOTCONN;
+	if (argc < 1 || argv == NULL)
+		return -EINVAL;
+	len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	ret = rds_send(self, cb, arg, cmd, len);
+	if (len >= 0)
+		redisFreeCommand(cmd);
+	return ret;
+}
+
+/* ------------------------------------------------------------ life cycle */
+
+int rds_create(su_root_t *root, const struct rds_config *cfg, rds_t **out)
+{
+	rds_t *self = calloc(1, sizeof *self);
+	int ret;
+
+	if (self == NULL)
+		return -ENOMEM;
+	ret = rds_configure(self, cfg);
+	if (ret < 0) {
+		free(self);
+		return ret;
+	}
+	self->root = root;
+	self->fd = -1;
+	self->backoff_ms = RDS_BACKOFF_MIN_MS;
+	self->down_since_ms = rds_now_ms();
+	self->timer = su_timer_create(su_root_task(root), RDS_CONNECT_TIMEOUT_MS);
+	if (self->timer == NULL) {
+		free(self);
+		return -ENOMEM;
+	}
+	self->depth++;
+	rds_connect(self);
+	self->depth--;
+	rds_settle(self);
+	*out = self;
+	return 0;
+}
+
+void rds_destroy(rds_t *self)
+{
+	if (self == NULL || self->destroying)
+		return;
+	self->destroying = 1;
+	self->on_state = NULL;
+	if (self->state == RDS_UP)
+		self->state = RDS_CLOSING;
+	if (self->depth == 0)
+		rds_free(self);
+}
+
+int rds_connected(const rds_t *self)
+{
+	return self->state == RDS_UP;
+}
+
+const char *rds_prefix(const rds_t *self)
+{
+	return self->prefix;
+}
+
+const char *rds_address(const rds_t *self)
+{
+	return self->address;
+}
+
+void rds_on_state(rds_t *self, rds_state_f *fn, void *arg)
+{
+	self->on_state = fn;
+	self->state_arg = arg;
+}

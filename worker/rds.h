@@ -1,0 +1,84 @@
+/*
+ * rds — a worker's Redis connection: hiredis's async API on the worker's
+ * io_uring loop, never a blocking call.
+ *
+ * Design note.  The hiredis context's socket is a Sofia wait object on the
+ * worker's root (su_root_register), so it becomes a poll on the same ring
+ * as everything else; the connect timeout and the reconnect backoff are
+ * Sofia timers on the same root.  rds owns the connection's whole life:
+ *
+ *   connecting --AUTH (when a password is set) + SELECT db answered--> up
+ *   up --socket error, EOF--> waiting --backoff 100 ms .. 5 s--> connecting
+ *   connecting --refused, AUTH/SELECT error, 2 s timeout--> waiting
+ *
+ * Only "up" takes commands; otherwise a command fails at once with
+ * -ENOTCONN and the caller decides what to do (CDRs go to a spool file).
+ * Every command's callback runs exactly once: with the reply, or with NULL
+ * when the connection drops or rds is destroyed first.
+ *
+ * Logs: one warning per outage (retries are debug), an error when the
+ * server refuses AUTH or SELECT, "redis <address>: connected" when up.
+ */
+#ifndef B2BUA_RDS_H
+#define B2BUA_RDS_H
+
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+#include <sofia-sip/su_wait.h>
+
+typedef struct rds rds_t;
+
+struct rds_config {
+	char address[256];   /* "unix:/path" or "host:port"; host is an IPv4 or [IPv6] literal */
+	char password[128];  /* "" for none */
+	int db;              /* SELECTed on every (re)connect, >= 0 */
+	char prefix[64];     /* key prefix of this deployment, e.g. "b2bua:" */
+};
+
+/* A command's reply; NULL when the connection dropped or rds was destroyed
+ * before it came.  The reply is freed when the callback returns. */
+typedef void rds_reply_f(rds_t *rds, redisReply *reply, void *arg);
+
+/* Called when rds comes up (connected = 1) and when it goes down (0). */
+typedef void rds_state_f(rds_t *rds, int connected, void *arg);
+
+/*
+ * Check cfg and start connecting on root's loop; reconnects by itself from
+ * then on.  Returns 0 and *out, -EINVAL for a bad address or db, -ENOMEM.
+ * Not being able to connect yet is not an error.
+ */
+int rds_create(su_root_t *root, const struct rds_config *cfg, rds_t **out);
+
+/*
+ * Close the connection and free everything.  Pending commands' callbacks
+ * run with NULL (the state callback does not).  May be called from an rds
+ * callback: then the rest happens as soon as that callback returns.
+ */
+void rds_destroy(rds_t *rds);
+
+/* 1 when commands are taken, 0 otherwise. */
+int rds_connected(const rds_t *rds);
+
+/*
+ * Queue a command, hiredis format ("SET %s %b", key, value, value_len).
+ * cb may be NULL (no reply wanted).  Every command has exactly one reply:
+ * no SUBSCRIBE, PSUBSCRIBE or MONITOR.  Returns 0, -ENOTCONN when not up,
+ * -EINVAL for an empty or bad format, -ENOMEM.
+ */
+int rds_command(rds_t *rds, rds_reply_f *cb, void *arg, const char *fmt, ...);
+
+/* The same with arguments as an array; lens may be NULL (C strings). */
+int rds_commandargv(rds_t *rds, rds_reply_f *cb, void *arg, int argc, const char **argv,
+		    const size_t *lens);
+
+/* The key prefix from the config. */
+const char *rds_prefix(const rds_t *rds);
+
+/* The address from the config, for log lines. */
+const char *rds_address(const rds_t *rds);
+
+/* Set (or clear, fn NULL) the state callback, e.g. to replay spooled CDRs. */
+void rds_on_state(rds_t *rds, rds_state_f *fn, void *arg);
+
+#endif

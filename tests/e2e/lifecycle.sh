@@ -54,7 +54,7 @@ assert_eq 0 "$rc" "exit status after SIGTERM with no calls"
 for p in $workers; do
 	wait_gone "$p" 2 || fail "worker pid $p still running after the master exited"
 done
-log "ok: workers $(echo $workers) gone"
+log "ok: workers ${workers//$'\n'/ } gone"
 bound && fail "a socket is still bound on $ADDR"
 [ -e "$CLI_SOCK" ] && fail "the CLI socket was left behind"
 log "ok: nothing left bound, no CLI socket"

@@ -20,7 +20,7 @@ sleep 2
 victim_idx=0
 victim=$(cli_json workers ".[] | select(.index == $victim_idx) | .pid")
 other=$(cli_json workers ".[] | select(.index != $victim_idx) | .pid")
-[ -n "$victim" ] && [ "$victim" -gt 0 ] || fail "no pid for worker $victim_idx"
+[ "${victim:-0}" -gt 0 ] || fail "no pid for worker $victim_idx"
 assert_eq 0 "$(cli_json workers ".[] | select(.index == $victim_idx) | .restarts")" \
 	"worker $victim_idx restarts before the kill"
 active=$(cli_json workers '[.[].active_calls] | add')

@@ -1,0 +1,216 @@
+#!/bin/bash
+#
+# bench/run.sh RATE [WORKERS] — call throughput of b2bua on loopback.
+#
+# Design note.  sipp UAC → b2bua → sipp UAS, all on one loopback address of
+# the benchmark's own, RATE calls/s for RATE×20 calls of 1 s each (the
+# tests/sipp/uac_basic.xml and uas_basic.xml scenarios: INVITE/100/180/200/
+# ACK, 1 s, BYE/200).  It prints
+#   - calls/s achieved: successful calls / (wall time of the caller − 1 s of
+#     the last call's talk time), i.e. the call set-up rate sustained;
+#   - failed calls and retransmissions (both sipp sides; any retransmission
+#     on loopback means someone fell behind);
+#   - INVITE→200 response time p50/p90/p99 as the caller saw it, from the
+#     microsecond timestamps of sipp -trace_shortmsg (sipp's own -trace_rtt
+#     has a resolution of ~4 ms, too coarse on loopback);
+#   - b2bua CPU time per call: utime+stime of the master and every worker
+#     from /proc/PID/stat, after minus before the calls, divided by calls.
+# Everything is bounded in time and stopped by PID; the temp dir is removed
+# unless B2BUA_BENCH_KEEP=1.
+
+set -u
+
+usage() { echo "usage: $0 RATE [WORKERS]   (RATE calls/s, 1..5000; WORKERS default 2)" >&2; exit 2; }
+[ $# -ge 1 ] && [ $# -le 2 ] || usage
+RATE=$1
+WORKERS=${2:-2}
+case $RATE in '' | *[!0-9]*) usage ;; esac
+case $WORKERS in '' | *[!0-9]*) usage ;; esac
+[ "$RATE" -ge 1 ] && [ "$RATE" -le 5000 ] || usage
+[ "$WORKERS" -ge 1 ] && [ "$WORKERS" -le 64 ] || usage
+
+here=$(cd "$(dirname "$0")" && pwd)
+top_srcdir=${top_srcdir:-$(cd "$here/.." && pwd)}
+top_builddir=${top_builddir:-$top_srcdir}
+B2BUA=$top_builddir/b2bua/b2bua
+SIPP_DIR=$top_srcdir/tests/sipp
+command -v sipp >/dev/null 2>&1 || { echo "sipp not found: apt-get install sip-tester" >&2; exit 1; }
+[ -x "$B2BUA" ] || { echo "$B2BUA not built: run make" >&2; exit 1; }
+
+CALLS=$((RATE * 20))
+DURATION_MS=1000
+RUN_LIMIT=$((CALLS / RATE + 60))   # seconds any sipp may run
+BUF=1048576
+CLK_TCK=$(getconf CLK_TCK)
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/b2bua-bench.XXXXXX") || exit 1
+PIDS=()
+B2B_PID=
+WORKER_PIDS=()
+
+alive() {
+	local st
+	[ -r "/proc/$1/stat" ] || return 1
+	st=$(sed 's/^.*) //' "/proc/$1/stat" | cut -d' ' -f1)
+	[ "$st" != Z ] && [ "$st" != X ]
+}
+
+stop_pid() {  # PID GRACE
+	local pid=$1 n=$((${2:-3} * 20))
+	if alive "$pid"; then
+		kill -TERM "$pid" 2>/dev/null
+		while alive "$pid" && [ "$n" -gt 0 ]; do sleep 0.05; n=$((n - 1)); done
+		alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+}
+
+cleanup() {
+	local rc=$? i p exe
+	trap - EXIT
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}" 5; done
+	exe=$(readlink -f "$B2BUA")
+	for p in "${WORKER_PIDS[@]}"; do
+		[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && kill -KILL "$p" 2>/dev/null
+	done
+	if [ "$rc" -ne 0 ] || [ "${B2BUA_BENCH_KEEP:-0}" = 1 ]; then
+		echo "kept $T" >&2
+		[ "$rc" -ne 0 ] && tail -n 20 "$T/b2bua.log" >&2
+	else
+		rm -rf "$T"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+# A loopback address nobody uses: 127.250.x.y.
+ADDR=
+for ((n = 0; n < 200; n++)); do
+	a="127.250.$((($$ + n) % 250 + 1)).1"
+	if ! ss -Huan | awk '{print $4}' | grep -q "^$a:"; then ADDR=$a; break; fi
+done
+[ -n "$ADDR" ] || { echo "no free loopback address" >&2; exit 1; }
+
+cat >"$T/b2bua.conf" <<EOF
+node_id = "bench";
+workers = $WORKERS;
+drain_timeout = 5;
+listen = "$ADDR";
+sip_port = 5060;
+worker_port_base = 5070;
+udp_rcvbuf = 8388608;
+call_capacity = $((RATE * 4 + 1024));
+cli_socket = "$T/cli.sock";
+log_level = "warn";
+routes = ( { prefix = "1"; target = "sip:$ADDR:5080;transport=udp"; } );
+EOF
+
+# The daemon logs at warn, so readiness is seen on the ports instead.
+"$B2BUA" -c "$T/b2bua.conf" >"$T/b2bua.log" 2>&1 &
+B2B_PID=$!
+PIDS+=("$B2B_PID")
+ports_up() {
+	local p
+	for ((p = 0; p < WORKERS; p++)); do
+		ss -Huan | awk '{print $4}' | grep -qx "$ADDR:$((5070 + p))" || return 1
+	done
+}
+deadline=$((SECONDS + 10))
+until ports_up; do
+	alive "$B2B_PID" || { echo "b2bua exited during start-up" >&2; exit 1; }
+	[ "$SECONDS" -lt "$deadline" ] || { echo "b2bua not ready in 10 s" >&2; exit 1; }
+	sleep 0.05
+done
+mapfile -t WORKER_PIDS < <(pgrep -P "$B2B_PID")
+[ "${#WORKER_PIDS[@]}" -eq "$WORKERS" ] ||
+	{ echo "expected $WORKERS workers, found ${#WORKER_PIDS[@]}" >&2; exit 1; }
+
+# utime + stime (clock ticks) of the master and its workers.
+cpu_ticks() {
+	local p sum=0 f
+	for p in "$B2B_PID" "${WORKER_PIDS[@]}"; do
+		f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+		# after "pid (comm) ", utime and stime are fields 12 and 13
+		sum=$((sum + $(echo "$f" | awk '{print $12 + $13}')))
+	done
+	echo "$sum"
+}
+
+sipp_args=(-nostdin -buff_size "$BUF" -ci "$ADDR" -timeout "${RUN_LIMIT}s" -timeout_error)
+(cd "$T" && exec timeout $((RUN_LIMIT + 15)) sipp -sf "$SIPP_DIR/uas_basic.xml" \
+	-i "$ADDR" -p 5080 -m "$CALLS" "${sipp_args[@]}" \
+	-trace_stat -stf "$T/uas.csv" -fd 5) >"$T/uas.out" 2>&1 &
+UAS_PID=$!
+PIDS+=("$UAS_PID")
+deadline=$((SECONDS + 5))
+until ss -Huan | awk '{print $4}' | grep -qx "$ADDR:5080"; do
+	[ "$SECONDS" -lt "$deadline" ] || { echo "sipp UAS did not start" >&2; exit 1; }
+	sleep 0.05
+done
+
+echo "b2bua bench: $RATE calls/s, $CALLS calls of ${DURATION_MS} ms, $WORKERS workers, $ADDR" >&2
+cpu0=$(cpu_ticks)
+t0=$(date +%s%N)
+(cd "$T" && exec timeout $((RUN_LIMIT + 15)) sipp -sf "$SIPP_DIR/uac_basic.xml" \
+	-i "$ADDR" -p 5090 -s 1000 -m "$CALLS" -r "$RATE" -d "$DURATION_MS" \
+	-l $((RATE * 4 + 100)) "${sipp_args[@]}" \
+	-trace_stat -stf "$T/uac.csv" -fd 5 -trace_shortmsg \
+	"$ADDR:5060") >"$T/uac.out" 2>&1 &
+UAC_PID=$!
+PIDS+=("$UAC_PID")
+wait "$UAC_PID"
+uac_rc=$?
+t1=$(date +%s%N)
+cpu1=$(cpu_ticks)
+wait "$UAS_PID"
+uas_rc=$?
+
+stat() {  # FILE COLUMN: last value of a sipp -trace_stat column
+	awk -F';' -v col="$2" '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+		{ last = $c }
+		END { print (c && last != "" ? last : 0) }' "$1" 2>/dev/null || echo 0
+}
+
+ok=$(stat "$T/uac.csv" 'SuccessfulCall(C)')
+failed=$(stat "$T/uac.csv" 'FailedCall(C)')
+uas_failed=$(stat "$T/uas.csv" 'FailedCall(C)')
+retrans_uac=$(stat "$T/uac.csv" 'Retransmissions(C)')
+retrans_uas=$(stat "$T/uas.csv" 'Retransmissions(C)')
+wall_ms=$(((t1 - t0) / 1000000))
+setup_ms=$((wall_ms > DURATION_MS ? wall_ms - DURATION_MS : 1))
+
+# INVITE→200 per call: first INVITE sent to first 200 (CSeq INVITE) received,
+# from the caller's short message log (tab-separated: date, time, epoch
+# seconds with microseconds, S|R, Call-ID, CSeq, first line).
+cat "$T"/uac_basic_*_shortmessages.log 2>/dev/null | awk -F'\t' '
+	$4 == "S" && $7 ~ /^INVITE / && !($5 in sent) { sent[$5] = $3 }
+	$4 == "R" && $6 ~ / INVITE$/ && $7 ~ /^SIP\/2\.0 200/ && ($5 in sent) && !($5 in done) {
+		done[$5] = 1; printf "%.3f\n", ($3 - sent[$5]) * 1000 }' | sort -n >"$T/rtt.txt"
+pct() {  # P: the P-th percentile of rtt.txt (nearest rank)
+	awk -v p="$1" '{ v[NR] = $1 } END {
+		if (NR == 0) { print "n/a"; exit }
+		r = int((p / 100) * NR + 0.999999); if (r < 1) r = 1; if (r > NR) r = NR
+		print v[r] }' "$T/rtt.txt"
+}
+
+cpu_ms=$(((cpu1 - cpu0) * 1000 / CLK_TCK))
+total_calls=$((ok + failed))
+printf '\n'
+printf 'offered rate           %s calls/s, %s calls, %s ms each, %s workers\n' \
+	"$RATE" "$CALLS" "$DURATION_MS" "$WORKERS"
+printf 'calls/s achieved       %s\n' "$(awk -v n="$ok" -v ms="$setup_ms" 'BEGIN { printf "%.1f", n * 1000 / ms }')"
+printf 'successful calls       %s\n' "$ok"
+printf 'failed calls           %s (caller), %s (callee)\n' "$failed" "$uas_failed"
+printf 'retransmissions        %s (caller), %s (callee)\n' "$retrans_uac" "$retrans_uas"
+printf 'INVITE->200 ms         p50 %s  p90 %s  p99 %s  (%s calls)\n' \
+	"$(pct 50)" "$(pct 90)" "$(pct 99)" "$(wc -l <"$T/rtt.txt")"
+printf 'b2bua CPU              %s ms total, %s us per call (master + %s workers)\n' \
+	"$cpu_ms" "$(awk -v c="$cpu_ms" -v n="$total_calls" 'BEGIN { printf "%.1f", n ? c * 1000 / n : 0 }')" \
+	"$WORKERS"
+printf 'wall time              %s ms\n' "$wall_ms"
+
+alive "$B2B_PID" || { echo "b2bua died during the run" >&2; exit 1; }
+[ "$uac_rc" -eq 0 ] && [ "$uas_rc" -eq 0 ] || exit 1
+exit 0

@@ -408,6 +408,10 @@ void config_defaults(struct config *cfg)
 	cfg->redis_password[0] = '\0';
 	cfg->redis_db = 0;
 	snprintf(cfg->redis_prefix, sizeof cfg->redis_prefix, "b2bua:");
+	snprintf(cfg->cdr_stream, sizeof cfg->cdr_stream, "cdr");
+	snprintf(cfg->cdr_spool_dir, sizeof cfg->cdr_spool_dir, "/var/spool/b2bua");
+	cfg->no_answer_timeout = 20;
+	cfg->forward_max_hops = 3;
 
 	cfg->n_routes = 0;
 }
@@ -772,6 +776,51 @@ static int config_load_redis_prefix(const struct config_ctx *ctx, const config_s
 	return 0;
 }
 
+static int config_load_cdr_stream(const struct config_ctx *ctx, const config_setting_t *s,
+				  struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int rc = config_get_string(ctx, s, key, cfg->cdr_stream, sizeof cfg->cdr_stream);
+
+	if (rc < 0)
+		return rc;
+	if (cfg->cdr_stream[0] == '\0')
+		return config_fail(ctx, s, key, "must not be empty");
+	for (const char *p = cfg->cdr_stream; *p != '\0'; p++)
+		if (!config_is_alnum(*p) && strchr(":_-.", *p) == NULL)
+			return config_fail(ctx, s, key,
+					   "\"%s\" has '%c': only [A-Za-z0-9:_.-] allowed",
+					   cfg->cdr_stream, *p);
+	return 0;
+}
+
+static int config_load_cdr_spool_dir(const struct config_ctx *ctx, const config_setting_t *s,
+				     struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	/* Room for "/cdr-<node_id>-w<index>.spool" after the directory. */
+	int rc = config_get_string(ctx, s, key, cfg->cdr_spool_dir, sizeof cfg->cdr_spool_dir - 64);
+
+	if (rc < 0)
+		return rc;
+	if (cfg->cdr_spool_dir[0] != '/')
+		return config_fail(ctx, s, key, "\"%s\" must be an absolute path",
+				   cfg->cdr_spool_dir);
+	return 0;
+}
+
+static int config_load_no_answer_timeout(const struct config_ctx *ctx, const config_setting_t *s,
+					 struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 600, &cfg->no_answer_timeout);
+}
+
+static int config_load_forward_max_hops(const struct config_ctx *ctx, const config_setting_t *s,
+					struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 10, &cfg->forward_max_hops);
+}
+
 /* One route group; `i` is its index in the list, used in key names. */
 static int config_load_route(const struct config_ctx *ctx, const config_setting_t *grp,
 			     unsigned i, struct config *cfg)
@@ -889,6 +938,10 @@ static const struct config_key config_keys[] = {
 	{ "redis_password",   config_load_redis_password },
 	{ "redis_db",         config_load_redis_db },
 	{ "redis_prefix",     config_load_redis_prefix },
+	{ "cdr_stream",       config_load_cdr_stream },
+	{ "cdr_spool_dir",    config_load_cdr_spool_dir },
+	{ "no_answer_timeout", config_load_no_answer_timeout },
+	{ "forward_max_hops", config_load_forward_max_hops },
 	{ "routes",           config_load_routes },
 };
 

@@ -86,6 +86,12 @@ struct config {
 	int redis_db;                  /* redis_db: database number (SELECT) */
 	char redis_prefix[64];         /* redis_prefix: put before every key, e.g. "b2bua:" */
 
+	/* call detail records and forwarding */
+	char cdr_stream[64];           /* cdr_stream: Redis Stream of CDRs (after redis_prefix) */
+	char cdr_spool_dir[PATH_MAX];  /* cdr_spool_dir: where CDRs wait while Redis is down */
+	int no_answer_timeout;         /* no_answer_timeout: s before forward-on-no-answer, by default */
+	int forward_max_hops;          /* forward_max_hops: longest forwarding chain */
+
 	/* routing */
 	size_t n_routes;               /* routes: ( { prefix = "..."; target = "sip:..."; }, ... ) */
 	struct config_route routes[CONFIG_MAX_ROUTES];

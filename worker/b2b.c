@@ -45,6 +45,7 @@
 #include <sofia-sip/url.h>
 
 #include "b2bua/log.h"
+#include "worker/hold.h"
 #include "worker/registrar.h"
 #include "worker/route.h"
 
@@ -93,6 +94,14 @@ struct b2b_call {
 	int winner;                  /* index of the answered branch, -1 */
 	int best_final;              /* best failure so far, relayed when all failed */
 	char best_phrase[64];
+
+	nta_incoming_t *relay_irq;   /* an in-dialog request being relayed ... */
+	nta_outgoing_t *relay_orq;   /* ... and our copy on the other leg */
+	sip_method_t relay_method;
+	int relay_from_caller;
+	uint32_t relay_cseq;         /* of relay_orq, for the ACK of a re-INVITE */
+	enum hold_state relay_hold;  /* what the relayed offer asks for */
+	enum shm_party held_by;
 
 	nta_incoming_t *bye_irq;     /* a BYE being relayed, from either leg */
 	nta_outgoing_t *bye_orq;     /* our BYE on the other leg */
@@ -270,6 +279,8 @@ static void b2b_shm_b_answered(struct b2b_call *call, struct b2b_branch *br, sip
 	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
+static void b2b_relay_done(struct b2b_call *call);
+
 /* ------------------------------------------------------------ call life cycle */
 
 static struct b2b_call *b2b_call_alloc(b2b_t *b2b)
@@ -338,6 +349,7 @@ static void b2b_call_end(struct b2b_call *call)
 		nta_incoming_destroy(call->a_irq);
 	for (unsigned i = 0; i < call->n_br; i++)
 		b2b_branch_drop(&call->br[i]);
+	b2b_relay_done(call);
 	if (call->bye_irq)
 		nta_incoming_destroy(call->bye_irq);
 	if (call->bye_orq)
@@ -468,6 +480,147 @@ static int b2b_relay_bye(struct b2b_call *call, int from_caller, nta_incoming_t 
 	return 0;
 }
 
+/* ------------------------------------------------------------ in-dialog relay */
+
+/*
+ * A request inside an established call (re-INVITE, UPDATE, INFO, ...) is
+ * relayed to the other leg as a new transaction of that leg's dialog, and
+ * its final answer is relayed back.  One relay at a time per call: a
+ * re-INVITE that crosses another gets 491 (RFC 3261 14.2); a rejected
+ * re-INVITE leaves the call as it was.  The ACK of a relayed 2xx is relayed
+ * too, with the CSeq of our INVITE on the other leg.
+ */
+
+/* Hold or resume, decided by the offer of a re-INVITE that was accepted. */
+static void b2b_apply_hold(struct b2b_call *call)
+{
+	struct shm_call *c;
+	enum shm_party by = call->relay_from_caller ? SHM_PARTY_CALLER : SHM_PARTY_CALLEE;
+
+	if (call->relay_hold == HOLD_UNKNOWN)
+		return;
+	if (call->relay_hold == HOLD_ON) {
+		call->held_by = by;
+		log_info("call %u: held by the %s", call->slot,
+			 by == SHM_PARTY_CALLER ? "caller" : "callee");
+	} else if (call->held_by == by) {
+		call->held_by = SHM_PARTY_NONE;   /* only the one who held can resume */
+		log_info("call %u: resumed", call->slot);
+	}
+	c = shm_call_write_begin(call->b2b->shm, call->slot);
+	c->held_by = (uint8_t)call->held_by;
+	c->state = call->held_by ? SHM_CALL_HELD : SHM_CALL_ANSWERED;
+	shm_call_write_end(call->b2b->shm, call->slot);
+}
+
+static void b2b_relay_done(struct b2b_call *call)
+{
+	if (call->relay_irq)
+		nta_incoming_destroy(call->relay_irq);
+	if (call->relay_orq)
+		nta_outgoing_destroy(call->relay_orq);
+	call->relay_irq = NULL;
+	call->relay_orq = NULL;
+}
+
+/* The leg a request from one side goes out on. */
+static nta_leg_t *b2b_other_leg(struct b2b_call *call, int from_caller)
+{
+	struct b2b_branch *br = b2b_winner(call);
+
+	if (from_caller)
+		return br ? br->leg : NULL;
+	return call->a_leg;
+}
+
+/* The ACK of a relayed re-INVITE's 2xx reached us: pass it on. */
+static int b2b_on_relay_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
+{
+	struct b2b_call *call = (struct b2b_call *)magic;
+	nta_leg_t *other = b2b_other_leg(call, call->relay_from_caller);
+	sip_cseq_t cseq[1];
+	nta_outgoing_t *ack;
+
+	if (sip == NULL || sip->sip_request->rq_method != sip_method_ack || other == NULL)
+		return 0;
+	sip_cseq_init(cseq);
+	cseq->cs_seq = call->relay_cseq;
+	cseq->cs_method = sip_method_ack;
+	cseq->cs_method_name = "ACK";
+	ack = nta_outgoing_tcreate(other, NULL, NULL, NULL, SIP_METHOD_ACK, NULL,
+				   SIPTAG_CSEQ(cseq),
+				   SIPTAG_CONTENT_TYPE(sip->sip_content_type),
+				   SIPTAG_PAYLOAD(sip->sip_payload),
+				   TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
+	if (ack)
+		nta_outgoing_destroy(ack);
+	b2b_relay_done(call);
+	return 0;
+}
+
+static int b2b_on_relay_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
+				 sip_t const *sip)
+{
+	struct b2b_call *call = (struct b2b_call *)magic;
+	int status = nta_outgoing_status(orq);
+	int is_invite = call->relay_method == sip_method_invite;
+
+	if (status < 200 || call->relay_irq == NULL)
+		return 0;   /* provisional answers to a re-INVITE are not relayed */
+	nta_incoming_treply(call->relay_irq, status,
+			    sip && sip->sip_status ? sip->sip_status->st_phrase : NULL,
+			    TAG_IF(status < 300, SIPTAG_CONTACT(call->b2b->contact)),
+			    TAG_IF(sip, SIPTAG_CONTENT_TYPE(sip ? sip->sip_content_type : NULL)),
+			    TAG_IF(sip, SIPTAG_PAYLOAD(sip ? sip->sip_payload : NULL)),
+			    TAG_END());
+	if (status < 300 && is_invite) {
+		b2b_apply_hold(call);
+		/* Keep the irq until its ACK arrives (b2b_on_relay_irq). */
+		nta_outgoing_destroy(call->relay_orq);
+		call->relay_orq = NULL;
+		return 0;
+	}
+	b2b_relay_done(call);
+	return 0;
+}
+
+/* Relay an in-dialog request from one side to the other. */
+static int b2b_relay_request(struct b2b_call *call, int from_caller, nta_incoming_t *irq,
+			     sip_t const *sip)
+{
+	nta_leg_t *other = b2b_other_leg(call, from_caller);
+	sip_method_t method = sip->sip_request->rq_method;
+
+	if (call->state != B2B_CONFIRMED || other == NULL)
+		return method == sip_method_invite ? 491 : 481;
+	if (call->relay_irq != NULL)
+		return method == sip_method_invite ? 491 : 500;
+	call->relay_orq = nta_outgoing_tcreate(other, b2b_on_relay_response,
+					       (nta_outgoing_magic_t *)call, NULL,
+					       method, sip->sip_request->rq_method_name, NULL,
+					       TAG_IF(method == sip_method_invite ||
+						      method == sip_method_update,
+						      SIPTAG_CONTACT(call->b2b->contact)),
+					       SIPTAG_CONTENT_TYPE(sip->sip_content_type),
+					       SIPTAG_PAYLOAD(sip->sip_payload),
+					       TPTAG_IDENT(B2B_IDENT_OWN),
+					       TAG_END());
+	if (call->relay_orq == NULL)
+		return 500;
+	call->relay_irq = irq;
+	call->relay_method = method;
+	call->relay_from_caller = from_caller;
+	call->relay_cseq = nta_outgoing_cseq(call->relay_orq);
+	call->relay_hold = HOLD_UNKNOWN;
+	if (method == sip_method_invite) {
+		nta_incoming_bind(irq, b2b_on_relay_irq, (nta_incoming_magic_t *)call);
+		if (sip->sip_payload)
+			call->relay_hold = hold_state_of(sip->sip_payload->pl_data,
+							 sip->sip_payload->pl_len);
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------ B-legs */
 
 /* Requests the callee sends in its dialog with us. */
@@ -483,9 +636,14 @@ static int b2b_on_b_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming
 			return 481;
 		return b2b_relay_bye(call, 0, irq);
 	case sip_method_ack:
-		return 200;   /* nothing to acknowledge on our UAC leg: absorb */
+		return 200;   /* an ACK outside a relayed re-INVITE: absorb */
+	case sip_method_cancel:
+	case sip_method_prack:
+		return 481;
 	default:
-		return 501;
+		if (br != b2b_winner(call))
+			return 481;
+		return b2b_relay_request(call, 0, irq, sip);
 	}
 }
 
@@ -622,8 +780,25 @@ static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 {
 	struct b2b_call *call = (struct b2b_call *)magic;
 
-	if (sip == NULL)
-		return 0;   /* the transaction timed out (no ACK) */
+	if (sip == NULL) {
+		/* NTA gave up retransmitting our 2xx (Timer H): the caller never
+		 * ACKed it.  The call cannot be trusted: release both legs. */
+		if (call->state == B2B_ANSWERED) {
+			struct b2b_branch *br = b2b_winner(call);
+
+			log_warn("call %u: no ACK from the caller for our 2xx: releasing it",
+				 call->slot);
+			call->a_irq = NULL;   /* NTA destroys it */
+			nta_incoming_destroy(irq);
+			if (br) {
+				b2b_ack_branch(br);
+				b2b_bye_and_forget(br->leg);
+			}
+			b2b_bye_and_forget(call->a_leg);
+			b2b_call_end(call);
+		}
+		return 0;
+	}
 
 	switch (sip->sip_request->rq_method) {
 	case sip_method_cancel:
@@ -657,8 +832,11 @@ static int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming
 		/* The ACK of our 2xx when NTA did not route it to b2b_on_a_irq(). */
 		b2b_on_a_ack(call);
 		return 200;   /* destroys the ACK's irq; no response is sent */
+	case sip_method_cancel:
+	case sip_method_prack:
+		return 481;
 	default:
-		return 501;
+		return b2b_relay_request(call, 1, irq, sip);
 	}
 }
 

@@ -1,0 +1,96 @@
+/*
+ * cdr — call detail records: one per call, written to a Redis Stream, never
+ * lost.
+ *
+ * Design note.  Each ended call yields one struct cdr.  cdr_write() hands
+ * it to Redis (XADD to the stream named in docs/redis-schema.md) through
+ * the worker's asynchronous client.  When Redis is unreachable — or while
+ * older records are still waiting — the record is appended to a spool file
+ * instead (one line per record, synced to disk before cdr_write returns), and
+ * the spool is replayed in order as soon as Redis is back, then truncated.
+ * Every XADD goes through a small Lua script that first claims the record's
+ * unique id with SET NX, so a record sent twice (a reply lost with the
+ * connection, a replay after a crash) is stored once: none lost, none
+ * duplicated.
+ */
+#ifndef B2BUA_CDR_H
+#define B2BUA_CDR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "worker/rds.h"
+
+enum cdr_disposition {
+	CDR_ANSWERED = 0,
+	CDR_BUSY,          /* 486 / 600 */
+	CDR_NO_ANSWER,     /* 408 / 480 / our own no-answer timer */
+	CDR_CANCELLED,     /* the caller gave up (CANCEL) */
+	CDR_FAILED,        /* any other final failure; see sip_code */
+	CDR_KILLED,        /* ended by an operator (b2bua-cli call kill) */
+};
+
+enum cdr_party { CDR_PARTY_NONE = 0, CDR_PARTY_CALLER, CDR_PARTY_CALLEE, CDR_PARTY_SYSTEM };
+
+#define CDR_STR 128
+
+struct cdr {
+	char id[40];                  /* unique call id: "<node>-<64-bit call id>" */
+	char a_call_id[CDR_STR];      /* the caller's dialog */
+	char b_call_id[CDR_STR];      /* our dialog with the party that answered (or the last tried) */
+	char caller[CDR_STR];         /* From URI of the A-leg */
+	char callee[CDR_STR];         /* dialled: A-leg Request-URI */
+	char answered_by[CDR_STR];    /* URI of the party that answered, "" if none */
+	char forwarded_to[CDR_STR];   /* forward target, "" if not forwarded */
+	uint64_t start_ms;            /* INVITE received */
+	uint64_t ring_ms;             /* first 18x, 0 if none */
+	uint64_t answer_ms;           /* 2xx, 0 if none */
+	uint64_t end_ms;              /* call over */
+	uint64_t billable_ms;         /* end - answer when answered, else 0 */
+	enum cdr_disposition disposition;
+	int sip_code;                 /* final code sent to the caller (200 when answered) */
+	enum cdr_party hangup_by;
+	char host[32];                /* node_id */
+	unsigned worker;
+};
+
+const char *cdr_disposition_name(enum cdr_disposition d);   /* "ANSWERED", ... */
+const char *cdr_party_name(enum cdr_party p);               /* "caller", ... */
+
+/* Disposition of a call that ended without an answer, from the final code
+ * sent to the caller and whether the caller cancelled. */
+enum cdr_disposition cdr_disposition_of(int sip_code, int cancelled);
+
+/*
+ * Field/value pairs of a record for XADD, in a fixed order (documented in
+ * docs/redis-schema.md).  Fills up to `max` pointers in fields[]/values[]
+ * using `buf` (size bytes) for numbers; returns the number of pairs, or
+ * -ENOSPC.
+ */
+int cdr_encode(const struct cdr *c, const char **fields, const char **values, int max,
+	       char *buf, size_t size);
+
+/* One spool line (no newline inside) and back: the format is stable. */
+int cdr_to_line(const struct cdr *c, char *out, size_t size);
+int cdr_from_line(const char *line, struct cdr *out);
+
+typedef struct cdr_writer cdr_writer_t;
+
+/*
+ * A writer on `rds` (may be NULL: spool only) for stream `stream_key` (the
+ * full key, prefix included), spooling to `spool_path`.  Opens (creates)
+ * the spool; if it holds records from an earlier run they are replayed
+ * first.  Returns 0 and *out, or a negative errno (the reason is logged).
+ */
+int cdr_writer_create(rds_t *rds, const char *stream_key, const char *spool_path,
+		      cdr_writer_t **out);
+void cdr_writer_destroy(cdr_writer_t *w);
+
+/* Write one record (see the design note).  0, or a negative errno when even
+ * the spool could not take it (logged loudly: the record is then lost). */
+int cdr_write(cdr_writer_t *w, const struct cdr *c);
+
+/* Records waiting in the spool (0 when everything reached Redis). */
+unsigned cdr_spooled(const cdr_writer_t *w);
+
+#endif

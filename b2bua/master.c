@@ -19,6 +19,10 @@
  *                    alive after drain_timeout + MASTER_KILL_GRACE_S are
  *                    killed, so no process is ever left behind
  *   SIGHUP           logged; the running configuration stays in force
+ *
+ * Each worker also has a control socket (a SOCK_SEQPACKET pair made before
+ * its fork): the CLI asks a worker, through the master, what only the
+ * worker can do, one request and one answer at a time (e.g. "kill ID").
  */
 #include "b2bua/master.h"
 
@@ -27,6 +31,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -47,6 +52,7 @@ struct master_worker {
 	uint64_t started_ms;
 	uint64_t restart_at_ms;  /* when to fork it again; 0 = not scheduled */
 	unsigned backoff_ms;
+	int ctl;                 /* our end of its control socket, -1 if none */
 };
 
 struct master {
@@ -73,20 +79,39 @@ static void master_spawn(struct master *m, unsigned idx)
 	sigset_t none;
 	pid_t pid;
 
+	int sv[2];
+
+	if (w->ctl >= 0)
+		close(w->ctl);
+	w->ctl = -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		log_error("cannot make worker %u's control socket: %m; retrying in 1 s", idx);
+		w->restart_at_ms = master_now_ms() + 1000;
+		return;
+	}
 	pid = fork();
 	if (pid < 0) {
 		log_error("cannot fork worker %u: %m; retrying in 1 s", idx);
+		close(sv[0]);
+		close(sv[1]);
 		w->restart_at_ms = master_now_ms() + 1000;
 		return;
 	}
 	if (pid == 0) {
-		/* The child keeps nothing of the master but the config and shm. */
+		/* The child keeps nothing of the master but the config, the shm
+		 * and its own end of its control socket. */
 		close(m->sigfd);
 		close(cli_server_fd(m->cli));
+		for (int i = 0; i < m->cfg->workers; i++)
+			if (m->workers[i].ctl >= 0)
+				close(m->workers[i].ctl);
+		close(sv[0]);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		worker_run(m->cfg, m->shm, idx, w->generation);
+		worker_run(m->cfg, m->shm, idx, w->generation, sv[1]);
 	}
+	close(sv[1]);
+	w->ctl = sv[0];
 	w->pid = pid;
 	w->started_ms = master_now_ms();
 	w->restart_at_ms = 0;
@@ -193,6 +218,37 @@ static void master_on_signals(struct master *m)
 	}
 }
 
+/* cli_worker_request_f: one request to a worker, one answer back (1 s). */
+static int master_worker_request(void *arg, unsigned idx, const char *request,
+				 char *reply, size_t size)
+{
+	struct master *m = arg;
+	struct master_worker *w;
+	struct pollfd pfd;
+	char stale[256];
+	ssize_t n;
+
+	if (idx >= (unsigned)m->cfg->workers)
+		return -ESRCH;
+	w = &m->workers[idx];
+	if (w->pid == 0 || w->ctl < 0)
+		return -ESRCH;
+	/* An answer that came after an earlier request timed out is stale. */
+	while (recv(w->ctl, stale, sizeof stale, MSG_DONTWAIT) > 0)
+		;
+	if (send(w->ctl, request, strlen(request), MSG_NOSIGNAL) < 0)
+		return -errno;
+	pfd.fd = w->ctl;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 1000) <= 0)
+		return -ETIMEDOUT;
+	n = recv(w->ctl, reply, size - 1, 0);
+	if (n <= 0)
+		return n < 0 ? -errno : -ECONNRESET;
+	reply[n] = '\0';
+	return 0;
+}
+
 /* Milliseconds until the next thing the master must do by itself. */
 static int master_next_timeout(const struct master *m, uint64_t now)
 {
@@ -246,6 +302,9 @@ static int master_setup(struct master *m)
 	ret = cli_server_open(m->cfg, m->shm, &m->cli);
 	if (ret < 0)
 		return ret;
+	cli_server_set_worker_request(m->cli, master_worker_request, m);
+	for (int i = 0; i < CONFIG_MAX_WORKERS; i++)
+		m->workers[i].ctl = -1;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);

@@ -31,6 +31,16 @@ void cli_server_set_draining(cli_server_t *srv, int draining);
  * Never blocks for long: a client that sends nothing within 1 s is dropped. */
 void cli_server_handle(cli_server_t *srv);
 
+/*
+ * What only a worker can do (e.g. end a call): the master sends `request`
+ * (one line, no newline) to worker `worker` and waits up to 1 s for its
+ * one-line answer in `reply`.  Returns 0, or a negative errno (-ESRCH: no
+ * such worker running, -ETIMEDOUT).  Installed by the master.
+ */
+typedef int cli_worker_request_f(void *arg, unsigned worker, const char *request,
+				 char *reply, size_t size);
+void cli_server_set_worker_request(cli_server_t *srv, cli_worker_request_f *fn, void *arg);
+
 /* Close and unlink the socket. */
 void cli_server_close(cli_server_t *srv);
 

@@ -46,7 +46,10 @@ esac
 mkdir -p "$RUN"
 stop_pid b2bua "$RUN/b2bua.pid"
 
-sed -e "s|^cli_socket = .*|cli_socket = \"$SOCK\";|" "$TOP/etc/b2bua.conf" > "$CONF"
+sed -e "s|^cli_socket = .*|cli_socket = \"$SOCK\";|" \
+    -e "s|^cdr_spool_dir = .*|cdr_spool_dir = \"$RUN/spool\";|" \
+    -e "s|^redis_address = .*|redis_address = \"unix:$RUN/redis.sock\";|" \
+    "$TOP/etc/b2bua.conf" > "$CONF"
 "$TOP/b2bua/b2bua" -t -c "$CONF" >/dev/null
 
 nohup "$TOP/b2bua/b2bua" -c "$CONF" >>"$RUN/b2bua.log" 2>&1 &

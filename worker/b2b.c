@@ -45,6 +45,7 @@
 #include <sofia-sip/url.h>
 
 #include "b2bua/log.h"
+#include "worker/cdr.h"
 #include "worker/hold.h"
 #include "worker/registrar.h"
 #include "worker/route.h"
@@ -62,6 +63,7 @@ enum b2b_state {
 	B2B_CONFIRMED,
 	B2B_CANCELLING,
 	B2B_ENDING,
+	B2B_FORWARDING,   /* the callee did not take it: a new B-leg to its forward target */
 };
 
 /* Parallel forking to several registered contacts: one B-leg each. */
@@ -80,11 +82,18 @@ struct b2b_branch {
 struct b2b_call {
 	b2b_t *b2b;
 	struct b2b_call *next_free;  /* pool link while unused */
+	uint64_t id;                 /* the call id shown by the CLI and in the CDR */
 	uint32_t slot;               /* our slot in the shared call table */
 	enum b2b_state state;
 	unsigned holds;              /* asynchronous requests (Redis) still to answer */
 	int ended;                   /* b2b_call_end() ran; free when holds == 0 */
 	int caller_cancelled;        /* CANCEL received while routing */
+	int cancelled;               /* the caller cancelled (CDR: CANCELLED) */
+	int killed;                  /* an operator ended it (CDR: KILLED) */
+	int no_cdr;                  /* only a challenge (407): not a call attempt */
+	int final_code;              /* final answer sent to the caller */
+	enum cdr_party hangup_by;
+	char answered_by[SHM_URI_MAX];
 
 	nta_leg_t *a_leg;            /* dialog with the caller (we are UAS) */
 	nta_incoming_t *a_irq;       /* the caller's INVITE, until ACKed/final */
@@ -103,6 +112,19 @@ struct b2b_call {
 	enum hold_state relay_hold;  /* what the relayed offer asks for */
 	enum shm_party held_by;
 
+	/* forwarding (see "forwarding" below) */
+	struct registrar_forward fwd; /* of the user being tried now */
+	int have_fwd;
+	char cur_user[64];           /* the local user being tried now */
+	char tried[B2B_MAX_BRANCHES][64];
+	unsigned n_tried;
+	unsigned hops;
+	char diversion[512];         /* Diversion value for forwarded INVITEs */
+	su_timer_t *na_timer;        /* no-answer timer, when the user forwards on no answer */
+	int forward_pending;         /* branches being cancelled before forwarding */
+	char forward_to[REGISTRAR_URI_MAX];
+	const char *forward_reason;
+
 	nta_incoming_t *bye_irq;     /* a BYE being relayed, from either leg */
 	nta_outgoing_t *bye_orq;     /* our BYE on the other leg */
 };
@@ -115,7 +137,8 @@ struct b2b {
 	unsigned worker;
 	unsigned generation;
 
-	registrar_t *reg;             /* NULL: no registrar (no Redis configured) */
+	registrar_t *reg;             /* NULL: no registrar (no domain configured) */
+	cdr_writer_t *cdr;            /* NULL: no CDRs (unit tests only) */
 	nta_agent_t *agent;
 	nta_leg_t *default_leg;       /* receives every request outside a dialog */
 	sip_contact_t *contact;       /* ours: advertise host, own port */
@@ -130,6 +153,8 @@ struct b2b {
 	unsigned full_refused;        /* INVITEs refused since that warning */
 
 	uint64_t next_call;           /* call counter, part of the call id */
+	uint64_t epoch_ms;            /* when this worker process started: CDR ids stay
+				       * unique across restarts of the daemon */
 	uint64_t rng;                 /* xorshift state for Call-IDs and tags */
 	unsigned long long published_in, published_out;
 };
@@ -243,6 +268,7 @@ static enum shm_call_state b2b_shm_state(enum b2b_state s)
 	case B2B_CONFIRMED:  return SHM_CALL_ANSWERED;
 	case B2B_CANCELLING:
 	case B2B_ENDING:     return SHM_CALL_ENDING;
+	case B2B_FORWARDING: return SHM_CALL_FORWARDING;
 	}
 	return SHM_CALL_ENDING;
 }
@@ -280,6 +306,7 @@ static void b2b_shm_b_answered(struct b2b_call *call, struct b2b_branch *br, sip
 }
 
 static void b2b_relay_done(struct b2b_call *call);
+static int b2b_forward_on_failure(struct b2b_call *call);
 
 /* ------------------------------------------------------------ call life cycle */
 
@@ -338,6 +365,45 @@ static void b2b_branch_drop(struct b2b_branch *br)
 	br->leg = NULL;
 }
 
+/* The call's one CDR, from its shared-table record and what only we know. */
+static void b2b_write_cdr(struct b2b_call *call)
+{
+	b2b_t *b2b = call->b2b;
+	struct shm_call rec;
+	struct cdr c;
+
+	if (b2b->cdr == NULL || call->no_cdr ||
+	    shm_call_read(b2b->shm, call->slot, &rec) < 0)
+		return;
+	memset(&c, 0, sizeof c);
+	snprintf(c.id, sizeof c.id, "%s-w%u-%llx-%llu", b2b->cfg->node_id, b2b->worker,
+		 (unsigned long long)b2b->epoch_ms,
+		 (unsigned long long)(rec.id & 0xffffffffffffull));
+	b2b_str_copy(c.a_call_id, sizeof c.a_call_id, rec.a.call_id);
+	b2b_str_copy(c.b_call_id, sizeof c.b_call_id, rec.b.call_id);
+	b2b_str_copy(c.caller, sizeof c.caller, rec.caller);
+	b2b_str_copy(c.callee, sizeof c.callee, rec.callee);
+	b2b_str_copy(c.answered_by, sizeof c.answered_by, call->answered_by);
+	b2b_str_copy(c.forwarded_to, sizeof c.forwarded_to, rec.forward_target);
+	c.start_ms = rec.start_ms;
+	c.ring_ms = rec.ring_ms;
+	c.answer_ms = rec.answer_ms;
+	c.end_ms = b2b_now_ms();
+	c.billable_ms = rec.answer_ms ? c.end_ms - rec.answer_ms : 0;
+	c.sip_code = call->final_code;
+	if (call->killed)
+		c.disposition = CDR_KILLED;
+	else if (rec.answer_ms)
+		c.disposition = CDR_ANSWERED;
+	else
+		c.disposition = cdr_disposition_of(call->final_code, call->cancelled);
+	c.hangup_by = call->hangup_by;
+	b2b_str_copy(c.host, sizeof c.host, b2b->cfg->node_id);
+	c.worker = b2b->worker;
+	if (cdr_write(b2b->cdr, &c) < 0)
+		log_error("call %s: CDR could not be written or spooled", c.id);
+}
+
 /* Release everything the call holds.  Destroyed NTA objects make no more
  * callbacks; transactions linger inside NTA for retransmissions. */
 static void b2b_call_end(struct b2b_call *call)
@@ -345,11 +411,15 @@ static void b2b_call_end(struct b2b_call *call)
 	if (call->ended)
 		return;
 	call->ended = 1;
+	b2b_write_cdr(call);
 	if (call->a_irq)
 		nta_incoming_destroy(call->a_irq);
 	for (unsigned i = 0; i < call->n_br; i++)
 		b2b_branch_drop(&call->br[i]);
 	b2b_relay_done(call);
+	if (call->na_timer)
+		su_timer_destroy(call->na_timer);
+	call->na_timer = NULL;
 	if (call->bye_irq)
 		nta_incoming_destroy(call->bye_irq);
 	if (call->bye_orq)
@@ -370,6 +440,9 @@ static void b2b_reply_a(struct b2b_call *call, int status, const char *phrase)
 {
 	if (call->a_irq == NULL)
 		return;
+	call->final_code = status;
+	if (status == 487)
+		call->cancelled = 1;
 	b2b_count_code(call->b2b, status);
 	nta_incoming_treply(call->a_irq, status, phrase, TAG_END());
 	nta_incoming_destroy(call->a_irq);
@@ -464,6 +537,7 @@ static int b2b_relay_bye(struct b2b_call *call, int from_caller, nta_incoming_t 
 		call->a_irq = NULL;
 	}
 	other = from_caller ? br->leg : call->a_leg;
+	call->hangup_by = from_caller ? CDR_PARTY_CALLER : CDR_PARTY_CALLEE;
 	call->bye_irq = irq;
 	call->bye_orq = nta_outgoing_tcreate(other, b2b_on_bye_response,
 					     (nta_outgoing_magic_t *)call, NULL, SIP_METHOD_BYE,
@@ -653,14 +727,15 @@ static void b2b_relay_provisional(struct b2b_branch *br, int status, sip_t const
 
 	if (sip->sip_to && sip->sip_to->a_tag)
 		nta_leg_rtag(br->leg, sip->sip_to->a_tag);
-	if (call->state != B2B_TRYING && call->state != B2B_RINGING)
+	if ((call->state != B2B_TRYING && call->state != B2B_RINGING &&
+	     call->state != B2B_FORWARDING) || call->forward_pending)
 		return;
 	nta_incoming_treply(call->a_irq, status, sip->sip_status->st_phrase,
 			    SIPTAG_CONTACT(call->b2b->contact),
 			    SIPTAG_CONTENT_TYPE(sip->sip_content_type),
 			    SIPTAG_PAYLOAD(sip->sip_payload),
 			    TAG_END());
-	if (call->state == B2B_TRYING)
+	if (call->state == B2B_TRYING || call->state == B2B_FORWARDING)
 		b2b_set_state(call, B2B_RINGING);
 }
 
@@ -678,12 +753,19 @@ static void b2b_on_b_answer(struct b2b_branch *br, int status, sip_t const *sip)
 		b2b_ack_branch(br);
 		b2b_bye_and_forget(br->leg);
 		if (call->winner < 0) {
+			call->hangup_by = CDR_PARTY_CALLER;
 			b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
 			b2b_call_end(call);
 		}
 		return;
 	}
 	call->winner = (int)(br - call->br);
+	call->forward_pending = 0;   /* an answer during the CANCEL wins (flow 10) */
+	if (call->na_timer)
+		su_timer_reset(call->na_timer);
+	call->final_code = status;
+	b2b_url_copy(call->answered_by, sizeof call->answered_by,
+		     nta_outgoing_request_uri(br->orq));
 	b2b_cancel_pending(call, call->winner);
 	b2b_shm_b_answered(call, br, sip);
 	b2b_count_code(call->b2b, status);
@@ -724,6 +806,9 @@ static void b2b_on_b_failure(struct b2b_branch *br, int status, sip_t const *sip
 	br->orq = NULL;
 	if (call->winner >= 0 || b2b_pending_branches(call) > 0)
 		return;
+	if (b2b_forward_on_failure(call))
+		return;
+	call->hangup_by = call->state == B2B_CANCELLING ? CDR_PARTY_CALLER : CDR_PARTY_CALLEE;
 	if (call->state == B2B_CANCELLING)
 		b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
 	else
@@ -788,6 +873,7 @@ static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 
 			log_warn("call %u: no ACK from the caller for our 2xx: releasing it",
 				 call->slot);
+			call->hangup_by = CDR_PARTY_SYSTEM;
 			call->a_irq = NULL;   /* NTA destroys it */
 			nta_incoming_destroy(irq);
 			if (br) {
@@ -917,6 +1003,7 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, url_t const
 	b2b_t *b2b = call->b2b;
 	struct b2b_branch *br = &call->br[call->n_br];
 	char tag[SHM_TAG_MAX], call_id[SHM_CALLID_MAX];
+	char diversion[sizeof call->diversion + 16];
 	sip_from_t from[1];
 	sip_to_t to[1];
 	sip_max_forwards_t mf[1];
@@ -932,6 +1019,7 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, url_t const
 					     : (unsigned long)b2b->cfg->max_forwards;
 	b2b_make_tag(b2b, tag, sizeof tag);
 	b2b_make_call_id(b2b, call_id, sizeof call_id);
+	snprintf(diversion, sizeof diversion, "Diversion: %s", call->diversion);
 
 	memset(br, 0, sizeof *br);
 	br->call = call;
@@ -946,6 +1034,7 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, url_t const
 				       NULL, SIP_METHOD_INVITE, (url_string_t const *)ruri,
 				       SIPTAG_CONTACT(b2b->contact),
 				       SIPTAG_MAX_FORWARDS(mf),
+				       TAG_IF(call->diversion[0], SIPTAG_HEADER_STR(diversion)),
 				       SIPTAG_CONTENT_TYPE(sip->sip_content_type),
 				       SIPTAG_PAYLOAD(sip->sip_payload),
 				       TPTAG_IDENT(B2B_IDENT_OWN),
@@ -986,17 +1075,19 @@ static void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, un
 	for (unsigned i = 0; sip && i < n && call->n_br < B2B_MAX_BRANCHES; i++)
 		if (b2b_branch_start(call, sip, targets[i]) < 0)
 			log_warn("call %u: cannot send INVITE to a target", call->slot);
-	if (call->n_br == 0) {
+	if (b2b_pending_branches(call) == 0) {
 		b2b_reply_a(call, SIP_500_INTERNAL_SERVER_ERROR);
 		b2b_call_end(call);
 		return;
 	}
-	b2b_set_state(call, B2B_TRYING);
+	if (call->state != B2B_FORWARDING)
+		b2b_set_state(call, B2B_TRYING);
 }
 
 /* Routing is over with a refusal (or the caller cancelled meanwhile). */
 static void b2b_call_refuse(struct b2b_call *call, int status, const char *phrase)
 {
+	call->hangup_by = call->caller_cancelled ? CDR_PARTY_CALLER : CDR_PARTY_SYSTEM;
 	if (call->caller_cancelled)
 		b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
 	else
@@ -1004,8 +1095,153 @@ static void b2b_call_refuse(struct b2b_call *call, int status, const char *phras
 	b2b_call_end(call);
 }
 
+/* ------------------------------------------------------------ forwarding */
+
+/*
+ * Call forwarding (flows 9 and 10).  A local user's Redis entry may name a
+ * target for every call (fwd_always), for when every contact is busy
+ * (fwd_busy), and for when nobody answers in time or nothing is registered
+ * (fwd_noanswer, after fwd_noanswer_timeout or the config's
+ * no_answer_timeout).  A target is a user of our domain (looked up in turn,
+ * with its own forwarding) or a SIP URI.  Each forwarded INVITE carries a
+ * Diversion header (RFC 5806) naming who forwarded it and why.  Chains stop
+ * after forward_max_hops; a target already tried in this call ends it with
+ * 482 (a loop).
+ */
+
+static void b2b_lookup_user(struct b2b_call *call, const char *user);
+
+static void b2b_shm_forwarding(struct b2b_call *call, const char *target)
+{
+	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);
+
+	c->state = SHM_CALL_FORWARDING;
+	b2b_str_copy(c->forward_target, sizeof c->forward_target, target);
+	shm_call_write_end(call->b2b->shm, call->slot);
+	call->state = B2B_FORWARDING;
+}
+
+/* RFC 5806: newest diversion first, with the reason and the hop count. */
+static void b2b_add_diversion(struct b2b_call *call, const char *reason)
+{
+	char prev[sizeof call->diversion];
+	int n;
+
+	memcpy(prev, call->diversion, sizeof prev);
+	n = snprintf(call->diversion, sizeof call->diversion, "<sip:%s@%s>;reason=%s;counter=%u",
+		     call->cur_user, call->b2b->cfg->domain, reason, call->hops);
+	if (prev[0] && n > 0 && (size_t)n < sizeof call->diversion)
+		snprintf(call->diversion + n, sizeof call->diversion - (size_t)n, ", %.*s",
+			 (int)(sizeof call->diversion - (size_t)n - 3), prev);
+}
+
+static int b2b_tried(const struct b2b_call *call, const char *user)
+{
+	for (unsigned i = 0; i < call->n_tried; i++)
+		if (strcmp(call->tried[i], user) == 0)
+			return 1;
+	return 0;
+}
+
+/* Forward the call to `target`; the current branches are all over. */
+static void b2b_forward(struct b2b_call *call, const char *target, const char *reason)
+{
+	b2b_t *b2b = call->b2b;
+	su_home_t home[1] = { SU_HOME_INIT(home) };
+	url_t *url = NULL;
+	const char *user = target;
+	url_t const *targets[1];
+
+	call->forward_pending = 0;
+	if (call->hops >= (unsigned)b2b->cfg->forward_max_hops) {
+		log_warn("call %u: forwarding chain longer than forward_max_hops (%d) stopped at %s",
+			 call->slot, b2b->cfg->forward_max_hops, target);
+		b2b_call_refuse(call, call->best_final ? call->best_final : 480,
+				call->best_final ? call->best_phrase : NULL);
+		return;
+	}
+	if (strchr(target, ':')) {
+		url = url_make(home, target);
+		if (url == NULL || url->url_host == NULL) {
+			log_warn("call %u: bad forward target '%s'", call->slot, target);
+			b2b_call_refuse(call, SIP_480_TEMPORARILY_UNAVAILABLE);
+			su_home_deinit(home);
+			return;
+		}
+		user = registrar_is_local(b2b->reg, url) && url->url_user ? url->url_user : NULL;
+	}
+	if (user && b2b_tried(call, user)) {
+		log_warn("call %u: forwarding loops back to '%s': ending the call", call->slot, user);
+		b2b_call_refuse(call, SIP_482_LOOP_DETECTED);
+		su_home_deinit(home);
+		return;
+	}
+	call->hops++;
+	b2b_add_diversion(call, reason);
+	b2b_shm_forwarding(call, target);
+	log_info("call %u: forwarding (%s) from '%s' to %s", call->slot, reason, call->cur_user,
+		 target);
+	call->have_fwd = 0;
+	if (user) {
+		b2b_lookup_user(call, user);
+	} else {
+		targets[0] = url;
+		b2b_call_fork(call, targets, 1);
+	}
+	su_home_deinit(home);
+}
+
+static void b2b_on_no_answer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+	struct b2b_call *call = (struct b2b_call *)arg;
+
+	if (call->winner >= 0 || call->state == B2B_CANCELLING || !call->have_fwd ||
+	    call->fwd.noanswer[0] == '\0')
+		return;
+	/* CANCEL what rings; forward once every branch has answered the CANCEL
+	 * (b2b_on_b_failure).  An answer meanwhile still wins. */
+	call->forward_pending = 1;
+	snprintf(call->forward_to, sizeof call->forward_to, "%s", call->fwd.noanswer);
+	call->forward_reason = "no-answer";
+	b2b_shm_forwarding(call, call->fwd.noanswer);
+	b2b_cancel_pending(call, -1);
+}
+
+static void b2b_start_no_answer_timer(struct b2b_call *call)
+{
+	int secs = call->fwd.noanswer_timeout > 0 ? call->fwd.noanswer_timeout
+						  : call->b2b->cfg->no_answer_timeout;
+
+	if (call->na_timer == NULL)
+		call->na_timer = su_timer_create(su_root_task(call->b2b->root), 0);
+	if (call->na_timer == NULL ||
+	    su_timer_set_interval(call->na_timer, b2b_on_no_answer, (su_timer_arg_t *)call,
+				  (su_duration_t)secs * 1000) < 0)
+		log_warn("call %u: cannot arm the no-answer timer", call->slot);
+}
+
+/* Every branch failed: forward if the user asked for it.  1 when forwarded. */
+static int b2b_forward_on_failure(struct b2b_call *call)
+{
+	if (call->forward_pending) {
+		b2b_forward(call, call->forward_to, call->forward_reason);
+		return 1;
+	}
+	if (!call->have_fwd || call->state == B2B_CANCELLING)
+		return 0;
+	if ((call->best_final == 486 || call->best_final == 600) && call->fwd.busy[0]) {
+		b2b_forward(call, call->fwd.busy, "user-busy");
+		return 1;
+	}
+	if ((call->best_final == 408 || call->best_final == 480) && call->fwd.noanswer[0]) {
+		b2b_forward(call, call->fwd.noanswer, "no-answer");
+		return 1;
+	}
+	return 0;
+}
+
 static void b2b_on_lookup(void *arg, int status, const struct registrar_contact *contacts,
-			  unsigned n)
+			  unsigned n, const struct registrar_forward *fwd)
 {
 	struct b2b_call *call = arg;
 	url_t const *targets[B2B_MAX_BRANCHES];
@@ -1014,8 +1250,24 @@ static void b2b_on_lookup(void *arg, int status, const struct registrar_contact 
 
 	if (!b2b_call_release(call))
 		return;
-	if (call->caller_cancelled || status != 0) {
-		b2b_call_refuse(call, status ? status : 487, NULL);
+	if (call->caller_cancelled) {
+		b2b_call_refuse(call, SIP_487_REQUEST_CANCELLED);
+		return;
+	}
+	if (fwd) {
+		call->fwd = *fwd;
+		call->have_fwd = 1;
+	}
+	if (fwd && fwd->always[0]) {
+		b2b_forward(call, fwd->always, "unconditional");
+		return;
+	}
+	if (status == 480 && fwd && fwd->noanswer[0]) {
+		b2b_forward(call, fwd->noanswer, "unavailable");
+		return;
+	}
+	if (status != 0) {
+		b2b_call_refuse(call, status, NULL);
 		return;
 	}
 	for (unsigned i = 0; i < n && m < B2B_MAX_BRANCHES; i++) {
@@ -1023,11 +1275,27 @@ static void b2b_on_lookup(void *arg, int status, const struct registrar_contact 
 		if (u && u->url_host)
 			targets[m++] = u;
 	}
-	if (m == 0)
+	if (m == 0) {
 		b2b_call_refuse(call, SIP_480_TEMPORARILY_UNAVAILABLE);
-	else
+	} else {
 		b2b_call_fork(call, targets, m);
+		if (!call->ended && fwd && fwd->noanswer[0])
+			b2b_start_no_answer_timer(call);
+	}
 	su_home_deinit(home);
+}
+
+/* Ask the location service where `user` (of our domain) is. */
+static void b2b_lookup_user(struct b2b_call *call, const char *user)
+{
+	b2b_str_copy(call->cur_user, sizeof call->cur_user, user);
+	if (call->n_tried < B2B_MAX_BRANCHES)
+		b2b_str_copy(call->tried[call->n_tried++], sizeof call->tried[0], user);
+	b2b_call_hold(call);
+	if (registrar_lookup(call->b2b->reg, user, b2b_on_lookup, call) < 0) {
+		b2b_call_release(call);
+		b2b_call_refuse(call, SIP_503_SERVICE_UNAVAILABLE);
+	}
 }
 
 /* Authentication is settled: find where the call goes. */
@@ -1047,12 +1315,7 @@ static void b2b_call_route(struct b2b_call *call)
 	rq_url = sip->sip_request->rq_url;
 
 	if (b2b->reg && registrar_is_local(b2b->reg, rq_url)) {
-		b2b_call_hold(call);
-		if (registrar_lookup(b2b->reg, rq_url->url_user ? rq_url->url_user : "",
-				     b2b_on_lookup, call) < 0) {
-			b2b_call_release(call);
-			b2b_call_refuse(call, SIP_503_SERVICE_UNAVAILABLE);
-		}
+		b2b_lookup_user(call, rq_url->url_user ? rq_url->url_user : "");
 		return;
 	}
 	if (route_lookup(b2b->cfg, rq_url->url_user, &route) < 0) {
@@ -1077,6 +1340,7 @@ static void b2b_on_auth(void *arg, int status, const char *sha256, const char *m
 		return;
 	}
 	if (status == 407 && call->a_irq) {
+		call->no_cdr = 1;   /* a challenge, not a call attempt */
 		b2b_count_code(call->b2b, 407);
 		nta_incoming_treply(call->a_irq, SIP_407_PROXY_AUTH_REQUIRED,
 				    TAG_IF(sha256 && sha256[0], SIPTAG_PROXY_AUTHENTICATE_STR(sha256)),
@@ -1129,6 +1393,7 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 		b2b_refuse_full(b2b, irq);
 		return 0;
 	}
+	call->id = rec.id;
 	if (shm_call_insert(b2b->shm, &rec, &call->slot) < 0) {
 		b2b_refuse_full(b2b, irq);
 		b2b_call_free(call);   /* not in the table: only the pool entry to return */
@@ -1253,6 +1518,7 @@ int b2b_create(su_root_t *root, const struct config *cfg, shm_t *shm,
 	b2b->shm = shm;
 	b2b->worker = worker;
 	b2b->generation = generation;
+	b2b->epoch_ms = b2b_now_ms();
 	if (getrandom(&b2b->rng, sizeof b2b->rng, 0) != sizeof b2b->rng || b2b->rng == 0)
 		b2b->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)b2b_now_ms();
 
@@ -1291,6 +1557,11 @@ void b2b_destroy(b2b_t *b2b)
 	su_home_unref(b2b->home);
 }
 
+void b2b_set_cdr_writer(b2b_t *b2b, struct cdr_writer *w)
+{
+	b2b->cdr = w;
+}
+
 void b2b_set_registrar(b2b_t *b2b, struct registrar *reg)
 {
 	b2b->reg = reg;
@@ -1306,36 +1577,61 @@ unsigned b2b_active_calls(const b2b_t *b2b)
 	return b2b->active;
 }
 
+/* End a call from our side: CANCEL what is pending and answer the caller
+ * `status`, or BYE both legs of an answered call. */
+static void b2b_call_abort(struct b2b_call *call, int status)
+{
+	struct b2b_branch *br;
+
+	call->hangup_by = CDR_PARTY_SYSTEM;
+	switch (call->state) {
+	case B2B_ROUTING:
+	case B2B_TRYING:
+	case B2B_RINGING:
+	case B2B_FORWARDING:
+		b2b_cancel_pending(call, -1);
+		b2b_reply_a(call, status, NULL);
+		b2b_call_end(call);
+		break;
+	case B2B_ANSWERED:
+	case B2B_CONFIRMED:
+		br = b2b_winner(call);
+		if (!br->acked)
+			b2b_ack_branch(br);
+		b2b_bye_and_forget(call->a_leg);
+		b2b_bye_and_forget(br->leg);
+		b2b_call_end(call);
+		break;
+	case B2B_CANCELLING:
+	case B2B_ENDING:
+		break;   /* already on its way out */
+	}
+}
+
 void b2b_hangup_all(b2b_t *b2b)
 {
 	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++) {
 		struct b2b_call *call = &b2b->pool[i];
-		struct b2b_branch *br;
 
-		if (call->b2b == NULL || call->ended)
-			continue;
-		switch (call->state) {
-		case B2B_ROUTING:
-		case B2B_TRYING:
-		case B2B_RINGING:
-			b2b_cancel_pending(call, -1);
-			b2b_reply_a(call, SIP_503_SERVICE_UNAVAILABLE);
-			b2b_call_end(call);
-			break;
-		case B2B_ANSWERED:
-		case B2B_CONFIRMED:
-			br = b2b_winner(call);
-			if (!br->acked)
-				b2b_ack_branch(br);
-			b2b_bye_and_forget(call->a_leg);
-			b2b_bye_and_forget(br->leg);
-			b2b_call_end(call);
-			break;
-		case B2B_CANCELLING:
-		case B2B_ENDING:
-			break;   /* already on its way out */
-		}
+		if (call->b2b != NULL && !call->ended)
+			b2b_call_abort(call, 503);
 	}
+}
+
+int b2b_kill(b2b_t *b2b, uint64_t id)
+{
+	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++) {
+		struct b2b_call *call = &b2b->pool[i];
+
+		if (call->b2b == NULL || call->ended || call->id != id)
+			continue;
+		log_info("call %llu: killed by an operator (state %d)", (unsigned long long)id,
+			 (int)call->state);
+		call->killed = 1;
+		b2b_call_abort(call, 487);
+		return 0;
+	}
+	return -ENOENT;
 }
 
 void b2b_publish_stats(b2b_t *b2b)

@@ -17,6 +17,8 @@
 #ifndef B2BUA_B2B_H
 #define B2BUA_B2B_H
 
+#include <stdint.h>
+
 #include <sofia-sip/su_wait.h>
 
 #include "b2bua/config.h"
@@ -39,6 +41,10 @@ void b2b_destroy(b2b_t *b2b);
 struct registrar;
 void b2b_set_registrar(b2b_t *b2b, struct registrar *reg);
 
+/* Write one CDR per ended call through `w` (NULL: none). */
+struct cdr_writer;
+void b2b_set_cdr_writer(b2b_t *b2b, struct cdr_writer *w);
+
 /* Refuse new calls with 503 from now on (SIGTERM). */
 void b2b_set_draining(b2b_t *b2b, int draining);
 
@@ -47,6 +53,10 @@ unsigned b2b_active_calls(const b2b_t *b2b);
 
 /* End every call: BYE on answered legs, CANCEL / 503 on pending ones. */
 void b2b_hangup_all(b2b_t *b2b);
+
+/* An operator ends call `id` (b2bua-cli call kill): CANCEL or BYE as its
+ * state needs, CDR disposition KILLED.  0, or -ENOENT when it is not ours. */
+int b2b_kill(b2b_t *b2b, uint64_t id);
 
 /* Copy NTA's message counters into the shared worker counters. */
 void b2b_publish_stats(b2b_t *b2b);

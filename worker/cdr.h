@@ -35,7 +35,7 @@ enum cdr_party { CDR_PARTY_NONE = 0, CDR_PARTY_CALLER, CDR_PARTY_CALLEE, CDR_PAR
 #define CDR_STR 128
 
 struct cdr {
-	char id[40];                  /* unique call id: "<node>-<64-bit call id>" */
+	char id[80];                  /* unique: "<node>-w<worker>-<worker start ms, hex>-<n>" */
 	char a_call_id[CDR_STR];      /* the caller's dialog */
 	char b_call_id[CDR_STR];      /* our dialog with the party that answered (or the last tried) */
 	char caller[CDR_STR];         /* From URI of the A-leg */

@@ -92,19 +92,22 @@ static const char registrar_lua_register[] =
 	"return out";
 
 /* KEYS[1] user hash, KEYS[2] location hash.  ARGV: now_ms.
- * Returns { 404 } (no such user / disabled), { 480 } (not registered) or
- * { 0, contact, ... } newest registration first. */
+ * Returns { 404 } (no such user / disabled), or { 0 | 480, fwd_always,
+ * fwd_busy, fwd_noanswer, fwd_noanswer_timeout, contact, ... }: 480 when
+ * not registered, contacts newest registration first. */
 static const char registrar_lua_lookup[] =
-	"if redis.call('HGET', KEYS[1], 'enabled') ~= '1' then return { 404 } end "
+	"local u = redis.call('HMGET', KEYS[1], 'enabled', 'fwd_always', 'fwd_busy', "
+	"  'fwd_noanswer', 'fwd_noanswer_timeout') "
+	"if u[1] ~= '1' then return { 404 } end "
 	"local now = tonumber(ARGV[1]) local list = {} "
 	"local all = redis.call('HGETALL', KEYS[2]) "
 	"for i = 1, #all, 2 do "
 	"  local b = cjson.decode(all[i + 1]) "
 	"  if b.expires > now then list[#list + 1] = { all[i], b.registered or 0 } end "
 	"end "
-	"if #list == 0 then return { 480 } end "
 	"table.sort(list, function(x, y) return x[2] > y[2] end) "
-	"local out = { 0 } for _, e in ipairs(list) do out[#out + 1] = e[1] end "
+	"local out = { #list == 0 and 480 or 0, u[2] or '', u[3] or '', u[4] or '', u[5] or '0' } "
+	"for _, e in ipairs(list) do out[#out + 1] = e[1] end "
 	"return out";
 
 struct registrar {
@@ -600,24 +603,40 @@ struct registrar_lookup_ctx {
 	void *arg;
 };
 
+static void registrar_copy_reply_str(char *dst, size_t size, const redisReply *r)
+{
+	snprintf(dst, size, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+}
+
 static void registrar_on_lookup_reply(rds_t *rds, redisReply *r, void *arg)
 {
 	struct registrar_lookup_ctx *ctx = arg;
 	struct registrar_contact contacts[REGISTRAR_MAX_CONTACTS];
+	struct registrar_forward fwd;
 	unsigned n = 0;
 	int status;
 
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER) {
-		ctx->done(ctx->arg, 503, NULL, 0);
+		ctx->done(ctx->arg, 503, NULL, 0, NULL);
 		free(ctx);
 		return;
 	}
 	status = (int)r->element[0]->integer;
-	for (size_t i = 1; i < r->elements && n < REGISTRAR_MAX_CONTACTS; i++)
+	if (status == 404 || r->elements < 5) {
+		ctx->done(ctx->arg, 404, NULL, 0, NULL);
+		free(ctx);
+		return;
+	}
+	registrar_copy_reply_str(fwd.always, sizeof fwd.always, r->element[1]);
+	registrar_copy_reply_str(fwd.busy, sizeof fwd.busy, r->element[2]);
+	registrar_copy_reply_str(fwd.noanswer, sizeof fwd.noanswer, r->element[3]);
+	fwd.noanswer_timeout = r->element[4]->type == REDIS_REPLY_STRING ?
+			       atoi(r->element[4]->str) : 0;
+	for (size_t i = 5; i < r->elements && n < REGISTRAR_MAX_CONTACTS; i++)
 		if (r->element[i]->type == REDIS_REPLY_STRING)
 			snprintf(contacts[n++].uri, REGISTRAR_URI_MAX, "%s", r->element[i]->str);
-	ctx->done(ctx->arg, status, n ? contacts : NULL, n);
+	ctx->done(ctx->arg, n ? 0 : 480, n ? contacts : NULL, n, &fwd);
 	free(ctx);
 }
 

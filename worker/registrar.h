@@ -50,13 +50,24 @@ typedef void registrar_auth_f(void *arg, int status, const char *sha256, const c
 int registrar_check_invite(registrar_t *reg, nta_incoming_t *irq, sip_t const *sip,
 			   registrar_auth_f *done, void *arg);
 
+/* A subscriber's call forwarding (Redis user hash fields fwd_*): each target
+ * is "" (none), a user of our domain, or a SIP URI. */
+struct registrar_forward {
+	char always[REGISTRAR_URI_MAX];     /* fwd_always: every call, at once */
+	char busy[REGISTRAR_URI_MAX];       /* fwd_busy: when every contact is busy */
+	char noanswer[REGISTRAR_URI_MAX];   /* fwd_noanswer: not answered in time, or not registered */
+	int noanswer_timeout;               /* fwd_noanswer_timeout seconds, 0 = the config's */
+};
+
 /*
- * The current contacts of `user`: done(arg, 0, contacts, n) with n >= 1, or
- * done(arg, 404 | 480 | 503, NULL, 0).  Returns 0, or -ENOTCONN when Redis
- * is down (then done is not called).
+ * The current contacts of `user` and its forwarding: done(arg, 0, contacts,
+ * n, fwd) with n >= 1; done(arg, 480, NULL, 0, fwd) when it is known but not
+ * registered; done(arg, 404 | 503, NULL, 0, NULL) when unknown (or
+ * disabled) or Redis failed.  Returns 0, or -ENOTCONN when Redis is down
+ * (then done is not called).
  */
 typedef void registrar_lookup_f(void *arg, int status, const struct registrar_contact *contacts,
-				unsigned n);
+				unsigned n, const struct registrar_forward *fwd);
 int registrar_lookup(registrar_t *reg, const char *user, registrar_lookup_f *done, void *arg);
 
 #endif

@@ -16,12 +16,14 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <poll.h>
@@ -32,6 +34,7 @@
 
 #include "b2bua/log.h"
 #include "worker/b2b.h"
+#include "worker/cdr.h"
 #include "worker/rds.h"
 #include "worker/registrar.h"
 #include "worker/uport.h"
@@ -48,11 +51,14 @@ struct worker {
 	su_root_t *root;
 	uport_t *port;
 	b2b_t *b2b;
-	rds_t *rds;               /* NULL when no domain is served (static routes only) */
-	registrar_t *reg;
+	rds_t *rds;               /* subscribers, registrations, CDRs */
+	cdr_writer_t *cdr;
+	registrar_t *reg;         /* NULL when no domain is served (static routes only) */
 	su_timer_t *tick;
 	int sigfd;
 	struct uport_event sig_ev;
+	int ctl;                  /* control socket from the master (SOCK_SEQPACKET) */
+	struct uport_event ctl_ev;
 	int stop_requested;       /* flag set from the signal event */
 	time_t drain_deadline;    /* 0 while not draining */
 	time_t stop_at;           /* 0 until the final grace period started */
@@ -123,6 +129,38 @@ static void worker_on_signal(struct uport_event *ev, int res)
 	}
 }
 
+static void worker_arm_ctl(void)
+{
+	if (uport_poll_add(worker.port, &worker.ctl_ev, worker.ctl, POLLIN) < 0)
+		log_error("cannot watch the control socket");
+}
+
+/* One request from the master (see master.c): "kill ID". */
+static void worker_on_ctl(struct uport_event *ev, int res)
+{
+	char req[128], reply[128];
+	unsigned long long id;
+	ssize_t n;
+
+	(void)ev;
+	n = recv(worker.ctl, req, sizeof req - 1, MSG_DONTWAIT);
+	if (n == 0 || (res > 0 && (res & (POLLHUP | POLLERR)) && n < 0)) {
+		log_warn("control socket closed by the master");
+		return;   /* not re-armed: the master is gone (PDEATHSIG follows) */
+	}
+	if (n > 0) {
+		req[n] = '\0';
+		if (sscanf(req, "kill %llu", &id) == 1)
+			snprintf(reply, sizeof reply, "%s",
+				 b2b_kill(worker.b2b, id) == 0 ? "ok" : "error no such call");
+		else
+			snprintf(reply, sizeof reply, "error unknown request");
+		if (send(worker.ctl, reply, strlen(reply), MSG_NOSIGNAL) < 0)
+			log_warn("control socket: %m");
+	}
+	worker_arm_ctl();
+}
+
 static void worker_on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 {
 	time_t now = time(NULL);
@@ -163,11 +201,12 @@ static int worker_setup_signals(void)
 	return 0;
 }
 
-/* The registrar serves cfg->domain from Redis; Redis connects in the
- * background and reconnects by itself. */
+/* Redis connects in the background and reconnects by itself; CDRs wait in
+ * this worker's spool file meanwhile.  The registrar serves cfg->domain. */
 static int worker_redis_start(const struct config *cfg, unsigned idx)
 {
 	struct rds_config rc;
+	char stream[192], spool[PATH_MAX + 128];
 	int ret;
 
 	memset(&rc, 0, sizeof rc);
@@ -178,6 +217,16 @@ static int worker_redis_start(const struct config *cfg, unsigned idx)
 	ret = rds_create(worker.root, &rc, &worker.rds);
 	if (ret < 0)
 		return ret;
+
+	snprintf(stream, sizeof stream, "%s%s", cfg->redis_prefix, cfg->cdr_stream);
+	snprintf(spool, sizeof spool, "%s/cdr-%s-w%u.spool", cfg->cdr_spool_dir, cfg->node_id, idx);
+	ret = cdr_writer_create(worker.rds, stream, spool, &worker.cdr);
+	if (ret < 0)
+		return ret;
+	b2b_set_cdr_writer(worker.b2b, worker.cdr);
+
+	if (cfg->domain[0] == '\0')
+		return 0;
 	ret = registrar_create(cfg, worker.rds, idx, &worker.reg);
 	if (ret < 0)
 		return ret;
@@ -206,16 +255,16 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx, unsi
 	ret = worker_setup_signals();
 	if (ret < 0)
 		return ret;
+	worker.ctl_ev.cb = worker_on_ctl;
+	worker_arm_ctl();
 
 	reuseport_configure(cfg->sip_port, cfg->udp_rcvbuf);
 	ret = b2b_create(worker.root, cfg, shm, idx, gen, &worker.b2b);
 	if (ret < 0)
 		return ret;
-	if (cfg->domain[0] != '\0') {
-		ret = worker_redis_start(cfg, idx);
-		if (ret < 0)
-			return ret;
-	}
+	ret = worker_redis_start(cfg, idx);
+	if (ret < 0)
+		return ret;
 
 	worker.tick = su_timer_create(su_root_task(worker.root), WORKER_TICK_MS);
 	if (worker.tick == NULL || su_timer_set_for_ever(worker.tick, worker_on_tick, NULL) < 0)
@@ -229,18 +278,21 @@ static void worker_stop(void)
 		su_timer_destroy(worker.tick);
 	b2b_destroy(worker.b2b);
 	registrar_destroy(worker.reg);
+	cdr_writer_destroy(worker.cdr);
 	rds_destroy(worker.rds);
 	if (worker.root)
 		su_root_destroy(worker.root);
 	su_deinit();
 }
 
-void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, unsigned generation)
+void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, unsigned generation,
+		int ctl)
 {
 	char role[32];
 	unsigned left;
 	int ret;
 
+	worker.ctl = ctl;
 	snprintf(role, sizeof role, "worker %u", idx);
 	log_set_role(role);
 	/* Die with the master: no orphan workers, ever. */

@@ -12,9 +12,10 @@
 #include "b2bua/config.h"
 #include "shm/shm.h"
 
-/* Run worker `idx` (restart `generation`) in this freshly forked process. */
-void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, unsigned generation)
-	__attribute__((noreturn));
+/* Run worker `idx` (restart `generation`) in this freshly forked process;
+ * `ctl` is its end of the control socket to the master. */
+void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, unsigned generation,
+		int ctl) __attribute__((noreturn));
 
 /* reuseport.c: make bind() set SO_REUSEPORT on `public_port` and SO_RCVBUF. */
 void reuseport_configure(int public_port, int rcvbuf);

@@ -208,6 +208,8 @@ invite_timeout = $CFG_INVITE_TIMEOUT;
 call_capacity = $CFG_CALL_CAPACITY;
 cli_socket = "$CLI_SOCK";
 log_level = "$CFG_LOG_LEVEL";
+cdr_spool_dir = "$T/spool";
+redis_address = "unix:$T/redis.sock";
 routes = ( $CFG_ROUTES );
 $CFG_EXTRA
 EOF
@@ -235,12 +237,12 @@ redis_start() {
 }
 rcli() { redis-cli -s "$REDIS_SOCK" "$@"; }
 
-# registrar_config [LINES]: serve domain $ADDR from the private Redis.
+# registrar_config [LINES]: serve domain $ADDR from the private Redis
+# (write_config always points redis_address at $T/redis.sock).
 # sipp 3.6 cannot skip a SHA-256 challenge, so sipp-driven tests offer MD5
 # only; a test that wants the default passes "auth_sha256 = true;".
 registrar_config() {
 	CFG_EXTRA="domain = \"$ADDR\";
-redis_address = \"unix:$REDIS_SOCK\";
 auth_secret = \"e2e-secret-0123456789\";
 ${1:-auth_sha256 = false;}"
 }

@@ -5,27 +5,41 @@
  * per connection, plain text, so that `socat - UNIX:/run/b2bua/b2bua.sock`
  * is a usable client too:
  *
- *   client → server   one line: the command words separated by single
- *                     spaces, with "--json" as the last word when the
- *                     client wants JSON, then "\n":
+ *   client → server   one line: the command words and options separated by
+ *                     single spaces, with "--json" as the last word when
+ *                     the client wants JSON, then "\n":
  *                         show calls --json\n
- *                     At most CLI_REQUEST_MAX bytes including the newline.
- *                     The client may half-close after it; EOF also ends
- *                     the line.  No line within 1 s: the server answers
- *                     "1 no request within 1 s" and hangs up.
+ *                         user add alice --password s3cr%20t --max-calls 2\n
+ *                     Every word is percent-encoded (CLI_ENCODE_BYTE): '%',
+ *                     bytes up to and including ' ', DEL and bytes >= 0x80
+ *                     travel as "%XX" (hex, either case on input), so a
+ *                     password or display text with spaces, or one that
+ *                     looks like an option, is still one word.  Words made
+ *                     of plain characters read as themselves.  An option
+ *                     that takes a value (--password, --display,
+ *                     --max-calls, --always, --busy, --no-answer,
+ *                     --timeout) takes the next word whatever it is; no
+ *                     value is empty.  --clear and --long stand alone.
+ *                     At most CLI_REQUEST_MAX bytes including the
+ *                     newline.  The client may half-close after it; EOF
+ *                     also ends the line.  No line within 1 s: the server
+ *                     answers "1 no request within 1 s" and hangs up.
  *
  *   server → client   a status line "<status> <text>\n", then the body,
  *                     then the server closes the connection:
  *                         0 ok\n<body>           body is the answer
  *                         2 <reason>\n<usage>    usage error; body is CLI_USAGE
  *                         1 <reason>\n           any other error (e.g. the
- *                                                peer's uid is not allowed)
+ *                                                peer's uid is not allowed,
+ *                                                "no such user bob", "redis
+ *                                                unix:/run/redis.sock: ...")
  *
  * Commands (CLI_USAGE lists them for people):
  *   show workers   text table, or a JSON array of
  *                  {index, pid, port, active_calls, uptime_s, restarts}
  *                  (pid 0 and uptime_s 0 for a worker that is not running)
- *   show calls     text table, or a JSON array of
+ *   show calls     text table (FORWARD: the forward target or "-"), or a JSON
+ *                  array of
  *                  {id, caller, callee, state, held_by, age_s, worker,
  *                   forward_target, a_call_id, b_call_id}
  *                  state is one of TRYING RINGING ANSWERED HELD FORWARDING
@@ -40,13 +54,77 @@
  *                   msgs_out, draining}
  *                  final_codes holds only codes sent at least once, summed
  *                  over workers; draining is a boolean.
+ *   user add NAME --password PW [--display TEXT] [--max-calls N]
+ *   user passwd NAME --password PW
+ *                  store HA1s for the configured realm (never PW itself);
+ *                  body "user NAME added\n" / "user NAME password changed\n".
+ *                  The server needs the password: --password-stdin and
+ *                  the random password are the client's business.  add
+ *                  fails with status 1 when NAME exists, passwd when not.
+ *   user del NAME, user enable NAME, user disable NAME
+ *                  body "user NAME deleted|enabled|disabled\n".
+ *   user show NAME text, or a JSON object
+ *                  {user, display, enabled, max_calls, created_ms,
+ *                   registrations: [{contact, source, transport,
+ *                   expires_in_s, expires_ms, registered_ms, user_agent,
+ *                   call_id, cseq, host, worker}]}
+ *                  with only unexpired registrations, newest first.
+ *   user list      text table, or a JSON array, by name, of
+ *                  {user, display, enabled, max_calls, registrations}
+ *                  where registrations counts the unexpired ones.
+ *                  NAME is 1..CLI_USER_NAME_MAX of [A-Za-z0-9._+-], not
+ *                  starting with '-'; PW and TEXT are 1..CLI_VALUE_MAX
+ *                  bytes without control characters; a bad one is a usage
+ *                  error (status 2).  An unknown NAME is status 1 "no such
+ *                  user NAME".  Subscribers live in Redis (keys in
+ *                  docs/redis-schema.md); Redis unreachable is status 1
+ *                  "redis <address>: <reason>".
+ *   user forward NAME [--always TARGET] [--busy TARGET] [--no-answer TARGET]
+ *                  [--timeout SECONDS]
+ *   user forward NAME --clear
+ *                  set fields of the user hash (fwd_always, fwd_busy,
+ *                  fwd_noanswer, fwd_noanswer_timeout), or delete all four;
+ *                  at least one option, --clear alone.  TARGET is a NAME of
+ *                  our domain or a SIP URI (cli_proto_target_ok), SECONDS
+ *                  1..CLI_FWD_TIMEOUT_MAX.  Body "user NAME forwarding
+ *                  set|cleared\n"; status 1 "no such user NAME".  `user
+ *                  show` adds fwd_always, fwd_busy, fwd_noanswer (null when
+ *                  unset) and fwd_noanswer_timeout (an integer, null when
+ *                  the config's no_answer_timeout applies).
+ *   cdr tail [N]   the N (default CLI_CDR_TAIL_DEFAULT, 1..CLI_CDR_TAIL_MAX)
+ *                  latest CDRs of the stream <redis_prefix><cdr_stream>,
+ *                  oldest first: a text table, or a JSON array of objects
+ *                  holding every field of the entry as a string (id,
+ *                  a_call_id, b_call_id, caller, callee, answered_by,
+ *                  forwarded_to, start_ms, ring_ms, answer_ms, end_ms,
+ *                  billable_ms, disposition, sip_code, hangup_by, host,
+ *                  worker) plus "stream_id" (the entry's id in the stream).
+ *   call kill ID   ID as `show calls` gives it.  The master asks the owning
+ *                  worker ("kill ID") and waits until the call has left the
+ *                  table: body "call ID killed\n".  Status 1 for "no such
+ *                  call ID", "worker N did not answer", a call still in the
+ *                  table 2 s later, and a master that cannot reach workers.
+ *   show calls --long, show call ID
+ *                  text: one block per call with both legs' Call-IDs, tags
+ *                  and remote targets, hold state and times; JSON: the
+ *                  objects of `show calls` plus start_ms, ring_ms,
+ *                  answer_ms (0: not yet) and legs "a" and "b", each
+ *                  {call_id, local_tag, remote_tag, remote_target} (null
+ *                  for empty strings).  `show call ID` answers one object;
+ *                  status 1 "no such call ID".
  *   help           CLI_USAGE as the body.
  *
  * The client is plain libc: it validates the words, sends them and copies
- * the body out.  JSON is produced by the server (jansson) only.
+ * the body out.  JSON is produced by the server (jansson) only.  The one
+ * thing the client adds is a password it made up itself (see above).
  */
 #ifndef B2BUA_CLI_PROTO_H
 #define B2BUA_CLI_PROTO_H
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 /* Where the client looks when neither -s nor the environment names a socket. */
 #define CLI_DEFAULT_SOCKET "/run/b2bua/b2bua.sock"
@@ -55,8 +133,94 @@
 /* The word that asks for JSON; sent last in the request line. */
 #define CLI_JSON_FLAG      "--json"
 
-/* Longest request line, newline included. */
-#define CLI_REQUEST_MAX    256
+/* Longest request line, newline included: room for a password and a
+ * display text of CLI_VALUE_MAX bytes each, every byte encoded. */
+#define CLI_REQUEST_MAX    2048
+
+/* Most words (command words, options and their values) in a request. */
+#define CLI_MAX_WORDS      12
+
+/* Subscriber names: 1..CLI_USER_NAME_MAX of CLI_USER_NAME_CHARS. */
+#define CLI_USER_NAME_MAX   64
+#define CLI_USER_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-"
+
+/* Longest --password or --display value in bytes (no control characters). */
+#define CLI_VALUE_MAX       128
+
+/* Highest --max-calls (0 means no limit). */
+#define CLI_MAX_CALLS_MAX   1000000
+
+/* Forward targets: a NAME, or a SIP URI of at most CLI_TARGET_MAX bytes (what
+ * the call table's forward_target holds); --timeout 1..CLI_FWD_TIMEOUT_MAX s. */
+#define CLI_TARGET_MAX      127
+#define CLI_FWD_TIMEOUT_MAX 600
+
+/* `cdr tail [N]`: how many CDRs by default, and at most. */
+#define CLI_CDR_TAIL_DEFAULT 10
+#define CLI_CDR_TAIL_MAX     1000
+
+/* Length of the password the client makes up when none is given. */
+#define CLI_RANDOM_PASSWORD_LEN 16
+
+/* Does byte c travel as "%XX" in a request word? */
+#define CLI_ENCODE_BYTE(c) \
+	((unsigned char)(c) <= 0x20 || (unsigned char)(c) >= 0x7f || (c) == '%')
+
+/*
+ * The checks client and server both make, written once so that they cannot
+ * disagree.  Each returns 1 when the word is acceptable.
+ */
+
+/* NAME: 1..CLI_USER_NAME_MAX of CLI_USER_NAME_CHARS, not starting with '-' (an option). */
+static inline int cli_proto_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n >= 1 && n <= CLI_USER_NAME_MAX && name[0] != '-' &&
+	       strspn(name, CLI_USER_NAME_CHARS) == n;
+}
+
+/* Plain decimal digits (no sign, no spaces) from min to max: 1 and *out. */
+static inline int cli_proto_number(const char *s, unsigned long long min,
+				   unsigned long long max, unsigned long long *out)
+{
+	size_t n = strlen(s);
+	unsigned long long v;
+	char *end;
+
+	if (n == 0 || n > 20 || strspn(s, "0123456789") != n)
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end != '\0' || v < min || v > max)
+		return 0;
+	*out = v;
+	return 1;
+}
+
+/*
+ * A forward TARGET: a NAME (a user of our domain), or a SIP URI: "sip:"
+ * (any case) and a host part, at most CLI_TARGET_MAX printable ASCII bytes
+ * without spaces, quotes or angle brackets (it goes into a Request-URI).
+ */
+static inline int cli_proto_target_ok(const char *t)
+{
+	size_t n = strlen(t);
+	const char *at;
+
+	if (strncasecmp(t, "sip:", 4) != 0)
+		return cli_proto_name_ok(t);
+	if (n <= 4 || n > CLI_TARGET_MAX)
+		return 0;
+	for (size_t i = 4; i < n; i++) {
+		unsigned char c = (unsigned char)t[i];
+
+		if (c <= 0x20 || c >= 0x7f || c == '<' || c == '>' || c == '"')
+			return 0;
+	}
+	at = strrchr(t + 4, '@');
+	return at == NULL || at[1] != '\0';
+}
 
 /* Status codes of the response line; also the client's exit codes. */
 #define CLI_STATUS_OK      0
@@ -68,13 +232,46 @@
 	"\n" \
 	"commands:\n" \
 	"  show workers   worker processes: pid, own SIP port, active calls, uptime, restarts\n" \
-	"  show calls     calls in progress: id, caller, callee, state, age, worker\n" \
+	"  show calls [--long]\n" \
+	"                 calls in progress: id, caller, callee, state, age, worker, forward\n" \
+	"                 target; --long adds both legs (Call-IDs, tags, targets) and times\n" \
+	"  show call ID   one call in the --long form\n" \
 	"  show stats     call and message counters, final codes sent, draining\n" \
+	"  call kill ID   end a call now (its worker hangs up both legs), wait until it is gone\n" \
+	"  cdr tail [N]   the N latest call detail records, oldest first (default 10, max 1000)\n" \
+	"  user add NAME [--password PW | --password-stdin] [--display TEXT] [--max-calls N]\n" \
+	"                 add a subscriber; without a password one is made up and printed\n" \
+	"  user passwd NAME [--password PW | --password-stdin]\n" \
+	"                 change a password (made up and printed when none is given)\n" \
+	"  user del NAME  delete a subscriber and its registrations\n" \
+	"  user enable NAME, user disable NAME\n" \
+	"                 allow or refuse a subscriber's REGISTERs and calls\n" \
+	"  user forward NAME [--always TARGET] [--busy TARGET] [--no-answer TARGET]\n" \
+	"                    [--timeout SECONDS]\n" \
+	"  user forward NAME --clear\n" \
+	"                 set a subscriber's call forwarding, or remove all of it\n" \
+	"  user show NAME a subscriber, its call forwarding and current registrations\n" \
+	"  user list      every subscriber with its number of registrations\n" \
 	"  help           this text\n" \
 	"\n" \
 	"options:\n" \
 	"  -s SOCKET      the daemon's CLI socket (default: $" CLI_SOCKET_ENV ",\n" \
 	"                 else " CLI_DEFAULT_SOCKET ")\n" \
-	"  --json         machine-readable output (JSON)\n"
+	"  --json         machine-readable output (JSON)\n" \
+	"  --password PW, --password-stdin\n" \
+	"                 the password, or the first line of standard input (not seen by ps)\n" \
+	"  --display TEXT the subscriber's display name\n" \
+	"  --max-calls N  at most N calls of the subscriber at once (0: no limit)\n" \
+	"  --always TARGET     forward every call at once\n" \
+	"  --busy TARGET       forward when every device of the subscriber is busy\n" \
+	"  --no-answer TARGET  forward when nobody answers in time, or nothing is registered\n" \
+	"  --timeout SECONDS   ring this long before --no-answer applies (1 to 600;\n" \
+	"                      unset: the daemon's no_answer_timeout)\n" \
+	"  --clear        remove all four forwarding settings\n" \
+	"\n" \
+	"NAME is 1 to 64 of A-Z a-z 0-9 . _ + - (not starting with -); PW and TEXT are\n" \
+	"1 to 128 bytes without control characters; N is 0 (no limit) to 1000000.\n" \
+	"TARGET is a NAME of our domain or a SIP URI (sip:..., at most 127 bytes).\n" \
+	"ID is a call's id as `show calls` prints it.\n"
 
 #endif

@@ -92,8 +92,20 @@ for ((n = 0; n < 200; n++)); do
 done
 [ -n "$ADDR" ] || { echo "no free loopback address" >&2; exit 1; }
 
+# A private redis-server: every call writes its CDR there, as in production.
+command -v redis-server >/dev/null 2>&1 || { echo "redis-server not found: apt-get install redis-server" >&2; exit 1; }
+redis-server --port 0 --unixsocket "$T/redis.sock" --unixsocketperm 700 --save "" \
+	--appendonly no --daemonize no --dir "$T" >"$T/redis.log" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 1 100); do
+	[ "$(redis-cli -s "$T/redis.sock" ping 2>/dev/null)" = PONG ] && break
+	sleep 0.05
+done
+
 cat >"$T/b2bua.conf" <<EOF
 node_id = "bench";
+redis_address = "unix:$T/redis.sock";
+cdr_spool_dir = "$T/spool";
 workers = $WORKERS;
 drain_timeout = 5;
 listen = "$ADDR";
@@ -211,6 +223,22 @@ printf 'b2bua CPU              %s ms total, %s us per call (master + %s workers)
 	"$WORKERS"
 printf 'wall time              %s ms\n' "$wall_ms"
 
+# Every call must have left exactly one CDR in the stream.
+cdrs=0
+for _ in $(seq 1 40); do
+	cdrs=$(redis-cli -s "$T/redis.sock" XLEN b2bua:cdr 2>/dev/null || echo 0)
+	[ "$cdrs" -ge "$total_calls" ] && break
+	sleep 0.25
+done
+printf 'CDRs in redis          %s (calls %s)\n' "$cdrs" "$total_calls"
+hwm=0
+for p in "${WORKER_PIDS[@]}"; do
+	kb=$(awk '/^VmHWM/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)
+	hwm=$((hwm + ${kb:-0}))
+done
+printf 'worker peak RSS        %s MiB in all (includes the shared call table)\n' "$((hwm / 1024))"
+
 alive "$B2B_PID" || { echo "b2bua died during the run" >&2; exit 1; }
 [ "$uac_rc" -eq 0 ] && [ "$uas_rc" -eq 0 ] || exit 1
+[ "$cdrs" -eq "$total_calls" ] || { echo "CDRs: $cdrs for $total_calls calls" >&2; exit 1; }
 exit 0

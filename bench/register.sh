@@ -1,0 +1,274 @@
+#!/bin/bash
+#
+# bench/register.sh [COUNT] [RATE] [WORKERS] — REGISTER-with-challenge
+# throughput of b2bua's registrar on loopback, with a real redis-server.
+#
+# Design note.  COUNT registrations (default 2000) of COUNT different users
+# (user1..userCOUNT, created in a private redis-server first, MD5 HA1s only:
+# auth_sha256 = false, as sipp 3.6 cannot answer SHA-256), offered at RATE
+# per second (default 500) by one sipp (tests/sipp/reg_inf.xml, users from an
+# injection file): each one REGISTER, 401, REGISTER with Authorization, 200,
+# i.e. two Redis round trips (the AUTH and REGISTER Lua scripts) per
+# registration.  It prints
+#   - registrations/s achieved: successful registrations / the caller's wall
+#     time (first REGISTER sent to last 200 received);
+#   - failed registrations and retransmissions (any retransmission on
+#     loopback means someone fell behind);
+#   - REGISTER->200 time of the authenticated REGISTER (p50/p90/p99), from
+#     sipp's microsecond -trace_shortmsg timestamps;
+#   - b2bua and redis-server CPU per registration (/proc/PID/stat);
+#   - how many bindings Redis holds afterwards (must be COUNT).
+# Everything is bounded in time and stopped by PID; the temp dir is removed
+# unless B2BUA_BENCH_KEEP=1.  Exit status 0 when every registration
+# succeeded and Redis holds every binding, 1 otherwise.
+
+set -u
+
+usage() {
+	echo "usage: $0 [COUNT] [RATE] [WORKERS]   (default 2000 500 2; RATE 1..20000/s)" >&2
+	exit 2
+}
+[ $# -le 3 ] || usage
+COUNT=${1:-2000}
+RATE=${2:-500}
+WORKERS=${3:-2}
+for v in "$COUNT" "$RATE" "$WORKERS"; do
+	case $v in '' | *[!0-9]*) usage ;; esac
+done
+[ "$COUNT" -ge 1 ] && [ "$COUNT" -le 1000000 ] || usage
+[ "$RATE" -ge 1 ] && [ "$RATE" -le 20000 ] || usage
+[ "$WORKERS" -ge 1 ] && [ "$WORKERS" -le 64 ] || usage
+
+here=$(cd "$(dirname "$0")" && pwd)
+top_srcdir=${top_srcdir:-$(cd "$here/.." && pwd)}
+top_builddir=${top_builddir:-$top_srcdir}
+B2BUA=$top_builddir/b2bua/b2bua
+SIPP_DIR=$top_srcdir/tests/sipp
+for cmd in sipp redis-server redis-cli; do
+	command -v "$cmd" >/dev/null 2>&1 ||
+		{ echo "$cmd not found (Debian packages sip-tester, redis-server)" >&2; exit 1; }
+done
+[ -x "$B2BUA" ] || { echo "$B2BUA not built: run make" >&2; exit 1; }
+
+RUN_LIMIT=$((COUNT / RATE + 60))   # seconds any sipp may run
+BUF=1048576
+CLK_TCK=$(getconf CLK_TCK)
+PREFIX=b2bua:
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/b2bua-bench-reg.XXXXXX") || exit 1
+PIDS=()
+B2B_PID=
+REDIS_PID=
+WORKER_PIDS=()
+
+alive() {
+	local st
+	[ -r "/proc/$1/stat" ] || return 1
+	st=$(sed 's/^.*) //' "/proc/$1/stat" | cut -d' ' -f1)
+	[ "$st" != Z ] && [ "$st" != X ]
+}
+
+stop_pid() {  # PID GRACE
+	local pid=$1 n=$((${2:-3} * 20))
+	if alive "$pid"; then
+		kill -TERM "$pid" 2>/dev/null
+		while alive "$pid" && [ "$n" -gt 0 ]; do sleep 0.05; n=$((n - 1)); done
+		alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+}
+
+cleanup() {
+	local rc=$? i p exe
+	trap - EXIT
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}" 5; done
+	exe=$(readlink -f "$B2BUA")
+	for p in "${WORKER_PIDS[@]}"; do
+		[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && kill -KILL "$p" 2>/dev/null
+	done
+	if [ "$rc" -ne 0 ] || [ "${B2BUA_BENCH_KEEP:-0}" = 1 ]; then
+		echo "kept $T" >&2
+		[ "$rc" -ne 0 ] && tail -n 20 "$T/b2bua.log" >&2
+	else
+		rm -rf "$T"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+# A loopback address nobody uses: 127.251.x.1.
+ADDR=
+for ((n = 0; n < 200; n++)); do
+	a="127.251.$((($$ + n) % 250 + 1)).1"
+	if ! ss -Huan | awk '{print $4}' | grep -q "^$a:"; then ADDR=$a; break; fi
+done
+[ -n "$ADDR" ] || { echo "no free loopback address" >&2; exit 1; }
+
+# ---------------------------------------------------------------- redis and users
+REDIS_SOCK=$T/redis.sock
+redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 --save "" \
+	--appendonly no --daemonize no --dir "$T" >"$T/redis.log" 2>&1 &
+REDIS_PID=$!
+PIDS+=("$REDIS_PID")
+rcli() { timeout 30 redis-cli -s "$REDIS_SOCK" "$@"; }
+deadline=$((SECONDS + 5))
+until [ "$(rcli ping 2>/dev/null)" = PONG ]; do
+	alive "$REDIS_PID" || { echo "redis-server exited during start-up" >&2; exit 1; }
+	[ "$SECONDS" -lt "$deadline" ] || { echo "redis-server not ready in 5 s" >&2; exit 1; }
+	sleep 0.05
+done
+
+# user$i with password pw$i, realm $ADDR: the sipp injection file and the
+# subscribers (HA1 = MD5 of user:realm:password), loaded with redis-cli --pipe.
+echo SEQUENTIAL >"$T/users.csv"
+if perl -MDigest::MD5 -e 1 2>/dev/null; then
+	perl -MDigest::MD5=md5_hex -e '
+		my ($n, $realm, $prefix, $csv) = @ARGV;
+		open(my $c, ">>", $csv) or die "$csv: $!";
+		for my $i (1 .. $n) {
+			my ($u, $p) = ("user$i", "pw$i");
+			print $c "$u;$p\n";
+			my $ha1 = md5_hex("$u:$realm:$p");
+			print "HSET ${prefix}user:$u ha1_md5 $ha1 enabled 1\n";
+		}' "$COUNT" "$ADDR" "$PREFIX" "$T/users.csv" >"$T/users.redis"
+else
+	for ((i = 1; i <= COUNT; i++)); do
+		echo "user$i;pw$i" >>"$T/users.csv"
+		echo "HSET ${PREFIX}user:user$i ha1_md5 $(printf '%s' "user$i:$ADDR:pw$i" |
+			md5sum | cut -d' ' -f1) enabled 1"
+	done >"$T/users.redis"
+fi
+rcli --pipe <"$T/users.redis" >"$T/pipe.log" 2>&1 || { cat "$T/pipe.log" >&2; exit 1; }
+[ "$(rcli DBSIZE)" = "$COUNT" ] || { echo "could not create $COUNT users" >&2; exit 1; }
+
+# ---------------------------------------------------------------- the daemon
+cat >"$T/b2bua.conf" <<EOF
+node_id = "bench-reg";
+workers = $WORKERS;
+drain_timeout = 5;
+listen = "$ADDR";
+sip_port = 5060;
+worker_port_base = 5070;
+udp_rcvbuf = 8388608;
+call_capacity = 1024;
+cli_socket = "$T/cli.sock";
+log_level = "warn";
+cdr_spool_dir = "$T/spool";
+routes = ( );
+domain = "$ADDR";
+redis_address = "unix:$REDIS_SOCK";
+auth_secret = "bench-secret-0123456789";
+auth_sha256 = false;
+auth_fail_limit = 100000;
+EOF
+
+"$B2BUA" -c "$T/b2bua.conf" >"$T/b2bua.log" 2>&1 &
+B2B_PID=$!
+PIDS+=("$B2B_PID")
+# The daemon logs at warn: readiness is seen on the ports, then on Redis
+# (one client per worker).
+ready() {
+	local p
+	for ((p = 0; p < WORKERS; p++)); do
+		ss -Huan | awk '{print $4}' | grep -qx "$ADDR:$((5070 + p))" || return 1
+	done
+	[ "$(rcli CLIENT LIST | grep -vc 'cmd=client')" -ge "$WORKERS" ]
+}
+deadline=$((SECONDS + 10))
+until ready; do
+	alive "$B2B_PID" || { echo "b2bua exited during start-up" >&2; exit 1; }
+	[ "$SECONDS" -lt "$deadline" ] || { echo "b2bua not ready in 10 s" >&2; exit 1; }
+	sleep 0.05
+done
+mapfile -t WORKER_PIDS < <(pgrep -P "$B2B_PID")
+[ "${#WORKER_PIDS[@]}" -eq "$WORKERS" ] ||
+	{ echo "expected $WORKERS workers, found ${#WORKER_PIDS[@]}" >&2; exit 1; }
+
+# utime + stime (clock ticks) of the given processes.
+cpu_ticks() {
+	local p sum=0 f
+	for p in "$@"; do
+		f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+		sum=$((sum + $(echo "$f" | awk '{print $12 + $13}')))
+	done
+	echo "$sum"
+}
+
+# ---------------------------------------------------------------- the run
+echo "b2bua register bench: $COUNT registrations at $RATE/s, $WORKERS workers, $ADDR" >&2
+cmd=(sipp -sf "$SIPP_DIR/reg_inf.xml" -inf "$T/users.csv" -i "$ADDR" -p 5090
+	-m "$COUNT" -r "$RATE" -l $((RATE * 2 + 100)) -nostdin -buff_size "$BUF" -ci "$ADDR"
+	-timeout "${RUN_LIMIT}s" -timeout_error
+	-trace_stat -stf "$T/uac.csv" -fd 5 -trace_shortmsg -trace_err -error_file "$T/uac.err"
+	"$ADDR:5060")
+echo "sipp: ${cmd[*]}" >"$T/command.txt"
+b2b_cpu0=$(cpu_ticks "$B2B_PID" "${WORKER_PIDS[@]}")
+redis_cpu0=$(cpu_ticks "$REDIS_PID")
+t0=$(date +%s%N)
+(cd "$T" && exec timeout $((RUN_LIMIT + 15)) "${cmd[@]}") >"$T/uac.out" 2>&1 &
+UAC_PID=$!
+PIDS+=("$UAC_PID")
+wait "$UAC_PID"
+uac_rc=$?
+t1=$(date +%s%N)
+b2b_cpu1=$(cpu_ticks "$B2B_PID" "${WORKER_PIDS[@]}")
+redis_cpu1=$(cpu_ticks "$REDIS_PID")
+
+stat() {  # FILE COLUMN: last value of a sipp -trace_stat column
+	awk -F';' -v col="$2" '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+		{ last = $c }
+		END { print (c && last != "" ? last : 0) }' "$1" 2>/dev/null || echo 0
+}
+ok=$(stat "$T/uac.csv" 'SuccessfulCall(C)')
+failed=$(stat "$T/uac.csv" 'FailedCall(C)')
+retrans=$(stat "$T/uac.csv" 'Retransmissions(C)')
+bindings=$(rcli EVAL "return #redis.call('KEYS', ARGV[1])" 0 "${PREFIX}loc:*")
+
+# Per registration, from the short message log (tab-separated: date, time,
+# epoch seconds with microseconds, S|R, Call-ID, "CSeq:N METHOD", first
+# line): the authenticated REGISTER (CSeq 2) to its 200 into rtt.txt; the
+# first REGISTER sent and the last 200 received into span.txt.
+cat "$T"/reg_inf_*_shortmessages.log 2>/dev/null | awk -F'\t' -v span="$T/span.txt" '
+	$4 == "S" && $6 ~ /:1 REGISTER$/ && !($5 in first) { first[$5] = $3 }
+	$4 == "S" && $6 ~ /:2 REGISTER$/ && !($5 in auth) { auth[$5] = $3 }
+	$4 == "R" && $6 ~ /:2 REGISTER$/ && $7 ~ /^SIP\/2\.0 200/ && ($5 in auth) && !($5 in done) {
+		done[$5] = 1; printf "%.3f\n", ($3 - auth[$5]) * 1000
+		if (t0 == "" || first[$5] < t0) t0 = first[$5]
+		if ($3 > t1) t1 = $3 }
+	END { if (t0 != "") printf "%.6f\n", t1 - t0 > span }' | sort -n >"$T/rtt.txt"
+span_s=$(cat "$T/span.txt" 2>/dev/null)
+pct() {  # P: the P-th percentile of rtt.txt (nearest rank)
+	awk -v p="$1" '{ v[NR] = $1 } END {
+		if (NR == 0) { print "n/a"; exit }
+		r = int((p / 100) * NR + 0.999999); if (r < 1) r = 1; if (r > NR) r = NR
+		print v[r] }' "$T/rtt.txt"
+}
+
+wall_ms=$(((t1 - t0) / 1000000))
+b2b_ms=$(((b2b_cpu1 - b2b_cpu0) * 1000 / CLK_TCK))
+redis_ms=$(((redis_cpu1 - redis_cpu0) * 1000 / CLK_TCK))
+per() { awk -v c="$1" -v n="$2" 'BEGIN { printf "%.1f", n ? c * 1000 / n : 0 }'; }
+
+printf '\n'
+printf 'offered rate           %s registrations/s, %s registrations, %s workers\n' \
+	"$RATE" "$COUNT" "$WORKERS"
+printf 'registrations/s        %s (first REGISTER to last 200: %s s)\n' \
+	"$(awk -v n="$ok" -v s="${span_s:-0}" 'BEGIN { printf "%.1f", (s > 0 ? n / s : 0) }')" \
+	"${span_s:-n/a}"
+printf 'successful             %s\n' "$ok"
+printf 'failed                 %s\n' "$failed"
+printf 'retransmissions        %s\n' "$retrans"
+printf 'bindings in Redis      %s\n' "$bindings"
+printf 'auth REGISTER->200 ms  p50 %s  p90 %s  p99 %s  (%s registrations)\n' \
+	"$(pct 50)" "$(pct 90)" "$(pct 99)" "$(wc -l <"$T/rtt.txt")"
+printf 'CPU per registration   b2bua %s us (master + %s workers), redis-server %s us\n' \
+	"$(per "$b2b_ms" "$ok")" "$WORKERS" "$(per "$redis_ms" "$ok")"
+printf 'wall time              %s ms\n' "$wall_ms"
+printf '%s\n' "$(cat "$T/command.txt")"
+
+alive "$B2B_PID" || { echo "b2bua died during the run" >&2; exit 1; }
+[ "$uac_rc" -eq 0 ] && [ "$failed" = 0 ] && [ "$ok" = "$COUNT" ] && [ "$bindings" = "$COUNT" ] ||
+	exit 1
+exit 0

@@ -1,0 +1,1405 @@
+/*
+ * check_cdr — CDR encoding, the spool line format, and the writer against
+ * a real redis-server on the worker's io_uring port.
+ *
+ * Design note.  The harness is check_rds's: each test gets a fresh
+ * directory under one base directory (removed by the runner), its own
+ * redis-server when it needs one (fork/exec, a Unix socket in the test
+ * directory, killed by PID in the teardown or with the test process through
+ * PR_SET_PDEATHSIG), and a Sofia root on a uport stepped with
+ * su_root_step() until a condition holds or a deadline passes.  A blocking
+ * hiredis client looks at the server side.
+ *
+ * Losing a reply on purpose.  To prove that a record Redis stored but whose
+ * reply never came back is not stored twice, one test puts a small relay
+ * process between rds and redis-server: after SIGUSR1 it swallows
+ * everything Redis sends, then it is killed, so the connection drops with
+ * the XADD done and unacknowledged.
+ *
+ * Without redis-server the program skips (exit 77).
+ */
+#define _GNU_SOURCE
+
+#include "worker/cdr.h"
+#include "worker/rds.h"
+#include "worker/uport.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <sofia-sip/su.h>
+#include <sofia-sip/su_wait.h>
+
+#include "b2bua/log.h"
+
+#define REDIS_START_MS  5000    /* redis-server answers within this, or the test fails */
+#define CONNECT_MS      2000    /* rds is up within this once the server answers */
+#define RECONNECT_MS    7000    /* rds's backoff (at most 5 s) plus the handshake */
+#define STREAM          "test:cdr"
+#define SEEN            "test:cdr:seen:"
+
+static char t_base[64];       /* made and removed by the runner process */
+static char t_dir[96];        /* this test's directory, inside t_base */
+static char t_sock[128];      /* redis-server's socket */
+static char t_proxy_sock[128];
+static char t_spool[160];     /* inside a directory the writer has to create */
+static char t_rejected[176];
+static pid_t t_redis = -1;
+static pid_t t_proxy = -1;
+static uport_t *t_port;
+static su_root_t *t_root;
+static rds_t *t_rds;
+static cdr_writer_t *t_writer;
+static int t_saved_stderr = -1;
+static char t_log[131072];
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ redis-server */
+
+/* Close everything but stdio and keep: a child must not hold our ring,
+ * our Redis sockets or the spool's lock. */
+static void close_inherited(int keep)
+{
+	for (int fd = 3; fd < 1024; fd++)
+		if (fd != keep)
+			close(fd);
+}
+
+/* With aof, every write is on disk before its reply: a restart keeps it. */
+static void redis_spawn(int aof)
+{
+	const char *argv[32] = {
+		"redis-server", "--port", "0", "--unixsocket", t_sock, "--unixsocketperm", "700",
+		"--save", "", "--daemonize", "no", "--dir", t_dir,
+		"--appendonly", aof ? "yes" : "no", "--appendfsync", "always", NULL,
+	};
+	char logpath[128];
+	pid_t parent = getpid();
+	int fd;
+
+	snprintf(logpath, sizeof logpath, "%s/redis.log", t_dir);
+	t_redis = fork();
+	ck_assert_int_ge(t_redis, 0);
+	if (t_redis > 0)
+		return;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	if (fd >= 0) {
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+	}
+	close_inherited(-1);
+	execvp("redis-server", (char *const *)argv);
+	_exit(127);
+}
+
+static redisContext *probe_connect(void)
+{
+	struct timeval tv = { 0, 200000 };
+	redisContext *c = redisConnectUnixWithTimeout(t_sock, tv);
+
+	if (c == NULL || c->err) {
+		if (c)
+			redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, (struct timeval){ 2, 0 });
+	return c;
+}
+
+static void redis_start(int aof)
+{
+	long long deadline = now_ms() + REDIS_START_MS;
+	int status;
+
+	redis_spawn(aof);
+	while (now_ms() < deadline) {
+		redisContext *c = probe_connect();
+		redisReply *r = c ? redisCommand(c, "PING") : NULL;
+
+		if (r)
+			freeReplyObject(r);
+		if (c)
+			redisFree(c);
+		if (r)
+			return;
+		ck_assert_msg(waitpid(t_redis, &status, WNOHANG) == 0,
+			      "redis-server exited at start; see %s/redis.log", t_dir);
+		usleep(20000);
+	}
+	ck_abort_msg("redis-server did not answer within %d ms", REDIS_START_MS);
+}
+
+static void redis_kill(void)
+{
+	if (t_redis <= 0)
+		return;
+	kill(t_redis, SIGKILL);
+	waitpid(t_redis, NULL, 0);
+	t_redis = -1;
+}
+
+/* One blocking command on a fresh connection; the reply is the caller's. */
+static redisReply *probe(const char *fmt, ...)
+{
+	redisContext *c = probe_connect();
+	redisReply *r;
+	va_list ap;
+
+	ck_assert_ptr_nonnull(c);
+	va_start(ap, fmt);
+	r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	ck_assert_ptr_nonnull(r);
+	redisFree(c);
+	return r;
+}
+
+static long long probe_int(const char *fmt, const char *arg)
+{
+	redisReply *r = probe(fmt, arg);
+	long long v;
+
+	ck_assert_msg(r->type == REDIS_REPLY_INTEGER, "%s %s: reply type %d (%s)", fmt, arg,
+		      r->type, r->str ? r->str : "");
+	v = r->integer;
+	freeReplyObject(r);
+	return v;
+}
+
+static long long xlen(void)
+{
+	return probe_int("XLEN %s", STREAM);
+}
+
+/* ------------------------------------------------------------ the relay */
+
+/* The test directories are short: a socket path always fits. */
+static void unix_sockaddr(struct sockaddr_un *sa, const char *path)
+{
+	size_t len = strlen(path);
+
+	memset(sa, 0, sizeof *sa);
+	sa->sun_family = AF_UNIX;
+	if (len >= sizeof sa->sun_path)
+		abort();
+	memcpy(sa->sun_path, path, len + 1);
+}
+
+static volatile sig_atomic_t t_swallow;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	t_swallow = 1;
+}
+
+/* Copy one read's worth from `from` to `to` (dropped when `drop`); 0 at EOF. */
+static int relay_once(int from, int to, int drop)
+{
+	char buf[65536];
+	ssize_t n = read(from, buf, sizeof buf);
+
+	if (n <= 0)
+		return n < 0 && errno == EINTR;
+	if (!drop && write(to, buf, (size_t)n) != n)
+		return 0;
+	return 1;
+}
+
+static void relay(int client)
+{
+	struct sockaddr_un sa;
+	int server = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct pollfd pfd[2];
+
+	unix_sockaddr(&sa, t_sock);
+	if (server < 0 || connect(server, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		close(client);
+		if (server >= 0)
+			close(server);
+		return;
+	}
+	pfd[0] = (struct pollfd){ .fd = client, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = server, .events = POLLIN };
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if ((pfd[0].revents & (POLLIN | POLLHUP)) && !relay_once(client, server, 0))
+			break;
+		if ((pfd[1].revents & (POLLIN | POLLHUP)) && !relay_once(server, client, t_swallow))
+			break;
+	}
+	close(client);
+	close(server);
+}
+
+/* A relay from t_proxy_sock to redis-server, one connection at a time. */
+static void proxy_start(void)
+{
+	struct sockaddr_un sa;
+	struct sigaction act = { .sa_handler = on_usr1 };
+	pid_t parent = getpid();
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(lfd, 0);
+	unix_sockaddr(&sa, t_proxy_sock);
+	unlink(t_proxy_sock);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(lfd, 8), 0);
+	t_proxy = fork();
+	ck_assert_int_ge(t_proxy, 0);
+	if (t_proxy > 0) {
+		close(lfd);
+		return;
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+	close_inherited(lfd);
+	t_swallow = 0;
+	sigaction(SIGUSR1, &act, NULL);
+	for (;;) {
+		int client = accept(lfd, NULL, NULL);
+
+		if (client >= 0)
+			relay(client);
+		else if (errno != EINTR)
+			_exit(1);
+	}
+}
+
+static void proxy_kill(void)
+{
+	if (t_proxy <= 0)
+		return;
+	kill(t_proxy, SIGKILL);
+	waitpid(t_proxy, NULL, 0);
+	t_proxy = -1;
+}
+
+/* ------------------------------------------------------------ log capture */
+
+static void log_capture_start(void)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/test.log", t_dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+	ck_assert_int_ge(fd, 0);
+	t_saved_stderr = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+}
+
+/* Restore stderr and return what was logged (also echoed to stderr). */
+static const char *log_capture_stop(void)
+{
+	char path[128];
+	ssize_t n = 0;
+	int fd;
+
+	if (t_saved_stderr < 0)
+		return t_log;
+	dup2(t_saved_stderr, STDERR_FILENO);
+	close(t_saved_stderr);
+	t_saved_stderr = -1;
+	snprintf(path, sizeof path, "%s/test.log", t_dir);
+	fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		n = read(fd, t_log, sizeof t_log - 1);
+		close(fd);
+	}
+	t_log[n > 0 ? n : 0] = '\0';
+	if (write(STDERR_FILENO, t_log, strlen(t_log)) < 0) {
+		/* only an echo */
+	}
+	return t_log;
+}
+
+static int count_lines(const char *log, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = strstr(log, needle); p != NULL; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* ------------------------------------------------------------ fixture */
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void base_setup(void)
+{
+	snprintf(t_base, sizeof t_base, "/tmp/check_cdr.XXXXXX");
+	if (mkdtemp(t_base) == NULL) {
+		perror("check_cdr: mkdtemp");
+		exit(EXIT_FAILURE);
+	}
+}
+
+static void base_teardown(void)
+{
+	nftw(t_base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void setup(void)
+{
+	snprintf(t_dir, sizeof t_dir, "%s/XXXXXX", t_base);
+	ck_assert_ptr_nonnull(mkdtemp(t_dir));
+	snprintf(t_sock, sizeof t_sock, "%s/redis.sock", t_dir);
+	snprintf(t_proxy_sock, sizeof t_proxy_sock, "%s/proxy.sock", t_dir);
+	snprintf(t_spool, sizeof t_spool, "%s/spool/cdr-node1-w3.spool", t_dir);
+	snprintf(t_rejected, sizeof t_rejected, "%s.rejected", t_spool);
+	ck_assert_int_eq(su_init(), 0);
+	ck_assert_int_eq(uport_create(256, &t_port), 0);
+	t_root = uport_root_create(t_port, NULL);
+	ck_assert_ptr_nonnull(t_root);
+	log_set_level(LOG_INFO);
+}
+
+static void teardown(void)
+{
+	log_capture_stop();
+	cdr_writer_destroy(t_writer);   /* before its rds */
+	t_writer = NULL;
+	rds_destroy(t_rds);
+	t_rds = NULL;
+	if (t_root)
+		su_root_destroy(t_root);
+	t_root = NULL;
+	t_port = NULL;
+	su_deinit();
+	proxy_kill();
+	redis_kill();
+}
+
+/* ------------------------------------------------------------ running the loop */
+
+typedef int cond_f(void *arg);
+
+static int run_until(cond_f *cond, void *arg, long long timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+
+	while (!cond(arg)) {
+		long long left = deadline - now_ms();
+
+		if (left <= 0)
+			return 0;
+		su_root_step(t_root, left < 50 ? (su_duration_t)left : 50);
+	}
+	return 1;
+}
+
+static int never(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+static void run_for(long long ms)
+{
+	run_until(never, NULL, ms);
+}
+
+static int is_up(void *arg)
+{
+	return rds_connected(arg);
+}
+
+static int is_down(void *arg)
+{
+	return !rds_connected(arg);
+}
+
+static int spool_empty(void *arg)
+{
+	return cdr_spooled(arg) == 0;
+}
+
+static int spool_holds_one(void *arg)
+{
+	return cdr_spooled(arg) == 1;
+}
+
+static int stream_has(void *arg)
+{
+	return xlen() >= (long long)(intptr_t)arg;
+}
+
+static int plainstream_has_one(void *arg)
+{
+	(void)arg;
+	return probe_int("XLEN %s", "plainstream") == 1;
+}
+
+static int file_lines(const char *path, char *buf, size_t size);
+
+static int rejected_has(void *arg)
+{
+	char buf[8192];
+
+	return file_lines(t_rejected, buf, sizeof buf) >= (int)(intptr_t)arg;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static rds_t *start_rds(const char *sock)
+{
+	struct rds_config cfg = { .db = 0 };
+	rds_t *rds = NULL;
+
+	snprintf(cfg.address, sizeof cfg.address, "unix:%s", sock);
+	snprintf(cfg.prefix, sizeof cfg.prefix, "test:");
+	ck_assert_int_eq(rds_create(t_root, &cfg, &rds), 0);
+	t_rds = rds;
+	return rds;
+}
+
+static cdr_writer_t *start_writer(rds_t *rds)
+{
+	cdr_writer_t *w = NULL;
+
+	ck_assert_int_eq(cdr_writer_create(rds, STREAM, t_spool, &w), 0);
+	ck_assert_ptr_nonnull(w);
+	t_writer = w;
+	return w;
+}
+
+static void stop_writer(void)
+{
+	cdr_writer_destroy(t_writer);
+	t_writer = NULL;
+}
+
+/* Record n: distinct ids that sort like n (%06d), realistic values. */
+static void make_cdr(struct cdr *c, int n)
+{
+	memset(c, 0, sizeof *c);
+	snprintf(c->id, sizeof c->id, "node1-%06d", n);
+	snprintf(c->a_call_id, sizeof c->a_call_id, "a-%d@10.0.0.1", n);
+	snprintf(c->b_call_id, sizeof c->b_call_id, "b-%d@10.0.0.2", n);
+	snprintf(c->caller, sizeof c->caller, "sip:alice@example.com");
+	snprintf(c->callee, sizeof c->callee, "sip:bob@example.com");
+	snprintf(c->answered_by, sizeof c->answered_by, "sip:bob@10.0.0.3:5062");
+	c->start_ms = 1700000000000ULL + (uint64_t)n * 1000;
+	c->ring_ms = c->start_ms + 120;
+	c->answer_ms = c->start_ms + 2500;
+	c->end_ms = c->start_ms + 62500;
+	c->billable_ms = 60000;
+	c->disposition = CDR_ANSWERED;
+	c->sip_code = 200;
+	c->hangup_by = CDR_PARTY_CALLER;
+	snprintf(c->host, sizeof c->host, "node1");
+	c->worker = 3;
+}
+
+static void write_range(cdr_writer_t *w, int first, int count)
+{
+	struct cdr c;
+
+	for (int i = first; i < first + count; i++) {
+		make_cdr(&c, i);
+		ck_assert_int_eq(cdr_write(w, &c), 0);
+	}
+}
+
+/* The stream holds exactly records first .. first + count - 1, in order. */
+static void assert_stream(int first, int count)
+{
+	redisReply *r = probe("XRANGE %s - +", STREAM);
+	char id[40];
+
+	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+	ck_assert_uint_eq(r->elements, (size_t)count);
+	for (int i = 0; i < count; i++) {
+		redisReply *fields = r->element[i]->element[1];
+
+		ck_assert_str_eq(fields->element[0]->str, "id");
+		snprintf(id, sizeof id, "node1-%06d", first + i);
+		ck_assert_str_eq(fields->element[1]->str, id);
+	}
+	freeReplyObject(r);
+}
+
+static long long file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Lines of a file, read through its own descriptor. */
+static int file_lines(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+	int lines = 0;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	ck_assert_int_ge(n, 0);
+	buf[n] = '\0';
+	for (ssize_t i = 0; i < n; i++)
+		lines += buf[i] == '\n';
+	return lines;
+}
+
+static void append_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* ------------------------------------------------------------ pure functions */
+
+START_TEST(test_disposition)
+{
+	ck_assert_int_eq(cdr_disposition_of(487, 1), CDR_CANCELLED);
+	ck_assert_int_eq(cdr_disposition_of(200, 1), CDR_CANCELLED);
+	ck_assert_int_eq(cdr_disposition_of(486, 0), CDR_BUSY);
+	ck_assert_int_eq(cdr_disposition_of(600, 0), CDR_BUSY);
+	ck_assert_int_eq(cdr_disposition_of(408, 0), CDR_NO_ANSWER);
+	ck_assert_int_eq(cdr_disposition_of(480, 0), CDR_NO_ANSWER);
+	ck_assert_int_eq(cdr_disposition_of(200, 0), CDR_ANSWERED);
+	ck_assert_int_eq(cdr_disposition_of(202, 0), CDR_ANSWERED);
+	ck_assert_int_eq(cdr_disposition_of(299, 0), CDR_ANSWERED);
+	ck_assert_int_eq(cdr_disposition_of(300, 0), CDR_FAILED);
+	ck_assert_int_eq(cdr_disposition_of(404, 0), CDR_FAILED);
+	ck_assert_int_eq(cdr_disposition_of(487, 0), CDR_FAILED);
+	ck_assert_int_eq(cdr_disposition_of(503, 0), CDR_FAILED);
+	ck_assert_int_eq(cdr_disposition_of(603, 0), CDR_FAILED);
+	ck_assert_int_eq(cdr_disposition_of(0, 0), CDR_FAILED);
+
+	ck_assert_str_eq(cdr_disposition_name(CDR_ANSWERED), "ANSWERED");
+	ck_assert_str_eq(cdr_disposition_name(CDR_BUSY), "BUSY");
+	ck_assert_str_eq(cdr_disposition_name(CDR_NO_ANSWER), "NO_ANSWER");
+	ck_assert_str_eq(cdr_disposition_name(CDR_CANCELLED), "CANCELLED");
+	ck_assert_str_eq(cdr_disposition_name(CDR_FAILED), "FAILED");
+	ck_assert_str_eq(cdr_disposition_name(CDR_KILLED), "KILLED");
+	ck_assert_str_eq(cdr_party_name(CDR_PARTY_NONE), "none");
+	ck_assert_str_eq(cdr_party_name(CDR_PARTY_CALLER), "caller");
+	ck_assert_str_eq(cdr_party_name(CDR_PARTY_CALLEE), "callee");
+	ck_assert_str_eq(cdr_party_name(CDR_PARTY_SYSTEM), "system");
+}
+END_TEST
+
+static const char *const t_expected_fields[] = {
+	"id", "a_call_id", "b_call_id", "caller", "callee", "answered_by", "forwarded_to",
+	"start_ms", "ring_ms", "answer_ms", "end_ms", "billable_ms", "disposition",
+	"sip_code", "hangup_by", "host", "worker",
+};
+
+/* make_cdr(7) with a forward target, as the stream must show it. */
+static const char *const t_expected_values[] = {
+	"node1-000007", "a-7@10.0.0.1", "b-7@10.0.0.2", "sip:alice@example.com",
+	"sip:bob@example.com", "sip:bob@10.0.0.3:5062", "sip:carol@example.com",
+	"1700000007000", "1700000007120", "1700000009500", "1700000069500", "60000",
+	"ANSWERED", "200", "caller", "node1", "3",
+};
+
+static void make_cdr7(struct cdr *c)
+{
+	make_cdr(c, 7);
+	snprintf(c->forwarded_to, sizeof c->forwarded_to, "sip:carol@example.com");
+}
+
+START_TEST(test_encode)
+{
+	const char *fields[20];
+	const char *values[20];
+	char buf[256];
+	struct cdr c;
+	int n;
+
+	make_cdr7(&c);
+	n = cdr_encode(&c, fields, values, 20, buf, sizeof buf);
+	ck_assert_int_eq(n, 17);
+	for (int i = 0; i < n; i++) {
+		ck_assert_str_eq(fields[i], t_expected_fields[i]);
+		ck_assert_str_eq(values[i], t_expected_values[i]);
+	}
+
+	/* Every enum value by name; extremes of the numbers. */
+	c.disposition = CDR_KILLED;
+	c.hangup_by = CDR_PARTY_SYSTEM;
+	c.sip_code = 0;
+	c.start_ms = UINT64_MAX;
+	c.worker = 4294967295u;
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 17, buf, sizeof buf), 17);
+	ck_assert_str_eq(values[7], "18446744073709551615");
+	ck_assert_str_eq(values[12], "KILLED");
+	ck_assert_str_eq(values[13], "0");
+	ck_assert_str_eq(values[14], "system");
+	ck_assert_str_eq(values[16], "4294967295");
+
+	/* Too little room; a malformed record. */
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 16, buf, sizeof buf), -ENOSPC);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 17, buf, 40), -ENOSPC);
+	c.disposition = (enum cdr_disposition)99;
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 17, buf, sizeof buf), -EINVAL);
+	make_cdr7(&c);
+	memset(c.caller, 'x', sizeof c.caller);   /* no NUL inside */
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 17, buf, sizeof buf), -EINVAL);
+	make_cdr7(&c);
+	c.id[0] = '\0';
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 17, buf, sizeof buf), -EINVAL);
+}
+END_TEST
+
+static void assert_same_cdr(const struct cdr *a, const struct cdr *b)
+{
+	ck_assert_str_eq(a->id, b->id);
+	ck_assert_str_eq(a->a_call_id, b->a_call_id);
+	ck_assert_str_eq(a->b_call_id, b->b_call_id);
+	ck_assert_str_eq(a->caller, b->caller);
+	ck_assert_str_eq(a->callee, b->callee);
+	ck_assert_str_eq(a->answered_by, b->answered_by);
+	ck_assert_str_eq(a->forwarded_to, b->forwarded_to);
+	ck_assert_uint_eq(a->start_ms, b->start_ms);
+	ck_assert_uint_eq(a->ring_ms, b->ring_ms);
+	ck_assert_uint_eq(a->answer_ms, b->answer_ms);
+	ck_assert_uint_eq(a->end_ms, b->end_ms);
+	ck_assert_uint_eq(a->billable_ms, b->billable_ms);
+	ck_assert_int_eq(a->disposition, b->disposition);
+	ck_assert_int_eq(a->sip_code, b->sip_code);
+	ck_assert_int_eq(a->hangup_by, b->hangup_by);
+	ck_assert_str_eq(a->host, b->host);
+	ck_assert_uint_eq(a->worker, b->worker);
+}
+
+static void assert_round_trip(const struct cdr *c)
+{
+	char line[4096];
+	struct cdr back;
+	int len = cdr_to_line(c, line, sizeof line);
+
+	ck_assert_int_gt(len, 0);
+	ck_assert_uint_eq(strlen(line), (size_t)len);
+	ck_assert_ptr_null(strchr(line, '\n'));
+	ck_assert_ptr_null(strchr(line, '\r'));
+	ck_assert_int_eq(cdr_from_line(line, &back), 0);
+	assert_same_cdr(c, &back);
+}
+
+START_TEST(test_line_round_trip)
+{
+	char line[4096];
+	struct cdr c, back;
+	int tabs = 0;
+
+	make_cdr7(&c);
+	assert_round_trip(&c);
+	ck_assert_int_gt(cdr_to_line(&c, line, sizeof line), 0);
+	ck_assert(strncmp(line, "cdr1\tnode1-000007\ta-7@10.0.0.1\t", 31) == 0);
+	for (const char *p = line; *p; p++)
+		tabs += *p == '\t';
+	ck_assert_int_eq(tabs, 17);
+
+	/* Tabs, newlines, quotes, backslashes, control bytes, UTF-8. */
+	snprintf(c.caller, sizeof c.caller, "\"Al\tice\" <sip:alice@example.com>;tag=a\\b");
+	snprintf(c.callee, sizeof c.callee, "line1\nline2\r\nend\\n\\t\\x41");
+	snprintf(c.answered_by, sizeof c.answered_by, "\x01\x1f\x7f 'single' \"double\"");
+	snprintf(c.forwarded_to, sizeof c.forwarded_to,
+		 "sip:J\xc3\xbcrgen@m\xc3\xbcnchen.de \xe2\x98\x8e \xf0\x9f\x93\x9e");
+	snprintf(c.host, sizeof c.host, "h\tost");
+	c.sip_code = -1;
+	c.hangup_by = CDR_PARTY_NONE;
+	c.disposition = CDR_NO_ANSWER;
+	c.ring_ms = 0;
+	c.answer_ms = UINT64_MAX;
+	assert_round_trip(&c);
+	ck_assert_int_gt(cdr_to_line(&c, line, sizeof line), 0);
+	ck_assert_ptr_nonnull(strstr(line, "\"Al\\tice\""));
+	ck_assert_ptr_nonnull(strstr(line, "line1\\nline2\\r\\nend\\\\n\\\\t\\\\x41"));
+	ck_assert_ptr_nonnull(strstr(line, "\\x01\\x1f\\x7f"));
+	ck_assert_ptr_nonnull(strstr(line, "J\xc3\xbcrgen"));   /* UTF-8 kept as is */
+
+	/* The longest strings, every byte needing an escape. */
+	memset(c.a_call_id, '\t', CDR_STR - 1);
+	c.a_call_id[CDR_STR - 1] = '\0';
+	memset(c.b_call_id, '\x02', CDR_STR - 1);
+	c.b_call_id[CDR_STR - 1] = '\0';
+	memset(c.id, '\\', sizeof c.id - 1);
+	c.id[sizeof c.id - 1] = '\0';
+	assert_round_trip(&c);
+	ck_assert_int_eq(cdr_to_line(&c, line, 100), -ENOSPC);
+
+	/* Lines that are no record. */
+	make_cdr7(&c);
+	ck_assert_int_gt(cdr_to_line(&c, line, sizeof line), 0);
+	ck_assert_int_eq(cdr_from_line(line, &back), 0);
+	{
+		static const char *const bad[] = {
+			"",
+			"cdr1",
+			"cdr2\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED\t200\tcaller\th\t3",
+			"cdr1\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED\t200\tcaller\th",
+			"cdr1\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED\t200\tcaller\th\t3\t",
+			"cdr1\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED\t200\tcaller\th\t3\tx",
+			"cdr1\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tBUSYISH\t200\tcaller\th\t3",
+			"cdr1\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED\t200\tnobody\th\t3",
+			"cdr1\tnode1-1\ta\tb\tc\td\te\tf\t1\t-2\t3\t4\t5\tANSWERED\t200\tcaller\th\t3",
+			"cdr1\tnode1-1\ta\tb\tc\td\te\tf\t1\t2x\t3\t4\t5\tANSWERED\t200\tcaller\th\t3",
+			"cdr1\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED\t2 0\tcaller\th\t3",
+			"cdr1\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED\t200\tcaller\th\t-3",
+			"cdr1\tnode1-1\ta\tb\tc\td\te\tf\t99999999999999999999\t2\t3\t4\t5\tANSWERED\t200"
+				"\tcaller\th\t3",
+			"cdr1\tnode1-1\ta\\q\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED\t200\tcaller\th\t3",
+			"cdr1\tnode1-1\ta\\\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED\t200\tcaller\th\t3",
+			"cdr1\tnode1-1\ta\\x0\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED\t200\tcaller\th\t3",
+			"cdr1\tnode1-1\ta\\x00\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED\t200\tcaller\th\t3",
+			"cdr1\t\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED\t200\tcaller\th\t3",
+			"cdr1\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED\t200\tcaller\t"
+				"a-host-name-longer-than-31-bytes\t3",
+		};
+
+		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+			ck_assert_msg(cdr_from_line(bad[i], &back) == -EINVAL, "accepted: %s",
+				      bad[i]);
+		/* The same shape, well-formed, is taken (the bad ones fail for their flaw). */
+		ck_assert_int_eq(cdr_from_line("cdr1\tnode1-1\ta\\x41\tb\tc\td\te\tf\t1\t2\t3\t4\t5"
+					       "\tANSWERED\t200\tcaller\th\t3", &back), 0);
+		ck_assert_str_eq(back.a_call_id, "aA");
+		ck_assert_str_eq(back.host, "h");
+		ck_assert_uint_eq(back.worker, 3);
+	}
+	/* A 128-byte string does not fit a 128-byte array. */
+	{
+		char longline[1024];
+		char s[CDR_STR + 1];
+
+		memset(s, 'y', CDR_STR);
+		s[CDR_STR] = '\0';
+		snprintf(longline, sizeof longline, "cdr1\tnode1-1\t%s\tb\tc\td\te\tf\t1\t2\t3\t4\t5"
+			 "\tANSWERED\t200\tcaller\th\t3", s);
+		ck_assert_int_eq(cdr_from_line(longline, &back), -EINVAL);
+		s[CDR_STR - 1] = '\0';
+		snprintf(longline, sizeof longline, "cdr1\tnode1-1\t%s\tb\tc\td\te\tf\t1\t2\t3\t4\t5"
+			 "\tANSWERED\t200\tcaller\th\t3", s);
+		ck_assert_int_eq(cdr_from_line(longline, &back), 0);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------ the writer */
+
+START_TEST(test_write_up)
+{
+	redisReply *r;
+	rds_t *rds;
+	cdr_writer_t *w;
+	struct cdr c;
+	struct stat st;
+	char dir[160];
+	char spool2[192];
+	long long ttl;
+
+	redis_start(0);
+	rds = start_rds(t_sock);
+	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	w = start_writer(rds);
+
+	/* The spool and its directory were made, private. */
+	ck_assert_int_eq(stat(t_spool, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_int_eq(st.st_size, 0);
+	snprintf(dir, sizeof dir, "%s/spool", t_dir);
+	ck_assert_int_eq(stat(dir, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0700);
+
+	make_cdr7(&c);
+	ck_assert_int_eq(cdr_write(w, &c), 0);
+	ck_assert_uint_eq(cdr_spooled(w), 0);
+	ck_assert(run_until(stream_has, (void *)1, 2000));
+
+	r = probe("XRANGE %s - +", STREAM);
+	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+	ck_assert_uint_eq(r->elements, 1);
+	ck_assert_uint_eq(r->element[0]->element[1]->elements, 34);
+	for (int i = 0; i < 17; i++) {
+		redisReply *f = r->element[0]->element[1]->element[2 * i];
+		redisReply *v = r->element[0]->element[1]->element[2 * i + 1];
+
+		ck_assert_str_eq(f->str, t_expected_fields[i]);
+		ck_assert_str_eq(v->str, t_expected_values[i]);
+	}
+	freeReplyObject(r);
+
+	/* The dedup key, with its week. */
+	ttl = probe_int("TTL %s", SEEN "node1-000007");
+	ck_assert_int_gt(ttl, 604800 - 60);
+	ck_assert_int_le(ttl, 604800);
+	ck_assert_int_eq(file_size(t_spool), 0);
+	ck_assert_int_eq(file_size(t_rejected), -1);
+
+	/* Each stream has its own seen keys.  (Another spool: this one may get
+	 * record 7 back if its reply is still due.) */
+	stop_writer();
+	snprintf(spool2, sizeof spool2, "%s/spool/other.spool", t_dir);
+	ck_assert_int_eq(cdr_writer_create(rds, "plainstream", spool2, &t_writer), 0);
+	make_cdr(&c, 8);
+	ck_assert_int_eq(cdr_write(t_writer, &c), 0);
+	ck_assert(run_until(plainstream_has_one, NULL, 2000));
+	ck_assert_int_eq(probe_int("EXISTS %s", "plainstream:seen:node1-000008"), 1);
+	ck_assert_int_eq(probe_int("EXISTS %s", SEEN "node1-000008"), 0);
+}
+END_TEST
+
+START_TEST(test_duplicate)
+{
+	rds_t *rds;
+	cdr_writer_t *w;
+	struct cdr c;
+
+	redis_start(0);
+	rds = start_rds(t_sock);
+	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	w = start_writer(rds);
+	make_cdr(&c, 1);
+	ck_assert_int_eq(cdr_write(w, &c), 0);
+	ck_assert_int_eq(cdr_write(w, &c), 0);   /* pipelined right behind the first */
+	run_for(200);
+	ck_assert_int_eq(cdr_write(w, &c), 0);   /* and once more, later */
+	make_cdr(&c, 2);
+	ck_assert_int_eq(cdr_write(w, &c), 0);
+	ck_assert(run_until(stream_has, (void *)2, 2000));
+	run_for(200);
+	assert_stream(1, 2);
+	ck_assert_int_eq(file_size(t_spool), 0);
+}
+END_TEST
+
+/* Redis goes away after a direct write; N records spool; Redis comes back
+ * on the same socket; they are replayed in order; the spool is emptied. */
+START_TEST(test_spool_and_replay)
+{
+	static char lines[1 << 16];
+	char needle[512];
+	const char *log;
+	rds_t *rds;
+	cdr_writer_t *w;
+	struct cdr c, back;
+	const int n = 20;
+
+	redis_start(1);
+	rds = start_rds(t_sock);
+	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	w = start_writer(rds);
+	write_range(w, 1, 1);
+	ck_assert(run_until(stream_has, (void *)1, 2000));
+
+	log_capture_start();
+	redis_kill();
+	ck_assert(run_until(is_down, rds, 2000));
+	write_range(w, 2, n);
+	ck_assert_uint_eq(cdr_spooled(w), (unsigned)n);
+
+	/* On disk, one record a line, readable through another descriptor. */
+	ck_assert_int_eq(file_lines(t_spool, lines, sizeof lines), n);
+	ck_assert_int_eq(cdr_from_line(strtok(lines, "\n"), &back), 0);
+	make_cdr(&c, 2);
+	assert_same_cdr(&c, &back);
+
+	run_for(300);
+	ck_assert_uint_eq(cdr_spooled(w), (unsigned)n);   /* nothing to send to */
+	redis_start(1);
+	ck_assert(run_until(spool_empty, w, RECONNECT_MS));
+	assert_stream(1, n + 1);
+	ck_assert_int_eq(file_size(t_spool), 0);
+	log = log_capture_stop();
+
+	snprintf(needle, sizeof needle, "warn: redis unix:%s unreachable: spooling CDRs to %s",
+		 t_sock, t_spool);
+	ck_assert_int_eq(count_lines(log, needle), 1);
+	ck_assert_int_eq(count_lines(log, "spooling CDRs"), 1);
+	snprintf(needle, sizeof needle, "info: replayed %d CDRs from %s\n", n, t_spool);
+	ck_assert_int_eq(count_lines(log, needle), 1);
+	ck_assert_int_eq(count_lines(log, "error:"), 0);
+
+	/* Back to direct writes. */
+	write_range(w, n + 2, 1);
+	ck_assert_uint_eq(cdr_spooled(w), 0);
+	ck_assert(run_until(stream_has, (void *)(intptr_t)(n + 2), 2000));
+	ck_assert_int_eq(file_size(t_spool), 0);
+	assert_stream(1, n + 2);
+}
+END_TEST
+
+static int replay_started(void *arg)
+{
+	cdr_writer_t *w = arg;
+
+	return cdr_spooled(w) < 1000;
+}
+
+/* Records written while a replay is under way join the end of the queue:
+ * the spool is not truncated under them, and the order holds. */
+START_TEST(test_write_during_replay)
+{
+	rds_t *rds;
+	cdr_writer_t *w;
+	unsigned left;
+
+	rds = start_rds(t_sock);   /* no server yet */
+	w = start_writer(rds);
+	log_set_level(LOG_ERROR);
+	write_range(w, 1, 1000);
+	ck_assert_uint_eq(cdr_spooled(w), 1000);
+	redis_start(0);
+	ck_assert(run_until(replay_started, w, RECONNECT_MS));
+	left = cdr_spooled(w);
+	ck_assert_uint_gt(left, 0);   /* still under way */
+	write_range(w, 1001, 10);
+	ck_assert_uint_eq(cdr_spooled(w), left + 10);
+	ck_assert(run_until(spool_empty, w, 10000));
+	assert_stream(1, 1010);
+	ck_assert_int_eq(file_size(t_spool), 0);
+}
+END_TEST
+
+/* Killed with the XADD queued but not answered: the record goes to the
+ * spool and is stored exactly once after the restart. */
+START_TEST(test_drop_mid_flight)
+{
+	rds_t *rds;
+	cdr_writer_t *w;
+
+	redis_start(1);
+	rds = start_rds(t_sock);
+	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	w = start_writer(rds);
+	write_range(w, 1, 1);
+	ck_assert(run_until(stream_has, (void *)1, 2000));
+
+	log_set_level(LOG_ERROR);
+	write_range(w, 2, 1);
+	ck_assert_uint_eq(cdr_spooled(w), 0);   /* in flight, not spooled */
+	redis_kill();
+	ck_assert(run_until(is_down, rds, 2000));
+	ck_assert_uint_eq(cdr_spooled(w), 1);
+	ck_assert_int_eq(file_size(t_spool) > 0, 1);
+
+	/* Sent on the wire this time, then the server dies. */
+	redis_start(1);
+	ck_assert(run_until(spool_empty, w, RECONNECT_MS));
+	write_range(w, 3, 1);
+	su_root_step(t_root, 0);
+	redis_kill();
+	ck_assert(run_until(is_down, rds, 2000));
+	redis_start(1);   /* the AOF keeps whatever was executed */
+	ck_assert(run_until(is_up, rds, RECONNECT_MS));
+	ck_assert(run_until(spool_empty, w, 2000));
+	run_for(200);
+	assert_stream(1, 3);
+	ck_assert_int_eq(file_size(t_spool), 0);
+}
+END_TEST
+
+/* Stored by Redis, the reply lost with the connection: the replay finds
+ * the seen key and the stream keeps one entry. */
+START_TEST(test_reply_lost)
+{
+	char needle[512];
+	const char *log;
+	rds_t *rds;
+	cdr_writer_t *w;
+
+	redis_start(0);
+	proxy_start();
+	rds = start_rds(t_proxy_sock);
+	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	w = start_writer(rds);
+
+	/* Up means the handshake's replies went through: from here on, the
+	 * relay swallows the reply of our only command. */
+	ck_assert_int_eq(kill(t_proxy, SIGUSR1), 0);
+	log_capture_start();
+	write_range(w, 1, 1);
+	ck_assert(run_until(stream_has, (void *)1, 2000));   /* stored ... */
+	run_for(100);
+	ck_assert_uint_eq(cdr_spooled(w), 0);                /* ... not acknowledged */
+	proxy_kill();
+	ck_assert(run_until(spool_holds_one, w, 2000));
+	ck_assert(!rds_connected(rds));
+
+	proxy_start();
+	ck_assert(run_until(spool_empty, w, RECONNECT_MS));
+	run_for(100);
+	assert_stream(1, 1);
+	ck_assert_int_eq(file_size(t_spool), 0);
+	log = log_capture_stop();
+	snprintf(needle, sizeof needle, "replayed 1 CDRs from %s\n", t_spool);
+	ck_assert_int_eq(count_lines(log, needle), 1);
+}
+END_TEST
+
+/* A spool left by an earlier process, its last line cut short by a crash
+ * and one line damaged: the records are replayed at creation, the rest is
+ * set aside in the rejected file. */
+START_TEST(test_leftover_spool)
+{
+	char buf[8192];
+	char needle[512];
+	const char *log;
+	rds_t *rds;
+	cdr_writer_t *w;
+
+	/* An earlier run without Redis. */
+	log_set_level(LOG_ERROR);
+	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, t_spool, &t_writer), 0);
+	write_range(t_writer, 1, 3);
+	ck_assert_uint_eq(cdr_spooled(t_writer), 3);
+	stop_writer();
+	append_file(t_spool, "cdr1\tgarbage\n");
+	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, t_spool, &t_writer), 0);
+	write_range(t_writer, 4, 2);
+	stop_writer();
+	append_file(t_spool, "cdr1\tnode1-000009\ta-9@");   /* the crash */
+	log_set_level(LOG_INFO);
+
+	redis_start(0);
+	rds = start_rds(t_sock);
+	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	log_capture_start();
+	w = start_writer(rds);
+	ck_assert_uint_eq(cdr_spooled(w), 7);
+	ck_assert_int_eq(file_lines(t_spool, buf, sizeof buf), 7);   /* the cut line ended */
+	ck_assert(run_until(spool_empty, w, 2000));
+	assert_stream(1, 5);
+	ck_assert_int_eq(file_size(t_spool), 0);
+
+	ck_assert_int_eq(file_lines(t_rejected, buf, sizeof buf), 2);
+	ck_assert_str_eq(buf, "cdr1\tgarbage\ncdr1\tnode1-000009\ta-9@\n");
+	log = log_capture_stop();
+	snprintf(needle, sizeof needle, "info: CDR spool %s holds 7 CDRs from an earlier run",
+		 t_spool);
+	ck_assert_int_eq(count_lines(log, needle), 1);
+	ck_assert_int_eq(count_lines(log, "ends in a partial line"), 1);
+	ck_assert_int_eq(count_lines(log, "is no record; moved to"), 2);
+	snprintf(needle, sizeof needle, "info: replayed 5 CDRs from %s (2 rejected: see %s)",
+		 t_spool, t_rejected);
+	ck_assert_int_eq(count_lines(log, needle), 1);
+}
+END_TEST
+
+/* A record already in Redis found again in the spool (the previous
+ * process died before it could truncate): stored once. */
+START_TEST(test_leftover_duplicate)
+{
+	rds_t *rds;
+	cdr_writer_t *w;
+
+	redis_start(0);
+	rds = start_rds(t_sock);
+	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	w = start_writer(rds);
+	write_range(w, 1, 2);
+	ck_assert(run_until(stream_has, (void *)2, 2000));
+	stop_writer();
+
+	/* The same two records, spooled by a writer without Redis. */
+	log_set_level(LOG_ERROR);
+	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, t_spool, &t_writer), 0);
+	write_range(t_writer, 1, 3);
+	stop_writer();
+	log_set_level(LOG_INFO);
+
+	w = start_writer(rds);
+	ck_assert(run_until(spool_empty, w, 2000));
+	run_for(100);
+	assert_stream(1, 3);
+}
+END_TEST
+
+/* Redis answers an error that is about the record (here: the stream key
+ * holds a string): the record is moved aside, the queue moves on. */
+START_TEST(test_rejected)
+{
+	char buf[8192];
+	char line[4096];
+	char needle[512];
+	const char *log;
+	rds_t *rds;
+	cdr_writer_t *w;
+	struct cdr c;
+	redisReply *r;
+
+	redis_start(0);
+	rds = start_rds(t_sock);
+	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	w = start_writer(rds);
+	r = probe("SET %s not-a-stream", STREAM);
+	freeReplyObject(r);
+
+	log_capture_start();
+	make_cdr(&c, 1);
+	ck_assert_int_eq(cdr_write(w, &c), 0);
+	ck_assert(run_until(rejected_has, (void *)1, 2000));
+	ck_assert_int_eq(file_lines(t_rejected, buf, sizeof buf), 1);
+	ck_assert_int_gt(cdr_to_line(&c, line, sizeof line), 0);
+	ck_assert_int_eq(strncmp(buf, line, strlen(line)), 0);
+	/* The seen key went with the failed XADD: a corrected retry stores it. */
+	ck_assert_int_eq(probe_int("EXISTS %s", SEEN "node1-000001"), 0);
+
+	/* In a replay, too: the line goes aside and those behind it get through. */
+	redis_kill();
+	ck_assert(run_until(is_down, rds, 2000));
+	write_range(w, 2, 3);
+	redis_start(0);
+	r = probe("SET %s not-a-stream", STREAM);
+	freeReplyObject(r);
+	ck_assert(run_until(spool_empty, w, RECONNECT_MS));
+	ck_assert_int_eq(file_lines(t_rejected, buf, sizeof buf), 4);
+	ck_assert_int_eq(file_size(t_spool), 0);
+	log = log_capture_stop();
+	snprintf(needle, sizeof needle, "error: CDR node1-000001 rejected by redis unix:%s "
+		 "(WRONGTYPE", t_sock);
+	ck_assert_int_eq(count_lines(log, needle), 1);
+	ck_assert_int_eq(count_lines(log, "moved to "), 4);
+	ck_assert_int_eq(count_lines(log, "cdr1\tnode1-000003\t"), 1);   /* its line is logged */
+
+	/* Fixed: new records are stored again. */
+	r = probe("DEL %s", STREAM);
+	freeReplyObject(r);
+	write_range(w, 5, 1);
+	ck_assert(run_until(stream_has, (void *)1, 2000));
+	assert_stream(5, 1);
+}
+END_TEST
+
+/* Redis refuses writes for a while (out of memory): the records wait in
+ * the spool, in order, and nothing goes to the rejected file. */
+START_TEST(test_refused_for_now)
+{
+	char needle[512];
+	const char *log;
+	rds_t *rds;
+	cdr_writer_t *w;
+	redisReply *r;
+
+	redis_start(0);
+	rds = start_rds(t_sock);
+	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	w = start_writer(rds);
+	r = probe("CONFIG SET maxmemory %s", "1");
+	freeReplyObject(r);
+
+	log_capture_start();
+	write_range(w, 1, 1);
+	ck_assert(run_until(spool_holds_one, w, 2000));
+	write_range(w, 2, 2);
+	run_for(300);
+	ck_assert_uint_eq(cdr_spooled(w), 3);
+	ck_assert_int_eq(xlen(), 0);
+
+	r = probe("CONFIG SET maxmemory %s", "0");
+	freeReplyObject(r);
+	write_range(w, 4, 1);   /* the next record is the next attempt */
+	ck_assert(run_until(spool_empty, w, 2000));
+	assert_stream(1, 4);
+	ck_assert_int_eq(file_size(t_rejected), -1);
+	log = log_capture_stop();
+	snprintf(needle, sizeof needle, "warn: redis unix:%s refuses CDRs for now (OOM ", t_sock);
+	ck_assert_int_eq(count_lines(log, needle), 1);
+	ck_assert_int_eq(count_lines(log, "error:"), 0);
+}
+END_TEST
+
+/* Destroyed with a direct write unanswered: the record is kept in the
+ * spool for the next writer, whose replay finds it stored already. */
+START_TEST(test_destroy_in_flight)
+{
+	char buf[8192];
+	rds_t *rds;
+	cdr_writer_t *w;
+
+	redis_start(0);
+	rds = start_rds(t_sock);
+	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	w = start_writer(rds);
+	write_range(w, 1, 1);
+	stop_writer();   /* the reply is still to come */
+	ck_assert_int_eq(file_lines(t_spool, buf, sizeof buf), 1);
+	ck_assert(run_until(stream_has, (void *)1, 2000));   /* its reply comes to nobody */
+	run_for(100);
+
+	w = start_writer(rds);
+	ck_assert(run_until(spool_empty, w, 2000));
+	run_for(100);
+	assert_stream(1, 1);
+	ck_assert_int_eq(file_size(t_spool), 0);
+}
+END_TEST
+
+START_TEST(test_create_errors)
+{
+	char path[256];
+	char needle[300];
+	const char *log;
+	cdr_writer_t *w = NULL;
+	cdr_writer_t *w2 = NULL;
+	struct cdr c;
+
+	ck_assert_int_eq(cdr_writer_create(NULL, "", t_spool, &w), -EINVAL);
+	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, "", &w), -EINVAL);
+
+	/* Only one level is created. */
+	log_capture_start();
+	snprintf(path, sizeof path, "%s/no/such/cdr.spool", t_dir);
+	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, path, &w), -ENOENT);
+	ck_assert_ptr_null(w);
+	log = log_capture_stop();
+	snprintf(needle, sizeof needle, "error: cannot create the CDR spool directory %s/no/such:",
+		 t_dir);
+	ck_assert_int_eq(count_lines(log, needle), 1);
+
+	/* The path is a directory. */
+	log_capture_start();
+	snprintf(path, sizeof path, "%s", t_dir);
+	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, path, &w), -EISDIR);
+	log = log_capture_stop();
+	snprintf(needle, sizeof needle, "error: cannot open the CDR spool %s:", t_dir);
+	ck_assert_int_eq(count_lines(log, needle), 1);
+
+	/* One writer per spool. */
+	log_set_level(LOG_ERROR);
+	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, t_spool, &t_writer), 0);
+	log_capture_start();
+	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, t_spool, &w2), -EBUSY);
+	log = log_capture_stop();
+	ck_assert_int_eq(count_lines(log, "in use by another writer"), 1);
+
+	/* Spool only: every record on disk, one warning. */
+	log_set_level(LOG_INFO);
+	log_capture_start();
+	write_range(t_writer, 1, 3);
+	make_cdr(&c, 4);
+	c.hangup_by = (enum cdr_party)7;
+	ck_assert_int_eq(cdr_write(t_writer, &c), -EINVAL);
+	log = log_capture_stop();
+	ck_assert_uint_eq(cdr_spooled(t_writer), 3);
+	snprintf(needle, sizeof needle, "warn: no redis: spooling CDRs to %s", t_spool);
+	ck_assert_int_eq(count_lines(log, needle), 1);
+	ck_assert_int_eq(count_lines(log, "error: CDR node1-000004 LOST: malformed"), 1);
+	stop_writer();
+
+	/* Even the spool refuses (disk full): an error, and the record in the log. */
+	if (access("/dev/full", W_OK) == 0) {
+		log_capture_start();
+		ck_assert_int_eq(cdr_writer_create(NULL, STREAM, "/dev/full", &t_writer), 0);
+		make_cdr(&c, 5);
+		ck_assert_int_eq(cdr_write(t_writer, &c), -ENOSPC);
+		ck_assert_uint_eq(cdr_spooled(t_writer), 0);
+		log = log_capture_stop();
+		ck_assert_int_eq(count_lines(log, "error: CDR node1-000005 LOST: cannot append it to "
+					     "/dev/full (No space left on device) [1/1]: cdr1\tnode1-000005\t"), 1);
+	}
+}
+END_TEST
+
+static Suite *cdr_suite(void)
+{
+	Suite *s = suite_create("cdr");
+	TCase *pure = tcase_create("format");
+	TCase *tc = tcase_create("writer");
+
+	tcase_add_test(pure, test_disposition);
+	tcase_add_test(pure, test_encode);
+	tcase_add_test(pure, test_line_round_trip);
+	suite_add_tcase(s, pure);
+
+	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_write_up);
+	tcase_add_test(tc, test_duplicate);
+	tcase_add_test(tc, test_spool_and_replay);
+	tcase_add_test(tc, test_write_during_replay);
+	tcase_add_test(tc, test_drop_mid_flight);
+	tcase_add_test(tc, test_reply_lost);
+	tcase_add_test(tc, test_leftover_spool);
+	tcase_add_test(tc, test_leftover_duplicate);
+	tcase_add_test(tc, test_rejected);
+	tcase_add_test(tc, test_refused_for_now);
+	tcase_add_test(tc, test_destroy_in_flight);
+	tcase_add_test(tc, test_create_errors);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+static int have_redis_server(void)
+{
+	const char *path = getenv("PATH");
+	char buf[512];
+
+	while (path != NULL && *path != '\0') {
+		size_t n = strcspn(path, ":");
+
+		snprintf(buf, sizeof buf, "%.*s/redis-server", (int)n, path);
+		if (access(buf, X_OK) == 0)
+			return 1;
+		path += n + (path[n] == ':');
+	}
+	return 0;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	if (!have_redis_server()) {
+		fprintf(stderr, "check_cdr: SKIP: redis-server not found "
+			"(Debian package redis-server)\n");
+		return 77;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sr = srunner_create(cdr_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

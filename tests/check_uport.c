@@ -1,0 +1,189 @@
+/*
+ * check_uport — the io_uring Sofia port: timers fire on time, sockets are
+ * served level-triggered (a burst is read to the last datagram), a removed
+ * registration never calls back, and non-Sofia waiters share the ring.
+ */
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sofia-sip/su.h>
+#include <sofia-sip/su_wait.h>
+
+#include "worker/uport.h"
+
+static su_root_t *root;
+static uport_t *port;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void setup(void)
+{
+	ck_assert_int_eq(su_init(), 0);
+	ck_assert_int_eq(uport_create(256, &port), 0);
+	root = uport_root_create(port, NULL);
+	ck_assert_ptr_nonnull(root);
+}
+
+static void teardown(void)
+{
+	su_root_destroy(root);
+	su_deinit();
+}
+
+/* Run the loop until *flag or `ms` elapsed. */
+static void run_until(const int *flag, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (!*flag && now_ms() < end)
+		su_root_step(root, 10);
+}
+
+/* ------------------------------------------------------------ timers */
+
+struct fired { uint64_t set_at; unsigned want_ms; long late_ms; int done; };
+
+static void on_timer(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
+{
+	struct fired *f = (struct fired *)arg;
+
+	f->late_ms = (long)(now_ms() - f->set_at) - (long)f->want_ms;
+	f->done = 1;
+}
+
+START_TEST(test_timers_on_time)
+{
+	static const unsigned delays[] = { 5, 20, 50, 120, 250 };
+	struct fired f[5];
+	su_timer_t *t[5];
+	int all = 0;
+
+	for (unsigned i = 0; i < 5; i++) {
+		memset(&f[i], 0, sizeof f[i]);
+		t[i] = su_timer_create(su_root_task(root), delays[i]);
+		f[i].want_ms = delays[i];
+		f[i].set_at = now_ms();
+		ck_assert_int_eq(su_timer_set(t[i], on_timer, (su_timer_arg_t *)&f[i]), 0);
+	}
+	run_until(&all, 1);   /* arm */
+	for (uint64_t end = now_ms() + 2000; now_ms() < end && !f[4].done;)
+		su_root_step(root, 100);
+	for (unsigned i = 0; i < 5; i++) {
+		ck_assert_msg(f[i].done, "timer %u ms never fired", delays[i]);
+		/* Never early, and within a few ms (the ring wait is bounded by
+		 * Sofia's next timer). */
+		ck_assert_msg(f[i].late_ms >= 0 && f[i].late_ms <= 5,
+			      "timer %u ms fired %ld ms late", delays[i], f[i].late_ms);
+		su_timer_destroy(t[i]);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------ sockets */
+
+struct reader { int fd; int reads; int calls; };
+
+static int on_readable(su_root_magic_t *m, su_wait_t *w, su_wakeup_arg_t *arg)
+{
+	struct reader *r = (struct reader *)arg;
+	char buf[64];
+
+	/* Like Sofia's UDP transport: ONE datagram per wake-up. */
+	r->calls++;
+	if (recv(r->fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+		r->reads++;
+	return 0;
+}
+
+START_TEST(test_burst_is_read_to_the_end)
+{
+	int sv[2], index, done = 0;
+	struct reader r = { 0 };
+	su_wait_t w[1];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
+	r.fd = sv[0];
+	ck_assert_int_eq(su_wait_create(w, sv[0], SU_WAIT_IN), 0);
+	index = su_root_register(root, w, on_readable, (su_wakeup_arg_t *)&r, 0);
+	ck_assert_int_gt(index, 0);
+	/* 200 datagrams at once: an edge-triggered poll would stall after one. */
+	for (int i = 0; i < 200; i++)
+		ck_assert_int_eq(send(sv[1], "x", 1, 0), 1);
+	for (uint64_t end = now_ms() + 2000; now_ms() < end && r.reads < 200;)
+		su_root_step(root, 10);
+	ck_assert_int_eq(r.reads, 200);
+
+	/* After deregistering, nothing calls back even with data waiting. */
+	ck_assert_int_eq(su_root_deregister(root, index), index);
+	r.calls = 0;
+	ck_assert_int_eq(send(sv[1], "y", 1, 0), 1);
+	run_until(&done, 200);
+	ck_assert_int_eq(r.calls, 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
+/* ------------------------------------------------------------ other waiters */
+
+struct ev { struct uport_event ev; int res; int done; };
+
+static void on_event(struct uport_event *e, int res)
+{
+	struct ev *x = (struct ev *)e;
+
+	x->res = res;
+	x->done = 1;
+}
+
+START_TEST(test_generic_event_and_remove)
+{
+	struct ev a = { .ev.cb = on_event }, b = { .ev.cb = on_event };
+	int p1[2], p2[2], none = 0;
+
+	ck_assert_int_eq(pipe(p1), 0);
+	ck_assert_int_eq(pipe(p2), 0);
+	ck_assert_int_eq(uport_poll_add(port, &a.ev, p1[0], POLLIN), 0);
+	ck_assert_int_eq(uport_poll_add(port, &b.ev, p2[0], POLLIN), 0);
+	ck_assert_int_eq(uport_poll_remove(port, &b.ev), 0);
+	ck_assert_int_eq(write(p1[1], "a", 1), 1);
+	ck_assert_int_eq(write(p2[1], "b", 1), 1);
+	run_until(&a.done, 1000);
+	ck_assert_int_eq(a.done, 1);
+	ck_assert(a.res & POLLIN);
+	run_until(&none, 100);
+	ck_assert_int_eq(b.done, 0);   /* removed: never called */
+	close(p1[0]); close(p1[1]); close(p2[0]); close(p2[1]);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("uport");
+	TCase *tc = tcase_create("io_uring port");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_timers_on_time);
+	tcase_add_test(tc, test_burst_is_read_to_the_end);
+	tcase_add_test(tc, test_generic_event_and_remove);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -8,6 +8,10 @@
 #     nothing reaches the callee;
 #   - the INVITE again with Proxy-Authorization (alice's password): the call
 #     goes through to bob's registered UA (180, 200, ACK, BYE);
+#   - that call's Proxy-Authorization replayed verbatim in a new call (same
+#     nonce, same nonce-count, as an attacker on the path would): 407 with a
+#     fresh challenge, no B-leg INVITE, and Redis holds the claimed
+#     nonce-count key;
 #   - a wrong password: 407 again, no B-leg INVITE;
 #   - credentials of alice in an INVITE From bob: 403, no B-leg INVITE.
 
@@ -30,6 +34,9 @@ caller() {
 	uac_run "$1" uac_auth -s bob -m 1 -key from "$2" -au "$3" -ap "$4" \
 		-auth_uri "bob@$ADDR:$SIP_PORT"
 }
+
+# branches LOG METHOD: the distinct top-Via branches of METHOD sent in LOG.
+branches() { msg_header "$T/$1" sent "$2" Via | grep -o 'branch=[^;]*' | uniq | xargs; }
 
 redis_start
 registrar_config
@@ -72,16 +79,45 @@ assert_no_leak "$T/ok.msg" "$T/uas.msg"
 assert_eq "" "$(msg_header "$T/uas.msg" recv INVITE Proxy-Authorization)" \
 	"the caller's credentials did not cross to the B-leg"
 
-# ---------------------------------------------------------------- refusals
+# ---------------------------------------------------------------- refusals: replay, password, From
 # bob's UA again, to show that nothing reaches it.
 uas_start uas2 uas_basic -m 1
+
+# The accepted Proxy-Authorization replayed in a new call: the signature is
+# still valid (same method, uri and From user, fresh nonce), so only the
+# nonce-count claim in Redis can refuse it.
+auth=$(msg_header "$T/ok.msg" sent INVITE Proxy-Authorization | sort -u)
+assert_eq 1 "$(printf '%s\n' "$auth" | wc -l)" "one Proxy-Authorization to replay"
+nonce=$(printf '%s' "$auth" | sed -n 's/.*nonce="\([^"]*\)".*/\1/p')
+[[ -n $nonce && $auth == *nc=00000001* ]] || fail "cannot replay '$auth'"
+uac_run replay uac_auth_replay -s bob -m 1 -key from alice \
+	-key auth_line "Proxy-Authorization: $auth"
+assert_eq "$auth" "$(msg_header "$T/replay.msg" sent INVITE Proxy-Authorization | sort -u)" \
+	"the replay carried the accepted Proxy-Authorization verbatim"
+[ "$(call_ids "$T/replay.msg" sent)" != "$(call_ids "$T/ok.msg" sent)" ] ||
+	fail "the replay reused the original Call-ID"
+assert_count "$T/replay.msg" recv 407 1
+assert_count "$T/replay.msg" recv 200 0
+assert_count "$T/replay.msg" sent ACK 1
+assert_eq "$(branches replay.msg INVITE)" "$(branches replay.msg ACK)" \
+	"the replay's 407 acknowledged in its INVITE's transaction"
+rechal=$(msg_header "$T/replay.msg" recv 407 Proxy-Authenticate | sort -u)
+[[ $rechal =~ $re_chal && $rechal != *"nonce=\"$nonce\""* ]] ||
+	fail "replay: 407 is not a fresh challenge: '$rechal'"
+log "ok: the replay got a fresh challenge"
+# bob's UA took the first call's INVITE (uas.msg, above) and none since.
+assert_count "$T/uas2.msg" recv INVITE 0
+assert_grep "INVITE from $ADDR:[0-9]+: nonce-count of 'alice' reused \\(replay refused\\)" \
+	"$T/b2bua.log" "log: INVITE replay refused"
+assert_eq 1 "$(rcli EXISTS "${PREFIX}nc:$nonce:00000001")" "Redis: the call's nonce-count claimed"
+ttl=$(rcli TTL "${PREFIX}nc:$nonce:00000001")
+[ "$ttl" -gt 0 ] && [ "$ttl" -le 300 ] || fail "nonce-count key TTL $ttl (nonce_ttl 300)"
 
 caller wrong alice alice not-the-password
 assert_count "$T/wrong.msg" sent INVITE 2
 assert_count "$T/wrong.msg" recv 407 2
 assert_count "$T/wrong.msg" recv 200 0
 assert_count "$T/wrong.msg" sent ACK 2
-branches() { msg_header "$T/$1" sent "$2" Via | grep -o 'branch=[^;]*' | uniq | xargs; }
 assert_eq "$(branches wrong.msg INVITE)" "$(branches wrong.msg ACK)" \
 	"both 407s acknowledged in their INVITE's transaction"
 assert_grep "authentication of 'alice' from $ADDR:[0-9]+ failed" "$T/b2bua.log" \

@@ -460,11 +460,14 @@ int cdr_from_line(const char *line, struct cdr *out)
 		return -EINVAL;
 	p += taglen;
 	for (int i = 0; i < CDR_FIELDS; i++) {
-		const char *start = p + 1;
-		size_t len = strcspn(start, "\t");
+		const char *start;
+		size_t len;
 
-		if (*p != '\t' || cdr_unescape(text, sizeof text, start, len) < 0
-		    || cdr_set_field(&c, i, text) < 0)
+		if (*p != '\t')   /* a short line: never read past its end */
+			return -EINVAL;
+		start = p + 1;
+		len = strcspn(start, "\t");
+		if (cdr_unescape(text, sizeof text, start, len) < 0 || cdr_set_field(&c, i, text) < 0)
 			return -EINVAL;
 		p = start + len;
 	}

@@ -82,7 +82,10 @@ struct b2b_branch {
 struct b2b_call {
 	b2b_t *b2b;
 	struct b2b_call *next_free;  /* pool link while unused */
-	uint64_t id;                 /* the call id shown by the CLI and in the CDR */
+	uint64_t id;                 /* the call id shown by the CLI */
+	char key[80];                /* unique across hosts and restarts: CDR id, call limits */
+	char counted[4][64];         /* local users whose max_calls count this call */
+	unsigned n_counted;
 	uint32_t slot;               /* our slot in the shared call table */
 	enum b2b_state state;
 	unsigned holds;              /* asynchronous requests (Redis) still to answer */
@@ -376,9 +379,7 @@ static void b2b_write_cdr(struct b2b_call *call)
 	    shm_call_read(b2b->shm, call->slot, &rec) < 0)
 		return;
 	memset(&c, 0, sizeof c);
-	snprintf(c.id, sizeof c.id, "%s-w%u-%llx-%llu", b2b->cfg->node_id, b2b->worker,
-		 (unsigned long long)b2b->epoch_ms,
-		 (unsigned long long)(rec.id & 0xffffffffffffull));
+	b2b_str_copy(c.id, sizeof c.id, call->key);
 	b2b_str_copy(c.a_call_id, sizeof c.a_call_id, rec.a.call_id);
 	b2b_str_copy(c.b_call_id, sizeof c.b_call_id, rec.b.call_id);
 	b2b_str_copy(c.caller, sizeof c.caller, rec.caller);
@@ -412,6 +413,8 @@ static void b2b_call_end(struct b2b_call *call)
 		return;
 	call->ended = 1;
 	b2b_write_cdr(call);
+	for (unsigned i = 0; i < call->n_counted; i++)
+		registrar_call_end(call->b2b->reg, call->counted[i], call->key);
 	if (call->a_irq)
 		nta_incoming_destroy(call->a_irq);
 	for (unsigned i = 0; i < call->n_br; i++)
@@ -1266,6 +1269,18 @@ static void b2b_on_lookup(void *arg, int status, const struct registrar_contact 
 		b2b_forward(call, fwd->noanswer, "unavailable");
 		return;
 	}
+	if (status == 486) {
+		/* At its max_calls: busy, so forward-on-busy applies. */
+		log_info("call %u: '%s' is at its max_calls", call->slot, call->cur_user);
+		call->best_final = 486;
+		b2b_str_copy(call->best_phrase, sizeof call->best_phrase, "Busy Here");
+		if (!b2b_forward_on_failure(call))
+			b2b_call_refuse(call, SIP_486_BUSY_HERE);
+		return;
+	}
+	if (status == 0 && call->n_counted < sizeof call->counted / sizeof call->counted[0])
+		b2b_str_copy(call->counted[call->n_counted++], sizeof call->counted[0],
+			     call->cur_user);
 	if (status != 0) {
 		b2b_call_refuse(call, status, NULL);
 		return;
@@ -1292,7 +1307,9 @@ static void b2b_lookup_user(struct b2b_call *call, const char *user)
 	if (call->n_tried < B2B_MAX_BRANCHES)
 		b2b_str_copy(call->tried[call->n_tried++], sizeof call->tried[0], user);
 	b2b_call_hold(call);
-	if (registrar_lookup(call->b2b->reg, user, b2b_on_lookup, call) < 0) {
+	if (registrar_lookup(call->b2b->reg, user,
+			     call->n_counted < sizeof call->counted / sizeof call->counted[0] ?
+			     call->key : NULL, b2b_on_lookup, call) < 0) {
 		b2b_call_release(call);
 		b2b_call_refuse(call, SIP_503_SERVICE_UNAVAILABLE);
 	}
@@ -1329,6 +1346,50 @@ static void b2b_call_route(struct b2b_call *call)
 	b2b_call_fork(call, &target, 1);
 }
 
+/* ------------------------------------------------------------ call limits */
+
+static const char *b2b_caller_user(struct b2b_call *call)
+{
+	sip_t const *sip = b2b_invite_of(call);
+
+	return sip && sip->sip_from->a_url->url_user ? sip->sip_from->a_url->url_user : "";
+}
+
+/* Count this call against `user`'s max_calls; next(call, status) follows. */
+static void b2b_count_user(struct b2b_call *call, const char *user, registrar_begin_f *next)
+{
+	if (call->n_counted == sizeof call->counted / sizeof call->counted[0]) {
+		next(call, 0);
+		return;
+	}
+	b2b_str_copy(call->counted[call->n_counted], sizeof call->counted[0], user);
+	b2b_call_hold(call);
+	if (registrar_call_begin(call->b2b->reg, user, call->key, next, call) < 0)
+		next(call, 503);   /* still held: next() releases */
+}
+
+static void b2b_on_caller_counted(void *arg, int status)
+{
+	struct b2b_call *call = arg;
+
+	if (!b2b_call_release(call))
+		return;
+	if (status == 0)
+		call->n_counted++;
+	if (call->caller_cancelled) {
+		b2b_call_refuse(call, SIP_487_REQUEST_CANCELLED);
+		return;
+	}
+	if (status == 486) {
+		log_info("call %u: caller '%s' is at its max_calls", call->slot,
+			 call->counted[call->n_counted]);
+		b2b_call_refuse(call, 403, "Call limit reached");
+		return;
+	}
+	/* 503: Redis failed; a limit must not stop calls while Redis is away. */
+	b2b_call_route(call);
+}
+
 static void b2b_on_auth(void *arg, int status, const char *sha256, const char *md5)
 {
 	struct b2b_call *call = arg;
@@ -1355,7 +1416,8 @@ static void b2b_on_auth(void *arg, int status, const char *sha256, const char *m
 		b2b_call_refuse(call, status, NULL);
 		return;
 	}
-	b2b_call_route(call);
+	/* An authenticated caller is a local subscriber: its max_calls apply. */
+	b2b_count_user(call, b2b_caller_user(call), b2b_on_caller_counted);
 }
 
 /* An INVITE outside any dialog: a new call, or a refusal. */
@@ -1394,6 +1456,9 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 		return 0;
 	}
 	call->id = rec.id;
+	snprintf(call->key, sizeof call->key, "%s-w%u-%llx-%llu", b2b->cfg->node_id, b2b->worker,
+		 (unsigned long long)b2b->epoch_ms,
+		 (unsigned long long)(rec.id & 0xffffffffffffull));
 	if (shm_call_insert(b2b->shm, &rec, &call->slot) < 0) {
 		b2b_refuse_full(b2b, irq);
 		b2b_call_free(call);   /* not in the table: only the pool entry to return */

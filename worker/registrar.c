@@ -43,6 +43,8 @@
 #include "worker/digest.h"
 
 #define REGISTRAR_MAX_REGISTER_CONTACTS 16
+/* A call counted for max_calls longer than this is a crashed worker's left-over. */
+#define REGISTRAR_STALE_CALL_MS (24ull * 3600 * 1000)
 
 /* KEYS[1] user hash, KEYS[2] failure counter.  ARGV: ha1 field.
  * Returns { failures, enabled, ha1 } (ha1 false when no such user). */
@@ -91,13 +93,15 @@ static const char registrar_lua_register[] =
 	"if last > 0 then redis.call('PEXPIREAT', KEYS[1], last) end "
 	"return out";
 
-/* KEYS[1] user hash, KEYS[2] location hash.  ARGV: now_ms.
- * Returns { 404 } (no such user / disabled), or { 0 | 480, fwd_always,
+/* KEYS[1] user hash, KEYS[2] location hash, KEYS[3] active-calls set.
+ * ARGV: now_ms, call key ("" = do not count), stale_before_ms.
+ * Returns { 404 } (no such user / disabled), or { 0 | 480 | 486, fwd_always,
  * fwd_busy, fwd_noanswer, fwd_noanswer_timeout, contact, ... }: 480 when
- * not registered, contacts newest registration first. */
+ * not registered, 486 at max_calls, contacts newest registration first; a
+ * 0 answer with a call key counted the call in KEYS[3]. */
 static const char registrar_lua_lookup[] =
 	"local u = redis.call('HMGET', KEYS[1], 'enabled', 'fwd_always', 'fwd_busy', "
-	"  'fwd_noanswer', 'fwd_noanswer_timeout') "
+	"  'fwd_noanswer', 'fwd_noanswer_timeout', 'max_calls') "
 	"if u[1] ~= '1' then return { 404 } end "
 	"local now = tonumber(ARGV[1]) local list = {} "
 	"local all = redis.call('HGETALL', KEYS[2]) "
@@ -106,8 +110,16 @@ static const char registrar_lua_lookup[] =
 	"  if b.expires > now then list[#list + 1] = { all[i], b.registered or 0 } end "
 	"end "
 	"table.sort(list, function(x, y) return x[2] > y[2] end) "
-	"local out = { #list == 0 and 480 or 0, u[2] or '', u[3] or '', u[4] or '', u[5] or '0' } "
-	"for _, e in ipairs(list) do out[#out + 1] = e[1] end "
+	"local status = #list == 0 and 480 or 0 "
+	"if status == 0 and ARGV[2] ~= '' and (u[2] or '') == '' then "
+	"  local max = tonumber(u[6] or '0') or 0 "
+	"  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[3]) "
+	"  if max > 0 and redis.call('ZCARD', KEYS[3]) >= max then status = 486 else "
+	"    redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2]) "
+	"    redis.call('PEXPIRE', KEYS[3], 86400000) end "
+	"end "
+	"local out = { status, u[2] or '', u[3] or '', u[4] or '', u[5] or '0' } "
+	"if status == 0 then for _, e in ipairs(list) do out[#out + 1] = e[1] end end "
 	"return out";
 
 struct registrar {
@@ -678,14 +690,18 @@ static void registrar_on_lookup_reply(rds_t *rds, redisReply *r, void *arg)
 	for (size_t i = 5; i < r->elements && n < REGISTRAR_MAX_CONTACTS; i++)
 		if (r->element[i]->type == REDIS_REPLY_STRING)
 			snprintf(contacts[n++].uri, REGISTRAR_URI_MAX, "%s", r->element[i]->str);
-	ctx->done(ctx->arg, n ? 0 : 480, n ? contacts : NULL, n, &fwd);
+	if (status == 0 && n == 0)
+		status = 480;
+	ctx->done(ctx->arg, status, n ? contacts : NULL, n, &fwd);
 	free(ctx);
 }
 
-int registrar_lookup(registrar_t *reg, const char *user, registrar_lookup_f *done, void *arg)
+int registrar_lookup(registrar_t *reg, const char *user, const char *call_key,
+		     registrar_lookup_f *done, void *arg)
 {
 	struct registrar_lookup_ctx *ctx = malloc(sizeof *ctx);
-	char ukey[256], lkey[256], now[24];
+	char ukey[256], lkey[256], akey[256], now[24], stale[24];
+	uint64_t t = registrar_now_ms();
 	int ret;
 
 	if (ctx == NULL)
@@ -694,12 +710,76 @@ int registrar_lookup(registrar_t *reg, const char *user, registrar_lookup_f *don
 	ctx->arg = arg;
 	registrar_key(reg, ukey, sizeof ukey, "user", user);
 	registrar_key(reg, lkey, sizeof lkey, "loc", user);
-	snprintf(now, sizeof now, "%llu", (unsigned long long)registrar_now_ms());
-	ret = rds_command(reg->rds, registrar_on_lookup_reply, ctx, "EVAL %s 2 %s %s %s",
-			  registrar_lua_lookup, ukey, lkey, now);
+	registrar_key(reg, akey, sizeof akey, "active", user);
+	snprintf(now, sizeof now, "%llu", (unsigned long long)t);
+	snprintf(stale, sizeof stale, "%llu", (unsigned long long)(t - REGISTRAR_STALE_CALL_MS));
+	ret = rds_command(reg->rds, registrar_on_lookup_reply, ctx, "EVAL %s 3 %s %s %s %s %s %s",
+			  registrar_lua_lookup, ukey, lkey, akey, now, call_key ? call_key : "",
+			  stale);
 	if (ret < 0)
 		free(ctx);
 	return ret;
+}
+
+/* ------------------------------------------------------------ call limits */
+
+/* KEYS[1] user hash, KEYS[2] active-calls set.  ARGV: call key, now_ms,
+ * stale_before_ms.  Returns 1 (counted) or 0 (at max_calls). */
+static const char registrar_lua_begin[] =
+	"local max = tonumber(redis.call('HGET', KEYS[1], 'max_calls') or '0') or 0 "
+	"redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3]) "
+	"if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then return 0 end "
+	"redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) "
+	"redis.call('PEXPIRE', KEYS[2], 86400000) "
+	"return 1";
+
+struct registrar_begin_ctx {
+	registrar_begin_f *done;
+	void *arg;
+};
+
+static void registrar_on_begin_reply(rds_t *rds, redisReply *r, void *arg)
+{
+	struct registrar_begin_ctx *ctx = arg;
+
+	if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+		ctx->done(ctx->arg, 503);
+	else
+		ctx->done(ctx->arg, r->integer == 1 ? 0 : 486);
+	free(ctx);
+}
+
+int registrar_call_begin(registrar_t *reg, const char *user, const char *call_key,
+			 registrar_begin_f *done, void *arg)
+{
+	struct registrar_begin_ctx *ctx = malloc(sizeof *ctx);
+	char ukey[256], akey[256], now[24], stale[24];
+	uint64_t t = registrar_now_ms();
+	int ret;
+
+	if (ctx == NULL)
+		return -ENOMEM;
+	ctx->done = done;
+	ctx->arg = arg;
+	registrar_key(reg, ukey, sizeof ukey, "user", user);
+	registrar_key(reg, akey, sizeof akey, "active", user);
+	snprintf(now, sizeof now, "%llu", (unsigned long long)t);
+	snprintf(stale, sizeof stale, "%llu", (unsigned long long)(t - REGISTRAR_STALE_CALL_MS));
+	ret = rds_command(reg->rds, registrar_on_begin_reply, ctx, "EVAL %s 2 %s %s %s %s %s",
+			  registrar_lua_begin, ukey, akey, call_key, now, stale);
+	if (ret < 0)
+		free(ctx);
+	return ret;
+}
+
+void registrar_call_end(registrar_t *reg, const char *user, const char *call_key)
+{
+	char akey[256];
+
+	registrar_key(reg, akey, sizeof akey, "active", user);
+	if (rds_command(reg->rds, NULL, NULL, "ZREM %s %s", akey, call_key) < 0)
+		log_warn("call %s of '%s' not uncounted (redis down): it expires within a day",
+			 call_key, user);
 }
 
 /* ------------------------------------------------------------ life cycle */

@@ -62,12 +62,31 @@ struct registrar_forward {
 /*
  * The current contacts of `user` and its forwarding: done(arg, 0, contacts,
  * n, fwd) with n >= 1; done(arg, 480, NULL, 0, fwd) when it is known but not
- * registered; done(arg, 404 | 503, NULL, 0, NULL) when unknown (or
- * disabled) or Redis failed.  Returns 0, or -ENOTCONN when Redis is down
- * (then done is not called).
+ * registered; done(arg, 486, NULL, 0, fwd) when it is at its max_calls;
+ * done(arg, 404 | 503, NULL, 0, NULL) when unknown (or disabled) or Redis
+ * failed.  With a `call_key`, a 0 answer also counted the call against the
+ * user's max_calls (see registrar_call_begin; undo with registrar_call_end).
+ * Returns 0, or -ENOTCONN when Redis is down (then done is not called).
  */
 typedef void registrar_lookup_f(void *arg, int status, const struct registrar_contact *contacts,
 				unsigned n, const struct registrar_forward *fwd);
-int registrar_lookup(registrar_t *reg, const char *user, registrar_lookup_f *done, void *arg);
+int registrar_lookup(registrar_t *reg, const char *user, const char *call_key,
+		     registrar_lookup_f *done, void *arg);
+
+/*
+ * Concurrent-call limits (user hash field max_calls; 0 or absent: none),
+ * counted in Redis so that every worker and host sees the same count:
+ * <p>active:<user> is a sorted set of the user's calls (member: the call's
+ * key, score: its start in ms; members older than a day are dropped as
+ * left-overs of a crashed worker).
+ * registrar_call_begin() counts the call unless the user is at its limit:
+ * done(arg, 0) counted, done(arg, 486) at the limit, done(arg, 503) Redis
+ * failed.  Returns 0, or a negative errno when Redis is down (no callback).
+ * registrar_call_end() removes it (fire and forget).
+ */
+typedef void registrar_begin_f(void *arg, int status);
+int registrar_call_begin(registrar_t *reg, const char *user, const char *call_key,
+			 registrar_begin_f *done, void *arg);
+void registrar_call_end(registrar_t *reg, const char *user, const char *call_key);
 
 #endif

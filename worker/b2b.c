@@ -93,6 +93,7 @@ struct b2b_call {
 	int caller_cancelled;        /* CANCEL received while routing */
 	int cancelled;               /* the caller cancelled (CDR: CANCELLED) */
 	int killed;                  /* an operator ended it (CDR: KILLED) */
+	int timed_out;               /* invite_timeout ended it (CDR: ended by the system) */
 	int no_cdr;                  /* only a challenge (407): not a call attempt */
 	int final_code;              /* final answer sent to the caller */
 	enum cdr_party hangup_by;
@@ -800,6 +801,15 @@ static void b2b_on_b_failure(struct b2b_branch *br, int status, sip_t const *sip
 {
 	struct b2b_call *call = br->call;
 
+	/* A 487 nobody asked for: NTA's Timer C (invite_timeout) cancelled the
+	 * INVITE because the callee never answered finally.  To the caller it
+	 * is our timeout (flow 8). */
+	if (status == 487 && call->state != B2B_CANCELLING && !call->forward_pending &&
+	    call->winner < 0) {
+		status = 408;
+		call->timed_out = 1;
+		sip = NULL;
+	}
 	if (b2b_better_failure(status, call->best_final)) {
 		call->best_final = status;
 		b2b_str_copy(call->best_phrase, sizeof call->best_phrase,
@@ -811,7 +821,8 @@ static void b2b_on_b_failure(struct b2b_branch *br, int status, sip_t const *sip
 		return;
 	if (b2b_forward_on_failure(call))
 		return;
-	call->hangup_by = call->state == B2B_CANCELLING ? CDR_PARTY_CALLER : CDR_PARTY_CALLEE;
+	call->hangup_by = call->state == B2B_CANCELLING ? CDR_PARTY_CALLER :
+			  call->timed_out ? CDR_PARTY_SYSTEM : CDR_PARTY_CALLEE;
 	if (call->state == B2B_CANCELLING)
 		b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
 	else

@@ -1,0 +1,274 @@
+# shellcheck shell=bash
+#
+# flow_lib.sh — helpers shared by the call-flow tests (tests/e2e/flow_*.sh and
+# cdr_redis_outage.sh), sourced after lib.sh.
+#
+# Design note.  A call-flow test asserts three views of the same call:
+#   - what every party saw: the sequence of distinct messages in its sipp
+#     message log (seq_of / assert_seq), and the bodies it got (msg_body);
+#   - the daemon's call table while the call is up (call_field, wait_state);
+#   - the call's one CDR in the Redis stream (cdr_load, assert_cdr,
+#     assert_cdr_times), read as JSON through a Lua script so that field
+#     order and empty values need no parsing of redis-cli's output.
+# It also registers sipp user agents as local subscribers (add_user,
+# register_as) for the flows that need the location service.
+
+CDR_STREAM=b2bua:cdr
+CDR_JSON=$T/cdr.json
+
+# ------------------------------------------------------------ message sequences
+
+# seq_of LOG [CALL-ID]: the distinct messages of a sipp message log, one a
+# line: "sent INVITE", "recv 180/INVITE" (a response and its CSeq method).
+# With CALL-ID, only that dialog's messages.
+seq_of() {
+	msg_list "$1" | awk -v cid="${2:-}" '
+		cid != "" && $4 != cid { next }
+		$2 ~ /^[0-9]+$/ { print $1, $2 "/" $3; next }
+		{ print $1, $2 }'
+}
+
+# assert_seq LOG WHAT LINE...: the party saw exactly these messages, in
+# this order.
+assert_seq() {
+	local log=$1 what=$2 want got
+	shift 2
+	want=$(printf '%s\n' "$@")
+	got=$(seq_of "$log")
+	[ "$want" = "$got" ] ||
+		fail "$what: message sequence
+  expected: $(printf '%s' "$want" | paste -sd, | sed 's/,/, /g')
+  got:      $(printf '%s' "$got" | paste -sd, | sed 's/,/, /g')"
+	log "ok: $what saw: $(printf '%s' "$got" | paste -sd, | sed 's/,/, /g')"
+}
+
+# msg_body LOG DIR KEY [N]: the body (CRs and blank lines removed) of the
+# Nth (default 1st) distinct message DIR (sent|recv) whose key, a method or
+# "CODE/CSEQ-METHOD", is KEY.  Retransmissions are skipped.
+msg_body() {
+	awk -v dir="$2" -v want="$3" -v nth="${4:-1}" '
+	function flush(id) {
+		if (inmsg && k == want && d == dir) {
+			id = cseq SUBSEP cid SUBSEP branch
+			if (!(id in seen)) {
+				seen[id] = 1
+				if (++n == nth) { printf "%s", body; done = 1; exit }
+			}
+		}
+		inmsg = 0
+	}
+	/^-----------------------------------------------/ { flush(); next }
+	/^[A-Z]+ message sent/ { flush(); d = "sent"; inmsg = 1; k = ""; hdr = 1; body = "";
+		cseq = ""; cid = ""; branch = ""; next }
+	/^[A-Z]+ message received/ { flush(); d = "recv"; inmsg = 1; k = ""; hdr = 1; body = "";
+		cseq = ""; cid = ""; branch = ""; next }
+	!inmsg { next }
+	{ sub(/\r$/, "") }
+	k == "" { if (NF > 0) { k = $1; if ($1 == "SIP/2.0") sc = $2; else sc = "" } next }
+	hdr && NF == 0 { hdr = 0; next }
+	hdr {
+		n1 = tolower($1)
+		if (n1 == "cseq:") { cseq = $2 " " $3; if (sc != "") k = sc "/" $3 }
+		if (n1 == "call-id:" || n1 == "i:") cid = $2
+		if ((n1 == "via:" || n1 == "v:") && branch == "" && match($0, /branch=[^;, ]+/))
+			branch = substr($0, RSTART, RLENGTH)
+		next
+	}
+	NF > 0 { body = body $0 "\n" }
+	END { if (!done) flush() }' "$1"
+}
+
+# msg_time_ms LOG DIR KEY: when (epoch ms, from sipp's log) the first
+# message DIR (sent|recv) whose key - a method, or a code - was logged.
+msg_time_ms() {
+	local when
+	when=$(awk -v dir="$2" -v want="$3" '
+	/^-----------------------------------------------/ { stamp = $2 " " $3; next }
+	/^[A-Z]+ message sent/ { d = "sent"; first = 1; next }
+	/^[A-Z]+ message received/ { d = "recv"; first = 1; next }
+	first && NF > 0 {
+		first = 0
+		k = ($1 == "SIP/2.0") ? $2 : $1
+		if (d == dir && k == want) { print stamp; exit }
+	}' "$1")
+	[ -n "$when" ] || fail "$(basename "$1"): no $2 $3"
+	date -d "$when" +%s%3N
+}
+
+# request_uri LOG DIR METHOD: the Request-URIs of the requests DIR
+# (sent|recv) of METHOD, each distinct URI once.
+request_uri() {
+	awk -v dir="$2" -v want="$3" '
+	/^[A-Z]+ message sent/ { d = "sent"; first = 1; next }
+	/^[A-Z]+ message received/ { d = "recv"; first = 1; next }
+	/^-----------------------------------------------/ { first = 0; next }
+	first && NF > 0 { sub(/\r$/, ""); first = 0; if (d == dir && $1 == want) print $2 }
+	' "$1" | awk '!seen[$0]++'
+}
+
+# from_uri LOG: the URI in the From header of the first INVITE a sipp caller
+# sent (what the daemon must report as the caller).
+from_uri() { msg_header "$1" sent INVITE From | head -n1 | sed -n 's/.*<\([^>]*\)>.*/\1/p'; }
+
+# ------------------------------------------------------------ the call table
+
+# call_field JQ-SELECT FIELD: FIELD of the call(s) that JQ-SELECT picks from
+# `show calls --json` (e.g. call_field '.callee | contains("bob")' state).
+call_field() { cli_json calls ".[] | select($1) | .$2"; }
+
+# wait_state SECONDS JQ-CONDITION WHAT: poll `show calls --json` until the
+# condition (a jq expression over the array) is true.
+wait_state() {
+	local secs=$1 cond=$2 what=$3
+	_state_ok() { [ "$(cli_json calls "$cond")" = true ]; }
+	wait_for "$secs" _state_ok ||
+		fail "$what: not seen within $secs s; show calls: $(cli show calls --json)"
+	log "ok: show calls: $what"
+}
+
+# ------------------------------------------------------------ CDRs
+
+_CDR_LUA='local out = {}
+for _, e in ipairs(redis.call("XRANGE", KEYS[1], "-", "+")) do
+	local o = { stream_id = e[1] }
+	for i = 1, #e[2], 2 do o[e[2][i]] = e[2][i + 1] end
+	out[#out + 1] = o
+end
+if #out == 0 then return "[]" end
+return cjson.encode(out)'
+
+# cdr_load: every CDR of the stream into $CDR_JSON (a JSON array, stream order).
+cdr_load() {
+	rcli EVAL "$_CDR_LUA" 1 "$CDR_STREAM" >"$CDR_JSON" ||
+		fail "cannot read the CDR stream $CDR_STREAM"
+	jq -e 'type == "array"' "$CDR_JSON" >/dev/null ||
+		fail "CDR stream: not a JSON array: $(head -c 300 "$CDR_JSON")"
+}
+
+cdr_len() { rcli XLEN "$CDR_STREAM"; }
+
+# wait_cdrs N [SECONDS]: wait (default 5 s) for N CDRs in the stream, then
+# make sure no more arrive (exactly one per call), and load them.
+wait_cdrs() {
+	local n=$1 secs=${2:-5}
+	_cdrs_there() { [ "$(cdr_len)" -ge "$n" ]; }
+	wait_for "$secs" _cdrs_there || fail "expected $n CDRs in $CDR_STREAM, have $(cdr_len)"
+	sleep 0.5
+	assert_eq "$n" "$(cdr_len)" "CDRs in $CDR_STREAM"
+	cdr_load
+}
+
+# cdr_get I FIELD: a field of the I-th CDR (0-based, stream order).
+cdr_get() { jq -r --argjson i "$1" --arg f "$2" '.[$i][$f] // "<absent>"' "$CDR_JSON"; }
+
+# cdr_index JQ-SELECT: the index of the one CDR matching, e.g.
+# '.a_call_id == "..."'; fails unless exactly one matches.
+cdr_index() {
+	local idx
+	idx=$(jq -r "[to_entries[] | select(.value | $1) | .key] | if length == 1 then .[0]
+		else \"x\" + (length | tostring) end" "$CDR_JSON")
+	case $idx in
+	x*) fail "CDR where $1: ${idx#x} match, expected 1" ;;
+	esac
+	echo "$idx"
+}
+
+# assert_cdr I FIELD=VALUE...: fields of the I-th CDR.
+assert_cdr() {
+	local i=$1 kv f v
+	shift
+	for kv in "$@"; do
+		f=${kv%%=*}
+		v=${kv#*=}
+		assert_eq "$v" "$(cdr_get "$i" "$f")" "CDR[$i].$f"
+	done
+}
+
+# assert_cdr_fields I: the CDR has every field of the record, and no other.
+CDR_FIELDS=(a_call_id answer_ms answered_by b_call_id billable_ms callee caller disposition
+	end_ms forwarded_to hangup_by host id ring_ms sip_code start_ms worker)
+assert_cdr_fields() {
+	local want got
+	want=$(printf '%s\n' "${CDR_FIELDS[@]}" stream_id | sort | paste -sd' ')
+	got=$(jq -r --argjson i "$1" '.[$i] | keys[]' "$CDR_JSON" | sort | paste -sd' ')
+	assert_eq "$want" "$got" "CDR[$1]: field names"
+}
+
+# assert_cdr_times I: the CDR's clock fields are consistent: start <= ring
+# <= answer <= end (ring and answer 0 when they did not happen), billable =
+# end - answer when answered, else 0, and the call is recent.
+assert_cdr_times() {
+	local i=$1 s r a e b now
+	s=$(cdr_get "$i" start_ms); r=$(cdr_get "$i" ring_ms); a=$(cdr_get "$i" answer_ms)
+	e=$(cdr_get "$i" end_ms); b=$(cdr_get "$i" billable_ms)
+	now=$(date +%s%3N)
+	[ "$s" -gt $((now - 120000)) ] && [ "$s" -le "$now" ] ||
+		fail "CDR[$i].start_ms $s is not within the last 2 minutes (now $now)"
+	[ "$e" -ge "$s" ] && [ "$e" -le "$now" ] || fail "CDR[$i]: end_ms $e not in [$s, $now]"
+	if [ "$r" != 0 ]; then
+		[ "$r" -ge "$s" ] && [ "$r" -le "$e" ] || fail "CDR[$i]: ring_ms $r not in [$s, $e]"
+	fi
+	if [ "$a" != 0 ]; then
+		[ "$a" -ge "$s" ] && [ "$a" -le "$e" ] || fail "CDR[$i]: answer_ms $a not in [$s, $e]"
+		[ "$r" = 0 ] || [ "$r" -le "$a" ] || fail "CDR[$i]: ring_ms $r after answer_ms $a"
+		assert_eq $((e - a)) "$b" "CDR[$i].billable_ms = end_ms - answer_ms"
+	else
+		assert_eq 0 "$b" "CDR[$i].billable_ms (not answered)"
+	fi
+	log "ok: CDR[$i] times: ring +$([ "$r" = 0 ] && echo - || echo $((r - s))) ms," \
+		"answer +$([ "$a" = 0 ] && echo - || echo $((a - s))) ms, end +$((e - s)) ms"
+}
+
+# assert_match ERE VALUE WHAT
+assert_match() {
+	[[ $2 =~ $1 ]] || fail "$3: '$2' does not match /$1/"
+	log "ok: $3 = $2"
+}
+
+# assert_cdr_id I CALL-ID WORKER: the CDR's unique id is the node's, the
+# worker's and the call's (the low 48 bits of the id `show calls` gave it),
+# with the worker's start time between them: NODE-wW-EPOCHHEX-N.
+assert_cdr_id() {
+	assert_match "^$(node_id)-w$3-[0-9a-f]+-$(($2 & 0xffffffffffff))\$" "$(cdr_get "$1" id)" \
+		"CDR[$1].id"
+}
+
+# assert_between MIN MAX VALUE WHAT
+assert_between() {
+	[ "$3" -ge "$1" ] 2>/dev/null && [ "$3" -le "$2" ] ||
+		fail "$4: expected within [$1, $2], got '$3'"
+	log "ok: $4 = $3 (within [$1, $2])"
+}
+
+# The node id write_config gives the daemon (the CDR's host).
+node_id() { echo "e2e-${TEST_NAME//_/-}"; }
+
+# ------------------------------------------------------------ subscribers
+
+# add_user NAME PASSWORD [FIELD VALUE...]: a subscriber of realm $ADDR
+# (HA1s only), with optional more fields such as fwd_busy.
+add_user() {
+	local name=$1 pw=$2 md5 sha
+	shift 2
+	md5=$(printf '%s' "$name:$ADDR:$pw" | md5sum | cut -d' ' -f1)
+	sha=$(printf '%s' "$name:$ADDR:$pw" | sha256sum | cut -d' ' -f1)
+	rcli HSET "b2bua:user:$name" ha1_md5 "$md5" ha1_sha256 "$sha" enabled 1 "$@" >/dev/null ||
+		fail "cannot create user $name"
+}
+
+# register_as RUN USER PASSWORD PORT: USER registers the user agent that will
+# listen on $ADDR:PORT (one REGISTER with digest, sent from that port, so
+# that the binding's Contact is sip:USER@$ADDR:PORT); requires its 200.
+register_as() {
+	local run=$1 user=$2 pw=$3 port=$4
+	uac_run "$run" reg_auth -m 1 -p "$port" -s "$user" -ap "$pw" \
+		-key exp_hdr "Expires: 300" -key cparams ";q=1"
+	assert_count "$T/$run.msg" recv 200/REGISTER 1
+	[ -n "$(rcli HGET "b2bua:loc:$user" "sip:$user@$ADDR:$port")" ] ||
+		fail "no binding sip:$user@$ADDR:$port in b2bua:loc:$user: $(rcli HKEYS "b2bua:loc:$user")"
+}
+
+# redis_connected: every worker has its Redis connection (else lookups fail).
+redis_connected() {
+	[ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]
+}

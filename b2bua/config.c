@@ -412,6 +412,7 @@ void config_defaults(struct config *cfg)
 	snprintf(cfg->cdr_spool_dir, sizeof cfg->cdr_spool_dir, "/var/spool/b2bua");
 	cfg->no_answer_timeout = 20;
 	cfg->forward_max_hops = 3;
+	cfg->max_call_duration = 43200;
 
 	cfg->n_routes = 0;
 }
@@ -815,6 +816,12 @@ static int config_load_no_answer_timeout(const struct config_ctx *ctx, const con
 	return config_get_int_field(ctx, s, 1, 600, &cfg->no_answer_timeout);
 }
 
+static int config_load_max_call_duration(const struct config_ctx *ctx,
+					 const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 0, 604800, &cfg->max_call_duration);
+}
+
 static int config_load_forward_max_hops(const struct config_ctx *ctx, const config_setting_t *s,
 					struct config *cfg)
 {
@@ -942,6 +949,7 @@ static const struct config_key config_keys[] = {
 	{ "cdr_spool_dir",    config_load_cdr_spool_dir },
 	{ "no_answer_timeout", config_load_no_answer_timeout },
 	{ "forward_max_hops", config_load_forward_max_hops },
+	{ "max_call_duration", config_load_max_call_duration },
 	{ "routes",           config_load_routes },
 };
 

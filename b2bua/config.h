@@ -58,6 +58,7 @@ struct config {
 	int udp_rcvbuf;                /* udp_rcvbuf: SO_RCVBUF bytes for SIP sockets */
 	int max_forwards;              /* max_forwards: Max-Forwards put on B-legs when the A-leg had none */
 	int invite_timeout;            /* invite_timeout: seconds without a final answer from the callee before 408 */
+	int max_call_duration;         /* max_call_duration: seconds an answered call may last, 0 = no limit */
 
 	/* call table */
 	unsigned call_capacity;        /* call_capacity: concurrent calls; beyond it new INVITEs get 503 */

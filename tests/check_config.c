@@ -104,6 +104,11 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(cfg->auth_secret, "");
 	ck_assert_int_eq(cfg->nonce_ttl, 300);
 	ck_assert_int_eq(cfg->auth_sha256, 1);
+	ck_assert_int_eq(cfg->max_call_duration, 43200);
+	ck_assert_int_eq(cfg->no_answer_timeout, 20);
+	ck_assert_int_eq(cfg->forward_max_hops, 3);
+	ck_assert_str_eq(cfg->cdr_stream, "cdr");
+	ck_assert_str_eq(cfg->cdr_spool_dir, "/var/spool/b2bua");
 	ck_assert_int_eq(cfg->register_min_expires, 60);
 	ck_assert_int_eq(cfg->register_default_expires, 3600);
 	ck_assert_int_eq(cfg->register_max_expires, 86400);
@@ -369,6 +374,12 @@ START_TEST(test_wrong_type)
 	assert_error_text("listen = 127;\n", 1, "listen");
 	assert_error_text("log_level = 3;\n", 1, "log_level");
 	assert_error_text("routes = \"none\";\n", 1, "routes");
+	assert_error_text("auth_sha256 = 1;\n", 1, "auth_sha256");
+	assert_error_text("\nmax_call_duration = -1;\n", 2, "max_call_duration");
+	assert_error_text("forward_max_hops = 11;\n", 1, "forward_max_hops");
+	assert_error_text("no_answer_timeout = 0;\n", 1, "no_answer_timeout");
+	assert_error_text("cdr_spool_dir = \"spool\";\n", 1, "cdr_spool_dir");
+	assert_error_text("cdr_stream = \"a b\";\n", 1, "cdr_stream");
 	assert_error_text("routes = ( \"sip:x\" );\n", 1, "routes[0]");
 	assert_error_text("routes = ( { prefix = 1; target = \"sip:x\"; } );\n", 1,
 			  "routes[0].prefix");

@@ -96,6 +96,7 @@ struct b2b_call {
 	int timed_out;               /* invite_timeout ended it (CDR: ended by the system) */
 	int no_cdr;                  /* only a challenge (407): not a call attempt */
 	int final_code;              /* final answer sent to the caller */
+	uint64_t answer_ms;          /* when it was answered, 0 before */
 	enum cdr_party hangup_by;
 	char answered_by[SHM_URI_MAX];
 
@@ -764,6 +765,7 @@ static void b2b_on_b_answer(struct b2b_branch *br, int status, sip_t const *sip)
 		return;
 	}
 	call->winner = (int)(br - call->br);
+	call->answer_ms = b2b_now_ms();
 	call->forward_pending = 0;   /* an answer during the CANCEL wins (flow 10) */
 	if (call->na_timer)
 		su_timer_reset(call->na_timer);
@@ -1691,6 +1693,26 @@ void b2b_hangup_all(b2b_t *b2b)
 
 		if (call->b2b != NULL && !call->ended)
 			b2b_call_abort(call, 503);
+	}
+}
+
+void b2b_expire_calls(b2b_t *b2b)
+{
+	uint64_t limit = (uint64_t)b2b->cfg->max_call_duration * 1000u;
+	uint64_t now = b2b_now_ms();
+
+	if (limit == 0)
+		return;
+	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++) {
+		struct b2b_call *call = &b2b->pool[i];
+
+		if (call->b2b == NULL || call->ended || call->answer_ms == 0 ||
+		    now - call->answer_ms < limit ||
+		    (call->state != B2B_ANSWERED && call->state != B2B_CONFIRMED))
+			continue;
+		log_warn("call %s: up for %llu s, longer than max_call_duration: ending it",
+			 call->key, (unsigned long long)((now - call->answer_ms) / 1000));
+		b2b_call_abort(call, 408);
 	}
 }
 

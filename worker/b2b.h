@@ -58,6 +58,9 @@ void b2b_hangup_all(b2b_t *b2b);
  * state needs, CDR disposition KILLED.  0, or -ENOENT when it is not ours. */
 int b2b_kill(b2b_t *b2b, uint64_t id);
 
+/* End the answered calls older than max_call_duration (called every second). */
+void b2b_expire_calls(b2b_t *b2b);
+
 /* Copy NTA's message counters into the shared worker counters. */
 void b2b_publish_stats(b2b_t *b2b);
 

@@ -167,6 +167,7 @@ static void worker_on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t
 
 	(void)magic; (void)t; (void)arg;
 	b2b_publish_stats(worker.b2b);
+	b2b_expire_calls(worker.b2b);
 	if (worker.drain_deadline == 0)
 		return;
 	if (b2b_active_calls(worker.b2b) == 0) {

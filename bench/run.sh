@@ -166,7 +166,7 @@ cpu0=$(cpu_ticks)
 t0=$(date +%s%N)
 (cd "$T" && exec timeout $((RUN_LIMIT + 15)) sipp -sf "$SIPP_DIR/uac_basic.xml" \
 	-i "$ADDR" -p 5090 -s 1000 -m "$CALLS" -r "$RATE" -d "$DURATION_MS" \
-	-l $((RATE * 4 + 100)) "${sipp_args[@]}" \
+	-l $((RATE * 4 + 100)) "${sipp_args[@]}" ${B2BUA_BENCH_UAC_ARGS:-} \
 	-trace_stat -stf "$T/uac.csv" -fd 5 -trace_shortmsg \
 	"$ADDR:5060") >"$T/uac.out" 2>&1 &
 UAC_PID=$!

@@ -301,10 +301,20 @@ static const char *config_redis_address_error(const char *s)
 			return "the host in brackets is not an IPv6 address";
 		port = end + 1;
 	} else {
+		char v4[INET_ADDRSTRLEN];
+		struct in_addr a4;
+
 		port = s + strcspn(s, ":");
-		if (!config_is_host(s, (size_t)(port - s)))
-			return "the host is neither a host name nor an IPv4 address "
-			       "(write IPv6 in brackets, \"[::1]:6379\")";
+		/* An address, not a name: hiredis would resolve a name with a
+		 * blocking lookup on every reconnect, stalling a worker's loop. */
+		if ((size_t)(port - s) >= sizeof v4)
+			return "the host must be an IPv4 address (or IPv6 in brackets, "
+			       "\"[::1]:6379\"), not a name";
+		memcpy(v4, s, (size_t)(port - s));
+		v4[port - s] = '\0';
+		if (inet_pton(AF_INET, v4, &a4) != 1)
+			return "the host must be an IPv4 address (or IPv6 in brackets, "
+			       "\"[::1]:6379\"), not a name";
 	}
 	if (*port != ':')
 		return "no port: write \"host:port\"";

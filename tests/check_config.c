@@ -311,9 +311,11 @@ END_TEST
 START_TEST(test_redis_address_forms)
 {
 	static const char *const good[] = {
-		"unix:/run/b2bua/redis.sock", "127.0.0.1:6379", "redis.example.net:1",
-		"[::1]:65535", "[2001:db8::7]:6380", "localhost:6379",
+		"unix:/run/b2bua/redis.sock", "127.0.0.1:6379", "10.1.2.3:1",
+		"[::1]:65535", "[2001:db8::7]:6380",
 	};
+	/* Names are refused: hiredis would resolve them with a blocking lookup. */
+	static const char *const names[] = { "redis.example.net:1", "localhost:6379" };
 	char text[512];
 
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
@@ -324,6 +326,10 @@ START_TEST(test_redis_address_forms)
 		ck_assert_msg(l->rc == 0, "%s: %s", good[i], l->err);
 		ck_assert_str_eq(l->cfg.redis_address, good[i]);
 		free(l);
+	}
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		snprintf(text, sizeof text, "redis_address = \"%s\";\n", names[i]);
+		assert_error_text(text, 1, "redis_address");
 	}
 }
 END_TEST

@@ -61,9 +61,12 @@ struct master {
 	cli_server_t *cli;
 	int sigfd;
 	int stopping;
+	int exit_code;           /* what master_run returns */
 	uint64_t kill_at_ms;
 	struct master_worker workers[CONFIG_MAX_WORKERS];
 };
+
+static void master_begin_stop(struct master *m, int sig);
 
 static uint64_t master_now_ms(void)
 {
@@ -143,6 +146,14 @@ static void master_worker_died(struct master *m, unsigned idx, int status)
 	shm_worker_set(m->shm, idx, 0, (uint16_t)(m->cfg->worker_port_base + (int)idx), 0, now);
 	if (m->stopping)
 		return;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_START && w->generation == 1) {
+		/* The very first start failed (a port in use, a spool directory
+		 * that cannot be made...): retrying would only repeat it. */
+		log_error("worker %u could not start (see above): stopping b2bua", idx);
+		m->exit_code = 1;
+		master_begin_stop(m, SIGTERM);
+		return;
+	}
 	if (now - w->started_ms < MASTER_YOUNG_DEATH_MS)
 		w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : 100;
 	else
@@ -358,5 +369,5 @@ int master_run(const struct config *cfg)
 	cli_server_close(m.cli);
 	shm_destroy(m.shm);
 	close(m.sigfd);
-	return 0;
+	return m.exit_code;
 }

@@ -312,7 +312,7 @@ void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, unsigned gen
 	ret = worker_start(cfg, shm, idx, generation);
 	if (ret < 0) {
 		log_error("cannot start: %s", strerror(-ret));
-		exit(3);
+		exit(WORKER_EXIT_START);
 	}
 	log_info("worker %u ready: sip %s:%d, own port %d, event loop %s", idx, cfg->listen,
 		 cfg->sip_port, cfg->worker_port_base + (int)idx, "io_uring");

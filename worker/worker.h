@@ -12,6 +12,10 @@
 #include "b2bua/config.h"
 #include "shm/shm.h"
 
+/* Exit status of a worker that could not start (the master stops b2bua
+ * when the first start of a worker fails this way). */
+#define WORKER_EXIT_START 3
+
 /* Run worker `idx` (restart `generation`) in this freshly forked process;
  * `ctl` is its end of the control socket to the master. */
 void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, unsigned generation,

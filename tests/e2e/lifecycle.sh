@@ -42,6 +42,21 @@ check_refused "$T/bad-key.conf" wrokers
 sed 's/^log_level = .*/log_level = "loud";/' "$CONF" >"$T/bad-level.conf"
 check_refused "$T/bad-level.conf" log_level
 
+# --- 1b. a worker that cannot start (its own port taken by another program):
+# b2bua stops with exit 1 and says why, instead of restarting it for ever.
+uas_start squatter uas_basic -p "$((WORKER_PORT_BASE + 1))" -m 1
+timeout 15 "$B2BUA" -c "$CONF" >"$T/busy-port.out" 2>&1
+rc=$?
+assert_eq 1 "$rc" "start with worker 1's port taken: exit status"
+assert_grep "worker 1 could not start \(see above\): stopping b2bua" "$T/busy-port.out" \
+	"the master says which worker could not start"
+assert_grep "cannot listen on sip:$ADDR:$((WORKER_PORT_BASE + 1))" "$T/busy-port.out" \
+	"the worker says which address"
+[ -e "$CLI_SOCK" ] && fail "the CLI socket exists after a failed start"
+kill -TERM "${SIPP_PID[squatter]}" 2>/dev/null
+wait_gone "${SIPP_PID[squatter]}" 5 || fail "the squatting sipp did not stop"
+wait "${SIPP_PID[squatter]}" 2>/dev/null
+
 # --- 2. SIGTERM with no calls
 b2b_start
 workers=$(cli_json workers '.[].pid')

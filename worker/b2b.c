@@ -620,7 +620,14 @@ static int b2b_on_relay_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, si
 	sip_cseq_t cseq[1];
 	nta_outgoing_t *ack;
 
-	if (sip == NULL || sip->sip_request->rq_method != sip_method_ack || other == NULL)
+	if (sip == NULL) {
+		/* Our relayed 2xx was never ACKed (Timer H): the relay is over, so
+		 * that the next re-INVITE does not get 491 for ever. */
+		log_warn("call %u: the relayed re-INVITE's 2xx was never ACKed", call->slot);
+		b2b_relay_done(call);
+		return 0;
+	}
+	if (sip->sip_request->rq_method != sip_method_ack || other == NULL)
 		return 0;
 	sip_cseq_init(cseq);
 	cseq->cs_seq = call->relay_cseq;

@@ -18,7 +18,11 @@
  *                    to drain_timeout; then everything stops.  Workers still
  *                    alive after drain_timeout + MASTER_KILL_GRACE_S are
  *                    killed, so no process is ever left behind
- *   SIGHUP           logged; the running configuration stays in force
+ *   SIGHUP           re-read the configuration file: log_level takes effect
+ *                    at once in the master and every worker; any other
+ *                    change is named in the log and waits for a restart
+ *                    (ports, the call table and the workers' dialogs cannot
+ *                    change under live calls); a bad file changes nothing
  *
  * Each worker also has a control socket (a SOCK_SEQPACKET pair made before
  * its fork): the CLI asks a worker, through the master, what only the
@@ -29,6 +33,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -67,6 +72,8 @@ struct master {
 };
 
 static void master_begin_stop(struct master *m, int sig);
+static int master_worker_request(void *arg, unsigned idx, const char *request,
+				 char *reply, size_t size);
 
 static uint64_t master_now_ms(void)
 {
@@ -207,6 +214,41 @@ static void master_begin_stop(struct master *m, int sig)
 	master_signal_workers(m, SIGTERM);
 }
 
+/* SIGHUP: see the design note at the top. */
+static void master_reload(struct master *m)
+{
+	static struct config next;   /* large: not on the stack */
+	struct config cmp;
+	char err[512], req[64], reply[64];
+
+	if (config_load(m->cfg->path, &next, err, sizeof err) < 0) {
+		log_error("SIGHUP: %s: the running configuration stays in force", err);
+		return;
+	}
+	if (next.log_level != log_get_level()) {
+		log_set_level(next.log_level);
+		snprintf(req, sizeof req, "log_level %d", (int)next.log_level);
+		for (int i = 0; i < m->cfg->workers; i++)
+			if (master_worker_request(m, (unsigned)i, req, reply, sizeof reply) < 0)
+				log_warn("SIGHUP: worker %d did not take the new log_level", i);
+		log_info("SIGHUP: log_level is now %s", next.log_level == LOG_ERROR ? "error" :
+			 next.log_level == LOG_WARN ? "warn" :
+			 next.log_level == LOG_INFO ? "info" : "debug");
+	}
+	/* Anything else that differs needs a restart. */
+	cmp = next;
+	cmp.log_level = m->cfg->log_level;
+	memcpy(cmp.auth_secret, m->cfg->auth_secret, sizeof cmp.auth_secret);
+	if (next.auth_secret[0] != '\0' &&
+	    strcmp(next.auth_secret, m->cfg->auth_secret) != 0)
+		memset(cmp.auth_secret, 0, sizeof cmp.auth_secret);   /* really changed */
+	if (memcmp(&cmp, m->cfg, sizeof cmp) != 0)
+		log_warn("SIGHUP: %s has other changes: they take effect at the next restart",
+			 m->cfg->path);
+	else
+		log_info("SIGHUP: %s re-read", m->cfg->path);
+}
+
 static void master_on_signals(struct master *m)
 {
 	struct signalfd_siginfo si;
@@ -221,9 +263,7 @@ static void master_on_signals(struct master *m)
 			master_begin_stop(m, (int)si.ssi_signo);
 			break;
 		case SIGHUP:
-			log_warn("SIGHUP: reloading is not supported yet; the running "
-				 "configuration stays in force (restart to apply %s)",
-				 m->cfg->path);
+			master_reload(m);
 			break;
 		}
 	}

@@ -116,7 +116,7 @@ static void worker_on_signal(struct uport_event *ev, int res)
 	while (read(worker.sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
 			worker.stop_requested = 1;
-		/* SIGHUP: nothing a worker reloads yet; the master logs it. */
+		/* SIGHUP: the master re-reads the config and tells us. */
 	}
 	if (res < 0 && res != -ECANCELED)
 		log_warn("signal poll: %s", strerror(-res));
@@ -135,7 +135,7 @@ static void worker_arm_ctl(void)
 		log_error("cannot watch the control socket");
 }
 
-/* One request from the master (see master.c): "kill ID". */
+/* One request from the master (see master.c): "kill ID", "log_level N". */
 static void worker_on_ctl(struct uport_event *ev, int res)
 {
 	char req[128], reply[128];
@@ -150,10 +150,16 @@ static void worker_on_ctl(struct uport_event *ev, int res)
 	}
 	if (n > 0) {
 		req[n] = '\0';
-		if (sscanf(req, "kill %llu", &id) == 1)
+		int level;
+
+		if (sscanf(req, "kill %llu", &id) == 1) {
 			snprintf(reply, sizeof reply, "%s",
 				 b2b_kill(worker.b2b, id) == 0 ? "ok" : "error no such call");
-		else
+		} else if (sscanf(req, "log_level %d", &level) == 1 && level >= LOG_ERROR &&
+			   level <= LOG_DEBUG) {
+			log_set_level((enum log_level)level);
+			snprintf(reply, sizeof reply, "ok");
+		} else
 			snprintf(reply, sizeof reply, "error unknown request");
 		if (send(worker.ctl, reply, strlen(reply), MSG_NOSIGNAL) < 0)
 			log_warn("control socket: %m");

@@ -57,8 +57,26 @@ kill -TERM "${SIPP_PID[squatter]}" 2>/dev/null
 wait_gone "${SIPP_PID[squatter]}" 5 || fail "the squatting sipp did not stop"
 wait "${SIPP_PID[squatter]}" 2>/dev/null
 
-# --- 2. SIGTERM with no calls
+# --- 2. SIGHUP, then SIGTERM with no calls
 b2b_start
+# SIGHUP re-reads the file: log_level applies at once, in the master and in
+# every worker; other changes are named as waiting for a restart; a broken
+# file changes nothing.
+sed -i 's/^log_level = .*/log_level = "debug";/' "$CONF"
+kill -HUP "$B2B_PID"
+wait_for 5 grep -q 'SIGHUP: log_level is now debug' "$T/b2bua.log" ||
+	fail "SIGHUP did not apply log_level"
+assert_no_grep 'did not take the new log_level' "$T/b2bua.log" "every worker took it"
+sed -i 's/^drain_timeout = .*/drain_timeout = 4;/' "$CONF"
+kill -HUP "$B2B_PID"
+wait_for 5 grep -q 'has other changes: they take effect at the next restart' "$T/b2bua.log" ||
+	fail "SIGHUP did not name the change that needs a restart"
+echo 'this is not libconfig' >>"$CONF"
+kill -HUP "$B2B_PID"
+wait_for 5 grep -q 'SIGHUP: .*syntax error.*the running configuration stays in force' \
+	"$T/b2bua.log" || fail "SIGHUP with a broken file"
+alive "$B2B_PID" || fail "b2bua died on SIGHUP"
+log "ok: SIGHUP"
 workers=$(cli_json workers '.[].pid')
 assert_eq "$CFG_WORKERS" "$(echo "$workers" | wc -w)" "worker pids listed"
 t0=$SECONDS

@@ -147,6 +147,15 @@ _cleanup() {
 			kill -KILL "$p" 2>/dev/null
 		fi
 	done
+	# A daemon built with --enable-sanitizers reports into its log: any
+	# report fails the test, whatever the test itself concluded.
+	if [ "$rc" -eq 0 ] && grep -qsE 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+		"$T"/b2bua*.log; then
+		_FAIL_MSG="sanitizer report in the daemon's log"
+		log "FAIL: $_FAIL_MSG"
+		grep -hE -A20 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/b2bua*.log | head -60 >&2
+		rc=1
+	fi
 	if [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ]; then
 		rm -rf "$T"
 	else

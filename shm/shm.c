@@ -474,6 +474,27 @@ unsigned shm_call_reap_worker(shm_t *shm, uint16_t worker)
 	return n;
 }
 
+unsigned shm_call_reap_torn(shm_t *shm, uint16_t worker)
+{
+	unsigned n = 0;
+
+	if (!shm)
+		return 0;
+	for (uint32_t i = 0; i < shm->nslots; i++) {
+		struct slot *s = slots(shm) + i;
+		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
+		uint32_t q = atomic_load_explicit(&s->seq, memory_order_acquire);
+
+		/* Claimed but never published, or left in the middle of a write. */
+		if (owner != 0 && owner_worker(owner) == worker &&
+		    (owner_phase(owner) != PHASE_LIVE || (q & 1))) {
+			slot_release(shm, s);
+			n++;
+		}
+	}
+	return n;
+}
+
 /* ------------------------------------------------------------ calls: readers */
 
 /*

@@ -139,6 +139,15 @@ unsigned shm_call_count(const shm_t *shm);
  */
 unsigned shm_call_reap_worker(shm_t *shm, uint16_t worker);
 
+/*
+ * Free the slots of `worker` that a dead process left unusable: claimed but
+ * never published, or in the middle of a write.  The consistent ones stay,
+ * for a restarted worker to take over (shm_call_foreach finds them).
+ * Returns how many were freed.  Only safe while that worker index has no
+ * running process.
+ */
+unsigned shm_call_reap_torn(shm_t *shm, uint16_t worker);
+
 /* ------------------------------------------------------------ workers */
 
 /* Counters a worker increments (relaxed atomics: single writer). */

@@ -45,6 +45,10 @@ void b2b_set_registrar(b2b_t *b2b, struct registrar *reg);
 struct cdr_writer;
 void b2b_set_cdr_writer(b2b_t *b2b, struct cdr_writer *w);
 
+/* Take over the calls a dead process of this worker index left in the
+ * call table: answered ones continue, the others end with a CDR. */
+void b2b_adopt_calls(b2b_t *b2b);
+
 /* Refuse new calls with 503 from now on (SIGTERM). */
 void b2b_set_draining(b2b_t *b2b, int draining);
 

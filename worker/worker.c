@@ -272,6 +272,8 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx, unsi
 	ret = worker_redis_start(cfg, idx);
 	if (ret < 0)
 		return ret;
+	/* After the CDR writer: calls that cannot be continued get their CDR. */
+	b2b_adopt_calls(worker.b2b);
 
 	worker.tick = su_timer_create(su_root_task(worker.root), WORKER_TICK_MS);
 	if (worker.tick == NULL || su_timer_set_for_ever(worker.tick, worker_on_tick, NULL) < 0)
@@ -296,7 +298,6 @@ void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, unsigned gen
 		int ctl)
 {
 	char role[32];
-	unsigned left;
 	int ret;
 
 	worker.ctl = ctl;
@@ -307,12 +308,14 @@ void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, unsigned gen
 	if (getppid() == 1)
 		exit(1);   /* the master died before prctl took effect */
 
-	/* Calls a previous process of this index left behind cannot be
-	 * continued yet: free their slots so the table stays true. */
-	left = shm_call_reap_worker(shm, (uint16_t)idx);
-	if (left > 0) {
-		shm_counter_add(shm, idx, SHM_CTR_ACTIVE, -(int64_t)left);
-		log_warn("released %u calls of the previous worker %u process", left, idx);
+	/* The calls this index's previous process counted are counted again
+	 * as they are taken over (b2b_adopt_calls, once the agent exists). */
+	{
+		struct shm_worker_info info;
+
+		if (shm_worker_read(shm, idx, &info) == 0 && info.counters[SHM_CTR_ACTIVE] != 0)
+			shm_counter_add(shm, idx, SHM_CTR_ACTIVE,
+					-(int64_t)info.counters[SHM_CTR_ACTIVE]);
 	}
 
 	ret = worker_start(cfg, shm, idx, generation);

@@ -5,8 +5,8 @@
 # While calls run, one worker is killed with SIGKILL.  Within 1 s the
 # master must have a new process for that index (new pid, restarts = 1,
 # "restarted" in the log) while the other worker is untouched; calls placed
-# afterwards must all succeed.  Calls that the dead worker owned may fail:
-# taking them over is not what this test asserts.
+# afterwards must all succeed.  Calls that the dead worker owned and that
+# were not answered yet may fail (worker_takeover.sh covers answered ones).
 
 . "$(dirname "$0")/lib.sh"
 

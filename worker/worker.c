@@ -10,13 +10,20 @@
  *   draining --no calls left, or drain_timeout--> hang up what is left, stop
  *
  * The worker also stops when the master disappears (PR_SET_PDEATHSIG), so
- * no worker outlives its supervisor.
+ * no worker outlives its supervisor.  The tick also ends calls older than
+ * max_call_duration.
+ *
+ * Start-up order: Sofia's root on our io_uring port, signals and the
+ * master's control socket on the same ring, the NTA agent (b2b), Redis and
+ * the CDR writer, then the calls a dead predecessor of this index left in
+ * the call table are taken over (b2b_adopt_calls).
  */
 #include "worker/worker.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +33,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <poll.h>
 
 #include <sofia-sip/su.h>
 #include <sofia-sip/su_log.h>

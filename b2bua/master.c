@@ -27,6 +27,8 @@
  * Each worker also has a control socket (a SOCK_SEQPACKET pair made before
  * its fork): the CLI asks a worker, through the master, what only the
  * worker can do, one request and one answer at a time (e.g. "kill ID").
+ * A worker may also send "fwd N MESSAGE": the master passes MESSAGE on to
+ * worker N, unanswered (a CANCEL that reached the wrong worker).
  */
 #include "b2bua/master.h"
 
@@ -150,6 +152,10 @@ static void master_worker_died(struct master *m, unsigned idx, int status)
 
 	master_log_exit(idx, w->pid, status);
 	w->pid = 0;
+	if (w->ctl >= 0) {
+		close(w->ctl);   /* its peer is gone: poll() would report it for ever */
+		w->ctl = -1;
+	}
 	shm_worker_set(m->shm, idx, 0, (uint16_t)(m->cfg->worker_port_base + (int)idx), 0, now);
 	if (m->stopping)
 		return;
@@ -269,6 +275,33 @@ static void master_on_signals(struct master *m)
 	}
 }
 
+/* "fwd N MESSAGE" from a worker: pass MESSAGE to worker N.  1 if it was one. */
+static int master_ctl_forward(struct master *m, unsigned from, const char *msg)
+{
+	unsigned to;
+	int skip = 0;
+
+	if (sscanf(msg, "fwd %u %n", &to, &skip) != 1 || skip == 0)
+		return 0;
+	if (to >= (unsigned)m->cfg->workers || m->workers[to].ctl < 0 ||
+	    send(m->workers[to].ctl, msg + skip, strlen(msg + skip),
+		 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_warn("worker %u's message for worker %u not delivered", from, to);
+	return 1;
+}
+
+/* A worker's control socket is readable outside a request: forwards only. */
+static void master_on_ctl(struct master *m, unsigned idx)
+{
+	char msg[512];
+	ssize_t n;
+
+	while ((n = recv(m->workers[idx].ctl, msg, sizeof msg - 1, MSG_DONTWAIT)) > 0) {
+		msg[n] = '\0';
+		master_ctl_forward(m, idx, msg);   /* anything else is a late answer */
+	}
+}
+
 /* cli_worker_request_f: one request to a worker, one answer back (1 s). */
 static int master_worker_request(void *arg, unsigned idx, const char *request,
 				 char *reply, size_t size)
@@ -284,20 +317,26 @@ static int master_worker_request(void *arg, unsigned idx, const char *request,
 	w = &m->workers[idx];
 	if (w->pid == 0 || w->ctl < 0)
 		return -ESRCH;
-	/* An answer that came after an earlier request timed out is stale. */
-	while (recv(w->ctl, stale, sizeof stale, MSG_DONTWAIT) > 0)
-		;
+	/* An answer that came after an earlier request timed out is stale;
+	 * a message to forward is passed on. */
+	while ((n = recv(w->ctl, stale, sizeof stale - 1, MSG_DONTWAIT)) > 0) {
+		stale[n] = '\0';
+		master_ctl_forward(m, idx, stale);
+	}
 	if (send(w->ctl, request, strlen(request), MSG_NOSIGNAL) < 0)
 		return -errno;
 	pfd.fd = w->ctl;
 	pfd.events = POLLIN;
-	if (poll(&pfd, 1, 1000) <= 0)
-		return -ETIMEDOUT;
-	n = recv(w->ctl, reply, size - 1, 0);
-	if (n <= 0)
-		return n < 0 ? -errno : -ECONNRESET;
-	reply[n] = '\0';
-	return 0;
+	for (;;) {
+		if (poll(&pfd, 1, 1000) <= 0)
+			return -ETIMEDOUT;
+		n = recv(w->ctl, reply, size - 1, 0);
+		if (n <= 0)
+			return n < 0 ? -errno : -ECONNRESET;
+		reply[n] = '\0';
+		if (!master_ctl_forward(m, idx, reply))
+			return 0;
+	}
 }
 
 /* Milliseconds until the next thing the master must do by itself. */
@@ -389,12 +428,14 @@ int master_run(const struct config *cfg)
 		 cfg->call_capacity, cfg->cli_socket, shm_size(m.shm));
 
 	while (!m.stopping || master_alive(&m) > 0) {
-		struct pollfd pfd[2] = {
-			{ .fd = m.sigfd, .events = POLLIN },
-			{ .fd = cli_server_fd(m.cli), .events = POLLIN },
-		};
-		int n = poll(pfd, 2, master_next_timeout(&m, master_now_ms()));
+		struct pollfd pfd[2 + CONFIG_MAX_WORKERS];
+		int nfd = 2, n;
 
+		pfd[0] = (struct pollfd){ .fd = m.sigfd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = cli_server_fd(m.cli), .events = POLLIN };
+		for (int i = 0; i < cfg->workers; i++)
+			pfd[nfd++] = (struct pollfd){ .fd = m.workers[i].ctl, .events = POLLIN };
+		n = poll(pfd, (nfds_t)nfd, master_next_timeout(&m, master_now_ms()));
 		if (n < 0 && errno != EINTR) {
 			log_error("poll: %m");
 			break;
@@ -403,6 +444,9 @@ int master_run(const struct config *cfg)
 			master_on_signals(&m);
 		if (n > 0 && (pfd[1].revents & POLLIN))
 			cli_server_handle(m.cli);
+		for (int i = 0; n > 0 && i < cfg->workers; i++)
+			if (pfd[2 + i].fd >= 0 && (pfd[2 + i].revents & POLLIN))
+				master_on_ctl(&m, (unsigned)i);
 		master_on_timers(&m);
 	}
 	log_info("stopped");

@@ -143,6 +143,8 @@ struct b2b {
 	unsigned generation;
 
 	registrar_t *reg;             /* NULL: no registrar (no domain configured) */
+	b2b_tell_f *tell;             /* hands a message to another worker (via the master) */
+	void *tell_arg;
 	cdr_writer_t *cdr;            /* NULL: no CDRs (unit tests only) */
 	nta_agent_t *agent;
 	nta_leg_t *default_leg;       /* receives every request outside a dialog */
@@ -1502,6 +1504,31 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 	return 0;
 }
 
+/*
+ * A CANCEL that matches no transaction here may belong to a call of another
+ * worker: after a worker restart the kernel may hash the caller's address to
+ * a different socket of the public port.  The call table knows the owner:
+ * answer the CANCEL (its 200 is hop-by-hop) and tell the owner, which
+ * cancels the call as if the CANCEL had reached it (architecture.md).
+ */
+static int b2b_on_stray_cancel(b2b_t *b2b, sip_t const *sip)
+{
+	struct shm_call rec;
+	uint32_t slot;
+	char msg[SHM_CALLID_MAX + 16];
+
+	if (b2b->tell == NULL ||
+	    shm_call_find(b2b->shm, sip->sip_call_id->i_id, &slot, &rec) < 0 ||
+	    rec.worker == b2b->worker)
+		return 481;
+	snprintf(msg, sizeof msg, "cancel %s", rec.a.call_id);
+	if (b2b->tell(b2b->tell_arg, rec.worker, msg) < 0)
+		return 481;
+	log_info("CANCEL for call %llu of worker %u reached worker %u: handed over",
+		 (unsigned long long)rec.id, rec.worker, b2b->worker);
+	return 200;
+}
+
 /* Every request that matches no dialog lands here. */
 static int b2b_on_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
 			  sip_t const *sip)
@@ -1520,9 +1547,10 @@ static int b2b_on_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t
 		return 200;    /* stray ACK: absorb silently */
 	case sip_method_options:
 		return 200;
-	case sip_method_bye:
 	case sip_method_cancel:
-		return 481;    /* no such dialog / transaction */
+		return b2b_on_stray_cancel(b2b, sip);
+	case sip_method_bye:
+		return 481;    /* no such dialog */
 	default:
 		return 501;
 	}
@@ -1875,6 +1903,45 @@ void b2b_expire_calls(b2b_t *b2b)
 			 call->key, (unsigned long long)((now - call->answer_ms) / 1000));
 		b2b_call_abort(call, 408);
 	}
+}
+
+int b2b_cancel_call(b2b_t *b2b, const char *a_call_id)
+{
+	struct shm_call rec;
+	uint32_t slot;
+
+	if (shm_call_find(b2b->shm, a_call_id, &slot, &rec) < 0 || rec.worker != b2b->worker)
+		return -ENOENT;
+	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++) {
+		struct b2b_call *call = &b2b->pool[i];
+
+		if (call->b2b == NULL || call->ended || call->slot != slot)
+			continue;
+		switch (call->state) {
+		case B2B_ROUTING:
+			call->caller_cancelled = 1;
+			b2b_set_state(call, B2B_CANCELLING);
+			break;
+		case B2B_TRYING:
+		case B2B_RINGING:
+		case B2B_FORWARDING:
+			call->forward_pending = 0;
+			b2b_set_state(call, B2B_CANCELLING);
+			b2b_cancel_pending(call, -1);
+			break;
+		default:
+			return -EALREADY;   /* answered or ending: a CANCEL changes nothing */
+		}
+		log_info("call %u: cancelled by a CANCEL another worker received", call->slot);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+void b2b_set_tell(b2b_t *b2b, b2b_tell_f *fn, void *arg)
+{
+	b2b->tell = fn;
+	b2b->tell_arg = arg;
 }
 
 int b2b_kill(b2b_t *b2b, uint64_t id)

@@ -26,6 +26,9 @@
 
 typedef struct b2b b2b_t;
 
+/* Hand `msg` (one line) to worker `worker`; 0 or a negative errno. */
+typedef int b2b_tell_f(void *arg, unsigned worker, const char *msg);
+
 /*
  * Create the NTA agent on `root` for worker `worker` (bound to the public
  * port and to worker_port_base + worker).  Returns 0 and *out, or a negative
@@ -64,6 +67,13 @@ int b2b_kill(b2b_t *b2b, uint64_t id);
 
 /* End the answered calls older than max_call_duration (called every second). */
 void b2b_expire_calls(b2b_t *b2b);
+
+/* How to reach other workers (worker.c: through the master). */
+void b2b_set_tell(b2b_t *b2b, b2b_tell_f *fn, void *arg);
+
+/* Another worker received the CANCEL of our call with A-leg Call-ID
+ * `a_call_id`: cancel it.  0, -ENOENT (not ours), -EALREADY (answered). */
+int b2b_cancel_call(b2b_t *b2b, const char *a_call_id);
 
 /* Copy NTA's message counters into the shared worker counters. */
 void b2b_publish_stats(b2b_t *b2b);

@@ -141,10 +141,26 @@ static void worker_arm_ctl(void)
 		log_error("cannot watch the control socket");
 }
 
-/* One request from the master (see master.c): "kill ID", "log_level N". */
+/* b2b_tell_f: a message for another worker, through the master. */
+static int worker_tell(void *arg, unsigned to, const char *msg)
+{
+	char line[256];
+	int n = snprintf(line, sizeof line, "fwd %u %s", to, msg);
+
+	(void)arg;
+	if (n < 0 || (size_t)n >= sizeof line)
+		return -EMSGSIZE;
+	return send(worker.ctl, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -errno : 0;
+}
+
+/*
+ * One request from the master (see master.c): "kill ID", "log_level N"
+ * (answered), or "cancel CALL-ID" (handed over from another worker; not
+ * answered, so that it can never be taken for the answer to a request).
+ */
 static void worker_on_ctl(struct uport_event *ev, int res)
 {
-	char req[128], reply[128];
+	char req[256], reply[128];
 	unsigned long long id;
 	ssize_t n;
 
@@ -158,6 +174,14 @@ static void worker_on_ctl(struct uport_event *ev, int res)
 		req[n] = '\0';
 		int level;
 
+		if (strncmp(req, "cancel ", 7) == 0) {
+			int ret = b2b_cancel_call(worker.b2b, req + 7);
+
+			if (ret < 0 && ret != -EALREADY)
+				log_warn("handed-over CANCEL for %s: no such call here", req + 7);
+			worker_arm_ctl();
+			return;
+		}
 		if (sscanf(req, "kill %llu", &id) == 1) {
 			snprintf(reply, sizeof reply, "%s",
 				 b2b_kill(worker.b2b, id) == 0 ? "ok" : "error no such call");
@@ -275,6 +299,7 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx, unsi
 	ret = b2b_create(worker.root, cfg, shm, idx, gen, &worker.b2b);
 	if (ret < 0)
 		return ret;
+	b2b_set_tell(worker.b2b, worker_tell, NULL);
 	ret = worker_redis_start(cfg, idx);
 	if (ret < 0)
 		return ret;

@@ -20,9 +20,15 @@
 #   - how many bindings Redis holds afterwards (must be COUNT).
 # Everything is bounded in time and stopped by PID; the temp dir is removed
 # unless B2BUA_BENCH_KEEP=1.  Exit status 0 when every registration
-# succeeded and Redis holds every binding, 1 otherwise.
+# succeeded and Redis holds every binding, 1 otherwise.  The helpers shared
+# with run.sh (process handling, cleanup, loopback address, redis-server,
+# readiness, statistics) are in bench/lib.sh.
 
 set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh"
 
 usage() {
 	echo "usage: $0 [COUNT] [RATE] [WORKERS]   (default 2000 500 2; RATE 1..20000/s)" >&2
@@ -32,18 +38,10 @@ usage() {
 COUNT=${1:-2000}
 RATE=${2:-500}
 WORKERS=${3:-2}
-for v in "$COUNT" "$RATE" "$WORKERS"; do
-	case $v in '' | *[!0-9]*) usage ;; esac
-done
-[ "$COUNT" -ge 1 ] && [ "$COUNT" -le 1000000 ] || usage
-[ "$RATE" -ge 1 ] && [ "$RATE" -le 20000 ] || usage
-[ "$WORKERS" -ge 1 ] && [ "$WORKERS" -le 64 ] || usage
+bench_uint "$COUNT" 1 1000000 || usage
+bench_uint "$RATE" 1 20000 || usage
+bench_uint "$WORKERS" 1 64 || usage
 
-here=$(cd "$(dirname "$0")" && pwd)
-top_srcdir=${top_srcdir:-$(cd "$here/.." && pwd)}
-top_builddir=${top_builddir:-$top_srcdir}
-B2BUA=$top_builddir/b2bua/b2bua
-SIPP_DIR=$top_srcdir/tests/sipp
 for cmd in sipp redis-server redis-cli; do
 	command -v "$cmd" >/dev/null 2>&1 ||
 		{ echo "$cmd not found (Debian packages sip-tester, redis-server)" >&2; exit 1; }
@@ -51,73 +49,15 @@ done
 [ -x "$B2BUA" ] || { echo "$B2BUA not built: run make" >&2; exit 1; }
 
 RUN_LIMIT=$((COUNT / RATE + 60))   # seconds any sipp may run
-BUF=1048576
-CLK_TCK=$(getconf CLK_TCK)
 PREFIX=b2bua:
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/b2bua-bench-reg.XXXXXX") || exit 1
-PIDS=()
-B2B_PID=
-REDIS_PID=
-WORKER_PIDS=()
-
-alive() {
-	local st
-	[ -r "/proc/$1/stat" ] || return 1
-	st=$(sed 's/^.*) //' "/proc/$1/stat" | cut -d' ' -f1)
-	[ "$st" != Z ] && [ "$st" != X ]
-}
-
-stop_pid() {  # PID GRACE
-	local pid=$1 n=$((${2:-3} * 20))
-	if alive "$pid"; then
-		kill -TERM "$pid" 2>/dev/null
-		while alive "$pid" && [ "$n" -gt 0 ]; do sleep 0.05; n=$((n - 1)); done
-		alive "$pid" && kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null
-}
-
-cleanup() {
-	local rc=$? i p exe
-	trap - EXIT
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}" 5; done
-	exe=$(readlink -f "$B2BUA")
-	for p in "${WORKER_PIDS[@]}"; do
-		[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && kill -KILL "$p" 2>/dev/null
-	done
-	if [ "$rc" -ne 0 ] || [ "${B2BUA_BENCH_KEEP:-0}" = 1 ]; then
-		echo "kept $T" >&2
-		[ "$rc" -ne 0 ] && tail -n 20 "$T/b2bua.log" >&2
-	else
-		rm -rf "$T"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
+bench_begin b2bua-bench-reg
 
 # A loopback address nobody uses: 127.251.x.1.
-ADDR=
-for ((n = 0; n < 200; n++)); do
-	a="127.251.$((($$ + n) % 250 + 1)).1"
-	if ! ss -Huan | awk '{print $4}' | grep -q "^$a:"; then ADDR=$a; break; fi
-done
-[ -n "$ADDR" ] || { echo "no free loopback address" >&2; exit 1; }
+bench_pick_addr 251
 
 # ---------------------------------------------------------------- redis and users
-REDIS_SOCK=$T/redis.sock
-redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 --save "" \
-	--appendonly no --daemonize no --dir "$T" >"$T/redis.log" 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-rcli() { timeout 30 redis-cli -s "$REDIS_SOCK" "$@"; }
-deadline=$((SECONDS + 5))
-until [ "$(rcli ping 2>/dev/null)" = PONG ]; do
-	alive "$REDIS_PID" || { echo "redis-server exited during start-up" >&2; exit 1; }
-	[ "$SECONDS" -lt "$deadline" ] || { echo "redis-server not ready in 5 s" >&2; exit 1; }
-	sleep 0.05
-done
+bench_redis_start || exit 1
 
 # user$i with password pw$i, realm $ADDR: the sipp injection file and the
 # subscribers (HA1 = MD5 of user:realm:password), loaded with redis-cli --pipe.
@@ -139,8 +79,8 @@ else
 			md5sum | cut -d' ' -f1) enabled 1"
 	done >"$T/users.redis"
 fi
-rcli --pipe <"$T/users.redis" >"$T/pipe.log" 2>&1 || { cat "$T/pipe.log" >&2; exit 1; }
-[ "$(rcli DBSIZE)" = "$COUNT" ] || { echo "could not create $COUNT users" >&2; exit 1; }
+bench_rcli --pipe <"$T/users.redis" >"$T/pipe.log" 2>&1 || { cat "$T/pipe.log" >&2; exit 1; }
+[ "$(bench_rcli DBSIZE)" = "$COUNT" ] || { echo "could not create $COUNT users" >&2; exit 1; }
 
 # ---------------------------------------------------------------- the daemon
 cat >"$T/b2bua.conf" <<EOF
@@ -163,37 +103,10 @@ auth_sha256 = false;
 auth_fail_limit = 100000;
 EOF
 
-"$B2BUA" -c "$T/b2bua.conf" >"$T/b2bua.log" 2>&1 &
-B2B_PID=$!
-PIDS+=("$B2B_PID")
-# The daemon logs at warn: readiness is seen on the ports, then on Redis
-# (one client per worker).
-ready() {
-	local p
-	for ((p = 0; p < WORKERS; p++)); do
-		ss -Huan | awk '{print $4}' | grep -qx "$ADDR:$((5070 + p))" || return 1
-	done
-	[ "$(rcli CLIENT LIST | grep -vc 'cmd=client')" -ge "$WORKERS" ]
-}
-deadline=$((SECONDS + 10))
-until ready; do
-	alive "$B2B_PID" || { echo "b2bua exited during start-up" >&2; exit 1; }
-	[ "$SECONDS" -lt "$deadline" ] || { echo "b2bua not ready in 10 s" >&2; exit 1; }
-	sleep 0.05
-done
-mapfile -t WORKER_PIDS < <(pgrep -P "$B2B_PID")
-[ "${#WORKER_PIDS[@]}" -eq "$WORKERS" ] ||
-	{ echo "expected $WORKERS workers, found ${#WORKER_PIDS[@]}" >&2; exit 1; }
-
-# utime + stime (clock ticks) of the given processes.
-cpu_ticks() {
-	local p sum=0 f
-	for p in "$@"; do
-		f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
-		sum=$((sum + $(echo "$f" | awk '{print $12 + $13}')))
-	done
-	echo "$sum"
-}
+# Ready also means one Redis client per worker.
+# shellcheck disable=SC2317  # called by bench_b2bua_start
+redis_clients() { [ "$(bench_rcli CLIENT LIST | grep -vc 'cmd=client')" -ge "$WORKERS" ]; }
+bench_b2bua_start "$WORKERS" redis_clients
 
 # ---------------------------------------------------------------- the run
 echo "b2bua register bench: $COUNT registrations at $RATE/s, $WORKERS workers, $ADDR" >&2
@@ -203,8 +116,8 @@ cmd=(sipp -sf "$SIPP_DIR/reg_inf.xml" -inf "$T/users.csv" -i "$ADDR" -p 5090
 	-trace_stat -stf "$T/uac.csv" -fd 5 -trace_shortmsg -trace_err -error_file "$T/uac.err"
 	"$ADDR:5060")
 echo "sipp: ${cmd[*]}" >"$T/command.txt"
-b2b_cpu0=$(cpu_ticks "$B2B_PID" "${WORKER_PIDS[@]}")
-redis_cpu0=$(cpu_ticks "$REDIS_PID")
+b2b_cpu0=$(bench_cpu_ticks "$B2B_PID" "${WORKER_PIDS[@]}")
+redis_cpu0=$(bench_cpu_ticks "$REDIS_PID")
 t0=$(date +%s%N)
 (cd "$T" && exec timeout $((RUN_LIMIT + 15)) "${cmd[@]}") >"$T/uac.out" 2>&1 &
 UAC_PID=$!
@@ -212,19 +125,13 @@ PIDS+=("$UAC_PID")
 wait "$UAC_PID"
 uac_rc=$?
 t1=$(date +%s%N)
-b2b_cpu1=$(cpu_ticks "$B2B_PID" "${WORKER_PIDS[@]}")
-redis_cpu1=$(cpu_ticks "$REDIS_PID")
+b2b_cpu1=$(bench_cpu_ticks "$B2B_PID" "${WORKER_PIDS[@]}")
+redis_cpu1=$(bench_cpu_ticks "$REDIS_PID")
 
-stat() {  # FILE COLUMN: last value of a sipp -trace_stat column
-	awk -F';' -v col="$2" '
-		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
-		{ last = $c }
-		END { print (c && last != "" ? last : 0) }' "$1" 2>/dev/null || echo 0
-}
-ok=$(stat "$T/uac.csv" 'SuccessfulCall(C)')
-failed=$(stat "$T/uac.csv" 'FailedCall(C)')
-retrans=$(stat "$T/uac.csv" 'Retransmissions(C)')
-bindings=$(rcli EVAL "return #redis.call('KEYS', ARGV[1])" 0 "${PREFIX}loc:*")
+ok=$(bench_sipp_stat "$T/uac.csv" 'SuccessfulCall(C)')
+failed=$(bench_sipp_stat "$T/uac.csv" 'FailedCall(C)')
+retrans=$(bench_sipp_stat "$T/uac.csv" 'Retransmissions(C)')
+bindings=$(bench_rcli EVAL "return #redis.call('KEYS', ARGV[1])" 0 "${PREFIX}loc:*")
 
 # Per registration, from the short message log (tab-separated: date, time,
 # epoch seconds with microseconds, S|R, Call-ID, "CSeq:N METHOD", first
@@ -239,17 +146,10 @@ cat "$T"/reg_inf_*_shortmessages.log 2>/dev/null | awk -F'\t' -v span="$T/span.t
 		if ($3 > t1) t1 = $3 }
 	END { if (t0 != "") printf "%.6f\n", t1 - t0 > span }' | sort -n >"$T/rtt.txt"
 span_s=$(cat "$T/span.txt" 2>/dev/null)
-pct() {  # P: the P-th percentile of rtt.txt (nearest rank)
-	awk -v p="$1" '{ v[NR] = $1 } END {
-		if (NR == 0) { print "n/a"; exit }
-		r = int((p / 100) * NR + 0.999999); if (r < 1) r = 1; if (r > NR) r = NR
-		print v[r] }' "$T/rtt.txt"
-}
 
 wall_ms=$(((t1 - t0) / 1000000))
 b2b_ms=$(((b2b_cpu1 - b2b_cpu0) * 1000 / CLK_TCK))
 redis_ms=$(((redis_cpu1 - redis_cpu0) * 1000 / CLK_TCK))
-per() { awk -v c="$1" -v n="$2" 'BEGIN { printf "%.1f", n ? c * 1000 / n : 0 }'; }
 
 printf '\n'
 printf 'offered rate           %s registrations/s, %s registrations, %s workers\n' \
@@ -262,13 +162,13 @@ printf 'failed                 %s\n' "$failed"
 printf 'retransmissions        %s\n' "$retrans"
 printf 'bindings in Redis      %s\n' "$bindings"
 printf 'auth REGISTER->200 ms  p50 %s  p90 %s  p99 %s  (%s registrations)\n' \
-	"$(pct 50)" "$(pct 90)" "$(pct 99)" "$(wc -l <"$T/rtt.txt")"
+	"$(bench_pct 50)" "$(bench_pct 90)" "$(bench_pct 99)" "$(wc -l <"$T/rtt.txt")"
 printf 'CPU per registration   b2bua %s us (master + %s workers), redis-server %s us\n' \
-	"$(per "$b2b_ms" "$ok")" "$WORKERS" "$(per "$redis_ms" "$ok")"
+	"$(bench_per "$b2b_ms" "$ok")" "$WORKERS" "$(bench_per "$redis_ms" "$ok")"
 printf 'wall time              %s ms\n' "$wall_ms"
 printf '%s\n' "$(cat "$T/command.txt")"
 
-alive "$B2B_PID" || { echo "b2bua died during the run" >&2; exit 1; }
+bench_alive "$B2B_PID" || { echo "b2bua died during the run" >&2; exit 1; }
 [ "$uac_rc" -eq 0 ] && [ "$failed" = 0 ] && [ "$ok" = "$COUNT" ] && [ "$bindings" = "$COUNT" ] ||
 	exit 1
 exit 0

@@ -16,95 +16,43 @@
 #   - b2bua CPU time per call: utime+stime of the master and every worker
 #     from /proc/PID/stat, after minus before the calls, divided by calls.
 # Everything is bounded in time and stopped by PID; the temp dir is removed
-# unless B2BUA_BENCH_KEEP=1.
+# unless B2BUA_BENCH_KEEP=1.  The helpers shared with register.sh (process
+# handling, cleanup, loopback address, redis-server, readiness, statistics)
+# are in bench/lib.sh.
 
 set -u
 
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh"
+
 usage() { echo "usage: $0 RATE [WORKERS]   (RATE calls/s, 1..5000; WORKERS default 2)" >&2; exit 2; }
-[ $# -ge 1 ] && [ $# -le 2 ] || usage
+bench_uint $# 1 2 || usage
 RATE=$1
 WORKERS=${2:-2}
-case $RATE in '' | *[!0-9]*) usage ;; esac
-case $WORKERS in '' | *[!0-9]*) usage ;; esac
-[ "$RATE" -ge 1 ] && [ "$RATE" -le 5000 ] || usage
-[ "$WORKERS" -ge 1 ] && [ "$WORKERS" -le 64 ] || usage
+bench_uint "$RATE" 1 5000 || usage
+bench_uint "$WORKERS" 1 64 || usage
 
-here=$(cd "$(dirname "$0")" && pwd)
-top_srcdir=${top_srcdir:-$(cd "$here/.." && pwd)}
-top_builddir=${top_builddir:-$top_srcdir}
-B2BUA=$top_builddir/b2bua/b2bua
-SIPP_DIR=$top_srcdir/tests/sipp
 command -v sipp >/dev/null 2>&1 || { echo "sipp not found: apt-get install sip-tester" >&2; exit 1; }
 [ -x "$B2BUA" ] || { echo "$B2BUA not built: run make" >&2; exit 1; }
 
 CALLS=$((RATE * 20))
 DURATION_MS=1000
 RUN_LIMIT=$((CALLS / RATE + 60))   # seconds any sipp may run
-BUF=1048576
-CLK_TCK=$(getconf CLK_TCK)
+bench_begin b2bua-bench
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/b2bua-bench.XXXXXX") || exit 1
-PIDS=()
-B2B_PID=
-WORKER_PIDS=()
-
-alive() {
-	local st
-	[ -r "/proc/$1/stat" ] || return 1
-	st=$(sed 's/^.*) //' "/proc/$1/stat" | cut -d' ' -f1)
-	[ "$st" != Z ] && [ "$st" != X ]
-}
-
-stop_pid() {  # PID GRACE
-	local pid=$1 n=$((${2:-3} * 20))
-	if alive "$pid"; then
-		kill -TERM "$pid" 2>/dev/null
-		while alive "$pid" && [ "$n" -gt 0 ]; do sleep 0.05; n=$((n - 1)); done
-		alive "$pid" && kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null
-}
-
-cleanup() {
-	local rc=$? i p exe
-	trap - EXIT
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}" 5; done
-	exe=$(readlink -f "$B2BUA")
-	for p in "${WORKER_PIDS[@]}"; do
-		[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && kill -KILL "$p" 2>/dev/null
-	done
-	if [ "$rc" -ne 0 ] || [ "${B2BUA_BENCH_KEEP:-0}" = 1 ]; then
-		echo "kept $T" >&2
-		[ "$rc" -ne 0 ] && tail -n 20 "$T/b2bua.log" >&2
-	else
-		rm -rf "$T"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-# A loopback address nobody uses: 127.250.x.y.
-ADDR=
-for ((n = 0; n < 200; n++)); do
-	a="127.250.$((($$ + n) % 250 + 1)).1"
-	if ! ss -Huan | awk '{print $4}' | grep -q "^$a:"; then ADDR=$a; break; fi
-done
-[ -n "$ADDR" ] || { echo "no free loopback address" >&2; exit 1; }
+# A loopback address nobody uses: 127.250.x.1.
+bench_pick_addr 250
 
 # A private redis-server: every call writes its CDR there, as in production.
 command -v redis-server >/dev/null 2>&1 || { echo "redis-server not found: apt-get install redis-server" >&2; exit 1; }
-redis-server --port 0 --unixsocket "$T/redis.sock" --unixsocketperm 700 --save "" \
-	--appendonly no --daemonize no --dir "$T" >"$T/redis.log" 2>&1 &
-PIDS+=("$!")
-for _ in $(seq 1 100); do
-	[ "$(redis-cli -s "$T/redis.sock" ping 2>/dev/null)" = PONG ] && break
-	sleep 0.05
-done
+# Not fatal here if it does not answer: the missing CDRs fail the run at
+# the end.
+bench_redis_start 2>/dev/null
 
 cat >"$T/b2bua.conf" <<EOF
 node_id = "bench";
-redis_address = "unix:$T/redis.sock";
+redis_address = "unix:$REDIS_SOCK";
 cdr_spool_dir = "$T/spool";
 workers = $WORKERS;
 drain_timeout = 5;
@@ -118,36 +66,7 @@ log_level = "warn";
 routes = ( { prefix = "1"; target = "sip:$ADDR:5080;transport=udp"; } );
 EOF
 
-# The daemon logs at warn, so readiness is seen on the ports instead.
-"$B2BUA" -c "$T/b2bua.conf" >"$T/b2bua.log" 2>&1 &
-B2B_PID=$!
-PIDS+=("$B2B_PID")
-ports_up() {
-	local p
-	for ((p = 0; p < WORKERS; p++)); do
-		ss -Huan | awk '{print $4}' | grep -qx "$ADDR:$((5070 + p))" || return 1
-	done
-}
-deadline=$((SECONDS + 10))
-until ports_up; do
-	alive "$B2B_PID" || { echo "b2bua exited during start-up" >&2; exit 1; }
-	[ "$SECONDS" -lt "$deadline" ] || { echo "b2bua not ready in 10 s" >&2; exit 1; }
-	sleep 0.05
-done
-mapfile -t WORKER_PIDS < <(pgrep -P "$B2B_PID")
-[ "${#WORKER_PIDS[@]}" -eq "$WORKERS" ] ||
-	{ echo "expected $WORKERS workers, found ${#WORKER_PIDS[@]}" >&2; exit 1; }
-
-# utime + stime (clock ticks) of the master and its workers.
-cpu_ticks() {
-	local p sum=0 f
-	for p in "$B2B_PID" "${WORKER_PIDS[@]}"; do
-		f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
-		# after "pid (comm) ", utime and stime are fields 12 and 13
-		sum=$((sum + $(echo "$f" | awk '{print $12 + $13}')))
-	done
-	echo "$sum"
-}
+bench_b2bua_start "$WORKERS"
 
 sipp_args=(-nostdin -buff_size "$BUF" -ci "$ADDR" -timeout "${RUN_LIMIT}s" -timeout_error)
 (cd "$T" && exec timeout $((RUN_LIMIT + 15)) sipp -sf "$SIPP_DIR/uas_basic.xml" \
@@ -156,14 +75,16 @@ sipp_args=(-nostdin -buff_size "$BUF" -ci "$ADDR" -timeout "${RUN_LIMIT}s" -time
 UAS_PID=$!
 PIDS+=("$UAS_PID")
 deadline=$((SECONDS + 5))
-until ss -Huan | awk '{print $4}' | grep -qx "$ADDR:5080"; do
+until bench_udp_bound "$ADDR:5080"; do
 	[ "$SECONDS" -lt "$deadline" ] || { echo "sipp UAS did not start" >&2; exit 1; }
 	sleep 0.05
 done
 
 echo "b2bua bench: $RATE calls/s, $CALLS calls of ${DURATION_MS} ms, $WORKERS workers, $ADDR" >&2
-cpu0=$(cpu_ticks)
+cpu0=$(bench_cpu_ticks "$B2B_PID" "${WORKER_PIDS[@]}")
 t0=$(date +%s%N)
+# B2BUA_BENCH_UAC_ARGS is split into words on purpose.
+# shellcheck disable=SC2086
 (cd "$T" && exec timeout $((RUN_LIMIT + 15)) sipp -sf "$SIPP_DIR/uac_basic.xml" \
 	-i "$ADDR" -p 5090 -s 1000 -m "$CALLS" -r "$RATE" -d "$DURATION_MS" \
 	-l $((RATE * 4 + 100)) "${sipp_args[@]}" ${B2BUA_BENCH_UAC_ARGS:-} \
@@ -174,22 +95,15 @@ PIDS+=("$UAC_PID")
 wait "$UAC_PID"
 uac_rc=$?
 t1=$(date +%s%N)
-cpu1=$(cpu_ticks)
+cpu1=$(bench_cpu_ticks "$B2B_PID" "${WORKER_PIDS[@]}")
 wait "$UAS_PID"
 uas_rc=$?
 
-stat() {  # FILE COLUMN: last value of a sipp -trace_stat column
-	awk -F';' -v col="$2" '
-		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
-		{ last = $c }
-		END { print (c && last != "" ? last : 0) }' "$1" 2>/dev/null || echo 0
-}
-
-ok=$(stat "$T/uac.csv" 'SuccessfulCall(C)')
-failed=$(stat "$T/uac.csv" 'FailedCall(C)')
-uas_failed=$(stat "$T/uas.csv" 'FailedCall(C)')
-retrans_uac=$(stat "$T/uac.csv" 'Retransmissions(C)')
-retrans_uas=$(stat "$T/uas.csv" 'Retransmissions(C)')
+ok=$(bench_sipp_stat "$T/uac.csv" 'SuccessfulCall(C)')
+failed=$(bench_sipp_stat "$T/uac.csv" 'FailedCall(C)')
+uas_failed=$(bench_sipp_stat "$T/uas.csv" 'FailedCall(C)')
+retrans_uac=$(bench_sipp_stat "$T/uac.csv" 'Retransmissions(C)')
+retrans_uas=$(bench_sipp_stat "$T/uas.csv" 'Retransmissions(C)')
 wall_ms=$(((t1 - t0) / 1000000))
 setup_ms=$((wall_ms > DURATION_MS ? wall_ms - DURATION_MS : 1))
 
@@ -200,12 +114,6 @@ cat "$T"/uac_basic_*_shortmessages.log 2>/dev/null | awk -F'\t' '
 	$4 == "S" && $7 ~ /^INVITE / && !($5 in sent) { sent[$5] = $3 }
 	$4 == "R" && $6 ~ / INVITE$/ && $7 ~ /^SIP\/2\.0 200/ && ($5 in sent) && !($5 in done) {
 		done[$5] = 1; printf "%.3f\n", ($3 - sent[$5]) * 1000 }' | sort -n >"$T/rtt.txt"
-pct() {  # P: the P-th percentile of rtt.txt (nearest rank)
-	awk -v p="$1" '{ v[NR] = $1 } END {
-		if (NR == 0) { print "n/a"; exit }
-		r = int((p / 100) * NR + 0.999999); if (r < 1) r = 1; if (r > NR) r = NR
-		print v[r] }' "$T/rtt.txt"
-}
 
 cpu_ms=$(((cpu1 - cpu0) * 1000 / CLK_TCK))
 total_calls=$((ok + failed))
@@ -217,16 +125,16 @@ printf 'successful calls       %s\n' "$ok"
 printf 'failed calls           %s (caller), %s (callee)\n' "$failed" "$uas_failed"
 printf 'retransmissions        %s (caller), %s (callee)\n' "$retrans_uac" "$retrans_uas"
 printf 'INVITE->200 ms         p50 %s  p90 %s  p99 %s  (%s calls)\n' \
-	"$(pct 50)" "$(pct 90)" "$(pct 99)" "$(wc -l <"$T/rtt.txt")"
+	"$(bench_pct 50)" "$(bench_pct 90)" "$(bench_pct 99)" "$(wc -l <"$T/rtt.txt")"
 printf 'b2bua CPU              %s ms total, %s us per call (master + %s workers)\n' \
-	"$cpu_ms" "$(awk -v c="$cpu_ms" -v n="$total_calls" 'BEGIN { printf "%.1f", n ? c * 1000 / n : 0 }')" \
+	"$cpu_ms" "$(bench_per "$cpu_ms" "$total_calls")" \
 	"$WORKERS"
 printf 'wall time              %s ms\n' "$wall_ms"
 
 # Every call must have left exactly one CDR in the stream.
 cdrs=0
 for _ in $(seq 1 40); do
-	cdrs=$(redis-cli -s "$T/redis.sock" XLEN b2bua:cdr 2>/dev/null || echo 0)
+	cdrs=$(redis-cli -s "$REDIS_SOCK" XLEN b2bua:cdr 2>/dev/null || echo 0)
 	[ "$cdrs" -ge "$total_calls" ] && break
 	sleep 0.25
 done
@@ -238,7 +146,7 @@ for p in "${WORKER_PIDS[@]}"; do
 done
 printf 'worker peak RSS        %s MiB in all (includes the shared call table)\n' "$((hwm / 1024))"
 
-alive "$B2B_PID" || { echo "b2bua died during the run" >&2; exit 1; }
+bench_alive "$B2B_PID" || { echo "b2bua died during the run" >&2; exit 1; }
 [ "$uac_rc" -eq 0 ] && [ "$uas_rc" -eq 0 ] || exit 1
 [ "$cdrs" -eq "$total_calls" ] || { echo "CDRs: $cdrs for $total_calls calls" >&2; exit 1; }
 exit 0

@@ -2,9 +2,9 @@
  * check_cdr — CDR encoding, the spool line format, and the writer against
  * a real redis-server on the worker's io_uring port.
  *
- * Design note.  The harness is check_rds's: each test gets a fresh
- * directory under one base directory (removed by the runner), its own
- * redis-server when it needs one (fork/exec, a Unix socket in the test
+ * Design note.  The harness is tests/testenv, as in check_rds: each test
+ * gets a fresh directory under one base directory (removed by the runner),
+ * its own redis-server when it needs one (a Unix socket in the test
  * directory, killed by PID in the teardown or with the test process through
  * PR_SET_PDEATHSIG), and a Sofia root on a uport stepped with
  * su_root_step() until a condition holds or a deadline passes.  A blocking
@@ -22,12 +22,11 @@
 
 #include "worker/cdr.h"
 #include "worker/rds.h"
-#include "worker/uport.h"
+#include "tests/testenv.h"
 
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -35,140 +34,45 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
-#include <sofia-sip/su.h>
 #include <sofia-sip/su_wait.h>
 
 #include "b2bua/log.h"
 
-#define REDIS_START_MS  5000    /* redis-server answers within this, or the test fails */
 #define CONNECT_MS      2000    /* rds is up within this once the server answers */
 #define RECONNECT_MS    7000    /* rds's backoff (at most 5 s) plus the handshake */
 #define STREAM          "test:cdr"
 #define SEEN            "test:cdr:seen:"
 
-static char t_base[64];       /* made and removed by the runner process */
-static char t_dir[96];        /* this test's directory, inside t_base */
-static char t_sock[128];      /* redis-server's socket */
 static char t_proxy_sock[128];
 static char t_spool[160];     /* inside a directory the writer has to create */
 static char t_rejected[176];
-static pid_t t_redis = -1;
 static pid_t t_proxy = -1;
-static uport_t *t_port;
-static su_root_t *t_root;
 static rds_t *t_rds;
 static cdr_writer_t *t_writer;
-static int t_saved_stderr = -1;
-static char t_log[131072];
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------ redis-server */
 
-/* Close everything but stdio and keep: a child must not hold our ring,
- * our Redis sockets or the spool's lock. */
-static void close_inherited(int keep)
-{
-	for (int fd = 3; fd < 1024; fd++)
-		if (fd != keep)
-			close(fd);
-}
-
 /* With aof, every write is on disk before its reply: a restart keeps it. */
-static void redis_spawn(int aof)
-{
-	const char *argv[32] = {
-		"redis-server", "--port", "0", "--unixsocket", t_sock, "--unixsocketperm", "700",
-		"--save", "", "--daemonize", "no", "--dir", t_dir,
-		"--appendonly", aof ? "yes" : "no", "--appendfsync", "always", NULL,
-	};
-	char logpath[128];
-	pid_t parent = getpid();
-	int fd;
-
-	snprintf(logpath, sizeof logpath, "%s/redis.log", t_dir);
-	t_redis = fork();
-	ck_assert_int_ge(t_redis, 0);
-	if (t_redis > 0)
-		return;
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
-	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-	if (fd >= 0) {
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-	}
-	close_inherited(-1);
-	execvp("redis-server", (char *const *)argv);
-	_exit(127);
-}
-
-static redisContext *probe_connect(void)
-{
-	struct timeval tv = { 0, 200000 };
-	redisContext *c = redisConnectUnixWithTimeout(t_sock, tv);
-
-	if (c == NULL || c->err) {
-		if (c)
-			redisFree(c);
-		return NULL;
-	}
-	redisSetTimeout(c, (struct timeval){ 2, 0 });
-	return c;
-}
-
 static void redis_start(int aof)
 {
-	long long deadline = now_ms() + REDIS_START_MS;
-	int status;
+	const char *const extra[] = {
+		"--appendonly", aof ? "yes" : "no", "--appendfsync", "always", NULL,
+	};
 
-	redis_spawn(aof);
-	while (now_ms() < deadline) {
-		redisContext *c = probe_connect();
-		redisReply *r = c ? redisCommand(c, "PING") : NULL;
-
-		if (r)
-			freeReplyObject(r);
-		if (c)
-			redisFree(c);
-		if (r)
-			return;
-		ck_assert_msg(waitpid(t_redis, &status, WNOHANG) == 0,
-			      "redis-server exited at start; see %s/redis.log", t_dir);
-		usleep(20000);
-	}
-	ck_abort_msg("redis-server did not answer within %d ms", REDIS_START_MS);
-}
-
-static void redis_kill(void)
-{
-	if (t_redis <= 0)
-		return;
-	kill(t_redis, SIGKILL);
-	waitpid(t_redis, NULL, 0);
-	t_redis = -1;
+	testenv_redis_start(0, extra);
 }
 
 /* One blocking command on a fresh connection; the reply is the caller's. */
 static redisReply *probe(const char *fmt, ...)
 {
-	redisContext *c = probe_connect();
+	redisContext *c = testenv_redis_connect(NULL);
 	redisReply *r;
 	va_list ap;
 
@@ -239,7 +143,7 @@ static void relay(int client)
 	int server = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct pollfd pfd[2];
 
-	unix_sockaddr(&sa, t_sock);
+	unix_sockaddr(&sa, testenv_redis_sock());
 	if (server < 0 || connect(server, (struct sockaddr *)&sa, sizeof sa) < 0) {
 		close(client);
 		if (server >= 0)
@@ -268,7 +172,6 @@ static void proxy_start(void)
 {
 	struct sockaddr_un sa;
 	struct sigaction act = { .sa_handler = on_usr1 };
-	pid_t parent = getpid();
 	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	ck_assert_int_ge(lfd, 0);
@@ -276,16 +179,11 @@ static void proxy_start(void)
 	unlink(t_proxy_sock);
 	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
 	ck_assert_int_eq(listen(lfd, 8), 0);
-	t_proxy = fork();
-	ck_assert_int_ge(t_proxy, 0);
+	t_proxy = testenv_fork(lfd);
 	if (t_proxy > 0) {
 		close(lfd);
 		return;
 	}
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
-	close_inherited(lfd);
 	t_swallow = 0;
 	sigaction(SIGUSR1, &act, NULL);
 	for (;;) {
@@ -307,137 +205,29 @@ static void proxy_kill(void)
 	t_proxy = -1;
 }
 
-/* ------------------------------------------------------------ log capture */
-
-static void log_capture_start(void)
-{
-	char path[128];
-	int fd;
-
-	snprintf(path, sizeof path, "%s/test.log", t_dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
-	ck_assert_int_ge(fd, 0);
-	t_saved_stderr = dup(STDERR_FILENO);
-	dup2(fd, STDERR_FILENO);
-	close(fd);
-}
-
-/* Restore stderr and return what was logged (also echoed to stderr). */
-static const char *log_capture_stop(void)
-{
-	char path[128];
-	ssize_t n = 0;
-	int fd;
-
-	if (t_saved_stderr < 0)
-		return t_log;
-	dup2(t_saved_stderr, STDERR_FILENO);
-	close(t_saved_stderr);
-	t_saved_stderr = -1;
-	snprintf(path, sizeof path, "%s/test.log", t_dir);
-	fd = open(path, O_RDONLY);
-	if (fd >= 0) {
-		n = read(fd, t_log, sizeof t_log - 1);
-		close(fd);
-	}
-	t_log[n > 0 ? n : 0] = '\0';
-	if (write(STDERR_FILENO, t_log, strlen(t_log)) < 0) {
-		/* only an echo */
-	}
-	return t_log;
-}
-
-static int count_lines(const char *log, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = strstr(log, needle); p != NULL; p = strstr(p + 1, needle))
-		n++;
-	return n;
-}
-
 /* ------------------------------------------------------------ fixture */
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void base_setup(void)
-{
-	snprintf(t_base, sizeof t_base, "/tmp/check_cdr.XXXXXX");
-	if (mkdtemp(t_base) == NULL) {
-		perror("check_cdr: mkdtemp");
-		exit(EXIT_FAILURE);
-	}
-}
-
-static void base_teardown(void)
-{
-	nftw(t_base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static void setup(void)
 {
-	snprintf(t_dir, sizeof t_dir, "%s/XXXXXX", t_base);
-	ck_assert_ptr_nonnull(mkdtemp(t_dir));
-	snprintf(t_sock, sizeof t_sock, "%s/redis.sock", t_dir);
-	snprintf(t_proxy_sock, sizeof t_proxy_sock, "%s/proxy.sock", t_dir);
-	snprintf(t_spool, sizeof t_spool, "%s/spool/cdr-node1-w3.spool", t_dir);
+	testenv_setup();
+	snprintf(t_proxy_sock, sizeof t_proxy_sock, "%s/proxy.sock", testenv_dir());
+	snprintf(t_spool, sizeof t_spool, "%s/spool/cdr-node1-w3.spool", testenv_dir());
 	snprintf(t_rejected, sizeof t_rejected, "%s.rejected", t_spool);
-	ck_assert_int_eq(su_init(), 0);
-	ck_assert_int_eq(uport_create(256, &t_port), 0);
-	t_root = uport_root_create(t_port, NULL);
-	ck_assert_ptr_nonnull(t_root);
 	log_set_level(LOG_INFO);
 }
 
 static void teardown(void)
 {
-	log_capture_stop();
+	testenv_log_capture_stop();
 	cdr_writer_destroy(t_writer);   /* before its rds */
 	t_writer = NULL;
-	rds_destroy(t_rds);
+	rds_destroy(t_rds);             /* before its root */
 	t_rds = NULL;
-	if (t_root)
-		su_root_destroy(t_root);
-	t_root = NULL;
-	t_port = NULL;
-	su_deinit();
 	proxy_kill();
-	redis_kill();
+	testenv_teardown();
 }
 
-/* ------------------------------------------------------------ running the loop */
-
-typedef int cond_f(void *arg);
-
-static int run_until(cond_f *cond, void *arg, long long timeout_ms)
-{
-	long long deadline = now_ms() + timeout_ms;
-
-	while (!cond(arg)) {
-		long long left = deadline - now_ms();
-
-		if (left <= 0)
-			return 0;
-		su_root_step(t_root, left < 50 ? (su_duration_t)left : 50);
-	}
-	return 1;
-}
-
-static int never(void *arg)
-{
-	(void)arg;
-	return 0;
-}
-
-static void run_for(long long ms)
-{
-	run_until(never, NULL, ms);
-}
+/* ------------------------------------------------------------ conditions */
 
 static int is_up(void *arg)
 {
@@ -488,7 +278,7 @@ static rds_t *start_rds(const char *sock)
 
 	snprintf(cfg.address, sizeof cfg.address, "unix:%s", sock);
 	snprintf(cfg.prefix, sizeof cfg.prefix, "test:");
-	ck_assert_int_eq(rds_create(t_root, &cfg, &rds), 0);
+	ck_assert_int_eq(rds_create(testenv_root(), &cfg, &rds), 0);
 	t_rds = rds;
 	return rds;
 }
@@ -501,6 +291,15 @@ static cdr_writer_t *start_writer(rds_t *rds)
 	ck_assert_ptr_nonnull(w);
 	t_writer = w;
 	return w;
+}
+
+/* The usual start: redis-server, rds up on it, and a writer on that rds. */
+static cdr_writer_t *start_all(int aof, rds_t **rds)
+{
+	redis_start(aof);
+	*rds = start_rds(testenv_redis_sock());
+	ck_assert(testenv_run_until(is_up, *rds, CONNECT_MS));
+	return start_writer(*rds);
 }
 
 static void stop_writer(void)
@@ -837,23 +636,20 @@ START_TEST(test_write_up)
 	char spool2[192];
 	long long ttl;
 
-	redis_start(0);
-	rds = start_rds(t_sock);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
-	w = start_writer(rds);
+	w = start_all(0, &rds);
 
 	/* The spool and its directory were made, private. */
 	ck_assert_int_eq(stat(t_spool, &st), 0);
 	ck_assert_int_eq(st.st_mode & 0777, 0600);
 	ck_assert_int_eq(st.st_size, 0);
-	snprintf(dir, sizeof dir, "%s/spool", t_dir);
+	snprintf(dir, sizeof dir, "%s/spool", testenv_dir());
 	ck_assert_int_eq(stat(dir, &st), 0);
 	ck_assert_int_eq(st.st_mode & 0777, 0700);
 
 	make_cdr7(&c);
 	ck_assert_int_eq(cdr_write(w, &c), 0);
 	ck_assert_uint_eq(cdr_spooled(w), 0);
-	ck_assert(run_until(stream_has, (void *)1, 2000));
+	ck_assert(testenv_run_until(stream_has, (void *)1, 2000));
 
 	r = probe("XRANGE %s - +", STREAM);
 	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
@@ -878,11 +674,11 @@ START_TEST(test_write_up)
 	/* Each stream has its own seen keys.  (Another spool: this one may get
 	 * record 7 back if its reply is still due.) */
 	stop_writer();
-	snprintf(spool2, sizeof spool2, "%s/spool/other.spool", t_dir);
+	snprintf(spool2, sizeof spool2, "%s/spool/other.spool", testenv_dir());
 	ck_assert_int_eq(cdr_writer_create(rds, "plainstream", spool2, &t_writer), 0);
 	make_cdr(&c, 8);
 	ck_assert_int_eq(cdr_write(t_writer, &c), 0);
-	ck_assert(run_until(plainstream_has_one, NULL, 2000));
+	ck_assert(testenv_run_until(plainstream_has_one, NULL, 2000));
 	ck_assert_int_eq(probe_int("EXISTS %s", "plainstream:seen:node1-000008"), 1);
 	ck_assert_int_eq(probe_int("EXISTS %s", SEEN "node1-000008"), 0);
 }
@@ -894,19 +690,16 @@ START_TEST(test_duplicate)
 	cdr_writer_t *w;
 	struct cdr c;
 
-	redis_start(0);
-	rds = start_rds(t_sock);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
-	w = start_writer(rds);
+	w = start_all(0, &rds);
 	make_cdr(&c, 1);
 	ck_assert_int_eq(cdr_write(w, &c), 0);
 	ck_assert_int_eq(cdr_write(w, &c), 0);   /* pipelined right behind the first */
-	run_for(200);
+	testenv_run_for(200);
 	ck_assert_int_eq(cdr_write(w, &c), 0);   /* and once more, later */
 	make_cdr(&c, 2);
 	ck_assert_int_eq(cdr_write(w, &c), 0);
-	ck_assert(run_until(stream_has, (void *)2, 2000));
-	run_for(200);
+	ck_assert(testenv_run_until(stream_has, (void *)2, 2000));
+	testenv_run_for(200);
 	assert_stream(1, 2);
 	ck_assert_int_eq(file_size(t_spool), 0);
 }
@@ -924,16 +717,13 @@ START_TEST(test_spool_and_replay)
 	struct cdr c, back;
 	const int n = 20;
 
-	redis_start(1);
-	rds = start_rds(t_sock);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
-	w = start_writer(rds);
+	w = start_all(1, &rds);
 	write_range(w, 1, 1);
-	ck_assert(run_until(stream_has, (void *)1, 2000));
+	ck_assert(testenv_run_until(stream_has, (void *)1, 2000));
 
-	log_capture_start();
-	redis_kill();
-	ck_assert(run_until(is_down, rds, 2000));
+	testenv_log_capture_start();
+	testenv_redis_kill();
+	ck_assert(testenv_run_until(is_down, rds, 2000));
 	write_range(w, 2, n);
 	ck_assert_uint_eq(cdr_spooled(w), (unsigned)n);
 
@@ -943,26 +733,26 @@ START_TEST(test_spool_and_replay)
 	make_cdr(&c, 2);
 	assert_same_cdr(&c, &back);
 
-	run_for(300);
+	testenv_run_for(300);
 	ck_assert_uint_eq(cdr_spooled(w), (unsigned)n);   /* nothing to send to */
 	redis_start(1);
-	ck_assert(run_until(spool_empty, w, RECONNECT_MS));
+	ck_assert(testenv_run_until(spool_empty, w, RECONNECT_MS));
 	assert_stream(1, n + 1);
 	ck_assert_int_eq(file_size(t_spool), 0);
-	log = log_capture_stop();
+	log = testenv_log_capture_stop();
 
 	snprintf(needle, sizeof needle, "warn: redis unix:%s unreachable: spooling CDRs to %s",
-		 t_sock, t_spool);
-	ck_assert_int_eq(count_lines(log, needle), 1);
-	ck_assert_int_eq(count_lines(log, "spooling CDRs"), 1);
+		 testenv_redis_sock(), t_spool);
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "spooling CDRs"), 1);
 	snprintf(needle, sizeof needle, "info: replayed %d CDRs from %s\n", n, t_spool);
-	ck_assert_int_eq(count_lines(log, needle), 1);
-	ck_assert_int_eq(count_lines(log, "error:"), 0);
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "error:"), 0);
 
 	/* Back to direct writes. */
 	write_range(w, n + 2, 1);
 	ck_assert_uint_eq(cdr_spooled(w), 0);
-	ck_assert(run_until(stream_has, (void *)(intptr_t)(n + 2), 2000));
+	ck_assert(testenv_run_until(stream_has, (void *)(intptr_t)(n + 2), 2000));
 	ck_assert_int_eq(file_size(t_spool), 0);
 	assert_stream(1, n + 2);
 }
@@ -983,18 +773,18 @@ START_TEST(test_write_during_replay)
 	cdr_writer_t *w;
 	unsigned left;
 
-	rds = start_rds(t_sock);   /* no server yet */
+	rds = start_rds(testenv_redis_sock());   /* no server yet */
 	w = start_writer(rds);
 	log_set_level(LOG_ERROR);
 	write_range(w, 1, 1000);
 	ck_assert_uint_eq(cdr_spooled(w), 1000);
 	redis_start(0);
-	ck_assert(run_until(replay_started, w, RECONNECT_MS));
+	ck_assert(testenv_run_until(replay_started, w, RECONNECT_MS));
 	left = cdr_spooled(w);
 	ck_assert_uint_gt(left, 0);   /* still under way */
 	write_range(w, 1001, 10);
 	ck_assert_uint_eq(cdr_spooled(w), left + 10);
-	ck_assert(run_until(spool_empty, w, 10000));
+	ck_assert(testenv_run_until(spool_empty, w, 10000));
 	assert_stream(1, 1010);
 	ck_assert_int_eq(file_size(t_spool), 0);
 }
@@ -1007,32 +797,29 @@ START_TEST(test_drop_mid_flight)
 	rds_t *rds;
 	cdr_writer_t *w;
 
-	redis_start(1);
-	rds = start_rds(t_sock);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
-	w = start_writer(rds);
+	w = start_all(1, &rds);
 	write_range(w, 1, 1);
-	ck_assert(run_until(stream_has, (void *)1, 2000));
+	ck_assert(testenv_run_until(stream_has, (void *)1, 2000));
 
 	log_set_level(LOG_ERROR);
 	write_range(w, 2, 1);
 	ck_assert_uint_eq(cdr_spooled(w), 0);   /* in flight, not spooled */
-	redis_kill();
-	ck_assert(run_until(is_down, rds, 2000));
+	testenv_redis_kill();
+	ck_assert(testenv_run_until(is_down, rds, 2000));
 	ck_assert_uint_eq(cdr_spooled(w), 1);
 	ck_assert_int_eq(file_size(t_spool) > 0, 1);
 
 	/* Sent on the wire this time, then the server dies. */
 	redis_start(1);
-	ck_assert(run_until(spool_empty, w, RECONNECT_MS));
+	ck_assert(testenv_run_until(spool_empty, w, RECONNECT_MS));
 	write_range(w, 3, 1);
-	su_root_step(t_root, 0);
-	redis_kill();
-	ck_assert(run_until(is_down, rds, 2000));
+	su_root_step(testenv_root(), 0);
+	testenv_redis_kill();
+	ck_assert(testenv_run_until(is_down, rds, 2000));
 	redis_start(1);   /* the AOF keeps whatever was executed */
-	ck_assert(run_until(is_up, rds, RECONNECT_MS));
-	ck_assert(run_until(spool_empty, w, 2000));
-	run_for(200);
+	ck_assert(testenv_run_until(is_up, rds, RECONNECT_MS));
+	ck_assert(testenv_run_until(spool_empty, w, 2000));
+	testenv_run_for(200);
 	assert_stream(1, 3);
 	ck_assert_int_eq(file_size(t_spool), 0);
 }
@@ -1050,29 +837,29 @@ START_TEST(test_reply_lost)
 	redis_start(0);
 	proxy_start();
 	rds = start_rds(t_proxy_sock);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
 	w = start_writer(rds);
 
 	/* Up means the handshake's replies went through: from here on, the
 	 * relay swallows the reply of our only command. */
 	ck_assert_int_eq(kill(t_proxy, SIGUSR1), 0);
-	log_capture_start();
+	testenv_log_capture_start();
 	write_range(w, 1, 1);
-	ck_assert(run_until(stream_has, (void *)1, 2000));   /* stored ... */
-	run_for(100);
+	ck_assert(testenv_run_until(stream_has, (void *)1, 2000));   /* stored ... */
+	testenv_run_for(100);
 	ck_assert_uint_eq(cdr_spooled(w), 0);                /* ... not acknowledged */
 	proxy_kill();
-	ck_assert(run_until(spool_holds_one, w, 2000));
+	ck_assert(testenv_run_until(spool_holds_one, w, 2000));
 	ck_assert(!rds_connected(rds));
 
 	proxy_start();
-	ck_assert(run_until(spool_empty, w, RECONNECT_MS));
-	run_for(100);
+	ck_assert(testenv_run_until(spool_empty, w, RECONNECT_MS));
+	testenv_run_for(100);
 	assert_stream(1, 1);
 	ck_assert_int_eq(file_size(t_spool), 0);
-	log = log_capture_stop();
+	log = testenv_log_capture_stop();
 	snprintf(needle, sizeof needle, "replayed 1 CDRs from %s\n", t_spool);
-	ck_assert_int_eq(count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 }
 END_TEST
 
@@ -1101,27 +888,27 @@ START_TEST(test_leftover_spool)
 	log_set_level(LOG_INFO);
 
 	redis_start(0);
-	rds = start_rds(t_sock);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
-	log_capture_start();
+	rds = start_rds(testenv_redis_sock());
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
+	testenv_log_capture_start();
 	w = start_writer(rds);
 	ck_assert_uint_eq(cdr_spooled(w), 7);
 	ck_assert_int_eq(file_lines(t_spool, buf, sizeof buf), 7);   /* the cut line ended */
-	ck_assert(run_until(spool_empty, w, 2000));
+	ck_assert(testenv_run_until(spool_empty, w, 2000));
 	assert_stream(1, 5);
 	ck_assert_int_eq(file_size(t_spool), 0);
 
 	ck_assert_int_eq(file_lines(t_rejected, buf, sizeof buf), 2);
 	ck_assert_str_eq(buf, "cdr1\tgarbage\ncdr1\tnode1-000009\ta-9@\n");
-	log = log_capture_stop();
+	log = testenv_log_capture_stop();
 	snprintf(needle, sizeof needle, "info: CDR spool %s holds 7 CDRs from an earlier run",
 		 t_spool);
-	ck_assert_int_eq(count_lines(log, needle), 1);
-	ck_assert_int_eq(count_lines(log, "ends in a partial line"), 1);
-	ck_assert_int_eq(count_lines(log, "is no record; moved to"), 2);
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "ends in a partial line"), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "is no record; moved to"), 2);
 	snprintf(needle, sizeof needle, "info: replayed 5 CDRs from %s (2 rejected: see %s)",
 		 t_spool, t_rejected);
-	ck_assert_int_eq(count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 }
 END_TEST
 
@@ -1132,12 +919,9 @@ START_TEST(test_leftover_duplicate)
 	rds_t *rds;
 	cdr_writer_t *w;
 
-	redis_start(0);
-	rds = start_rds(t_sock);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
-	w = start_writer(rds);
+	w = start_all(0, &rds);
 	write_range(w, 1, 2);
-	ck_assert(run_until(stream_has, (void *)2, 2000));
+	ck_assert(testenv_run_until(stream_has, (void *)2, 2000));
 	stop_writer();
 
 	/* The same two records, spooled by a writer without Redis. */
@@ -1148,8 +932,8 @@ START_TEST(test_leftover_duplicate)
 	log_set_level(LOG_INFO);
 
 	w = start_writer(rds);
-	ck_assert(run_until(spool_empty, w, 2000));
-	run_for(100);
+	ck_assert(testenv_run_until(spool_empty, w, 2000));
+	testenv_run_for(100);
 	assert_stream(1, 3);
 }
 END_TEST
@@ -1167,17 +951,14 @@ START_TEST(test_rejected)
 	struct cdr c;
 	redisReply *r;
 
-	redis_start(0);
-	rds = start_rds(t_sock);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
-	w = start_writer(rds);
+	w = start_all(0, &rds);
 	r = probe("SET %s not-a-stream", STREAM);
 	freeReplyObject(r);
 
-	log_capture_start();
+	testenv_log_capture_start();
 	make_cdr(&c, 1);
 	ck_assert_int_eq(cdr_write(w, &c), 0);
-	ck_assert(run_until(rejected_has, (void *)1, 2000));
+	ck_assert(testenv_run_until(rejected_has, (void *)1, 2000));
 	ck_assert_int_eq(file_lines(t_rejected, buf, sizeof buf), 1);
 	ck_assert_int_gt(cdr_to_line(&c, line, sizeof line), 0);
 	ck_assert_int_eq(strncmp(buf, line, strlen(line)), 0);
@@ -1185,27 +966,28 @@ START_TEST(test_rejected)
 	ck_assert_int_eq(probe_int("EXISTS %s", SEEN "node1-000001"), 0);
 
 	/* In a replay, too: the line goes aside and those behind it get through. */
-	redis_kill();
-	ck_assert(run_until(is_down, rds, 2000));
+	testenv_redis_kill();
+	ck_assert(testenv_run_until(is_down, rds, 2000));
 	write_range(w, 2, 3);
 	redis_start(0);
 	r = probe("SET %s not-a-stream", STREAM);
 	freeReplyObject(r);
-	ck_assert(run_until(spool_empty, w, RECONNECT_MS));
+	ck_assert(testenv_run_until(spool_empty, w, RECONNECT_MS));
 	ck_assert_int_eq(file_lines(t_rejected, buf, sizeof buf), 4);
 	ck_assert_int_eq(file_size(t_spool), 0);
-	log = log_capture_stop();
+	log = testenv_log_capture_stop();
 	snprintf(needle, sizeof needle, "error: CDR node1-000001 rejected by redis unix:%s "
-		 "(WRONGTYPE", t_sock);
-	ck_assert_int_eq(count_lines(log, needle), 1);
-	ck_assert_int_eq(count_lines(log, "moved to "), 4);
-	ck_assert_int_eq(count_lines(log, "cdr1\tnode1-000003\t"), 1);   /* its line is logged */
+		 "(WRONGTYPE", testenv_redis_sock());
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "moved to "), 4);
+	/* Its line is logged. */
+	ck_assert_int_eq(testenv_count_lines(log, "cdr1\tnode1-000003\t"), 1);
 
 	/* Fixed: new records are stored again. */
 	r = probe("DEL %s", STREAM);
 	freeReplyObject(r);
 	write_range(w, 5, 1);
-	ck_assert(run_until(stream_has, (void *)1, 2000));
+	ck_assert(testenv_run_until(stream_has, (void *)1, 2000));
 	assert_stream(5, 1);
 }
 END_TEST
@@ -1220,31 +1002,29 @@ START_TEST(test_refused_for_now)
 	cdr_writer_t *w;
 	redisReply *r;
 
-	redis_start(0);
-	rds = start_rds(t_sock);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
-	w = start_writer(rds);
+	w = start_all(0, &rds);
 	r = probe("CONFIG SET maxmemory %s", "1");
 	freeReplyObject(r);
 
-	log_capture_start();
+	testenv_log_capture_start();
 	write_range(w, 1, 1);
-	ck_assert(run_until(spool_holds_one, w, 2000));
+	ck_assert(testenv_run_until(spool_holds_one, w, 2000));
 	write_range(w, 2, 2);
-	run_for(300);
+	testenv_run_for(300);
 	ck_assert_uint_eq(cdr_spooled(w), 3);
 	ck_assert_int_eq(xlen(), 0);
 
 	r = probe("CONFIG SET maxmemory %s", "0");
 	freeReplyObject(r);
 	write_range(w, 4, 1);   /* the next record is the next attempt */
-	ck_assert(run_until(spool_empty, w, 2000));
+	ck_assert(testenv_run_until(spool_empty, w, 2000));
 	assert_stream(1, 4);
 	ck_assert_int_eq(file_size(t_rejected), -1);
-	log = log_capture_stop();
-	snprintf(needle, sizeof needle, "warn: redis unix:%s refuses CDRs for now (OOM ", t_sock);
-	ck_assert_int_eq(count_lines(log, needle), 1);
-	ck_assert_int_eq(count_lines(log, "error:"), 0);
+	log = testenv_log_capture_stop();
+	snprintf(needle, sizeof needle, "warn: redis unix:%s refuses CDRs for now (OOM ",
+		 testenv_redis_sock());
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "error:"), 0);
 }
 END_TEST
 
@@ -1256,19 +1036,16 @@ START_TEST(test_destroy_in_flight)
 	rds_t *rds;
 	cdr_writer_t *w;
 
-	redis_start(0);
-	rds = start_rds(t_sock);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
-	w = start_writer(rds);
+	w = start_all(0, &rds);
 	write_range(w, 1, 1);
 	stop_writer();   /* the reply is still to come */
 	ck_assert_int_eq(file_lines(t_spool, buf, sizeof buf), 1);
-	ck_assert(run_until(stream_has, (void *)1, 2000));   /* its reply comes to nobody */
-	run_for(100);
+	ck_assert(testenv_run_until(stream_has, (void *)1, 2000));   /* its reply comes to nobody */
+	testenv_run_for(100);
 
 	w = start_writer(rds);
-	ck_assert(run_until(spool_empty, w, 2000));
-	run_for(100);
+	ck_assert(testenv_run_until(spool_empty, w, 2000));
+	testenv_run_for(100);
 	assert_stream(1, 1);
 	ck_assert_int_eq(file_size(t_spool), 0);
 }
@@ -1287,55 +1064,56 @@ START_TEST(test_create_errors)
 	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, "", &w), -EINVAL);
 
 	/* Only one level is created. */
-	log_capture_start();
-	snprintf(path, sizeof path, "%s/no/such/cdr.spool", t_dir);
+	testenv_log_capture_start();
+	snprintf(path, sizeof path, "%s/no/such/cdr.spool", testenv_dir());
 	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, path, &w), -ENOENT);
 	ck_assert_ptr_null(w);
-	log = log_capture_stop();
+	log = testenv_log_capture_stop();
 	snprintf(needle, sizeof needle, "error: cannot create the CDR spool directory %s/no/such:",
-		 t_dir);
-	ck_assert_int_eq(count_lines(log, needle), 1);
+		 testenv_dir());
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 
 	/* The path is a directory. */
-	log_capture_start();
-	snprintf(path, sizeof path, "%s", t_dir);
+	testenv_log_capture_start();
+	snprintf(path, sizeof path, "%s", testenv_dir());
 	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, path, &w), -EISDIR);
-	log = log_capture_stop();
-	snprintf(needle, sizeof needle, "error: cannot open the CDR spool %s:", t_dir);
-	ck_assert_int_eq(count_lines(log, needle), 1);
+	log = testenv_log_capture_stop();
+	snprintf(needle, sizeof needle, "error: cannot open the CDR spool %s:", testenv_dir());
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 
 	/* One writer per spool. */
 	log_set_level(LOG_ERROR);
 	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, t_spool, &t_writer), 0);
-	log_capture_start();
+	testenv_log_capture_start();
 	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, t_spool, &w2), -EBUSY);
-	log = log_capture_stop();
-	ck_assert_int_eq(count_lines(log, "in use by another writer"), 1);
+	log = testenv_log_capture_stop();
+	ck_assert_int_eq(testenv_count_lines(log, "in use by another writer"), 1);
 
 	/* Spool only: every record on disk, one warning. */
 	log_set_level(LOG_INFO);
-	log_capture_start();
+	testenv_log_capture_start();
 	write_range(t_writer, 1, 3);
 	make_cdr(&c, 4);
 	c.hangup_by = (enum cdr_party)7;
 	ck_assert_int_eq(cdr_write(t_writer, &c), -EINVAL);
-	log = log_capture_stop();
+	log = testenv_log_capture_stop();
 	ck_assert_uint_eq(cdr_spooled(t_writer), 3);
 	snprintf(needle, sizeof needle, "warn: no redis: spooling CDRs to %s", t_spool);
-	ck_assert_int_eq(count_lines(log, needle), 1);
-	ck_assert_int_eq(count_lines(log, "error: CDR node1-000004 LOST: malformed"), 1);
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "error: CDR node1-000004 LOST: malformed"), 1);
 	stop_writer();
 
 	/* Even the spool refuses (disk full): an error, and the record in the log. */
 	if (access("/dev/full", W_OK) == 0) {
-		log_capture_start();
+		testenv_log_capture_start();
 		ck_assert_int_eq(cdr_writer_create(NULL, STREAM, "/dev/full", &t_writer), 0);
 		make_cdr(&c, 5);
 		ck_assert_int_eq(cdr_write(t_writer, &c), -ENOSPC);
 		ck_assert_uint_eq(cdr_spooled(t_writer), 0);
-		log = log_capture_stop();
-		ck_assert_int_eq(count_lines(log, "error: CDR node1-000005 LOST: cannot append it to "
-					     "/dev/full (No space left on device) [1/1]: cdr1\tnode1-000005\t"), 1);
+		log = testenv_log_capture_stop();
+		ck_assert_int_eq(testenv_count_lines(log, "error: CDR node1-000005 LOST: cannot "
+						     "append it to /dev/full (No space left on "
+						     "device) [1/1]: cdr1\tnode1-000005\t"), 1);
 	}
 }
 END_TEST
@@ -1351,7 +1129,7 @@ static Suite *cdr_suite(void)
 	tcase_add_test(pure, test_line_round_trip);
 	suite_add_tcase(s, pure);
 
-	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+	tcase_add_unchecked_fixture(tc, testenv_base_setup, testenv_base_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_write_up);
@@ -1370,36 +1148,7 @@ static Suite *cdr_suite(void)
 	return s;
 }
 
-static int have_redis_server(void)
-{
-	const char *path = getenv("PATH");
-	char buf[512];
-
-	while (path != NULL && *path != '\0') {
-		size_t n = strcspn(path, ":");
-
-		snprintf(buf, sizeof buf, "%.*s/redis-server", (int)n, path);
-		if (access(buf, X_OK) == 0)
-			return 1;
-		path += n + (path[n] == ':');
-	}
-	return 0;
-}
-
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	if (!have_redis_server()) {
-		fprintf(stderr, "check_cdr: SKIP: redis-server not found "
-			"(Debian package redis-server)\n");
-		return 77;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	sr = srunner_create(cdr_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testenv_main("check_cdr", cdr_suite);
 }

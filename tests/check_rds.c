@@ -2,170 +2,50 @@
  * check_rds — the worker's Redis client on a real io_uring port against a
  * real redis-server.
  *
- * Design note.  Each test gets a fresh temporary directory and, when it
- * needs one, its own redis-server (fork/exec, no persistence, a Unix socket
- * in that directory), waited for until it answers and killed by PID in the
- * teardown.  Should a failed assertion skip the teardown (Check's forked
- * test process just _exit()s), redis-server dies with the test process
- * (PR_SET_PDEATHSIG), and the test directories, which live under one base
- * directory made by the runner process, are removed by the runner after
- * the last test.  The port and root are the worker's own (uport), and the
- * loop runs with su_root_step() until a condition holds or a deadline
- * passes.  Tests that check log lines send stderr to a file meanwhile.  A
- * plain blocking hiredis client (fine in a test, never in a worker) looks
- * at the server side.  Without redis-server the program skips (exit 77).
+ * Design note.  The harness is tests/testenv: each test gets a fresh
+ * temporary directory under one base directory (removed by the runner after
+ * the last test) and, when it needs one, its own redis-server (a Unix socket
+ * in that directory, killed by PID in the teardown or with the test process
+ * through PR_SET_PDEATHSIG).  The port and root are the worker's own
+ * (uport), and the loop runs with su_root_step() until a condition holds or
+ * a deadline passes.  Tests that check log lines send stderr to a file
+ * meanwhile.  A plain blocking hiredis client (fine in a test, never in a
+ * worker) looks at the server side.  Without redis-server the program skips
+ * (exit 77).
  */
 #define _GNU_SOURCE
 
 #include "worker/rds.h"
-#include "worker/uport.h"
+#include "tests/testenv.h"
 
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
-#include <sofia-sip/su.h>
 #include <sofia-sip/su_wait.h>
 
 #include "b2bua/log.h"
 
-#define REDIS_START_MS  5000    /* redis-server answers within this, or the test fails */
 #define CONNECT_MS      2000    /* rds is up within this once the server answers */
 #define BACKOFF_MAX_MS  5000    /* rds.c's reconnect backoff bound */
 #define PREFIX          "test:"
 
-static char t_base[64];       /* made and removed by the runner process */
-static char t_dir[96];        /* this test's directory, inside t_base */
-static char t_sock[128];
-static pid_t t_redis = -1;
-static uport_t *t_port;
-static su_root_t *t_root;
 static rds_t *t_rds;
-static int t_saved_stderr = -1;
-static char t_log[65536];
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ------------------------------------------------------------ redis-server */
-
-static void redis_spawn(const char *port, const char *const extra[])
-{
-	const char *argv[32] = {
-		"redis-server", "--port", port, "--unixsocket", t_sock, "--unixsocketperm", "700",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", t_dir,
-	};
-	char logpath[128];
-	pid_t parent = getpid();
-	int n = 15;
-	int fd;
-
-	for (int i = 0; extra != NULL && extra[i] != NULL; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	snprintf(logpath, sizeof logpath, "%s/redis.log", t_dir);
-	t_redis = fork();
-	ck_assert_int_ge(t_redis, 0);
-	if (t_redis > 0)
-		return;
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
-	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-	if (fd >= 0) {
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-	}
-	/* Not our ring, not our Redis sockets. */
-	for (fd = 3; fd < 1024; fd++)
-		close(fd);
-	execvp("redis-server", (char *const *)argv);
-	_exit(127);
-}
-
-/* A blocking client on the Unix socket, AUTHed when a password is given. */
-static redisContext *probe_connect(const char *password)
-{
-	struct timeval tv = { 0, 200000 };
-	redisContext *c = redisConnectUnixWithTimeout(t_sock, tv);
-	redisReply *r;
-
-	if (c == NULL || c->err) {
-		if (c)
-			redisFree(c);
-		return NULL;
-	}
-	redisSetTimeout(c, (struct timeval){ 2, 0 });
-	if (password != NULL) {
-		r = redisCommand(c, "AUTH %s", password);
-		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-			if (r)
-				freeReplyObject(r);
-			redisFree(c);
-			return NULL;
-		}
-		freeReplyObject(r);
-	}
-	return c;
-}
-
-/* Start redis-server and wait until it answers (any reply, even NOAUTH). */
-static void redis_start(const char *port, const char *const extra[])
-{
-	long long deadline = now_ms() + REDIS_START_MS;
-	int status;
-
-	redis_spawn(port, extra);
-	while (now_ms() < deadline) {
-		redisContext *c = probe_connect(NULL);
-		redisReply *r = c ? redisCommand(c, "PING") : NULL;
-
-		if (r)
-			freeReplyObject(r);
-		if (c)
-			redisFree(c);
-		if (r)
-			return;
-		ck_assert_msg(waitpid(t_redis, &status, WNOHANG) == 0,
-			      "redis-server exited at start; see %s/redis.log", t_dir);
-		usleep(20000);
-	}
-	ck_abort_msg("redis-server did not answer within %d ms", REDIS_START_MS);
-}
-
-static void redis_kill(void)
-{
-	if (t_redis <= 0)
-		return;
-	kill(t_redis, SIGKILL);
-	waitpid(t_redis, NULL, 0);
-	t_redis = -1;
-}
+/* ------------------------------------------------------------ probing redis-server */
 
 /* One blocking command on a fresh probe connection; the reply is the caller's. */
 static redisReply *probe(const char *password, int db, const char *fmt, const char *arg)
 {
-	redisContext *c = probe_connect(password);
+	redisContext *c = testenv_redis_connect(password);
 	redisReply *r;
 
 	ck_assert_ptr_nonnull(c);
@@ -193,148 +73,17 @@ static long long probe_stat(const char *password, const char *name)
 	return v;
 }
 
-/* A loopback port nobody listens on right now. */
-static int free_port(void)
-{
-	struct sockaddr_in sa = {
-		.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)
-	};
-	socklen_t len = sizeof sa;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
-/* ------------------------------------------------------------ log capture */
-
-static void log_capture_start(void)
-{
-	char path[128];
-	int fd;
-
-	snprintf(path, sizeof path, "%s/test.log", t_dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
-	ck_assert_int_ge(fd, 0);
-	t_saved_stderr = dup(STDERR_FILENO);
-	dup2(fd, STDERR_FILENO);
-	close(fd);
-}
-
-/* Restore stderr and return what was logged (also echoed to stderr). */
-static const char *log_capture_stop(void)
-{
-	char path[128];
-	ssize_t n = 0;
-	int fd;
-
-	if (t_saved_stderr < 0)
-		return t_log;
-	dup2(t_saved_stderr, STDERR_FILENO);
-	close(t_saved_stderr);
-	t_saved_stderr = -1;
-	snprintf(path, sizeof path, "%s/test.log", t_dir);
-	fd = open(path, O_RDONLY);
-	if (fd >= 0) {
-		n = read(fd, t_log, sizeof t_log - 1);
-		close(fd);
-	}
-	t_log[n > 0 ? n : 0] = '\0';
-	if (write(STDERR_FILENO, t_log, strlen(t_log)) < 0) {
-		/* only an echo */
-	}
-	return t_log;
-}
-
-static int count_lines(const char *log, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = strstr(log, needle); p != NULL; p = strstr(p + 1, needle))
-		n++;
-	return n;
-}
-
 /* ------------------------------------------------------------ fixture */
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	remove(path);
-	return 0;
-}
-
-/* Runner process, once around all tests. */
-static void base_setup(void)
-{
-	snprintf(t_base, sizeof t_base, "/tmp/check_rds.XXXXXX");
-	if (mkdtemp(t_base) == NULL) {
-		perror("check_rds: mkdtemp");
-		exit(EXIT_FAILURE);
-	}
-}
-
-static void base_teardown(void)
-{
-	nftw(t_base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void setup(void)
-{
-	snprintf(t_dir, sizeof t_dir, "%s/XXXXXX", t_base);
-	ck_assert_ptr_nonnull(mkdtemp(t_dir));
-	snprintf(t_sock, sizeof t_sock, "%s/redis.sock", t_dir);
-	ck_assert_int_eq(su_init(), 0);
-	ck_assert_int_eq(uport_create(256, &t_port), 0);
-	t_root = uport_root_create(t_port, NULL);
-	ck_assert_ptr_nonnull(t_root);
-}
 
 static void teardown(void)
 {
-	log_capture_stop();
-	rds_destroy(t_rds);
+	testenv_log_capture_stop();
+	rds_destroy(t_rds);   /* before its root */
 	t_rds = NULL;
-	if (t_root)
-		su_root_destroy(t_root);
-	t_root = NULL;
-	t_port = NULL;
-	su_deinit();
-	redis_kill();
+	testenv_teardown();
 }
 
-/* ------------------------------------------------------------ running the loop */
-
-typedef int cond_f(void *arg);
-
-/* Step the loop until cond(arg) holds (1) or timeout_ms passed (0). */
-static int run_until(cond_f *cond, void *arg, long long timeout_ms)
-{
-	long long deadline = now_ms() + timeout_ms;
-
-	while (!cond(arg)) {
-		long long left = deadline - now_ms();
-
-		if (left <= 0)
-			return 0;
-		su_root_step(t_root, left < 50 ? (su_duration_t)left : 50);
-	}
-	return 1;
-}
-
-static int never(void *arg)
-{
-	(void)arg;
-	return 0;
-}
-
-static void run_for(long long ms)
-{
-	run_until(never, NULL, ms);
-}
+/* ------------------------------------------------------------ conditions */
 
 static int is_up(void *arg)
 {
@@ -386,7 +135,7 @@ static rds_t *start_rds(const char *address, const char *password, int db)
 	snprintf(cfg.address, sizeof cfg.address, "%s", address);
 	snprintf(cfg.password, sizeof cfg.password, "%s", password ? password : "");
 	snprintf(cfg.prefix, sizeof cfg.prefix, "%s", PREFIX);
-	ck_assert_int_eq(rds_create(t_root, &cfg, &rds), 0);
+	ck_assert_int_eq(rds_create(testenv_root(), &cfg, &rds), 0);
 	ck_assert_ptr_nonnull(rds);
 	t_rds = rds;
 	return rds;
@@ -396,7 +145,7 @@ static const char *unix_address(void)
 {
 	static char address[160];
 
-	snprintf(address, sizeof address, "unix:%s", t_sock);
+	snprintf(address, sizeof address, "unix:%s", testenv_redis_sock());
 	return address;
 }
 
@@ -409,7 +158,7 @@ static void assert_set_get(rds_t *rds, const char *key, const char *value)
 	ck_assert_int_eq(rds_command(rds, on_result, &set, "SET %s%s %s", rds_prefix(rds), key,
 				     value), 0);
 	ck_assert_int_eq(rds_command(rds, on_result, &get, "GET %s%s", rds_prefix(rds), key), 0);
-	ck_assert(run_until(result_done, &get, 2000));
+	ck_assert(testenv_run_until(result_done, &get, 2000));
 	ck_assert_int_eq(set.done, 1);
 	ck_assert_int_eq(set.type, REDIS_REPLY_STATUS);
 	ck_assert_int_eq(get.type, REDIS_REPLY_STRING);
@@ -427,17 +176,17 @@ START_TEST(test_set_get)
 	redisReply *r;
 	rds_t *rds;
 
-	redis_start("0", NULL);
+	testenv_redis_start(0, NULL);
 	rds = start_rds(unix_address(), NULL, 0);
 	ck_assert_str_eq(rds_prefix(rds), PREFIX);
 	ck_assert_str_eq(rds_address(rds), unix_address());
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
 
 	/* Binary-safe value (%b), then read back through rds and directly. */
 	ck_assert_int_eq(rds_command(rds, on_result, &set, "SET %sk1 %b", PREFIX, value,
 				     sizeof value), 0);
 	ck_assert_int_eq(rds_command(rds, on_result, &get, "GET %sk1", PREFIX), 0);
-	ck_assert(run_until(result_done, &get, 2000));
+	ck_assert(testenv_run_until(result_done, &get, 2000));
 	ck_assert_int_eq(set.type, REDIS_REPLY_STATUS);
 	ck_assert_str_eq(set.str, "OK");
 	ck_assert_int_eq(get.type, REDIS_REPLY_STRING);
@@ -452,14 +201,14 @@ START_TEST(test_set_get)
 	ck_assert_int_eq(rds_command(rds, NULL, NULL, "SET %sk2 fire-and-forget", PREFIX), 0);
 	memset(&get, 0, sizeof get);
 	ck_assert_int_eq(rds_command(rds, on_result, &get, "GET %sk2", PREFIX), 0);
-	ck_assert(run_until(result_done, &get, 2000));
+	ck_assert(testenv_run_until(result_done, &get, 2000));
 	ck_assert_int_eq(get.type, REDIS_REPLY_STRING);
 	ck_assert(memcmp(get.str, "fire-and-forget", get.len) == 0);
 
 	/* An error reply is a reply, not NULL. */
 	memset(&get, 0, sizeof get);
 	ck_assert_int_eq(rds_command(rds, on_result, &get, "NOSUCHCOMMAND"), 0);
-	ck_assert(run_until(result_done, &get, 2000));
+	ck_assert(testenv_run_until(result_done, &get, 2000));
 	ck_assert_int_eq(get.null, 0);
 	ck_assert_int_eq(get.type, REDIS_REPLY_ERROR);
 
@@ -473,7 +222,7 @@ START_TEST(test_set_get)
 		memset(&get, 0, sizeof get);
 		ck_assert_int_eq(rds_commandargv(rds, on_result, &set, 3, argv, lens), 0);
 		ck_assert_int_eq(rds_commandargv(rds, on_result, &get, 2, argv2, NULL), 0);
-		ck_assert(run_until(result_done, &get, 2000));
+		ck_assert(testenv_run_until(result_done, &get, 2000));
 		ck_assert_int_eq(set.type, REDIS_REPLY_STATUS);
 		ck_assert_int_eq(get.type, REDIS_REPLY_INTEGER);
 		ck_assert_int_eq(get.integer, 3);
@@ -513,15 +262,15 @@ START_TEST(test_pipeline_10000)
 	redisReply *r;
 	rds_t *rds;
 
-	redis_start("0", NULL);
+	testenv_redis_start(0, NULL);
 	rds = start_rds(unix_address(), NULL, 0);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
 	t_incr_received = 0;
 	t_incr_bad = 0;
 	for (long long i = 1; i <= n; i++)
 		ck_assert_int_eq(rds_command(rds, on_incr, (void *)(intptr_t)i, "INCR %scounter",
 					     PREFIX), 0);
-	ck_assert(run_until(incr_done, (void *)(intptr_t)n, 20000));
+	ck_assert(testenv_run_until(incr_done, (void *)(intptr_t)n, 20000));
 	ck_assert_int_eq(t_incr_received, n);
 	ck_assert_int_eq(t_incr_bad, 0);
 	r = probe(NULL, 0, "GET %s", PREFIX "counter");
@@ -536,9 +285,9 @@ START_TEST(test_password_right)
 	const char *const extra[] = { "--requirepass", "s3cret", NULL };
 	rds_t *rds;
 
-	redis_start("0", extra);
+	testenv_redis_start(0, extra);
 	rds = start_rds(unix_address(), "s3cret", 0);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
 	assert_set_get(rds, "pw", "right");
 }
 END_TEST
@@ -561,19 +310,19 @@ START_TEST(test_password_wrong)
 	const char *log;
 	rds_t *rds;
 
-	redis_start("0", extra);
+	testenv_redis_start(0, extra);
 	before = probe_stat("s3cret", "total_connections_received");
-	log_capture_start();
+	testenv_log_capture_start();
 	t_ups = 0;
 	rds = start_rds(unix_address(), "wrong", 0);
 	rds_on_state(rds, on_state_count, NULL);
 	/* Attempts at about 0, 0.1, 0.3, 0.7 and 1.5 s (backoff 100, 200, 400, 800 ms). */
-	run_for(1700);
+	testenv_run_for(1700);
 	ck_assert(!rds_connected(rds));
 	ck_assert_int_eq(t_ups, 0);
 	ck_assert_int_eq(rds_command(rds, on_result, &res, "PING"), -ENOTCONN);
 	ck_assert_int_eq(res.done, 0);
-	log = log_capture_stop();
+	log = testenv_log_capture_stop();
 	after = probe_stat("s3cret", "total_connections_received");
 
 	/* Retried with backoff, logged once, clearly. */
@@ -581,11 +330,11 @@ START_TEST(test_password_wrong)
 	 * (- 1: the probe that read `before`). */
 	ck_assert_int_ge(after - before - 1, 4);
 	ck_assert_int_le(after - before - 1, 6);
-	snprintf(needle, sizeof needle, "error: redis unix:%s: AUTH failed: ", t_sock);
-	ck_assert_int_eq(count_lines(log, needle), 1);
-	ck_assert_int_eq(count_lines(log, "WRONGPASS"), 1);
-	ck_assert_int_eq(count_lines(log, ": connected"), 0);
-	ck_assert_int_eq(count_lines(log, " warn: "), 0);
+	snprintf(needle, sizeof needle, "error: redis %s: AUTH failed: ", unix_address());
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "WRONGPASS"), 1);
+	ck_assert_int_eq(testenv_count_lines(log, ": connected"), 0);
+	ck_assert_int_eq(testenv_count_lines(log, " warn: "), 0);
 }
 END_TEST
 
@@ -594,9 +343,9 @@ START_TEST(test_db_select)
 	redisReply *r;
 	rds_t *rds;
 
-	redis_start("0", NULL);
+	testenv_redis_start(0, NULL);
 	rds = start_rds(unix_address(), NULL, 5);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
 	assert_set_get(rds, "dbkey", "in-db-5");
 	r = probe(NULL, 5, "GET %s", PREFIX "dbkey");
 	ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
@@ -615,14 +364,14 @@ START_TEST(test_db_out_of_range)
 	const char *log;
 	rds_t *rds;
 
-	redis_start("0", NULL);
-	log_capture_start();
+	testenv_redis_start(0, NULL);
+	testenv_log_capture_start();
 	rds = start_rds(unix_address(), NULL, 99);   /* redis-server has 16 dbs */
-	run_for(500);
+	testenv_run_for(500);
 	ck_assert(!rds_connected(rds));
-	log = log_capture_stop();
-	snprintf(needle, sizeof needle, "error: redis unix:%s: SELECT 99 failed: ", t_sock);
-	ck_assert_int_eq(count_lines(log, needle), 1);
+	log = testenv_log_capture_stop();
+	snprintf(needle, sizeof needle, "error: redis %s: SELECT 99 failed: ", unix_address());
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 }
 END_TEST
 
@@ -664,11 +413,11 @@ START_TEST(test_reconnect)
 	long long t0;
 	rds_t *rds;
 
-	redis_start("0", NULL);
+	testenv_redis_start(0, NULL);
 	rds = start_rds(unix_address(), NULL, 0);
 	t_nstates = 0;
 	rds_on_state(rds, on_state_record, NULL);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
 	ck_assert_int_eq(t_nstates, 1);
 	ck_assert_int_eq(t_states[0], 1);
 
@@ -676,14 +425,14 @@ START_TEST(test_reconnect)
 	memset(&t_blpop, 0, sizeof t_blpop);
 	t_cmd_in_null_cb = 0;
 	ck_assert_int_eq(rds_command(rds, on_blpop, &t_blpop, "BLPOP %squeue 0", PREFIX), 0);
-	t0 = now_ms();
-	while (blocked_clients() != 1 && now_ms() - t0 < 2000)
-		run_for(20);
+	t0 = testenv_now_ms();
+	while (blocked_clients() != 1 && testenv_now_ms() - t0 < 2000)
+		testenv_run_for(20);
 	ck_assert_int_eq(blocked_clients(), 1);
 
-	log_capture_start();
-	redis_kill();
-	ck_assert(run_until(is_down, rds, 2000));
+	testenv_log_capture_start();
+	testenv_redis_kill();
+	ck_assert(testenv_run_until(is_down, rds, 2000));
 	ck_assert_int_eq(t_blpop.done, 1);
 	ck_assert_int_eq(t_blpop.null, 1);
 	ck_assert_int_eq(t_cmd_in_null_cb, -ENOTCONN);
@@ -692,38 +441,37 @@ START_TEST(test_reconnect)
 	ck_assert_int_eq(rds_command(rds, on_result, &res, "PING"), -ENOTCONN);
 
 	/* Several failed attempts, then the server comes back on the same socket. */
-	run_for(1500);
+	testenv_run_for(1500);
 	ck_assert(!rds_connected(rds));
-	redis_start("0", NULL);
-	t0 = now_ms();
-	ck_assert(run_until(is_up, rds, BACKOFF_MAX_MS + 1000));
-	ck_assert_int_le(now_ms() - t0, BACKOFF_MAX_MS + 1000);
+	testenv_redis_start(0, NULL);
+	t0 = testenv_now_ms();
+	ck_assert(testenv_run_until(is_up, rds, BACKOFF_MAX_MS + 1000));
+	ck_assert_int_le(testenv_now_ms() - t0, BACKOFF_MAX_MS + 1000);
 	ck_assert_int_eq(t_nstates, 3);
 	ck_assert_int_eq(t_states[2], 1);
 	assert_set_get(rds, "again", "works");
-	log = log_capture_stop();
+	log = testenv_log_capture_stop();
 
 	/* One warning for the whole outage, one line when it is over. */
-	snprintf(needle, sizeof needle, "warn: redis unix:%s: connection lost: ", t_sock);
-	ck_assert_int_eq(count_lines(log, needle), 1);
-	ck_assert_int_eq(count_lines(log, " warn: "), 1);
-	snprintf(needle, sizeof needle, "info: redis unix:%s: connected (down ", t_sock);
-	ck_assert_int_eq(count_lines(log, needle), 1);
+	snprintf(needle, sizeof needle, "warn: redis %s: connection lost: ", unix_address());
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, " warn: "), 1);
+	snprintf(needle, sizeof needle, "info: redis %s: connected (down ", unix_address());
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 }
 END_TEST
 
 START_TEST(test_tcp)
 {
-	char port[16];
+	int port = testenv_free_port();
 	char address[64];
 	const char *const extra[] = { "--bind", "127.0.0.1", NULL };
 	rds_t *rds;
 
-	snprintf(port, sizeof port, "%d", free_port());
-	snprintf(address, sizeof address, "127.0.0.1:%s", port);
-	redis_start(port, extra);
+	snprintf(address, sizeof address, "127.0.0.1:%d", port);
+	testenv_redis_start(port, extra);
 	rds = start_rds(address, NULL, 0);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
 	assert_set_get(rds, "tcp", "over-loopback");
 }
 END_TEST
@@ -747,14 +495,14 @@ START_TEST(test_handshake_timeout)
 	ck_assert_int_eq(listen(fd, 16), 0);
 	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
 	snprintf(address, sizeof address, "127.0.0.1:%d", ntohs(sa.sin_port));
-	log_capture_start();
+	testenv_log_capture_start();
 	rds = start_rds(address, NULL, 0);
-	run_for(2600);
+	testenv_run_for(2600);
 	ck_assert(!rds_connected(rds));
-	log = log_capture_stop();
+	log = testenv_log_capture_stop();
 	snprintf(needle, sizeof needle, "warn: redis %s: cannot connect: no answer within ",
 		 address);
-	ck_assert_int_eq(count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 	close(fd);
 }
 END_TEST
@@ -765,14 +513,14 @@ START_TEST(test_no_server)
 	const char *log;
 	rds_t *rds;
 
-	log_capture_start();
+	testenv_log_capture_start();
 	rds = start_rds(unix_address(), NULL, 0);   /* nothing listens there */
-	run_for(800);
+	testenv_run_for(800);
 	ck_assert(!rds_connected(rds));
-	log = log_capture_stop();
-	snprintf(needle, sizeof needle, "warn: redis unix:%s: cannot connect: ", t_sock);
-	ck_assert_int_eq(count_lines(log, needle), 1);
-	ck_assert_int_eq(count_lines(log, "redis "), 1);
+	log = testenv_log_capture_stop();
+	snprintf(needle, sizeof needle, "warn: redis %s: cannot connect: ", unix_address());
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "redis "), 1);
 }
 END_TEST
 
@@ -790,13 +538,13 @@ START_TEST(test_destroy_in_reply)
 	struct result third = { 0 };
 	rds_t *rds;
 
-	redis_start("0", NULL);
+	testenv_redis_start(0, NULL);
 	rds = start_rds(unix_address(), NULL, 0);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
 	ck_assert_int_eq(rds_command(rds, on_destroy_rds, &first, "PING"), 0);
 	ck_assert_int_eq(rds_command(rds, on_result, &second, "PING"), 0);
 	ck_assert_int_eq(rds_command(rds, on_result, &third, "BLPOP %snothing 0", PREFIX), 0);
-	ck_assert(run_until(result_done, &third, 2000));
+	ck_assert(testenv_run_until(result_done, &third, 2000));
 	ck_assert_ptr_null(t_rds);
 	ck_assert_int_eq(first.done, 1);
 	ck_assert_int_eq(first.null, 0);
@@ -805,7 +553,7 @@ START_TEST(test_destroy_in_reply)
 	ck_assert_int_eq(second.null, 1);
 	ck_assert_int_eq(third.done, 1);
 	ck_assert_int_eq(third.null, 1);
-	run_for(200);   /* nothing of it is left on the loop */
+	testenv_run_for(200);   /* nothing of it is left on the loop */
 	ck_assert_int_eq(second.done, 1);
 }
 END_TEST
@@ -824,16 +572,16 @@ START_TEST(test_destroy_when_down)
 	struct result res = { 0 };
 	rds_t *rds;
 
-	redis_start("0", NULL);
+	testenv_redis_start(0, NULL);
 	rds = start_rds(unix_address(), NULL, 0);
 	rds_on_state(rds, on_state_destroy, NULL);
-	ck_assert(run_until(is_up, rds, CONNECT_MS));
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
 	ck_assert_int_eq(rds_command(rds, on_result, &res, "BLPOP %snothing 0", PREFIX), 0);
-	run_for(100);
-	redis_kill();
-	ck_assert(run_until(result_done, &res, 2000));
+	testenv_run_for(100);
+	testenv_redis_kill();
+	ck_assert(testenv_run_until(result_done, &res, 2000));
 	ck_assert_int_eq(res.null, 1);
-	run_for(300);   /* no reconnect timer of a freed rds fires */
+	testenv_run_for(300);   /* no reconnect timer of a freed rds fires */
 	ck_assert_ptr_null(t_rds);
 }
 END_TEST
@@ -844,8 +592,8 @@ static void assert_bad_config(const char *address, int db)
 	rds_t *rds = NULL;
 
 	snprintf(cfg.address, sizeof cfg.address, "%s", address);
-	ck_assert_msg(rds_create(t_root, &cfg, &rds) == -EINVAL, "address \"%s\" db %d accepted",
-		      address, db);
+	ck_assert_msg(rds_create(testenv_root(), &cfg, &rds) == -EINVAL,
+		      "address \"%s\" db %d accepted", address, db);
 	ck_assert_ptr_null(rds);
 }
 
@@ -875,13 +623,13 @@ START_TEST(test_config)
 	memset(cfg.prefix, 'p', sizeof cfg.prefix);
 	snprintf(cfg.address, sizeof cfg.address, "127.0.0.1:6390");
 	rds = NULL;
-	ck_assert_int_eq(rds_create(t_root, &cfg, &rds), -EINVAL);
+	ck_assert_int_eq(rds_create(testenv_root(), &cfg, &rds), -EINVAL);
 
 	log_set_level(LOG_ERROR);   /* these connect to nothing: no warnings wanted */
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
 		rds = start_rds(good[i], NULL, 0);
 		ck_assert(!rds_connected(rds));
-		run_for(50);
+		testenv_run_for(50);
 		rds_destroy(rds);
 		t_rds = NULL;
 	}
@@ -894,8 +642,8 @@ static Suite *rds_suite(void)
 	Suite *s = suite_create("rds");
 	TCase *tc = tcase_create("redis");
 
-	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, testenv_base_setup, testenv_base_teardown);
+	tcase_add_checked_fixture(tc, testenv_setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_config);
 	tcase_add_test(tc, test_no_server);
@@ -914,36 +662,7 @@ static Suite *rds_suite(void)
 	return s;
 }
 
-static int have_redis_server(void)
-{
-	const char *path = getenv("PATH");
-	char buf[512];
-
-	while (path != NULL && *path != '\0') {
-		size_t n = strcspn(path, ":");
-
-		snprintf(buf, sizeof buf, "%.*s/redis-server", (int)n, path);
-		if (access(buf, X_OK) == 0)
-			return 1;
-		path += n + (path[n] == ':');
-	}
-	return 0;
-}
-
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	if (!have_redis_server()) {
-		fprintf(stderr, "check_rds: SKIP: redis-server not found "
-			"(Debian package redis-server)\n");
-		return 77;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	sr = srunner_create(rds_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testenv_main("check_rds", rds_suite);
 }

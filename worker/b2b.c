@@ -885,6 +885,31 @@ static void b2b_on_a_ack(struct b2b_call *call)
 	}
 }
 
+/*
+ * The caller cancelled its INVITE (its CANCEL reached us or another
+ * worker).  What is in flight finishes: a pending authentication or lookup
+ * answers 487 when it returns (caller_cancelled), B-legs are CANCELled and
+ * their final answers end the call with 487, a forward waiting for its
+ * CANCELs is given up.  Returns 0, or -EALREADY when the call is answered or
+ * already ending and a CANCEL changes nothing.
+ */
+static int b2b_caller_cancels(struct b2b_call *call)
+{
+	switch (call->state) {
+	case B2B_ROUTING:
+	case B2B_TRYING:
+	case B2B_RINGING:
+	case B2B_FORWARDING:
+		call->caller_cancelled = 1;
+		call->forward_pending = 0;
+		b2b_set_state(call, B2B_CANCELLING);
+		b2b_cancel_pending(call, -1);
+		return 0;
+	default:
+		return -EALREADY;
+	}
+}
+
 /* NTA calls this for the ACK and the CANCEL of the caller's INVITE. */
 static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
 {
@@ -913,14 +938,7 @@ static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 
 	switch (sip->sip_request->rq_method) {
 	case sip_method_cancel:
-		if (call->state == B2B_ROUTING) {
-			/* Authentication or lookup in flight: answer when it returns. */
-			call->caller_cancelled = 1;
-			b2b_set_state(call, B2B_CANCELLING);
-		} else if (call->state == B2B_TRYING || call->state == B2B_RINGING) {
-			b2b_set_state(call, B2B_CANCELLING);
-			b2b_cancel_pending(call, -1);
-		}
+		b2b_caller_cancels(call);
 		return 0;
 	case sip_method_ack:
 		b2b_on_a_ack(call);
@@ -1917,21 +1935,8 @@ int b2b_cancel_call(b2b_t *b2b, const char *a_call_id)
 
 		if (call->b2b == NULL || call->ended || call->slot != slot)
 			continue;
-		switch (call->state) {
-		case B2B_ROUTING:
-			call->caller_cancelled = 1;
-			b2b_set_state(call, B2B_CANCELLING);
-			break;
-		case B2B_TRYING:
-		case B2B_RINGING:
-		case B2B_FORWARDING:
-			call->forward_pending = 0;
-			b2b_set_state(call, B2B_CANCELLING);
-			b2b_cancel_pending(call, -1);
-			break;
-		default:
-			return -EALREADY;   /* answered or ending: a CANCEL changes nothing */
-		}
+		if (b2b_caller_cancels(call) < 0)
+			return -EALREADY;
 		log_info("call %u: cancelled by a CANCEL another worker received", call->slot);
 		return 0;
 	}

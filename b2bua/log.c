@@ -33,6 +33,12 @@ enum log_level log_get_level(void)
 	return log_level;
 }
 
+const char *log_level_name(enum log_level level)
+{
+	return (unsigned)level < sizeof log_level_names / sizeof log_level_names[0] ?
+	       log_level_names[level] : "?";
+}
+
 int log_level_parse(const char *name, enum log_level *out)
 {
 	for (unsigned i = 0; i < sizeof log_level_names / sizeof log_level_names[0]; i++) {

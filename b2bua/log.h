@@ -17,6 +17,9 @@ void log_set_role(const char *role);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 
+/* "error" | "warn" | "info" | "debug". */
+const char *log_level_name(enum log_level level);
+
 /* Parse "error" | "warn" | "info" | "debug"; 0 on success, -EINVAL otherwise. */
 int log_level_parse(const char *name, enum log_level *out);
 

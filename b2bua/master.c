@@ -237,9 +237,7 @@ static void master_reload(struct master *m)
 		for (int i = 0; i < m->cfg->workers; i++)
 			if (master_worker_request(m, (unsigned)i, req, reply, sizeof reply) < 0)
 				log_warn("SIGHUP: worker %d did not take the new log_level", i);
-		log_info("SIGHUP: log_level is now %s", next.log_level == LOG_ERROR ? "error" :
-			 next.log_level == LOG_WARN ? "warn" :
-			 next.log_level == LOG_INFO ? "info" : "debug");
+		log_info("SIGHUP: log_level is now %s", log_level_name(next.log_level));
 	}
 	/* Anything else that differs needs a restart. */
 	cmp = next;

@@ -456,25 +456,8 @@ void shm_call_remove(shm_t *shm, uint32_t idx)
 	slot_release(shm, s);
 }
 
-unsigned shm_call_reap_worker(shm_t *shm, uint16_t worker)
-{
-	unsigned n = 0;
-
-	if (!shm)
-		return 0;
-	for (uint32_t i = 0; i < shm->nslots; i++) {
-		struct slot *s = slots(shm) + i;
-		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
-
-		if (owner != 0 && owner_worker(owner) == worker) {
-			slot_release(shm, s);
-			n++;
-		}
-	}
-	return n;
-}
-
-unsigned shm_call_reap_torn(shm_t *shm, uint16_t worker)
+/* Free the slots of `worker`: all of them, or only the unusable ones. */
+static unsigned slot_reap(shm_t *shm, uint16_t worker, int torn_only)
 {
 	unsigned n = 0;
 
@@ -485,14 +468,25 @@ unsigned shm_call_reap_torn(shm_t *shm, uint16_t worker)
 		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
 		uint32_t q = atomic_load_explicit(&s->seq, memory_order_acquire);
 
-		/* Claimed but never published, or left in the middle of a write. */
-		if (owner != 0 && owner_worker(owner) == worker &&
-		    (owner_phase(owner) != PHASE_LIVE || (q & 1))) {
-			slot_release(shm, s);
-			n++;
-		}
+		if (owner == 0 || owner_worker(owner) != worker)
+			continue;
+		/* Torn: claimed but never published, or left in the middle of a write. */
+		if (torn_only && owner_phase(owner) == PHASE_LIVE && !(q & 1))
+			continue;
+		slot_release(shm, s);
+		n++;
 	}
 	return n;
+}
+
+unsigned shm_call_reap_worker(shm_t *shm, uint16_t worker)
+{
+	return slot_reap(shm, worker, 0);
+}
+
+unsigned shm_call_reap_torn(shm_t *shm, uint16_t worker)
+{
+	return slot_reap(shm, worker, 1);
 }
 
 /* ------------------------------------------------------------ calls: readers */

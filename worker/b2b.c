@@ -317,6 +317,17 @@ static int b2b_forward_on_failure(struct b2b_call *call);
 
 /* ------------------------------------------------------------ call life cycle */
 
+/* The call's key, unique across hosts, workers and restarts: the CDR id,
+ * and the member of the max_calls sets. */
+static void b2b_call_set_key(struct b2b_call *call, uint64_t id)
+{
+	b2b_t *b2b = call->b2b;
+
+	call->id = id;
+	snprintf(call->key, sizeof call->key, "%s-w%u-%llx-%llu", b2b->cfg->node_id, b2b->worker,
+		 (unsigned long long)b2b->epoch_ms, (unsigned long long)(id & 0xffffffffffffull));
+}
+
 static struct b2b_call *b2b_call_alloc(b2b_t *b2b)
 {
 	struct b2b_call *call = b2b->free_list;
@@ -1495,10 +1506,7 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 		b2b_refuse_full(b2b, irq);
 		return 0;
 	}
-	call->id = rec.id;
-	snprintf(call->key, sizeof call->key, "%s-w%u-%llx-%llu", b2b->cfg->node_id, b2b->worker,
-		 (unsigned long long)b2b->epoch_ms,
-		 (unsigned long long)(rec.id & 0xffffffffffffull));
+	b2b_call_set_key(call, rec.id);
 	if (shm_call_insert(b2b->shm, &rec, &call->slot) < 0) {
 		b2b_refuse_full(b2b, irq);
 		b2b_call_free(call);   /* not in the table: only the pool entry to return */
@@ -1619,20 +1627,28 @@ static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
 	return leg;
 }
 
+/* A pool entry for the call a dead predecessor left in `slot`. */
+static struct b2b_call *b2b_call_from_table(b2b_t *b2b, uint32_t slot,
+					    const struct shm_call *rec)
+{
+	struct b2b_call *call = b2b_call_alloc(b2b);
+
+	if (call != NULL) {
+		call->slot = slot;
+		b2b_call_set_key(call, rec->id);
+	}
+	return call;
+}
+
 /* CDR and removal of a call that cannot be continued. */
 static void b2b_drop_orphan(b2b_t *b2b, uint32_t slot, const struct shm_call *rec)
 {
-	struct b2b_call *call = b2b_call_alloc(b2b);
+	struct b2b_call *call = b2b_call_from_table(b2b, slot, rec);
 
 	if (call == NULL) {
 		shm_call_remove(b2b->shm, slot);
 		return;
 	}
-	call->slot = slot;
-	call->id = rec->id;
-	snprintf(call->key, sizeof call->key, "%s-w%u-%llx-%llu", b2b->cfg->node_id, b2b->worker,
-		 (unsigned long long)b2b->epoch_ms,
-		 (unsigned long long)(rec->id & 0xffffffffffffull));
 	call->final_code = 500;
 	call->hangup_by = CDR_PARTY_SYSTEM;
 	b2b_call_end(call);   /* writes the CDR, frees the slot */
@@ -1647,14 +1663,9 @@ static int b2b_adopt(b2b_t *b2b, uint32_t slot, const struct shm_call *rec)
 	if ((rec->state != SHM_CALL_ANSWERED && rec->state != SHM_CALL_HELD) ||
 	    !rec->b.remote_tag[0] || !rec->a.remote_target[0] || !rec->b.remote_target[0])
 		return -EINVAL;
-	call = b2b_call_alloc(b2b);
+	call = b2b_call_from_table(b2b, slot, rec);
 	if (call == NULL)
 		return -ENOSPC;
-	call->slot = slot;
-	call->id = rec->id;
-	snprintf(call->key, sizeof call->key, "%s-w%u-%llx-%llu", b2b->cfg->node_id, b2b->worker,
-		 (unsigned long long)b2b->epoch_ms,
-		 (unsigned long long)(rec->id & 0xffffffffffffull));
 	call->state = B2B_CONFIRMED;
 	call->answer_ms = rec->answer_ms;
 	call->final_code = 200;

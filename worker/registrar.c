@@ -160,6 +160,16 @@ static uint64_t registrar_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* "now" and "calls older than this are left-overs", in ms, for the scripts
+ * that count calls against max_calls. */
+static void registrar_call_times(char now[24], char stale[24])
+{
+	uint64_t t = registrar_now_ms();
+
+	snprintf(now, 24, "%llu", (unsigned long long)t);
+	snprintf(stale, 24, "%llu", (unsigned long long)(t - REGISTRAR_STALE_CALL_MS));
+}
+
 static void registrar_key(const registrar_t *reg, char *out, size_t size, const char *kind,
 			  const char *id)
 {
@@ -701,7 +711,6 @@ int registrar_lookup(registrar_t *reg, const char *user, const char *call_key,
 {
 	struct registrar_lookup_ctx *ctx = malloc(sizeof *ctx);
 	char ukey[256], lkey[256], akey[256], now[24], stale[24];
-	uint64_t t = registrar_now_ms();
 	int ret;
 
 	if (ctx == NULL)
@@ -711,8 +720,7 @@ int registrar_lookup(registrar_t *reg, const char *user, const char *call_key,
 	registrar_key(reg, ukey, sizeof ukey, "user", user);
 	registrar_key(reg, lkey, sizeof lkey, "loc", user);
 	registrar_key(reg, akey, sizeof akey, "active", user);
-	snprintf(now, sizeof now, "%llu", (unsigned long long)t);
-	snprintf(stale, sizeof stale, "%llu", (unsigned long long)(t - REGISTRAR_STALE_CALL_MS));
+	registrar_call_times(now, stale);
 	ret = rds_command(reg->rds, registrar_on_lookup_reply, ctx, "EVAL %s 3 %s %s %s %s %s %s",
 			  registrar_lua_lookup, ukey, lkey, akey, now, call_key ? call_key : "",
 			  stale);
@@ -754,7 +762,6 @@ int registrar_call_begin(registrar_t *reg, const char *user, const char *call_ke
 {
 	struct registrar_begin_ctx *ctx = malloc(sizeof *ctx);
 	char ukey[256], akey[256], now[24], stale[24];
-	uint64_t t = registrar_now_ms();
 	int ret;
 
 	if (ctx == NULL)
@@ -763,8 +770,7 @@ int registrar_call_begin(registrar_t *reg, const char *user, const char *call_ke
 	ctx->arg = arg;
 	registrar_key(reg, ukey, sizeof ukey, "user", user);
 	registrar_key(reg, akey, sizeof akey, "active", user);
-	snprintf(now, sizeof now, "%llu", (unsigned long long)t);
-	snprintf(stale, sizeof stale, "%llu", (unsigned long long)(t - REGISTRAR_STALE_CALL_MS));
+	registrar_call_times(now, stale);
 	ret = rds_command(reg->rds, registrar_on_begin_reply, ctx, "EVAL %s 2 %s %s %s %s %s",
 			  registrar_lua_begin, ukey, akey, call_key, now, stale);
 	if (ret < 0)

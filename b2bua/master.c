@@ -77,14 +77,6 @@ static void master_begin_stop(struct master *m, int sig);
 static int master_worker_request(void *arg, unsigned idx, const char *request,
 				 char *reply, size_t size);
 
-static uint64_t master_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void master_spawn(struct master *m, unsigned idx)
 {
 	struct master_worker *w = &m->workers[idx];
@@ -98,7 +90,7 @@ static void master_spawn(struct master *m, unsigned idx)
 	w->ctl = -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		log_error("cannot make worker %u's control socket: %m; retrying in 1 s", idx);
-		w->restart_at_ms = master_now_ms() + 1000;
+		w->restart_at_ms = shm_now_ms() + 1000;
 		return;
 	}
 	pid = fork();
@@ -106,7 +98,7 @@ static void master_spawn(struct master *m, unsigned idx)
 		log_error("cannot fork worker %u: %m; retrying in 1 s", idx);
 		close(sv[0]);
 		close(sv[1]);
-		w->restart_at_ms = master_now_ms() + 1000;
+		w->restart_at_ms = shm_now_ms() + 1000;
 		return;
 	}
 	if (pid == 0) {
@@ -125,7 +117,7 @@ static void master_spawn(struct master *m, unsigned idx)
 	close(sv[1]);
 	w->ctl = sv[0];
 	w->pid = pid;
-	w->started_ms = master_now_ms();
+	w->started_ms = shm_now_ms();
 	w->restart_at_ms = 0;
 	shm_worker_set(m->shm, idx, pid, (uint16_t)(m->cfg->worker_port_base + (int)idx),
 		       w->generation > 0, w->started_ms);
@@ -148,7 +140,7 @@ static void master_log_exit(unsigned idx, pid_t pid, int status)
 static void master_worker_died(struct master *m, unsigned idx, int status)
 {
 	struct master_worker *w = &m->workers[idx];
-	uint64_t now = master_now_ms();
+	uint64_t now = shm_now_ms();
 
 	master_log_exit(idx, w->pid, status);
 	w->pid = 0;
@@ -212,7 +204,7 @@ static void master_begin_stop(struct master *m, int sig)
 	if (m->stopping)
 		return;
 	m->stopping = 1;
-	m->kill_at_ms = master_now_ms() +
+	m->kill_at_ms = shm_now_ms() +
 			(uint64_t)(m->cfg->drain_timeout + MASTER_KILL_GRACE_S) * 1000u;
 	cli_server_set_draining(m->cli, 1);
 	log_info("%s: draining %u calls for up to %d s, then stopping", strsignal(sig),
@@ -354,7 +346,7 @@ static int master_next_timeout(const struct master *m, uint64_t now)
 
 static void master_on_timers(struct master *m)
 {
-	uint64_t now = master_now_ms();
+	uint64_t now = shm_now_ms();
 
 	if (m->stopping) {
 		if (now >= m->kill_at_ms && master_alive(m) > 0) {
@@ -433,7 +425,7 @@ int master_run(const struct config *cfg)
 		pfd[1] = (struct pollfd){ .fd = cli_server_fd(m.cli), .events = POLLIN };
 		for (int i = 0; i < cfg->workers; i++)
 			pfd[nfd++] = (struct pollfd){ .fd = m.workers[i].ctl, .events = POLLIN };
-		n = poll(pfd, (nfds_t)nfd, master_next_timeout(&m, master_now_ms()));
+		n = poll(pfd, (nfds_t)nfd, master_next_timeout(&m, shm_now_ms()));
 		if (n < 0 && errno != EINTR) {
 			log_error("poll: %m");
 			break;

@@ -250,6 +250,14 @@ static uint32_t pow2_at_least(uint64_t n)
 	return p;
 }
 
+uint64_t shm_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 int shm_create(unsigned capacity, unsigned max_workers, shm_t **out)
 {
 	if (!out || capacity == 0 || capacity > SHM_CAPACITY_MAX ||

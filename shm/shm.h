@@ -75,6 +75,10 @@ struct shm_call {
 	struct shm_leg b;                 /* our dialog with the callee */
 };
 
+/* The clock of every time in the table: ms since the epoch (CLOCK_REALTIME),
+ * so that times read by another process or host, or written to a CDR, agree. */
+uint64_t shm_now_ms(void);
+
 /* ------------------------------------------------------------ life cycle */
 
 /*

@@ -168,14 +168,6 @@ struct b2b {
 
 /* ------------------------------------------------------------ helpers */
 
-static uint64_t b2b_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Fast non-cryptographic randomness for identifiers; seeded from the kernel
  * after fork, so no two workers share a sequence. */
 static uint64_t b2b_random(b2b_t *b2b)
@@ -249,7 +241,7 @@ static void b2b_refuse(b2b_t *b2b, nta_incoming_t *irq, int status, const char *
 /* At capacity every INVITE is refused: say so, but at most every 10 s. */
 static void b2b_refuse_full(b2b_t *b2b, nta_incoming_t *irq)
 {
-	uint64_t now = b2b_now_ms();
+	uint64_t now = shm_now_ms();
 
 	b2b->full_refused++;
 	if (now - b2b->full_logged_ms >= 10000) {
@@ -288,9 +280,9 @@ static void b2b_set_state(struct b2b_call *call, enum b2b_state state)
 	c = shm_call_write_begin(call->b2b->shm, call->slot);
 	c->state = (uint8_t)b2b_shm_state(state);
 	if (state == B2B_RINGING && c->ring_ms == 0)
-		c->ring_ms = b2b_now_ms();
+		c->ring_ms = shm_now_ms();
 	if (state == B2B_ANSWERED)
-		c->answer_ms = b2b_now_ms();
+		c->answer_ms = shm_now_ms();
 	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
@@ -404,7 +396,7 @@ static void b2b_write_cdr(struct b2b_call *call)
 	c.start_ms = rec.start_ms;
 	c.ring_ms = rec.ring_ms;
 	c.answer_ms = rec.answer_ms;
-	c.end_ms = b2b_now_ms();
+	c.end_ms = shm_now_ms();
 	c.billable_ms = rec.answer_ms ? c.end_ms - rec.answer_ms : 0;
 	c.sip_code = call->final_code;
 	if (call->killed)
@@ -785,7 +777,7 @@ static void b2b_on_b_answer(struct b2b_branch *br, int status, sip_t const *sip)
 		return;
 	}
 	call->winner = (int)(br - call->br);
-	call->answer_ms = b2b_now_ms();
+	call->answer_ms = shm_now_ms();
 	call->forward_pending = 0;   /* an answer during the CANCEL wins (flow 10) */
 	if (call->na_timer)
 		su_timer_reset(call->na_timer);
@@ -1008,7 +1000,7 @@ static void b2b_shm_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip, const
 	c->id = b2b_call_id(b2b);
 	c->worker = (uint16_t)b2b->worker;
 	c->state = SHM_CALL_TRYING;
-	c->start_ms = b2b_now_ms();
+	c->start_ms = shm_now_ms();
 	b2b_url_copy(c->caller, sizeof c->caller, sip->sip_from->a_url);
 	b2b_url_copy(c->callee, sizeof c->callee, sip->sip_request->rq_url);
 
@@ -1814,9 +1806,9 @@ int b2b_create(su_root_t *root, const struct config *cfg, shm_t *shm,
 	b2b->shm = shm;
 	b2b->worker = worker;
 	b2b->generation = generation;
-	b2b->epoch_ms = b2b_now_ms();
+	b2b->epoch_ms = shm_now_ms();
 	if (getrandom(&b2b->rng, sizeof b2b->rng, 0) != sizeof b2b->rng || b2b->rng == 0)
-		b2b->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)b2b_now_ms();
+		b2b->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)shm_now_ms();
 
 	b2b->pool = calloc(cfg->call_capacity, sizeof *b2b->pool);
 	if (b2b->pool == NULL) {
@@ -1917,7 +1909,7 @@ void b2b_hangup_all(b2b_t *b2b)
 void b2b_expire_calls(b2b_t *b2b)
 {
 	uint64_t limit = (uint64_t)b2b->cfg->max_call_duration * 1000u;
-	uint64_t now = b2b_now_ms();
+	uint64_t now = shm_now_ms();
 
 	if (limit == 0)
 		return;

@@ -40,6 +40,7 @@
 #include <sofia-sip/url.h>
 
 #include "b2bua/log.h"
+#include "shm/shm.h"
 #include "worker/digest.h"
 
 #define REGISTRAR_MAX_REGISTER_CONTACTS 16
@@ -152,19 +153,11 @@ struct registrar_req {
 
 /* ------------------------------------------------------------ helpers */
 
-static uint64_t registrar_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* "now" and "calls older than this are left-overs", in ms, for the scripts
  * that count calls against max_calls. */
 static void registrar_call_times(char now[24], char stale[24])
 {
-	uint64_t t = registrar_now_ms();
+	uint64_t t = shm_now_ms();
 
 	snprintf(now, 24, "%llu", (unsigned long long)t);
 	snprintf(stale, 24, "%llu", (unsigned long long)(t - REGISTRAR_STALE_CALL_MS));
@@ -412,7 +405,7 @@ static void registrar_register_update(struct registrar_req *req)
 	nkey[0] = '\0';
 	if (digest_replay_key(&req->cred, replay, sizeof replay) == 0)
 		registrar_key(reg, nkey, sizeof nkey, "nc", replay);
-	snprintf(now, sizeof now, "%llu", (unsigned long long)registrar_now_ms());
+	snprintf(now, sizeof now, "%llu", (unsigned long long)shm_now_ms());
 	snprintf(ttl, sizeof ttl, "%d", reg->cfg->nonce_ttl);
 	snprintf(cseq, sizeof cseq, "%u", req->cseq);
 	snprintf(worker, sizeof worker, "%u", reg->worker);

@@ -293,9 +293,9 @@ static int cli_check_operand(const struct cli_command *cmd, const struct cli_arg
 		return cli_fail(CLI_STATUS_USAGE, "bad user name '%s': 1 to %d of "
 				"A-Z a-z 0-9 . _ + -, not starting with '-'", w,
 				CLI_USER_NAME_MAX);
-	if (cmd->operand == CLI_OPERAND_CALL && !cli_proto_number(w, 0, UINT64_MAX, &v))
-		return cli_fail(CLI_STATUS_USAGE, "bad call ID '%s': the decimal id that "
-				"'show calls' prints", w);
+	if (cmd->operand == CLI_OPERAND_CALL && !cli_proto_call_id_ok(w))
+		return cli_fail(CLI_STATUS_USAGE, "bad call ID '%.40s': the id that "
+				"'show calls' prints (NODE-wN-HEX-N)", w);
 	if (cmd->operand == CLI_OPERAND_COUNT && !cli_proto_number(w, 1, CLI_CDR_TAIL_MAX, &v))
 		return cli_fail(CLI_STATUS_USAGE, "%s %s '%s': a number from 1 to %d",
 				cmd->words[0], cmd->words[1], w, CLI_CDR_TAIL_MAX);

@@ -222,6 +222,37 @@ static inline int cli_proto_target_ok(const char *t)
 	return at == NULL || at[1] != '\0';
 }
 
+/*
+ * A call ID as `show calls` prints it: NODE-wWORKER-EPOCH-N (worker/b2b.c,
+ * b2b_make_id): the node id ([A-Za-z0-9-]), "w" and the worker index, the
+ * worker's start time in hex, the call's number; at most CLI_CALL_ID_MAX
+ * bytes.  The same id is in the daemon's log and is the CDR's id.
+ */
+#define CLI_CALL_ID_MAX 79
+
+static inline int cli_proto_call_id_ok(const char *id)
+{
+	size_t n = strlen(id), i = n, digits;
+
+	if (n == 0 || n > CLI_CALL_ID_MAX)
+		return 0;
+	/* from the end: N (decimal), EPOCH (hex), wWORKER, then NODE */
+	for (digits = 0; i > 0 && id[i - 1] >= '0' && id[i - 1] <= '9'; i--)
+		digits++;
+	if (digits == 0 || i == 0 || id[--i] != '-')
+		return 0;
+	for (digits = 0; i > 0 && strchr("0123456789abcdef", id[i - 1]) && id[i - 1]; i--)
+		digits++;
+	if (digits == 0 || i == 0 || id[--i] != '-')
+		return 0;
+	for (digits = 0; i > 0 && id[i - 1] >= '0' && id[i - 1] <= '9'; i--)
+		digits++;
+	if (digits == 0 || i < 3 || id[i - 1] != 'w' || id[i - 2] != '-')
+		return 0;
+	i -= 2;
+	return strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") >= i;
+}
+
 /* Status codes of the response line; also the client's exit codes. */
 #define CLI_STATUS_OK      0
 #define CLI_STATUS_ERROR   1
@@ -272,6 +303,7 @@ static inline int cli_proto_target_ok(const char *t)
 	"NAME is 1 to 64 of A-Z a-z 0-9 . _ + - (not starting with -); PW and TEXT are\n" \
 	"1 to 128 bytes without control characters; N is 0 (no limit) to 1000000.\n" \
 	"TARGET is a NAME of our domain or a SIP URI (sip:..., at most 127 bytes).\n" \
-	"ID is a call's id as `show calls` prints it.\n"
+	"ID is a call's id as `show calls` prints it (NODE-wN-HEX-N), the same id\n" \
+	"as in the daemon's log and in its CDR.\n"
 
 #endif

@@ -437,7 +437,7 @@ struct cli_calls_walk {
 
 /* The displayable strings of one call, cleaned once for text and JSON alike. */
 struct cli_call_text {
-	char id[24];
+	char id[SHM_ID_MAX];
 	char caller[SHM_URI_MAX];
 	char callee[SHM_URI_MAX];
 	char forward_target[SHM_URI_MAX];
@@ -458,7 +458,7 @@ struct cli_leg_text {
 
 static void cli_call_text(const struct shm_call *c, uint64_t now_ms, struct cli_call_text *t)
 {
-	snprintf(t->id, sizeof t->id, "%" PRIu64, c->id);
+	cli_clean(t->id, sizeof t->id, c->id, sizeof c->id);
 	cli_clean(t->caller, sizeof t->caller, c->caller, sizeof c->caller);
 	cli_clean(t->callee, sizeof t->callee, c->callee, sizeof c->callee);
 	cli_clean(t->forward_target, sizeof t->forward_target, c->forward_target,
@@ -632,20 +632,18 @@ static int cli_show_calls(cli_server_t *srv, const struct cli_request *req, stru
 
 /* ------------------------------------------------------------ show call, call kill */
 
-/* The ID operand (the third word): the decimal id `show calls` prints. */
-static int cli_call_id(const struct cli_request *req, struct cli_reply *reply, uint64_t *id)
+/* The ID operand (the third word): the call id `show calls` prints. */
+static int cli_call_id(const struct cli_request *req, struct cli_reply *reply, const char **id)
 {
-	unsigned long long v;
-
-	if (!cli_proto_number(req->words[2], 0, UINT64_MAX, &v))
-		return cli_fail(reply, CLI_STATUS_USAGE, "bad call ID '%.40s': the decimal id "
-				"that 'show calls' prints", req->words[2]);
-	*id = v;
+	if (!cli_proto_call_id_ok(req->words[2]))
+		return cli_fail(reply, CLI_STATUS_USAGE, "bad call ID '%.40s': the id "
+				"that 'show calls' prints (NODE-wN-HEX-N)", req->words[2]);
+	*id = req->words[2];
 	return 0;
 }
 
 struct cli_call_match {
-	uint64_t id;
+	const char *id;
 	uint32_t slot;
 	struct shm_call *call;
 };
@@ -654,7 +652,7 @@ static int cli_call_match_one(const struct shm_call *c, uint32_t slot, void *arg
 {
 	struct cli_call_match *m = arg;
 
-	if (c->id != m->id)
+	if (strncmp(c->id, m->id, sizeof c->id) != 0)
 		return 0;
 	m->slot = slot;
 	*m->call = *c;
@@ -662,7 +660,7 @@ static int cli_call_match_one(const struct shm_call *c, uint32_t slot, void *arg
 }
 
 /* The call with this id: 0 with its slot and a copy, or -ENOENT. */
-static int cli_call_find(const cli_server_t *srv, uint64_t id, uint32_t *slot,
+static int cli_call_find(const cli_server_t *srv, const char *id, uint32_t *slot,
 			 struct shm_call *out)
 {
 	struct cli_call_match m = { .id = id, .call = out };
@@ -679,14 +677,14 @@ static int cli_show_call(cli_server_t *srv, const struct cli_request *req, struc
 	struct cli_call_text t;
 	struct shm_call c;
 	uint32_t slot;
-	uint64_t id = 0;
+	const char *id = NULL;
 	json_t *o;
 	int err;
 
 	if ((err = cli_call_id(req, reply, &id)) < 0)
 		return err;
 	if (cli_call_find(srv, id, &slot, &c) < 0)
-		return cli_fail(reply, CLI_STATUS_ERROR, "no such call %" PRIu64, id);
+		return cli_fail(reply, CLI_STATUS_ERROR, "no such call %s", id);
 	cli_call_text(&c, cli_now_ms(CLOCK_REALTIME), &t);
 	if (req->json) {
 		o = cli_call_json_long(&c, &t);
@@ -700,15 +698,15 @@ static int cli_show_call(cli_server_t *srv, const struct cli_request *req, struc
 }
 
 /* Has the call left its slot (ended, or the slot already holds another call)? */
-static int cli_call_gone(const cli_server_t *srv, uint32_t slot, uint64_t id)
+static int cli_call_gone(const cli_server_t *srv, uint32_t slot, const char *id)
 {
 	struct shm_call c;
 
-	return shm_call_read(srv->shm, slot, &c) < 0 || c.id != id;
+	return shm_call_read(srv->shm, slot, &c) < 0 || strncmp(c.id, id, sizeof c.id) != 0;
 }
 
 /* Watch the slot until the call has gone, at most CLI_KILL_WAIT_MS: 1 when it has. */
-static int cli_call_wait_gone(const cli_server_t *srv, uint32_t slot, uint64_t id)
+static int cli_call_wait_gone(const cli_server_t *srv, uint32_t slot, const char *id)
 {
 	uint64_t deadline = cli_now_ms(CLOCK_MONOTONIC) + CLI_KILL_WAIT_MS;
 	const struct timespec pause = { .tv_nsec = CLI_KILL_POLL_MS * 1000000L };
@@ -723,16 +721,16 @@ static int cli_call_wait_gone(const cli_server_t *srv, uint32_t slot, uint64_t i
 }
 
 /* A worker's answer other than "ok", for the operator. */
-static int cli_kill_refused(const cli_server_t *srv, uint32_t slot, uint64_t id,
+static int cli_kill_refused(const cli_server_t *srv, uint32_t slot, const char *id,
 			    unsigned worker, const char *answer, struct cli_reply *reply)
 {
 	/* It ended by itself between our look-up and the worker's: nothing left to kill. */
 	if (cli_call_gone(srv, slot, id))
-		return cli_fail(reply, CLI_STATUS_ERROR, "no such call %" PRIu64, id);
+		return cli_fail(reply, CLI_STATUS_ERROR, "no such call %s", id);
 	if (strncmp(answer, "error", 5) == 0 && (answer[5] == ' ' || answer[5] == '\0'))
-		return cli_fail(reply, CLI_STATUS_ERROR, "call %" PRIu64 ": worker %u: %.200s",
+		return cli_fail(reply, CLI_STATUS_ERROR, "call %s: worker %u: %.200s",
 				id, worker, answer[5] ? answer + 6 : "error");
-	return cli_fail(reply, CLI_STATUS_ERROR, "call %" PRIu64 ": unexpected answer from "
+	return cli_fail(reply, CLI_STATUS_ERROR, "call %s: unexpected answer from "
 			"worker %u: '%.100s'", id, worker, answer);
 }
 
@@ -743,11 +741,11 @@ static int cli_kill_refused(const cli_server_t *srv, uint32_t slot, uint64_t id,
 static int cli_call_kill(cli_server_t *srv, const struct cli_request *req, struct cli_buf *out,
 			 struct cli_reply *reply)
 {
-	char request[40], answer[CLI_WORKER_REPLY_MAX] = "";
+	char request[SHM_ID_MAX + 8], answer[CLI_WORKER_REPLY_MAX] = "";
 	struct shm_call c;
 	unsigned worker;
 	uint32_t slot;
-	uint64_t id = 0;
+	const char *id = NULL;
 	size_t len;
 	int err;
 
@@ -757,9 +755,9 @@ static int cli_call_kill(cli_server_t *srv, const struct cli_request *req, struc
 		return cli_fail(reply, CLI_STATUS_ERROR, "call kill is not available: this "
 				"daemon has no channel to its workers");
 	if (cli_call_find(srv, id, &slot, &c) < 0)
-		return cli_fail(reply, CLI_STATUS_ERROR, "no such call %" PRIu64, id);
+		return cli_fail(reply, CLI_STATUS_ERROR, "no such call %s", id);
 	worker = c.worker;
-	snprintf(request, sizeof request, "kill %" PRIu64, id);
+	snprintf(request, sizeof request, "kill %s", id);
 	err = srv->worker_request(srv->worker_request_arg, worker, request, answer,
 				  sizeof answer);
 	if (err == -ETIMEDOUT)
@@ -776,11 +774,11 @@ static int cli_call_kill(cli_server_t *srv, const struct cli_request *req, struc
 	if (strcmp(answer, "ok") != 0)
 		return cli_kill_refused(srv, slot, id, worker, answer, reply);
 	if (!cli_call_wait_gone(srv, slot, id))
-		return cli_fail(reply, CLI_STATUS_ERROR, "call %" PRIu64 ": worker %u is ending "
+		return cli_fail(reply, CLI_STATUS_ERROR, "call %s: worker %u is ending "
 				"it, but it is still up after %d ms", id, worker,
 				CLI_KILL_WAIT_MS);
-	log_info("cli: call %" PRIu64 " killed (worker %u)", id, worker);
-	cli_buf_printf(out, "call %" PRIu64 " killed\n", id);
+	log_info("call %s: killed through the CLI (worker %u)", id, worker);
+	cli_buf_printf(out, "call %s killed\n", id);
 	return out->err;
 }
 

@@ -40,6 +40,7 @@ enum shm_party { SHM_PARTY_NONE = 0, SHM_PARTY_CALLER = 1, SHM_PARTY_CALLEE = 2 
 
 enum shm_transport { SHM_TP_UDP = 0, SHM_TP_TCP = 1 };
 
+#define SHM_ID_MAX      80   /* a call id: NODE-wWORKER-EPOCH-N, see worker/b2b.c */
 #define SHM_CALLID_MAX 128
 #define SHM_TAG_MAX     64
 #define SHM_URI_MAX    128
@@ -61,7 +62,7 @@ struct shm_leg {
 
 /* A call as readers see it (a consistent copy) and writers fill it. */
 struct shm_call {
-	uint64_t id;                      /* unique call id: node/worker/counter, see worker/b2b.c */
+	char id[SHM_ID_MAX];              /* the call id (CLI, logs, CDR): see worker/b2b.c */
 	uint16_t worker;                  /* owning worker index */
 	uint8_t state;                    /* enum shm_call_state */
 	uint8_t held_by;                  /* enum shm_party, when state == SHM_CALL_HELD */

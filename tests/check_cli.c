@@ -62,7 +62,7 @@
 #define T_REALM        "test.realm"
 
 struct test_call {
-	uint64_t id;
+	const char *id;
 	uint16_t worker;
 	uint8_t state;
 	uint8_t held_by;
@@ -79,24 +79,24 @@ struct test_call {
 	const char *held_json;    /* NULL: held_by is null */
 };
 
-/* Ids above 2^53 and 2^63 check that no double or signed type sits on the path. */
+/* Call ids (NODE-wN-HEX-N) whose counters pass 2^53 and 2^63: they are strings end to end. */
 static const struct test_call t_calls[] = {
-	{ 18446744073709551557ULL, 0, SHM_CALL_ANSWERED, SHM_PARTY_NONE,
+	{ "test-node-w0-18e1c2d3a4b-18446744073709551557", 0, SHM_CALL_ANSWERED, SHM_PARTY_NONE,
 	  "sip:alice@example.com", "sip:bob@example.com", "", "a-1@10.0.0.1", "b-1@test-node",
 	  30, 1500, 4250, "ANSWERED", "ANSWERED", NULL },
-	{ 4242, 1, SHM_CALL_RINGING, SHM_PARTY_NONE,
+	{ "test-node-w1-18e1c2d3a4c-4242", 1, SHM_CALL_RINGING, SHM_PARTY_NONE,
 	  "sip:carol@example.com", "sip:dave@example.com", "", "a-2@10.0.0.2", "b-2@test-node",
 	  5, 800, 0, "RINGING", "RINGING", NULL },
-	{ 9007199254740993ULL, 0, SHM_CALL_HELD, SHM_PARTY_CALLEE,
+	{ "test-node-w0-18e1c2d3a4b-9007199254740993", 0, SHM_CALL_HELD, SHM_PARTY_CALLEE,
 	  "sip:erin@example.com", "sip:frank@example.com", "", "a-3@10.0.0.3", "b-3@test-node",
 	  120, 1000, 2000, "HELD(by callee)", "HELD", "callee" },
-	{ 77, 1, SHM_CALL_FORWARDING, SHM_PARTY_NONE,
+	{ "test-node-w1-18e1c2d3a4c-77", 1, SHM_CALL_FORWARDING, SHM_PARTY_NONE,
 	  "sip:grace@example.com", "sip:heidi@example.com", "sip:ivan@example.com",
 	  "a-4@10.0.0.4", "b-4@test-node", 12, 0, 0, "FORWARDING", "FORWARDING", NULL },
-	{ 78, 0, SHM_CALL_TRYING, SHM_PARTY_NONE,
+	{ "test-node-w0-18e1c2d3a4b-78", 0, SHM_CALL_TRYING, SHM_PARTY_NONE,
 	  "sip:judy@example.com", "sip:mallory@example.com", "", "a-5@10.0.0.5", "",
 	  1, 0, 0, "TRYING", "TRYING", NULL },
-	{ 79, 1, SHM_CALL_ENDING, SHM_PARTY_NONE,
+	{ "test-node-w1-18e1c2d3a4c-79", 1, SHM_CALL_ENDING, SHM_PARTY_NONE,
 	  "sip:niaj@example.com", "sip:olivia@example.com", "", "a-6@10.0.0.6", "b-6@test-node",
 	  40, 0, 0, "ENDING", "ENDING", NULL },
 };
@@ -156,7 +156,7 @@ static void fill_table(void)
 		uint32_t slot;
 
 		memset(&c, 0, sizeof c);
-		c.id = t->id;
+		snprintf(c.id, sizeof c.id, "%s", t->id);
 		c.worker = t->worker;
 		c.state = t->state;
 		c.held_by = t->held_by;
@@ -570,10 +570,10 @@ START_TEST(test_calls_text)
 	ck_assert_msg(strstr(find_line(r.out, "ID "), " WORKER FORWARD\n") != NULL, "%s", r.out);
 	for (size_t i = 0; i < N_CALLS; i++) {
 		const struct test_call *t = &t_calls[i];
-		char id[24], fwd[140], *line, *eol;
+		char id[SHM_ID_MAX + 1], fwd[140], *line, *eol;
 
 		/* Each call on a line of its own, starting with its id. */
-		snprintf(id, sizeof id, "%" PRIu64 " ", t->id);
+		snprintf(id, sizeof id, "%s ", t->id);
 		line = find_line(r.out, id);
 		ck_assert_msg(line != NULL, "no line for call %s", id);
 		eol = strchr(line, '\n');
@@ -609,11 +609,10 @@ START_TEST(test_calls_json)
 	ck_assert_uint_eq(json_array_size(arr), N_CALLS);
 	for (size_t i = 0; i < N_CALLS; i++) {
 		const struct test_call *t = &t_calls[i];
-		char id[24];
+		const char *id = t->id;
 		json_t *o;
 		json_int_t age;
 
-		snprintf(id, sizeof id, "%" PRIu64, t->id);
 		o = find_by_str(arr, "id", id);
 		ck_assert_msg(o != NULL, "call %s missing from JSON", id);
 		ck_assert_str_eq(str_field(o, "caller"), t->caller);
@@ -655,7 +654,7 @@ START_TEST(test_calls_large)
 		uint32_t slot;
 
 		memset(&c, 0, sizeof c);
-		c.id = 1000000 + i;
+		snprintf(c.id, sizeof c.id, "load-w%u-1-%u", i % 2, 1000000 + i);
 		c.worker = (uint16_t)(i % 2);
 		c.state = SHM_CALL_ANSWERED;
 		c.start_ms = t_now_ms;
@@ -671,7 +670,7 @@ START_TEST(test_calls_large)
 	ck_assert_uint_gt(strlen(r.out), 512 * 1024);
 	arr = parse_json(r.out);
 	ck_assert_uint_eq(json_array_size(arr), N_CALLS + extra);
-	ck_assert_ptr_nonnull(find_by_str(arr, "id", "1002999"));
+	ck_assert_ptr_nonnull(find_by_str(arr, "id", "load-w1-1-1002999"));
 	json_decref(arr);
 	free_result(&r);
 
@@ -701,11 +700,11 @@ static void iso_ms(uint64_t ms, char *out, size_t size)
 /* The block of `show calls --long` that starts with "call <id>\n", cut out in place. */
 static char *call_block(char *text, const struct test_call *t)
 {
-	char head[40], *block, *end;
+	char head[SHM_ID_MAX + 8], *block, *end;
 
-	snprintf(head, sizeof head, "call %" PRIu64 "\n", t->id);
+	snprintf(head, sizeof head, "call %s\n", t->id);
 	block = find_line(text, head);
-	ck_assert_msg(block != NULL, "no block for call %" PRIu64 " in:\n%s", t->id, text);
+	ck_assert_msg(block != NULL, "no block for call %s in:\n%s", t->id, text);
 	end = strstr(block + 1, "\n\n");
 	if (end)
 		end[1] = '\0';
@@ -826,10 +825,9 @@ START_TEST(test_calls_long)
 	arr = parse_json(r.out);
 	ck_assert_uint_eq(json_array_size(arr), N_CALLS);
 	for (size_t i = 0; i < N_CALLS; i++) {
-		char id[24];
+		const char *id = t_calls[i].id;
 		json_t *o;
 
-		snprintf(id, sizeof id, "%" PRIu64, t_calls[i].id);
 		o = find_by_str(arr, "id", id);
 		ck_assert_msg(o != NULL, "call %s missing", id);
 		assert_call_long_json(o, i);
@@ -852,41 +850,43 @@ START_TEST(test_show_call)
 	struct run_result r;
 	json_t *o;
 
-	/* The held call, id above 2^53. */
-	run_cli(&r, "show", "call", "9007199254740993", NULL);
+	/* The held call. */
+	run_cli(&r, "show", "call", "test-node-w0-18e1c2d3a4b-9007199254740993", NULL);
 	ck_assert_msg(r.status == 0, "%s", r.err);
-	ck_assert_msg(strncmp(r.out, "call 9007199254740993\n", 22) == 0, "%s", r.out);
-	ck_assert_ptr_null(strstr(r.out, "call 4242"));     /* only that call */
+	ck_assert_msg(strncmp(r.out, "call test-node-w0-18e1c2d3a4b-9007199254740993\n", 47) == 0, "%s", r.out);
+	ck_assert_ptr_null(strstr(r.out, "-4242"));     /* only that call */
 	assert_call_block(r.out, 2);
 	free_result(&r);
 
-	run_cli(&r, "show", "call", "9007199254740993", "--json", NULL);
+	run_cli(&r, "show", "call", "test-node-w0-18e1c2d3a4b-9007199254740993", "--json", NULL);
 	ck_assert_int_eq(r.status, 0);
 	o = parse_json(r.out);
 	ck_assert(json_is_object(o));
-	ck_assert_str_eq(str_field(o, "id"), "9007199254740993");
+	ck_assert_str_eq(str_field(o, "id"), "test-node-w0-18e1c2d3a4b-9007199254740993");
 	ck_assert_str_eq(str_field(o, "held_by"), "callee");
 	assert_call_long_json(o, 2);
 	json_decref(o);
 	free_result(&r);
 
 	/* No B-leg yet. */
-	run_cli(&r, "show", "call", "78", "--json", NULL);
+	run_cli(&r, "show", "call", "test-node-w0-18e1c2d3a4b-78", "--json", NULL);
 	ck_assert_int_eq(r.status, 0);
 	o = parse_json(r.out);
 	assert_call_long_json(o, 4);
 	json_decref(o);
 	free_result(&r);
 
-	run_cli(&r, "show", "call", "5", NULL);
+	run_cli(&r, "show", "call", "test-node-w0-18e1c2d3a4b-5", NULL);
 	ck_assert_int_eq(r.status, 1);
 	ck_assert_str_eq(r.out, "");
-	ck_assert_str_eq(r.err, "b2bua-cli: no such call 5\n");
+	ck_assert_str_eq(r.err, "b2bua-cli: no such call test-node-w0-18e1c2d3a4b-5\n");
 	free_result(&r);
 
 	assert_usage_error("show", "call", NULL);
 	assert_usage_error("show", "call", "12x");
-	assert_usage_error("show", "call", "18446744073709551616");    /* 2^64 */
+	assert_usage_error("show", "call", "18446744073709551616");    /* the old numeric form */
+	assert_usage_error("show", "call", "-w0-1-1");                 /* no node */
+	assert_usage_error("show", "call", "n-w-1-1");                 /* no worker index */
 }
 END_TEST
 
@@ -1006,7 +1006,7 @@ enum fake_mode {
 };
 
 struct fake_find {
-	uint64_t id;
+	char id[SHM_ID_MAX];
 	int found;
 	uint32_t slot;
 };
@@ -1015,7 +1015,7 @@ static int fake_find_one(const struct shm_call *c, uint32_t slot, void *arg)
 {
 	struct fake_find *f = arg;
 
-	if (c->id != f->id)
+	if (strcmp(c->id, f->id) != 0)
 		return 0;
 	f->found = 1;
 	f->slot = slot;
@@ -1046,7 +1046,8 @@ static int fake_worker_request(void *arg, unsigned worker, const char *request, 
 	default:
 		break;
 	}
-	if (sscanf(request, "kill %" SCNu64, &find.id) == 1) {
+	if (strncmp(request, "kill ", 5) == 0) {
+		snprintf(find.id, sizeof find.id, "%s", request + 5);
 		shm_call_foreach(t_shm, fake_find_one, &find);
 		if (find.found)
 			shm_call_remove(t_shm, find.slot);
@@ -1083,53 +1084,53 @@ START_TEST(test_call_kill)
 	struct run_result r;
 
 	install_fake_worker(FAKE_REMOVE);
-	run_cli(&r, "call", "kill", "4242", NULL);
+	run_cli(&r, "call", "kill", "test-node-w1-18e1c2d3a4c-4242", NULL);
 	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
-	ck_assert_str_eq(r.out, "call 4242 killed\n");
+	ck_assert_str_eq(r.out, "call test-node-w1-18e1c2d3a4c-4242 killed\n");
 	ck_assert_str_eq(r.err, "");
 	free_result(&r);
 	ck_assert_uint_eq(t_fake->calls, 1);
-	ck_assert_str_eq(t_fake->request, "kill 4242");
+	ck_assert_str_eq(t_fake->request, "kill test-node-w1-18e1c2d3a4c-4242");
 	ck_assert_uint_eq(t_fake->worker, 1);               /* the call's owner */
 	ck_assert(!call_in_table("a-2@10.0.0.2"));
 	ck_assert(call_in_table("a-4@10.0.0.4"));           /* the others stay */
 
 	run_cli(&r, "show", "calls", NULL);
-	ck_assert_ptr_null(find_line(r.out, "4242 "));
+	ck_assert_ptr_null(find_line(r.out, "test-node-w1-18e1c2d3a4c-4242 "));
 	ck_assert_ptr_nonnull(strstr(r.out, "\n5 calls\n"));
 	free_result(&r);
 
 	/* Gone now: the worker is not even asked. */
-	run_cli(&r, "call", "kill", "4242", NULL);
+	run_cli(&r, "call", "kill", "test-node-w1-18e1c2d3a4c-4242", NULL);
 	ck_assert_int_eq(r.status, 1);
 	ck_assert_str_eq(r.out, "");
-	ck_assert_str_eq(r.err, "b2bua-cli: no such call 4242\n");
+	ck_assert_str_eq(r.err, "b2bua-cli: no such call test-node-w1-18e1c2d3a4c-4242\n");
 	free_result(&r);
 	ck_assert_uint_eq(t_fake->calls, 1);
 
-	/* All 64 bits of the id reach the worker; worker 0 owns this one. */
-	run_cli(&r, "call", "kill", "18446744073709551557", NULL);
+	/* The whole id reaches the worker; worker 0 owns this one. */
+	run_cli(&r, "call", "kill", "test-node-w0-18e1c2d3a4b-18446744073709551557", NULL);
 	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
-	ck_assert_str_eq(r.out, "call 18446744073709551557 killed\n");
+	ck_assert_str_eq(r.out, "call test-node-w0-18e1c2d3a4b-18446744073709551557 killed\n");
 	free_result(&r);
-	ck_assert_str_eq(t_fake->request, "kill 18446744073709551557");
+	ck_assert_str_eq(t_fake->request, "kill test-node-w0-18e1c2d3a4b-18446744073709551557");
 	ck_assert_uint_eq(t_fake->worker, 0);
 	ck_assert(!call_in_table("a-1@10.0.0.1"));
 }
 END_TEST
 
-/* `call kill 77` with a worker that answers `mode`: exit 1 and `want` on stderr. */
+/* `call kill <the FORWARDING call>` with a worker that answers `mode`: exit 1 and `want` on stderr. */
 static void assert_kill_fails(int mode, const char *want)
 {
 	struct run_result r;
 
 	t_fake->mode = mode;
-	run_cli(&r, "call", "kill", "77", NULL);
+	run_cli(&r, "call", "kill", "test-node-w1-18e1c2d3a4c-77", NULL);
 	ck_assert_int_eq(r.status, 1);
 	ck_assert_str_eq(r.out, "");
 	ck_assert_str_eq(r.err, want);
 	free_result(&r);
-	ck_assert_str_eq(t_fake->request, "kill 77");
+	ck_assert_str_eq(t_fake->request, "kill test-node-w1-18e1c2d3a4c-77");
 	ck_assert(call_in_table("a-4@10.0.0.4"));
 }
 
@@ -1141,17 +1142,17 @@ START_TEST(test_call_kill_failures)
 	install_fake_worker(FAKE_TIMEOUT);
 	assert_kill_fails(FAKE_TIMEOUT, "b2bua-cli: worker 1 did not answer\n");
 	assert_kill_fails(FAKE_ESRCH, "b2bua-cli: worker 1 is not running\n");
-	assert_kill_fails(FAKE_ERROR, "b2bua-cli: call 77: worker 1: call is being transferred\n");
+	assert_kill_fails(FAKE_ERROR, "b2bua-cli: call test-node-w1-18e1c2d3a4c-77: worker 1: call is being transferred\n");
 	ck_assert_uint_eq(t_fake->calls, 3);
 
 	/* "ok", yet the call stays: reported after about 2 s, not as killed. */
 	t_fake->mode = FAKE_KEEP;
 	t0 = now_ms(CLOCK_MONOTONIC);
-	run_cli(&r, "call", "kill", "77", NULL);
+	run_cli(&r, "call", "kill", "test-node-w1-18e1c2d3a4c-77", NULL);
 	took = now_ms(CLOCK_MONOTONIC) - t0;
 	ck_assert_int_eq(r.status, 1);
 	ck_assert_str_eq(r.out, "");
-	ck_assert_msg(strstr(r.err, "call 77: worker 1 is ending it, but it is still up") != NULL,
+	ck_assert_msg(strstr(r.err, "call test-node-w1-18e1c2d3a4c-77: worker 1 is ending it, but it is still up") != NULL,
 		      "%s", r.err);
 	ck_assert_msg(took >= 1900 && took < 5000, "answered after %" PRIu64 " ms", took);
 	free_result(&r);
@@ -1164,7 +1165,7 @@ START_TEST(test_call_kill_unavailable)
 	struct run_result r;
 	char *answer;
 
-	run_cli(&r, "call", "kill", "77", NULL);
+	run_cli(&r, "call", "kill", "test-node-w1-18e1c2d3a4c-77", NULL);
 	ck_assert_int_eq(r.status, 1);
 	ck_assert_str_eq(r.out, "");
 	ck_assert_msg(strstr(r.err, "b2bua-cli: call kill is not available") == r.err, "%s",
@@ -1175,9 +1176,11 @@ START_TEST(test_call_kill_unavailable)
 	assert_usage_error("call", "kill", NULL);
 	assert_usage_error("call", "kill", "abc");
 	assert_usage_error("call", "kill", "-5");
+	assert_usage_error("call", "kill", "4242");          /* the old numeric form */
+	assert_usage_error("call", "kill", "node-w1-1g-5");  /* EPOCH is hex */
 	assert_usage_error("call", NULL, NULL);
-	answer = raw_request(t_cfg.cli_socket, "call kill 77x\n", 0);
-	ck_assert_msg(strncmp(answer, "2 bad call ID '77x'", 19) == 0, "%s", answer);
+	answer = raw_request(t_cfg.cli_socket, "call kill test-node-w1-18e1c2d3a4c-77x\n", 0);
+	ck_assert_msg(strncmp(answer, "2 bad call ID 'test-node-w1-18e1c2d3a4c-77x'", 44) == 0, "%s", answer);
 	free(answer);
 	answer = raw_request(t_cfg.cli_socket, "call kill\n", 0);
 	ck_assert_msg(strncmp(answer, "2 'call kill' needs a call ID\n", 30) == 0, "%s", answer);

@@ -82,8 +82,7 @@ struct b2b_branch {
 struct b2b_call {
 	b2b_t *b2b;
 	struct b2b_call *next_free;  /* pool link while unused */
-	uint64_t id;                 /* the call id shown by the CLI */
-	char key[80];                /* unique across hosts and restarts: CDR id, call limits */
+	char id[SHM_ID_MAX];         /* the call id: CLI, logs, CDR id, call limits (b2b_make_id) */
 	char counted[4][64];         /* local users whose max_calls count this call */
 	unsigned n_counted;
 	uint32_t slot;               /* our slot in the shared call table */
@@ -196,13 +195,17 @@ static void b2b_make_call_id(b2b_t *b2b, char *buf, size_t size)
 		 b2b->cfg->node_id);
 }
 
-/* A unique call id: worker index, restart generation, counter. */
-static uint64_t b2b_call_id(b2b_t *b2b)
+/*
+ * The call id, the one name of a call everywhere: `show calls`, every log
+ * line about the call ("call ID: ..."), the CDR's id and the members of the
+ * max_calls sets.  NODE-wWORKER-EPOCH-N: the node id and the worker index
+ * keep hosts and workers apart, EPOCH (this process's start, ms, hex) keeps
+ * a restarted worker apart from its predecessor, N counts calls.
+ */
+static void b2b_make_id(b2b_t *b2b, char *buf, size_t size)
 {
-	uint64_t n = ++b2b->next_call;
-
-	return ((uint64_t)(b2b->worker & 0xff) << 56) |
-	       ((uint64_t)(b2b->generation & 0xff) << 48) | (n & 0xffffffffffffull);
+	snprintf(buf, size, "%s-w%u-%llx-%llu", b2b->cfg->node_id, b2b->worker,
+		 (unsigned long long)b2b->epoch_ms, (unsigned long long)++b2b->next_call);
 }
 
 static void b2b_url_copy(char *dst, size_t size, url_t const *url)
@@ -309,15 +312,10 @@ static int b2b_forward_on_failure(struct b2b_call *call);
 
 /* ------------------------------------------------------------ call life cycle */
 
-/* The call's key, unique across hosts, workers and restarts: the CDR id,
- * and the member of the max_calls sets. */
-static void b2b_call_set_key(struct b2b_call *call, uint64_t id)
+/* The call's id, as its shared-table record holds it. */
+static void b2b_call_set_id(struct b2b_call *call, const char *id)
 {
-	b2b_t *b2b = call->b2b;
-
-	call->id = id;
-	snprintf(call->key, sizeof call->key, "%s-w%u-%llx-%llu", b2b->cfg->node_id, b2b->worker,
-		 (unsigned long long)b2b->epoch_ms, (unsigned long long)(id & 0xffffffffffffull));
+	snprintf(call->id, sizeof call->id, "%s", id);
 }
 
 static struct b2b_call *b2b_call_alloc(b2b_t *b2b)
@@ -386,7 +384,7 @@ static void b2b_write_cdr(struct b2b_call *call)
 	    shm_call_read(b2b->shm, call->slot, &rec) < 0)
 		return;
 	memset(&c, 0, sizeof c);
-	b2b_str_copy(c.id, sizeof c.id, call->key);
+	b2b_str_copy(c.id, sizeof c.id, call->id);
 	b2b_str_copy(c.a_call_id, sizeof c.a_call_id, rec.a.call_id);
 	b2b_str_copy(c.b_call_id, sizeof c.b_call_id, rec.b.call_id);
 	b2b_str_copy(c.caller, sizeof c.caller, rec.caller);
@@ -421,7 +419,7 @@ static void b2b_call_end(struct b2b_call *call)
 	call->ended = 1;
 	b2b_write_cdr(call);
 	for (unsigned i = 0; i < call->n_counted; i++)
-		registrar_call_end(call->b2b->reg, call->counted[i], call->key);
+		registrar_call_end(call->b2b->reg, call->counted[i], call->id);
 	if (call->a_irq)
 		nta_incoming_destroy(call->a_irq);
 	for (unsigned i = 0; i < call->n_br; i++)
@@ -476,7 +474,7 @@ static void b2b_ack_branch(struct b2b_branch *br)
 	ack = nta_outgoing_tcreate(br->leg, NULL, NULL, NULL, SIP_METHOD_ACK, NULL,
 				   SIPTAG_CSEQ(cseq), TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
 	if (ack == NULL)
-		log_warn("call %u: cannot send ACK on a B-leg", br->call->slot);
+		log_warn("call %s: cannot send ACK on a B-leg", br->call->id);
 	else
 		nta_outgoing_destroy(ack);
 	br->acked = 1;
@@ -553,7 +551,7 @@ static int b2b_relay_bye(struct b2b_call *call, int from_caller, nta_incoming_t 
 					     (nta_outgoing_magic_t *)call, NULL, SIP_METHOD_BYE,
 					     NULL, TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
 	if (call->bye_orq == NULL) {
-		log_warn("call %u: cannot relay BYE", call->slot);
+		log_warn("call %s: cannot relay BYE", call->id);
 		nta_incoming_treply(irq, SIP_200_OK, TAG_END());
 		call->bye_irq = NULL;
 		nta_incoming_destroy(irq);
@@ -585,11 +583,11 @@ static void b2b_apply_hold(struct b2b_call *call)
 		return;
 	if (call->relay_hold == HOLD_ON) {
 		call->held_by = by;
-		log_info("call %u: held by the %s", call->slot,
+		log_info("call %s: held by the %s", call->id,
 			 by == SHM_PARTY_CALLER ? "caller" : "callee");
 	} else if (call->held_by == by) {
 		call->held_by = SHM_PARTY_NONE;   /* only the one who held can resume */
-		log_info("call %u: resumed", call->slot);
+		log_info("call %s: resumed", call->id);
 	}
 	c = shm_call_write_begin(call->b2b->shm, call->slot);
 	c->held_by = (uint8_t)call->held_by;
@@ -628,7 +626,7 @@ static int b2b_on_relay_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, si
 	if (sip == NULL) {
 		/* Our relayed 2xx was never ACKed (Timer H): the relay is over, so
 		 * that the next re-INVITE does not get 491 for ever. */
-		log_warn("call %u: the relayed re-INVITE's 2xx was never ACKed", call->slot);
+		log_warn("call %s: the relayed re-INVITE's 2xx was never ACKed", call->id);
 		b2b_relay_done(call);
 		return 0;
 	}
@@ -924,8 +922,8 @@ static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 		if (call->state == B2B_ANSWERED) {
 			struct b2b_branch *br = b2b_winner(call);
 
-			log_warn("call %u: no ACK from the caller for our 2xx: releasing it",
-				 call->slot);
+			log_warn("call %s: no ACK from the caller for our 2xx: releasing it",
+				 call->id);
 			call->hangup_by = CDR_PARTY_SYSTEM;
 			call->a_irq = NULL;   /* NTA destroys it */
 			nta_incoming_destroy(irq);
@@ -997,7 +995,7 @@ static int b2b_via_is_ours(const b2b_t *b2b, sip_via_t const *v)
 static void b2b_shm_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip, const char *a_tag)
 {
 	memset(c, 0, sizeof *c);
-	c->id = b2b_call_id(b2b);
+	b2b_make_id(b2b, c->id, sizeof c->id);
 	c->worker = (uint16_t)b2b->worker;
 	c->state = SHM_CALL_TRYING;
 	c->start_ms = shm_now_ms();
@@ -1120,7 +1118,7 @@ static void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, un
 
 	for (unsigned i = 0; sip && i < n && call->n_br < B2B_MAX_BRANCHES; i++)
 		if (b2b_branch_start(call, sip, targets[i]) < 0)
-			log_warn("call %u: cannot send INVITE to a target", call->slot);
+			log_warn("call %s: cannot send INVITE to a target", call->id);
 	if (b2b_pending_branches(call) == 0) {
 		b2b_reply_a(call, SIP_500_INTERNAL_SERVER_ERROR);
 		b2b_call_end(call);
@@ -1200,8 +1198,8 @@ static void b2b_forward(struct b2b_call *call, const char *target, const char *r
 
 	call->forward_pending = 0;
 	if (call->hops >= (unsigned)b2b->cfg->forward_max_hops) {
-		log_warn("call %u: forwarding chain longer than forward_max_hops (%d) stopped at %s",
-			 call->slot, b2b->cfg->forward_max_hops, target);
+		log_warn("call %s: forwarding chain longer than forward_max_hops (%d) stopped at %s",
+			 call->id, b2b->cfg->forward_max_hops, target);
 		b2b_call_refuse(call, call->best_final ? call->best_final : 480,
 				call->best_final ? call->best_phrase : NULL);
 		return;
@@ -1209,7 +1207,7 @@ static void b2b_forward(struct b2b_call *call, const char *target, const char *r
 	if (strchr(target, ':')) {
 		url = url_make(home, target);
 		if (url == NULL || url->url_host == NULL) {
-			log_warn("call %u: bad forward target '%s'", call->slot, target);
+			log_warn("call %s: bad forward target '%s'", call->id, target);
 			b2b_call_refuse(call, SIP_480_TEMPORARILY_UNAVAILABLE);
 			su_home_deinit(home);
 			return;
@@ -1217,7 +1215,7 @@ static void b2b_forward(struct b2b_call *call, const char *target, const char *r
 		user = registrar_is_local(b2b->reg, url) && url->url_user ? url->url_user : NULL;
 	}
 	if (user && b2b_tried(call, user)) {
-		log_warn("call %u: forwarding loops back to '%s': ending the call", call->slot, user);
+		log_warn("call %s: forwarding loops back to '%s': ending the call", call->id, user);
 		b2b_call_refuse(call, SIP_482_LOOP_DETECTED);
 		su_home_deinit(home);
 		return;
@@ -1225,7 +1223,7 @@ static void b2b_forward(struct b2b_call *call, const char *target, const char *r
 	call->hops++;
 	b2b_add_diversion(call, reason);
 	b2b_shm_forwarding(call, target);
-	log_info("call %u: forwarding (%s) from '%s' to %s", call->slot, reason, call->cur_user,
+	log_info("call %s: forwarding (%s) from '%s' to %s", call->id, reason, call->cur_user,
 		 target);
 	call->have_fwd = 0;
 	if (user) {
@@ -1263,7 +1261,7 @@ static void b2b_start_no_answer_timer(struct b2b_call *call)
 	if (call->na_timer == NULL ||
 	    su_timer_set_interval(call->na_timer, b2b_on_no_answer, (su_timer_arg_t *)call,
 				  (su_duration_t)secs * 1000) < 0)
-		log_warn("call %u: cannot arm the no-answer timer", call->slot);
+		log_warn("call %s: cannot arm the no-answer timer", call->id);
 }
 
 /* Every branch failed: forward if the user asked for it.  1 when forwarded. */
@@ -1314,7 +1312,7 @@ static void b2b_on_lookup(void *arg, int status, const struct registrar_contact 
 	}
 	if (status == 486) {
 		/* At its max_calls: busy, so forward-on-busy applies. */
-		log_info("call %u: '%s' is at its max_calls", call->slot, call->cur_user);
+		log_info("call %s: '%s' is at its max_calls", call->id, call->cur_user);
 		call->best_final = 486;
 		b2b_str_copy(call->best_phrase, sizeof call->best_phrase, "Busy Here");
 		if (!b2b_forward_on_failure(call))
@@ -1352,7 +1350,7 @@ static void b2b_lookup_user(struct b2b_call *call, const char *user)
 	b2b_call_hold(call);
 	if (registrar_lookup(call->b2b->reg, user,
 			     call->n_counted < sizeof call->counted / sizeof call->counted[0] ?
-			     call->key : NULL, b2b_on_lookup, call) < 0) {
+			     call->id : NULL, b2b_on_lookup, call) < 0) {
 		b2b_call_release(call);
 		b2b_call_refuse(call, SIP_503_SERVICE_UNAVAILABLE);
 	}
@@ -1407,7 +1405,7 @@ static void b2b_count_user(struct b2b_call *call, const char *user, registrar_be
 	}
 	b2b_str_copy(call->counted[call->n_counted], sizeof call->counted[0], user);
 	b2b_call_hold(call);
-	if (registrar_call_begin(call->b2b->reg, user, call->key, next, call) < 0)
+	if (registrar_call_begin(call->b2b->reg, user, call->id, next, call) < 0)
 		next(call, 503);   /* still held: next() releases */
 }
 
@@ -1424,7 +1422,7 @@ static void b2b_on_caller_counted(void *arg, int status)
 		return;
 	}
 	if (status == 486) {
-		log_info("call %u: caller '%s' is at its max_calls", call->slot,
+		log_info("call %s: caller '%s' is at its max_calls", call->id,
 			 call->counted[call->n_counted]);
 		b2b_call_refuse(call, 403, "Call limit reached");
 		return;
@@ -1498,14 +1496,14 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 		b2b_refuse_full(b2b, irq);
 		return 0;
 	}
-	b2b_call_set_key(call, rec.id);
+	b2b_call_set_id(call, rec.id);
 	if (shm_call_insert(b2b->shm, &rec, &call->slot) < 0) {
 		b2b_refuse_full(b2b, irq);
 		b2b_call_free(call);   /* not in the table: only the pool entry to return */
 		return 0;
 	}
 	if (b2b_a_leg_create(call, irq, sip, a_tag) < 0) {
-		log_error("call %u: cannot create the A-leg dialog", call->slot);
+		log_error("call %s: cannot create the A-leg dialog", call->id);
 		if (call->a_irq == NULL)
 			b2b_refuse(b2b, irq, SIP_500_INTERNAL_SERVER_ERROR, NULL);
 		b2b_call_refuse(call, SIP_500_INTERNAL_SERVER_ERROR);
@@ -1542,8 +1540,8 @@ static int b2b_on_stray_cancel(b2b_t *b2b, sip_t const *sip)
 	snprintf(msg, sizeof msg, "cancel %s", rec.a.call_id);
 	if (b2b->tell(b2b->tell_arg, rec.worker, msg) < 0)
 		return 481;
-	log_info("CANCEL for call %llu of worker %u reached worker %u: handed over",
-		 (unsigned long long)rec.id, rec.worker, b2b->worker);
+	log_info("call %s: its CANCEL reached worker %u, not its owner %u: handed over",
+		 rec.id, b2b->worker, rec.worker);
 	return 200;
 }
 
@@ -1627,7 +1625,7 @@ static struct b2b_call *b2b_call_from_table(b2b_t *b2b, uint32_t slot,
 
 	if (call != NULL) {
 		call->slot = slot;
-		b2b_call_set_key(call, rec->id);
+		b2b_call_set_id(call, rec->id);
 	}
 	return call;
 }
@@ -1921,7 +1919,7 @@ void b2b_expire_calls(b2b_t *b2b)
 		    (call->state != B2B_ANSWERED && call->state != B2B_CONFIRMED))
 			continue;
 		log_warn("call %s: up for %llu s, longer than max_call_duration: ending it",
-			 call->key, (unsigned long long)((now - call->answer_ms) / 1000));
+			 call->id, (unsigned long long)((now - call->answer_ms) / 1000));
 		b2b_call_abort(call, 408);
 	}
 }
@@ -1940,7 +1938,7 @@ int b2b_cancel_call(b2b_t *b2b, const char *a_call_id)
 			continue;
 		if (b2b_caller_cancels(call) < 0)
 			return -EALREADY;
-		log_info("call %u: cancelled by a CANCEL another worker received", call->slot);
+		log_info("call %s: cancelled by a CANCEL another worker received", call->id);
 		return 0;
 	}
 	return -ENOENT;
@@ -1952,15 +1950,14 @@ void b2b_set_tell(b2b_t *b2b, b2b_tell_f *fn, void *arg)
 	b2b->tell_arg = arg;
 }
 
-int b2b_kill(b2b_t *b2b, uint64_t id)
+int b2b_kill(b2b_t *b2b, const char *id)
 {
 	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++) {
 		struct b2b_call *call = &b2b->pool[i];
 
-		if (call->b2b == NULL || call->ended || call->id != id)
+		if (call->b2b == NULL || call->ended || strcmp(call->id, id) != 0)
 			continue;
-		log_info("call %llu: killed by an operator (state %d)", (unsigned long long)id,
-			 (int)call->state);
+		log_info("call %s: killed by an operator (state %d)", id, (int)call->state);
 		call->killed = 1;
 		b2b_call_abort(call, 487);
 		return 0;

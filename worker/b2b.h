@@ -63,7 +63,7 @@ void b2b_hangup_all(b2b_t *b2b);
 
 /* An operator ends call `id` (b2bua-cli call kill): CANCEL or BYE as its
  * state needs, CDR disposition KILLED.  0, or -ENOENT when it is not ours. */
-int b2b_kill(b2b_t *b2b, uint64_t id);
+int b2b_kill(b2b_t *b2b, const char *id);
 
 /* End the answered calls older than max_call_duration (called every second). */
 void b2b_expire_calls(b2b_t *b2b);

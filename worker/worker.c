@@ -161,7 +161,6 @@ static int worker_tell(void *arg, unsigned to, const char *msg)
 static void worker_on_ctl(struct uport_event *ev, int res)
 {
 	char req[256], reply[128];
-	unsigned long long id;
 	ssize_t n;
 
 	(void)ev;
@@ -182,9 +181,9 @@ static void worker_on_ctl(struct uport_event *ev, int res)
 			worker_arm_ctl();
 			return;
 		}
-		if (sscanf(req, "kill %llu", &id) == 1) {
+		if (strncmp(req, "kill ", 5) == 0) {
 			snprintf(reply, sizeof reply, "%s",
-				 b2b_kill(worker.b2b, id) == 0 ? "ok" : "error no such call");
+				 b2b_kill(worker.b2b, req + 5) == 0 ? "ok" : "error no such call");
 		} else if (sscanf(req, "log_level %d", &level) == 1 && level >= LOG_ERROR &&
 			   level <= LOG_DEBUG) {
 			log_set_level((enum log_level)level);

@@ -48,7 +48,7 @@ wait_state 5 'length == 1 and .[0].state == "ANSWERED"' "call 1 ANSWERED"
 id1=$(call_field 'true' id)
 w1=$(call_field 'true' worker)
 a1=$(call_field 'true' a_call_id)
-assert_match '^[0-9]+$' "$id1" "call 1: its id"
+assert_match "^$(node_id)-w$w1-[0-9a-f]+-[0-9]+\$" "$id1" "call 1: its id"
 # Let it talk a little, so that its billable time is visibly more than 0.
 sleep 0.5
 kill_call "$id1"
@@ -76,10 +76,13 @@ assert_grep 'tag=[0-9]+SIPpTag011' <(msg_header "$T/uas1.msg" recv BYE To) \
 	"call 1: the callee's BYE carries the callee's tag in To"
 assert_no_leak "$T/uac1.msg" "$T/uas1.msg"
 assert_grep "call $id1: killed by an operator" "$T/b2bua.log" "call 1: the worker logged the kill"
-assert_grep "cli: call $id1 killed \\(worker $w1\\)" "$T/b2bua.log" "call 1: the CLI logged it"
+assert_grep "call $id1: killed through the CLI \\(worker $w1\\)" "$T/b2bua.log" \
+	"call 1: the CLI logged it"
 wait_cdrs 1
 assert_cdr_fields 0
 assert_cdr_id 0 "$id1" "$w1"
+# One id everywhere: what show calls gave is the log's and `cdr tail`'s.
+assert_eq "$id1" "$(cli cdr tail 1 --json | jq -r '.[0].id')" "call 1: cdr tail shows the same id"
 assert_cdr 0 "a_call_id=$(call_ids "$T/uac1.msg" sent)" "b_call_id=$(call_ids "$T/uas1.msg" recv)" \
 	"caller=$(from_uri "$T/uac1.msg")" "callee=sip:1000@$ADDR:$SIP_PORT" \
 	"answered_by=sip:1000@$ADDR:$UAS_PORT;transport=udp" "forwarded_to=" \
@@ -97,7 +100,7 @@ uac_start uac2 kill_uac_ringing -m 1
 wait_state 5 'length == 1 and .[0].state == "RINGING"' "call 2 RINGING"
 id2=$(call_field 'true' id)
 w2=$(call_field 'true' worker)
-assert_match '^[0-9]+$' "$id2" "call 2: its id"
+assert_match "^$(node_id)-w$w2-[0-9a-f]+-[0-9]+\$" "$id2" "call 2: its id"
 [ "$id2" != "$id1" ] || fail "call 2 has call 1's id $id1"
 kill_call "$id2"
 assert_eq 0 "$(cli_json calls 'length')" "show calls right after the kill: no call"
@@ -129,7 +132,7 @@ assert_cdr_times 0
 [ "$(cdr_get 0 ring_ms)" != 0 ] || fail "CDR ring_ms is 0 though the callee rang"
 
 # --- 3. no such call
-kill_refused 999999
+kill_refused "$(node_id)-w0-1-999999"
 bad=$(cli call kill abc 2>&1)
 assert_eq 2 "$?" "call kill abc: a usage error"
 assert_match "bad call ID 'abc'" "$(printf '%s\n' "$bad" | head -n1)" "call kill abc: says why"

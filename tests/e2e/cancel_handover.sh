@@ -53,9 +53,9 @@ assert_sipp_ok uas 1
 assert_seq "$T/uac.msg" "caller" \
 	"sent INVITE" "recv 100/INVITE" "recv 180/INVITE" "recv 487/INVITE" "sent ACK"
 assert_eq 1 "$(msg_count "$T/uas.msg" recv CANCEL)" "the callee got CANCEL"
-assert_grep "CANCEL for call [0-9]+ of worker $owner reached worker $other: handed over" \
+assert_grep "call [^ ]+-w$owner-[0-9a-f]+-[0-9]+: its CANCEL reached worker $other, not its owner $owner: handed over" \
 	"$T/b2bua.log" "worker $other handed the CANCEL over"
-assert_grep "worker $owner\\[[0-9]+\\] info: call [0-9]+: cancelled by a CANCEL another worker received" \
+assert_grep "worker $owner\\[[0-9]+\\] info: call [^ ]+: cancelled by a CANCEL another worker received" \
 	"$T/b2bua.log" "worker $owner cancelled the call"
 empty() { [ "$(cli_json calls 'length')" = 0 ]; }
 wait_for 5 empty || fail "the call is still in the table: $(cli show calls)"

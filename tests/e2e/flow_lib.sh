@@ -225,12 +225,11 @@ assert_match() {
 	log "ok: $3 = $2"
 }
 
-# assert_cdr_id I CALL-ID WORKER: the CDR's unique id is the node's, the
-# worker's and the call's (the low 48 bits of the id `show calls` gave it),
-# with the worker's start time between them: NODE-wW-EPOCHHEX-N.
+# assert_cdr_id I ID WORKER: the CDR's id is the call id `show calls` gave
+# (one id everywhere), and that id is NODE-wWORKER-EPOCHHEX-N.
 assert_cdr_id() {
-	assert_match "^$(node_id)-w$3-[0-9a-f]+-$(($2 & 0xffffffffffff))\$" "$(cdr_get "$1" id)" \
-		"CDR[$1].id"
+	assert_eq "$2" "$(cdr_get "$1" id)" "CDR[$1].id = the id show calls gave"
+	assert_match "^$(node_id)-w$3-[0-9a-f]+-[0-9]+\$" "$2" "call id form"
 }
 
 # assert_between MIN MAX VALUE WHAT

@@ -1,34 +1,38 @@
 /*
- * master — supervision of the workers (nginx-style life cycle).
+ * master — supervision of the workers and of the management process
+ * (nginx-style life cycle).  The master forks, reaps, restarts, signals
+ * and switches control messages; it serves no client and waits on nobody.
  *
  * Order of start-up, and why:
  *   1. the config was validated by main.c: nothing starts on a bad file;
  *   2. the call table (shm) is mapped before fork, so every worker and every
  *      restarted worker sees the same memory;
- *   3. the CLI socket is opened: a second daemon on the same socket is
- *      refused here, before it could fight over SIP ports;
- *   4. workers are forked; each initialises Sofia-SIP itself, after fork.
+ *   3. the CLI socket is bound: a second daemon on the same socket is
+ *      refused here, before it could fight over SIP ports.  The master keeps
+ *      it open but never accepts on it: the management process does (mgmt.h);
+ *   4. the management process and the workers are forked; each worker
+ *      initialises Sofia-SIP itself, after fork.
  *
  * Signals become flags: they are blocked and read from a signalfd in the
  * master's poll loop, never handled asynchronously.
- *   SIGCHLD          reap; a worker that died is logged and restarted
- *                    (at once the first time, then with growing back-off if
- *                    it keeps dying young)
+ *   SIGCHLD          reap; a child that died (worker or management process)
+ *                    is logged and restarted (at once the first time, then
+ *                    with growing back-off if it keeps dying young)
  *   SIGTERM, SIGINT  drain: workers refuse new calls, existing calls get up
- *                    to drain_timeout; then everything stops.  Workers still
+ *                    to drain_timeout; when the last worker has stopped the
+ *                    management process is stopped too.  Children still
  *                    alive after drain_timeout + MASTER_KILL_GRACE_S are
  *                    killed, so no process is ever left behind
  *   SIGHUP           re-read the configuration file: log_level takes effect
- *                    at once in the master and every worker; any other
+ *                    at once in the master and every child; any other
  *                    change is named in the log and waits for a restart
  *                    (ports, the call table and the workers' dialogs cannot
  *                    change under live calls); a bad file changes nothing
  *
- * Each worker also has a control socket (a SOCK_SEQPACKET pair made before
- * its fork): the CLI asks a worker, through the master, what only the
- * worker can do, one request and one answer at a time (e.g. "kill ID").
- * A worker may also send "fwd N MESSAGE": the master passes MESSAGE on to
- * worker N, unanswered (a CANCEL that reached the wrong worker).
+ * Control channels: each child has a SOCK_SEQPACKET socketpair to the
+ * master, made before its fork.  Messages are typed (b2bua/ctl.h); the
+ * master passes each one to its addressee's channel without waiting, and
+ * answers a request itself only when its addressee is not running.
  */
 #include "b2bua/master.h"
 
@@ -44,7 +48,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "b2bua/ctl.h"
 #include "b2bua/log.h"
+#include "b2bua/mgmt.h"
 #include "cli/cli_server.h"
 #include "shm/shm.h"
 #include "worker/worker.h"
@@ -52,14 +58,17 @@
 #define MASTER_KILL_GRACE_S 5
 #define MASTER_YOUNG_DEATH_MS 5000    /* died sooner than this: back off */
 #define MASTER_BACKOFF_MAX_MS 5000
+#define MASTER_DROP_LOG_MS 10000      /* at most one "not delivered" warning per 10 s */
 
-struct master_worker {
+/* A child process: a worker, or the management process (id CTL_MGMT). */
+struct master_proc {
+	unsigned id;             /* worker index, or CTL_MGMT */
 	pid_t pid;               /* 0 when not running */
-	unsigned generation;     /* how many times this index was started */
+	unsigned generation;     /* how many times it was started */
 	uint64_t started_ms;
 	uint64_t restart_at_ms;  /* when to fork it again; 0 = not scheduled */
 	unsigned backoff_ms;
-	int ctl;                 /* our end of its control socket, -1 if none */
+	int ctl;                 /* our end of its control channel, -1 if none */
 };
 
 struct master {
@@ -68,128 +77,183 @@ struct master {
 	cli_server_t *cli;
 	int sigfd;
 	int stopping;
+	int mgmt_stopped;        /* SIGTERM sent to the management process at the end */
 	int exit_code;           /* what master_run returns */
 	uint64_t kill_at_ms;
-	struct master_worker workers[CONFIG_MAX_WORKERS];
+	uint32_t seq;            /* of the master's own control requests */
+	uint64_t drop_logged_ms;
+	unsigned dropped;
+	struct master_proc workers[CONFIG_MAX_WORKERS];
+	struct master_proc mgmt;
 };
 
 static void master_begin_stop(struct master *m, int sig);
-static int master_worker_request(void *arg, unsigned idx, const char *request,
-				 char *reply, size_t size);
 
-static void master_spawn(struct master *m, unsigned idx)
+/* "worker 3" or "the management process", for log lines. */
+static const char *master_name(const struct master_proc *p, char *buf, size_t size)
 {
-	struct master_worker *w = &m->workers[idx];
-	sigset_t none;
-	pid_t pid;
+	if (p->id == CTL_MGMT)
+		return "the management process";
+	snprintf(buf, size, "worker %u", p->id);
+	return buf;
+}
 
+/* ------------------------------------------------------------ processes */
+
+static void master_close_channels(struct master *m)
+{
+	for (int i = 0; i < m->cfg->workers; i++)
+		if (m->workers[i].ctl >= 0)
+			close(m->workers[i].ctl);
+	if (m->mgmt.ctl >= 0)
+		close(m->mgmt.ctl);
+}
+
+/* In the child: keep nothing of the master but the config, the shm, our
+ * own channel and (management process only) the CLI socket. */
+static void master_become_child(struct master *m, struct master_proc *p, int ctl)
+{
+	sigset_t none;
+
+	close(m->sigfd);
+	master_close_channels(m);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (p->id == CTL_MGMT)
+		mgmt_run(m->cfg, m->shm, m->cli, ctl);
+	close(cli_server_fd(m->cli));
+	worker_run(m->cfg, m->shm, p->id, p->generation, ctl);
+}
+
+static void master_spawn(struct master *m, struct master_proc *p)
+{
+	char name[32];
+	pid_t pid;
 	int sv[2];
 
-	if (w->ctl >= 0)
-		close(w->ctl);
-	w->ctl = -1;
+	if (p->ctl >= 0)
+		close(p->ctl);
+	p->ctl = -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		log_error("cannot make worker %u's control socket: %m; retrying in 1 s", idx);
-		w->restart_at_ms = shm_now_ms() + 1000;
+		log_error("cannot make %s's control channel: %m; retrying in 1 s",
+			  master_name(p, name, sizeof name));
+		p->restart_at_ms = shm_now_ms() + 1000;
 		return;
 	}
 	pid = fork();
 	if (pid < 0) {
-		log_error("cannot fork worker %u: %m; retrying in 1 s", idx);
+		log_error("cannot fork %s: %m; retrying in 1 s", master_name(p, name, sizeof name));
 		close(sv[0]);
 		close(sv[1]);
-		w->restart_at_ms = shm_now_ms() + 1000;
+		p->restart_at_ms = shm_now_ms() + 1000;
 		return;
 	}
 	if (pid == 0) {
-		/* The child keeps nothing of the master but the config, the shm
-		 * and its own end of its control socket. */
-		close(m->sigfd);
-		close(cli_server_fd(m->cli));
-		for (int i = 0; i < m->cfg->workers; i++)
-			if (m->workers[i].ctl >= 0)
-				close(m->workers[i].ctl);
 		close(sv[0]);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		worker_run(m->cfg, m->shm, idx, w->generation, sv[1]);
+		master_become_child(m, p, sv[1]);
 	}
 	close(sv[1]);
-	w->ctl = sv[0];
-	w->pid = pid;
-	w->started_ms = shm_now_ms();
-	w->restart_at_ms = 0;
-	shm_worker_set(m->shm, idx, pid, (uint16_t)(m->cfg->worker_port_base + (int)idx),
-		       w->generation > 0, w->started_ms);
-	w->generation++;
+	p->ctl = sv[0];
+	p->pid = pid;
+	p->started_ms = shm_now_ms();
+	p->restart_at_ms = 0;
+	if (p->id != CTL_MGMT)
+		shm_worker_set(m->shm, p->id, pid, (uint16_t)(m->cfg->worker_port_base + (int)p->id),
+			       p->generation > 0, p->started_ms);
+	p->generation++;
 }
 
-static void master_log_exit(unsigned idx, pid_t pid, int status)
+static void master_log_exit(const struct master_proc *p, int status)
 {
+	char name[32];
+
+	master_name(p, name, sizeof name);
 	if (WIFSIGNALED(status))
-		log_warn("worker %u (pid %d) killed by signal %d (%s)", idx, (int)pid,
-			 WTERMSIG(status), strsignal(WTERMSIG(status)));
+		log_warn("%s (pid %d) killed by signal %d (%s)", master_name(p, name, sizeof name),
+			 (int)p->pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
 	else if (WEXITSTATUS(status) != 0)
-		log_warn("worker %u (pid %d) exited with status %d", idx, (int)pid,
-			 WEXITSTATUS(status));
+		log_warn("%s (pid %d) exited with status %d", master_name(p, name, sizeof name),
+			 (int)p->pid, WEXITSTATUS(status));
 	else
-		log_info("worker %u (pid %d) exited", idx, (int)pid);
+		log_info("%s (pid %d) exited", master_name(p, name, sizeof name), (int)p->pid);
 }
 
-/* A worker is gone: restart it unless we are stopping. */
-static void master_worker_died(struct master *m, unsigned idx, int status)
+/* A child is gone: restart it unless we are stopping. */
+static void master_child_died(struct master *m, struct master_proc *p, int status)
 {
-	struct master_worker *w = &m->workers[idx];
 	uint64_t now = shm_now_ms();
+	char name[32];
 
-	master_log_exit(idx, w->pid, status);
-	w->pid = 0;
-	if (w->ctl >= 0) {
-		close(w->ctl);   /* its peer is gone: poll() would report it for ever */
-		w->ctl = -1;
+	master_log_exit(p, status);
+	p->pid = 0;
+	if (p->ctl >= 0) {
+		close(p->ctl);   /* its peer is gone: poll() would report it for ever */
+		p->ctl = -1;
 	}
-	shm_worker_set(m->shm, idx, 0, (uint16_t)(m->cfg->worker_port_base + (int)idx), 0, now);
+	if (p->id != CTL_MGMT)
+		shm_worker_set(m->shm, p->id, 0, (uint16_t)(m->cfg->worker_port_base + (int)p->id),
+			       0, now);
 	if (m->stopping)
 		return;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_START && w->generation == 1) {
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_START && p->generation == 1) {
 		/* The very first start failed (a port in use, a spool directory
 		 * that cannot be made...): retrying would only repeat it. */
-		log_error("worker %u could not start (see above): stopping b2bua", idx);
+		log_error("%s could not start (see above): stopping b2bua",
+			  master_name(p, name, sizeof name));
 		m->exit_code = 1;
 		master_begin_stop(m, SIGTERM);
 		return;
 	}
-	if (now - w->started_ms < MASTER_YOUNG_DEATH_MS)
-		w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : 100;
+	if (now - p->started_ms < MASTER_YOUNG_DEATH_MS)
+		p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : 100;
 	else
-		w->backoff_ms = 0;
-	if (w->backoff_ms > MASTER_BACKOFF_MAX_MS)
-		w->backoff_ms = MASTER_BACKOFF_MAX_MS;
-	w->restart_at_ms = now + w->backoff_ms;
+		p->backoff_ms = 0;
+	if (p->backoff_ms > MASTER_BACKOFF_MAX_MS)
+		p->backoff_ms = MASTER_BACKOFF_MAX_MS;
+	p->restart_at_ms = now + p->backoff_ms;
+}
+
+/* The child with control id `id` (a worker index or CTL_MGMT), or NULL. */
+static struct master_proc *master_proc_of(struct master *m, unsigned id)
+{
+	if (id == CTL_MGMT)
+		return &m->mgmt;
+	if (id < (unsigned)m->cfg->workers)
+		return &m->workers[id];
+	return NULL;
+}
+
+static struct master_proc *master_proc_by_pid(struct master *m, pid_t pid)
+{
+	for (int i = 0; i < m->cfg->workers; i++)
+		if (m->workers[i].pid == pid)
+			return &m->workers[i];
+	return m->mgmt.pid == pid ? &m->mgmt : NULL;
 }
 
 static void master_reap(struct master *m)
 {
+	struct master_proc *p;
 	int status;
 	pid_t pid;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (int i = 0; i < m->cfg->workers; i++) {
-			if (m->workers[i].pid == pid) {
-				master_worker_died(m, (unsigned)i, status);
-				break;
-			}
-		}
-	}
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		if ((p = master_proc_by_pid(m, pid)) != NULL)
+			master_child_died(m, p, status);
 }
 
-static unsigned master_alive(const struct master *m)
+static unsigned master_workers_alive(const struct master *m)
 {
 	unsigned n = 0;
 
 	for (int i = 0; i < m->cfg->workers; i++)
 		n += m->workers[i].pid != 0;
 	return n;
+}
+
+static unsigned master_alive(const struct master *m)
+{
+	return master_workers_alive(m) + (m->mgmt.pid != 0);
 }
 
 static void master_signal_workers(struct master *m, int sig)
@@ -199,16 +263,128 @@ static void master_signal_workers(struct master *m, int sig)
 			kill(m->workers[i].pid, sig);
 }
 
+/* ------------------------------------------------------------ control messages */
+
+/* Send without waiting; a full or closed channel loses the message, said in the log. */
+static int master_send(struct master *m, struct master_proc *p, const struct ctl_msg *msg)
+{
+	uint64_t now;
+	char name[32];
+	int err = p->ctl >= 0 ? ctl_send(p->ctl, msg) : -ESRCH;
+
+	if (err == 0)
+		return 0;
+	m->dropped++;
+	now = shm_now_ms();
+	if (now - m->drop_logged_ms >= MASTER_DROP_LOG_MS) {
+		log_warn("control: %s message for %s not delivered (%s); %u lost in the last %llu s",
+			 ctl_type_name(msg->hdr.type), master_name(p, name, sizeof name),
+			 strerror(-err), m->dropped,
+			 (unsigned long long)(m->drop_logged_ms ? (now - m->drop_logged_ms) / 1000 : 0));
+		m->drop_logged_ms = now;
+		m->dropped = 0;
+	}
+	return err;
+}
+
+/* Does a message of this type wait for a CTL_REPLY? */
+static int master_is_request(unsigned type)
+{
+	return type == CTL_KILL_CALL || type == CTL_LOG_LEVEL;
+}
+
+/* An answer to one of the master's own requests (log_level). */
+static void master_on_answer(struct master *m, const struct ctl_msg *msg)
+{
+	struct master_proc *p = master_proc_of(m, msg->hdr.from);
+	char name[32];
+
+	if (msg->hdr.type == CTL_REPLY && msg->u.reply.status < 0 && p != NULL)
+		log_warn("SIGHUP: %s refused the new log_level: %s",
+			 master_name(p, name, sizeof name),
+			 msg->u.reply.text[0] ? msg->u.reply.text : strerror(-msg->u.reply.status));
+	else if (msg->hdr.type != CTL_REPLY)
+		log_warn("control: unexpected %s message for the master",
+			 ctl_type_name(msg->hdr.type));
+}
+
+/* Pass msg from `from` to its addressee; answer a request whose addressee is not running. */
+static void master_route(struct master *m, struct master_proc *from, struct ctl_msg *msg)
+{
+	struct master_proc *to;
+	struct ctl_msg answer;
+	char name[32];
+
+	msg->hdr.from = (uint16_t)from->id;   /* a child speaks only for itself */
+	if (msg->hdr.to == CTL_MASTER) {
+		master_on_answer(m, msg);
+		return;
+	}
+	to = master_proc_of(m, msg->hdr.to);
+	if (to != NULL && to->pid != 0 && master_send(m, to, msg) == 0)
+		return;
+	if (to == NULL)
+		log_warn("control: %s message from %s for unknown peer %u dropped",
+			 ctl_type_name(msg->hdr.type), master_name(from, name, sizeof name),
+			 (unsigned)msg->hdr.to);
+	if (master_is_request(msg->hdr.type)) {
+		ctl_reply_to(msg, -ESRCH, "not running", &answer);
+		answer.hdr.from = CTL_MASTER;
+		master_send(m, from, &answer);
+	}
+}
+
+/* A child's channel is readable: switch what it sent. */
+static void master_on_ctl(struct master *m, struct master_proc *p)
+{
+	struct ctl_msg msg;
+	char name[32];
+	int err;
+
+	while ((err = ctl_recv(p->ctl, &msg)) != -EAGAIN) {
+		if (err == -EBADMSG || err == -EPROTO || err == -EINVAL) {
+			log_warn("control: bad message from %s refused (%s)",
+				 master_name(p, name, sizeof name), strerror(-err));
+			continue;
+		}
+		if (err < 0)
+			return;   /* closed: SIGCHLD follows */
+		master_route(m, p, &msg);
+	}
+}
+
+/* Send a message of `type` to every running child of `kind` (NULL payload: none). */
+static void master_tell_all(struct master *m, const struct ctl_msg *tmpl, int workers, int mgmt)
+{
+	struct ctl_msg msg = *tmpl;
+
+	for (int i = 0; workers && i < m->cfg->workers; i++) {
+		if (m->workers[i].pid == 0)
+			continue;
+		msg.hdr.to = (uint16_t)i;
+		master_send(m, &m->workers[i], &msg);
+	}
+	if (mgmt && m->mgmt.pid != 0) {
+		msg.hdr.to = CTL_MGMT;
+		master_send(m, &m->mgmt, &msg);
+	}
+}
+
+/* ------------------------------------------------------------ signals */
+
 static void master_begin_stop(struct master *m, int sig)
 {
+	struct ctl_msg drain;
+
 	if (m->stopping)
 		return;
 	m->stopping = 1;
 	m->kill_at_ms = shm_now_ms() +
 			(uint64_t)(m->cfg->drain_timeout + MASTER_KILL_GRACE_S) * 1000u;
-	cli_server_set_draining(m->cli, 1);
 	log_info("%s: draining %u calls for up to %d s, then stopping", strsignal(sig),
 		 shm_call_count(m->shm), m->cfg->drain_timeout);
+	ctl_init(&drain, CTL_DRAIN, CTL_MASTER, CTL_MGMT, ++m->seq);
+	master_tell_all(m, &drain, 0, 1);
 	master_signal_workers(m, SIGTERM);
 }
 
@@ -217,7 +393,8 @@ static void master_reload(struct master *m)
 {
 	static struct config next;   /* large: not on the stack */
 	struct config cmp;
-	char err[512], req[64], reply[64];
+	struct ctl_msg msg;
+	char err[512];
 
 	if (config_load(m->cfg->path, &next, err, sizeof err) < 0) {
 		log_error("SIGHUP: %s: the running configuration stays in force", err);
@@ -225,10 +402,9 @@ static void master_reload(struct master *m)
 	}
 	if (next.log_level != log_get_level()) {
 		log_set_level(next.log_level);
-		snprintf(req, sizeof req, "log_level %d", (int)next.log_level);
-		for (int i = 0; i < m->cfg->workers; i++)
-			if (master_worker_request(m, (unsigned)i, req, reply, sizeof reply) < 0)
-				log_warn("SIGHUP: worker %d did not take the new log_level", i);
+		ctl_init(&msg, CTL_LOG_LEVEL, CTL_MASTER, 0, ++m->seq);
+		msg.u.log_level.level = (int32_t)next.log_level;
+		master_tell_all(m, &msg, 1, 1);   /* answers come back to master_on_answer */
 		log_info("SIGHUP: log_level is now %s", log_level_name(next.log_level));
 	}
 	/* Anything else that differs needs a restart. */
@@ -265,68 +441,18 @@ static void master_on_signals(struct master *m)
 	}
 }
 
-/* "fwd N MESSAGE" from a worker: pass MESSAGE to worker N.  1 if it was one. */
-static int master_ctl_forward(struct master *m, unsigned from, const char *msg)
+/* ------------------------------------------------------------ timers and the loop */
+
+static void master_restart_due(struct master *m, struct master_proc *p, uint64_t now)
 {
-	unsigned to;
-	int skip = 0;
+	char name[32];
 
-	if (sscanf(msg, "fwd %u %n", &to, &skip) != 1 || skip == 0)
-		return 0;
-	if (to >= (unsigned)m->cfg->workers || m->workers[to].ctl < 0 ||
-	    send(m->workers[to].ctl, msg + skip, strlen(msg + skip),
-		 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-		log_warn("worker %u's message for worker %u not delivered", from, to);
-	return 1;
-}
-
-/* A worker's control socket is readable outside a request: forwards only. */
-static void master_on_ctl(struct master *m, unsigned idx)
-{
-	char msg[512];
-	ssize_t n;
-
-	while ((n = recv(m->workers[idx].ctl, msg, sizeof msg - 1, MSG_DONTWAIT)) > 0) {
-		msg[n] = '\0';
-		master_ctl_forward(m, idx, msg);   /* anything else is a late answer */
-	}
-}
-
-/* cli_worker_request_f: one request to a worker, one answer back (1 s). */
-static int master_worker_request(void *arg, unsigned idx, const char *request,
-				 char *reply, size_t size)
-{
-	struct master *m = arg;
-	struct master_worker *w;
-	struct pollfd pfd;
-	char stale[256];
-	ssize_t n;
-
-	if (idx >= (unsigned)m->cfg->workers)
-		return -ESRCH;
-	w = &m->workers[idx];
-	if (w->pid == 0 || w->ctl < 0)
-		return -ESRCH;
-	/* An answer that came after an earlier request timed out is stale;
-	 * a message to forward is passed on. */
-	while ((n = recv(w->ctl, stale, sizeof stale - 1, MSG_DONTWAIT)) > 0) {
-		stale[n] = '\0';
-		master_ctl_forward(m, idx, stale);
-	}
-	if (send(w->ctl, request, strlen(request), MSG_NOSIGNAL) < 0)
-		return -errno;
-	pfd.fd = w->ctl;
-	pfd.events = POLLIN;
-	for (;;) {
-		if (poll(&pfd, 1, 1000) <= 0)
-			return -ETIMEDOUT;
-		n = recv(w->ctl, reply, size - 1, 0);
-		if (n <= 0)
-			return n < 0 ? -errno : -ECONNRESET;
-		reply[n] = '\0';
-		if (!master_ctl_forward(m, idx, reply))
-			return 0;
-	}
+	if (p->pid != 0 || p->restart_at_ms == 0 || now < p->restart_at_ms)
+		return;
+	master_spawn(m, p);
+	if (p->pid > 0)
+		log_info("%s restarted as pid %d (restart %u)", master_name(p, name, sizeof name),
+			 (int)p->pid, p->generation - 1);
 }
 
 /* Milliseconds until the next thing the master must do by itself. */
@@ -334,10 +460,10 @@ static int master_next_timeout(const struct master *m, uint64_t now)
 {
 	uint64_t next = now + 1000;
 
-	for (int i = 0; i < m->cfg->workers; i++) {
-		uint64_t at = m->workers[i].restart_at_ms;
-		if (!m->stopping && at && at < next)
-			next = at;
+	for (int i = 0; i <= m->cfg->workers; i++) {
+		const struct master_proc *p = i < m->cfg->workers ? &m->workers[i] : &m->mgmt;
+		if (!m->stopping && p->restart_at_ms && p->restart_at_ms < next)
+			next = p->restart_at_ms;
 	}
 	if (m->stopping && m->kill_at_ms < next)
 		next = m->kill_at_ms;
@@ -349,23 +475,24 @@ static void master_on_timers(struct master *m)
 	uint64_t now = shm_now_ms();
 
 	if (m->stopping) {
+		/* The workers are done: the management process may go too. */
+		if (master_workers_alive(m) == 0 && m->mgmt.pid != 0 && !m->mgmt_stopped) {
+			kill(m->mgmt.pid, SIGTERM);
+			m->mgmt_stopped = 1;
+		}
 		if (now >= m->kill_at_ms && master_alive(m) > 0) {
-			log_warn("%u workers still running after the drain: killing them",
+			log_warn("%u processes still running after the drain: killing them",
 				 master_alive(m));
 			master_signal_workers(m, SIGKILL);
+			if (m->mgmt.pid)
+				kill(m->mgmt.pid, SIGKILL);
 			m->kill_at_ms = now + 1000;
 		}
 		return;
 	}
-	for (int i = 0; i < m->cfg->workers; i++) {
-		struct master_worker *w = &m->workers[i];
-		if (w->pid == 0 && w->restart_at_ms && now >= w->restart_at_ms) {
-			master_spawn(m, (unsigned)i);
-			if (w->pid > 0)
-				log_info("worker %d restarted as pid %d (restart %u)", i,
-					 (int)w->pid, w->generation - 1);
-		}
-	}
+	for (int i = 0; i < m->cfg->workers; i++)
+		master_restart_due(m, &m->workers[i], now);
+	master_restart_due(m, &m->mgmt, now);
 }
 
 static int master_setup(struct master *m)
@@ -373,6 +500,9 @@ static int master_setup(struct master *m)
 	sigset_t set;
 	int ret;
 
+	for (int i = 0; i < CONFIG_MAX_WORKERS; i++)
+		m->workers[i] = (struct master_proc){ .id = (unsigned)i, .ctl = -1 };
+	m->mgmt = (struct master_proc){ .id = CTL_MGMT, .ctl = -1 };
 	ret = shm_create(m->cfg->call_capacity, (unsigned)m->cfg->workers, &m->shm);
 	if (ret < 0) {
 		log_error("cannot create the call table for %u calls: %s",
@@ -382,9 +512,6 @@ static int master_setup(struct master *m)
 	ret = cli_server_open(m->cfg, m->shm, &m->cli);
 	if (ret < 0)
 		return ret;
-	cli_server_set_worker_request(m->cli, master_worker_request, m);
-	for (int i = 0; i < CONFIG_MAX_WORKERS; i++)
-		m->workers[i].ctl = -1;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
@@ -394,6 +521,36 @@ static int master_setup(struct master *m)
 	signal(SIGPIPE, SIG_IGN);
 	m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	return m->sigfd < 0 ? -errno : 0;
+}
+
+/* One turn of the loop: wait for signals and control messages, or a timer. */
+static int master_poll(struct master *m)
+{
+	struct pollfd pfd[2 + CONFIG_MAX_WORKERS];
+	struct master_proc *who[2 + CONFIG_MAX_WORKERS];
+	int nfd = 1, n;
+
+	pfd[0] = (struct pollfd){ .fd = m->sigfd, .events = POLLIN };
+	for (int i = 0; i <= m->cfg->workers; i++) {
+		struct master_proc *p = i < m->cfg->workers ? &m->workers[i] : &m->mgmt;
+		if (p->ctl < 0)
+			continue;
+		who[nfd] = p;
+		pfd[nfd++] = (struct pollfd){ .fd = p->ctl, .events = POLLIN };
+	}
+	n = poll(pfd, (nfds_t)nfd, master_next_timeout(m, shm_now_ms()));
+	if (n < 0 && errno != EINTR) {
+		log_error("poll: %m");
+		return -1;
+	}
+	/* Messages first: a child that wrote and then died is reaped after. */
+	for (int i = 1; n > 0 && i < nfd; i++)
+		if (pfd[i].revents & POLLIN && who[i]->ctl == pfd[i].fd)
+			master_on_ctl(m, who[i]);
+	if (n > 0 && (pfd[0].revents & POLLIN))
+		master_on_signals(m);
+	master_on_timers(m);
+	return 0;
 }
 
 int master_run(const struct config *cfg)
@@ -411,34 +568,16 @@ int master_run(const struct config *cfg)
 			shm_destroy(m.shm);
 		return 1;
 	}
+	master_spawn(&m, &m.mgmt);
 	for (int i = 0; i < cfg->workers; i++)
-		master_spawn(&m, (unsigned)i);
+		master_spawn(&m, &m.workers[i]);
 	log_info("master ready: %d workers, sip %s:%d, call capacity %u, cli %s "
 		 "(call table %zu bytes)", cfg->workers, cfg->listen, cfg->sip_port,
 		 cfg->call_capacity, cfg->cli_socket, shm_size(m.shm));
 
-	while (!m.stopping || master_alive(&m) > 0) {
-		struct pollfd pfd[2 + CONFIG_MAX_WORKERS];
-		int nfd = 2, n;
-
-		pfd[0] = (struct pollfd){ .fd = m.sigfd, .events = POLLIN };
-		pfd[1] = (struct pollfd){ .fd = cli_server_fd(m.cli), .events = POLLIN };
-		for (int i = 0; i < cfg->workers; i++)
-			pfd[nfd++] = (struct pollfd){ .fd = m.workers[i].ctl, .events = POLLIN };
-		n = poll(pfd, (nfds_t)nfd, master_next_timeout(&m, shm_now_ms()));
-		if (n < 0 && errno != EINTR) {
-			log_error("poll: %m");
+	while (!m.stopping || master_alive(&m) > 0)
+		if (master_poll(&m) < 0)
 			break;
-		}
-		if (n > 0 && (pfd[0].revents & POLLIN))
-			master_on_signals(&m);
-		if (n > 0 && (pfd[1].revents & POLLIN))
-			cli_server_handle(m.cli);
-		for (int i = 0; n > 0 && i < cfg->workers; i++)
-			if (pfd[2 + i].fd >= 0 && (pfd[2 + i].revents & POLLIN))
-				master_on_ctl(&m, (unsigned)i);
-		master_on_timers(&m);
-	}
 	log_info("stopped");
 	cli_server_close(m.cli);
 	shm_destroy(m.shm);

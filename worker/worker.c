@@ -38,6 +38,7 @@
 #include <sofia-sip/su_log.h>
 #include <sofia-sip/su_wait.h>
 
+#include "b2bua/ctl.h"
 #include "b2bua/log.h"
 #include "worker/b2b.h"
 #include "worker/cdr.h"
@@ -141,57 +142,86 @@ static void worker_arm_ctl(void)
 		log_error("cannot watch the control socket");
 }
 
-/* b2b_tell_f: a message for another worker, through the master. */
+/*
+ * b2b_tell_f: a message for another worker, through the master.  Today the
+ * only one is the hand-over of a CANCEL ("cancel A-LEG-CALL-ID").
+ */
 static int worker_tell(void *arg, unsigned to, const char *msg)
 {
-	char line[256];
-	int n = snprintf(line, sizeof line, "fwd %u %s", to, msg);
+	struct ctl_msg m;
 
 	(void)arg;
-	if (n < 0 || (size_t)n >= sizeof line)
+	if (strncmp(msg, "cancel ", 7) != 0)
+		return -EINVAL;
+	ctl_init(&m, CTL_CANCEL_CALL, worker.idx, to, 0);
+	if ((size_t)snprintf(m.u.cancel_call.a_call_id, sizeof m.u.cancel_call.a_call_id, "%s",
+			     msg + 7) >= sizeof m.u.cancel_call.a_call_id)
 		return -EMSGSIZE;
-	return send(worker.ctl, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -errno : 0;
+	return ctl_send(worker.ctl, &m);
 }
 
-/*
- * One request from the master (see master.c): "kill ID", "log_level N"
- * (answered), or "cancel CALL-ID" (handed over from another worker; not
- * answered, so that it can never be taken for the answer to a request).
- */
-static void worker_on_ctl(struct uport_event *ev, int res)
+static void worker_answer(const struct ctl_msg *req, int status, const char *text)
 {
-	char req[256], reply[128];
-	ssize_t n;
+	struct ctl_msg reply;
+	int err;
 
-	(void)ev;
-	n = recv(worker.ctl, req, sizeof req - 1, MSG_DONTWAIT);
-	if (n == 0 || (res > 0 && (res & (POLLHUP | POLLERR)) && n < 0)) {
-		log_warn("control socket closed by the master");
-		return;   /* not re-armed: the master is gone (PDEATHSIG follows) */
-	}
-	if (n > 0) {
-		req[n] = '\0';
-		int level;
+	ctl_reply_to(req, status, text, &reply);
+	err = ctl_send(worker.ctl, &reply);
+	if (err < 0)
+		log_warn("control channel: cannot answer %s: %s", ctl_type_name(req->hdr.type),
+			 strerror(-err));
+}
 
-		if (strncmp(req, "cancel ", 7) == 0) {
-			int ret = b2b_cancel_call(worker.b2b, req + 7);
+/* One message from the control channel (types: b2bua/ctl.h). */
+static void worker_on_message(const struct ctl_msg *m)
+{
+	int ret;
 
-			if (ret < 0 && ret != -EALREADY)
-				log_warn("handed-over CANCEL for %s: no such call here", req + 7);
-			worker_arm_ctl();
+	switch (m->hdr.type) {
+	case CTL_KILL_CALL:
+		ret = b2b_kill(worker.b2b, m->u.kill_call.id);
+		worker_answer(m, ret, ret == 0 ? NULL : "no such call");
+		return;
+	case CTL_LOG_LEVEL:
+		if (m->u.log_level.level < LOG_ERROR || m->u.log_level.level > LOG_DEBUG) {
+			worker_answer(m, -EINVAL, "no such log level");
 			return;
 		}
-		if (strncmp(req, "kill ", 5) == 0) {
-			snprintf(reply, sizeof reply, "%s",
-				 b2b_kill(worker.b2b, req + 5) == 0 ? "ok" : "error no such call");
-		} else if (sscanf(req, "log_level %d", &level) == 1 && level >= LOG_ERROR &&
-			   level <= LOG_DEBUG) {
-			log_set_level((enum log_level)level);
-			snprintf(reply, sizeof reply, "ok");
-		} else
-			snprintf(reply, sizeof reply, "error unknown request");
-		if (send(worker.ctl, reply, strlen(reply), MSG_NOSIGNAL) < 0)
-			log_warn("control socket: %m");
+		log_set_level((enum log_level)m->u.log_level.level);
+		worker_answer(m, 0, NULL);
+		return;
+	case CTL_CANCEL_CALL:
+		/* Handed over by another worker; not answered (nobody waits for it). */
+		ret = b2b_cancel_call(worker.b2b, m->u.cancel_call.a_call_id);
+		if (ret < 0 && ret != -EALREADY)
+			log_warn("handed-over CANCEL for %s: no such call here",
+				 m->u.cancel_call.a_call_id);
+		return;
+	default:
+		log_warn("control channel: unexpected %s message from %u",
+			 ctl_type_name(m->hdr.type), (unsigned)m->hdr.from);
+	}
+}
+
+static void worker_on_ctl(struct uport_event *ev, int res)
+{
+	struct ctl_msg m;
+	int err;
+
+	(void)ev;
+	(void)res;
+	while ((err = ctl_recv(worker.ctl, &m)) != -EAGAIN) {
+		if (err == -ECONNRESET) {
+			log_warn("control channel closed by the master");
+			return;   /* not re-armed: the master is gone (PDEATHSIG follows) */
+		}
+		if (err < 0) {
+			log_warn("control channel: bad message refused (%s)", strerror(-err));
+			if (err != -EBADMSG && err != -EPROTO && err != -EINVAL)
+				break;
+			continue;
+		}
+		worker_on_message(&m);
 	}
 	worker_arm_ctl();
 }

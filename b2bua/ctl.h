@@ -1,0 +1,148 @@
+/*
+ * ctl — the control protocol between b2bua's processes.
+ *
+ * Design note.  In the spirit of nginx's ngx_channel_t: every child (each
+ * worker and the management process) has one SOCK_SEQPACKET socketpair to
+ * the master, made before its fork.  A message is one datagram holding one
+ * struct ctl_msg: a fixed header (version, type, sender, addressee, sequence
+ * number, payload length) and the payload struct of its type.  Every
+ * process is a fork of the same executable, so the structs travel as they
+ * are; ctl_decode() still checks every byte that arrives (version, type,
+ * exact length, addressees, NUL-terminated strings), so a malformed or
+ * truncated message is refused with an error and can never crash a reader.
+ *
+ * Routing.  The master is the switch: it reads each child's channel and
+ * passes a message on to its addressee's channel, never waiting (a full
+ * channel drops the message with a warning; requests are then answered
+ * "not delivered" by the master).  Messages for the master itself are the
+ * answers to its own requests.  So a worker talks to another worker, and
+ * the management process to a worker, without the master ever blocking on
+ * any of them.
+ *
+ * Requests and answers.  A request carries a sequence number chosen by its
+ * sender; its answer (CTL_REPLY) carries the same number, a status (0 or a
+ * negative errno) and a short text.  ctl_request() sends a request and waits
+ * for that answer for a bounded time; anything else that arrives meanwhile
+ * is handed to a callback, so nothing is lost and a late answer to an
+ * earlier, timed-out request is recognised as stale.
+ *
+ *   type              from → to              answered  payload
+ *   CTL_KILL_CALL     management → worker    yes       the call id (b2bua-cli call kill)
+ *   CTL_LOG_LEVEL     master → any child     yes       the new log level (SIGHUP)
+ *   CTL_DRAIN         master → management    no        draining started (SIGTERM)
+ *   CTL_CANCEL_CALL   worker → worker        no        the A-leg Call-ID of a call whose
+ *                                                      CANCEL reached the wrong worker
+ *   CTL_REPLY         any → requester        -         status and text
+ */
+#ifndef B2BUA_CTL_H
+#define B2BUA_CTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm/shm.h"
+
+#define CTL_VERSION 1
+
+/* Addressees: workers are 0 .. CTL_WORKERS_MAX - 1. */
+#define CTL_WORKERS_MAX 1024
+#define CTL_MASTER      0xffffu
+#define CTL_MGMT        0xfffeu
+
+enum ctl_type {
+	CTL_REPLY = 1,
+	CTL_KILL_CALL,
+	CTL_LOG_LEVEL,
+	CTL_DRAIN,
+	CTL_CANCEL_CALL,
+	CTL_TYPE__END
+};
+
+/* Longest text of an answer, NUL included. */
+#define CTL_TEXT_MAX 160
+
+struct ctl_hdr {
+	uint16_t version;        /* CTL_VERSION */
+	uint16_t type;           /* enum ctl_type */
+	uint16_t from;           /* a worker index, CTL_MASTER or CTL_MGMT */
+	uint16_t to;
+	uint32_t seq;            /* chosen by a request's sender; copied into its answer */
+	uint32_t len;            /* payload bytes after the header: exactly the type's size */
+};
+
+struct ctl_reply {
+	int32_t status;          /* 0, or a negative errno */
+	char text[CTL_TEXT_MAX]; /* "" or why, for people */
+};
+
+struct ctl_kill_call {
+	char id[SHM_ID_MAX];     /* the call id */
+};
+
+struct ctl_log_level {
+	int32_t level;           /* enum log_level */
+};
+
+struct ctl_cancel_call {
+	char a_call_id[SHM_CALLID_MAX];
+};
+
+struct ctl_msg {
+	struct ctl_hdr hdr;
+	union {
+		struct ctl_reply reply;
+		struct ctl_kill_call kill_call;
+		struct ctl_log_level log_level;
+		struct ctl_cancel_call cancel_call;
+	} u;
+};
+
+/* The largest datagram: the receive buffer of every reader. */
+#define CTL_MSG_MAX sizeof(struct ctl_msg)
+
+/* Payload size of `type`, or -1 for a type that does not exist. */
+int ctl_payload_size(unsigned type);
+
+/* Name of a type, for logs ("kill_call"...); "unknown" for others. */
+const char *ctl_type_name(unsigned type);
+
+/* Fill the header of *m (and zero its payload) for a message of `type`. */
+void ctl_init(struct ctl_msg *m, enum ctl_type type, unsigned from, unsigned to, uint32_t seq);
+
+/* Make *reply the answer to *req: status, text (may be NULL), same seq, reversed peers. */
+void ctl_reply_to(const struct ctl_msg *req, int status, const char *text,
+		  struct ctl_msg *reply);
+
+/*
+ * Check `len` bytes received and copy them into *out.  Returns 0, or
+ *   -EBADMSG   shorter than the header, a payload length that is not the
+ *              type's, or a string without its NUL
+ *   -EPROTO    another version, or an unknown type
+ *   -EINVAL    an addressee or sender that is neither a worker index below
+ *              CTL_WORKERS_MAX, CTL_MASTER nor CTL_MGMT
+ */
+int ctl_decode(const void *buf, size_t len, struct ctl_msg *out);
+
+/* Send one message without waiting: 0, or -errno (-EAGAIN: the channel is full). */
+int ctl_send(int fd, const struct ctl_msg *m);
+
+/*
+ * Read one message without waiting: 0 and *out, -EAGAIN when none is
+ * waiting, -ECONNRESET when the peer has gone, or ctl_decode()'s error for a
+ * bad message (which is consumed, so the caller can go on reading).
+ */
+int ctl_recv(int fd, struct ctl_msg *out);
+
+/* A message that arrived while ctl_request() waited for its answer. */
+typedef void ctl_other_f(void *arg, const struct ctl_msg *m);
+
+/*
+ * Send request *req on `fd` and wait at most `timeout_ms` for its answer
+ * (a CTL_REPLY with the same seq).  Returns 0 with *reply, -ETIMEDOUT, or
+ * the error of sending or of the channel.  Other messages that arrive
+ * meanwhile go to `other` (may be NULL: then they are dropped).
+ */
+int ctl_request(int fd, const struct ctl_msg *req, struct ctl_msg *reply, int timeout_ms,
+		ctl_other_f *other, void *arg);
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * mgmt — the management process.  See mgmt.h.
+ *
+ * One poll() loop, like the master's: a signalfd (SIGTERM/SIGINT: stop),
+ * the CLI socket it inherited, and its control channel to the master
+ * (ctl.h).  CLI commands that only a worker can carry out (call kill) are
+ * typed control requests to that worker, switched by the master, with a
+ * bounded wait (ctl_request); whatever else arrives on the channel during
+ * that wait is handled as soon as the wait is over.
+ */
+#include "b2bua/mgmt.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "b2bua/ctl.h"
+#include "b2bua/log.h"
+
+/* How long a worker has to answer a control request. */
+#define MGMT_REQUEST_TIMEOUT_MS 1000
+/* Messages that arrived during a request, handled after it. */
+#define MGMT_PENDING_MAX 16
+
+struct mgmt {
+	const struct config *cfg;
+	cli_server_t *cli;
+	int ctl;
+	int sigfd;
+	int stop;
+	uint32_t seq;                        /* of our last request */
+	struct ctl_msg pending[MGMT_PENDING_MAX];
+	unsigned n_pending;
+};
+
+static struct mgmt mgmt;   /* one per process */
+
+static void mgmt_answer(const struct ctl_msg *req, int status, const char *text)
+{
+	struct ctl_msg reply;
+	int err;
+
+	ctl_reply_to(req, status, text, &reply);
+	err = ctl_send(mgmt.ctl, &reply);
+	if (err < 0)
+		log_warn("control channel: cannot answer %s: %s", ctl_type_name(req->hdr.type),
+			 strerror(-err));
+}
+
+/* One message from the master's channel, outside a request of ours. */
+static void mgmt_on_message(const struct ctl_msg *m)
+{
+	switch (m->hdr.type) {
+	case CTL_LOG_LEVEL:
+		if (m->u.log_level.level < LOG_ERROR || m->u.log_level.level > LOG_DEBUG) {
+			mgmt_answer(m, -EINVAL, "no such log level");
+			return;
+		}
+		log_set_level((enum log_level)m->u.log_level.level);
+		mgmt_answer(m, 0, NULL);
+		return;
+	case CTL_DRAIN:
+		cli_server_set_draining(mgmt.cli, 1);
+		return;
+	case CTL_REPLY:
+		log_debug("control channel: late answer to request %u dropped",
+			  (unsigned)m->hdr.seq);
+		return;
+	default:
+		log_warn("control channel: unexpected %s message from %u",
+			 ctl_type_name(m->hdr.type), (unsigned)m->hdr.from);
+		if (m->hdr.type == CTL_KILL_CALL)
+			mgmt_answer(m, -EOPNOTSUPP, "not a worker");
+	}
+}
+
+/* ctl_other_f: kept for after the request (the CLI client is waiting). */
+static void mgmt_keep(void *arg, const struct ctl_msg *m)
+{
+	(void)arg;
+	if (mgmt.n_pending < MGMT_PENDING_MAX)
+		mgmt.pending[mgmt.n_pending++] = *m;
+	else
+		log_warn("control channel: %s message dropped during a request",
+			 ctl_type_name(m->hdr.type));
+}
+
+static void mgmt_run_pending(void)
+{
+	for (unsigned i = 0; i < mgmt.n_pending; i++)
+		mgmt_on_message(&mgmt.pending[i]);
+	mgmt.n_pending = 0;
+}
+
+/*
+ * cli_worker_request_f: "kill ID" for worker `worker`, as a CTL_KILL_CALL
+ * request.  The answer text is "ok" or "error WHY", as the CLI expects.
+ */
+static int mgmt_worker_request(void *arg, unsigned worker, const char *request, char *reply,
+			       size_t size)
+{
+	struct ctl_msg req, ans;
+	int err;
+
+	(void)arg;
+	if (strncmp(request, "kill ", 5) != 0)
+		return -EINVAL;
+	ctl_init(&req, CTL_KILL_CALL, CTL_MGMT, worker, ++mgmt.seq);
+	snprintf(req.u.kill_call.id, sizeof req.u.kill_call.id, "%s", request + 5);
+	err = ctl_request(mgmt.ctl, &req, &ans, MGMT_REQUEST_TIMEOUT_MS, mgmt_keep, NULL);
+	if (err < 0)
+		return err;
+	if (ans.u.reply.status == -ESRCH)
+		return -ESRCH;   /* said by the master: that worker is not running */
+	if (ans.u.reply.status == 0)
+		snprintf(reply, size, "ok");
+	else
+		snprintf(reply, size, "error %s", ans.u.reply.text[0] ? ans.u.reply.text
+								: strerror(-ans.u.reply.status));
+	return 0;
+}
+
+static void mgmt_on_ctl(void)
+{
+	struct ctl_msg m;
+	int err;
+
+	while ((err = ctl_recv(mgmt.ctl, &m)) != -EAGAIN) {
+		if (err == -ECONNRESET) {
+			log_warn("control channel closed by the master: stopping");
+			mgmt.stop = 1;
+			return;
+		}
+		if (err < 0) {
+			log_warn("control channel: bad message refused (%s)", strerror(-err));
+			if (err != -EBADMSG && err != -EPROTO && err != -EINVAL)
+				return;
+			continue;
+		}
+		mgmt_on_message(&m);
+	}
+}
+
+static void mgmt_on_signals(void)
+{
+	struct signalfd_siginfo si;
+
+	while (read(mgmt.sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			mgmt.stop = 1;
+	/* SIGHUP: the master re-reads the config and tells us what changed. */
+}
+
+static int mgmt_setup_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	mgmt.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return mgmt.sigfd < 0 ? -errno : 0;
+}
+
+void mgmt_run(const struct config *cfg, shm_t *shm, cli_server_t *cli, int ctl)
+{
+	(void)shm;
+	log_set_role("mgmt");
+	/* Die with the master, like the workers. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		exit(1);
+	mgmt.cfg = cfg;
+	mgmt.cli = cli;
+	mgmt.ctl = ctl;
+	if (mgmt_setup_signals() < 0) {
+		log_error("cannot set up signals: %m");
+		exit(MGMT_EXIT_START);
+	}
+	cli_server_set_worker_request(cli, mgmt_worker_request, NULL);
+	log_info("management process ready: cli %s", cfg->cli_socket);
+
+	while (!mgmt.stop) {
+		struct pollfd pfd[3] = {
+			{ .fd = mgmt.sigfd, .events = POLLIN },
+			{ .fd = cli_server_fd(cli), .events = POLLIN },
+			{ .fd = mgmt.ctl, .events = POLLIN },
+		};
+		int n = poll(pfd, 3, -1);
+
+		if (n < 0 && errno != EINTR) {
+			log_error("poll: %m");
+			break;
+		}
+		if (n <= 0)
+			continue;
+		if (pfd[0].revents & POLLIN)
+			mgmt_on_signals();
+		if (pfd[2].revents & (POLLIN | POLLHUP | POLLERR))
+			mgmt_on_ctl();
+		if (!mgmt.stop && (pfd[1].revents & POLLIN))
+			cli_server_handle(cli);
+		mgmt_run_pending();
+	}
+	/* The socket file is the master's: it stays for the next management process. */
+	log_info("stopped");
+	exit(0);
+}

@@ -183,6 +183,9 @@ void mgmt_run(const struct config *cfg, shm_t *shm, cli_server_t *cli, int ctl)
 	mgmt.cfg = cfg;
 	mgmt.cli = cli;
 	mgmt.ctl = ctl;
+	/* A late answer to a request of our dead predecessor must not match
+	 * one of ours: start the sequence numbers where it could not have. */
+	mgmt.seq = (uint32_t)getpid() << 12;
 	if (mgmt_setup_signals() < 0) {
 		log_error("cannot set up signals: %m");
 		exit(MGMT_EXIT_START);

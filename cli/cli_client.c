@@ -246,7 +246,8 @@ static int cli_build_request(const struct cli_args *args, char *buf, size_t size
 		const struct cli_option *opt = &cli_options[o];
 
 		/* A value counts even without its option: a password made up or read here. */
-		if (!opt->on_wire || (opt->takes_value ? !req->values[o] : !(req->opts & opt->flag)))
+		if (!opt->on_wire ||
+		    (opt->takes_value ? !req->values[o] : !(req->opts & opt->flag)))
 			continue;
 		err = cli_append_word(buf, size, &n, opt->name);
 		if (err == 0 && opt->takes_value)

@@ -34,7 +34,8 @@ const struct cli_option cli_options[CLI_N_OPTIONS] = {
 
 const struct cli_cmd cli_cmds[CLI_CMD__COUNT] = {
 	{ CLI_CMD_SHOW_WORKERS, { "show", "workers" }, CLI_OPERAND_NONE, 0, 0, 0,
-	  "  show workers   worker processes: pid, own SIP port, active calls, uptime, restarts\n" },
+	  "  show workers   worker processes: pid, own SIP port, active calls, uptime, restarts\n"
+	},
 	{ CLI_CMD_SHOW_CALLS, { "show", "calls" }, CLI_OPERAND_NONE, CLI_OPT_LONG, 0, 0,
 	  "  show calls [--long]\n"
 	  "                 calls in progress: id, caller, callee, state, age, worker, forward\n"
@@ -44,9 +45,11 @@ const struct cli_cmd cli_cmds[CLI_CMD__COUNT] = {
 	{ CLI_CMD_SHOW_STATS, { "show", "stats" }, CLI_OPERAND_NONE, 0, 0, 0,
 	  "  show stats     call and message counters, final codes sent, draining\n" },
 	{ CLI_CMD_CALL_KILL, { "call", "kill" }, CLI_OPERAND_CALL, 0, 0, 0,
-	  "  call kill ID   end a call now (its worker hangs up both legs), wait until it is gone\n" },
+	  "  call kill ID   end a call now (its worker hangs up both legs), wait until it is gone\n"
+	},
 	{ CLI_CMD_CDR_TAIL, { "cdr", "tail" }, CLI_OPERAND_COUNT, 0, 0, 0,
-	  "  cdr tail [N]   the N latest call detail records, oldest first (default 10, max 1000)\n" },
+	  "  cdr tail [N]   the N latest call detail records, oldest first (default 10, max 1000)\n"
+	},
 	{ CLI_CMD_USER_ADD, { "user", "add" }, CLI_OPERAND_USER,
 	  CLI_OPT_ANY_PASSWORD | CLI_OPT_DISPLAY | CLI_OPT_MAX_CALLS, CLI_OPT_PASSWORD, 0,
 	  "  user add NAME [--password PW | --password-stdin] [--display TEXT] [--max-calls N]\n"
@@ -211,8 +214,8 @@ const struct cli_cmd *cli_cmd_find(const struct cli_cmd_args *args, char *why, s
 		    (want == 2 && strcmp(w1, cmd->words[1]) != 0))
 			continue;
 		if (args->n_words < want + min)
-			cli_cmd_fail(why, size, "'%s %s' needs %s", w0, w1,
-				     cmd->operand == CLI_OPERAND_CALL ? "a call ID" : "a user NAME");
+			cli_cmd_fail(why, size, "'%s %s' needs %s", w0, w1, cmd->operand ==
+				     CLI_OPERAND_CALL ? "a call ID" : "a user NAME");
 		else if (args->n_words > want + max)
 			cli_cmd_fail(why, size, "unexpected word '%.40s'", args->words[want + max]);
 		else if (extra)

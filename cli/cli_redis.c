@@ -171,7 +171,7 @@ int cli_redis_open(const cli_server_t *srv, struct cli_reply *reply, struct cli_
 
 /* Connect, EVAL one script whose answer is an integer, close. */
 int cli_redis_eval(const cli_server_t *srv, struct cli_reply *reply, int argc,
-			  const char **argv, long long *result)
+		   const char **argv, long long *result)
 {
 	struct cli_redis r;
 	redisReply *rr = NULL;

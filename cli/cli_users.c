@@ -81,7 +81,7 @@ static int cli_user_ha1(const cli_server_t *srv, const char *name, const char *p
 /* ------------------------------------------------------------ user: changes */
 
 int cli_user_add(cli_server_t *srv, const struct cli_cmd_args *req, struct cli_buf *out,
-			struct cli_reply *reply)
+		 struct cli_reply *reply)
 {
 	char md5[DIGEST_HA1_SIZE], sha256[DIGEST_HA1_SIZE], max_calls[16], created[24];
 	char ukey[CLI_KEY_MAX], lkey[CLI_KEY_MAX];
@@ -134,7 +134,7 @@ static int cli_user_update(cli_server_t *srv, const char *name, const char *scri
 }
 
 int cli_user_passwd(cli_server_t *srv, const struct cli_cmd_args *req,
-			   struct cli_buf *out, struct cli_reply *reply)
+		    struct cli_buf *out, struct cli_reply *reply)
 {
 	char md5[DIGEST_HA1_SIZE], sha256[DIGEST_HA1_SIZE];
 	const char *name = req->words[2];
@@ -167,13 +167,13 @@ static int cli_user_set_enabled(cli_server_t *srv, const struct cli_cmd_args *re
 }
 
 int cli_user_enable(cli_server_t *srv, const struct cli_cmd_args *req,
-			   struct cli_buf *out, struct cli_reply *reply)
+		    struct cli_buf *out, struct cli_reply *reply)
 {
 	return cli_user_set_enabled(srv, req, out, reply, 1);
 }
 
 int cli_user_disable(cli_server_t *srv, const struct cli_cmd_args *req,
-			    struct cli_buf *out, struct cli_reply *reply)
+		     struct cli_buf *out, struct cli_reply *reply)
 {
 	return cli_user_set_enabled(srv, req, out, reply, 0);
 }
@@ -214,7 +214,7 @@ static int cli_user_forward_clear(cli_server_t *srv, const char *name, struct cl
  * Redis is asked (cli_cmd_check), so a bad value changes nothing.
  */
 int cli_user_forward(cli_server_t *srv, const struct cli_cmd_args *req,
-			    struct cli_buf *out, struct cli_reply *reply)
+		     struct cli_buf *out, struct cli_reply *reply)
 {
 	const char *args[2 * CLI_N_FORWARD_FIELDS];
 	unsigned given = req->opts & CLI_OPT_FORWARD;
@@ -239,7 +239,7 @@ int cli_user_forward(cli_server_t *srv, const struct cli_cmd_args *req,
 }
 
 int cli_user_del(cli_server_t *srv, const struct cli_cmd_args *req, struct cli_buf *out,
-			struct cli_reply *reply)
+		 struct cli_reply *reply)
 {
 	char ukey[CLI_KEY_MAX], lkey[CLI_KEY_MAX];
 	const char *name = req->words[2];

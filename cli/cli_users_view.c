@@ -328,7 +328,7 @@ static int cli_user_show_answer(const cli_server_t *srv, const char *name,
 }
 
 int cli_user_show(cli_server_t *srv, const struct cli_cmd_args *req, struct cli_buf *out,
-			 struct cli_reply *reply)
+		  struct cli_reply *reply)
 {
 	char ukey[CLI_KEY_MAX], lkey[CLI_KEY_MAX];
 	const char *get_user[] = { "HGETALL", ukey }, *get_loc[] = { "HGETALL", lkey };
@@ -551,7 +551,7 @@ static int cli_list_batch(struct cli_redis *r, char **names, size_t n,
 }
 
 int cli_user_list(cli_server_t *srv, const struct cli_cmd_args *req, struct cli_buf *out,
-			 struct cli_reply *reply)
+		  struct cli_reply *reply)
 {
 	uint64_t deadline = cli_now_ms(CLOCK_MONOTONIC) + CLI_LIST_MAX_MS;
 	struct cli_list_walk walk = {

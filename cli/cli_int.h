@@ -4,8 +4,8 @@
  * Design note.  The server is split by concern: cli_server.c (the socket),
  * cli_dispatch.c (a request line to a handler), cli_buf.c (the answer being
  * built, and the JSON and text helpers every handler uses), and one file
- * per family of commands: cli_calls.c, cli_stats.c, cli_users.c,
- * cli_cdr.c (the last two through cli_redis.c).  A handler gets the server,
+ * per family of commands: cli_calls.c, cli_stats.c, cli_users.c and
+ * cli_users_view.c, cli_cdr.c (the last three through cli_redis.c).  A handler gets the server,
  * the checked request (struct cli_cmd_args, see cli_cmd.h: operands and
  * option values are valid when it runs) and builds its body in a cli_buf.
  * The server's fields are visible here because the handlers read them
@@ -79,7 +79,8 @@ cli_handler_f cli_show_workers, cli_show_stats;                 /* cli_stats.c *
 cli_handler_f cli_show_calls, cli_show_call, cli_call_kill;     /* cli_calls.c */
 cli_handler_f cli_cdr_tail;                                     /* cli_cdr.c */
 cli_handler_f cli_user_add, cli_user_passwd, cli_user_del,      /* cli_users.c */
-	cli_user_enable, cli_user_disable, cli_user_forward, cli_user_show, cli_user_list;
+	cli_user_enable, cli_user_disable, cli_user_forward;
+cli_handler_f cli_user_show, cli_user_list;                     /* cli_users_view.c */
 
 /* cli_dispatch.c: answer one request line (decoded in place) into *reply and *body. */
 void cli_dispatch(cli_server_t *srv, char *line, struct cli_reply *reply, struct cli_buf *body);

@@ -2,13 +2,13 @@
  * b2bua-cli — the operator's command line client.
  *
  * Design note.  The client is deliberately thin: it checks the command words
- * against the commands it knows (so a typo is a usage error even when no
- * daemon runs), sends one request line over the Unix socket (protocol:
- * cli/cli_proto.h) and copies the body to stdout, or to stderr for errors.
- * It knows nothing of calls or JSON, so it cannot drift out of step with
- * the daemon's output; the checks of operands and option values (names,
- * forward targets, call ids, numbers) are the daemon's own, from
- * cli_proto.h.  Only libc: it must run on any box the daemon runs on.
+ * against the command table it shares with the daemon (cli/cli_cmd.c, so a
+ * typo is a usage error even when no daemon runs, and for the same reason
+ * the daemon would give), sends one request line over the Unix socket
+ * (protocol: cli/cli_proto.h) and copies the body to stdout, or to stderr
+ * for errors.  It knows nothing of calls or JSON, so it cannot drift out of
+ * step with the daemon's output.  Only libc: it must run on any box the
+ * daemon runs on.
  *
  * Passwords are the exception to "thin": `user add` and `user passwd` get
  * theirs from --password, from the first line of stdin (--password-stdin,
@@ -18,7 +18,7 @@
  *
  * Exit codes: 0 ok, 1 error (daemon not running, refused, ...), 2 usage.
  */
-#include "cli/cli_proto.h"
+#include "cli/cli_cmd.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -38,93 +38,10 @@
 
 static const char *const cli_prog = "b2bua-cli";
 
-/* Options besides -s and --json; a command lists those it takes. */
-enum {
-	CLI_OPT_PASSWORD       = 1 << 0,    /* --password PW */
-	CLI_OPT_PASSWORD_STDIN = 1 << 1,    /* --password-stdin (never sent as such) */
-	CLI_OPT_DISPLAY        = 1 << 2,    /* --display TEXT */
-	CLI_OPT_MAX_CALLS      = 1 << 3,    /* --max-calls N */
-	CLI_OPT_ALWAYS         = 1 << 4,    /* --always TARGET */
-	CLI_OPT_BUSY           = 1 << 5,    /* --busy TARGET */
-	CLI_OPT_NO_ANSWER      = 1 << 6,    /* --no-answer TARGET */
-	CLI_OPT_TIMEOUT        = 1 << 7,    /* --timeout SECONDS */
-	CLI_OPT_CLEAR          = 1 << 8,    /* --clear */
-	CLI_OPT_LONG           = 1 << 9,    /* --long */
-};
-#define CLI_OPT_ANY_PASSWORD (CLI_OPT_PASSWORD | CLI_OPT_PASSWORD_STDIN)
-#define CLI_OPT_FORWARD (CLI_OPT_ALWAYS | CLI_OPT_BUSY | CLI_OPT_NO_ANSWER | CLI_OPT_TIMEOUT)
-
-struct cli_option {
-	const char *name;
-	unsigned flag;
-	int takes_value;                /* else a flag on its own */
-	int sent;                       /* goes to the daemon as itself */
-};
-
-/* In the order they go into a request. */
-static const struct cli_option cli_options[] = {
-	{ "--password",       CLI_OPT_PASSWORD,       1, 1 },
-	{ "--password-stdin", CLI_OPT_PASSWORD_STDIN, 0, 0 },
-	{ "--display",        CLI_OPT_DISPLAY,        1, 1 },
-	{ "--max-calls",      CLI_OPT_MAX_CALLS,      1, 1 },
-	{ "--always",         CLI_OPT_ALWAYS,         1, 1 },
-	{ "--busy",           CLI_OPT_BUSY,           1, 1 },
-	{ "--no-answer",      CLI_OPT_NO_ANSWER,      1, 1 },
-	{ "--timeout",        CLI_OPT_TIMEOUT,        1, 1 },
-	{ "--clear",          CLI_OPT_CLEAR,          0, 1 },
-	{ "--long",           CLI_OPT_LONG,           0, 1 },
-};
-#define CLI_N_OPTIONS (sizeof cli_options / sizeof cli_options[0])
-
-/* What follows the command words. */
-enum cli_operand {
-	CLI_OPERAND_NONE = 0,
-	CLI_OPERAND_USER,               /* NAME */
-	CLI_OPERAND_CALL,               /* ID */
-	CLI_OPERAND_COUNT,              /* [N]: optional */
-};
-
-struct cli_args;
-
-/* The commands the daemon understands. */
-struct cli_command {
-	const char *words[2];
-	enum cli_operand operand;       /* in words[2] */
-	unsigned opts;                  /* CLI_OPT_* it takes */
-	int wants_password;             /* made up when none is given */
-	int (*check)(const struct cli_args *args);  /* more checks, or NULL */
-};
-
-static int cli_check_forward(const struct cli_args *args);
-
-static const struct cli_command cli_commands[] = {
-	{ { "show", "workers" }, CLI_OPERAND_NONE,  0, 0, NULL },
-	{ { "show", "calls" },   CLI_OPERAND_NONE,  CLI_OPT_LONG, 0, NULL },
-	{ { "show", "call" },    CLI_OPERAND_CALL,  0, 0, NULL },
-	{ { "show", "stats" },   CLI_OPERAND_NONE,  0, 0, NULL },
-	{ { "call", "kill" },    CLI_OPERAND_CALL,  0, 0, NULL },
-	{ { "cdr", "tail" },     CLI_OPERAND_COUNT, 0, 0, NULL },
-	{ { "user", "add" },     CLI_OPERAND_USER,
-	  CLI_OPT_ANY_PASSWORD | CLI_OPT_DISPLAY | CLI_OPT_MAX_CALLS, 1, NULL },
-	{ { "user", "passwd" },  CLI_OPERAND_USER,  CLI_OPT_ANY_PASSWORD, 1, NULL },
-	{ { "user", "del" },     CLI_OPERAND_USER,  0, 0, NULL },
-	{ { "user", "enable" },  CLI_OPERAND_USER,  0, 0, NULL },
-	{ { "user", "disable" }, CLI_OPERAND_USER,  0, 0, NULL },
-	{ { "user", "forward" }, CLI_OPERAND_USER,  CLI_OPT_FORWARD | CLI_OPT_CLEAR, 0,
-	  cli_check_forward },
-	{ { "user", "show" },    CLI_OPERAND_USER,  0, 0, NULL },
-	{ { "user", "list" },    CLI_OPERAND_NONE,  0, 0, NULL },
-	{ { "help", NULL },      CLI_OPERAND_NONE,  0, 0, NULL },
-};
-
 struct cli_args {
 	const char *socket;
-	const char *words[CLI_MAX_WORDS];
-	int n_words;
-	int json;
-	const struct cli_command *cmd;
-	unsigned opts;                  /* CLI_OPT_* given */
-	const char *values[CLI_N_OPTIONS]; /* by cli_options index; the password as sent */
+	struct cli_cmd_args req;        /* words, --json, options: as the daemon will see them */
+	const struct cli_cmd *cmd;
 	char secret[CLI_VALUE_MAX + 2]; /* a password read from stdin or made up */
 	int made_up;                    /* print it: nobody else knows it */
 };
@@ -144,7 +61,7 @@ static int cli_fail(int status, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	if (status == CLI_STATUS_USAGE)
-		fputs(CLI_USAGE, stderr);
+		fputs(cli_cmd_usage(), stderr);
 	return status;
 }
 
@@ -165,177 +82,29 @@ static int cli_write_all(int fd, const char *buf, size_t len)
 
 /* ------------------------------------------------------------ arguments */
 
-/* The command whose words start the argument words; NULL when none does. */
-static const struct cli_command *cli_find_command(const struct cli_args *args)
-{
-	for (size_t c = 0; c < sizeof cli_commands / sizeof cli_commands[0]; c++) {
-		const struct cli_command *cmd = &cli_commands[c];
-		int want = cmd->words[1] ? 2 : 1;
-
-		if (args->n_words >= want && strcmp(args->words[0], cmd->words[0]) == 0 &&
-		    (want == 1 || strcmp(args->words[1], cmd->words[1]) == 0))
-			return cmd;
-	}
-	return NULL;
-}
-
-/* The option named `name`, or NULL; its index in *index. */
-static const struct cli_option *cli_option_find(const char *name, size_t *index)
-{
-	for (size_t i = 0; i < CLI_N_OPTIONS; i++) {
-		if (strcmp(name, cli_options[i].name) == 0) {
-			*index = i;
-			return &cli_options[i];
-		}
-	}
-	return NULL;
-}
-
-/* The index in cli_options of option `flag`. */
-static size_t cli_option_index(unsigned flag)
-{
-	size_t i = 0;
-
-	while (i + 1 < CLI_N_OPTIONS && cli_options[i].flag != flag)
-		i++;
-	return i;
-}
-
 /* Where the value of option `flag` is kept. */
 static const char **cli_value_slot(struct cli_args *args, unsigned flag)
 {
-	return &args->values[cli_option_index(flag)];
+	return &args->req.values[cli_cmd_option_index(flag)];
 }
 
 static const char *cli_value(const struct cli_args *args, unsigned flag)
 {
-	return args->values[cli_option_index(flag)];
+	return cli_cmd_value(&args->req, flag);
 }
 
-/* One option or command word at argv[*i]; moves *i past an option's value. */
-static int cli_parse_one(int argc, char **argv, int *i, struct cli_args *args)
-{
-	const char *a = argv[*i];
-	const struct cli_option *opt;
-	size_t index = 0;
-
-	if (strcmp(a, "-s") == 0) {
-		if (++*i >= argc)
-			return cli_fail(CLI_STATUS_USAGE, "option -s needs a SOCKET path");
-		args->socket = argv[*i];
-	} else if (strcmp(a, CLI_JSON_FLAG) == 0) {
-		args->json = 1;
-	} else if ((opt = cli_option_find(a, &index)) != NULL) {
-		/* The value is the next argument whatever it looks like ("--password -x"). */
-		if (opt->takes_value && (++*i >= argc || argv[*i][0] == '\0'))
-			return cli_fail(CLI_STATUS_USAGE, "option %s needs a value", a);
-		if (args->opts & opt->flag)
-			return cli_fail(CLI_STATUS_USAGE, "option %s given twice", a);
-		args->opts |= opt->flag;
-		if (opt->takes_value)
-			args->values[index] = argv[*i];
-	} else if (a[0] == '-') {
-		return cli_fail(CLI_STATUS_USAGE, "unknown option '%s'", a);
-	} else if (args->n_words == CLI_MAX_WORDS) {
-		return cli_fail(CLI_STATUS_USAGE, "too many words in the command");
-	} else {
-		args->words[args->n_words++] = a;
-	}
-	return 0;
-}
-
-/* The name of the lowest option in `flags`, for messages. */
-static const char *cli_option_name(unsigned flags)
-{
-	for (size_t i = 0; i < CLI_N_OPTIONS; i++) {
-		if (flags & cli_options[i].flag)
-			return cli_options[i].name;
-	}
-	return "?";
-}
-
-/* `user forward`: some forwarding or --clear, not both, and values that make sense. */
-static int cli_check_forward(const struct cli_args *args)
-{
-	const unsigned targets[] = { CLI_OPT_ALWAYS, CLI_OPT_BUSY, CLI_OPT_NO_ANSWER };
-	const char *timeout = cli_value(args, CLI_OPT_TIMEOUT);
-	unsigned long long secs;
-
-	if ((args->opts & CLI_OPT_CLEAR) && (args->opts & CLI_OPT_FORWARD))
-		return cli_fail(CLI_STATUS_USAGE, "--clear goes alone, not with --always, --busy, "
-				"--no-answer or --timeout");
-	if (!(args->opts & (CLI_OPT_CLEAR | CLI_OPT_FORWARD)))
-		return cli_fail(CLI_STATUS_USAGE, "'user forward' needs --always, --busy, "
-				"--no-answer, --timeout or --clear");
-	for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
-		const char *t = cli_value(args, targets[i]);
-
-		if (t && !cli_proto_target_ok(t))
-			return cli_fail(CLI_STATUS_USAGE, "%s '%s': a user NAME or a SIP URI "
-					"(sip:...) of at most %d bytes",
-					cli_option_name(targets[i]), t, CLI_TARGET_MAX);
-	}
-	if (timeout && !cli_proto_number(timeout, 1, CLI_FWD_TIMEOUT_MAX, &secs))
-		return cli_fail(CLI_STATUS_USAGE, "--timeout '%s': a number of seconds from 1 "
-				"to %d", timeout, CLI_FWD_TIMEOUT_MAX);
-	return 0;
-}
-
-/* The operand in words[2], when the command has one and it was given. */
-static int cli_check_operand(const struct cli_command *cmd, const struct cli_args *args)
-{
-	const char *w = args->n_words > 2 ? args->words[2] : NULL;
-	unsigned long long v;
-
-	if (!w || cmd->operand == CLI_OPERAND_NONE)
-		return 0;
-	if (cmd->operand == CLI_OPERAND_USER && !cli_proto_name_ok(w))
-		return cli_fail(CLI_STATUS_USAGE, "bad user name '%s': 1 to %d of "
-				"A-Z a-z 0-9 . _ + -, not starting with '-'", w,
-				CLI_USER_NAME_MAX);
-	if (cmd->operand == CLI_OPERAND_CALL && !cli_proto_call_id_ok(w))
-		return cli_fail(CLI_STATUS_USAGE, "bad call ID '%.40s': the id that "
-				"'show calls' prints (NODE-wN-HEX-N)", w);
-	if (cmd->operand == CLI_OPERAND_COUNT && !cli_proto_number(w, 1, CLI_CDR_TAIL_MAX, &v))
-		return cli_fail(CLI_STATUS_USAGE, "%s %s '%s': a number from 1 to %d",
-				cmd->words[0], cmd->words[1], w, CLI_CDR_TAIL_MAX);
-	return 0;
-}
-
-/* The words name a command, with its operands and only options it takes. */
+/*
+ * The words name a command, with its operands and only options it takes,
+ * all valid (the daemon's own checks, cli_cmd.c).  A password the command
+ * requires is no error when missing: it is read or made up afterwards.
+ */
 static int cli_check_command(struct cli_args *args)
 {
-	const struct cli_command *cmd = cli_find_command(args);
-	const char *max_calls = cli_value(args, CLI_OPT_MAX_CALLS);
-	unsigned long long v;
-	int want, min, status;
+	char why[CLI_CMD_WHY_MAX];
+	const struct cli_cmd *cmd = cli_cmd_find(&args->req, why, sizeof why);
 
-	if (!cmd)
-		return cli_fail(CLI_STATUS_USAGE, "unknown command '%s%s%s'", args->words[0],
-				args->n_words > 1 ? " " : "",
-				args->n_words > 1 ? args->words[1] : "");
-	want = cmd->words[1] ? 2 : 1;
-	min = cmd->operand == CLI_OPERAND_USER || cmd->operand == CLI_OPERAND_CALL;
-	if (args->n_words < want + min)
-		return cli_fail(CLI_STATUS_USAGE, "'%s %s' needs %s", cmd->words[0],
-				cmd->words[1], cmd->operand == CLI_OPERAND_CALL ? "a call ID" :
-				"a user NAME");
-	want += cmd->operand != CLI_OPERAND_NONE;
-	if (args->n_words > want)
-		return cli_fail(CLI_STATUS_USAGE, "unexpected word '%s'", args->words[want]);
-	if (args->opts & ~cmd->opts)
-		return cli_fail(CLI_STATUS_USAGE, "option %s does not go with '%s%s%s'",
-				cli_option_name(args->opts & ~cmd->opts), cmd->words[0],
-				cmd->words[1] ? " " : "", cmd->words[1] ? cmd->words[1] : "");
-	if ((args->opts & CLI_OPT_ANY_PASSWORD) == CLI_OPT_ANY_PASSWORD)
-		return cli_fail(CLI_STATUS_USAGE, "give --password or --password-stdin, not both");
-	if ((status = cli_check_operand(cmd, args)) != 0)
-		return status;
-	if (max_calls && !cli_proto_number(max_calls, 0, CLI_MAX_CALLS_MAX, &v))
-		return cli_fail(CLI_STATUS_USAGE, "--max-calls '%s': a number from 0 (no limit) "
-				"to %d", max_calls, CLI_MAX_CALLS_MAX);
-	if (cmd->check && (status = cmd->check(args)) != 0)
-		return status;
+	if (!cmd || cli_cmd_check(cmd, &args->req, CLI_OPT_PASSWORD, why, sizeof why) != 0)
+		return cli_fail(CLI_STATUS_USAGE, "%s", why);
 	args->cmd = cmd;
 	return 0;
 }
@@ -344,23 +113,31 @@ static int cli_check_command(struct cli_args *args)
 static int cli_parse_args(int argc, char **argv, struct cli_args *args)
 {
 	const char *env = getenv(CLI_SOCKET_ENV);
-	int status;
+	char why[CLI_CMD_WHY_MAX];
 
 	memset(args, 0, sizeof *args);
 	args->socket = env && *env ? env : CLI_DEFAULT_SOCKET;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			args->words[0] = "help";
-			args->n_words = 1;
-			args->opts = 0;
+		/* An option's value is the next argument whatever it is ("--password -s"). */
+		int value = args->req.pending != 0;
+
+		if (!value && (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)) {
+			memset(&args->req, 0, sizeof args->req);
+			args->req.words[0] = "help";
+			args->req.n_words = 1;
 			return cli_check_command(args);
 		}
-		status = cli_parse_one(argc, argv, &i, args);
-		if (status != 0)
-			return status;
+		if (!value && strcmp(argv[i], "-s") == 0) {
+			if (++i >= argc)
+				return cli_fail(CLI_STATUS_USAGE, "option -s needs a SOCKET path");
+			args->socket = argv[i];
+			continue;
+		}
+		if (cli_cmd_add_word(&args->req, argv[i], 0, why, sizeof why) != 0)
+			return cli_fail(CLI_STATUS_USAGE, "%s", why);
 	}
-	if (args->n_words == 0)
-		return cli_fail(CLI_STATUS_USAGE, "no command given");
+	if (cli_cmd_end_words(&args->req, why, sizeof why) != 0)
+		return cli_fail(CLI_STATUS_USAGE, "%s", why);
 	return cli_check_command(args);
 }
 
@@ -422,9 +199,9 @@ static int cli_password_make(struct cli_args *args)
 /* The password of `user add` / `user passwd`, from wherever the operator wants it. */
 static int cli_password(struct cli_args *args)
 {
-	if (!args->cmd->wants_password || cli_value(args, CLI_OPT_PASSWORD))
+	if (!(args->cmd->required & CLI_OPT_PASSWORD) || cli_value(args, CLI_OPT_PASSWORD))
 		return 0;
-	if (args->opts & CLI_OPT_PASSWORD_STDIN)
+	if (args->req.opts & CLI_OPT_PASSWORD_STDIN)
 		return cli_password_stdin(args);
 	return cli_password_make(args);
 }
@@ -459,22 +236,24 @@ static int cli_append_word(char *buf, size_t size, size_t *len, const char *word
 
 static int cli_build_request(const struct cli_args *args, char *buf, size_t size, size_t *len)
 {
+	const struct cli_cmd_args *req = &args->req;
 	size_t n = 0;
 	int err = 0;
 
-	for (int w = 0; w < args->n_words && err == 0; w++)
-		err = cli_append_word(buf, size, &n, args->words[w]);
+	for (int w = 0; w < req->n_words && err == 0; w++)
+		err = cli_append_word(buf, size, &n, req->words[w]);
 	for (size_t o = 0; o < CLI_N_OPTIONS && err == 0; o++) {
 		const struct cli_option *opt = &cli_options[o];
 
 		/* A value counts even without its option: a password made up or read here. */
-		if (!opt->sent || (opt->takes_value ? !args->values[o] : !(args->opts & opt->flag)))
+		if (!opt->on_wire ||
+		    (opt->takes_value ? !req->values[o] : !(req->opts & opt->flag)))
 			continue;
 		err = cli_append_word(buf, size, &n, opt->name);
 		if (err == 0 && opt->takes_value)
-			err = cli_append_word(buf, size, &n, args->values[o]);
+			err = cli_append_word(buf, size, &n, req->values[o]);
 	}
-	if (err == 0 && args->json)
+	if (err == 0 && req->json)
 		err = cli_append_word(buf, size, &n, CLI_JSON_FLAG);
 	if (err < 0)
 		return err;
@@ -678,8 +457,8 @@ int main(int argc, char **argv)
 	if (status != 0)
 		return status;
 	/* help needs no daemon: an operator reads it while setting one up. */
-	if (strcmp(args.words[0], "help") == 0) {
-		fputs(CLI_USAGE, stdout);
+	if (args.cmd->id == CLI_CMD_HELP) {
+		fputs(cli_cmd_usage(), stdout);
 		return CLI_STATUS_OK;
 	}
 	status = cli_password(&args);

@@ -28,13 +28,13 @@
  *   server → client   a status line "<status> <text>\n", then the body,
  *                     then the server closes the connection:
  *                         0 ok\n<body>           body is the answer
- *                         2 <reason>\n<usage>    usage error; body is CLI_USAGE
+ *                         2 <reason>\n<usage>    usage error; body is the usage
  *                         1 <reason>\n           any other error (e.g. the
  *                                                peer's uid is not allowed,
  *                                                "no such user bob", "redis
  *                                                unix:/run/redis.sock: ...")
  *
- * Commands (CLI_USAGE lists them for people):
+ * Commands (the table is cli/cli_cmd.c; `help` lists them for people):
  *   show workers   text table, or a JSON array of
  *                  {index, pid, port, active_calls, uptime_s, restarts}
  *                  (pid 0 and uptime_s 0 for a worker that is not running)
@@ -112,7 +112,7 @@
  *                  {call_id, local_tag, remote_tag, remote_target} (null
  *                  for empty strings).  `show call ID` answers one object;
  *                  status 1 "no such call ID".
- *   help           CLI_USAGE as the body.
+ *   help           the usage text (cli_cmd_usage) as the body.
  *
  * The client is plain libc: it validates the words, sends them and copies
  * the body out.  JSON is produced by the server (jansson) only.  The one
@@ -257,53 +257,5 @@ static inline int cli_proto_call_id_ok(const char *id)
 #define CLI_STATUS_OK      0
 #define CLI_STATUS_ERROR   1
 #define CLI_STATUS_USAGE   2
-
-#define CLI_USAGE \
-	"usage: b2bua-cli [-s SOCKET] COMMAND [--json]\n" \
-	"\n" \
-	"commands:\n" \
-	"  show workers   worker processes: pid, own SIP port, active calls, uptime, restarts\n" \
-	"  show calls [--long]\n" \
-	"                 calls in progress: id, caller, callee, state, age, worker, forward\n" \
-	"                 target; --long adds both legs (Call-IDs, tags, targets) and times\n" \
-	"  show call ID   one call in the --long form\n" \
-	"  show stats     call and message counters, final codes sent, draining\n" \
-	"  call kill ID   end a call now (its worker hangs up both legs), wait until it is gone\n" \
-	"  cdr tail [N]   the N latest call detail records, oldest first (default 10, max 1000)\n" \
-	"  user add NAME [--password PW | --password-stdin] [--display TEXT] [--max-calls N]\n" \
-	"                 add a subscriber; without a password one is made up and printed\n" \
-	"  user passwd NAME [--password PW | --password-stdin]\n" \
-	"                 change a password (made up and printed when none is given)\n" \
-	"  user del NAME  delete a subscriber and its registrations\n" \
-	"  user enable NAME, user disable NAME\n" \
-	"                 allow or refuse a subscriber's REGISTERs and calls\n" \
-	"  user forward NAME [--always TARGET] [--busy TARGET] [--no-answer TARGET]\n" \
-	"                    [--timeout SECONDS]\n" \
-	"  user forward NAME --clear\n" \
-	"                 set a subscriber's call forwarding, or remove all of it\n" \
-	"  user show NAME a subscriber, its call forwarding and current registrations\n" \
-	"  user list      every subscriber with its number of registrations\n" \
-	"  help           this text\n" \
-	"\n" \
-	"options:\n" \
-	"  -s SOCKET      the daemon's CLI socket (default: $" CLI_SOCKET_ENV ",\n" \
-	"                 else " CLI_DEFAULT_SOCKET ")\n" \
-	"  --json         machine-readable output (JSON)\n" \
-	"  --password PW, --password-stdin\n" \
-	"                 the password, or the first line of standard input (not seen by ps)\n" \
-	"  --display TEXT the subscriber's display name\n" \
-	"  --max-calls N  at most N calls of the subscriber at once (0: no limit)\n" \
-	"  --always TARGET     forward every call at once\n" \
-	"  --busy TARGET       forward when every device of the subscriber is busy\n" \
-	"  --no-answer TARGET  forward when nobody answers in time, or nothing is registered\n" \
-	"  --timeout SECONDS   ring this long before --no-answer applies (1 to 600;\n" \
-	"                      unset: the daemon's no_answer_timeout)\n" \
-	"  --clear        remove all four forwarding settings\n" \
-	"\n" \
-	"NAME is 1 to 64 of A-Z a-z 0-9 . _ + - (not starting with -); PW and TEXT are\n" \
-	"1 to 128 bytes without control characters; N is 0 (no limit) to 1000000.\n" \
-	"TARGET is a NAME of our domain or a SIP URI (sip:..., at most 127 bytes).\n" \
-	"ID is a call's id as `show calls` prints it (NODE-wN-HEX-N), the same id\n" \
-	"as in the daemon's log and in its CDR.\n"
 
 #endif

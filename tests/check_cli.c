@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 
+#include "cli/cli_cmd.h"
 #include "cli/cli_proto.h"
 #include "cli/cli_server.h"
 
@@ -2543,6 +2544,190 @@ START_TEST(test_user_redis_silent)
 }
 END_TEST
 
+/* ------------------------------------------------------------ the command table */
+
+/* The usage text as it was written by hand before it was built from the table. */
+static const char t_usage[] =
+	"usage: b2bua-cli [-s SOCKET] COMMAND [--json]\n"
+	"\n"
+	"commands:\n"
+	"  show workers   worker processes: pid, own SIP port, active calls, uptime, restarts\n"
+	"  show calls [--long]\n"
+	"                 calls in progress: id, caller, callee, state, age, worker, forward\n"
+	"                 target; --long adds both legs (Call-IDs, tags, targets) and times\n"
+	"  show call ID   one call in the --long form\n"
+	"  show stats     call and message counters, final codes sent, draining\n"
+	"  call kill ID   end a call now (its worker hangs up both legs), wait until it is gone\n"
+	"  cdr tail [N]   the N latest call detail records, oldest first (default 10, max 1000)\n"
+	"  user add NAME [--password PW | --password-stdin] [--display TEXT] [--max-calls N]\n"
+	"                 add a subscriber; without a password one is made up and printed\n"
+	"  user passwd NAME [--password PW | --password-stdin]\n"
+	"                 change a password (made up and printed when none is given)\n"
+	"  user del NAME  delete a subscriber and its registrations\n"
+	"  user enable NAME, user disable NAME\n"
+	"                 allow or refuse a subscriber's REGISTERs and calls\n"
+	"  user forward NAME [--always TARGET] [--busy TARGET] [--no-answer TARGET]\n"
+	"                    [--timeout SECONDS]\n"
+	"  user forward NAME --clear\n"
+	"                 set a subscriber's call forwarding, or remove all of it\n"
+	"  user show NAME a subscriber, its call forwarding and current registrations\n"
+	"  user list      every subscriber with its number of registrations\n"
+	"  help           this text\n"
+	"\n"
+	"options:\n"
+	"  -s SOCKET      the daemon's CLI socket (default: $" CLI_SOCKET_ENV ",\n"
+	"                 else " CLI_DEFAULT_SOCKET ")\n"
+	"  --json         machine-readable output (JSON)\n"
+	"  --password PW, --password-stdin\n"
+	"                 the password, or the first line of standard input (not seen by ps)\n"
+	"  --display TEXT the subscriber's display name\n"
+	"  --max-calls N  at most N calls of the subscriber at once (0: no limit)\n"
+	"  --always TARGET     forward every call at once\n"
+	"  --busy TARGET       forward when every device of the subscriber is busy\n"
+	"  --no-answer TARGET  forward when nobody answers in time, or nothing is registered\n"
+	"  --timeout SECONDS   ring this long before --no-answer applies (1 to 600;\n"
+	"                      unset: the daemon's no_answer_timeout)\n"
+	"  --clear        remove all four forwarding settings\n"
+	"\n"
+	"NAME is 1 to 64 of A-Z a-z 0-9 . _ + - (not starting with -); PW and TEXT are\n"
+	"1 to 128 bytes without control characters; N is 0 (no limit) to 1000000.\n"
+	"TARGET is a NAME of our domain or a SIP URI (sip:..., at most 127 bytes).\n"
+	"ID is a call's id as `show calls` prints it (NODE-wN-HEX-N), the same id\n"
+	"as in the daemon's log and in its CDR.\n";
+
+START_TEST(test_table_usage)
+{
+	struct run_result r;
+	char *answer;
+
+	ck_assert_str_eq(cli_cmd_usage(), t_usage);
+	run_cli(&r, "help", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_str_eq(r.out, t_usage);
+	free_result(&r);
+	answer = raw_request(t_cfg.cli_socket, "help\n", 0);
+	ck_assert_int_eq(strncmp(answer, "0 ok\n", 5), 0);
+	ck_assert_str_eq(answer + 5, t_usage);
+	free(answer);
+}
+END_TEST
+
+/* A valid value for option `flag`. */
+static const char *table_value(unsigned flag)
+{
+	switch (flag) {
+	case CLI_OPT_PASSWORD:  return "pw";
+	case CLI_OPT_DISPLAY:   return "D";
+	case CLI_OPT_MAX_CALLS: return "1";
+	case CLI_OPT_TIMEOUT:   return "5";
+	default:                return "bob";
+	}
+}
+
+/*
+ * The words of a request for `cmd`: its words, a valid operand, the options
+ * it requires (but `skip`) and option `with` (0: none), argv style.
+ */
+static size_t table_request(const struct cli_cmd *cmd, unsigned with, unsigned skip,
+			    const char **argv, size_t max)
+{
+	size_t n = 0;
+
+	argv[n++] = cmd->words[0];
+	if (cmd->words[1])
+		argv[n++] = cmd->words[1];
+	if (cmd->operand == CLI_OPERAND_USER)
+		argv[n++] = "nosuch";
+	else if (cmd->operand == CLI_OPERAND_CALL)
+		argv[n++] = "test-node-w0-1-1";
+	for (size_t i = 0; i < CLI_N_OPTIONS; i++) {
+		const struct cli_option *o = &cli_options[i];
+
+		if (!(o->flag == with || (o->flag & cmd->required & ~skip)))
+			continue;
+		argv[n++] = o->name;
+		if (o->takes_value)
+			argv[n++] = table_value(o->flag);
+	}
+	ck_assert_uint_lt(n, max);
+	argv[n] = NULL;
+	return n;
+}
+
+/* The request line of argv, as the client would send it (no word needs encoding here). */
+static void table_line(const char *const *argv, char *line, size_t size)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; argv[i]; i++)
+		n += (size_t)snprintf(line + n, size - n, "%s%s", i ? " " : "", argv[i]);
+	snprintf(line + n, size - n, "\n");
+}
+
+/* Every command of the table reaches a handler: no usage error, an answer of 0 or 1. */
+START_TEST(test_table_handlers)
+{
+	for (size_t c = 0; c < CLI_CMD__COUNT; c++) {
+		const struct cli_cmd *cmd = &cli_cmds[c];
+		unsigned first = cmd->one_of & -cmd->one_of;   /* lowest bit */
+		const char *argv[16];
+		char line[256];
+		char *answer;
+
+		ck_assert_uint_eq(cmd->id, c);
+		table_request(cmd, first, 0, argv, sizeof argv / sizeof argv[0]);
+		table_line(argv, line, sizeof line);
+		answer = raw_request(t_cfg.cli_socket, line, 0);
+		ck_assert_msg(answer[0] == '0' || answer[0] == '1', "%s-> %s", line, answer);
+		ck_assert_msg(strstr(answer, "cannot build") == NULL, "%s-> %s", line, answer);
+		free(answer);
+	}
+}
+END_TEST
+
+/*
+ * For every command and every option, b2bua-cli and the server agree with
+ * the table on whether the option goes with the command.
+ */
+START_TEST(test_table_options)
+{
+	char none[256];
+
+	snprintf(none, sizeof none, "%s/none.sock", t_dir);
+	for (size_t c = 0; c < CLI_CMD__COUNT; c++) {
+		const struct cli_cmd *cmd = &cli_cmds[c];
+
+		for (size_t i = 0; i < CLI_N_OPTIONS; i++) {
+			const struct cli_option *o = &cli_options[i];
+			int accepted = (cmd->opts & o->flag) != 0;
+			const char *argv[20] = { "-s", none };
+			struct run_result r;
+			char line[256];
+			char *answer;
+
+			table_request(cmd, o->flag, o->flag, argv + 2,
+				      sizeof argv / sizeof argv[0] - 2);
+			run_cli_as(&r, NULL, (uid_t)-1, argv);
+			ck_assert_msg((strstr(r.err, "does not go with") == NULL) == accepted,
+				      "client, %s %s %s: %s", cmd->words[0],
+				      cmd->words[1] ? cmd->words[1] : "", o->name, r.err);
+			free_result(&r);
+
+			table_line(argv + 2, line, sizeof line);
+			answer = raw_request(t_cfg.cli_socket, line, 0);
+			/* An option the client keeps to itself is unknown to the server. */
+			if (!o->on_wire)
+				ck_assert_msg(strncmp(answer, "2 unknown option", 16) == 0, "%s",
+					      answer);
+			else
+				ck_assert_msg((strstr(answer, "does not go with") == NULL) ==
+					      accepted, "server, %s-> %s", line, answer);
+			free(answer);
+		}
+	}
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
 	Suite *s = suite_create("cli");
@@ -2568,6 +2753,9 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_stale_replaced);
 	tcase_add_test(tc, test_idle_client_dropped);
 	tcase_add_test(tc, test_peer_refused);
+	tcase_add_test(tc, test_table_usage);
+	tcase_add_test(tc, test_table_handlers);
+	tcase_add_test(tc, test_table_options);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("users");

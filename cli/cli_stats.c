@@ -1,0 +1,166 @@
+/*
+ * cli_stats — see cli_stats.h; `show workers` and `show stats`.
+ *
+ * Design note.  Both answers come from the shared call table alone: worker
+ * slots (pid, port, uptime, restarts, active calls) and the counters the
+ * workers keep.  Figures are gathered by cli_stats_collect() and only then
+ * formatted, so that the CLI and a later metrics endpoint report the same
+ * numbers.  A worker slot beyond the configured count is never shown (the
+ * table may have room for more workers than run).
+ */
+#include "cli/cli_stats.h"
+#include "cli/cli_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+unsigned cli_stats_workers(const shm_t *shm, unsigned workers)
+{
+	unsigned max = shm_max_workers(shm);
+
+	return workers && workers < max ? workers : max;
+}
+
+/* ------------------------------------------------------------ show workers */
+
+int cli_show_workers(cli_server_t *srv, const struct cli_cmd_args *req,
+		     struct cli_buf *out, struct cli_reply *reply)
+{
+	uint64_t now = cli_now_ms(CLOCK_REALTIME);
+	unsigned n = cli_stats_workers(srv->shm, srv->workers);
+	json_t *arr = NULL;
+
+	if (req->json) {
+		arr = json_array();
+		if (!arr)
+			return -ENOMEM;
+	} else {
+		cli_buf_printf(out, "%-6s %-8s %-6s %-8s %-9s %s\n",
+			       "INDEX", "PID", "PORT", "ACTIVE", "UPTIME_S", "RESTARTS");
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct shm_worker_info w;
+		uint64_t up;
+
+		if (shm_worker_read(srv->shm, i, &w) < 0)
+			continue;
+		up = w.pid ? cli_elapsed_s(w.started_ms, now) : 0;
+		if (arr) {
+			json_array_append_new(arr, json_pack("{s:i, s:i, s:i, s:o, s:o, s:o}",
+				"index", (int)i, "pid", (int)w.pid, "port", (int)w.port,
+				"active_calls", cli_json_u64(w.counters[SHM_CTR_ACTIVE]),
+				"uptime_s", cli_json_u64(up),
+				"restarts", cli_json_u64(w.restarts)));
+			continue;
+		}
+		if (w.pid)
+			cli_buf_printf(out, "%-6u %-8d %-6u %-8" PRIu64 " %-9" PRIu64
+				       " %" PRIu32 "\n", i, (int)w.pid, (unsigned)w.port,
+				       w.counters[SHM_CTR_ACTIVE], up, w.restarts);
+		else
+			cli_buf_printf(out, "%-6u %-8s %-6u %-8" PRIu64 " %-9s %" PRIu32 "\n",
+				       i, "-", (unsigned)w.port, w.counters[SHM_CTR_ACTIVE],
+				       "-", w.restarts);
+	}
+	if (arr) {
+		/* A failed json_pack above leaves the array short: report it, don't lie. */
+		if (json_array_size(arr) != n)
+			out->err = -ENOMEM;
+		cli_buf_add_json(out, arr);
+		cli_buf_add(out, "\n", 1);
+		json_decref(arr);
+	} else {
+		cli_buf_printf(out, "draining: %s\n", srv->draining ? "yes" : "no");
+	}
+	return out->err;
+}
+
+/* ------------------------------------------------------------ show stats */
+
+void cli_stats_collect(const shm_t *shm, unsigned workers, int draining, struct cli_stats *out)
+{
+	unsigned n = cli_stats_workers(shm, workers);
+
+	memset(out, 0, sizeof *out);
+	for (unsigned i = 0; i < n; i++) {
+		struct shm_worker_info w;
+
+		if (shm_worker_read(shm, i, &w) < 0)
+			continue;
+		for (int c = 0; c < SHM_CTR__COUNT; c++)
+			out->ctr[c] += w.counters[c];
+	}
+	/* The table's admission counter is the truth about live calls. */
+	out->active = shm_call_count(shm);
+	for (int code = SHM_CODE_MIN; code <= SHM_CODE_MAX; code++)
+		out->final_codes[code - SHM_CODE_MIN] = shm_code_total(shm, code);
+	out->draining = draining;
+}
+
+static int cli_stats_json(cli_server_t *srv, const struct cli_stats *st, struct cli_buf *out)
+{
+	json_t *codes = json_object();
+	json_t *o;
+
+	if (!codes)
+		return -ENOMEM;
+	for (int code = SHM_CODE_MIN; code <= SHM_CODE_MAX; code++) {
+		uint64_t n = st->final_codes[code - SHM_CODE_MIN];
+		char key[12];
+
+		if (n == 0)
+			continue;
+		snprintf(key, sizeof key, "%d", code);
+		json_object_set_new(codes, key, cli_json_u64(n));
+	}
+	o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}",
+		"node_id", cli_json_str(srv->node_id, 0),
+		"calls_total", cli_json_u64(st->ctr[SHM_CTR_CALLS_TOTAL]),
+		"calls_active", cli_json_u64(st->active),
+		"calls_answered", cli_json_u64(st->ctr[SHM_CTR_CALLS_ANSWERED]),
+		"calls_failed", cli_json_u64(st->ctr[SHM_CTR_CALLS_FAILED]),
+		"final_codes", codes,
+		"msgs_in", cli_json_u64(st->ctr[SHM_CTR_MSGS_IN]),
+		"msgs_out", cli_json_u64(st->ctr[SHM_CTR_MSGS_OUT]),
+		"draining", st->draining);
+	cli_buf_add_json(out, o);
+	cli_buf_add(out, "\n", 1);
+	json_decref(o);
+	return out->err;
+}
+
+static int cli_stats_text(cli_server_t *srv, const struct cli_stats *st, struct cli_buf *out)
+{
+	int any = 0;
+
+	cli_buf_printf(out, "node:             %s\n", srv->node_id);
+	cli_buf_printf(out, "draining:         %s\n", st->draining ? "yes" : "no");
+	cli_buf_printf(out, "calls total:      %" PRIu64 "\n", st->ctr[SHM_CTR_CALLS_TOTAL]);
+	cli_buf_printf(out, "calls active:     %u\n", st->active);
+	cli_buf_printf(out, "calls answered:   %" PRIu64 "\n", st->ctr[SHM_CTR_CALLS_ANSWERED]);
+	cli_buf_printf(out, "calls failed:     %" PRIu64 "\n", st->ctr[SHM_CTR_CALLS_FAILED]);
+	cli_buf_printf(out, "messages in:      %" PRIu64 "\n", st->ctr[SHM_CTR_MSGS_IN]);
+	cli_buf_printf(out, "messages out:     %" PRIu64 "\n", st->ctr[SHM_CTR_MSGS_OUT]);
+	cli_buf_printf(out, "final codes sent:");
+	for (int code = SHM_CODE_MIN; code <= SHM_CODE_MAX; code++) {
+		uint64_t n = st->final_codes[code - SHM_CODE_MIN];
+
+		if (n == 0)
+			continue;
+		cli_buf_printf(out, "\n  %d  %" PRIu64, code, n);
+		any = 1;
+	}
+	cli_buf_printf(out, "%s\n", any ? "" : " none");
+	return out->err;
+}
+
+int cli_show_stats(cli_server_t *srv, const struct cli_cmd_args *req, struct cli_buf *out,
+		   struct cli_reply *reply)
+{
+	struct cli_stats st;
+
+	cli_stats_collect(srv->shm, srv->workers, srv->draining, &st);
+	return req->json ? cli_stats_json(srv, &st, out) : cli_stats_text(srv, &st, out);
+}

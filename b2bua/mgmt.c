@@ -99,30 +99,22 @@ static void mgmt_run_pending(void)
 }
 
 /*
- * cli_worker_request_f: "kill ID" for worker `worker`, as a CTL_KILL_CALL
- * request.  The answer text is "ok" or "error WHY", as the CLI expects.
+ * cli_ctl_request_f: a control request of the CLI (call kill) to a worker,
+ * switched by the master, answered within MGMT_REQUEST_TIMEOUT_MS.  The
+ * master itself answers -ESRCH when that worker is not running.
  */
-static int mgmt_worker_request(void *arg, unsigned worker, const char *request, char *reply,
-			       size_t size)
+static int mgmt_ctl_request(void *arg, struct ctl_msg *req, struct ctl_msg *reply)
 {
-	struct ctl_msg req, ans;
 	int err;
 
 	(void)arg;
-	if (strncmp(request, "kill ", 5) != 0)
-		return -EINVAL;
-	ctl_init(&req, CTL_KILL_CALL, CTL_MGMT, worker, ++mgmt.seq);
-	snprintf(req.u.kill_call.id, sizeof req.u.kill_call.id, "%s", request + 5);
-	err = ctl_request(mgmt.ctl, &req, &ans, MGMT_REQUEST_TIMEOUT_MS, mgmt_keep, NULL);
+	req->hdr.from = CTL_MGMT;
+	req->hdr.seq = ++mgmt.seq;
+	err = ctl_request(mgmt.ctl, req, reply, MGMT_REQUEST_TIMEOUT_MS, mgmt_keep, NULL);
 	if (err < 0)
 		return err;
-	if (ans.u.reply.status == -ESRCH)
-		return -ESRCH;   /* said by the master: that worker is not running */
-	if (ans.u.reply.status == 0)
-		snprintf(reply, size, "ok");
-	else
-		snprintf(reply, size, "error %s", ans.u.reply.text[0] ? ans.u.reply.text
-								: strerror(-ans.u.reply.status));
+	if (reply->hdr.from == CTL_MASTER && reply->u.reply.status == -ESRCH)
+		return -ESRCH;
 	return 0;
 }
 
@@ -190,7 +182,7 @@ void mgmt_run(const struct config *cfg, shm_t *shm, cli_server_t *cli, int ctl)
 		log_error("cannot set up signals: %m");
 		exit(MGMT_EXIT_START);
 	}
-	cli_server_set_worker_request(cli, mgmt_worker_request, NULL);
+	cli_server_set_ctl_request(cli, mgmt_ctl_request, NULL);
 	log_info("management process ready: cli %s", cfg->cli_socket);
 
 	while (!mgmt.stop) {

@@ -9,10 +9,11 @@
  * what SIP peers sent.
  *
  * The exception is `call kill`: only the worker that owns a call can hang
- * up its dialogs.  The master installs a function that passes a one-line
- * request to a worker and waits (at most 1 s) for its one-line answer; the
- * CLI then watches the call table, at most CLI_KILL_WAIT_MS, until the call
- * has gone, so that "killed" means the call is over, not merely asked to be.
+ * up its dialogs.  The management process installs a function that sends a
+ * CTL_KILL_CALL control request to that worker (b2bua/ctl.h, through the
+ * master) and waits, at most 1 s, for its answer; the CLI then watches the
+ * call table, at most CLI_KILL_WAIT_MS, until the call has gone, so that
+ * "killed" means the call is over, not merely asked to be.
  */
 #include "cli/cli_int.h"
 
@@ -21,9 +22,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "b2bua/ctl.h"
+
 #define CLI_KILL_WAIT_MS      2000          /* a killed call must leave the table within */
 #define CLI_KILL_POLL_MS      10
-#define CLI_WORKER_REPLY_MAX  256
 
 static const char *cli_state_name(uint8_t state)
 {
@@ -308,44 +310,41 @@ static int cli_call_wait_gone(const cli_server_t *srv, uint32_t slot, const char
 	}
 }
 
-/* A worker's answer other than "ok", for the operator. */
+/* A worker's refusal (a CTL_REPLY with a negative status), for the operator. */
 static int cli_kill_refused(const cli_server_t *srv, uint32_t slot, const char *id,
-			    unsigned worker, const char *answer, struct cli_reply *reply)
+			    unsigned worker, const struct ctl_reply *answer,
+			    struct cli_reply *reply)
 {
 	/* It ended by itself between our look-up and the worker's: nothing left to kill. */
 	if (cli_call_gone(srv, slot, id))
 		return cli_fail(reply, CLI_STATUS_ERROR, "no such call %s", id);
-	if (strncmp(answer, "error", 5) == 0 && (answer[5] == ' ' || answer[5] == '\0'))
-		return cli_fail(reply, CLI_STATUS_ERROR, "call %s: worker %u: %.200s",
-				id, worker, answer[5] ? answer + 6 : "error");
-	return cli_fail(reply, CLI_STATUS_ERROR, "call %s: unexpected answer from "
-			"worker %u: '%.100s'", id, worker, answer);
+	return cli_fail(reply, CLI_STATUS_ERROR, "call %s: worker %u: %.150s", id, worker,
+			answer->text[0] ? answer->text : strerror(-answer->status));
 }
 
 /*
  * `call kill ID`: ask the owning worker to end the call, then wait until it
  * has left the table, so that "killed" is a fact and not a hope.
  */
-int cli_call_kill(cli_server_t *srv, const struct cli_cmd_args *req, struct cli_buf *out,
+int cli_call_kill(cli_server_t *srv, const struct cli_cmd_args *req_args, struct cli_buf *out,
 		  struct cli_reply *reply)
 {
-	char request[SHM_ID_MAX + 8], answer[CLI_WORKER_REPLY_MAX] = "";
+	struct ctl_msg req, answer;
 	struct shm_call c;
 	unsigned worker;
 	uint32_t slot;
-	const char *id = req->words[2];     /* checked by cli_cmd_check */
-	size_t len;
+	const char *id = req_args->words[2];     /* checked by cli_cmd_check */
 	int err;
 
-	if (!srv->worker_request)
+	if (!srv->ctl_request)
 		return cli_fail(reply, CLI_STATUS_ERROR, "call kill is not available: this "
 				"daemon has no channel to its workers");
 	if (cli_call_find(srv, id, &slot, &c) < 0)
 		return cli_fail(reply, CLI_STATUS_ERROR, "no such call %s", id);
 	worker = c.worker;
-	snprintf(request, sizeof request, "kill %s", id);
-	err = srv->worker_request(srv->worker_request_arg, worker, request, answer,
-				  sizeof answer);
+	ctl_init(&req, CTL_KILL_CALL, CTL_MGMT, worker, 0);
+	snprintf(req.u.kill_call.id, sizeof req.u.kill_call.id, "%s", id);
+	err = srv->ctl_request(srv->ctl_request_arg, &req, &answer);
 	if (err == -ETIMEDOUT)
 		return cli_fail(reply, CLI_STATUS_ERROR, "worker %u did not answer", worker);
 	if (err == -ESRCH)
@@ -353,12 +352,8 @@ int cli_call_kill(cli_server_t *srv, const struct cli_cmd_args *req, struct cli_
 	if (err < 0)
 		return cli_fail(reply, CLI_STATUS_ERROR, "cannot reach worker %u: %s", worker,
 				strerror(-err));
-	answer[sizeof answer - 1] = '\0';
-	len = strlen(answer);
-	while (len > 0 && (answer[len - 1] == '\n' || answer[len - 1] == '\r'))
-		answer[--len] = '\0';
-	if (strcmp(answer, "ok") != 0)
-		return cli_kill_refused(srv, slot, id, worker, answer, reply);
+	if (answer.u.reply.status < 0)
+		return cli_kill_refused(srv, slot, id, worker, &answer.u.reply, reply);
 	if (!cli_call_wait_gone(srv, slot, id))
 		return cli_fail(reply, CLI_STATUS_ERROR, "call %s: worker %u is ending "
 				"it, but it is still up after %d ms", id, worker,

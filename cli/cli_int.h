@@ -45,9 +45,9 @@ struct cli_server {
 	char realm[sizeof ((struct config *)0)->realm];
 	char cdr_stream[sizeof ((struct config *)0)->cdr_stream];
 	int no_answer_timeout;          /* shown as the default of fwd_noanswer_timeout */
-	/* How to ask a worker (call kill); NULL until the master installs it. */
-	cli_worker_request_f *worker_request;
-	void *worker_request_arg;
+	/* How to ask a worker (call kill); NULL until the management process installs it. */
+	cli_ctl_request_f *ctl_request;  /* to reach a worker (call kill) */
+	void *ctl_request_arg;
 	dev_t dev;                      /* the socket file we made, so close() */
 	ino_t ino;                      /* never unlinks a successor's socket */
 };

@@ -1,5 +1,6 @@
 /*
- * cli_proto — the wire protocol between b2bua-cli and the master.
+ * cli_proto — the wire protocol between b2bua-cli and the daemon's
+ * management process.
  *
  * Design note.  One Unix stream socket (config key cli_socket), one request
  * per connection, plain text, so that `socat - UNIX:/run/b2bua/b2bua.sock`
@@ -99,11 +100,12 @@
  *                  forwarded_to, start_ms, ring_ms, answer_ms, end_ms,
  *                  billable_ms, disposition, sip_code, hangup_by, host,
  *                  worker) plus "stream_id" (the entry's id in the stream).
- *   call kill ID   ID as `show calls` gives it.  The master asks the owning
- *                  worker ("kill ID") and waits until the call has left the
+ *   call kill ID   ID as `show calls` gives it.  The management process asks
+ *                  the owning worker (a CTL_KILL_CALL control request,
+ *                  b2bua/ctl.h) and waits until the call has left the
  *                  table: body "call ID killed\n".  Status 1 for "no such
- *                  call ID", "worker N did not answer", a call still in the
- *                  table 2 s later, and a master that cannot reach workers.
+ *                  call ID", "worker N did not answer", "worker N is not
+ *                  running", a call still in the table 2 s later.
  *   show calls --long, show call ID
  *                  text: one block per call with both legs' Call-IDs, tags
  *                  and remote targets, hold state and times; JSON: the

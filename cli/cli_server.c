@@ -36,7 +36,7 @@
 
 #define CLI_READ_TIMEOUT_MS   1000          /* a client that sends nothing is dropped */
 #define CLI_WRITE_TIMEOUT_MS  3000          /* a client that does not read is dropped */
-#define CLI_ACCEPT_BATCH      16            /* then back to the master's loop */
+#define CLI_ACCEPT_BATCH      16            /* then back to the management loop */
 #define CLI_BATCH_MS          1000          /* ... or once this much time went on clients */
 #define CLI_LISTEN_BACKLOG    16
 
@@ -95,7 +95,7 @@ static int cli_respond(int fd, int status, const char *text, const struct cli_bu
 
 /*
  * Read the request line within CLI_READ_TIMEOUT_MS in all (not per read, so
- * a client dribbling a byte a second cannot hold the master).  Returns 0 with
+ * a client dribbling a byte a second cannot hold the management process).  Returns 0 with
  * a NUL-terminated line, -ETIMEDOUT, -ENODATA (closed without a word) or
  * -E2BIG (no newline within CLI_REQUEST_MAX bytes).
  */
@@ -195,7 +195,7 @@ void cli_server_handle(cli_server_t *srv)
 {
 	uint64_t until = cli_now_ms(CLOCK_MONOTONIC) + CLI_BATCH_MS;
 
-	/* A `user` command may wait on Redis: after a slow one, let the master's
+	/* A `user` command may wait on Redis: after a slow one, let the management process's
 	 * loop run before the next client (the socket stays readable). */
 	for (int i = 0; i < CLI_ACCEPT_BATCH && cli_now_ms(CLOCK_MONOTONIC) < until; i++) {
 		/* Accepted sockets are blocking; every read and write is bounded by a timeout. */
@@ -358,10 +358,10 @@ void cli_server_set_draining(cli_server_t *srv, int draining)
 	srv->draining = draining != 0;
 }
 
-void cli_server_set_worker_request(cli_server_t *srv, cli_worker_request_f *fn, void *arg)
+void cli_server_set_ctl_request(cli_server_t *srv, cli_ctl_request_f *fn, void *arg)
 {
-	srv->worker_request = fn;
-	srv->worker_request_arg = arg;
+	srv->ctl_request = fn;
+	srv->ctl_request_arg = arg;
 }
 
 void cli_server_close(cli_server_t *srv)

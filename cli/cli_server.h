@@ -1,8 +1,9 @@
 /*
- * cli_server — the master's side of the operator CLI.
+ * cli_server — the daemon's side of the operator CLI.
  *
- * The master owns one listening Unix socket (config key cli_socket, mode
- * 0600).  Each connection carries one request line and gets one response,
+ * The master binds one listening Unix socket (config key cli_socket, mode
+ * 0600) before it forks anything and keeps it; the management process
+ * (b2bua/mgmt.c) inherits it and serves it.  Each connection carries one request line and gets one response,
  * then is closed (protocol: cli/cli_proto.h).  Answers come from the shared
  * call table and worker counters (shm/), so the CLI never waits on a worker.
  */
@@ -21,7 +22,7 @@ typedef struct cli_server cli_server_t;
  */
 int cli_server_open(const struct config *cfg, shm_t *shm, cli_server_t **out);
 
-/* The listening descriptor, for the master's poll loop. */
+/* The listening descriptor, for the management process's poll loop. */
 int cli_server_fd(const cli_server_t *srv);
 
 /* Tell the CLI whether the daemon is draining (shown by `show workers`/`show stats`). */
@@ -32,14 +33,16 @@ void cli_server_set_draining(cli_server_t *srv, int draining);
 void cli_server_handle(cli_server_t *srv);
 
 /*
- * What only a worker can do (e.g. end a call): the master sends `request`
- * (one line, no newline) to worker `worker` and waits up to 1 s for its
- * one-line answer in `reply`.  Returns 0, or a negative errno (-ESRCH: no
- * such worker running, -ETIMEDOUT).  Installed by the master.
+ * What only a worker can do (e.g. end a call): send the control request
+ * *req (b2bua/ctl.h; its addressee is req->hdr.to, its sequence number is
+ * the function's business) and wait, bounded, for the worker's answer.
+ * Returns 0 with the CTL_REPLY in *reply, or a negative errno (-ESRCH: that
+ * worker is not running, -ETIMEDOUT: it did not answer in time).
+ * Installed by the management process (mgmt.c).
  */
-typedef int cli_worker_request_f(void *arg, unsigned worker, const char *request,
-				 char *reply, size_t size);
-void cli_server_set_worker_request(cli_server_t *srv, cli_worker_request_f *fn, void *arg);
+struct ctl_msg;
+typedef int cli_ctl_request_f(void *arg, struct ctl_msg *req, struct ctl_msg *reply);
+void cli_server_set_ctl_request(cli_server_t *srv, cli_ctl_request_f *fn, void *arg);
 
 /* Close and unlink the socket. */
 void cli_server_close(cli_server_t *srv);

@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 
+#include "b2bua/ctl.h"
 #include "cli/cli_cmd.h"
 #include "cli/cli_proto.h"
 #include "cli/cli_server.h"
@@ -1023,37 +1024,35 @@ static int fake_find_one(const struct shm_call *c, uint32_t slot, void *arg)
 	return 1;
 }
 
-/* The cli_worker_request_f the master would install; runs in the server child. */
-static int fake_worker_request(void *arg, unsigned worker, const char *request, char *reply,
-			       size_t size)
+/* The cli_ctl_request_f the management process would install; runs in the server child. */
+static int fake_ctl_request(void *arg, struct ctl_msg *req, struct ctl_msg *reply)
 {
 	struct fake_worker *f = arg;
 	struct fake_find find = { 0 };
 
 	f->calls++;
-	f->worker = worker;
-	snprintf(f->request, sizeof f->request, "%s", request);
+	f->worker = req->hdr.to;
+	ck_assert_uint_eq(req->hdr.type, CTL_KILL_CALL);
+	snprintf(f->request, sizeof f->request, "kill %s", req->u.kill_call.id);
 	switch (f->mode) {
 	case FAKE_TIMEOUT:
 		return -ETIMEDOUT;
 	case FAKE_ESRCH:
 		return -ESRCH;
 	case FAKE_ERROR:
-		snprintf(reply, size, "error call is being transferred");
+		ctl_reply_to(req, -EBUSY, "call is being transferred", reply);
 		return 0;
 	case FAKE_KEEP:
-		snprintf(reply, size, "ok");
+		ctl_reply_to(req, 0, NULL, reply);
 		return 0;
 	default:
 		break;
 	}
-	if (strncmp(request, "kill ", 5) == 0) {
-		snprintf(find.id, sizeof find.id, "%s", request + 5);
-		shm_call_foreach(t_shm, fake_find_one, &find);
-		if (find.found)
-			shm_call_remove(t_shm, find.slot);
-	}
-	snprintf(reply, size, find.found ? "ok" : "error no such call");
+	snprintf(find.id, sizeof find.id, "%s", req->u.kill_call.id);
+	shm_call_foreach(t_shm, fake_find_one, &find);
+	if (find.found)
+		shm_call_remove(t_shm, find.slot);
+	ctl_reply_to(req, find.found ? 0 : -ENOENT, find.found ? NULL : "no such call", reply);
 	return 0;
 }
 
@@ -1068,7 +1067,7 @@ static void install_fake_worker(int mode)
 	memset(t_fake, 0, sizeof *t_fake);
 	t_fake->mode = mode;
 	stop_server(&t_server_pid);
-	cli_server_set_worker_request(t_srv, fake_worker_request, t_fake);
+	cli_server_set_ctl_request(t_srv, fake_ctl_request, t_fake);
 	t_server_pid = start_server(t_srv);
 }
 

@@ -31,14 +31,6 @@ BOB=5080
 CAROL=5081
 HOLD=4000         # ms a held call stays up
 
-add_user() {  # NAME PASSWORD: a subscriber of realm $ADDR (HA1s only)
-	local md5 sha
-	md5=$(printf '%s' "$1:$ADDR:$2" | md5sum | cut -d' ' -f1)
-	sha=$(printf '%s' "$1:$ADDR:$2" | sha256sum | cut -d' ' -f1)
-	[ "$(rcli HSET "${PREFIX}user:$1" ha1_md5 "$md5" ha1_sha256 "$sha" enabled 1)" = 3 ] ||
-		fail "cannot create user $1"
-}
-
 redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 
 # register NAME PASSWORD PORT: NAME's UA binds $ADDR:PORT.
@@ -95,14 +87,13 @@ registrar_config
 write_config
 b2b_start
 wait_for 5 redis_up || fail "workers not connected to Redis"
-add_user alice secret
-add_user bob bobpw
+add_user alice secret --max-calls 1   # for 3.; she makes no call before
+add_user bob bobpw --max-calls 1       # for 1.
 add_user carol carolpw
 register bob bobpw $BOB
 register carol carolpw $CAROL
 
 # ---------------------------------------------------------------- 1. callee limit
-rcli HSET "${PREFIX}user:bob" max_calls 1 >/dev/null
 uas_start b1 uas_basic -p $BOB -m 1
 peer first -d $HOLD
 wait_answered 1
@@ -125,7 +116,7 @@ assert_grep "call [^ ]+: 'bob' is at its max_calls" "$T/b2bua.log" "log: bob at 
 wait_active bob 1
 
 # ---------------------------------------------------------------- 2. busy forwarding
-rcli HSET "${PREFIX}user:bob" fwd_busy carol >/dev/null
+user_forward bob --busy carol
 uas_start c1 uas_basic -p $CAROL -m 1
 peer fwd
 sipp_wait fwd || fail "sipp fwd failed"
@@ -140,7 +131,7 @@ assert_eq "<sip:bob@$ADDR>;reason=user-busy;counter=1" \
 	"carol's INVITE carries the Diversion from bob (user-busy)"
 assert_grep "forwarding \\(user-busy\\) from 'bob' to carol" "$T/b2bua.log" \
 	"log: forwarded on busy"
-rcli HDEL "${PREFIX}user:bob" fwd_busy >/dev/null
+user_forward bob --clear
 
 sipp_wait first || fail "sipp first failed"
 uas_wait b1
@@ -159,8 +150,9 @@ assert_count "$T/b2.msg" recv INVITE 1
 wait_active bob 0
 
 # ---------------------------------------------------------------- 3. caller limit (+ 4. bob at 0)
+# b2bua-cli sets max_calls only in `user add`: no command changes it on an
+# existing user, and `user del` would drop bob's registration.
 rcli HSET "${PREFIX}user:bob" max_calls 0 >/dev/null
-rcli HSET "${PREFIX}user:alice" max_calls 1 >/dev/null
 uas_start b3 uas_basic -p $BOB -m 2
 uac_start held uac_auth -s bob -m 1 -key from alice -au alice -ap secret \
 	-auth_uri "bob@$ADDR:$SIP_PORT" -d $HOLD
@@ -200,6 +192,7 @@ wait_active alice 0
 wait_active bob 0
 
 # ---------------------------------------------------------------- 4b. max_calls absent
+# A record without max_calls (older data): `user add` always writes the field.
 rcli HDEL "${PREFIX}user:bob" max_calls >/dev/null
 assert_eq 0 "$(rcli HEXISTS "${PREFIX}user:bob" max_calls)" "bob has no max_calls"
 uas_start b4 uas_basic -p $BOB -m 2

@@ -28,7 +28,7 @@ trusted = ( \"$ADDR\" );"
 b2b_start
 wait_for 5 redis_connected || fail "the workers did not connect to Redis"
 
-add_user bob bob-pw fwd_busy carol
+add_user bob bob-pw --busy carol
 add_user carol carol-pw
 register_as reg_bob bob bob-pw $BOB_PORT
 register_as reg_carol carol carol-pw $CAROL_PORT
@@ -85,7 +85,7 @@ assert_between 1300 2500 "$(cdr_get 0 billable_ms)" "1: CDR billable_ms (1.5 s w
 rcli DEL "$CDR_STREAM" >/dev/null
 
 # --- 2. a forwarding loop: bob -> carol -> bob
-rcli HSET b2bua:user:carol fwd_busy bob >/dev/null
+user_forward carol --busy bob
 uas_start bob2 uas_busy -m 1
 uas_start carol2 uas_busy -m 1 -p $CAROL_PORT
 uac_run uac2 uac_expect_code -m 1 -s bob -key maxfwd 70 -key extra_hdr "X-Test: loop"

@@ -26,7 +26,7 @@ b2b_start
 wait_for 5 redis_connected || fail "the workers did not connect to Redis"
 
 CAROL_URI="sip:carol@$ADDR"
-add_user bob bob-pw fwd_noanswer "$CAROL_URI" fwd_noanswer_timeout 2
+add_user bob bob-pw --no-answer "$CAROL_URI" --timeout 2
 add_user carol carol-pw
 register_as reg_bob bob bob-pw $BOB_PORT
 register_as reg_carol carol carol-pw $CAROL_PORT

@@ -10,8 +10,9 @@
 #   - the call's one CDR in the Redis stream (cdr_load, assert_cdr,
 #     assert_cdr_times), read as JSON through a Lua script so that field
 #     order and empty values need no parsing of redis-cli's output.
-# It also registers sipp user agents as local subscribers (add_user,
-# register_as) for the flows that need the location service.
+# It also registers sipp user agents of local subscribers (register_as; the
+# subscribers themselves come from lib.sh's add_user) for the flows that
+# need the location service.
 
 CDR_STREAM=b2bua:cdr
 CDR_JSON=$T/cdr.json
@@ -243,17 +244,6 @@ assert_between() {
 node_id() { echo "e2e-${TEST_NAME//_/-}"; }
 
 # ------------------------------------------------------------ subscribers
-
-# add_user NAME PASSWORD [FIELD VALUE...]: a subscriber of realm $ADDR
-# (HA1s only), with optional more fields such as fwd_busy.
-add_user() {
-	local name=$1 pw=$2 md5 sha
-	shift 2
-	md5=$(printf '%s' "$name:$ADDR:$pw" | md5sum | cut -d' ' -f1)
-	sha=$(printf '%s' "$name:$ADDR:$pw" | sha256sum | cut -d' ' -f1)
-	rcli HSET "b2bua:user:$name" ha1_md5 "$md5" ha1_sha256 "$sha" enabled 1 "$@" >/dev/null ||
-		fail "cannot create user $name"
-}
 
 # register_as RUN USER PASSWORD PORT: USER registers the user agent that will
 # listen on $ADDR:PORT (one REGISTER with digest, sent from that port, so

@@ -21,14 +21,6 @@ PREFIX=b2bua:
 U1=5080
 U2=5081
 
-add_user() {  # NAME PASSWORD: a subscriber of realm $ADDR (HA1s only)
-	local md5 sha
-	md5=$(printf '%s' "$1:$ADDR:$2" | md5sum | cut -d' ' -f1)
-	sha=$(printf '%s' "$1:$ADDR:$2" | sha256sum | cut -d' ' -f1)
-	[ "$(rcli HSET "${PREFIX}user:$1" ha1_md5 "$md5" ha1_sha256 "$sha" enabled 1)" = 3 ] ||
-		fail "cannot create user $1"
-}
-
 redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 
 # rejecting NAME PORT CODE DELAY-MS: a UA of bob's that refuses.

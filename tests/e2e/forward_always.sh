@@ -29,12 +29,12 @@ forward_max_hops = 2;"
 b2b_start
 wait_for 5 redis_connected || fail "the workers did not connect to Redis"
 
-add_user bob bob-pw fwd_always carol
+add_user bob bob-pw --always carol
 add_user carol carol-pw
-add_user dave dave-pw fwd_noanswer carol
-add_user erin erin-pw fwd_always frank
-add_user frank frank-pw fwd_always gus
-add_user gus gus-pw fwd_always carol
+add_user dave dave-pw --no-answer carol
+add_user erin erin-pw --always frank
+add_user frank frank-pw --always gus
+add_user gus gus-pw --always carol
 register_as reg_bob bob bob-pw $BOB_PORT
 register_as reg_carol carol carol-pw $CAROL_PORT
 

@@ -309,6 +309,46 @@ b2b_stop() {
 # cli ARGS...: b2bua-cli on this daemon's socket, bounded.
 cli() { timeout 5 "$CLI" -s "$CLI_SOCK" "$@"; }
 
+# ------------------------------------------------------------ subscribers
+#
+# Tests create and change subscribers the way an operator does, through
+# b2bua-cli, so that the Redis schema lives in the daemon only.  These need
+# the daemon running (b2b_start) with a domain (registrar_config).
+
+# add_user NAME PASSWORD [--display T] [--max-calls N] [--always T]
+#          [--busy T] [--no-answer T] [--timeout S]: `user add`, then
+# `user forward` when a forwarding option is given; fails the test when
+# either is refused.
+add_user() {
+	local name=$1 pw=$2 add=() fwd=() out
+	shift 2
+	while [ $# -gt 0 ]; do
+		[ $# -ge 2 ] || hard_error "add_user $name: $1 needs a value"
+		case $1 in
+		--display | --max-calls) add+=("$1" "$2") ;;
+		--always | --busy | --no-answer | --timeout) fwd+=("$1" "$2") ;;
+		*) hard_error "add_user $name: unknown option '$1'" ;;
+		esac
+		shift 2
+	done
+	out=$(cli user add "$name" --password "$pw" "${add[@]}" 2>&1) ||
+		fail "b2bua-cli user add $name exited $?: $out"
+	[ "$out" = "user $name added" ] || fail "b2bua-cli user add $name printed: '$out'"
+	log "$out"
+	[ ${#fwd[@]} -eq 0 ] || user_forward "$name" "${fwd[@]}"
+}
+
+# user_forward NAME OPTIONS...: `user forward NAME OPTIONS...` (--always T,
+# --busy T, --no-answer T, --timeout S or --clear); fails the test when it
+# is refused.
+user_forward() {
+	local name=$1 out
+	shift
+	out=$(cli user forward "$name" "$@" 2>&1) ||
+		fail "b2bua-cli user forward $name $* exited $?: $out"
+	log "$out"
+}
+
 # cli_json WHAT JQ-FILTER: run `show WHAT --json` and apply a jq filter.
 # `show workers` and `show calls` answer arrays; accept an object wrapping
 # them too ({"workers": [...]}) so the filter always sees the array.

@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include <sofia-sip/nta.h>
 #include <sofia-sip/nta_tport.h>

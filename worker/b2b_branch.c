@@ -13,6 +13,11 @@
  * States driven here: TRYING (INVITEs sent), RINGING (a 18x relayed),
  * ANSWERED (the winning 2xx relayed).  The ACK for the winner's 2xx waits
  * for the caller's ACK (b2b_relay.c); a retransmitted 2xx is ACKed again.
+ *
+ * Nothing of one leg's topology is copied to the other: the B-leg gets a new
+ * Call-ID, new tags, its own CSeq, our Via and our Contact; only From/To
+ * URIs (identities, without tags or parameters), the SDP body and
+ * Max-Forwards (decremented) cross over.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,11 +32,13 @@
 #include "b2bua/log.h"
 #include "worker/b2b_int.h"
 
+/* The branch whose 2xx was relayed to the caller; NULL before. */
 struct b2b_branch *b2b_winner(struct b2b_call *call)
 {
 	return call->winner >= 0 ? &call->br[call->winner] : NULL;
 }
 
+/* Forget a branch: NTA makes no more callbacks for it. */
 void b2b_branch_drop(struct b2b_branch *br)
 {
 	if (br->orq)
@@ -42,6 +49,7 @@ void b2b_branch_drop(struct b2b_branch *br)
 	br->leg = NULL;
 }
 
+/* ACK the branch's 2xx with the CSeq of its INVITE (RFC 3261 13.2.2.4). */
 void b2b_ack_branch(struct b2b_branch *br)
 {
 	sip_cseq_t cseq[1];
@@ -77,6 +85,7 @@ void b2b_cancel_pending(struct b2b_call *call, int except)
 			nta_outgoing_cancel(call->br[i].orq);
 }
 
+/* How many B-leg attempts still wait for their final answer. */
 unsigned b2b_pending_branches(const struct b2b_call *call)
 {
 	unsigned n = 0;

@@ -27,11 +27,6 @@
  * remove) is a b2b_publish_* / b2b_unpublish_* function of this file, so
  * what operators and other processes see of a call (show calls, the CANCEL
  * hand-over, a successor's takeover) is decided in one place.
- *
- * Nothing of one leg's topology is copied to the other: the B-leg gets a new
- * Call-ID, new tags, its own CSeq, our Via and our Contact; only From/To
- * URIs (identities, without tags or parameters), the SDP body and
- * Max-Forwards (decremented) cross over.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -41,7 +36,6 @@
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_tag.h>
-#include <sofia-sip/tport_tag.h>
 
 #include "b2bua/log.h"
 #include "worker/b2b_int.h"
@@ -65,6 +59,8 @@ static enum shm_call_state b2b_shm_state(enum b2b_state s)
 	return SHM_CALL_ENDING;
 }
 
+/* Move the call to `state`; the table shows the coarser shm state, and when
+ * it first rang and was answered. */
 void b2b_publish_state(struct b2b_call *call, enum b2b_state state)
 {
 	struct shm_call *c;
@@ -156,6 +152,7 @@ void b2b_publish_hold(struct b2b_call *call)
 	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
+/* The call moves to FORWARDING towards `target` (the CDR's forwarded_to). */
 void b2b_publish_forwarding(struct b2b_call *call, const char *target)
 {
 	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);

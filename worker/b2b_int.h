@@ -20,7 +20,8 @@
  *   caller --A-leg--> [ a_leg / a_irq ]  b2b_call  [ br[i].leg / br[i].orq ] --B-legs--> callee(s)
  *
  * The structs are visible to the b2b files only; everyone else sees the
- * opaque b2b_t of b2b.h.
+ * opaque b2b_t of b2b.h.  The functions below are what each file offers
+ * the others; each one's comment is at its definition.
  */
 #ifndef B2BUA_B2B_INT_H
 #define B2BUA_B2B_INT_H

@@ -5,7 +5,7 @@
  * us and a B-leg we originate towards the callee, each with its own Call-ID,
  * tags, CSeq space, Via and Contact.  NTA gives us transactions and dialog
  * matching; the call logic (what is relayed, when, and how a call ends) is
- * the explicit state machine in b2b.c.  Each call is mirrored into the
+ * the explicit state machine of the b2b*.c files (map: b2b_int.h).  Each call is mirrored into the
  * shared call table (shm/) so that operators and other processes see it.
  *
  * Ports: the agent listens on the public port (shared by all workers with
@@ -35,7 +35,7 @@ typedef int b2b_tell_f(void *arg, unsigned worker, const char *msg);
  * errno (the reason is logged).
  */
 int b2b_create(su_root_t *root, const struct config *cfg, shm_t *shm,
-	       unsigned worker, unsigned generation, b2b_t **out);
+	       unsigned worker, b2b_t **out);
 
 void b2b_destroy(b2b_t *b2b);
 

@@ -325,7 +325,7 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx, unsi
 	worker_arm_ctl();
 
 	reuseport_configure(cfg->sip_port, cfg->udp_rcvbuf);
-	ret = b2b_create(worker.root, cfg, shm, idx, gen, &worker.b2b);
+	ret = b2b_create(worker.root, cfg, shm, idx, &worker.b2b);
 	if (ret < 0)
 		return ret;
 	b2b_set_tell(worker.b2b, worker_tell, NULL);

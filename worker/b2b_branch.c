@@ -1,0 +1,305 @@
+/*
+ * b2b_branch — the B-leg attempts of a call ("branches").
+ *
+ * Design note.  Each branch is its own dialog (new Call-ID, our tag) and
+ * INVITE transaction, towards one target: a static route, or one registered
+ * contact of the callee, forked in parallel (b2b_call_fork, at most
+ * B2B_MAX_BRANCHES).  The first 2xx wins: it is relayed to the caller and
+ * the other branches are CANCELled; a 2xx that arrives after (or after the
+ * caller left) is ACKed and released with BYE.  A failure is remembered when
+ * it is the best so far (RFC 3261 16.7); when the last branch failed the
+ * call forwards (b2b_policy.c) or the best failure goes to the caller.
+ *
+ * States driven here: TRYING (INVITEs sent), RINGING (a 18x relayed),
+ * ANSWERED (the winning 2xx relayed).  The ACK for the winner's 2xx waits
+ * for the caller's ACK (b2b_relay.c); a retransmitted 2xx is ACKed again.
+ *
+ * Nothing of one leg's topology is copied to the other: the B-leg gets a new
+ * Call-ID, new tags, its own CSeq, our Via and our Contact; only From/To
+ * URIs (identities, without tags or parameters), the SDP body and
+ * Max-Forwards (decremented) cross over.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sofia-sip/nta.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_tag.h>
+#include <sofia-sip/tport_tag.h>
+
+#include "b2bua/log.h"
+#include "worker/b2b_int.h"
+
+/* The branch whose 2xx was relayed to the caller; NULL before. */
+struct b2b_branch *b2b_winner(struct b2b_call *call)
+{
+	return call->winner >= 0 ? &call->br[call->winner] : NULL;
+}
+
+/* Forget a branch: NTA makes no more callbacks for it. */
+void b2b_branch_drop(struct b2b_branch *br)
+{
+	if (br->orq)
+		nta_outgoing_destroy(br->orq);
+	if (br->leg)
+		nta_leg_destroy(br->leg);
+	br->orq = NULL;
+	br->leg = NULL;
+}
+
+/* ACK the branch's 2xx with the CSeq of its INVITE (RFC 3261 13.2.2.4). */
+void b2b_ack_branch(struct b2b_branch *br)
+{
+	sip_cseq_t cseq[1];
+	nta_outgoing_t *ack;
+
+	sip_cseq_init(cseq);
+	cseq->cs_seq = br->cseq;
+	cseq->cs_method = sip_method_ack;
+	cseq->cs_method_name = "ACK";
+	ack = nta_outgoing_tcreate(br->leg, NULL, NULL, NULL, SIP_METHOD_ACK, NULL,
+				   SIPTAG_CSEQ(cseq), TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
+	if (ack == NULL)
+		log_warn("call %s: cannot send ACK on a B-leg", br->call->id);
+	else
+		nta_outgoing_destroy(ack);
+	br->acked = 1;
+}
+
+/* Send BYE on a leg and forget it: used when a call is torn down by us. */
+void b2b_bye_and_forget(nta_leg_t *leg)
+{
+	nta_outgoing_t *bye = nta_outgoing_tcreate(leg, NULL, NULL, NULL, SIP_METHOD_BYE, NULL,
+						   TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
+	if (bye)
+		nta_outgoing_destroy(bye);
+}
+
+/* CANCEL every B-leg attempt still waiting for its final answer. */
+void b2b_cancel_pending(struct b2b_call *call, int except)
+{
+	for (unsigned i = 0; i < call->n_br; i++)
+		if ((int)i != except && call->br[i].orq && call->br[i].final == 0)
+			nta_outgoing_cancel(call->br[i].orq);
+}
+
+/* How many B-leg attempts still wait for their final answer. */
+unsigned b2b_pending_branches(const struct b2b_call *call)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < call->n_br; i++)
+		n += call->br[i].orq != NULL && call->br[i].final == 0;
+	return n;
+}
+
+/* ------------------------------------------------------------ answers */
+
+static void b2b_relay_provisional(struct b2b_branch *br, int status, sip_t const *sip)
+{
+	struct b2b_call *call = br->call;
+
+	if (sip->sip_to && sip->sip_to->a_tag)
+		nta_leg_rtag(br->leg, sip->sip_to->a_tag);
+	if ((call->state != B2B_TRYING && call->state != B2B_RINGING &&
+	     call->state != B2B_FORWARDING) || call->forward_pending)
+		return;
+	nta_incoming_treply(call->a_irq, status, sip->sip_status->st_phrase,
+			    SIPTAG_CONTACT(call->b2b->contact),
+			    SIPTAG_CONTENT_TYPE(sip->sip_content_type),
+			    SIPTAG_PAYLOAD(sip->sip_payload),
+			    TAG_END());
+	if (call->state == B2B_TRYING || call->state == B2B_FORWARDING)
+		b2b_publish_state(call, B2B_RINGING);
+}
+
+/* A 2xx on branch br: the first one wins, later ones are released. */
+static void b2b_on_b_answer(struct b2b_branch *br, int status, sip_t const *sip)
+{
+	struct b2b_call *call = br->call;
+
+	nta_leg_rtag(br->leg, sip->sip_to->a_tag);
+	nta_leg_client_reroute(br->leg, sip->sip_record_route, sip->sip_contact, 1);
+
+	if (call->winner >= 0 || call->state == B2B_CANCELLING || call->a_irq == NULL) {
+		/* Another branch won, or the caller is gone (CANCEL crossed this
+		 * 2xx): confirm this dialog and end it at once. */
+		b2b_ack_branch(br);
+		b2b_bye_and_forget(br->leg);
+		if (call->winner < 0) {
+			call->hangup_by = CDR_PARTY_CALLER;
+			b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
+			b2b_call_end(call);
+		}
+		return;
+	}
+	call->winner = (int)(br - call->br);
+	call->answer_ms = shm_now_ms();
+	call->forward_pending = 0;   /* an answer during the CANCEL wins (flow 10) */
+	if (call->na_timer)
+		su_timer_reset(call->na_timer);
+	call->final_code = status;
+	b2b_url_copy(call->answered_by, sizeof call->answered_by,
+		     nta_outgoing_request_uri(br->orq));
+	b2b_cancel_pending(call, call->winner);
+	b2b_publish_b_answered(call, br, sip);
+	b2b_count_code(call->b2b, status);
+	nta_incoming_treply(call->a_irq, status, sip->sip_status->st_phrase,
+			    SIPTAG_CONTACT(call->b2b->contact),
+			    SIPTAG_CONTENT_TYPE(sip->sip_content_type),
+			    SIPTAG_PAYLOAD(sip->sip_payload),
+			    TAG_END());
+	/* Keep a_irq: NTA retransmits the 2xx until the caller's ACK, which it
+	 * hands to b2b_on_a_irq(); then B is ACKed (flow 3, step 7). */
+	b2b_publish_state(call, B2B_ANSWERED);
+}
+
+/* RFC 3261 16.7 in short: a 6xx beats everything, else the lowest class. */
+static int b2b_better_failure(int candidate, int best)
+{
+	if (best == 0)
+		return 1;
+	if (best >= 600)
+		return 0;
+	if (candidate >= 600)
+		return 1;
+	return candidate / 100 < best / 100;
+}
+
+/* A failure on branch br (NTA has ACKed it); relay the best one when the
+ * last branch failed. */
+static void b2b_on_b_failure(struct b2b_branch *br, int status, sip_t const *sip)
+{
+	struct b2b_call *call = br->call;
+
+	/* A 487 nobody asked for: NTA's Timer C (invite_timeout) cancelled the
+	 * INVITE because the callee never answered finally.  To the caller it
+	 * is our timeout (flow 8). */
+	if (status == 487 && call->state != B2B_CANCELLING && !call->forward_pending &&
+	    call->winner < 0) {
+		status = 408;
+		call->timed_out = 1;
+		sip = NULL;
+	}
+	if (b2b_better_failure(status, call->best_final)) {
+		call->best_final = status;
+		b2b_str_copy(call->best_phrase, sizeof call->best_phrase,
+			     sip && sip->sip_status ? sip->sip_status->st_phrase : NULL);
+	}
+	nta_outgoing_destroy(br->orq);
+	br->orq = NULL;
+	if (call->winner >= 0 || b2b_pending_branches(call) > 0)
+		return;
+	if (b2b_forward_on_failure(call))
+		return;
+	call->hangup_by = call->state == B2B_CANCELLING ? CDR_PARTY_CALLER :
+			  call->timed_out ? CDR_PARTY_SYSTEM : CDR_PARTY_CALLEE;
+	if (call->state == B2B_CANCELLING)
+		b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
+	else
+		b2b_reply_a(call, call->best_final,
+			    call->best_phrase[0] ? call->best_phrase : NULL);
+	b2b_call_end(call);
+}
+
+static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
+			     sip_t const *sip)
+{
+	struct b2b_branch *br = (struct b2b_branch *)magic;
+	int status = nta_outgoing_status(orq);
+
+	if (status < 200) {
+		if (status > 100 && sip && sip->sip_status)
+			b2b_relay_provisional(br, status, sip);
+		return 0;
+	}
+	if (br->final == 0)
+		br->final = status;
+	if (status < 300 && sip) {
+		if (br->acked)
+			b2b_ack_branch(br);   /* a retransmitted 2xx: ACK it again */
+		else if (br == b2b_winner(br->call))
+			return 0;             /* retransmission before the caller's ACK */
+		else
+			b2b_on_b_answer(br, status, sip);
+		return 0;
+	}
+	b2b_on_b_failure(br, status, sip);
+	return 0;
+}
+
+/* ------------------------------------------------------------ starting branches */
+
+/* One B-leg attempt towards `ruri`: a new dialog and its INVITE.
+ * B-leg identities are the caller's and callee's URIs and display names,
+ * nothing else of the A-leg (no tags, no parameters). */
+static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, url_t const *ruri)
+{
+	b2b_t *b2b = call->b2b;
+	struct b2b_branch *br = &call->br[call->n_br];
+	char tag[SHM_TAG_MAX], call_id[SHM_CALLID_MAX];
+	char diversion[sizeof call->diversion + 16];
+	sip_from_t from[1];
+	sip_to_t to[1];
+	sip_max_forwards_t mf[1];
+
+	sip_from_init(from);
+	from->a_display = sip->sip_from->a_display;
+	*from->a_url = *sip->sip_from->a_url;
+	sip_to_init(to);
+	to->a_display = sip->sip_to->a_display;
+	*to->a_url = *sip->sip_to->a_url;
+	sip_max_forwards_init(mf);
+	mf->mf_count = sip->sip_max_forwards ? sip->sip_max_forwards->mf_count - 1
+					     : (unsigned long)b2b->cfg->max_forwards;
+	b2b_make_tag(b2b, tag, sizeof tag);
+	b2b_make_call_id(b2b, call_id, sizeof call_id);
+	snprintf(diversion, sizeof diversion, "Diversion: %s", call->diversion);
+
+	memset(br, 0, sizeof *br);
+	br->call = call;
+	br->leg = nta_leg_tcreate(b2b->agent, b2b_on_b_request, (nta_leg_magic_t *)br,
+				  SIPTAG_CALL_ID_STR(call_id),
+				  SIPTAG_FROM(from), SIPTAG_TO(to), TAG_END());
+	if (br->leg == NULL || nta_leg_tag(br->leg, tag) == NULL) {
+		b2b_branch_drop(br);
+		return -ENOMEM;
+	}
+	br->orq = nta_outgoing_tcreate(br->leg, b2b_on_b_response, (nta_outgoing_magic_t *)br,
+				       NULL, SIP_METHOD_INVITE, (url_string_t const *)ruri,
+				       SIPTAG_CONTACT(b2b->contact),
+				       SIPTAG_MAX_FORWARDS(mf),
+				       TAG_IF(call->diversion[0], SIPTAG_HEADER_STR(diversion)),
+				       SIPTAG_CONTENT_TYPE(sip->sip_content_type),
+				       SIPTAG_PAYLOAD(sip->sip_payload),
+				       TPTAG_IDENT(B2B_IDENT_OWN),
+				       TAG_END());
+	if (br->orq == NULL) {
+		b2b_branch_drop(br);
+		return -EIO;
+	}
+	br->cseq = nta_outgoing_cseq(br->orq);
+	if (call->n_br == 0)
+		b2b_publish_b_leg(call, call_id, tag, ruri, br->cseq);
+	call->n_br++;
+	return 0;
+}
+
+/* Send the INVITE to every target; if none could be sent, fail the call. */
+void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned n)
+{
+	sip_t const *sip = b2b_invite_of(call);
+
+	for (unsigned i = 0; sip && i < n && call->n_br < B2B_MAX_BRANCHES; i++)
+		if (b2b_branch_start(call, sip, targets[i]) < 0)
+			log_warn("call %s: cannot send INVITE to a target", call->id);
+	if (b2b_pending_branches(call) == 0) {
+		b2b_reply_a(call, SIP_500_INTERNAL_SERVER_ERROR);
+		b2b_call_end(call);
+		return;
+	}
+	if (call->state != B2B_FORWARDING)
+		b2b_publish_state(call, B2B_TRYING);
+}

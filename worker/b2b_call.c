@@ -1,0 +1,392 @@
+/*
+ * b2b_call — a call's life cycle, and the one place that writes the shared
+ * call table.  See b2b_int.h for the map of the b2b files.
+ *
+ * Design note.  A call comes from a pool sized by call_capacity
+ * (b2b_call_alloc), so accepting a call allocates nothing of ours; Sofia
+ * allocates its own messages.  Its states (enum b2b_state), and what moves
+ * a call:
+ *
+ *   ROUTING     INVITE accepted, 100 sent; authentication or the location
+ *               lookup (Redis, asynchronous) is in flight  (b2b_policy.c)
+ *   TRYING      INVITE sent on the B-leg(s)                  (b2b_branch.c)
+ *   RINGING     a 18x from B was relayed to A                (b2b_branch.c)
+ *   ANSWERED    B's 2xx was relayed to A; waiting for A's ACK to ACK B
+ *   CONFIRMED   both legs acknowledged: the call is up       (b2b_relay.c)
+ *   CANCELLING  A cancelled; B was sent CANCEL, waiting for B's final answer
+ *   ENDING      a BYE is being relayed to the other leg      (b2b_relay.c)
+ *   FORWARDING  the callee did not take it; a new B-leg to its forward
+ *               target                                       (b2b_policy.c)
+ *
+ * and a call ends (b2b_call_end) when its last transaction is over: one
+ * CDR, its max_calls counts released, its slot removed.  An asynchronous
+ * request (Redis) holds the call's memory (b2b_call_hold) until it answers,
+ * so a callback never touches a reused pool entry.
+ *
+ * Every write to the shared call table (shm_call_insert, write_begin/end,
+ * remove) is a b2b_publish_* / b2b_unpublish_* function of this file, so
+ * what operators and other processes see of a call (show calls, the CANCEL
+ * hand-over, a successor's takeover) is decided in one place.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sofia-sip/nta.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_tag.h>
+
+#include "b2bua/log.h"
+#include "worker/b2b_int.h"
+#include "worker/cdr.h"
+#include "worker/registrar.h"
+
+/* ------------------------------------------------------------ the call table mirror */
+
+static enum shm_call_state b2b_shm_state(enum b2b_state s)
+{
+	switch (s) {
+	case B2B_ROUTING:
+	case B2B_TRYING:     return SHM_CALL_TRYING;
+	case B2B_RINGING:    return SHM_CALL_RINGING;
+	case B2B_ANSWERED:
+	case B2B_CONFIRMED:  return SHM_CALL_ANSWERED;
+	case B2B_CANCELLING:
+	case B2B_ENDING:     return SHM_CALL_ENDING;
+	case B2B_FORWARDING: return SHM_CALL_FORWARDING;
+	}
+	return SHM_CALL_ENDING;
+}
+
+/* Move the call to `state`; the table shows the coarser shm state, and when
+ * it first rang and was answered. */
+void b2b_publish_state(struct b2b_call *call, enum b2b_state state)
+{
+	struct shm_call *c;
+
+	call->state = state;
+	c = shm_call_write_begin(call->b2b->shm, call->slot);
+	c->state = (uint8_t)b2b_shm_state(state);
+	if (state == B2B_RINGING && c->ring_ms == 0)
+		c->ring_ms = shm_now_ms();
+	if (state == B2B_ANSWERED)
+		c->answer_ms = shm_now_ms();
+	shm_call_write_end(call->b2b->shm, call->slot);
+}
+
+/* Fill the shared-table record of a new call from its INVITE. */
+void b2b_record_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip, const char *a_tag)
+{
+	memset(c, 0, sizeof *c);
+	b2b_make_id(b2b, c->id, sizeof c->id);
+	c->worker = (uint16_t)b2b->worker;
+	c->state = SHM_CALL_TRYING;
+	c->start_ms = shm_now_ms();
+	b2b_url_copy(c->caller, sizeof c->caller, sip->sip_from->a_url);
+	b2b_url_copy(c->callee, sizeof c->callee, sip->sip_request->rq_url);
+
+	b2b_str_copy(c->a.call_id, sizeof c->a.call_id, sip->sip_call_id->i_id);
+	b2b_str_copy(c->a.local_tag, sizeof c->a.local_tag, a_tag);
+	b2b_str_copy(c->a.remote_tag, sizeof c->a.remote_tag, sip->sip_from->a_tag);
+	b2b_url_copy(c->a.local_uri, sizeof c->a.local_uri, sip->sip_to->a_url);
+	b2b_url_copy(c->a.remote_uri, sizeof c->a.remote_uri, sip->sip_from->a_url);
+	if (sip->sip_contact)
+		b2b_url_copy(c->a.remote_target, sizeof c->a.remote_target,
+			     sip->sip_contact->m_url);
+	if (sip->sip_record_route)
+		b2b_url_copy(c->a.route_set, sizeof c->a.route_set,
+			     sip->sip_record_route->r_url);
+	c->a.remote_cseq = sip->sip_cseq->cs_seq;
+	c->a.transport = SHM_TP_UDP;
+	b2b_url_copy(c->b.local_uri, sizeof c->b.local_uri, sip->sip_from->a_url);
+	b2b_url_copy(c->b.remote_uri, sizeof c->b.remote_uri, sip->sip_to->a_url);
+	c->b.transport = SHM_TP_UDP;
+}
+
+/* A new call enters the table (record from b2b_record_init); its slot is
+ * the call's from now on.  0, or a negative errno when the table is full. */
+int b2b_publish_call(struct b2b_call *call, const struct shm_call *rec)
+{
+	return shm_call_insert(call->b2b->shm, rec, &call->slot);
+}
+
+/* The first B-leg attempt, until one answers (b2b_publish_b_answered). */
+void b2b_publish_b_leg(struct b2b_call *call, const char *call_id, const char *tag,
+		       url_t const *ruri, uint32_t cseq)
+{
+	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);
+
+	b2b_str_copy(c->b.call_id, sizeof c->b.call_id, call_id);
+	b2b_str_copy(c->b.local_tag, sizeof c->b.local_tag, tag);
+	b2b_url_copy(c->b.remote_target, sizeof c->b.remote_target, ruri);
+	c->b.local_cseq = cseq;
+	shm_call_write_end(call->b2b->shm, call->slot);
+}
+
+/* Record the B-leg that answered: its dialog replaces the first attempt's. */
+void b2b_publish_b_answered(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip)
+{
+	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);
+
+	b2b_str_copy(c->b.call_id, sizeof c->b.call_id, sip->sip_call_id->i_id);
+	b2b_str_copy(c->b.local_tag, sizeof c->b.local_tag, nta_leg_get_tag(br->leg));
+	b2b_str_copy(c->b.remote_tag, sizeof c->b.remote_tag, sip->sip_to->a_tag);
+	if (sip->sip_contact)
+		b2b_url_copy(c->b.remote_target, sizeof c->b.remote_target,
+			     sip->sip_contact->m_url);
+	if (sip->sip_record_route)
+		b2b_url_copy(c->b.route_set, sizeof c->b.route_set,
+			     sip->sip_record_route->r_url);
+	c->b.local_cseq = br->cseq;
+	shm_call_write_end(call->b2b->shm, call->slot);
+}
+
+/* Hold or resume (b2b_relay.c decided which): who holds, HELD or ANSWERED. */
+void b2b_publish_hold(struct b2b_call *call)
+{
+	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);
+
+	c->held_by = (uint8_t)call->held_by;
+	c->state = call->held_by ? SHM_CALL_HELD : SHM_CALL_ANSWERED;
+	shm_call_write_end(call->b2b->shm, call->slot);
+}
+
+/* The call moves to FORWARDING towards `target` (the CDR's forwarded_to). */
+void b2b_publish_forwarding(struct b2b_call *call, const char *target)
+{
+	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);
+
+	c->state = SHM_CALL_FORWARDING;
+	b2b_str_copy(c->forward_target, sizeof c->forward_target, target);
+	shm_call_write_end(call->b2b->shm, call->slot);
+	call->state = B2B_FORWARDING;
+}
+
+/* A slot no pool entry stands for (a predecessor's call we had no room
+ * to take over): free it without a CDR. */
+void b2b_unpublish_slot(b2b_t *b2b, uint32_t slot)
+{
+	shm_call_remove(b2b->shm, slot);
+}
+
+/* Free this worker's slots that a dead predecessor left half-written; how
+ * many. */
+unsigned b2b_unpublish_torn(b2b_t *b2b)
+{
+	return shm_call_reap_torn(b2b->shm, (uint16_t)b2b->worker);
+}
+
+/* ------------------------------------------------------------ call life cycle */
+
+/* The call's id, as its shared-table record holds it. */
+void b2b_call_set_id(struct b2b_call *call, const char *id)
+{
+	snprintf(call->id, sizeof call->id, "%s", id);
+}
+
+struct b2b_call *b2b_call_alloc(b2b_t *b2b)
+{
+	struct b2b_call *call = b2b->free_list;
+
+	if (call == NULL)
+		return NULL;
+	b2b->free_list = call->next_free;
+	memset(call, 0, sizeof *call);
+	call->b2b = b2b;
+	call->winner = -1;
+	b2b->active++;
+	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, 1);
+	return call;
+}
+
+void b2b_call_free(struct b2b_call *call)
+{
+	b2b_t *b2b = call->b2b;
+
+	b2b->active--;
+	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, -1);
+	call->b2b = NULL;
+	call->next_free = b2b->free_list;
+	b2b->free_list = call;
+}
+
+/* An asynchronous request (Redis) will call back with this call: keep its
+ * memory until then, even if the call ends meanwhile. */
+void b2b_call_hold(struct b2b_call *call)
+{
+	call->holds++;
+}
+
+/* The asynchronous answer arrived.  Returns 1 when the call is still alive
+ * and the answer should be used, 0 when it ended meanwhile. */
+int b2b_call_release(struct b2b_call *call)
+{
+	call->holds--;
+	if (!call->ended)
+		return 1;
+	if (call->holds == 0)
+		b2b_call_free(call);
+	return 0;
+}
+
+/* The call's one CDR, from its shared-table record and what only we know. */
+static void b2b_write_cdr(struct b2b_call *call)
+{
+	b2b_t *b2b = call->b2b;
+	struct shm_call rec;
+	struct cdr c;
+
+	if (b2b->cdr == NULL || call->no_cdr ||
+	    shm_call_read(b2b->shm, call->slot, &rec) < 0)
+		return;
+	memset(&c, 0, sizeof c);
+	b2b_str_copy(c.id, sizeof c.id, call->id);
+	b2b_str_copy(c.a_call_id, sizeof c.a_call_id, rec.a.call_id);
+	b2b_str_copy(c.b_call_id, sizeof c.b_call_id, rec.b.call_id);
+	b2b_str_copy(c.caller, sizeof c.caller, rec.caller);
+	b2b_str_copy(c.callee, sizeof c.callee, rec.callee);
+	b2b_str_copy(c.answered_by, sizeof c.answered_by, call->answered_by);
+	b2b_str_copy(c.forwarded_to, sizeof c.forwarded_to, rec.forward_target);
+	c.start_ms = rec.start_ms;
+	c.ring_ms = rec.ring_ms;
+	c.answer_ms = rec.answer_ms;
+	c.end_ms = shm_now_ms();
+	c.billable_ms = rec.answer_ms ? c.end_ms - rec.answer_ms : 0;
+	c.sip_code = call->final_code;
+	if (call->killed)
+		c.disposition = CDR_KILLED;
+	else if (rec.answer_ms)
+		c.disposition = CDR_ANSWERED;
+	else
+		c.disposition = cdr_disposition_of(call->final_code, call->cancelled);
+	c.hangup_by = call->hangup_by;
+	b2b_str_copy(c.host, sizeof c.host, b2b->cfg->node_id);
+	c.worker = b2b->worker;
+	if (cdr_write(b2b->cdr, &c) < 0)
+		log_error("call %s: CDR could not be written or spooled", c.id);
+}
+
+/* Release everything the call holds.  Destroyed NTA objects make no more
+ * callbacks; transactions linger inside NTA for retransmissions. */
+void b2b_call_end(struct b2b_call *call)
+{
+	if (call->ended)
+		return;
+	call->ended = 1;
+	b2b_write_cdr(call);
+	for (unsigned i = 0; i < call->n_counted; i++)
+		registrar_call_end(call->b2b->reg, call->counted[i], call->id);
+	if (call->a_irq)
+		nta_incoming_destroy(call->a_irq);
+	for (unsigned i = 0; i < call->n_br; i++)
+		b2b_branch_drop(&call->br[i]);
+	b2b_relay_done(call);
+	if (call->na_timer)
+		su_timer_destroy(call->na_timer);
+	call->na_timer = NULL;
+	if (call->bye_irq)
+		nta_incoming_destroy(call->bye_irq);
+	if (call->bye_orq)
+		nta_outgoing_destroy(call->bye_orq);
+	if (call->a_leg)
+		nta_leg_destroy(call->a_leg);
+	call->a_irq = NULL;
+	call->bye_irq = NULL;
+	call->bye_orq = NULL;
+	call->a_leg = NULL;
+	shm_call_remove(call->b2b->shm, call->slot);
+	if (call->holds == 0)
+		b2b_call_free(call);
+}
+
+/* Final answer to the caller's INVITE (not 2xx: that one is relayed). */
+void b2b_reply_a(struct b2b_call *call, int status, const char *phrase)
+{
+	if (call->a_irq == NULL)
+		return;
+	call->final_code = status;
+	if (status == 487)
+		call->cancelled = 1;
+	b2b_count_code(call->b2b, status);
+	nta_incoming_treply(call->a_irq, status, phrase, TAG_END());
+	nta_incoming_destroy(call->a_irq);
+	call->a_irq = NULL;
+}
+
+/* The INVITE being served (NTA keeps it with the transaction). */
+sip_t const *b2b_invite_of(struct b2b_call *call)
+{
+	msg_t *msg = call->a_irq ? nta_incoming_getrequest(call->a_irq) : NULL;
+	sip_t const *sip = msg ? sip_object(msg) : NULL;
+
+	msg_destroy(msg);   /* drop the reference getrequest took; NTA keeps its own */
+	return sip;
+}
+
+/* Routing is over with a refusal (or the caller cancelled meanwhile). */
+void b2b_call_refuse(struct b2b_call *call, int status, const char *phrase)
+{
+	call->hangup_by = call->caller_cancelled ? CDR_PARTY_CALLER : CDR_PARTY_SYSTEM;
+	if (call->caller_cancelled)
+		b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
+	else
+		b2b_reply_a(call, status, phrase);
+	b2b_call_end(call);
+}
+
+/*
+ * The caller cancelled its INVITE (its CANCEL reached us or another
+ * worker).  What is in flight finishes: a pending authentication or lookup
+ * answers 487 when it returns (caller_cancelled), B-legs are CANCELled and
+ * their final answers end the call with 487, a forward waiting for its
+ * CANCELs is given up.  Returns 0, or -EALREADY when the call is answered or
+ * already ending and a CANCEL changes nothing.
+ */
+int b2b_caller_cancels(struct b2b_call *call)
+{
+	switch (call->state) {
+	case B2B_ROUTING:
+	case B2B_TRYING:
+	case B2B_RINGING:
+	case B2B_FORWARDING:
+		call->caller_cancelled = 1;
+		call->forward_pending = 0;
+		b2b_publish_state(call, B2B_CANCELLING);
+		b2b_cancel_pending(call, -1);
+		return 0;
+	default:
+		return -EALREADY;
+	}
+}
+
+/* End a call from our side: CANCEL what is pending and answer the caller
+ * `status`, or BYE both legs of an answered call. */
+void b2b_call_abort(struct b2b_call *call, int status)
+{
+	struct b2b_branch *br;
+
+	call->hangup_by = CDR_PARTY_SYSTEM;
+	switch (call->state) {
+	case B2B_ROUTING:
+	case B2B_TRYING:
+	case B2B_RINGING:
+	case B2B_FORWARDING:
+		b2b_cancel_pending(call, -1);
+		b2b_reply_a(call, status, NULL);
+		b2b_call_end(call);
+		break;
+	case B2B_ANSWERED:
+	case B2B_CONFIRMED:
+		br = b2b_winner(call);
+		if (!br->acked)
+			b2b_ack_branch(br);
+		b2b_bye_and_forget(call->a_leg);
+		b2b_bye_and_forget(br->leg);
+		b2b_call_end(call);
+		break;
+	case B2B_CANCELLING:
+	case B2B_ENDING:
+		break;   /* already on its way out */
+	}
+}

@@ -1,0 +1,221 @@
+/*
+ * b2b_int.h — what the b2b files share, and nothing else includes.
+ *
+ * Design note.  The back-to-back user agent (b2b.h) is split by concern,
+ * in the spirit of Kamailio's tm/ module:
+ *
+ *   b2b.c         the agent (its two transports), requests outside a dialog
+ *                 (new INVITEs, stray CANCELs, REGISTER, ...), drain, kill,
+ *                 expiry, statistics, identifiers
+ *   b2b_call.c    a call's life cycle: pool, holds, states, ending, the CDR,
+ *                 and the one place that writes the shared call table
+ *   b2b_branch.c  B-leg attempts: starting them, forking, their answers
+ *   b2b_relay.c   in-dialog requests between the legs, the A-leg's ACK/CANCEL
+ *   b2b_adopt.c   taking over the calls of a dead predecessor
+ *   b2b_policy.c  where a call goes and whether it may: routes, the
+ *                 registrar (auth, lookup, max_calls), forwarding
+ *
+ * A call, seen from here:
+ *
+ *   caller --A-leg--> [ a_leg / a_irq ]  b2b_call  [ br[i].leg / br[i].orq ] --B-legs--> callee(s)
+ *
+ * The structs are visible to the b2b files only; everyone else sees the
+ * opaque b2b_t of b2b.h.  The functions below are what each file offers
+ * the others; each one's comment is at its definition.
+ */
+#ifndef B2BUA_B2B_INT_H
+#define B2BUA_B2B_INT_H
+
+#include <stdint.h>
+
+#include <sofia-sip/nta.h>
+#include <sofia-sip/sip.h>
+#include <sofia-sip/su_wait.h>
+#include <sofia-sip/url.h>
+
+#include "shm/shm.h"
+#include "worker/b2b.h"
+#include "worker/cdr.h"
+#include "worker/hold.h"
+#include "worker/registrar.h"
+
+/* TPTAG_IDENT of the two transports (see architecture.md: select the
+ * worker's own port for everything we send). */
+#define B2B_IDENT_PUBLIC "public"
+#define B2B_IDENT_OWN    "own"
+
+enum b2b_state {
+	B2B_ROUTING,      /* waiting for authentication or the location service */
+	B2B_TRYING,
+	B2B_RINGING,
+	B2B_ANSWERED,
+	B2B_CONFIRMED,
+	B2B_CANCELLING,
+	B2B_ENDING,
+	B2B_FORWARDING,   /* the callee did not take it: a new B-leg to its forward target */
+};
+
+/* Parallel forking to several registered contacts: one B-leg each. */
+#define B2B_MAX_BRANCHES 8
+
+/* One B-leg attempt: its own dialog (Call-ID, tags) and INVITE transaction. */
+struct b2b_branch {
+	struct b2b_call *call;
+	nta_leg_t *leg;
+	nta_outgoing_t *orq;         /* our INVITE, until its final answer */
+	uint32_t cseq;               /* of that INVITE, for the ACK */
+	int final;                   /* its final status, 0 while pending */
+	int acked;                   /* ACK sent for its 2xx */
+};
+
+struct b2b_call {
+	b2b_t *b2b;
+	struct b2b_call *next_free;  /* pool link while unused */
+	char id[SHM_ID_MAX];         /* the call id: CLI, logs, CDR id, call limits (b2b_make_id) */
+	char counted[4][64];         /* local users whose max_calls count this call */
+	unsigned n_counted;
+	uint32_t slot;               /* our slot in the shared call table */
+	enum b2b_state state;
+	unsigned holds;              /* asynchronous requests (Redis) still to answer */
+	int ended;                   /* b2b_call_end() ran; free when holds == 0 */
+	int caller_cancelled;        /* CANCEL received while routing */
+	int cancelled;               /* the caller cancelled (CDR: CANCELLED) */
+	int killed;                  /* an operator ended it (CDR: KILLED) */
+	int timed_out;               /* invite_timeout ended it (CDR: ended by the system) */
+	int no_cdr;                  /* only a challenge (407): not a call attempt */
+	int final_code;              /* final answer sent to the caller */
+	uint64_t answer_ms;          /* when it was answered, 0 before */
+	enum cdr_party hangup_by;
+	char answered_by[SHM_URI_MAX];
+
+	nta_leg_t *a_leg;            /* dialog with the caller (we are UAS) */
+	nta_incoming_t *a_irq;       /* the caller's INVITE, until ACKed/final */
+
+	struct b2b_branch br[B2B_MAX_BRANCHES];
+	unsigned n_br;
+	int winner;                  /* index of the answered branch, -1 */
+	int best_final;              /* best failure so far, relayed when all failed */
+	char best_phrase[64];
+
+	nta_incoming_t *relay_irq;   /* an in-dialog request being relayed ... */
+	nta_outgoing_t *relay_orq;   /* ... and our copy on the other leg */
+	sip_method_t relay_method;
+	int relay_from_caller;
+	uint32_t relay_cseq;         /* of relay_orq, for the ACK of a re-INVITE */
+	enum hold_state relay_hold;  /* what the relayed offer asks for */
+	enum shm_party held_by;
+
+	/* forwarding (see "forwarding" below) */
+	struct registrar_forward fwd; /* of the user being tried now */
+	int have_fwd;
+	char cur_user[64];           /* the local user being tried now */
+	char tried[B2B_MAX_BRANCHES][64];
+	unsigned n_tried;
+	unsigned hops;
+	char diversion[512];         /* Diversion value for forwarded INVITEs */
+	su_timer_t *na_timer;        /* no-answer timer, when the user forwards on no answer */
+	int forward_pending;         /* branches being cancelled before forwarding */
+	char forward_to[REGISTRAR_URI_MAX];
+	const char *forward_reason;
+
+	nta_incoming_t *bye_irq;     /* a BYE being relayed, from either leg */
+	nta_outgoing_t *bye_orq;     /* our BYE on the other leg */
+};
+
+struct b2b {
+	su_home_t home[1];
+	su_root_t *root;
+	const struct config *cfg;
+	shm_t *shm;
+	unsigned worker;
+
+	registrar_t *reg;             /* NULL: no registrar (no domain configured) */
+	b2b_tell_f *tell;             /* hands a message to another worker (via the master) */
+	void *tell_arg;
+	cdr_writer_t *cdr;            /* NULL: no CDRs (unit tests only) */
+	nta_agent_t *agent;
+	nta_leg_t *default_leg;       /* receives every request outside a dialog */
+	sip_contact_t *contact;       /* ours: advertise host, own port */
+	url_t **route_urls;           /* cfg->routes[i].target, parsed once */
+
+	struct b2b_call *pool;
+	struct b2b_call *free_list;
+	unsigned active;
+	int draining;
+
+	uint64_t full_logged_ms;      /* last "call table full" warning */
+	unsigned full_refused;        /* INVITEs refused since that warning */
+
+	uint64_t next_call;           /* call counter, part of the call id */
+	uint64_t epoch_ms;            /* when this worker process started: CDR ids stay
+				       * unique across restarts of the daemon */
+	uint64_t rng;                 /* xorshift state for Call-IDs and tags */
+	unsigned long long published_in, published_out;
+};
+
+/* ------------------------------------------------------------ b2b.c */
+
+/* Identifiers: tags, B-leg Call-IDs, the call id (NODE-wN-EPOCH-N). */
+void b2b_make_tag(b2b_t *b2b, char *buf, size_t size);
+void b2b_make_call_id(b2b_t *b2b, char *buf, size_t size);
+void b2b_make_id(b2b_t *b2b, char *buf, size_t size);
+/* Bounded copies; a URL that does not encode gives "". */
+void b2b_url_copy(char *dst, size_t size, url_t const *url);
+void b2b_str_copy(char *dst, size_t size, const char *src);
+/* Count a final answer to a caller in the worker's counters; returns `code`. */
+int b2b_count_code(b2b_t *b2b, int code);
+
+/* ------------------------------------------------------------ b2b_call.c */
+
+/* The shared call table, written here only. */
+void b2b_record_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip, const char *a_tag);
+int b2b_publish_call(struct b2b_call *call, const struct shm_call *rec);
+void b2b_publish_state(struct b2b_call *call, enum b2b_state state);
+void b2b_publish_b_leg(struct b2b_call *call, const char *call_id, const char *tag,
+		       url_t const *ruri, uint32_t cseq);
+void b2b_publish_b_answered(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip);
+void b2b_publish_hold(struct b2b_call *call);
+void b2b_publish_forwarding(struct b2b_call *call, const char *target);
+void b2b_unpublish_slot(b2b_t *b2b, uint32_t slot);
+unsigned b2b_unpublish_torn(b2b_t *b2b);
+
+/* Life cycle. */
+void b2b_call_set_id(struct b2b_call *call, const char *id);
+struct b2b_call *b2b_call_alloc(b2b_t *b2b);
+void b2b_call_free(struct b2b_call *call);
+void b2b_call_hold(struct b2b_call *call);
+int b2b_call_release(struct b2b_call *call);
+void b2b_call_end(struct b2b_call *call);
+void b2b_reply_a(struct b2b_call *call, int status, const char *phrase);
+void b2b_call_refuse(struct b2b_call *call, int status, const char *phrase);
+int b2b_caller_cancels(struct b2b_call *call);
+void b2b_call_abort(struct b2b_call *call, int status);
+sip_t const *b2b_invite_of(struct b2b_call *call);
+
+/* ------------------------------------------------------------ b2b_branch.c */
+
+struct b2b_branch *b2b_winner(struct b2b_call *call);
+void b2b_branch_drop(struct b2b_branch *br);
+void b2b_ack_branch(struct b2b_branch *br);
+void b2b_bye_and_forget(nta_leg_t *leg);
+void b2b_cancel_pending(struct b2b_call *call, int except);
+unsigned b2b_pending_branches(const struct b2b_call *call);
+void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned n);
+
+/* ------------------------------------------------------------ b2b_relay.c */
+
+int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
+		     sip_t const *sip);
+int b2b_on_b_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
+		     sip_t const *sip);
+int b2b_a_leg_create(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip,
+		     const char *a_tag);
+void b2b_relay_done(struct b2b_call *call);
+
+/* ------------------------------------------------------------ b2b_policy.c */
+
+int b2b_parse_routes(b2b_t *b2b);
+void b2b_admit(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip);
+int b2b_forward_on_failure(struct b2b_call *call);
+
+#endif

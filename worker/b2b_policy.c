@@ -1,0 +1,379 @@
+/*
+ * b2b_policy — where a call goes, and whether it may.
+ *
+ * Design note.  The mechanism (legs, branches, relays) lives in the other
+ * b2b files; the decisions live here, so a new call rule goes here.  A call
+ * in ROUTING is admitted (b2b_admit) in this order:
+ *
+ *   1. the registrar authenticates the caller (407 challenge, or refusal);
+ *   2. an authenticated caller is a local subscriber: its max_calls count
+ *      the call (403 "Call limit reached" at the limit; a Redis failure does
+ *      not stop calls);
+ *   3. routing: a user of our domain is looked up in the location service
+ *      (its max_calls count the call; at the limit it is busy) and every
+ *      contact is forked to; anything else follows the static routes
+ *      (route.c; 404 when none matches).
+ *
+ * Every registrar answer is asynchronous: the call is held meanwhile
+ * (b2b_call_hold), and a CANCEL that arrived meanwhile ends it with 487.
+ *
+ * Call forwarding (flows 9 and 10).  A local user's Redis entry may name a
+ * target for every call (fwd_always), for when every contact is busy
+ * (fwd_busy), and for when nobody answers in time or nothing is registered
+ * (fwd_noanswer, after fwd_noanswer_timeout or the config's
+ * no_answer_timeout).  A target is a user of our domain (looked up in turn,
+ * with its own forwarding) or a SIP URI.  Each forwarded INVITE carries a
+ * Diversion header (RFC 5806) naming who forwarded it and why.  Chains stop
+ * after forward_max_hops; a target already tried in this call ends it with
+ * 482 (a loop).  Forwarding moves the call to FORWARDING.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sofia-sip/nta.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_tag.h>
+#include <sofia-sip/url.h>
+
+#include "b2bua/log.h"
+#include "worker/b2b_int.h"
+#include "worker/registrar.h"
+#include "worker/route.h"
+
+/* ------------------------------------------------------------ static routes */
+
+int b2b_parse_routes(b2b_t *b2b)
+{
+	const struct config *cfg = b2b->cfg;
+
+	b2b->route_urls = su_zalloc(b2b->home, (cfg->n_routes + 1) * sizeof *b2b->route_urls);
+	if (b2b->route_urls == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		b2b->route_urls[i] = url_make(b2b->home, cfg->routes[i].target);
+		if (b2b->route_urls[i] == NULL || b2b->route_urls[i]->url_host == NULL) {
+			log_error("route %zu: cannot parse target %s", i, cfg->routes[i].target);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ forwarding */
+
+static void b2b_lookup_user(struct b2b_call *call, const char *user);
+
+/* RFC 5806: newest diversion first, with the reason and the hop count. */
+static void b2b_add_diversion(struct b2b_call *call, const char *reason)
+{
+	char prev[sizeof call->diversion];
+	int n;
+
+	memcpy(prev, call->diversion, sizeof prev);
+	n = snprintf(call->diversion, sizeof call->diversion, "<sip:%s@%s>;reason=%s;counter=%u",
+		     call->cur_user, call->b2b->cfg->domain, reason, call->hops);
+	if (prev[0] && n > 0 && (size_t)n < sizeof call->diversion)
+		snprintf(call->diversion + n, sizeof call->diversion - (size_t)n, ", %.*s",
+			 (int)(sizeof call->diversion - (size_t)n - 3), prev);
+}
+
+static int b2b_tried(const struct b2b_call *call, const char *user)
+{
+	for (unsigned i = 0; i < call->n_tried; i++)
+		if (strcmp(call->tried[i], user) == 0)
+			return 1;
+	return 0;
+}
+
+/* Forward the call to `target`; the current branches are all over. */
+static void b2b_forward(struct b2b_call *call, const char *target, const char *reason)
+{
+	b2b_t *b2b = call->b2b;
+	su_home_t home[1] = { SU_HOME_INIT(home) };
+	url_t *url = NULL;
+	const char *user = target;
+	url_t const *targets[1];
+
+	call->forward_pending = 0;
+	if (call->hops >= (unsigned)b2b->cfg->forward_max_hops) {
+		log_warn("call %s: forwarding chain longer than forward_max_hops (%d) stopped at %s",
+			 call->id, b2b->cfg->forward_max_hops, target);
+		b2b_call_refuse(call, call->best_final ? call->best_final : 480,
+				call->best_final ? call->best_phrase : NULL);
+		return;
+	}
+	if (strchr(target, ':')) {
+		url = url_make(home, target);
+		if (url == NULL || url->url_host == NULL) {
+			log_warn("call %s: bad forward target '%s'", call->id, target);
+			b2b_call_refuse(call, SIP_480_TEMPORARILY_UNAVAILABLE);
+			su_home_deinit(home);
+			return;
+		}
+		user = registrar_is_local(b2b->reg, url) && url->url_user ? url->url_user : NULL;
+	}
+	if (user && b2b_tried(call, user)) {
+		log_warn("call %s: forwarding loops back to '%s': ending the call", call->id, user);
+		b2b_call_refuse(call, SIP_482_LOOP_DETECTED);
+		su_home_deinit(home);
+		return;
+	}
+	call->hops++;
+	b2b_add_diversion(call, reason);
+	b2b_publish_forwarding(call, target);
+	log_info("call %s: forwarding (%s) from '%s' to %s", call->id, reason, call->cur_user,
+		 target);
+	call->have_fwd = 0;
+	if (user) {
+		b2b_lookup_user(call, user);
+	} else {
+		targets[0] = url;
+		b2b_call_fork(call, targets, 1);
+	}
+	su_home_deinit(home);
+}
+
+static void b2b_on_no_answer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+	struct b2b_call *call = (struct b2b_call *)arg;
+
+	if (call->winner >= 0 || call->state == B2B_CANCELLING || !call->have_fwd ||
+	    call->fwd.noanswer[0] == '\0')
+		return;
+	/* CANCEL what rings; forward once every branch has answered the CANCEL
+	 * (b2b_on_b_failure).  An answer meanwhile still wins. */
+	call->forward_pending = 1;
+	snprintf(call->forward_to, sizeof call->forward_to, "%s", call->fwd.noanswer);
+	call->forward_reason = "no-answer";
+	b2b_publish_forwarding(call, call->fwd.noanswer);
+	b2b_cancel_pending(call, -1);
+}
+
+static void b2b_start_no_answer_timer(struct b2b_call *call)
+{
+	int secs = call->fwd.noanswer_timeout > 0 ? call->fwd.noanswer_timeout
+						  : call->b2b->cfg->no_answer_timeout;
+
+	if (call->na_timer == NULL)
+		call->na_timer = su_timer_create(su_root_task(call->b2b->root), 0);
+	if (call->na_timer == NULL ||
+	    su_timer_set_interval(call->na_timer, b2b_on_no_answer, (su_timer_arg_t *)call,
+				  (su_duration_t)secs * 1000) < 0)
+		log_warn("call %s: cannot arm the no-answer timer", call->id);
+}
+
+/* Every branch failed: forward if the user asked for it.  1 when forwarded. */
+int b2b_forward_on_failure(struct b2b_call *call)
+{
+	if (call->forward_pending) {
+		b2b_forward(call, call->forward_to, call->forward_reason);
+		return 1;
+	}
+	if (!call->have_fwd || call->state == B2B_CANCELLING)
+		return 0;
+	if ((call->best_final == 486 || call->best_final == 600) && call->fwd.busy[0]) {
+		b2b_forward(call, call->fwd.busy, "user-busy");
+		return 1;
+	}
+	if ((call->best_final == 408 || call->best_final == 480) && call->fwd.noanswer[0]) {
+		b2b_forward(call, call->fwd.noanswer, "no-answer");
+		return 1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ location lookup */
+
+static void b2b_on_lookup(void *arg, int status, const struct registrar_contact *contacts,
+			  unsigned n, const struct registrar_forward *fwd)
+{
+	struct b2b_call *call = arg;
+	url_t const *targets[B2B_MAX_BRANCHES];
+	su_home_t home[1] = { SU_HOME_INIT(home) };
+	unsigned m = 0;
+
+	if (!b2b_call_release(call))
+		return;
+	if (call->caller_cancelled) {
+		b2b_call_refuse(call, SIP_487_REQUEST_CANCELLED);
+		return;
+	}
+	if (fwd) {
+		call->fwd = *fwd;
+		call->have_fwd = 1;
+	}
+	if (fwd && fwd->always[0]) {
+		b2b_forward(call, fwd->always, "unconditional");
+		return;
+	}
+	if (status == 480 && fwd && fwd->noanswer[0]) {
+		b2b_forward(call, fwd->noanswer, "unavailable");
+		return;
+	}
+	if (status == 486) {
+		/* At its max_calls: busy, so forward-on-busy applies. */
+		log_info("call %s: '%s' is at its max_calls", call->id, call->cur_user);
+		call->best_final = 486;
+		b2b_str_copy(call->best_phrase, sizeof call->best_phrase, "Busy Here");
+		if (!b2b_forward_on_failure(call))
+			b2b_call_refuse(call, SIP_486_BUSY_HERE);
+		return;
+	}
+	if (status == 0 && call->n_counted < sizeof call->counted / sizeof call->counted[0])
+		b2b_str_copy(call->counted[call->n_counted++], sizeof call->counted[0],
+			     call->cur_user);
+	if (status != 0) {
+		b2b_call_refuse(call, status, NULL);
+		return;
+	}
+	for (unsigned i = 0; i < n && m < B2B_MAX_BRANCHES; i++) {
+		url_t *u = url_make(home, contacts[i].uri);
+		if (u && u->url_host)
+			targets[m++] = u;
+	}
+	if (m == 0) {
+		b2b_call_refuse(call, SIP_480_TEMPORARILY_UNAVAILABLE);
+	} else {
+		b2b_call_fork(call, targets, m);
+		if (!call->ended && fwd && fwd->noanswer[0])
+			b2b_start_no_answer_timer(call);
+	}
+	su_home_deinit(home);
+}
+
+/* Ask the location service where `user` (of our domain) is. */
+static void b2b_lookup_user(struct b2b_call *call, const char *user)
+{
+	b2b_str_copy(call->cur_user, sizeof call->cur_user, user);
+	if (call->n_tried < B2B_MAX_BRANCHES)
+		b2b_str_copy(call->tried[call->n_tried++], sizeof call->tried[0], user);
+	b2b_call_hold(call);
+	if (registrar_lookup(call->b2b->reg, user,
+			     call->n_counted < sizeof call->counted / sizeof call->counted[0] ?
+			     call->id : NULL, b2b_on_lookup, call) < 0) {
+		b2b_call_release(call);
+		b2b_call_refuse(call, SIP_503_SERVICE_UNAVAILABLE);
+	}
+}
+
+/* Authentication is settled: find where the call goes. */
+static void b2b_call_route(struct b2b_call *call)
+{
+	b2b_t *b2b = call->b2b;
+	sip_t const *sip = b2b_invite_of(call);
+	url_t const *rq_url;
+	const struct config_route *route;
+	url_t ruri;
+	url_t const *target = &ruri;
+
+	if (sip == NULL) {   /* the caller's transaction is gone */
+		b2b_call_end(call);
+		return;
+	}
+	rq_url = sip->sip_request->rq_url;
+
+	if (b2b->reg && registrar_is_local(b2b->reg, rq_url)) {
+		b2b_lookup_user(call, rq_url->url_user ? rq_url->url_user : "");
+		return;
+	}
+	if (route_lookup(b2b->cfg, rq_url->url_user, &route) < 0) {
+		b2b_call_refuse(call, SIP_404_NOT_FOUND);
+		return;
+	}
+	/* The route's target, keeping the dialled user unless the route names one. */
+	ruri = *b2b->route_urls[route - b2b->cfg->routes];
+	if (ruri.url_user == NULL)
+		ruri.url_user = rq_url->url_user;
+	b2b_call_fork(call, &target, 1);
+}
+
+/* ------------------------------------------------------------ call limits */
+
+static const char *b2b_caller_user(struct b2b_call *call)
+{
+	sip_t const *sip = b2b_invite_of(call);
+
+	return sip && sip->sip_from->a_url->url_user ? sip->sip_from->a_url->url_user : "";
+}
+
+/* Count this call against `user`'s max_calls; next(call, status) follows. */
+static void b2b_count_user(struct b2b_call *call, const char *user, registrar_begin_f *next)
+{
+	if (call->n_counted == sizeof call->counted / sizeof call->counted[0]) {
+		next(call, 0);
+		return;
+	}
+	b2b_str_copy(call->counted[call->n_counted], sizeof call->counted[0], user);
+	b2b_call_hold(call);
+	if (registrar_call_begin(call->b2b->reg, user, call->id, next, call) < 0)
+		next(call, 503);   /* still held: next() releases */
+}
+
+static void b2b_on_caller_counted(void *arg, int status)
+{
+	struct b2b_call *call = arg;
+
+	if (!b2b_call_release(call))
+		return;
+	if (status == 0)
+		call->n_counted++;
+	if (call->caller_cancelled) {
+		b2b_call_refuse(call, SIP_487_REQUEST_CANCELLED);
+		return;
+	}
+	if (status == 486) {
+		log_info("call %s: caller '%s' is at its max_calls", call->id,
+			 call->counted[call->n_counted]);
+		b2b_call_refuse(call, 403, "Call limit reached");
+		return;
+	}
+	/* 503: Redis failed; a limit must not stop calls while Redis is away. */
+	b2b_call_route(call);
+}
+
+static void b2b_on_auth(void *arg, int status, const char *sha256, const char *md5)
+{
+	struct b2b_call *call = arg;
+
+	if (!b2b_call_release(call))
+		return;
+	if (call->caller_cancelled) {
+		b2b_call_refuse(call, SIP_487_REQUEST_CANCELLED);
+		return;
+	}
+	if (status == 407 && call->a_irq) {
+		call->no_cdr = 1;   /* a challenge, not a call attempt */
+		b2b_count_code(call->b2b, 407);
+		nta_incoming_treply(call->a_irq, SIP_407_PROXY_AUTH_REQUIRED,
+				    TAG_IF(sha256 && sha256[0], SIPTAG_PROXY_AUTHENTICATE_STR(sha256)),
+				    SIPTAG_PROXY_AUTHENTICATE_STR(md5),
+				    TAG_END());
+		nta_incoming_destroy(call->a_irq);
+		call->a_irq = NULL;
+		b2b_call_end(call);
+		return;
+	}
+	if (status != 0) {
+		b2b_call_refuse(call, status, NULL);
+		return;
+	}
+	/* An authenticated caller is a local subscriber: its max_calls apply. */
+	b2b_count_user(call, b2b_caller_user(call), b2b_on_caller_counted);
+}
+
+/* A new call in ROUTING: authenticate it when there is a registrar, then
+ * route it.  Every outcome ends in a B-leg or a refusal of the call. */
+void b2b_admit(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip)
+{
+	b2b_t *b2b = call->b2b;
+
+	if (b2b->reg) {
+		b2b_call_hold(call);
+		if (registrar_check_invite(b2b->reg, irq, sip, b2b_on_auth, call) == 0)
+			return;
+		b2b_call_release(call);
+	}
+	b2b_call_route(call);
+}

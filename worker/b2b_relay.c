@@ -1,0 +1,341 @@
+/*
+ * b2b_relay — what crosses between the legs of an established call, and
+ * the caller's own requests on the A-leg.
+ *
+ * Design note.  A request inside an established call (re-INVITE, UPDATE,
+ * INFO, ...) is relayed to the other leg as a new transaction of that leg's
+ * dialog, and its final answer is relayed back.  One relay at a time per
+ * call: a re-INVITE that crosses another gets 491 (RFC 3261 14.2); a
+ * rejected re-INVITE leaves the call as it was.  The ACK of a relayed 2xx is
+ * relayed too, with the CSeq of our INVITE on the other leg.  An accepted
+ * re-INVITE's offer decides hold and resume (hold.c); the call table shows
+ * it (b2b_publish_hold).
+ *
+ * A BYE from either side is relayed the same way and moves the call to
+ * ENDING; the call ends when the far side answers it.  On the A-leg, the
+ * caller's ACK of our 2xx moves ANSWERED to CONFIRMED (and ACKs B), and its
+ * CANCEL cancels the call (b2b_caller_cancels).
+ */
+#include <errno.h>
+
+#include <sofia-sip/nta.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_tag.h>
+#include <sofia-sip/tport_tag.h>
+
+#include "b2bua/log.h"
+#include "worker/b2b_int.h"
+#include "worker/hold.h"
+
+/* ------------------------------------------------------------ BYE relay */
+
+static int b2b_on_bye_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
+			       sip_t const *sip)
+{
+	struct b2b_call *call = (struct b2b_call *)magic;
+	int status = nta_outgoing_status(orq);
+
+	if (status < 200)
+		return 0;
+	/* The call is released on our side whatever the far end said: the BYE's
+	 * sender gets the far end's 2xx, or 200 if the far end is gone. */
+	if (call->bye_irq) {
+		if (status < 300 && sip && sip->sip_status)
+			nta_incoming_treply(call->bye_irq, status, sip->sip_status->st_phrase,
+					    TAG_END());
+		else
+			nta_incoming_treply(call->bye_irq, SIP_200_OK, TAG_END());
+	}
+	b2b_call_end(call);
+	return 0;
+}
+
+/* A BYE arrived from one side; relay it on the other leg and answer it with
+ * the other side's answer. */
+static int b2b_relay_bye(struct b2b_call *call, int from_caller, nta_incoming_t *irq)
+{
+	struct b2b_branch *br = b2b_winner(call);
+	nta_leg_t *other;
+
+	if (call->bye_irq || br == NULL)
+		return 200;   /* both hung up at once, or nothing to relay to */
+	if (from_caller && !br->acked)
+		b2b_ack_branch(br);   /* B's 2xx must be acknowledged before its BYE */
+	if (call->a_irq) {
+		nta_incoming_destroy(call->a_irq);
+		call->a_irq = NULL;
+	}
+	other = from_caller ? br->leg : call->a_leg;
+	call->hangup_by = from_caller ? CDR_PARTY_CALLER : CDR_PARTY_CALLEE;
+	call->bye_irq = irq;
+	call->bye_orq = nta_outgoing_tcreate(other, b2b_on_bye_response,
+					     (nta_outgoing_magic_t *)call, NULL, SIP_METHOD_BYE,
+					     NULL, TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
+	if (call->bye_orq == NULL) {
+		log_warn("call %s: cannot relay BYE", call->id);
+		nta_incoming_treply(irq, SIP_200_OK, TAG_END());
+		call->bye_irq = NULL;
+		nta_incoming_destroy(irq);
+		b2b_call_end(call);
+		return 0;
+	}
+	b2b_publish_state(call, B2B_ENDING);
+	return 0;
+}
+
+/* ------------------------------------------------------------ in-dialog relay */
+
+/* Hold or resume, decided by the offer of a re-INVITE that was accepted. */
+static void b2b_apply_hold(struct b2b_call *call)
+{
+	enum shm_party by = call->relay_from_caller ? SHM_PARTY_CALLER : SHM_PARTY_CALLEE;
+
+	if (call->relay_hold == HOLD_UNKNOWN)
+		return;
+	if (call->relay_hold == HOLD_ON) {
+		call->held_by = by;
+		log_info("call %s: held by the %s", call->id,
+			 by == SHM_PARTY_CALLER ? "caller" : "callee");
+	} else if (call->held_by == by) {
+		call->held_by = SHM_PARTY_NONE;   /* only the one who held can resume */
+		log_info("call %s: resumed", call->id);
+	}
+	b2b_publish_hold(call);
+}
+
+void b2b_relay_done(struct b2b_call *call)
+{
+	if (call->relay_irq)
+		nta_incoming_destroy(call->relay_irq);
+	if (call->relay_orq)
+		nta_outgoing_destroy(call->relay_orq);
+	call->relay_irq = NULL;
+	call->relay_orq = NULL;
+}
+
+/* The leg a request from one side goes out on. */
+static nta_leg_t *b2b_other_leg(struct b2b_call *call, int from_caller)
+{
+	struct b2b_branch *br = b2b_winner(call);
+
+	if (from_caller)
+		return br ? br->leg : NULL;
+	return call->a_leg;
+}
+
+/* The ACK of a relayed re-INVITE's 2xx reached us: pass it on. */
+static int b2b_on_relay_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
+{
+	struct b2b_call *call = (struct b2b_call *)magic;
+	nta_leg_t *other = b2b_other_leg(call, call->relay_from_caller);
+	sip_cseq_t cseq[1];
+	nta_outgoing_t *ack;
+
+	if (sip == NULL) {
+		/* Our relayed 2xx was never ACKed (Timer H): the relay is over, so
+		 * that the next re-INVITE does not get 491 for ever. */
+		log_warn("call %s: the relayed re-INVITE's 2xx was never ACKed", call->id);
+		b2b_relay_done(call);
+		return 0;
+	}
+	if (sip->sip_request->rq_method != sip_method_ack || other == NULL)
+		return 0;
+	sip_cseq_init(cseq);
+	cseq->cs_seq = call->relay_cseq;
+	cseq->cs_method = sip_method_ack;
+	cseq->cs_method_name = "ACK";
+	ack = nta_outgoing_tcreate(other, NULL, NULL, NULL, SIP_METHOD_ACK, NULL,
+				   SIPTAG_CSEQ(cseq),
+				   SIPTAG_CONTENT_TYPE(sip->sip_content_type),
+				   SIPTAG_PAYLOAD(sip->sip_payload),
+				   TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
+	if (ack)
+		nta_outgoing_destroy(ack);
+	b2b_relay_done(call);
+	return 0;
+}
+
+static int b2b_on_relay_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
+				 sip_t const *sip)
+{
+	struct b2b_call *call = (struct b2b_call *)magic;
+	int status = nta_outgoing_status(orq);
+	int is_invite = call->relay_method == sip_method_invite;
+
+	if (status < 200 || call->relay_irq == NULL)
+		return 0;   /* provisional answers to a re-INVITE are not relayed */
+	nta_incoming_treply(call->relay_irq, status,
+			    sip && sip->sip_status ? sip->sip_status->st_phrase : NULL,
+			    TAG_IF(status < 300, SIPTAG_CONTACT(call->b2b->contact)),
+			    TAG_IF(sip, SIPTAG_CONTENT_TYPE(sip ? sip->sip_content_type : NULL)),
+			    TAG_IF(sip, SIPTAG_PAYLOAD(sip ? sip->sip_payload : NULL)),
+			    TAG_END());
+	if (status < 300 && is_invite) {
+		b2b_apply_hold(call);
+		/* Keep the irq until its ACK arrives (b2b_on_relay_irq). */
+		nta_outgoing_destroy(call->relay_orq);
+		call->relay_orq = NULL;
+		return 0;
+	}
+	b2b_relay_done(call);
+	return 0;
+}
+
+/* Relay an in-dialog request from one side to the other. */
+static int b2b_relay_request(struct b2b_call *call, int from_caller, nta_incoming_t *irq,
+			     sip_t const *sip)
+{
+	nta_leg_t *other = b2b_other_leg(call, from_caller);
+	sip_method_t method = sip->sip_request->rq_method;
+
+	if (call->state != B2B_CONFIRMED || other == NULL)
+		return method == sip_method_invite ? 491 : 481;
+	if (call->relay_irq != NULL)
+		return method == sip_method_invite ? 491 : 500;
+	call->relay_orq = nta_outgoing_tcreate(other, b2b_on_relay_response,
+					       (nta_outgoing_magic_t *)call, NULL,
+					       method, sip->sip_request->rq_method_name, NULL,
+					       TAG_IF(method == sip_method_invite ||
+						      method == sip_method_update,
+						      SIPTAG_CONTACT(call->b2b->contact)),
+					       SIPTAG_CONTENT_TYPE(sip->sip_content_type),
+					       SIPTAG_PAYLOAD(sip->sip_payload),
+					       TPTAG_IDENT(B2B_IDENT_OWN),
+					       TAG_END());
+	if (call->relay_orq == NULL)
+		return 500;
+	call->relay_irq = irq;
+	call->relay_method = method;
+	call->relay_from_caller = from_caller;
+	call->relay_cseq = nta_outgoing_cseq(call->relay_orq);
+	call->relay_hold = HOLD_UNKNOWN;
+	if (method == sip_method_invite) {
+		nta_incoming_bind(irq, b2b_on_relay_irq, (nta_incoming_magic_t *)call);
+		if (sip->sip_payload)
+			call->relay_hold = hold_state_of(sip->sip_payload->pl_data,
+							 sip->sip_payload->pl_len);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ B-legs */
+
+/* Requests the callee sends in its dialog with us. */
+int b2b_on_b_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
+		     sip_t const *sip)
+{
+	struct b2b_branch *br = (struct b2b_branch *)magic;
+	struct b2b_call *call = br->call;
+
+	switch (sip->sip_request->rq_method) {
+	case sip_method_bye:
+		if (br != b2b_winner(call))
+			return 481;
+		return b2b_relay_bye(call, 0, irq);
+	case sip_method_ack:
+		return 200;   /* an ACK outside a relayed re-INVITE: absorb */
+	case sip_method_cancel:
+	case sip_method_prack:
+		return 481;
+	default:
+		if (br != b2b_winner(call))
+			return 481;
+		return b2b_relay_request(call, 0, irq, sip);
+	}
+}
+
+/* ------------------------------------------------------------ A-leg */
+
+/* The caller's ACK for our 2xx: now B is ACKed too. */
+static void b2b_on_a_ack(struct b2b_call *call)
+{
+	struct b2b_branch *br = b2b_winner(call);
+
+	if (call->state == B2B_ANSWERED && br) {
+		b2b_ack_branch(br);
+		b2b_publish_state(call, B2B_CONFIRMED);
+	}
+	if (call->a_irq) {
+		nta_incoming_destroy(call->a_irq);
+		call->a_irq = NULL;
+	}
+}
+
+/* NTA calls this for the ACK and the CANCEL of the caller's INVITE. */
+static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
+{
+	struct b2b_call *call = (struct b2b_call *)magic;
+
+	if (sip == NULL) {
+		/* NTA gave up retransmitting our 2xx (Timer H): the caller never
+		 * ACKed it.  The call cannot be trusted: release both legs. */
+		if (call->state == B2B_ANSWERED) {
+			struct b2b_branch *br = b2b_winner(call);
+
+			log_warn("call %s: no ACK from the caller for our 2xx: releasing it",
+				 call->id);
+			call->hangup_by = CDR_PARTY_SYSTEM;
+			call->a_irq = NULL;   /* NTA destroys it */
+			nta_incoming_destroy(irq);
+			if (br) {
+				b2b_ack_branch(br);
+				b2b_bye_and_forget(br->leg);
+			}
+			b2b_bye_and_forget(call->a_leg);
+			b2b_call_end(call);
+		}
+		return 0;
+	}
+
+	switch (sip->sip_request->rq_method) {
+	case sip_method_cancel:
+		b2b_caller_cancels(call);
+		return 0;
+	case sip_method_ack:
+		b2b_on_a_ack(call);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* Requests the caller sends in its dialog with us. */
+int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
+		     sip_t const *sip)
+{
+	struct b2b_call *call = (struct b2b_call *)magic;
+
+	switch (sip->sip_request->rq_method) {
+	case sip_method_bye:
+		return b2b_relay_bye(call, 1, irq);
+	case sip_method_ack:
+		/* The ACK of our 2xx when NTA did not route it to b2b_on_a_irq(). */
+		b2b_on_a_ack(call);
+		return 200;   /* destroys the ACK's irq; no response is sent */
+	case sip_method_cancel:
+	case sip_method_prack:
+		return 481;
+	default:
+		return b2b_relay_request(call, 1, irq, sip);
+	}
+}
+
+/* The A-leg dialog, answering the caller's INVITE from now on. */
+int b2b_a_leg_create(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip,
+		     const char *a_tag)
+{
+	call->a_leg = nta_leg_tcreate(call->b2b->agent, b2b_on_a_request,
+				      (nta_leg_magic_t *)call,
+				      SIPTAG_CALL_ID(sip->sip_call_id),
+				      SIPTAG_FROM(sip->sip_to),    /* local: the callee side */
+				      SIPTAG_TO(sip->sip_from),    /* remote: the caller */
+				      TAG_END());
+	if (call->a_leg == NULL || nta_leg_tag(call->a_leg, a_tag) == NULL)
+		return -ENOMEM;
+	nta_leg_server_route(call->a_leg, sip->sip_record_route, sip->sip_contact);
+	nta_incoming_bind(irq, b2b_on_a_irq, (nta_incoming_magic_t *)call);
+	nta_incoming_tag(irq, nta_leg_get_tag(call->a_leg));
+	call->a_irq = irq;
+	return 0;
+}

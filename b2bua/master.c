@@ -122,7 +122,7 @@ static void master_become_child(struct master *m, struct master_proc *p, int ctl
 	if (p->id == CTL_MGMT)
 		mgmt_run(m->cfg, m->shm, m->cli, ctl);
 	close(cli_server_fd(m->cli));
-	worker_run(m->cfg, m->shm, p->id, p->generation, ctl);
+	worker_run(m->cfg, m->shm, p->id, ctl);
 }
 
 static void master_spawn(struct master *m, struct master_proc *p)

@@ -211,14 +211,12 @@ static int b2b_on_stray_cancel(b2b_t *b2b, sip_t const *sip)
 {
 	struct shm_call rec;
 	uint32_t slot;
-	char msg[SHM_CALLID_MAX + 16];
 
-	if (b2b->tell == NULL ||
+	if (b2b->handover == NULL ||
 	    shm_call_find(b2b->shm, sip->sip_call_id->i_id, &slot, &rec) < 0 ||
 	    rec.worker == b2b->worker)
 		return 481;
-	snprintf(msg, sizeof msg, "cancel %s", rec.a.call_id);
-	if (b2b->tell(b2b->tell_arg, rec.worker, msg) < 0)
+	if (b2b->handover(b2b->handover_arg, rec.worker, rec.a.call_id) < 0)
 		return 481;
 	log_info("call %s: its CANCEL reached worker %u, not its owner %u: handed over",
 		 rec.id, b2b->worker, rec.worker);
@@ -418,10 +416,10 @@ int b2b_cancel_call(b2b_t *b2b, const char *a_call_id)
 	return -ENOENT;
 }
 
-void b2b_set_tell(b2b_t *b2b, b2b_tell_f *fn, void *arg)
+void b2b_set_handover(b2b_t *b2b, b2b_handover_f *fn, void *arg)
 {
-	b2b->tell = fn;
-	b2b->tell_arg = arg;
+	b2b->handover = fn;
+	b2b->handover_arg = arg;
 }
 
 int b2b_kill(b2b_t *b2b, const char *id)

@@ -26,8 +26,9 @@
 
 typedef struct b2b b2b_t;
 
-/* Hand `msg` (one line) to worker `worker`; 0 or a negative errno. */
-typedef int b2b_tell_f(void *arg, unsigned worker, const char *msg);
+/* Hand the CANCEL of the call whose A-leg Call-ID is `a_call_id` over to
+ * the worker `owner` that owns it; 0 or a negative errno. */
+typedef int b2b_handover_f(void *arg, unsigned owner, const char *a_call_id);
 
 /*
  * Create the NTA agent on `root` for worker `worker` (bound to the public
@@ -68,8 +69,8 @@ int b2b_kill(b2b_t *b2b, const char *id);
 /* End the answered calls older than max_call_duration (called every second). */
 void b2b_expire_calls(b2b_t *b2b);
 
-/* How to reach other workers (worker.c: through the master). */
-void b2b_set_tell(b2b_t *b2b, b2b_tell_f *fn, void *arg);
+/* How to reach other workers (worker.c: a CTL_CANCEL_CALL control message). */
+void b2b_set_handover(b2b_t *b2b, b2b_handover_f *fn, void *arg);
 
 /* Another worker received the CANCEL of our call with A-leg Call-ID
  * `a_call_id`: cancel it.  0, -ENOENT (not ours), -EALREADY (answered). */

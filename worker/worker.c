@@ -142,20 +142,15 @@ static void worker_arm_ctl(void)
 		log_error("cannot watch the control socket");
 }
 
-/*
- * b2b_tell_f: a message for another worker, through the master.  Today the
- * only one is the hand-over of a CANCEL ("cancel A-LEG-CALL-ID").
- */
-static int worker_tell(void *arg, unsigned to, const char *msg)
+/* b2b_handover_f: a CANCEL for a call of worker `to`, as a CTL_CANCEL_CALL message. */
+static int worker_handover(void *arg, unsigned to, const char *a_call_id)
 {
 	struct ctl_msg m;
 
 	(void)arg;
-	if (strncmp(msg, "cancel ", 7) != 0)
-		return -EINVAL;
 	ctl_init(&m, CTL_CANCEL_CALL, worker.idx, to, 0);
 	if ((size_t)snprintf(m.u.cancel_call.a_call_id, sizeof m.u.cancel_call.a_call_id, "%s",
-			     msg + 7) >= sizeof m.u.cancel_call.a_call_id)
+			     a_call_id) >= sizeof m.u.cancel_call.a_call_id)
 		return -EMSGSIZE;
 	return ctl_send(worker.ctl, &m);
 }
@@ -300,7 +295,7 @@ static int worker_redis_start(const struct config *cfg, unsigned idx)
 	return 0;
 }
 
-static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx, unsigned gen)
+static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx)
 {
 	int ret;
 
@@ -328,7 +323,7 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx, unsi
 	ret = b2b_create(worker.root, cfg, shm, idx, &worker.b2b);
 	if (ret < 0)
 		return ret;
-	b2b_set_tell(worker.b2b, worker_tell, NULL);
+	b2b_set_handover(worker.b2b, worker_handover, NULL);
 	ret = worker_redis_start(cfg, idx);
 	if (ret < 0)
 		return ret;
@@ -354,8 +349,7 @@ static void worker_stop(void)
 	su_deinit();
 }
 
-void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, unsigned generation,
-		int ctl)
+void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, int ctl)
 {
 	char role[32];
 	int ret;
@@ -378,7 +372,7 @@ void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, unsigned gen
 					-(int64_t)info.counters[SHM_CTR_ACTIVE]);
 	}
 
-	ret = worker_start(cfg, shm, idx, generation);
+	ret = worker_start(cfg, shm, idx);
 	if (ret < 0) {
 		log_error("cannot start: %s", strerror(-ret));
 		exit(WORKER_EXIT_START);

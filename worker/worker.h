@@ -16,10 +16,10 @@
  * when the first start of a worker fails this way). */
 #define WORKER_EXIT_START 3
 
-/* Run worker `idx` (restart `generation`) in this freshly forked process;
- * `ctl` is its end of the control socket to the master. */
-void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, unsigned generation,
-		int ctl) __attribute__((noreturn));
+/* Run worker `idx` in this freshly forked process; `ctl` is its end of the
+ * control channel to the master (b2bua/ctl.h). */
+void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, int ctl)
+	__attribute__((noreturn));
 
 /* reuseport.c: make bind() set SO_REUSEPORT on `public_port` and SO_RCVBUF. */
 void reuseport_configure(int public_port, int rcvbuf);

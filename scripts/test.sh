@@ -9,14 +9,19 @@
 #
 #   scripts/test.sh                  everything
 #   TESTS="tests/e2e/busy.sh" scripts/test.sh   a subset (passed to make)
+#   B2BUA_CONFIGURE_FLAGS="--enable-werror" scripts/test.sh
+#                                    extra ./configure flags (CI: .ci/run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CHECK_TIMEOUT=${CHECK_TIMEOUT:-1200}   # seconds for `make check` as a whole
 
 scripts/deps.sh
+# Split on blanks: the flags are plain words such as --enable-werror.
+read -ra configure_flags <<<"${B2BUA_CONFIGURE_FLAGS:-}"
+
 autoreconf -fi
-./configure -q
+./configure -q "${configure_flags[@]}"
 make -j2
 
 check_args=()

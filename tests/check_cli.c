@@ -46,6 +46,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -1369,20 +1370,85 @@ START_TEST(test_idle_client_dropped)
 }
 END_TEST
 
+/*
+ * Copy the b2bua-cli under test to <dir>/cli/b2bua-cli in a fresh 0755
+ * directory under /tmp, where uid `nobody` can run it even when the build
+ * tree sits in a directory only root may enter (a clone under mktemp -d, or
+ * in /root).  NULL when done (the directory is in `dir`), else the reason.
+ */
+static const char *peer_copy_cli(char *dir, size_t size)
+{
+	char dst[PATH_MAX];
+	char buf[65536];
+	struct statvfs vfs;
+	ssize_t n = 0;
+	int in, out;
+
+	snprintf(dir, size, "/tmp/check-cli-peer-XXXXXX");
+	if (mkdtemp(dir) == NULL || chmod(dir, 0755) < 0)
+		return "cannot make a directory under /tmp";
+	if (statvfs(dir, &vfs) == 0 && (vfs.f_flag & ST_NOEXEC))
+		return "/tmp is mounted noexec";
+	snprintf(dst, sizeof dst, "%s/cli", dir);
+	if (mkdir(dst, 0755) < 0 || chmod(dst, 0755) < 0)
+		return "cannot make the cli directory";
+	snprintf(dst, sizeof dst, "%s/cli/b2bua-cli", dir);
+	in = open(cli_path(), O_RDONLY | O_CLOEXEC);
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+	while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			n = -1;
+	if (in >= 0)
+		close(in);
+	if (out < 0 || close(out) < 0 || in < 0 || n < 0 || chmod(dst, 0755) < 0)
+		return "cannot copy b2bua-cli";
+	return NULL;
+}
+
+static void peer_remove_copy(const char *dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof path, "%s/cli/b2bua-cli", dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/cli", dir);
+	rmdir(path);
+	rmdir(dir);
+}
+
 /* SO_PEERCRED: even with the file mode opened up, another user is refused. */
 START_TEST(test_peer_refused)
 {
 	const char *args[] = { "-s", t_cfg.cli_socket, "show", "calls", NULL };
+	const char *old_top = getenv("top_builddir");
+	char *saved_top = old_top ? strdup(old_top) : NULL;
+	char copy_dir[64];
+	const char *why;
 	struct run_result r;
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "check_cli: test_peer_refused needs root, not run\n");
 		return;
 	}
+	why = peer_copy_cli(copy_dir, sizeof copy_dir);
+	if (why) {
+		fprintf(stderr, "check_cli: test_peer_refused: %s, not run\n", why);
+		peer_remove_copy(copy_dir);
+		free(saved_top);
+		return;
+	}
 	ck_assert_int_eq(chmod(t_dir, 0755), 0);
 	ck_assert_int_eq(chmod(t_rundir, 0755), 0);
 	ck_assert_int_eq(chmod(t_cfg.cli_socket, 0666), 0);
+	/* cli_path() is $top_builddir/cli/b2bua-cli: point it at the copy. */
+	setenv("top_builddir", copy_dir, 1);
 	run_cli_as(&r, NULL, NOBODY_UID, args);
+	if (saved_top)
+		setenv("top_builddir", saved_top, 1);
+	else
+		unsetenv("top_builddir");
+	free(saved_top);
+	peer_remove_copy(copy_dir);
 	ck_assert_int_eq(r.status, 1);
 	ck_assert_str_eq(r.out, "");
 	ck_assert_msg(strstr(r.err, "b2bua-cli: permission denied: uid 65534") == r.err,

@@ -3,19 +3,26 @@
  *
  * Design note.  Sofia-SIP's UDP transport has no tag that sets SO_REUSEPORT,
  * and it calls bind(2) itself.  This file defines bind() in the executable;
- * the dynamic linker resolves Sofia's calls to it.  For datagram sockets it
- *   - sets SO_REUSEPORT when the port is the configured public port, so the
- *     kernel spreads callers over the workers and keeps one source
- *     address/port on one worker;
- *   - sets the receive buffer (udp_rcvbuf) on every SIP socket, so a burst
- *     of datagrams is not dropped before the worker reads it;
- * and then performs the real system call.  Anything else is passed through.
- * The worker sets the two values with reuseport_configure() before it
- * creates its Sofia agent; until then (and in the master) bind() is plain.
+ * the dynamic linker resolves Sofia's calls to it, and every other bind() in
+ * the program (the master's CLI socket, anything a library binds) comes here
+ * too.  So it acts only on the worker's two SIP sockets, which the worker
+ * registers with reuseport_configure() before it creates its Sofia agent:
+ * datagram sockets bound to exactly the configured listen address with
+ *   - the public port: SO_REUSEPORT, so the kernel spreads callers over the
+ *     workers and keeps one source address/port on one worker;
+ *   - the public port or the worker's own port: the receive buffer
+ *     (udp_rcvbuf), so a burst of datagrams is not dropped before the
+ *     worker reads it.
+ * A bind() to any other address or port goes straight to the system call,
+ * without even a getsockopt; the socket type is asked only when the address
+ * matches (a TCP socket on the same address and port is left alone).  Until
+ * reuseport_configure() runs (and always in the master) nothing matches.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -23,21 +30,47 @@
 #include "b2bua/log.h"
 #include "worker/worker.h"
 
-static int reuseport_port;     /* 0: not configured */
-static int reuseport_rcvbuf;
+static int reuseport_family;              /* AF_INET or AF_INET6; 0: not configured */
+static struct in_addr reuseport_addr4;    /* the listen address, when AF_INET */
+static struct in6_addr reuseport_addr6;   /* the listen address, when AF_INET6 */
+static int reuseport_public_port;
+static int reuseport_own_port;
+static int reuseport_rcvbuf;              /* 0: leave the kernel's default */
 
-void reuseport_configure(int public_port, int rcvbuf)
+int reuseport_configure(const char *listen, int public_port, int own_port, int rcvbuf)
 {
-	reuseport_port = public_port;
+	reuseport_family = 0;
+	if (listen == NULL || public_port < 1 || public_port > 65535 ||
+	    own_port < 1 || own_port > 65535 || rcvbuf < 0)
+		return -EINVAL;
+	if (inet_pton(AF_INET, listen, &reuseport_addr4) == 1)
+		reuseport_family = AF_INET;
+	else if (inet_pton(AF_INET6, listen, &reuseport_addr6) == 1)
+		reuseport_family = AF_INET6;
+	else
+		return -EINVAL;
+	reuseport_public_port = public_port;
+	reuseport_own_port = own_port;
 	reuseport_rcvbuf = rcvbuf;
+	return 0;
 }
 
-static int reuseport_addr_port(const struct sockaddr *addr, socklen_t len)
+/* The port of `addr` when it is the registered listen address, else -1. */
+static int reuseport_sip_port_of(const struct sockaddr *addr, socklen_t len)
 {
-	if (addr->sa_family == AF_INET && len >= sizeof(struct sockaddr_in))
-		return ntohs(((const struct sockaddr_in *)addr)->sin_port);
-	if (addr->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6))
-		return ntohs(((const struct sockaddr_in6 *)addr)->sin6_port);
+	if (addr == NULL || len < sizeof addr->sa_family || addr->sa_family != reuseport_family)
+		return -1;
+	if (reuseport_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
+
+		if (sin->sin_addr.s_addr == reuseport_addr4.s_addr)
+			return ntohs(sin->sin_port);
+	} else if (reuseport_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)addr;
+
+		if (memcmp(&sin6->sin6_addr, &reuseport_addr6, sizeof reuseport_addr6) == 0)
+			return ntohs(sin6->sin6_port);
+	}
 	return -1;
 }
 
@@ -49,22 +82,28 @@ static int reuseport_is_datagram(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type == SOCK_DGRAM;
 }
 
+static void reuseport_prepare(int fd, int port)
+{
+	int one = 1;
+
+	if (port == reuseport_public_port &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+		log_warn("SO_REUSEPORT on port %d: %m", port);
+	/* SO_RCVBUFFORCE passes net.core.rmem_max when we may (root). */
+	if (reuseport_rcvbuf > 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &reuseport_rcvbuf,
+		       sizeof reuseport_rcvbuf) < 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &reuseport_rcvbuf,
+		       sizeof reuseport_rcvbuf) < 0)
+		log_warn("SO_RCVBUF %d on port %d: %m", reuseport_rcvbuf, port);
+}
+
 int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	int port = addr ? reuseport_addr_port(addr, len) : -1;
+	int port = reuseport_family ? reuseport_sip_port_of(addr, len) : -1;
 
-	if (reuseport_port > 0 && port > 0 && reuseport_is_datagram(fd)) {
-		int one = 1;
-
-		if (port == reuseport_port &&
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-			log_warn("SO_REUSEPORT on port %d: %m", port);
-		if (reuseport_rcvbuf > 0 &&
-		    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &reuseport_rcvbuf,
-			       sizeof reuseport_rcvbuf) < 0 &&
-		    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &reuseport_rcvbuf,
-			       sizeof reuseport_rcvbuf) < 0)
-			log_warn("SO_RCVBUF %d on port %d: %m", reuseport_rcvbuf, port);
-	}
+	if ((port == reuseport_public_port || port == reuseport_own_port) &&
+	    reuseport_is_datagram(fd))
+		reuseport_prepare(fd, port);
 	return (int)syscall(SYS_bind, fd, addr, len);
 }

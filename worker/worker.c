@@ -319,7 +319,10 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx)
 	worker.ctl_ev.cb = worker_on_ctl;
 	worker_arm_ctl();
 
-	reuseport_configure(cfg->sip_port, cfg->udp_rcvbuf);
+	ret = reuseport_configure(cfg->listen, cfg->sip_port, cfg->worker_port_base + (int)idx,
+				  cfg->udp_rcvbuf);
+	if (ret < 0)
+		return ret;
 	ret = b2b_create(worker.root, cfg, shm, idx, &worker.b2b);
 	if (ret < 0)
 		return ret;

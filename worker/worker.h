@@ -21,7 +21,11 @@
 void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, int ctl)
 	__attribute__((noreturn));
 
-/* reuseport.c: make bind() set SO_REUSEPORT on `public_port` and SO_RCVBUF. */
-void reuseport_configure(int public_port, int rcvbuf);
+/* reuseport.c: register this worker's SIP sockets, the datagram sockets bound
+ * to `listen` (an IPv4 or IPv6 literal) with `public_port` or `own_port`.
+ * From then on bind() sets SO_REUSEPORT on the public one and SO_RCVBUF
+ * `rcvbuf` (0: untouched) on both; every other bind() is the plain system
+ * call.  Returns 0, or -EINVAL for an address or port it cannot use. */
+int reuseport_configure(const char *listen, int public_port, int own_port, int rcvbuf);
 
 #endif

@@ -24,7 +24,7 @@
 #include <sofia-sip/sip.h>
 #include <sofia-sip/sip_header.h>
 
-#include "worker/digest.h"
+#include "b2bua/digest.h"
 
 #define SECRET "correct horse battery staple, shared by all hosts"
 #define NOW 1700000000ull

@@ -41,7 +41,7 @@
 
 #include "b2bua/log.h"
 #include "shm/shm.h"
-#include "worker/digest.h"
+#include "b2bua/digest.h"
 
 #define REGISTRAR_MAX_REGISTER_CONTACTS 16
 /* A call counted for max_calls longer than this is a crashed worker's left-over. */

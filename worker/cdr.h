@@ -88,13 +88,14 @@ int cdr_from_line(const char *line, struct cdr *out);
 typedef struct cdr_writer cdr_writer_t;
 
 /*
- * A writer on `rds` (may be NULL: spool only) for stream `stream_key` (the
- * full key, prefix included), spooling to `spool_path`.  Opens (creates)
- * the spool; if it holds records from an earlier run they are replayed
- * first.  Returns 0 and *out, or a negative errno (the reason is logged).
+ * A writer on `rds` (may be NULL: spool only) for the stream
+ * <prefix><stream> (redis_prefix and cdr_stream), spooling to `spool_path`.
+ * Opens (creates) the spool; if it holds records from an earlier run they
+ * are replayed first.  Returns 0 and *out, or a negative errno (the reason
+ * is logged).
  */
-int cdr_writer_create(rds_t *rds, const char *stream_key, const char *spool_path,
-		      cdr_writer_t **out);
+int cdr_writer_create(rds_t *rds, const char *prefix, const char *stream,
+		      const char *spool_path, cdr_writer_t **out);
 void cdr_writer_destroy(cdr_writer_t *w);
 
 /* Write one record (see the design note).  0, or a negative errno when even

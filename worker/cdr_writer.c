@@ -714,13 +714,16 @@ static void cdr_writer_free(cdr_writer_t *w)
 	free(w);
 }
 
-int cdr_writer_create(rds_t *rds, const char *stream_key, const char *spool_path,
-		      cdr_writer_t **out)
+int cdr_writer_create(rds_t *rds, const char *prefix, const char *stream,
+		      const char *spool_path, cdr_writer_t **out)
 {
+	char stream_key[STORE_KEY_MAX];
 	cdr_writer_t *w;
 	int ret;
 
-	if (stream_key == NULL || stream_key[0] == '\0' || strlen(stream_key) > 200
+	if (prefix == NULL || stream == NULL || stream[0] == '\0'
+	    || store_cdr_stream_key(prefix, stream, stream_key, sizeof stream_key) < 0
+	    || strlen(stream_key) > 200
 	    || spool_path == NULL || spool_path[0] == '\0' || strlen(spool_path) >= PATH_MAX - 16)
 		return -EINVAL;
 	w = calloc(1, sizeof *w);

@@ -3,7 +3,7 @@
  * See registrar.h; the Redis keys are documented in docs/redis-schema.md.
  *
  * Design note.  This file is the SIP half: it parses requests, checks
- * credentials (digest.c), builds challenges and responses.  Everything kept
+ * credentials (b2bua/digest.c), builds challenges and responses.  Everything kept
  * in Redis goes through the store's asynchronous side (store/store.h), one
  * round trip each, while the SIP transaction waits:
  *

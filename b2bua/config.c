@@ -1,5 +1,6 @@
 /*
- * config — see config.h.
+ * config — see config.h.  This file reads the file, walks it and checks
+ * what involves several keys; each key's loader is in config_keys.c.
  *
  * Design: libconfig parses the file into a tree; we then walk the tree once,
  * top-level key by top-level key, in file order.  Each known key has one small
@@ -16,6 +17,7 @@
  * field is an error naming the key.
  */
 #include "b2bua/config.h"
+#include "b2bua/config_keys.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,17 +30,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* sizeof(((struct sockaddr_un *)0)->sun_path) on Linux. */
-#define CONFIG_SUN_PATH_MAX 108
-
-/* What every loader needs to report an error. */
-struct config_ctx {
-	const char *path;
-	const char *dir;	/* directory of path, for @include'd files; NULL: "." */
-	char *err;
-	size_t errlen;
-};
-
 /* ------------------------------------------------------------ errors */
 
 static void config_vset_err(const struct config_ctx *ctx, const char *fmt, va_list ap)
@@ -47,10 +38,7 @@ static void config_vset_err(const struct config_ctx *ctx, const char *fmt, va_li
 		vsnprintf(ctx->err, ctx->errlen, fmt, ap);
 }
 
-static void config_set_err(const struct config_ctx *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void config_set_err(const struct config_ctx *ctx, const char *fmt, ...)
+void config_set_err(const struct config_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -59,17 +47,10 @@ static void config_set_err(const struct config_ctx *ctx, const char *fmt, ...)
 	va_end(ap);
 }
 
-/*
- * Report "file:line: key: why" for setting `s` and return -EINVAL, so that a
- * loader can simply `return config_fail(...)`.  The file is the one libconfig
- * recorded for the setting (it differs from ctx->path inside an @include).
- */
-static int config_fail(const struct config_ctx *ctx, const config_setting_t *s,
-		       const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int config_fail(const struct config_ctx *ctx, const config_setting_t *s,
-		       const char *key, const char *fmt, ...)
+/* The file is the one libconfig recorded for the setting (it differs from
+ * ctx->path inside an @include). */
+int config_fail(const struct config_ctx *ctx, const config_setting_t *s,
+		const char *key, const char *fmt, ...)
 {
 	char why[512], file[PATH_MAX];
 	const char *src = NULL;
@@ -95,264 +76,6 @@ static int config_fail(const struct config_ctx *ctx, const config_setting_t *s,
 	return -EINVAL;
 }
 
-/* ------------------------------------------------------------ typed values */
-
-/* libconfig gives 32-bit and 64-bit integers different types; accept both. */
-static int config_get_int(const struct config_ctx *ctx, const config_setting_t *s,
-			  long long min, long long max, long long *out)
-{
-	const char *key = config_setting_name(s);
-	int type = config_setting_type(s);
-	long long v;
-
-	if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
-		return config_fail(ctx, s, key, "must be an integer between %lld and %lld",
-				   min, max);
-	v = config_setting_get_int64(s);
-	if (v < min || v > max)
-		return config_fail(ctx, s, key, "%lld is out of range: "
-				   "must be between %lld and %lld", v, min, max);
-	*out = v;
-	return 0;
-}
-
-static int config_get_int_field(const struct config_ctx *ctx, const config_setting_t *s,
-				long long min, long long max, int *field)
-{
-	long long v = 0;
-	int rc = config_get_int(ctx, s, min, max, &v);
-
-	if (rc == 0)
-		*field = (int)v;
-	return rc;
-}
-
-/* Copy a string setting into dst[size]; too long is an error, never a cut. */
-static int config_get_string(const struct config_ctx *ctx, const config_setting_t *s,
-			     const char *key, char *dst, size_t size)
-{
-	const char *v;
-	size_t len;
-
-	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return config_fail(ctx, s, key, "must be a string (in double quotes)");
-	v = config_setting_get_string(s);
-	len = strlen(v);
-	if (len >= size)
-		return config_fail(ctx, s, key, "too long (%zu bytes): at most %zu bytes",
-				   len, size - 1);
-	memcpy(dst, v, len + 1);
-	return 0;
-}
-
-/* ------------------------------------------------------------ syntax helpers */
-
-/* ASCII only: the locale must not change what a valid node_id is. */
-static int config_is_alnum(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static int config_is_ip(const char *s)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
-}
-
-/* RFC 1123 host name: dot-separated labels of [A-Za-z0-9-], no '-' at a label's ends. */
-static int config_is_hostname(const char *s, size_t len)
-{
-	size_t label = 0;
-
-	if (len == 0)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (c == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return 0;
-			label = 0;
-		} else if (config_is_alnum(c) || (c == '-' && label > 0)) {
-			if (++label > 63)
-				return 0;
-		} else {
-			return 0;
-		}
-	}
-	return label > 0 && s[len - 1] != '-';
-}
-
-/* A port written after a host: 1..65535, digits only. */
-static int config_is_port(const char *s, size_t len)
-{
-	long v = 0;
-
-	if (len == 0 || len > 5)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-		v = v * 10 + (s[i] - '0');
-	}
-	return v >= 1 && v <= 65535;
-}
-
-/*
- * "sip:[user@]host[:port][;params][?headers]", host being a name, an IPv4
- * address or a bracketed IPv6 address.  Enough to catch typos at load time;
- * the worker hands the whole URI to Sofia-SIP.
- */
-static int config_is_sip_target(const char *uri)
-{
-	const char *host, *end, *at;
-
-	if (strncmp(uri, "sip:", 4) != 0)
-		return 0;
-	for (const char *p = uri; *p != '\0'; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f)
-			return 0;
-	host = uri + 4;
-	at = strchr(host, '@');
-	if (at != NULL)
-		host = at + 1;
-	if (*host == '[') {
-		char v6[INET6_ADDRSTRLEN];
-		unsigned char buf[sizeof(struct in6_addr)];
-
-		end = strchr(host, ']');
-		if (end == NULL || (size_t)(end - host - 1) >= sizeof v6)
-			return 0;
-		memcpy(v6, host + 1, (size_t)(end - host - 1));
-		v6[end - host - 1] = '\0';
-		if (inet_pton(AF_INET6, v6, buf) != 1)
-			return 0;
-		end++;
-	} else {
-		end = host + strcspn(host, ":;?");
-		if (!config_is_hostname(host, (size_t)(end - host)))
-			return 0;
-	}
-	if (*end == ':') {
-		size_t len = strcspn(end + 1, ";?");
-
-		if (!config_is_port(end + 1, len))
-			return 0;
-		end += 1 + len;
-	}
-	return *end == '\0' || *end == ';' || *end == '?';
-}
-
-/*
- * A host name or an IPv4 address.  Digits and dots alone are taken as an
- * IPv4 address and must be one: "127.0.0.256" is a typo, not a host name.
- */
-static int config_is_host(const char *s, size_t len)
-{
-	char v4[INET_ADDRSTRLEN];
-	unsigned char buf[sizeof(struct in_addr)];
-
-	if (strspn(s, "0123456789.") < len)
-		return config_is_hostname(s, len);
-	if (len >= sizeof v4)
-		return 0;
-	memcpy(v4, s, len);
-	v4[len] = '\0';
-	return inet_pton(AF_INET, v4, buf) == 1;
-}
-
-/* ::ffff:a.b.c.d, i.e. an IPv4 address seen through an IPv6 socket. */
-static int config_is_v4mapped(const unsigned char *a16)
-{
-	static const unsigned char prefix[12] = {
-		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
-	};
-
-	return memcmp(a16, prefix, sizeof prefix) == 0;
-}
-
-/*
- * Why a redis_address is wrong, or NULL when it is fine: "unix:/abs/path"
- * (the path shorter than sun_path) or "host:port", host being a name, an
- * IPv4 address or a bracketed IPv6 address.
- */
-static const char *config_redis_address_error(const char *s)
-{
-	const char *port;
-
-	if (strncmp(s, "unix:", 5) == 0) {
-		if (s[5] != '/')
-			return "the socket path after \"unix:\" must be absolute";
-		if (strlen(s + 5) >= CONFIG_SUN_PATH_MAX)
-			return "the socket path must be shorter than 108 bytes";
-		return NULL;
-	}
-	if (s[0] == '[') {
-		char v6[INET6_ADDRSTRLEN];
-		unsigned char buf[sizeof(struct in6_addr)];
-		const char *end = strchr(s, ']');
-
-		if (end == NULL || (size_t)(end - s - 1) >= sizeof v6)
-			return "the host in brackets is not an IPv6 address";
-		memcpy(v6, s + 1, (size_t)(end - s - 1));
-		v6[end - s - 1] = '\0';
-		if (inet_pton(AF_INET6, v6, buf) != 1)
-			return "the host in brackets is not an IPv6 address";
-		port = end + 1;
-	} else {
-		char v4[INET_ADDRSTRLEN];
-		struct in_addr a4;
-
-		port = s + strcspn(s, ":");
-		/* An address, not a name: hiredis would resolve a name with a
-		 * blocking lookup on every reconnect, stalling a worker's loop. */
-		if ((size_t)(port - s) >= sizeof v4)
-			return "the host must be an IPv4 address (or IPv6 in brackets, "
-			       "\"[::1]:6379\"), not a name";
-		memcpy(v4, s, (size_t)(port - s));
-		v4[port - s] = '\0';
-		if (inet_pton(AF_INET, v4, &a4) != 1)
-			return "the host must be an IPv4 address (or IPv6 in brackets, "
-			       "\"[::1]:6379\"), not a name";
-	}
-	if (*port != ':')
-		return "no port: write \"host:port\"";
-	if (!config_is_port(port + 1, strlen(port + 1)))
-		return "the port must be between 1 and 65535";
-	return NULL;
-}
-
-/* The "len" of "addr/len": 1 to 3 digits, 0..max; -1 when it is not. */
-static int config_parse_prefix_len(const char *s, int max)
-{
-	size_t n = strlen(s);
-	int v = 0;
-
-	if (n == 0 || n > 3)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	return v <= max ? v : -1;
-}
-
-/* Do the first `bits` bits of a and b agree?  Bits past them are ignored. */
-static int config_prefix_match(const unsigned char *a, const unsigned char *b, int bits)
-{
-	int bytes = bits / 8, rest = bits % 8;
-	unsigned char mask;
-
-	if (memcmp(a, b, (size_t)bytes) != 0)
-		return 0;
-	if (rest == 0)
-		return 1;
-	mask = (unsigned char)(0xff << (8 - rest));
-	return (a[bytes] & mask) == (b[bytes] & mask);
-}
-
 /* ------------------------------------------------------------ defaults */
 
 /* The short host name, keeping only [A-Za-z0-9-]; "b2bua" if nothing is left. */
@@ -373,7 +96,7 @@ static void config_default_node_id(char *dst, size_t size)
 }
 
 /* workers = 0: one per online CPU, at least 1, at most CONFIG_MAX_WORKERS. */
-static int config_cpu_workers(void)
+int config_cpu_workers(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -425,550 +148,6 @@ void config_defaults(struct config *cfg)
 	cfg->max_call_duration = 43200;
 
 	cfg->n_routes = 0;
-}
-
-/* ------------------------------------------------------------ key loaders */
-
-static int config_load_node_id(const struct config_ctx *ctx, const config_setting_t *s,
-			       struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-	int rc = config_get_string(ctx, s, key, cfg->node_id, sizeof cfg->node_id);
-
-	if (rc < 0)
-		return rc;
-	if (cfg->node_id[0] == '\0')
-		return config_fail(ctx, s, key,
-				   "must not be empty: 1 to %zu characters [A-Za-z0-9-]",
-				   sizeof cfg->node_id - 1);
-	for (const char *p = cfg->node_id; *p != '\0'; p++)
-		if (!config_is_alnum(*p) && *p != '-')
-			return config_fail(ctx, s, key,
-					   "\"%s\" has '%c': only [A-Za-z0-9-] allowed",
-					   cfg->node_id, *p);
-	return 0;
-}
-
-static int config_load_workers(const struct config_ctx *ctx, const config_setting_t *s,
-			       struct config *cfg)
-{
-	/* 0 stays 0 here; config_finish resolves it to the CPU count. */
-	return config_get_int_field(ctx, s, 0, CONFIG_MAX_WORKERS, &cfg->workers);
-}
-
-static int config_load_drain_timeout(const struct config_ctx *ctx, const config_setting_t *s,
-				     struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 0, 3600, &cfg->drain_timeout);
-}
-
-static int config_load_listen(const struct config_ctx *ctx, const config_setting_t *s,
-			      struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-	int rc = config_get_string(ctx, s, key, cfg->listen, sizeof cfg->listen);
-
-	if (rc < 0)
-		return rc;
-	if (!config_is_ip(cfg->listen))
-		return config_fail(ctx, s, key,
-				   "\"%s\" is not an IP address: write an IPv4 or IPv6 literal "
-				   "(e.g. \"127.0.0.1\", \"::1\"), no brackets, no host name",
-				   cfg->listen);
-	return 0;
-}
-
-static int config_load_advertise(const struct config_ctx *ctx, const config_setting_t *s,
-				 struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-	int rc = config_get_string(ctx, s, key, cfg->advertise, sizeof cfg->advertise);
-
-	if (rc < 0)
-		return rc;
-	if (!config_is_ip(cfg->advertise) &&
-	    !config_is_hostname(cfg->advertise, strlen(cfg->advertise)))
-		return config_fail(ctx, s, key,
-				   "\"%s\" is neither a host name nor an IPv4/IPv6 address "
-				   "(no brackets, no port)", cfg->advertise);
-	return 0;
-}
-
-static int config_load_sip_port(const struct config_ctx *ctx, const config_setting_t *s,
-				struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 1, 65535, &cfg->sip_port);
-}
-
-static int config_load_worker_port_base(const struct config_ctx *ctx,
-					const config_setting_t *s, struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 1, 65535, &cfg->worker_port_base);
-}
-
-static int config_load_udp_rcvbuf(const struct config_ctx *ctx, const config_setting_t *s,
-				  struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 65536, 268435456, &cfg->udp_rcvbuf);
-}
-
-static int config_load_max_forwards(const struct config_ctx *ctx, const config_setting_t *s,
-				    struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 1, 255, &cfg->max_forwards);
-}
-
-static int config_load_invite_timeout(const struct config_ctx *ctx, const config_setting_t *s,
-				      struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 1, 600, &cfg->invite_timeout);
-}
-
-static int config_load_call_capacity(const struct config_ctx *ctx, const config_setting_t *s,
-				     struct config *cfg)
-{
-	long long v = 0;
-	int rc = config_get_int(ctx, s, 1, 4194304, &v);
-
-	if (rc == 0)
-		cfg->call_capacity = (unsigned)v;
-	return rc;
-}
-
-static int config_load_cli_socket(const struct config_ctx *ctx, const config_setting_t *s,
-				  struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-	int rc;
-
-	/* The limit is the kernel's sun_path, far below the field's PATH_MAX. */
-	rc = config_get_string(ctx, s, key, cfg->cli_socket, CONFIG_SUN_PATH_MAX);
-	if (rc < 0)
-		return rc;
-	if (cfg->cli_socket[0] == '\0')
-		return config_fail(ctx, s, key, "must not be empty: a Unix socket path "
-				   "shorter than %d bytes", CONFIG_SUN_PATH_MAX);
-	return 0;
-}
-
-static int config_load_log_level(const struct config_ctx *ctx, const config_setting_t *s,
-				 struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-
-	if (config_setting_type(s) != CONFIG_TYPE_STRING ||
-	    log_level_parse(config_setting_get_string(s), &cfg->log_level) < 0)
-		return config_fail(ctx, s, key,
-				   "must be one of \"error\", \"warn\", \"info\", \"debug\"");
-	return 0;
-}
-
-static int config_load_domain(const struct config_ctx *ctx, const config_setting_t *s,
-			      struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-	int rc = config_get_string(ctx, s, key, cfg->domain, sizeof cfg->domain);
-
-	if (rc < 0)
-		return rc;
-	if (!config_is_ip(cfg->domain) && !config_is_host(cfg->domain, strlen(cfg->domain)))
-		return config_fail(ctx, s, key,
-				   "\"%s\" is neither a host name nor an IPv4/IPv6 address "
-				   "(no brackets, no port)", cfg->domain);
-	return 0;
-}
-
-/* The realm is sent inside a quoted string: no quote, no backslash, no control. */
-static int config_load_realm(const struct config_ctx *ctx, const config_setting_t *s,
-			     struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-	int rc = config_get_string(ctx, s, key, cfg->realm, sizeof cfg->realm);
-
-	if (rc < 0)
-		return rc;
-	if (cfg->realm[0] == '\0')
-		return config_fail(ctx, s, key, "must not be empty: 1 to %zu printable "
-				   "ASCII characters, no '\"' or '\\'", sizeof cfg->realm - 1);
-	for (const char *p = cfg->realm; *p != '\0'; p++)
-		if (*p < ' ' || *p > '~' || *p == '"' || *p == '\\')
-			return config_fail(ctx, s, key, "has character 0x%02x: only printable "
-					   "ASCII allowed, no '\"' or '\\'", (unsigned char)*p);
-	return 0;
-}
-
-/* The value is a secret: errors give its length, never its text. */
-static int config_load_auth_secret(const struct config_ctx *ctx, const config_setting_t *s,
-				   struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-	int rc = config_get_string(ctx, s, key, cfg->auth_secret, sizeof cfg->auth_secret);
-	size_t len;
-
-	if (rc < 0)
-		return rc;
-	len = strlen(cfg->auth_secret);
-	if (len > 0 && len < 16)
-		return config_fail(ctx, s, key, "too short (%zu bytes): at least 16 bytes, "
-				   "or \"\" to have one generated at start", len);
-	return 0;
-}
-
-static int config_load_nonce_ttl(const struct config_ctx *ctx, const config_setting_t *s,
-				 struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 10, 3600, &cfg->nonce_ttl);
-}
-
-static int config_load_auth_sha256(const struct config_ctx *ctx, const config_setting_t *s,
-				   struct config *cfg)
-{
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-		return config_fail(ctx, s, config_setting_name(s), "must be true or false");
-	cfg->auth_sha256 = config_setting_get_bool(s);
-	return 0;
-}
-
-/* The order min <= default <= max is checked by config_finish. */
-static int config_load_register_min_expires(const struct config_ctx *ctx,
-					    const config_setting_t *s, struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 1, 86400, &cfg->register_min_expires);
-}
-
-static int config_load_register_default_expires(const struct config_ctx *ctx,
-						const config_setting_t *s, struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 1, 86400, &cfg->register_default_expires);
-}
-
-static int config_load_register_max_expires(const struct config_ctx *ctx,
-					    const config_setting_t *s, struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 1, 86400, &cfg->register_max_expires);
-}
-
-static int config_load_auth_fail_limit(const struct config_ctx *ctx, const config_setting_t *s,
-				       struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 1, 100000, &cfg->auth_fail_limit);
-}
-
-static int config_load_auth_fail_window(const struct config_ctx *ctx,
-					const config_setting_t *s, struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 1, 86400, &cfg->auth_fail_window);
-}
-
-/*
- * One trusted source, "addr" or "addr/len"; `i` is its index, used in the key
- * name.  Host bits past the prefix are kept as written and ignored when
- * matching.  An IPv4-mapped IPv6 entry is refused: IPv4 sources, also those
- * that arrive as ::ffff:a.b.c.d, are matched against IPv4 entries only, so
- * such an entry could never match and is surely a mistake.
- */
-static int config_load_trusted_one(const struct config_ctx *ctx, const config_setting_t *s,
-				   unsigned i, struct config *cfg)
-{
-	struct config_trusted *t = &cfg->trusted[i];
-	unsigned char buf[sizeof(struct in6_addr)];
-	char key[32], addr[INET6_ADDRSTRLEN];
-	const char *slash;
-	size_t alen;
-	int rc, max;
-
-	snprintf(key, sizeof key, "trusted[%u]", i);
-	memset(t, 0, sizeof *t);
-	rc = config_get_string(ctx, s, key, t->text, sizeof t->text);
-	if (rc < 0)
-		return rc;
-	slash = strchr(t->text, '/');
-	alen = slash != NULL ? (size_t)(slash - t->text) : strlen(t->text);
-	if (alen > 0 && alen < sizeof addr) {
-		memcpy(addr, t->text, alen);
-		addr[alen] = '\0';
-	} else {
-		addr[0] = '\0';
-	}
-	memset(buf, 0, sizeof buf);
-	if (inet_pton(AF_INET, addr, buf) == 1) {
-		t->family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, addr, buf) == 1) {
-		t->family = AF_INET6;
-		max = 128;
-	} else {
-		return config_fail(ctx, s, key, "\"%s\" is not an IP address: write \"a.b.c.d\" "
-				   "or an IPv6 address, optionally with \"/len\"", t->text);
-	}
-	if (t->family == AF_INET6 && config_is_v4mapped(buf))
-		return config_fail(ctx, s, key, "\"%s\" is an IPv4-mapped IPv6 address: "
-				   "write the IPv4 form (it also matches ::ffff:a.b.c.d sources)",
-				   t->text);
-	memcpy(t->addr, buf, sizeof t->addr);
-	t->prefix_len = slash != NULL ? config_parse_prefix_len(slash + 1, max) : max;
-	if (t->prefix_len < 0)
-		return config_fail(ctx, s, key, "\"%s\": the prefix length must be "
-				   "between 0 and %d for an %s address", t->text, max,
-				   max == 32 ? "IPv4" : "IPv6");
-	return 0;
-}
-
-/* A list ( "..." ) or, libconfig's other form for scalars, an array [ "..." ]. */
-static int config_load_trusted(const struct config_ctx *ctx, const config_setting_t *s,
-			       struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-	int type = config_setting_type(s), n;
-
-	if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
-		return config_fail(ctx, s, key, "must be a list of strings: "
-				   "( \"192.0.2.0/24\", \"2001:db8::1\", ... )");
-	n = config_setting_length(s);
-	if (n > CONFIG_MAX_TRUSTED)
-		return config_fail(ctx, s, key, "%d entries: at most %d allowed",
-				   n, CONFIG_MAX_TRUSTED);
-	cfg->n_trusted = 0;
-	for (int i = 0; i < n; i++) {
-		int rc = config_load_trusted_one(ctx, config_setting_get_elem(s, (unsigned)i),
-						 (unsigned)i, cfg);
-
-		if (rc < 0)
-			return rc;
-		cfg->n_trusted = (size_t)i + 1;
-	}
-	return 0;
-}
-
-static int config_load_redis_address(const struct config_ctx *ctx,
-				     const config_setting_t *s, struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-	int rc = config_get_string(ctx, s, key, cfg->redis_address, sizeof cfg->redis_address);
-	const char *why;
-
-	if (rc < 0)
-		return rc;
-	why = config_redis_address_error(cfg->redis_address);
-	if (why != NULL)
-		return config_fail(ctx, s, key, "\"%s\": %s; write \"unix:/path\" or "
-				   "\"host:port\"", cfg->redis_address, why);
-	return 0;
-}
-
-/* The value is a secret: errors never show it. */
-static int config_load_redis_password(const struct config_ctx *ctx,
-				      const config_setting_t *s, struct config *cfg)
-{
-	return config_get_string(ctx, s, config_setting_name(s), cfg->redis_password,
-				 sizeof cfg->redis_password);
-}
-
-static int config_load_redis_db(const struct config_ctx *ctx, const config_setting_t *s,
-				struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 0, 15, &cfg->redis_db);
-}
-
-/* Characters that need no quoting in redis-cli and no escaping in KEYS patterns. */
-static int config_load_redis_prefix(const struct config_ctx *ctx, const config_setting_t *s,
-				    struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-	int rc = config_get_string(ctx, s, key, cfg->redis_prefix, sizeof cfg->redis_prefix);
-
-	if (rc < 0)
-		return rc;
-	for (const char *p = cfg->redis_prefix; *p != '\0'; p++)
-		if (!config_is_alnum(*p) && strchr(":_-.", *p) == NULL)
-			return config_fail(ctx, s, key,
-					   "\"%s\" has '%c': only [A-Za-z0-9:_.-] allowed",
-					   cfg->redis_prefix, *p);
-	return 0;
-}
-
-static int config_load_cdr_stream(const struct config_ctx *ctx, const config_setting_t *s,
-				  struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-	int rc = config_get_string(ctx, s, key, cfg->cdr_stream, sizeof cfg->cdr_stream);
-
-	if (rc < 0)
-		return rc;
-	if (cfg->cdr_stream[0] == '\0')
-		return config_fail(ctx, s, key, "must not be empty");
-	for (const char *p = cfg->cdr_stream; *p != '\0'; p++)
-		if (!config_is_alnum(*p) && strchr(":_-.", *p) == NULL)
-			return config_fail(ctx, s, key,
-					   "\"%s\" has '%c': only [A-Za-z0-9:_.-] allowed",
-					   cfg->cdr_stream, *p);
-	return 0;
-}
-
-static int config_load_cdr_spool_dir(const struct config_ctx *ctx, const config_setting_t *s,
-				     struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-	/* Room for "/cdr-<node_id>-w<index>.spool" after the directory. */
-	int rc = config_get_string(ctx, s, key, cfg->cdr_spool_dir, sizeof cfg->cdr_spool_dir - 64);
-
-	if (rc < 0)
-		return rc;
-	if (cfg->cdr_spool_dir[0] != '/')
-		return config_fail(ctx, s, key, "\"%s\" must be an absolute path",
-				   cfg->cdr_spool_dir);
-	return 0;
-}
-
-static int config_load_no_answer_timeout(const struct config_ctx *ctx, const config_setting_t *s,
-					 struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 1, 600, &cfg->no_answer_timeout);
-}
-
-static int config_load_max_call_duration(const struct config_ctx *ctx,
-					 const config_setting_t *s, struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 0, 604800, &cfg->max_call_duration);
-}
-
-static int config_load_forward_max_hops(const struct config_ctx *ctx, const config_setting_t *s,
-					struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 1, 10, &cfg->forward_max_hops);
-}
-
-/* One route group; `i` is its index in the list, used in key names. */
-static int config_load_route(const struct config_ctx *ctx, const config_setting_t *grp,
-			     unsigned i, struct config *cfg)
-{
-	struct config_route *r = &cfg->routes[i];
-	const config_setting_t *prefix = NULL, *target = NULL;
-	char key[64];
-	int rc;
-
-	snprintf(key, sizeof key, "routes[%u]", i);
-	if (config_setting_type(grp) != CONFIG_TYPE_GROUP)
-		return config_fail(ctx, grp, key,
-				   "must be a group { prefix = \"...\"; target = \"sip:...\"; }");
-	for (int m = 0; m < config_setting_length(grp); m++) {
-		const config_setting_t *s = config_setting_get_elem(grp, (unsigned)m);
-		const char *name = config_setting_name(s);
-
-		if (strcmp(name, "prefix") == 0) {
-			prefix = s;
-		} else if (strcmp(name, "target") == 0) {
-			target = s;
-		} else {
-			snprintf(key, sizeof key, "routes[%u].%s", i, name);
-			return config_fail(ctx, s, key,
-					   "unknown key (a route has only prefix and target)");
-		}
-	}
-
-	snprintf(key, sizeof key, "routes[%u].prefix", i);
-	if (prefix == NULL)
-		return config_fail(ctx, grp, key, "missing: every route needs a prefix "
-				   "(\"\" matches every user)");
-	rc = config_get_string(ctx, prefix, key, r->prefix, sizeof r->prefix);
-	if (rc < 0)
-		return rc;
-	for (const char *p = r->prefix; *p != '\0'; p++)
-		if (!config_is_alnum(*p) && *p != '+' && *p != '*' && *p != '#')
-			return config_fail(ctx, prefix, key, "\"%s\" has '%c': only digits, "
-					   "letters, '+', '*' and '#' allowed", r->prefix, *p);
-	for (unsigned j = 0; j < i; j++)
-		if (strcmp(cfg->routes[j].prefix, r->prefix) == 0)
-			return config_fail(ctx, prefix, key,
-					   "duplicate prefix \"%s\" (already in routes[%u]): "
-					   "each prefix may appear once", r->prefix, j);
-
-	snprintf(key, sizeof key, "routes[%u].target", i);
-	if (target == NULL)
-		return config_fail(ctx, grp, key, "missing: every route needs a target "
-				   "(\"sip:host[:port][;params]\")");
-	rc = config_get_string(ctx, target, key, r->target, sizeof r->target);
-	if (rc < 0)
-		return rc;
-	if (!config_is_sip_target(r->target))
-		return config_fail(ctx, target, key, "\"%s\" is not a SIP URI: write "
-				   "\"sip:[user@]host[:port][;params]\"", r->target);
-	return 0;
-}
-
-static int config_load_routes(const struct config_ctx *ctx, const config_setting_t *s,
-			      struct config *cfg)
-{
-	const char *key = config_setting_name(s);
-	int n;
-
-	if (config_setting_type(s) != CONFIG_TYPE_LIST)
-		return config_fail(ctx, s, key, "must be a list of groups: "
-				   "( { prefix = \"...\"; target = \"sip:...\"; }, ... )");
-	n = config_setting_length(s);
-	if (n > CONFIG_MAX_ROUTES)
-		return config_fail(ctx, s, key, "%d routes: at most %d allowed",
-				   n, CONFIG_MAX_ROUTES);
-	for (int i = 0; i < n; i++) {
-		int rc = config_load_route(ctx, config_setting_get_elem(s, (unsigned)i),
-					   (unsigned)i, cfg);
-
-		if (rc < 0)
-			return rc;
-		cfg->n_routes = (size_t)i + 1;
-	}
-	return 0;
-}
-
-struct config_key {
-	const char *name;
-	int (*load)(const struct config_ctx *ctx, const config_setting_t *s, struct config *cfg);
-};
-
-/* Every key the file may contain, in the order of etc/b2bua.conf. */
-static const struct config_key config_keys[] = {
-	{ "node_id",          config_load_node_id },
-	{ "workers",          config_load_workers },
-	{ "drain_timeout",    config_load_drain_timeout },
-	{ "listen",           config_load_listen },
-	{ "advertise",        config_load_advertise },
-	{ "sip_port",         config_load_sip_port },
-	{ "worker_port_base", config_load_worker_port_base },
-	{ "udp_rcvbuf",       config_load_udp_rcvbuf },
-	{ "max_forwards",     config_load_max_forwards },
-	{ "invite_timeout",   config_load_invite_timeout },
-	{ "call_capacity",    config_load_call_capacity },
-	{ "cli_socket",       config_load_cli_socket },
-	{ "log_level",        config_load_log_level },
-	{ "domain",           config_load_domain },
-	{ "realm",            config_load_realm },
-	{ "auth_secret",      config_load_auth_secret },
-	{ "nonce_ttl",        config_load_nonce_ttl },
-	{ "auth_sha256",      config_load_auth_sha256 },
-	{ "register_min_expires",     config_load_register_min_expires },
-	{ "register_default_expires", config_load_register_default_expires },
-	{ "register_max_expires",     config_load_register_max_expires },
-	{ "auth_fail_limit",  config_load_auth_fail_limit },
-	{ "auth_fail_window", config_load_auth_fail_window },
-	{ "trusted",          config_load_trusted },
-	{ "redis_address",    config_load_redis_address },
-	{ "redis_password",   config_load_redis_password },
-	{ "redis_db",         config_load_redis_db },
-	{ "redis_prefix",     config_load_redis_prefix },
-	{ "cdr_stream",       config_load_cdr_stream },
-	{ "cdr_spool_dir",    config_load_cdr_spool_dir },
-	{ "no_answer_timeout", config_load_no_answer_timeout },
-	{ "forward_max_hops", config_load_forward_max_hops },
-	{ "max_call_duration", config_load_max_call_duration },
-	{ "routes",           config_load_routes },
-};
-
-static const struct config_key *config_key_find(const char *name)
-{
-	for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++)
-		if (strcmp(config_keys[i].name, name) == 0)
-			return &config_keys[i];
-	return NULL;
 }
 
 /* ------------------------------------------------------------ whole file */
@@ -1057,12 +236,8 @@ static int config_walk(const struct config_ctx *ctx, const config_setting_t *roo
 {
 	for (int i = 0; i < config_setting_length(root); i++) {
 		const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
-		const struct config_key *k = config_key_find(config_setting_name(s));
-		int rc;
+		int rc = config_key_load(ctx, s, cfg);
 
-		if (k == NULL)
-			return config_fail(ctx, s, config_setting_name(s), "unknown key");
-		rc = k->load(ctx, s, cfg);
 		if (rc < 0)
 			return rc;
 	}
@@ -1156,6 +331,21 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 }
 
 /* ------------------------------------------------------------ trusted sources */
+
+/* Do the first `bits` bits of a and b agree?  Bits past them are ignored. */
+static int config_prefix_match(const unsigned char *a, const unsigned char *b, int bits)
+{
+	int bytes = bits / 8, rest = bits % 8;
+	unsigned char mask;
+
+	if (memcmp(a, b, (size_t)bytes) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	mask = (unsigned char)(0xff << (8 - rest));
+	return (a[bytes] & mask) == (b[bytes] & mask);
+}
+
 
 /*
  * An IPv4 source that reaches an IPv6 socket as ::ffff:a.b.c.d is an IPv4

@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "worker/digest.h"
+#include "b2bua/digest.h"
 
 /* ------------------------------------------------------------ Lua */
 

@@ -47,7 +47,8 @@
 
 #define CONNECT_MS      2000    /* rds is up within this once the server answers */
 #define RECONNECT_MS    7000    /* rds's backoff (at most 5 s) plus the handshake */
-#define STREAM          "test:cdr"
+#define PREFIX          "test:"
+#define STREAM          PREFIX "cdr"
 #define SEEN            "test:cdr:seen:"
 
 static char t_proxy_sock[128];
@@ -287,7 +288,7 @@ static cdr_writer_t *start_writer(rds_t *rds)
 {
 	cdr_writer_t *w = NULL;
 
-	ck_assert_int_eq(cdr_writer_create(rds, STREAM, t_spool, &w), 0);
+	ck_assert_int_eq(cdr_writer_create(rds, PREFIX, "cdr", t_spool, &w), 0);
 	ck_assert_ptr_nonnull(w);
 	t_writer = w;
 	return w;
@@ -675,7 +676,7 @@ START_TEST(test_write_up)
 	 * record 7 back if its reply is still due.) */
 	stop_writer();
 	snprintf(spool2, sizeof spool2, "%s/spool/other.spool", testenv_dir());
-	ck_assert_int_eq(cdr_writer_create(rds, "plainstream", spool2, &t_writer), 0);
+	ck_assert_int_eq(cdr_writer_create(rds, "", "plainstream", spool2, &t_writer), 0);
 	make_cdr(&c, 8);
 	ck_assert_int_eq(cdr_write(t_writer, &c), 0);
 	ck_assert(testenv_run_until(plainstream_has_one, NULL, 2000));
@@ -876,12 +877,12 @@ START_TEST(test_leftover_spool)
 
 	/* An earlier run without Redis. */
 	log_set_level(LOG_ERROR);
-	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, t_spool, &t_writer), 0);
+	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
 	write_range(t_writer, 1, 3);
 	ck_assert_uint_eq(cdr_spooled(t_writer), 3);
 	stop_writer();
 	append_file(t_spool, "cdr1\tgarbage\n");
-	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, t_spool, &t_writer), 0);
+	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
 	write_range(t_writer, 4, 2);
 	stop_writer();
 	append_file(t_spool, "cdr1\tnode1-000009\ta-9@");   /* the crash */
@@ -926,7 +927,7 @@ START_TEST(test_leftover_duplicate)
 
 	/* The same two records, spooled by a writer without Redis. */
 	log_set_level(LOG_ERROR);
-	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, t_spool, &t_writer), 0);
+	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
 	write_range(t_writer, 1, 3);
 	stop_writer();
 	log_set_level(LOG_INFO);
@@ -1060,13 +1061,13 @@ START_TEST(test_create_errors)
 	cdr_writer_t *w2 = NULL;
 	struct cdr c;
 
-	ck_assert_int_eq(cdr_writer_create(NULL, "", t_spool, &w), -EINVAL);
-	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, "", &w), -EINVAL);
+	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "", t_spool, &w), -EINVAL);
+	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", "", &w), -EINVAL);
 
 	/* Only one level is created. */
 	testenv_log_capture_start();
 	snprintf(path, sizeof path, "%s/no/such/cdr.spool", testenv_dir());
-	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, path, &w), -ENOENT);
+	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", path, &w), -ENOENT);
 	ck_assert_ptr_null(w);
 	log = testenv_log_capture_stop();
 	snprintf(needle, sizeof needle, "error: cannot create the CDR spool directory %s/no/such:",
@@ -1076,16 +1077,16 @@ START_TEST(test_create_errors)
 	/* The path is a directory. */
 	testenv_log_capture_start();
 	snprintf(path, sizeof path, "%s", testenv_dir());
-	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, path, &w), -EISDIR);
+	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", path, &w), -EISDIR);
 	log = testenv_log_capture_stop();
 	snprintf(needle, sizeof needle, "error: cannot open the CDR spool %s:", testenv_dir());
 	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 
 	/* One writer per spool. */
 	log_set_level(LOG_ERROR);
-	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, t_spool, &t_writer), 0);
+	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
 	testenv_log_capture_start();
-	ck_assert_int_eq(cdr_writer_create(NULL, STREAM, t_spool, &w2), -EBUSY);
+	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", t_spool, &w2), -EBUSY);
 	log = testenv_log_capture_stop();
 	ck_assert_int_eq(testenv_count_lines(log, "in use by another writer"), 1);
 
@@ -1106,7 +1107,7 @@ START_TEST(test_create_errors)
 	/* Even the spool refuses (disk full): an error, and the record in the log. */
 	if (access("/dev/full", W_OK) == 0) {
 		testenv_log_capture_start();
-		ck_assert_int_eq(cdr_writer_create(NULL, STREAM, "/dev/full", &t_writer), 0);
+		ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", "/dev/full", &t_writer), 0);
 		make_cdr(&c, 5);
 		ck_assert_int_eq(cdr_write(t_writer, &c), -ENOSPC);
 		ck_assert_uint_eq(cdr_spooled(t_writer), 0);

@@ -53,7 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "worker/digest.h"
+#include "b2bua/digest.h"
 
 #define SERVE_MAX_MS   60000    /* a server child never outlives this */
 #define CLIENT_MAX_MS  10000    /* a client run that takes longer is killed and fails */

@@ -1,5 +1,5 @@
 /*
- * check_digest — unit tests for worker/digest.c.
+ * check_digest — unit tests for b2bua/digest.c.
  *
  * The published vectors (RFC 2617 §3.5, RFC 7616 §3.9.1 for MD5 and
  * SHA-256) pin HA1 and response computation.  For cases the RFCs do not
@@ -24,7 +24,7 @@
 #include <sofia-sip/sip.h>
 #include <sofia-sip/sip_header.h>
 
-#include "worker/digest.h"
+#include "b2bua/digest.h"
 
 #define SECRET "correct horse battery staple, shared by all hosts"
 #define NOW 1700000000ull

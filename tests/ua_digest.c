@@ -11,7 +11,7 @@
  * The 401 is parsed with Sofia-SIP's message parser; every WWW-Authenticate
  * challenge is printed in the order received ("challenge 1: SHA-256 ..."),
  * and the one of the requested algorithm (-a sha256, the default, or -a md5)
- * is answered.  HA1 comes from digest_ha1() (worker/digest.h); HA2 and the
+ * is answered.  HA1 comes from digest_ha1() (b2bua/digest.h); HA2 and the
  * response are computed here with nettle, independently of the daemon's
  * verifier, and then checked against digest_verify() before sending, so a
  * mismatch between the two implementations is reported as such.
@@ -47,7 +47,7 @@
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_parser.h>
 
-#include "worker/digest.h"
+#include "b2bua/digest.h"
 
 #define UA_MSG_MAX 4096
 #define UA_RETRANSMIT_MS 500

@@ -2,9 +2,10 @@
  * cdr — call detail records: one per call, written to a Redis Stream, never
  * lost.
  *
- * Design note.  Each ended call yields one struct cdr.  cdr_write() hands
- * it to Redis (XADD to the stream named in docs/redis-schema.md) through
- * the worker's asynchronous client.  When Redis is unreachable — or while
+ * Design note.  Each ended call yields one struct cdr (cdr.c: names,
+ * encoding, the spool line).  cdr_write() (cdr_writer.c) hands it to Redis
+ * (XADD to the stream named in docs/redis-schema.md, by store_cdr_add)
+ * through the worker's asynchronous client.  When Redis is unreachable — or while
  * older records are still waiting — the record is appended to a spool file
  * instead (one line per record, synced to disk before cdr_write returns), and
  * the spool is replayed in order as soon as Redis is back, then truncated.
@@ -33,6 +34,12 @@ enum cdr_disposition {
 enum cdr_party { CDR_PARTY_NONE = 0, CDR_PARTY_CALLER, CDR_PARTY_CALLEE, CDR_PARTY_SYSTEM };
 
 #define CDR_STR 128
+/* Fields of a record in the stream and in a spool line. */
+#define CDR_FIELDS 17
+/* Longer than any line cdr_to_line can make (~3.5 KB). */
+#define CDR_LINE_MAX 4096
+/* Room for cdr_encode's seven numbers. */
+#define CDR_NUM_BUF 160
 
 struct cdr {
 	char id[80];                  /* unique: "<node>-w<worker>-<worker start ms, hex>-<n>" */
@@ -61,6 +68,10 @@ const char *cdr_party_name(enum cdr_party p);               /* "caller", ... */
  * sent to the caller and whether the caller cancelled. */
 enum cdr_disposition cdr_disposition_of(int sip_code, int cancelled);
 
+/* 0 when every string ends inside its array, the id is set and the enums
+ * are known (what encoding needs); else -EINVAL. */
+int cdr_check(const struct cdr *c);
+
 /*
  * Field/value pairs of a record for XADD, in a fixed order (documented in
  * docs/redis-schema.md).  Fills up to `max` pointers in fields[]/values[]
@@ -77,13 +88,14 @@ int cdr_from_line(const char *line, struct cdr *out);
 typedef struct cdr_writer cdr_writer_t;
 
 /*
- * A writer on `rds` (may be NULL: spool only) for stream `stream_key` (the
- * full key, prefix included), spooling to `spool_path`.  Opens (creates)
- * the spool; if it holds records from an earlier run they are replayed
- * first.  Returns 0 and *out, or a negative errno (the reason is logged).
+ * A writer on `rds` (may be NULL: spool only) for the stream
+ * <prefix><stream> (redis_prefix and cdr_stream), spooling to `spool_path`.
+ * Opens (creates) the spool; if it holds records from an earlier run they
+ * are replayed first.  Returns 0 and *out, or a negative errno (the reason
+ * is logged).
  */
-int cdr_writer_create(rds_t *rds, const char *stream_key, const char *spool_path,
-		      cdr_writer_t **out);
+int cdr_writer_create(rds_t *rds, const char *prefix, const char *stream,
+		      const char *spool_path, cdr_writer_t **out);
 void cdr_writer_destroy(cdr_writer_t *w);
 
 /* Write one record (see the design note).  0, or a negative errno when even

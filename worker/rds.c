@@ -30,7 +30,6 @@
 #include "worker/rds.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -38,13 +37,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 #include <time.h>
 
 #include <hiredis/async.h>
 #include <sofia-sip/su_wait.h>
 
 #include "b2bua/log.h"
+#include "store/store.h"
 
 #define RDS_BACKOFF_MIN_MS      100
 #define RDS_BACKOFF_MAX_MS      5000
@@ -96,8 +95,8 @@ struct rds {
 	char password[128];
 	char prefix[64];
 	int db;
-	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];   /* "" for TCP */
-	char host[INET6_ADDRSTRLEN];
+	char unix_path[STORE_UNIX_PATH_MAX];   /* "" for TCP */
+	char host[STORE_HOST_MAX];
 	int port;
 };
 
@@ -113,44 +112,18 @@ static long long rds_now_ms(void)
 
 /* ------------------------------------------------------------ config */
 
-/* "unix:/path", "a.b.c.d:port" or "[v6]:port".  Names are refused: their
- * lookup would block the worker on every reconnect. */
+/* The one address parser (store/store.h): names are refused, their lookup
+ * would block the worker on every reconnect. */
 static int rds_parse_address(rds_t *self, const char *address)
 {
-	unsigned char addr[sizeof(struct in6_addr)];
-	const char *colon = strrchr(address, ':');
-	const char *host = address;
-	int family = AF_INET;
-	size_t hostlen;
-	char *end;
-	long port;
+	struct store_address a;
+	int ret = store_address_parse(address, &a, NULL);
 
-	if (strncmp(address, "unix:", 5) == 0) {
-		if (address[5] == '\0' || strlen(address + 5) >= sizeof self->unix_path)
-			return -EINVAL;
-		strcpy(self->unix_path, address + 5);
-		return 0;
-	}
-	if (colon == NULL || colon == address || !isdigit((unsigned char)colon[1]))
-		return -EINVAL;
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port < 1 || port > 65535)
-		return -EINVAL;
-	hostlen = (size_t)(colon - address);
-	if (address[0] == '[') {
-		if (hostlen < 3 || address[hostlen - 1] != ']')
-			return -EINVAL;
-		host = address + 1;
-		hostlen -= 2;
-		family = AF_INET6;
-	}
-	if (hostlen >= sizeof self->host)
-		return -EINVAL;
-	memcpy(self->host, host, hostlen);
-	self->host[hostlen] = '\0';
-	if (inet_pton(family, self->host, addr) != 1)
-		return -EINVAL;
-	self->port = (int)port;
+	if (ret < 0)
+		return ret;
+	snprintf(self->unix_path, sizeof self->unix_path, "%s", a.unix_path);
+	snprintf(self->host, sizeof self->host, "%s", a.host);
+	self->port = a.port;
 	return 0;
 }
 

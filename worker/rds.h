@@ -18,6 +18,9 @@
  *
  * Logs: one warning per outage (retries are debug), an error when the
  * server refuses AUTH or SELECT, "redis <address>: connected" when up.
+ *
+ * rds knows no key and no script: the schema is spoken by the store's
+ * asynchronous side (store/store_async.c), on top of this connection.
  */
 #ifndef B2BUA_RDS_H
 #define B2BUA_RDS_H
@@ -30,7 +33,7 @@
 typedef struct rds rds_t;
 
 struct rds_config {
-	char address[256];   /* "unix:/path" or "host:port"; host is an IPv4 or [IPv6] literal */
+	char address[256];   /* redis_address, as store_address_parse() accepts it */
 	char password[128];  /* "" for none */
 	int db;              /* SELECTed on every (re)connect, >= 0 */
 	char prefix[64];     /* key prefix of this deployment, e.g. "b2bua:" */

@@ -2,22 +2,21 @@
  * registrar — REGISTER, digest authentication and the location service.
  * See registrar.h; the Redis keys are documented in docs/redis-schema.md.
  *
- * Design note.  Nothing here blocks: every Redis access is one round trip
- * through the worker's asynchronous client (rds), and the SIP transaction
- * waits for it.  Each round trip is one Lua script, so that what must be
- * atomic across workers and hosts is atomic in Redis:
+ * Design note.  This file is the SIP half: it parses requests, checks
+ * credentials (b2bua/digest.c), builds challenges and responses.  Everything kept
+ * in Redis goes through the store's asynchronous side (store/store.h), one
+ * round trip each, while the SIP transaction waits:
  *
- *   AUTH      the subscriber's HA1s and enabled flag, and the failure count
- *             of the source address (throttling) — in one round trip;
- *   REGISTER  the nonce-count replay check (SET NX) and the whole update of
- *             the AOR's bindings (Call-ID/CSeq ordering, expiry, removal),
- *             returning the bindings left, with their remaining seconds;
- *   LOOKUP    the unexpired contacts of a user, or "no such user".
+ *   store_auth_get   the subscriber's HA1 and enabled flag, and the failure
+ *                    count of the source address (throttling);
+ *   store_register   the nonce-count replay check and the whole update of
+ *                    the AOR's bindings (Call-ID/CSeq ordering, expiry,
+ *                    removal), answering with the bindings left;
+ *   store_lookup     the unexpired contacts of a user and its forwarding,
+ *                    counting the call against max_calls.
  *
- * Bindings expire by themselves: each stores its absolute expiry and every
- * reader drops expired ones, and the key's own TTL follows its longest
- * binding.  No worker caches a binding, so a de-registration or an expiry is
- * seen by every worker and every host at the next lookup.
+ * No worker caches a binding, so a de-registration or an expiry is seen by
+ * every worker and every host at the next lookup.
  *
  * An unknown user and a wrong password get the same answer (a new
  * challenge), and both count as a failure of the source address; past
@@ -32,96 +31,17 @@
 #include <string.h>
 #include <time.h>
 
-#include <hiredis/hiredis.h>
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_tag.h>
 #include <sofia-sip/url.h>
 
+#include "b2bua/digest.h"
 #include "b2bua/log.h"
-#include "shm/shm.h"
-#include "worker/digest.h"
+#include "store/store.h"
 
 #define REGISTRAR_MAX_REGISTER_CONTACTS 16
-/* A call counted for max_calls longer than this is a crashed worker's left-over. */
-#define REGISTRAR_STALE_CALL_MS (24ull * 3600 * 1000)
-
-/* KEYS[1] user hash, KEYS[2] failure counter.  ARGV: ha1 field.
- * Returns { failures, enabled, ha1 } (ha1 false when no such user). */
-static const char registrar_lua_auth[] =
-	"local fails = tonumber(redis.call('GET', KEYS[2]) or '0') "
-	"local v = redis.call('HMGET', KEYS[1], ARGV[1], 'enabled') "
-	"return { fails, v[2] or '0', v[1] or false }";
-
-/* KEYS[1] location hash, KEYS[2] nonce-count replay key.
- * ARGV: now_ms nonce_ttl call_id cseq source transport ua host worker star
- *       then pairs (contact, expires_s) — expires 0 removes.
- * Returns { "ok", contact, remaining_s, ... } or { "replay" } / { "cseq" }. */
-static const char registrar_lua_register[] =
-	"if KEYS[2] ~= '' and not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then "
-	"  return { 'replay' } end "
-	"local now = tonumber(ARGV[1]) local cid = ARGV[3] local cseq = tonumber(ARGV[4]) "
-	"local cur = {} "
-	"local all = redis.call('HGETALL', KEYS[1]) "
-	"for i = 1, #all, 2 do "
-	"  local b = cjson.decode(all[i + 1]) "
-	"  if b.expires > now then cur[all[i]] = b else redis.call('HDEL', KEYS[1], all[i]) end "
-	"end "
-	"local function ordered(b) return b.call_id ~= cid or cseq > b.cseq end "
-	"if ARGV[10] == '1' then "
-	"  for c, b in pairs(cur) do if not ordered(b) then return { 'cseq' } end end "
-	"  redis.call('DEL', KEYS[1]) cur = {} "
-	"else "
-	"  for i = 11, #ARGV, 2 do "
-	"    local c = ARGV[i] local e = tonumber(ARGV[i + 1]) "
-	"    if cur[c] and not ordered(cur[c]) then return { 'cseq' } end "
-	"    if e == 0 then "
-	"      if cur[c] then redis.call('HDEL', KEYS[1], c) cur[c] = nil end "
-	"    else "
-	"      local b = { expires = now + e * 1000, cseq = cseq, call_id = cid, "
-	"                  source = ARGV[5], transport = ARGV[6], user_agent = ARGV[7], "
-	"                  host = ARGV[8], worker = tonumber(ARGV[9]), registered = now } "
-	"      redis.call('HSET', KEYS[1], c, cjson.encode(b)) cur[c] = b "
-	"    end "
-	"  end "
-	"end "
-	"local out = { 'ok' } local last = 0 "
-	"for c, b in pairs(cur) do "
-	"  out[#out + 1] = c out[#out + 1] = math.floor((b.expires - now) / 1000) "
-	"  if b.expires > last then last = b.expires end "
-	"end "
-	"if last > 0 then redis.call('PEXPIREAT', KEYS[1], last) end "
-	"return out";
-
-/* KEYS[1] user hash, KEYS[2] location hash, KEYS[3] active-calls set.
- * ARGV: now_ms, call key ("" = do not count), stale_before_ms.
- * Returns { 404 } (no such user / disabled), or { 0 | 480 | 486, fwd_always,
- * fwd_busy, fwd_noanswer, fwd_noanswer_timeout, contact, ... }: 480 when
- * not registered, 486 at max_calls, contacts newest registration first; a
- * 0 answer with a call key counted the call in KEYS[3]. */
-static const char registrar_lua_lookup[] =
-	"local u = redis.call('HMGET', KEYS[1], 'enabled', 'fwd_always', 'fwd_busy', "
-	"  'fwd_noanswer', 'fwd_noanswer_timeout', 'max_calls') "
-	"if u[1] ~= '1' then return { 404 } end "
-	"local now = tonumber(ARGV[1]) local list = {} "
-	"local all = redis.call('HGETALL', KEYS[2]) "
-	"for i = 1, #all, 2 do "
-	"  local b = cjson.decode(all[i + 1]) "
-	"  if b.expires > now then list[#list + 1] = { all[i], b.registered or 0 } end "
-	"end "
-	"table.sort(list, function(x, y) return x[2] > y[2] end) "
-	"local status = #list == 0 and 480 or 0 "
-	"if status == 0 and ARGV[2] ~= '' and (u[2] or '') == '' then "
-	"  local max = tonumber(u[6] or '0') or 0 "
-	"  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[3]) "
-	"  if max > 0 and redis.call('ZCARD', KEYS[3]) >= max then status = 486 else "
-	"    redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2]) "
-	"    redis.call('PEXPIRE', KEYS[3], 86400000) end "
-	"end "
-	"local out = { status, u[2] or '', u[3] or '', u[4] or '', u[5] or '0' } "
-	"if status == 0 then for _, e in ipairs(list) do out[#out + 1] = e[1] end end "
-	"return out";
 
 struct registrar {
 	const struct config *cfg;
@@ -152,22 +72,6 @@ struct registrar_req {
 };
 
 /* ------------------------------------------------------------ helpers */
-
-/* "now" and "calls older than this are left-overs", in ms, for the scripts
- * that count calls against max_calls. */
-static void registrar_call_times(char now[24], char stale[24])
-{
-	uint64_t t = shm_now_ms();
-
-	snprintf(now, 24, "%llu", (unsigned long long)t);
-	snprintf(stale, 24, "%llu", (unsigned long long)(t - REGISTRAR_STALE_CALL_MS));
-}
-
-static void registrar_key(const registrar_t *reg, char *out, size_t size, const char *kind,
-			  const char *id)
-{
-	snprintf(out, size, "%s%s:%s", reg->cfg->redis_prefix, kind, id);
-}
 
 /* "ip:port" of the peer that sent the request. */
 static void registrar_source(nta_incoming_t *irq, char *out, size_t size, su_sockaddr_t *sa_out)
@@ -235,21 +139,24 @@ static void registrar_reply(nta_incoming_t *irq, int status, const char *phrase)
 	nta_incoming_destroy(irq);
 }
 
+/* The address part of "ip:port" (IPv6 addresses have colons of their own). */
+static void registrar_source_ip(const char *source, char *ip, size_t size)
+{
+	char *colon;
+
+	snprintf(ip, size, "%s", source);
+	colon = strrchr(ip, ':');
+	if (colon)
+		*colon = '\0';
+}
+
 /* Count one failed attempt of this source (fire and forget). */
 static void registrar_count_failure(registrar_t *reg, const char *source)
 {
-	char key[256], ip[64];
-	const char *colon;
+	char ip[64];
 
-	snprintf(ip, sizeof ip, "%s", source);
-	colon = strrchr(ip, ':');
-	if (colon)
-		ip[colon - ip] = '\0';
-	registrar_key(reg, key, sizeof key, "authfail", ip);
-	rds_command(reg->rds, NULL, NULL, "EVAL %s 1 %s %d",
-		    "local n = redis.call('INCR', KEYS[1]) "
-		    "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n",
-		    key, reg->cfg->auth_fail_window);
+	registrar_source_ip(source, ip, sizeof ip);
+	store_auth_fail(reg->rds, ip, reg->cfg->auth_fail_window);
 }
 
 /* ------------------------------------------------------------ authentication */
@@ -266,7 +173,7 @@ struct registrar_auth_ctx {
 	registrar_authed_f *next;
 };
 
-static void registrar_on_auth_reply(rds_t *rds, redisReply *r, void *arg)
+static void registrar_on_auth(void *arg, int err, const struct store_auth *auth)
 {
 	struct registrar_auth_ctx *ctx = arg;
 	struct registrar_req *req = ctx->req;
@@ -276,55 +183,44 @@ static void registrar_on_auth_reply(rds_t *rds, redisReply *r, void *arg)
 	 * same verification as a known one. */
 	const char *ha1 = "00000000000000000000000000000000"
 			  "00000000000000000000000000000000";
-	long long fails;
-	int known, enabled, ok;
+	int ok;
 
 	free(ctx);
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+	if (err < 0) {
 		next(req, 503);
 		return;
 	}
-	fails = r->element[0]->integer;
-	enabled = r->element[1]->type == REDIS_REPLY_STRING && strcmp(r->element[1]->str, "1") == 0;
-	known = r->element[2]->type == REDIS_REPLY_STRING;
-	if (fails >= reg->cfg->auth_fail_limit) {
-		log_warn("source %s throttled: %lld failed authentications", req->source, fails);
+	if (auth->failures >= reg->cfg->auth_fail_limit) {
+		log_warn("source %s throttled: %lld failed authentications", req->source,
+			 auth->failures);
 		next(req, 403);
 		return;
 	}
-	if (known)
-		ha1 = r->element[2]->str;
-	ok = digest_verify(&req->cred, req->method, ha1) == 0 && known;
+	if (auth->known)
+		ha1 = auth->ha1;
+	ok = digest_verify(&req->cred, req->method, ha1) == 0 && auth->known;
 	if (!ok) {
 		registrar_count_failure(reg, req->source);
 		log_info("authentication of '%s' from %s failed", req->cred.username, req->source);
 		next(req, 401);
 		return;
 	}
-	next(req, enabled ? 0 : 403);
+	next(req, auth->enabled ? 0 : 403);
 }
 
 static int registrar_auth_start(struct registrar_req *req, registrar_authed_f *next)
 {
-	registrar_t *reg = req->reg;
 	struct registrar_auth_ctx *ctx = malloc(sizeof *ctx);
-	char ukey[256], fkey[256], ip[64];
-	char *colon;
+	char ip[64];
 	int ret;
 
 	if (ctx == NULL)
 		return -ENOMEM;
 	ctx->req = req;
 	ctx->next = next;
-	snprintf(ip, sizeof ip, "%s", req->source);
-	colon = strrchr(ip, ':');
-	if (colon)
-		*colon = '\0';
-	registrar_key(reg, ukey, sizeof ukey, "user", req->cred.username);
-	registrar_key(reg, fkey, sizeof fkey, "authfail", ip);
-	ret = rds_command(reg->rds, registrar_on_auth_reply, ctx, "EVAL %s 2 %s %s %s",
-			  registrar_lua_auth, ukey, fkey,
-			  req->cred.alg == DIGEST_SHA256 ? "ha1_sha256" : "ha1_md5");
+	registrar_source_ip(req->source, ip, sizeof ip);
+	ret = store_auth_get(req->reg->rds, req->cred.username, ip, req->cred.alg,
+			     registrar_on_auth, ctx);
 	if (ret < 0)
 		free(ctx);
 	return ret;
@@ -351,41 +247,40 @@ static int registrar_precheck(registrar_t *reg, const msg_auth_t *au, struct reg
 
 /* ------------------------------------------------------------ REGISTER */
 
-static void registrar_on_register_reply(rds_t *rds, redisReply *r, void *arg)
+static void registrar_on_registered(void *arg, int err, enum store_register_result result,
+				    const struct store_binding_left *left, size_t n_left)
 {
 	struct registrar_req *req = arg;
 	char contacts[REGISTRAR_MAX_REGISTER_CONTACTS * (REGISTRAR_URI_MAX + 32)];
 	size_t len = 0;
 
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-	    r->element[0]->type != REDIS_REPLY_STRING) {
+	if (err < 0) {
 		log_warn("REGISTER of '%s': location service unavailable", req->cred.username);
 		registrar_reply(req->irq, SIP_503_SERVICE_UNAVAILABLE);
 		free(req);
 		return;
 	}
-	if (strcmp(r->element[0]->str, "replay") == 0) {
+	if (result == STORE_REPLAYED) {
 		log_warn("REGISTER of '%s' from %s: nonce-count reused (replay refused)",
 			 req->cred.username, req->source);
 		registrar_reply_401(req->reg, req->irq, 0);
 		free(req);
 		return;
 	}
-	if (strcmp(r->element[0]->str, "cseq") == 0) {
+	if (result == STORE_OUT_OF_ORDER) {
 		/* No header names in the phrase: naive parsers look for "CSeq". */
 		registrar_reply(req->irq, 400, "Out of order request");
 		free(req);
 		return;
 	}
-	for (size_t i = 1; i + 1 < r->elements && len < sizeof contacts - 1; i += 2) {
+	for (size_t i = 0; i < n_left && len < sizeof contacts - 1; i++) {
 		int n = snprintf(contacts + len, sizeof contacts - len, "%s<%s>;expires=%lld",
-				 len ? ", " : "", r->element[i]->str, r->element[i + 1]->integer);
+				 len ? ", " : "", left[i].contact, left[i].expires_in_s);
 		if (n < 0 || (size_t)n >= sizeof contacts - len)
 			break;
 		len += (size_t)n;
 	}
-	log_info("REGISTER '%s' from %s: %zu bindings", req->cred.username, req->source,
-		 (r->elements - 1) / 2);
+	log_info("REGISTER '%s' from %s: %zu bindings", req->cred.username, req->source, n_left);
 	nta_incoming_treply(req->irq, SIP_200_OK,
 			    TAG_IF(len > 0, SIPTAG_CONTACT_STR(contacts)),
 			    TAG_END());
@@ -396,41 +291,30 @@ static void registrar_on_register_reply(rds_t *rds, redisReply *r, void *arg)
 static void registrar_register_update(struct registrar_req *req)
 {
 	registrar_t *reg = req->reg;
-	const char *argv[16 + 2 * REGISTRAR_MAX_REGISTER_CONTACTS];
-	char lkey[256], nkey[256], now[24], ttl[16], cseq[16], worker[16], exp[REGISTRAR_MAX_REGISTER_CONTACTS][16];
-	char replay[DIGEST_REPLAY_KEY_SIZE];
-	int argc = 0;
+	const char *contacts[REGISTRAR_MAX_REGISTER_CONTACTS];
+	char replay[DIGEST_REPLAY_KEY_SIZE] = "";
+	struct store_register_req sr = {
+		.user = req->cred.username,
+		.replay_key = replay,
+		.nonce_ttl = reg->cfg->nonce_ttl,
+		.call_id = req->call_id,
+		.cseq = req->cseq,
+		.source = req->source,
+		.transport = "udp",
+		.user_agent = req->user_agent,
+		.host = reg->cfg->node_id,
+		.worker = reg->worker,
+		.remove_all = req->star,
+		.n_contacts = req->n_contacts,
+		.contacts = contacts,
+		.expires = req->expires,
+	};
 
-	registrar_key(reg, lkey, sizeof lkey, "loc", req->cred.username);
-	nkey[0] = '\0';
-	if (digest_replay_key(&req->cred, replay, sizeof replay) == 0)
-		registrar_key(reg, nkey, sizeof nkey, "nc", replay);
-	snprintf(now, sizeof now, "%llu", (unsigned long long)shm_now_ms());
-	snprintf(ttl, sizeof ttl, "%d", reg->cfg->nonce_ttl);
-	snprintf(cseq, sizeof cseq, "%u", req->cseq);
-	snprintf(worker, sizeof worker, "%u", reg->worker);
-
-	argv[argc++] = "EVAL";
-	argv[argc++] = registrar_lua_register;
-	argv[argc++] = "2";
-	argv[argc++] = lkey;
-	argv[argc++] = nkey;
-	argv[argc++] = now;
-	argv[argc++] = ttl;
-	argv[argc++] = req->call_id;
-	argv[argc++] = cseq;
-	argv[argc++] = req->source;
-	argv[argc++] = "udp";
-	argv[argc++] = req->user_agent;
-	argv[argc++] = reg->cfg->node_id;
-	argv[argc++] = worker;
-	argv[argc++] = req->star ? "1" : "0";
-	for (unsigned i = 0; i < req->n_contacts; i++) {
-		snprintf(exp[i], sizeof exp[i], "%d", req->expires[i]);
-		argv[argc++] = req->contacts[i];
-		argv[argc++] = exp[i];
-	}
-	if (rds_commandargv(reg->rds, registrar_on_register_reply, req, argc, argv, NULL) < 0) {
+	if (digest_replay_key(&req->cred, replay, sizeof replay) < 0)
+		replay[0] = '\0';
+	for (unsigned i = 0; i < req->n_contacts; i++)
+		contacts[i] = req->contacts[i];
+	if (store_register(reg->rds, &sr, registrar_on_registered, req) < 0) {
 		registrar_reply(req->irq, SIP_503_SERVICE_UNAVAILABLE);
 		free(req);
 	}
@@ -568,15 +452,15 @@ static void registrar_invite_done(struct registrar_req *req, int status)
 }
 
 /* The nonce-count of verified INVITE credentials was claimed (or not). */
-static void registrar_on_invite_nc(rds_t *rds, redisReply *r, void *arg)
+static void registrar_on_invite_nc(void *arg, int err, int claimed)
 {
 	struct registrar_req *req = arg;
 
-	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+	if (err < 0) {
 		registrar_invite_done(req, 503);
 		return;
 	}
-	if (r->type == REDIS_REPLY_NIL) {
+	if (!claimed) {
 		log_warn("INVITE from %s: nonce-count of '%s' reused (replay refused)", req->source,
 			 req->cred.username);
 		registrar_invite_done(req, 401);
@@ -592,7 +476,7 @@ static void registrar_on_invite_nc(rds_t *rds, redisReply *r, void *arg)
  */
 static void registrar_on_invite_authed(struct registrar_req *req, int status)
 {
-	char replay[DIGEST_REPLAY_KEY_SIZE], key[256];
+	char replay[DIGEST_REPLAY_KEY_SIZE];
 
 	if (status == 0 && strcmp(req->cred.username, req->from_user) != 0) {
 		log_warn("INVITE from %s: authenticated as '%s' but From user is '%s'",
@@ -607,9 +491,8 @@ static void registrar_on_invite_authed(struct registrar_req *req, int status)
 		registrar_invite_done(req, 401);
 		return;
 	}
-	registrar_key(req->reg, key, sizeof key, "nc", replay);
-	if (rds_command(req->reg->rds, registrar_on_invite_nc, req, "SET %s 1 NX EX %d", key,
-			req->reg->cfg->nonce_ttl) < 0)
+	if (store_nonce_claim(req->reg->rds, replay, req->reg->cfg->nonce_ttl,
+			      registrar_on_invite_nc, req) < 0)
 		registrar_invite_done(req, 503);
 }
 
@@ -660,41 +543,42 @@ struct registrar_lookup_ctx {
 	void *arg;
 };
 
-static void registrar_copy_reply_str(char *dst, size_t size, const redisReply *r)
+/* The store's answer as the SIP status the caller acts on. */
+static int registrar_lookup_status(enum store_lookup_result result)
 {
-	snprintf(dst, size, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+	switch (result) {
+	case STORE_FOUND:
+		return 0;
+	case STORE_NOT_REGISTERED:
+		return 480;
+	case STORE_AT_LIMIT:
+		return 486;
+	default:
+		return 404;
+	}
 }
 
-static void registrar_on_lookup_reply(rds_t *rds, redisReply *r, void *arg)
+static void registrar_on_lookup(void *arg, int err, enum store_lookup_result result,
+				const char *const *uris, unsigned n_uris,
+				const struct store_forward *sf)
 {
 	struct registrar_lookup_ctx *ctx = arg;
 	struct registrar_contact contacts[REGISTRAR_MAX_CONTACTS];
 	struct registrar_forward fwd;
 	unsigned n = 0;
-	int status;
+	int status = err < 0 ? 503 : registrar_lookup_status(result);
 
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-	    r->element[0]->type != REDIS_REPLY_INTEGER) {
-		ctx->done(ctx->arg, 503, NULL, 0, NULL);
+	if (status == 503 || status == 404) {
+		ctx->done(ctx->arg, status, NULL, 0, NULL);
 		free(ctx);
 		return;
 	}
-	status = (int)r->element[0]->integer;
-	if (status == 404 || r->elements < 5) {
-		ctx->done(ctx->arg, 404, NULL, 0, NULL);
-		free(ctx);
-		return;
-	}
-	registrar_copy_reply_str(fwd.always, sizeof fwd.always, r->element[1]);
-	registrar_copy_reply_str(fwd.busy, sizeof fwd.busy, r->element[2]);
-	registrar_copy_reply_str(fwd.noanswer, sizeof fwd.noanswer, r->element[3]);
-	fwd.noanswer_timeout = r->element[4]->type == REDIS_REPLY_STRING ?
-			       atoi(r->element[4]->str) : 0;
-	for (size_t i = 5; i < r->elements && n < REGISTRAR_MAX_CONTACTS; i++)
-		if (r->element[i]->type == REDIS_REPLY_STRING)
-			snprintf(contacts[n++].uri, REGISTRAR_URI_MAX, "%s", r->element[i]->str);
-	if (status == 0 && n == 0)
-		status = 480;
+	snprintf(fwd.always, sizeof fwd.always, "%s", sf->always);
+	snprintf(fwd.busy, sizeof fwd.busy, "%s", sf->busy);
+	snprintf(fwd.noanswer, sizeof fwd.noanswer, "%s", sf->noanswer);
+	fwd.noanswer_timeout = sf->noanswer_timeout;
+	for (unsigned i = 0; i < n_uris && n < REGISTRAR_MAX_CONTACTS; i++)
+		snprintf(contacts[n++].uri, REGISTRAR_URI_MAX, "%s", uris[i]);
 	ctx->done(ctx->arg, status, n ? contacts : NULL, n, &fwd);
 	free(ctx);
 }
@@ -703,20 +587,13 @@ int registrar_lookup(registrar_t *reg, const char *user, const char *call_key,
 		     registrar_lookup_f *done, void *arg)
 {
 	struct registrar_lookup_ctx *ctx = malloc(sizeof *ctx);
-	char ukey[256], lkey[256], akey[256], now[24], stale[24];
 	int ret;
 
 	if (ctx == NULL)
 		return -ENOMEM;
 	ctx->done = done;
 	ctx->arg = arg;
-	registrar_key(reg, ukey, sizeof ukey, "user", user);
-	registrar_key(reg, lkey, sizeof lkey, "loc", user);
-	registrar_key(reg, akey, sizeof akey, "active", user);
-	registrar_call_times(now, stale);
-	ret = rds_command(reg->rds, registrar_on_lookup_reply, ctx, "EVAL %s 3 %s %s %s %s %s %s",
-			  registrar_lua_lookup, ukey, lkey, akey, now, call_key ? call_key : "",
-			  stale);
+	ret = store_lookup(reg->rds, user, call_key, registrar_on_lookup, ctx);
 	if (ret < 0)
 		free(ctx);
 	return ret;
@@ -724,29 +601,19 @@ int registrar_lookup(registrar_t *reg, const char *user, const char *call_key,
 
 /* ------------------------------------------------------------ call limits */
 
-/* KEYS[1] user hash, KEYS[2] active-calls set.  ARGV: call key, now_ms,
- * stale_before_ms.  Returns 1 (counted) or 0 (at max_calls). */
-static const char registrar_lua_begin[] =
-	"local max = tonumber(redis.call('HGET', KEYS[1], 'max_calls') or '0') or 0 "
-	"redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3]) "
-	"if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then return 0 end "
-	"redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) "
-	"redis.call('PEXPIRE', KEYS[2], 86400000) "
-	"return 1";
-
 struct registrar_begin_ctx {
 	registrar_begin_f *done;
 	void *arg;
 };
 
-static void registrar_on_begin_reply(rds_t *rds, redisReply *r, void *arg)
+static void registrar_on_call_begin(void *arg, int err, int counted)
 {
 	struct registrar_begin_ctx *ctx = arg;
 
-	if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+	if (err < 0)
 		ctx->done(ctx->arg, 503);
 	else
-		ctx->done(ctx->arg, r->integer == 1 ? 0 : 486);
+		ctx->done(ctx->arg, counted ? 0 : 486);
 	free(ctx);
 }
 
@@ -754,18 +621,13 @@ int registrar_call_begin(registrar_t *reg, const char *user, const char *call_ke
 			 registrar_begin_f *done, void *arg)
 {
 	struct registrar_begin_ctx *ctx = malloc(sizeof *ctx);
-	char ukey[256], akey[256], now[24], stale[24];
 	int ret;
 
 	if (ctx == NULL)
 		return -ENOMEM;
 	ctx->done = done;
 	ctx->arg = arg;
-	registrar_key(reg, ukey, sizeof ukey, "user", user);
-	registrar_key(reg, akey, sizeof akey, "active", user);
-	registrar_call_times(now, stale);
-	ret = rds_command(reg->rds, registrar_on_begin_reply, ctx, "EVAL %s 2 %s %s %s %s %s",
-			  registrar_lua_begin, ukey, akey, call_key, now, stale);
+	ret = store_call_begin(reg->rds, user, call_key, registrar_on_call_begin, ctx);
 	if (ret < 0)
 		free(ctx);
 	return ret;
@@ -773,10 +635,7 @@ int registrar_call_begin(registrar_t *reg, const char *user, const char *call_ke
 
 void registrar_call_end(registrar_t *reg, const char *user, const char *call_key)
 {
-	char akey[256];
-
-	registrar_key(reg, akey, sizeof akey, "active", user);
-	if (rds_command(reg->rds, NULL, NULL, "ZREM %s %s", akey, call_key) < 0)
+	if (store_call_end(reg->rds, user, call_key) < 0)
 		log_warn("call %s of '%s' not uncounted (redis down): it expires within a day",
 			 call_key, user);
 }

@@ -267,7 +267,7 @@ static int worker_setup_signals(void)
 static int worker_redis_start(const struct config *cfg, unsigned idx)
 {
 	struct rds_config rc;
-	char stream[192], spool[PATH_MAX + 128];
+	char spool[PATH_MAX + 128];
 	int ret;
 
 	memset(&rc, 0, sizeof rc);
@@ -279,9 +279,9 @@ static int worker_redis_start(const struct config *cfg, unsigned idx)
 	if (ret < 0)
 		return ret;
 
-	snprintf(stream, sizeof stream, "%s%s", cfg->redis_prefix, cfg->cdr_stream);
 	snprintf(spool, sizeof spool, "%s/cdr-%s-w%u.spool", cfg->cdr_spool_dir, cfg->node_id, idx);
-	ret = cdr_writer_create(worker.rds, stream, spool, &worker.cdr);
+	ret = cdr_writer_create(worker.rds, cfg->redis_prefix, cfg->cdr_stream, spool,
+				&worker.cdr);
 	if (ret < 0)
 		return ret;
 	b2b_set_cdr_writer(worker.b2b, worker.cdr);

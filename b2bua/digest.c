@@ -20,7 +20,7 @@
  * backslashes or control characters are refused at parse time: both
  * algorithms then hash exactly the strings the struct holds.
  */
-#include "worker/digest.h"
+#include "b2bua/digest.h"
 
 #include <ctype.h>
 #include <errno.h>

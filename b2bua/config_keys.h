@@ -1,0 +1,48 @@
+/*
+ * config_keys — what config.c (the walk over the file) and config_keys.c
+ * (one loader per key) share.  Private to the config module: other modules
+ * include config.h only.
+ */
+#ifndef B2BUA_CONFIG_KEYS_H
+#define B2BUA_CONFIG_KEYS_H
+
+#include <stddef.h>
+
+#include <libconfig.h>
+
+#include "b2bua/config.h"
+
+/* What every loader needs to report an error. */
+struct config_ctx {
+	const char *path;
+	const char *dir;	/* directory of path, for @include'd files; NULL: "." */
+	char *err;
+	size_t errlen;
+};
+
+/* Write the one-line error into ctx->err. */
+void config_set_err(const struct config_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Report "file:line: key: why" for setting `s` and return -EINVAL, so that a
+ * loader can simply `return config_fail(...)`.
+ */
+int config_fail(const struct config_ctx *ctx, const config_setting_t *s,
+		const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Load one top-level setting through its key's loader; an unknown key is an error. */
+int config_key_load(const struct config_ctx *ctx, const config_setting_t *s,
+		    struct config *cfg);
+
+/* workers = 0: one per online CPU, at least 1, at most CONFIG_MAX_WORKERS. */
+int config_cpu_workers(void);
+
+/* [A-Za-z0-9], whatever the locale. */
+int config_is_alnum(char c);
+
+/* ::ffff:a.b.c.d, i.e. an IPv4 address seen through an IPv6 socket. */
+int config_is_v4mapped(const unsigned char *a16);
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * store_lua — the scripts.  See store_lua.h; the keys are documented in
+ * docs/redis-schema.md.
+ *
+ * Design note.  Bindings expire by themselves: each stores its absolute
+ * expiry, every script that reads bindings skips (REGISTER: deletes) the
+ * expired ones, and the location key's TTL follows its latest binding.
+ * Calls counted for max_calls carry their start as score; those older than
+ * a day (ARGV stale_before_ms) are a crashed worker's left-overs and go.
+ */
+#include "store/store_lua.h"
+
+/* KEYS[1] user hash, KEYS[2] failure counter of the source.  ARGV: the HA1
+ * field.  Returns { failures, enabled, ha1 } (ha1 false when no such user). */
+const char store_lua_auth[] =
+	"local fails = tonumber(redis.call('GET', KEYS[2]) or '0') "
+	"local v = redis.call('HMGET', KEYS[1], ARGV[1], 'enabled') "
+	"return { fails, v[2] or '0', v[1] or false }";
+
+/* KEYS[1] failure counter of a source.  ARGV: its lifetime in seconds,
+ * set by the first failure of a window.  Returns the count. */
+const char store_lua_auth_fail[] =
+	"local n = redis.call('INCR', KEYS[1]) "
+	"if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n";
+
+/* KEYS[1] location hash, KEYS[2] nonce-count replay key ('' for none).
+ * ARGV: now_ms nonce_ttl call_id cseq source transport ua host worker star
+ *       then pairs (contact, expires_s) — expires 0 removes.
+ * Returns { "ok", contact, remaining_s, ... } or { "replay" } / { "cseq" }. */
+const char store_lua_register[] =
+	"if KEYS[2] ~= '' and not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then "
+	"  return { 'replay' } end "
+	"local now = tonumber(ARGV[1]) local cid = ARGV[3] local cseq = tonumber(ARGV[4]) "
+	"local cur = {} "
+	"local all = redis.call('HGETALL', KEYS[1]) "
+	"for i = 1, #all, 2 do "
+	"  local b = cjson.decode(all[i + 1]) "
+	"  if b.expires > now then cur[all[i]] = b else redis.call('HDEL', KEYS[1], all[i]) end "
+	"end "
+	"local function ordered(b) return b.call_id ~= cid or cseq > b.cseq end "
+	"if ARGV[10] == '1' then "
+	"  for c, b in pairs(cur) do if not ordered(b) then return { 'cseq' } end end "
+	"  redis.call('DEL', KEYS[1]) cur = {} "
+	"else "
+	"  for i = 11, #ARGV, 2 do "
+	"    local c = ARGV[i] local e = tonumber(ARGV[i + 1]) "
+	"    if cur[c] and not ordered(cur[c]) then return { 'cseq' } end "
+	"    if e == 0 then "
+	"      if cur[c] then redis.call('HDEL', KEYS[1], c) cur[c] = nil end "
+	"    else "
+	"      local b = { expires = now + e * 1000, cseq = cseq, call_id = cid, "
+	"                  source = ARGV[5], transport = ARGV[6], user_agent = ARGV[7], "
+	"                  host = ARGV[8], worker = tonumber(ARGV[9]), registered = now } "
+	"      redis.call('HSET', KEYS[1], c, cjson.encode(b)) cur[c] = b "
+	"    end "
+	"  end "
+	"end "
+	"local out = { 'ok' } local last = 0 "
+	"for c, b in pairs(cur) do "
+	"  out[#out + 1] = c out[#out + 1] = math.floor((b.expires - now) / 1000) "
+	"  if b.expires > last then last = b.expires end "
+	"end "
+	"if last > 0 then redis.call('PEXPIREAT', KEYS[1], last) end "
+	"return out";
+
+/* KEYS[1] user hash, KEYS[2] location hash, KEYS[3] active-calls set.
+ * ARGV: now_ms, call key ("" = do not count), stale_before_ms.
+ * Returns { 404 } (no such user / disabled), or { 0 | 480 | 486, fwd_always,
+ * fwd_busy, fwd_noanswer, fwd_noanswer_timeout, contact, ... }: 480 when
+ * not registered, 486 at max_calls, contacts newest registration first; a
+ * 0 answer with a call key counted the call in KEYS[3]. */
+const char store_lua_lookup[] =
+	"local u = redis.call('HMGET', KEYS[1], 'enabled', 'fwd_always', 'fwd_busy', "
+	"  'fwd_noanswer', 'fwd_noanswer_timeout', 'max_calls') "
+	"if u[1] ~= '1' then return { 404 } end "
+	"local now = tonumber(ARGV[1]) local list = {} "
+	"local all = redis.call('HGETALL', KEYS[2]) "
+	"for i = 1, #all, 2 do "
+	"  local b = cjson.decode(all[i + 1]) "
+	"  if b.expires > now then list[#list + 1] = { all[i], b.registered or 0 } end "
+	"end "
+	"table.sort(list, function(x, y) return x[2] > y[2] end) "
+	"local status = #list == 0 and 480 or 0 "
+	"if status == 0 and ARGV[2] ~= '' and (u[2] or '') == '' then "
+	"  local max = tonumber(u[6] or '0') or 0 "
+	"  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[3]) "
+	"  if max > 0 and redis.call('ZCARD', KEYS[3]) >= max then status = 486 else "
+	"    redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2]) "
+	"    redis.call('PEXPIRE', KEYS[3], 86400000) end "
+	"end "
+	"local out = { status, u[2] or '', u[3] or '', u[4] or '', u[5] or '0' } "
+	"if status == 0 then for _, e in ipairs(list) do out[#out + 1] = e[1] end end "
+	"return out";
+
+/* KEYS[1] user hash, KEYS[2] active-calls set.  ARGV: call key, now_ms,
+ * stale_before_ms.  Returns 1 (counted) or 0 (at max_calls). */
+const char store_lua_call_begin[] =
+	"local max = tonumber(redis.call('HGET', KEYS[1], 'max_calls') or '0') or 0 "
+	"redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3]) "
+	"if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then return 0 end "
+	"redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) "
+	"redis.call('PEXPIRE', KEYS[2], 86400000) "
+	"return 1";
+
+/* KEYS[1] the CDR stream, KEYS[2] the record's seen key.  ARGV: the seen
+ * key's TTL, then field/value pairs.  Returns the entry id, or "dup" when
+ * the id was claimed before.  A failed XADD (the key is no stream) frees
+ * the claim again, or a corrected retry would be taken for a duplicate. */
+const char store_lua_cdr_add[] =
+	"if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then\n"
+	"  return 'dup'\n"
+	"end\n"
+	"local id = redis.pcall('XADD', KEYS[1], '*', unpack(ARGV, 2))\n"
+	"if type(id) == 'table' and id.err then\n"
+	"  redis.call('DEL', KEYS[2])\n"
+	"end\n"
+	"return id\n";
+
+/*
+ * KEYS[1] the user hash, KEYS[2] its location hash.
+ * ARGV: ha1_md5 ha1_sha256 display max_calls created_ms.
+ * 1 when added, 0 when the user exists.  A location hash left over from an
+ * earlier user of the name is dropped: a new user has no registrations.
+ */
+const char store_lua_user_add[] =
+	"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
+	"redis.call('DEL', KEYS[2]) "
+	"redis.call('HSET', KEYS[1], 'ha1_md5', ARGV[1], 'ha1_sha256', ARGV[2], "
+	"  'display', ARGV[3], 'enabled', '1', 'max_calls', ARGV[4], 'created_ms', ARGV[5]) "
+	"return 1";
+
+/* KEYS[1] the user hash; ARGV field/value pairs.  1 when set, 0 when no such
+ * user (HSET alone would create a user with nothing but these fields). */
+const char store_lua_user_update[] =
+	"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+	"redis.call('HSET', KEYS[1], unpack(ARGV)) "
+	"return 1";
+
+/* KEYS[1] the user hash; ARGV field names to delete.  1 when done, 0 when no such user. */
+const char store_lua_user_forget[] =
+	"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+	"redis.call('HDEL', KEYS[1], unpack(ARGV)) "
+	"return 1";
+
+/* KEYS[1] the user hash, KEYS[2] its location hash.  1 when the user existed. */
+const char store_lua_user_del[] =
+	"local n = redis.call('EXISTS', KEYS[1]) "
+	"redis.call('DEL', KEYS[1], KEYS[2]) "
+	"return n";

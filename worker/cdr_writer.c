@@ -1,0 +1,779 @@
+/*
+ * cdr_writer — call detail records to a Redis Stream, through a spool file
+ * when Redis cannot take them.  See cdr.h for the contract; the record and
+ * its line format are in cdr.c.
+ *
+ * Design note.
+ *
+ * Storing a record.  store_cdr_add() (store/store_async.c) sends it with
+ * the id claimed first, so a record may be sent any number of times within
+ * a week and is stored once; its answer says stored, dup, lost with the
+ * connection, refused for now or refused for good.
+ *
+ * Two modes.  While the spool is empty and Redis is up, records are sent
+ * directly, pipelined, and remembered in memory until their reply.  As soon
+ * as one record cannot be sent (Redis down, or its connection dropped before
+ * the reply), it goes to the spool — together with the records sent after
+ * it that are still waiting, so the spool keeps call-end order — and from
+ * then on every new record is appended to the spool too, until the spool is
+ * drained.  An append is one write(2) of one whole line, then fdatasync,
+ * before cdr_write returns.
+ *
+ * Replay.  Whenever Redis is up and the spool holds lines not yet
+ * acknowledged, lines are read from `send_off` and sent, at most
+ * CDR_REPLAY_WINDOW in flight.  Replies come back in order, so each one
+ * moves `acked_off` past its line.  A dropped connection (NULL reply) or a
+ * temporary refusal rewinds `send_off` to `acked_off`: the unacknowledged
+ * lines are sent again later, and SET NX makes that harmless.  When
+ * `acked_off` reaches the end of the file with nothing in flight, the file
+ * is truncated to zero: a record appended meanwhile moved the end, so it is
+ * sent before that can happen.  A replay also starts at creation, for
+ * records an earlier process left in the same spool.
+ *
+ * Errors from Redis.  Replies meaning "not now" (LOADING, BUSY, OOM,
+ * READONLY, MASTERDOWN, MISCONF, TRYAGAIN, NOREPLICAS, CLUSTERDOWN, NOAUTH,
+ * NOPERM) keep the record queued: the replay stalls until the next
+ * cdr_write or the next reconnect, so a Redis that says no is not hammered
+ * in a loop.  Any other error reply is about the record: it is logged with
+ * its whole line and moved to "<spool>.rejected" (same line format), so one
+ * bad record cannot block the queue.  A spool line that does not parse is
+ * moved there the same way.
+ *
+ * Order.  Records reach the stream in cdr_write order, outages included.
+ * The one exception: when Redis refuses a record temporarily while later
+ * ones are already on the wire, those may be stored before it.
+ *
+ * Ownership and lifetime.  The writer owns rds's state callback
+ * (rds_on_state has one slot).  The spool is flock()ed: two processes must
+ * not share one.  Destroy the writer before its rds; records still waiting
+ * for a direct reply are then spooled (the next process replays them), and
+ * the replies still to come find only a detached request to free.
+ */
+#define _GNU_SOURCE
+
+#include "worker/cdr.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "b2bua/log.h"
+#include "store/store.h"
+
+#define CDR_REPLAY_WINDOW   32      /* spooled records in flight at once */
+#define CDR_LOG_CHUNK       640     /* a line is logged in pieces that fit a log line */
+
+enum cdr_req_kind { CDR_REQ_DIRECT, CDR_REQ_REPLAY };
+
+/* One record waiting for its reply.  Linked in send order. */
+struct cdr_req {
+	struct cdr_req *prev, *next;
+	cdr_writer_t *w;            /* NULL once the writer is gone */
+	enum cdr_req_kind kind;
+	int spooled;                /* direct: a copy went to the spool */
+	unsigned gen;               /* replay: the pass it was sent in */
+	off_t end;                  /* replay: offset just past its line */
+	struct cdr rec;
+};
+
+struct cdr_writer {
+	rds_t *rds;                 /* NULL: spool only */
+	char *stream;
+	char *spool_path;
+	char *rejected_path;
+	int fd;
+
+	off_t spool_size;           /* bytes in the spool, whole lines only */
+	unsigned spool_lines;
+	off_t acked_off;            /* every line before it is done with */
+	unsigned acked_lines;
+	off_t send_off;             /* the next line to send */
+	unsigned replay_inflight;
+	unsigned gen;               /* bumped at every rewind */
+	int rewinding;              /* stale replies still due: send nothing yet */
+	int stalled;                /* Redis said "not now": wait for a write or a reconnect */
+	int pumping;
+
+	unsigned replayed;          /* this drain, for the closing log line */
+	unsigned rejected;
+	int outage_logged;          /* "spooling" warning given for this outage */
+	int refusal_logged;         /* "refuses" warning given for this drain */
+
+	struct cdr_req *head, *tail;
+};
+
+/* ------------------------------------------------------------ logging whole lines */
+
+/* A record's line may exceed one log line: log it in numbered pieces, each
+ * with the context, so the log alone can restore a lost record. */
+static void cdr_log_line(enum log_level level, const char *what, const char *line, size_t len)
+{
+	size_t parts = len == 0 ? 1 : (len + CDR_LOG_CHUNK - 1) / CDR_LOG_CHUNK;
+
+	for (size_t i = 0; i < parts; i++) {
+		size_t off = i * CDR_LOG_CHUNK;
+		size_t n = len - off < CDR_LOG_CHUNK ? len - off : CDR_LOG_CHUNK;
+
+		log_msg(level, "%s [%zu/%zu]: %.*s", what, i + 1, parts, (int)n, line + off);
+	}
+}
+
+/* ------------------------------------------------------------ files */
+
+static int cdr_write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int cdr_pread_all(int fd, char *buf, size_t len, off_t off)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got, off + (off_t)got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;   /* shorter than we wrote: someone else truncated it */
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* The directory of path, for mkdir and fsync. */
+static void cdr_dirname(const char *path, char *dir, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		snprintf(dir, size, ".");
+	else if (slash == path)
+		snprintf(dir, size, "/");
+	else
+		snprintf(dir, size, "%.*s", (int)(slash - path), path);
+}
+
+/* A new file's name is durable only once its directory is synced. */
+static void cdr_sync_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	int fd;
+
+	cdr_dirname(path, dir, sizeof dir);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fsync(fd) < 0)
+		log_warn("cannot sync directory %s: %s", dir, strerror(errno));
+	close(fd);
+}
+
+static int cdr_make_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+
+	cdr_dirname(path, dir, sizeof dir);
+	if (stat(dir, &st) == 0 || errno != ENOENT)
+		return 0;   /* anything else shows when the spool is opened */
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		int err = errno;
+
+		log_error("cannot create the CDR spool directory %s: %s", dir, strerror(err));
+		return -err;
+	}
+	log_info("created the CDR spool directory %s", dir);
+	return 0;
+}
+
+/* Append a line (a newline is added) to the rejected file, synced. */
+static int cdr_rejected_append(const cdr_writer_t *w, const char *line, size_t len)
+{
+	int fd = open(w->rejected_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = cdr_write_all(fd, line, len);
+	if (ret == 0)
+		ret = cdr_write_all(fd, "\n", 1);
+	if (ret == 0 && fdatasync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	cdr_sync_dir(w->rejected_path);
+	return ret;
+}
+
+/* Move a line out of the queue for good, loudly. */
+static void cdr_reject_line(cdr_writer_t *w, const char *line, size_t len, const char *why)
+{
+	char what[512];
+	int ret = cdr_rejected_append(w, line, len);
+
+	if (ret == 0)
+		snprintf(what, sizeof what, "CDR %s; moved to %s", why, w->rejected_path);
+	else
+		snprintf(what, sizeof what, "CDR %s; cannot save it to %s (%s): it is only here",
+			 why, w->rejected_path, strerror(-ret));
+	cdr_log_line(LOG_ERROR, what, line, len);
+	w->rejected++;
+}
+
+static void cdr_reject_record(cdr_writer_t *w, const struct cdr *c, const char *error)
+{
+	char line[CDR_LINE_MAX];
+	char why[384];
+	int len = cdr_to_line(c, line, sizeof line);
+
+	snprintf(why, sizeof why, "%s rejected by redis %s (%.200s)", c->id,
+		 w->rds ? rds_address(w->rds) : "-", error);
+	cdr_reject_line(w, line, len > 0 ? (size_t)len : 0, why);
+}
+
+/* ------------------------------------------------------------ the spool */
+
+/*
+ * Append one record as one line.  Not synced yet (cdr_spool_sync).  A
+ * failed write is cut off again, so the file never holds half a line.
+ */
+static int cdr_spool_append(cdr_writer_t *w, const struct cdr *c)
+{
+	char line[CDR_LINE_MAX + 1];
+	char what[256];
+	int len = cdr_to_line(c, line, CDR_LINE_MAX);
+	int ret;
+
+	if (len < 0)
+		return len;
+	line[len] = '\n';
+	ret = cdr_write_all(w->fd, line, (size_t)len + 1);
+	if (ret < 0) {
+		if (ftruncate(w->fd, w->spool_size) < 0)
+			log_error("cannot cut a partial line off %s: %s", w->spool_path,
+				  strerror(errno));
+		snprintf(what, sizeof what, "CDR %s LOST: cannot append it to %s (%s)", c->id,
+			 w->spool_path, strerror(-ret));
+		cdr_log_line(LOG_ERROR, what, line, (size_t)len);
+		return ret;
+	}
+	w->spool_size += len + 1;
+	w->spool_lines++;
+	return 0;
+}
+
+static int cdr_spool_sync(cdr_writer_t *w)
+{
+	if (fdatasync(w->fd) == 0)
+		return 0;
+	log_error("cannot sync the CDR spool %s: %s: its latest CDRs may be lost in a crash",
+		  w->spool_path, strerror(errno));
+	return -EIO;
+}
+
+/* Direct records still waiting for their reply go to the spool, in send
+ * order, ahead of anything spooled after them.  Whether Redis has them
+ * already does not matter: SET NX sorts that out at the replay.  Returns
+ * the first error (each failure is logged with its record). */
+static int cdr_spool_inflight(cdr_writer_t *w)
+{
+	int ret = 0;
+
+	for (struct cdr_req *req = w->head; req != NULL; req = req->next) {
+		if (req->kind != CDR_REQ_DIRECT || req->spooled)
+			continue;
+		req->spooled = 1;
+		if (cdr_spool_append(w, &req->rec) < 0 && ret == 0)
+			ret = -EIO;
+	}
+	return ret;
+}
+
+/* The warning that starts an outage's spooling. */
+static void cdr_spool_warn(cdr_writer_t *w)
+{
+	if (w->outage_logged || (w->rds != NULL && rds_connected(w->rds)))
+		return;
+	w->outage_logged = 1;
+	if (w->rds == NULL)
+		log_warn("no redis: spooling CDRs to %s", w->spool_path);
+	else
+		log_warn("redis %s unreachable: spooling CDRs to %s", rds_address(w->rds),
+			 w->spool_path);
+}
+
+/*
+ * Read the line at off into buf (NUL-terminated, without its newline) and
+ * set *next past it.  Returns its length, -EINVAL for text that is no line
+ * (longer than any record, or cut short at the end of the file; buf then
+ * holds its start), or another negative errno when reading fails.
+ */
+static int cdr_spool_line(cdr_writer_t *w, off_t off, char *buf, size_t size, off_t *next)
+{
+	size_t want = size - 1;
+	char *nl;
+	int ret;
+
+	if ((off_t)want > w->spool_size - off)
+		want = (size_t)(w->spool_size - off);
+	ret = cdr_pread_all(w->fd, buf, want, off);
+	if (ret < 0)
+		return ret;
+	buf[want] = '\0';
+	nl = memchr(buf, '\n', want);
+	if (nl != NULL) {
+		*nl = '\0';
+		*next = off + (nl - buf) + 1;
+		return (int)(nl - buf);
+	}
+	/* No newline in reach: skip to the next one (or the end). */
+	*next = off + (off_t)want;
+	while (*next < w->spool_size) {
+		char chunk[512];
+		size_t n = sizeof chunk;
+
+		if ((off_t)n > w->spool_size - *next)
+			n = (size_t)(w->spool_size - *next);
+		ret = cdr_pread_all(w->fd, chunk, n, *next);
+		if (ret < 0)
+			return ret;
+		nl = memchr(chunk, '\n', n);
+		*next += nl != NULL ? (nl - chunk) + 1 : (off_t)n;
+		if (nl != NULL)
+			break;
+	}
+	return -EINVAL;
+}
+
+/*
+ * Take stock of a spool left by an earlier process: count its lines, and
+ * end a last line cut short by a crash, or the next record would be glued
+ * to it.
+ */
+static int cdr_spool_scan(cdr_writer_t *w)
+{
+	char buf[65536];
+	char last = '\n';
+	off_t off = 0;
+	int ret;
+
+	while (off < w->spool_size) {
+		size_t n = sizeof buf;
+
+		if ((off_t)n > w->spool_size - off)
+			n = (size_t)(w->spool_size - off);
+		ret = cdr_pread_all(w->fd, buf, n, off);
+		if (ret < 0)
+			return ret;
+		for (size_t i = 0; i < n; i++)
+			w->spool_lines += buf[i] == '\n';
+		last = buf[n - 1];
+		off += (off_t)n;
+	}
+	if (last == '\n')
+		return 0;
+	log_warn("CDR spool %s ends in a partial line (a crash while writing): "
+		 "it will be moved to %s", w->spool_path, w->rejected_path);
+	ret = cdr_write_all(w->fd, "\n", 1);
+	if (ret < 0)
+		return ret;
+	w->spool_size++;
+	w->spool_lines++;
+	return cdr_spool_sync(w);
+}
+
+static int cdr_spool_open(cdr_writer_t *w)
+{
+	struct stat st;
+	int ret;
+
+	w->fd = open(w->spool_path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (w->fd < 0) {
+		ret = -errno;
+		log_error("cannot open the CDR spool %s: %s", w->spool_path, strerror(-ret));
+		return ret;
+	}
+	if (flock(w->fd, LOCK_EX | LOCK_NB) < 0) {
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		log_error("CDR spool %s: %s", w->spool_path, ret == -EBUSY
+			  ? "in use by another writer" : strerror(-ret));
+		return ret;
+	}
+	if (fstat(w->fd, &st) < 0) {
+		ret = -errno;
+		log_error("cannot stat the CDR spool %s: %s", w->spool_path, strerror(-ret));
+		return ret;
+	}
+	cdr_sync_dir(w->spool_path);
+	w->spool_size = st.st_size;
+	ret = cdr_spool_scan(w);
+	if (ret < 0)
+		log_error("cannot read the CDR spool %s: %s", w->spool_path, strerror(-ret));
+	return ret;
+}
+
+/* Everything reached Redis (or the rejected file): start the spool afresh. */
+static void cdr_spool_finish(cdr_writer_t *w)
+{
+	if (w->spool_size == 0 || w->acked_off != w->spool_size || w->replay_inflight > 0)
+		return;
+	if (ftruncate(w->fd, 0) < 0) {
+		/* Kept: the next drain sends it all again, as duplicates. */
+		log_error("cannot truncate the CDR spool %s: %s", w->spool_path, strerror(errno));
+		return;
+	}
+	if (w->rejected > 0)
+		log_info("replayed %u CDRs from %s (%u rejected: see %s)", w->replayed,
+			 w->spool_path, w->rejected, w->rejected_path);
+	else
+		log_info("replayed %u CDRs from %s", w->replayed, w->spool_path);
+	w->spool_size = w->acked_off = w->send_off = 0;
+	w->spool_lines = w->acked_lines = 0;
+	w->replayed = w->rejected = 0;
+	w->refusal_logged = 0;
+}
+
+/* ------------------------------------------------------------ sending */
+
+static void cdr_link(cdr_writer_t *w, struct cdr_req *req)
+{
+	req->prev = w->tail;
+	req->next = NULL;
+	if (w->tail != NULL)
+		w->tail->next = req;
+	else
+		w->head = req;
+	w->tail = req;
+}
+
+static void cdr_unlink(cdr_writer_t *w, struct cdr_req *req)
+{
+	if (req->prev != NULL)
+		req->prev->next = req->next;
+	else
+		w->head = req->next;
+	if (req->next != NULL)
+		req->next->prev = req->prev;
+	else
+		w->tail = req->prev;
+	req->prev = req->next = NULL;
+}
+
+static void cdr_on_stored(void *arg, enum store_cdr_outcome outcome, const char *error);
+
+/* The record's fields to the stream.  On success req is linked and belongs
+ * to the answer. */
+static int cdr_send(cdr_writer_t *w, struct cdr_req *req)
+{
+	const char *fields[CDR_FIELDS];
+	const char *values[CDR_FIELDS];
+	char nums[CDR_NUM_BUF];
+	int n = cdr_encode(&req->rec, fields, values, CDR_FIELDS, nums, sizeof nums);
+	int ret;
+
+	if (n < 0)
+		return n;
+	req->w = w;
+	ret = store_cdr_add(w->rds, w->stream, req->rec.id, n, fields, values, cdr_on_stored,
+			    req);
+	if (ret == 0)
+		cdr_link(w, req);
+	return ret;
+}
+
+/* Redis said "not now": stop sending until the next write or reconnect. */
+static void cdr_stall(cdr_writer_t *w, const char *error)
+{
+	w->stalled = 1;
+	if (w->refusal_logged)
+		return;
+	w->refusal_logged = 1;
+	log_warn("redis %s refuses CDRs for now (%.200s): keeping them in %s",
+		 rds_address(w->rds), error, w->spool_path);
+}
+
+/* A directly sent record's reply. */
+static void cdr_direct_done(cdr_writer_t *w, struct cdr_req *req, enum store_cdr_outcome outcome,
+			    const char *error)
+{
+	if (req->spooled)
+		return;   /* its copy in the spool is what counts now */
+	switch (outcome) {
+	case STORE_CDR_STORED:
+	case STORE_CDR_DUP:
+		return;
+	case STORE_CDR_REJECT:
+		cdr_reject_record(w, &req->rec, error);
+		return;
+	case STORE_CDR_RETRY:
+		cdr_stall(w, error);
+		break;
+	case STORE_CDR_LOST:
+		cdr_spool_warn(w);
+		break;
+	}
+	/* Maybe stored, maybe not: to the spool, with those sent after it. */
+	req->spooled = 1;
+	cdr_spool_append(w, &req->rec);
+	cdr_spool_inflight(w);
+	cdr_spool_sync(w);
+}
+
+/* A replayed line's reply: replies come in send order. */
+static void cdr_replay_done(cdr_writer_t *w, struct cdr_req *req, enum store_cdr_outcome outcome,
+			    const char *error)
+{
+	w->replay_inflight--;
+	if (req->gen != w->gen) {
+		/* Sent before a rewind: its line will be sent again. */
+		if (w->replay_inflight == 0)
+			w->rewinding = 0;
+		return;
+	}
+	if (outcome == STORE_CDR_LOST || outcome == STORE_CDR_RETRY) {
+		if (outcome == STORE_CDR_RETRY)
+			cdr_stall(w, error);
+		w->send_off = w->acked_off;
+		w->gen++;
+		w->rewinding = w->replay_inflight > 0;
+		return;
+	}
+	if (outcome == STORE_CDR_REJECT)
+		cdr_reject_record(w, &req->rec, error);
+	else
+		w->replayed++;
+	w->acked_off = req->end;
+	w->acked_lines++;
+}
+
+static void cdr_pump(cdr_writer_t *w);
+
+static void cdr_on_stored(void *arg, enum store_cdr_outcome outcome, const char *error)
+{
+	struct cdr_req *req = arg;
+	cdr_writer_t *w = req->w;
+
+	if (w == NULL) {   /* the writer is gone */
+		free(req);
+		return;
+	}
+	cdr_unlink(w, req);
+	if (req->kind == CDR_REQ_DIRECT)
+		cdr_direct_done(w, req, outcome, error);
+	else
+		cdr_replay_done(w, req, outcome, error);
+	free(req);
+	cdr_pump(w);
+}
+
+/* ------------------------------------------------------------ replay */
+
+static int cdr_can_send(const cdr_writer_t *w)
+{
+	return w->rds != NULL && rds_connected(w->rds) && !w->stalled && !w->rewinding
+		&& w->replay_inflight < CDR_REPLAY_WINDOW && w->send_off < w->spool_size;
+}
+
+/* Send the line at send_off, or set aside a line that is no record. */
+static int cdr_replay_next(cdr_writer_t *w)
+{
+	char line[CDR_LINE_MAX + 1];
+	char why[PATH_MAX + 64];
+	struct cdr_req *req;
+	off_t next = w->spool_size;
+	int len = cdr_spool_line(w, w->send_off, line, sizeof line, &next);
+	int ret;
+
+	if (len < 0 && len != -EINVAL) {
+		log_error("cannot read the CDR spool %s: %s", w->spool_path, strerror(-len));
+		return len;
+	}
+	req = calloc(1, sizeof *req);
+	if (req == NULL)
+		return -ENOMEM;
+	if (len == -EINVAL || cdr_from_line(line, &req->rec) < 0) {
+		free(req);
+		if (w->replay_inflight > 0)
+			return -EAGAIN;   /* in its turn, once those before it are done */
+		snprintf(why, sizeof why, "line at offset %lld of %s is no record",
+			 (long long)w->send_off, w->spool_path);
+		cdr_reject_line(w, line, strlen(line), why);
+		w->acked_off = w->send_off = next;
+		w->acked_lines++;
+		return 0;
+	}
+	req->kind = CDR_REQ_REPLAY;
+	req->gen = w->gen;
+	req->end = next;
+	ret = cdr_send(w, req);
+	if (ret < 0) {
+		free(req);
+		return ret;
+	}
+	w->send_off = next;
+	w->replay_inflight++;
+	return 0;
+}
+
+/* Move the spool along as far as it goes now.  Run after every event. */
+static void cdr_pump(cdr_writer_t *w)
+{
+	if (w->pumping)
+		return;
+	w->pumping = 1;
+	while (cdr_can_send(w) && cdr_replay_next(w) == 0)
+		;
+	cdr_spool_finish(w);
+	w->pumping = 0;
+}
+
+static void cdr_on_state(rds_t *rds, int connected, void *arg)
+{
+	cdr_writer_t *w = arg;
+
+	(void)rds;
+	if (!connected)
+		return;
+	w->stalled = 0;
+	w->outage_logged = 0;
+	cdr_pump(w);
+}
+
+/* ------------------------------------------------------------ the writer */
+
+static int cdr_send_direct(cdr_writer_t *w, const struct cdr *c)
+{
+	struct cdr_req *req = calloc(1, sizeof *req);
+	int ret;
+
+	if (req == NULL)
+		return -ENOMEM;
+	req->kind = CDR_REQ_DIRECT;
+	req->rec = *c;
+	ret = cdr_send(w, req);
+	if (ret < 0)
+		free(req);
+	return ret;
+}
+
+int cdr_write(cdr_writer_t *w, const struct cdr *c)
+{
+	int ret;
+
+	if (cdr_check(c) < 0) {
+		log_error("CDR %.40s LOST: malformed record (a string without its NUL, no id, "
+			  "or an unknown disposition or party)", c->id);
+		return -EINVAL;
+	}
+	if (w->spool_size == 0 && w->rds != NULL && rds_connected(w->rds)
+	    && cdr_send_direct(w, c) == 0)
+		return 0;
+	cdr_spool_warn(w);
+	cdr_spool_inflight(w);
+	ret = cdr_spool_append(w, c);
+	if (ret == 0 && cdr_spool_sync(w) < 0)
+		ret = -EIO;
+	w->stalled = 0;   /* a new record is the occasion to ask Redis again */
+	cdr_pump(w);
+	return ret;
+}
+
+unsigned cdr_spooled(const cdr_writer_t *w)
+{
+	return w->spool_lines - w->acked_lines;
+}
+
+static void cdr_writer_free(cdr_writer_t *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);   /* drops the flock too */
+	free(w->stream);
+	free(w->spool_path);
+	free(w->rejected_path);
+	free(w);
+}
+
+int cdr_writer_create(rds_t *rds, const char *prefix, const char *stream,
+		      const char *spool_path, cdr_writer_t **out)
+{
+	char stream_key[STORE_KEY_MAX];
+	cdr_writer_t *w;
+	int ret;
+
+	if (prefix == NULL || stream == NULL || stream[0] == '\0'
+	    || store_cdr_stream_key(prefix, stream, stream_key, sizeof stream_key) < 0
+	    || strlen(stream_key) > 200
+	    || spool_path == NULL || spool_path[0] == '\0' || strlen(spool_path) >= PATH_MAX - 16)
+		return -EINVAL;
+	w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return -ENOMEM;
+	w->fd = -1;
+	w->rds = rds;
+	w->stream = strdup(stream_key);
+	w->spool_path = strdup(spool_path);
+	if (asprintf(&w->rejected_path, "%s.rejected", spool_path) < 0)
+		w->rejected_path = NULL;
+	if (w->stream == NULL || w->spool_path == NULL
+	    || w->rejected_path == NULL) {
+		cdr_writer_free(w);
+		return -ENOMEM;
+	}
+	ret = cdr_make_dir(spool_path);
+	if (ret == 0)
+		ret = cdr_spool_open(w);
+	if (ret < 0) {
+		cdr_writer_free(w);
+		return ret;
+	}
+	if (w->spool_lines > 0)
+		log_info("CDR spool %s holds %u CDRs from an earlier run: replaying them",
+			 w->spool_path, w->spool_lines);
+	if (rds != NULL)
+		rds_on_state(rds, cdr_on_state, w);
+	cdr_pump(w);
+	*out = w;
+	return 0;
+}
+
+void cdr_writer_destroy(cdr_writer_t *w)
+{
+	struct cdr_req *req;
+
+	if (w == NULL)
+		return;
+	/* Direct records without their reply yet: the spool has to keep
+	 * them, the next writer on it replays them. */
+	if (w->head != NULL) {
+		cdr_spool_inflight(w);
+		cdr_spool_sync(w);
+	}
+	while ((req = w->head) != NULL) {
+		cdr_unlink(w, req);
+		req->w = NULL;   /* its reply only frees it */
+	}
+	if (w->rds != NULL)
+		rds_on_state(w->rds, NULL, NULL);
+	cdr_writer_free(w);
+}

@@ -100,6 +100,12 @@ static const char *master_name(const struct master_proc *p, char *buf, size_t si
 
 /* ------------------------------------------------------------ processes */
 
+/* The own SIP port of worker `idx`, as shown in the call table's worker list. */
+static uint16_t master_worker_port(const struct master *m, unsigned idx)
+{
+	return (uint16_t)(m->cfg->worker_port_base + (int)idx);
+}
+
 static void master_close_channels(struct master *m)
 {
 	for (int i = 0; i < m->cfg->workers; i++)
@@ -158,24 +164,24 @@ static void master_spawn(struct master *m, struct master_proc *p)
 	p->started_ms = shm_now_ms();
 	p->restart_at_ms = 0;
 	if (p->id != CTL_MGMT)
-		shm_worker_set(m->shm, p->id, pid, (uint16_t)(m->cfg->worker_port_base + (int)p->id),
-			       p->generation > 0, p->started_ms);
+		shm_worker_set(m->shm, p->id, pid, master_worker_port(m, p->id), p->generation > 0,
+			       p->started_ms);
 	p->generation++;
 }
 
 static void master_log_exit(const struct master_proc *p, int status)
 {
 	char name[32];
+	const char *who = master_name(p, name, sizeof name);
 
-	master_name(p, name, sizeof name);
 	if (WIFSIGNALED(status))
-		log_warn("%s (pid %d) killed by signal %d (%s)", master_name(p, name, sizeof name),
-			 (int)p->pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+		log_warn("%s (pid %d) killed by signal %d (%s)", who, (int)p->pid,
+			 WTERMSIG(status), strsignal(WTERMSIG(status)));
 	else if (WEXITSTATUS(status) != 0)
-		log_warn("%s (pid %d) exited with status %d", master_name(p, name, sizeof name),
-			 (int)p->pid, WEXITSTATUS(status));
+		log_warn("%s (pid %d) exited with status %d", who, (int)p->pid,
+			 WEXITSTATUS(status));
 	else
-		log_info("%s (pid %d) exited", master_name(p, name, sizeof name), (int)p->pid);
+		log_info("%s (pid %d) exited", who, (int)p->pid);
 }
 
 /* A child is gone: restart it unless we are stopping. */
@@ -191,8 +197,7 @@ static void master_child_died(struct master *m, struct master_proc *p, int statu
 		p->ctl = -1;
 	}
 	if (p->id != CTL_MGMT)
-		shm_worker_set(m->shm, p->id, 0, (uint16_t)(m->cfg->worker_port_base + (int)p->id),
-			       0, now);
+		shm_worker_set(m->shm, p->id, 0, master_worker_port(m, p->id), 0, now);
 	if (m->stopping)
 		return;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_START && p->generation == 1) {
@@ -268,7 +273,7 @@ static void master_signal_workers(struct master *m, int sig)
 /* Send without waiting; a full or closed channel loses the message, said in the log. */
 static int master_send(struct master *m, struct master_proc *p, const struct ctl_msg *msg)
 {
-	uint64_t now;
+	uint64_t now, since_s;
 	char name[32];
 	int err = p->ctl >= 0 ? ctl_send(p->ctl, msg) : -ESRCH;
 
@@ -277,10 +282,10 @@ static int master_send(struct master *m, struct master_proc *p, const struct ctl
 	m->dropped++;
 	now = shm_now_ms();
 	if (now - m->drop_logged_ms >= MASTER_DROP_LOG_MS) {
-		log_warn("control: %s message for %s not delivered (%s); %u lost in the last %llu s",
-			 ctl_type_name(msg->hdr.type), master_name(p, name, sizeof name),
-			 strerror(-err), m->dropped,
-			 (unsigned long long)(m->drop_logged_ms ? (now - m->drop_logged_ms) / 1000 : 0));
+		since_s = m->drop_logged_ms ? (now - m->drop_logged_ms) / 1000 : 0;
+		log_warn("control: %s message for %s not delivered (%s); %u lost in the last "
+			 "%llu s", ctl_type_name(msg->hdr.type), master_name(p, name, sizeof name),
+			 strerror(-err), m->dropped, (unsigned long long)since_s);
 		m->drop_logged_ms = now;
 		m->dropped = 0;
 	}

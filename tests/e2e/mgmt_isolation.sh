@@ -11,7 +11,8 @@
 # and the log: the CLI is busy), the kill and the restart must both fall
 # inside one waiting command, calls placed meanwhile must all succeed, and
 # once Redis is back the management process answers again, still the same
-# process.
+# process.  Then the management process itself is killed: it is restarted
+# like a worker, and the CLI, the workers and the calls carry on.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -89,5 +90,19 @@ assert_eq "alice" "$(cli user show alice --json | jq -r .user)" "the CLI answers
 assert_eq 1 "$(cli_json workers '.[] | select(.index == 0) | .restarts')" "worker 0 restarts"
 assert_eq "$mgmt" "$(mgmt_pid)" "the management process never restarted"
 alive "$mgmt" || fail "the management process died"
+
+# The management process is supervised like a worker: killed, it comes
+# back, and a client that connects meanwhile waits in the socket's backlog.
+log "killing the management process (pid $mgmt) with SIGKILL"
+kill -KILL "$mgmt"
+assert_eq 2 "$(cli_json workers 'length')" "show workers, asked while the management process restarts"
+wait_for 5 b2b_log_has "the management process restarted as pid [0-9]+" ||
+	fail "the management process was not restarted"
+new_mgmt=$(mgmt_pid)
+[ -n "$new_mgmt" ] && [ "$new_mgmt" != "$mgmt" ] && alive "$new_mgmt" ||
+	fail "no new management process (was $mgmt, now '$new_mgmt')"
+assert_eq "$new" "$(cli_json workers '.[] | select(.index == 0) | .pid')" "the workers were not touched"
+uac_run uac3 uac_basic -m 20 -r 20
+assert_sipp_ok uac3 20
 _stop "${SIPP_PID[uas1]}" 3
 log "PASS"

@@ -168,6 +168,7 @@ void mgmt_run(const struct config *cfg, shm_t *shm, cli_server_t *cli, int ctl)
 {
 	(void)shm;
 	log_set_role("mgmt");
+	prctl(PR_SET_NAME, "b2bua-mgmt");   /* what ps, top and pgrep show */
 	/* Die with the master, like the workers. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() == 1)

@@ -9,7 +9,7 @@
 #                B2BUA_BENCH_KEEP=1, kept and reported on failure;
 #   PIDS         every process the script started, in start order; the
 #                EXIT trap stops them newest first (TERM, then KILL);
-#   B2B_PID, WORKER_PIDS, REDIS_PID, REDIS_SOCK, ADDR  set by the helpers.
+#   B2B_PID, CHILD_PIDS, WORKER_PIDS, REDIS_PID, REDIS_SOCK, ADDR  set by the helpers.
 # Cleanup is by PID only: after the recorded PIDS, a worker that outlived
 # its master is killed only if its PID is one we saw and it still runs the
 # b2bua binary.  Every wait has a deadline.
@@ -55,7 +55,7 @@ bench_cleanup() {
 	trap - EXIT
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do bench_stop_pid "${PIDS[$i]}" 5; done
 	exe=$(readlink -f "$B2BUA")
-	for p in "${WORKER_PIDS[@]}"; do
+	for p in "${CHILD_PIDS[@]}"; do
 		[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && kill -KILL "$p" 2>/dev/null
 	done
 	if [ "$rc" -ne 0 ] || [ "${B2BUA_BENCH_KEEP:-0}" = 1 ]; then
@@ -74,6 +74,7 @@ bench_begin() {  # NAME: the temp dir $T (NAME.XXXXXX) and the cleanup traps
 	B2B_PID=
 	REDIS_PID=
 	WORKER_PIDS=()
+	CHILD_PIDS=()
 	trap bench_cleanup EXIT
 	trap 'exit 1' INT TERM HUP
 }
@@ -124,7 +125,8 @@ bench_workers_bound() {  # WORKERS: every worker's port 5070 + i on $ADDR is bou
 # WORKERS [READY...]: start b2bua on $T/b2bua.conf (log in $T/b2bua.log).
 # It logs at warn, so readiness is seen from outside: every worker port
 # bound, then the command READY... if given; at most 10 s.  Then
-# WORKER_PIDS = its children, which must be WORKERS of them.  Exits 1 on
+# CHILD_PIDS = its children, WORKER_PIDS = the workers among them, which
+# must be WORKERS.  Exits 1 on
 # failure.
 bench_b2bua_start() {
 	local workers=$1 deadline
@@ -138,7 +140,9 @@ bench_b2bua_start() {
 		[ "$SECONDS" -lt "$deadline" ] || { echo "b2bua not ready in 10 s" >&2; exit 1; }
 		sleep 0.05
 	done
-	mapfile -t WORKER_PIDS < <(pgrep -P "$B2B_PID")
+	# Workers name themselves b2bua-wN; the master's other child is b2bua-mgmt.
+	mapfile -t CHILD_PIDS < <(pgrep -P "$B2B_PID")
+	mapfile -t WORKER_PIDS < <(pgrep -P "$B2B_PID" '^b2bua-w[0-9]+$')
 	[ "${#WORKER_PIDS[@]}" -eq "$workers" ] ||
 		{ echo "expected $workers workers, found ${#WORKER_PIDS[@]}" >&2; exit 1; }
 }

@@ -111,7 +111,7 @@ cmd=(sipp -sf "$SIPP_DIR/reg_inf.xml" -inf "$T/users.csv" -i "$ADDR" -p 5090
 	-trace_stat -stf "$T/uac.csv" -fd 5 -trace_shortmsg -trace_err -error_file "$T/uac.err"
 	"$ADDR:5060")
 echo "sipp: ${cmd[*]}" >"$T/command.txt"
-b2b_cpu0=$(bench_cpu_ticks "$B2B_PID" "${WORKER_PIDS[@]}")
+b2b_cpu0=$(bench_cpu_ticks "$B2B_PID" "${CHILD_PIDS[@]}")
 redis_cpu0=$(bench_cpu_ticks "$REDIS_PID")
 t0=$(date +%s%N)
 (cd "$T" && exec timeout $((RUN_LIMIT + 15)) "${cmd[@]}") >"$T/uac.out" 2>&1 &
@@ -120,7 +120,7 @@ PIDS+=("$UAC_PID")
 wait "$UAC_PID"
 uac_rc=$?
 t1=$(date +%s%N)
-b2b_cpu1=$(bench_cpu_ticks "$B2B_PID" "${WORKER_PIDS[@]}")
+b2b_cpu1=$(bench_cpu_ticks "$B2B_PID" "${CHILD_PIDS[@]}")
 redis_cpu1=$(bench_cpu_ticks "$REDIS_PID")
 
 ok=$(bench_sipp_stat "$T/uac.csv" 'SuccessfulCall(C)')

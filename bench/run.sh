@@ -13,8 +13,8 @@
 #   - INVITE→200 response time p50/p90/p99 as the caller saw it, from the
 #     microsecond timestamps of sipp -trace_shortmsg (sipp's own -trace_rtt
 #     has a resolution of ~4 ms, too coarse on loopback);
-#   - b2bua CPU time per call: utime+stime of the master and every worker
-#     from /proc/PID/stat, after minus before the calls, divided by calls.
+#   - b2bua CPU time per call: utime+stime of the master, the management
+#     process and every worker from /proc/PID/stat, after minus before the calls, divided by calls.
 # Everything is bounded in time and stopped by PID; the temp dir is removed
 # unless B2BUA_BENCH_KEEP=1.  The helpers shared with register.sh (process
 # handling, cleanup, loopback address, redis-server, readiness, statistics)
@@ -81,7 +81,7 @@ until bench_udp_bound "$ADDR:5080"; do
 done
 
 echo "b2bua bench: $RATE calls/s, $CALLS calls of ${DURATION_MS} ms, $WORKERS workers, $ADDR" >&2
-cpu0=$(bench_cpu_ticks "$B2B_PID" "${WORKER_PIDS[@]}")
+cpu0=$(bench_cpu_ticks "$B2B_PID" "${CHILD_PIDS[@]}")
 t0=$(date +%s%N)
 # B2BUA_BENCH_UAC_ARGS is split into words on purpose.
 # shellcheck disable=SC2086
@@ -95,7 +95,7 @@ PIDS+=("$UAC_PID")
 wait "$UAC_PID"
 uac_rc=$?
 t1=$(date +%s%N)
-cpu1=$(bench_cpu_ticks "$B2B_PID" "${WORKER_PIDS[@]}")
+cpu1=$(bench_cpu_ticks "$B2B_PID" "${CHILD_PIDS[@]}")
 wait "$UAS_PID"
 uas_rc=$?
 

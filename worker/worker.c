@@ -360,6 +360,9 @@ void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, int ctl)
 	worker.ctl = ctl;
 	snprintf(role, sizeof role, "worker %u", idx);
 	log_set_role(role);
+	/* What ps, top and pgrep show (at most 15 bytes): b2bua-w0, b2bua-w1... */
+	snprintf(role, sizeof role, "b2bua-w%u", idx);
+	prctl(PR_SET_NAME, role);
 	/* Die with the master: no orphan workers, ever. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() == 1)

@@ -321,18 +321,13 @@ int cli_server_open(const struct config *cfg, shm_t *shm, cli_server_t **out)
 	srv->shm = shm;
 	srv->workers = cfg->workers > 0 ? (unsigned)cfg->workers : 0;
 	snprintf(srv->node_id, sizeof srv->node_id, "%s", cfg->node_id);
-	snprintf(srv->redis_address, sizeof srv->redis_address, "%s", cfg->redis_address);
-	snprintf(srv->redis_password, sizeof srv->redis_password, "%s", cfg->redis_password);
-	srv->redis_db = cfg->redis_db;
-	snprintf(srv->redis_prefix, sizeof srv->redis_prefix, "%s", cfg->redis_prefix);
-	snprintf(srv->realm, sizeof srv->realm, "%s", cfg->realm);
-	/* config_defaults() says "cdr"; a struct filled by hand may leave it empty. */
-	snprintf(srv->cdr_stream, sizeof srv->cdr_stream, "%s",
-		 cfg->cdr_stream[0] ? cfg->cdr_stream : "cdr");
 	srv->no_answer_timeout = cfg->no_answer_timeout;
 	memcpy(srv->path, sun.sun_path, len + 1);
 
-	err = cli_make_parent_dir(srv->path);
+	/* Connects to nothing yet: each `user` or `cdr` command connects on its own. */
+	err = store_sync_create(cfg, &srv->store);
+	if (err == 0)
+		err = cli_make_parent_dir(srv->path);
 	if (err == 0)
 		err = cli_claim_path(&sun);
 	if (err == 0)
@@ -340,6 +335,7 @@ int cli_server_open(const struct config *cfg, shm_t *shm, cli_server_t **out)
 	if (err < 0) {
 		if (srv->fd >= 0)
 			close(srv->fd);
+		store_sync_destroy(srv->store);
 		free(srv);
 		return err;
 	}
@@ -374,6 +370,7 @@ void cli_server_close(cli_server_t *srv)
 	/* Only our own file: a successor daemon may already have replaced it. */
 	if (lstat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
 		unlink(srv->path);
+	store_sync_destroy(srv->store);
 	free(srv);
 }
 

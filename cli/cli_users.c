@@ -32,7 +32,7 @@ static unsigned long cli_user_max_calls(const struct cli_cmd_args *req)
 	return m ? strtoul(m, NULL, 10) : 0;
 }
 
-/* ------------------------------------------------------------ user: changes */
+/* ------------------------------------------------------------ changes */
 
 int cli_user_add(cli_server_t *srv, const struct cli_cmd_args *req, struct cli_buf *out,
 		 struct cli_reply *reply)

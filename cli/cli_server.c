@@ -4,7 +4,10 @@
  * Design note.  This file is the socket only: open (claim a stale path,
  * bind, listen), accept, read the request line, check the peer, send the
  * answer, close.  What a request means is cli_dispatch.c's business, and
- * each family of commands has its own file (see cli_int.h).
+ * each family of commands has its own file (see cli_int.h).  The server
+ * also holds the store's synchronous handle (store_sync_t, store/store.h)
+ * for the `user` and `cdr` commands: Redis is reached through store/ only,
+ * and only while such a command runs.
  *
  * The CLI is served one client at a time, from the owner's poll loop:
  * requests are rare and almost every answer is read straight from shared

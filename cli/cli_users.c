@@ -15,7 +15,6 @@
 #include "cli/cli_int.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 /* A store failure as the command's answer. */

@@ -14,7 +14,7 @@
  * (cli/cli_dispatch.c).
  *
  * Plain libc on purpose: b2bua-cli links this file and must not need
- * jansson or hiredis.
+ * jansson, nor the hiredis that the server reaches Redis with (store/).
  */
 #ifndef B2BUA_CLI_CMD_H
 #define B2BUA_CLI_CMD_H

@@ -5,12 +5,13 @@
  * cli_dispatch.c (a request line to a handler), cli_buf.c (the answer being
  * built, and the JSON and text helpers every handler uses), and one file
  * per family of commands: cli_calls.c, cli_stats.c, cli_users.c and
- * cli_users_view.c, cli_cdr.c (the last three through cli_redis.c).  A handler gets the server,
- * the checked request (struct cli_cmd_args, see cli_cmd.h: operands and
- * option values are valid when it runs) and builds its body in a cli_buf.
- * The server's fields are visible here because the handlers read them
- * (the table, the Redis settings, the worker channel); only cli_server.c
- * writes them.
+ * cli_users_view.c, cli_cdr.c.  The last three reach Redis only through
+ * the server's store handle (store/store.h, its synchronous side): no CLI
+ * file knows a key, a field or a script.  A handler gets the server, the
+ * checked request (struct cli_cmd_args, see cli_cmd.h: operands and option
+ * values are valid when it runs) and builds its body in a cli_buf.  The
+ * server's fields are visible here because the handlers read them (the
+ * table, the store, the worker channel); only cli_server.c writes them.
  */
 #ifndef B2BUA_CLI_INT_H
 #define B2BUA_CLI_INT_H
@@ -26,6 +27,7 @@
 #include "cli/cli_cmd.h"
 #include "cli/cli_server.h"
 #include "shm/shm.h"
+#include "store/store.h"
 
 #define CLI_TEXT_MAX          400           /* the text of a status line */
 #define CLI_ANSWER_MAX        (256u << 20)  /* sanity bound on one answer */
@@ -37,13 +39,7 @@ struct cli_server {
 	int draining;
 	char node_id[sizeof ((struct config *)0)->node_id];
 	char path[sizeof ((struct sockaddr_un *)0)->sun_path];
-	/* Where the subscribers are (config keys of the same names). */
-	char redis_address[sizeof ((struct config *)0)->redis_address];
-	char redis_password[sizeof ((struct config *)0)->redis_password];
-	int redis_db;
-	char redis_prefix[sizeof ((struct config *)0)->redis_prefix];
-	char realm[sizeof ((struct config *)0)->realm];
-	char cdr_stream[sizeof ((struct config *)0)->cdr_stream];
+	store_sync_t *store;            /* the subscribers and CDRs in Redis */
 	int no_answer_timeout;          /* shown as the default of fwd_noanswer_timeout */
 	/* How to ask a worker (call kill); NULL until the management process installs it. */
 	cli_ctl_request_f *ctl_request;  /* to reach a worker (call kill) */

@@ -4,7 +4,10 @@
  * Design note.  This file is the socket only: open (claim a stale path,
  * bind, listen), accept, read the request line, check the peer, send the
  * answer, close.  What a request means is cli_dispatch.c's business, and
- * each family of commands has its own file (see cli_int.h).
+ * each family of commands has its own file (see cli_int.h).  The server
+ * also holds the store's synchronous handle (store_sync_t, store/store.h)
+ * for the `user` and `cdr` commands: Redis is reached through store/ only,
+ * and only while such a command runs.
  *
  * The CLI is served one client at a time, from the owner's poll loop:
  * requests are rare and almost every answer is read straight from shared
@@ -321,18 +324,13 @@ int cli_server_open(const struct config *cfg, shm_t *shm, cli_server_t **out)
 	srv->shm = shm;
 	srv->workers = cfg->workers > 0 ? (unsigned)cfg->workers : 0;
 	snprintf(srv->node_id, sizeof srv->node_id, "%s", cfg->node_id);
-	snprintf(srv->redis_address, sizeof srv->redis_address, "%s", cfg->redis_address);
-	snprintf(srv->redis_password, sizeof srv->redis_password, "%s", cfg->redis_password);
-	srv->redis_db = cfg->redis_db;
-	snprintf(srv->redis_prefix, sizeof srv->redis_prefix, "%s", cfg->redis_prefix);
-	snprintf(srv->realm, sizeof srv->realm, "%s", cfg->realm);
-	/* config_defaults() says "cdr"; a struct filled by hand may leave it empty. */
-	snprintf(srv->cdr_stream, sizeof srv->cdr_stream, "%s",
-		 cfg->cdr_stream[0] ? cfg->cdr_stream : "cdr");
 	srv->no_answer_timeout = cfg->no_answer_timeout;
 	memcpy(srv->path, sun.sun_path, len + 1);
 
-	err = cli_make_parent_dir(srv->path);
+	/* Connects to nothing yet: each `user` or `cdr` command connects on its own. */
+	err = store_sync_create(cfg, &srv->store);
+	if (err == 0)
+		err = cli_make_parent_dir(srv->path);
 	if (err == 0)
 		err = cli_claim_path(&sun);
 	if (err == 0)
@@ -340,6 +338,7 @@ int cli_server_open(const struct config *cfg, shm_t *shm, cli_server_t **out)
 	if (err < 0) {
 		if (srv->fd >= 0)
 			close(srv->fd);
+		store_sync_destroy(srv->store);
 		free(srv);
 		return err;
 	}
@@ -374,6 +373,7 @@ void cli_server_close(cli_server_t *srv)
 	/* Only our own file: a successor daemon may already have replaced it. */
 	if (lstat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
 		unlink(srv->path);
+	store_sync_destroy(srv->store);
 	free(srv);
 }
 

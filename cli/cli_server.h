@@ -3,9 +3,12 @@
  *
  * The master binds one listening Unix socket (config key cli_socket, mode
  * 0600) before it forks anything and keeps it; the management process
- * (b2bua/mgmt.c) inherits it and serves it.  Each connection carries one request line and gets one response,
- * then is closed (protocol: cli/cli_proto.h).  Answers come from the shared
- * call table and worker counters (shm/), so the CLI never waits on a worker.
+ * (b2bua/mgmt.c) inherits it and serves it.  Each connection carries one
+ * request line and gets one response, then is closed (protocol:
+ * cli/cli_proto.h).  Answers come from the shared call table and worker
+ * counters (shm/), so the CLI never waits on a worker; subscribers and CDRs
+ * come from Redis through the store's synchronous side (store/store.h),
+ * one bounded connection per command.
  */
 #ifndef B2BUA_CLI_SERVER_H
 #define B2BUA_CLI_SERVER_H

@@ -158,7 +158,7 @@ printf 'retransmissions        %s\n' "$retrans"
 printf 'bindings in Redis      %s\n' "$bindings"
 printf 'auth REGISTER->200 ms  p50 %s  p90 %s  p99 %s  (%s registrations)\n' \
 	"$(bench_pct 50)" "$(bench_pct 90)" "$(bench_pct 99)" "$(wc -l <"$T/rtt.txt")"
-printf 'CPU per registration   b2bua %s us (master + %s workers), redis-server %s us\n' \
+printf 'CPU per registration   b2bua %s us (master, management process, %s workers), redis-server %s us\n' \
 	"$(bench_per "$b2b_ms" "$ok")" "$WORKERS" "$(bench_per "$redis_ms" "$ok")"
 printf 'wall time              %s ms\n' "$wall_ms"
 printf '%s\n' "$(cat "$T/command.txt")"

@@ -126,7 +126,7 @@ printf 'failed calls           %s (caller), %s (callee)\n' "$failed" "$uas_faile
 printf 'retransmissions        %s (caller), %s (callee)\n' "$retrans_uac" "$retrans_uas"
 printf 'INVITE->200 ms         p50 %s  p90 %s  p99 %s  (%s calls)\n' \
 	"$(bench_pct 50)" "$(bench_pct 90)" "$(bench_pct 99)" "$(wc -l <"$T/rtt.txt")"
-printf 'b2bua CPU              %s ms total, %s us per call (master + %s workers)\n' \
+printf 'b2bua CPU              %s ms total, %s us per call (master, management process, %s workers)\n' \
 	"$cpu_ms" "$(bench_per "$cpu_ms" "$total_calls")" \
 	"$WORKERS"
 printf 'wall time              %s ms\n' "$wall_ms"

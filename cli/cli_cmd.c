@@ -58,6 +58,10 @@ const struct cli_cmd cli_cmds[CLI_CMD__COUNT] = {
 	  CLI_OPT_ANY_PASSWORD, CLI_OPT_PASSWORD, 0,
 	  "  user passwd NAME [--password PW | --password-stdin]\n"
 	  "                 change a password (made up and printed when none is given)\n" },
+	{ CLI_CMD_USER_SET, { "user", "set" }, CLI_OPERAND_USER,
+	  CLI_OPT_DISPLAY | CLI_OPT_MAX_CALLS, 0, CLI_OPT_DISPLAY | CLI_OPT_MAX_CALLS,
+	  "  user set NAME [--display TEXT] [--max-calls N]\n"
+	  "                 change a subscriber's display name or call limit\n" },
 	{ CLI_CMD_USER_DEL, { "user", "del" }, CLI_OPERAND_USER, 0, 0, 0,
 	  "  user del NAME  delete a subscriber and its registrations\n" },
 	{ CLI_CMD_USER_ENABLE, { "user", "enable" }, CLI_OPERAND_USER, 0, 0, 0,

@@ -34,6 +34,7 @@ static cli_handler_f *const cli_handlers[CLI_CMD__COUNT] = {
 	[CLI_CMD_CDR_TAIL]     = cli_cdr_tail,
 	[CLI_CMD_USER_ADD]     = cli_user_add,
 	[CLI_CMD_USER_PASSWD]  = cli_user_passwd,
+	[CLI_CMD_USER_SET]     = cli_user_set,
 	[CLI_CMD_USER_DEL]     = cli_user_del,
 	[CLI_CMD_USER_ENABLE]  = cli_user_enable,
 	[CLI_CMD_USER_DISABLE] = cli_user_disable,

@@ -75,7 +75,7 @@ cli_handler_f cli_show_workers, cli_show_stats;                 /* cli_stats.c *
 cli_handler_f cli_show_calls, cli_show_call, cli_call_kill;     /* cli_calls.c */
 cli_handler_f cli_cdr_tail;                                     /* cli_cdr.c */
 cli_handler_f cli_user_add, cli_user_passwd, cli_user_del,      /* cli_users.c */
-	cli_user_enable, cli_user_disable, cli_user_forward;
+	cli_user_set, cli_user_enable, cli_user_disable, cli_user_forward;
 cli_handler_f cli_user_show, cli_user_list;                     /* cli_users_view.c */
 
 /* cli_dispatch.c: answer one request line (decoded in place) into *reply and *body. */

@@ -62,6 +62,10 @@
  *                  The server needs the password: --password-stdin and
  *                  the random password are the client's business.  add
  *                  fails with status 1 when NAME exists, passwd when not.
+ *   user set NAME [--display TEXT] [--max-calls N]
+ *                  change the given fields of an existing subscriber (at
+ *                  least one); body "user NAME changed\n"; status 1 "no
+ *                  such user NAME".
  *   user del NAME, user enable NAME, user disable NAME
  *                  body "user NAME deleted|enabled|disabled\n".
  *   user show NAME text, or a JSON object

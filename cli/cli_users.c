@@ -61,6 +61,27 @@ int cli_user_passwd(cli_server_t *srv, const struct cli_cmd_args *req,
 	return out->err;
 }
 
+/* `user set NAME [--display TEXT] [--max-calls N]`: the given fields only. */
+int cli_user_set(cli_server_t *srv, const struct cli_cmd_args *req, struct cli_buf *out,
+		 struct cli_reply *reply)
+{
+	const char *name = req->words[2];
+	const char *display = cli_cmd_value(req, CLI_OPT_DISPLAY);
+	unsigned long max_calls = cli_user_max_calls(req);
+	int limit = cli_cmd_value(req, CLI_OPT_MAX_CALLS) != NULL;
+	struct store_error err;
+
+	if (store_user_set(srv->store, name, display, limit ? &max_calls : NULL, &err) < 0)
+		return cli_store_fail(reply, &err);
+	if (limit)
+		log_info("cli: user %s: max_calls %lu%s", name, max_calls,
+			 display ? ", display changed" : "");
+	else
+		log_info("cli: user %s: display changed", name);
+	cli_buf_printf(out, "user %s changed\n", name);
+	return out->err;
+}
+
 static int cli_user_set_enabled(cli_server_t *srv, const struct cli_cmd_args *req,
 				struct cli_buf *out, struct cli_reply *reply, int enabled)
 {

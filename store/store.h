@@ -27,6 +27,7 @@
  *
  *   user add NAME ...                  store_user_add
  *   user passwd NAME ...               store_user_passwd
+ *   user set NAME ...                  store_user_set
  *   user del NAME                      store_user_del
  *   user enable NAME / disable NAME    store_user_set_enabled (1 / 0)
  *   user forward NAME --always ...     store_user_forward_set
@@ -321,6 +322,11 @@ int store_user_add(store_sync_t *s, const char *name, const char *password,
 
 int store_user_passwd(store_sync_t *s, const char *name, const char *password,
 		      struct store_error *err);
+
+/* A subscriber's display text and call limit; NULL keeps one as it is
+ * (-EINVAL when both are NULL). */
+int store_user_set(store_sync_t *s, const char *name, const char *display,
+		   const unsigned long *max_calls, struct store_error *err);
 
 int store_user_set_enabled(store_sync_t *s, const char *name, int enabled,
 			   struct store_error *err);

@@ -306,6 +306,27 @@ int store_user_passwd(store_sync_t *s, const char *name, const char *password,
 	return store_user_update(s, name, store_lua_user_update, 4, fields, err);
 }
 
+int store_user_set(store_sync_t *s, const char *name, const char *display,
+		   const unsigned long *max_calls, struct store_error *err)
+{
+	const char *fields[4];
+	char limit[24];
+	int n = 0;
+
+	if (display) {
+		fields[n++] = "display";
+		fields[n++] = display;
+	}
+	if (max_calls) {
+		snprintf(limit, sizeof limit, "%lu", *max_calls);
+		fields[n++] = "max_calls";
+		fields[n++] = limit;
+	}
+	if (n == 0)
+		return store_fail(err, -EINVAL, "nothing to change");
+	return store_user_update(s, name, store_lua_user_update, n, fields, err);
+}
+
 int store_user_set_enabled(store_sync_t *s, const char *name, int enabled,
 			   struct store_error *err)
 {

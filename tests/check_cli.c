@@ -1872,6 +1872,45 @@ START_TEST(test_user_enable_disable)
 }
 END_TEST
 
+/* `user set`: only the fields given change; the password and the rest stay. */
+START_TEST(test_user_set)
+{
+	struct run_result r;
+	json_t *o;
+
+	add_user("alice", "pw");
+	run_cli(&r, "user", "set", "alice", "--max-calls", "3", "--display", "Alice A.", NULL);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	ck_assert_str_eq(r.out, "user alice changed\n");
+	free_result(&r);
+	assert_field(T_PREFIX "user:alice", "max_calls", "3");
+	assert_field(T_PREFIX "user:alice", "display", "Alice A.");
+	assert_field(T_PREFIX "user:alice", "enabled", "1");
+	assert_ha1s("alice", "pw");
+
+	/* One field alone: the other keeps its value. */
+	run_cli(&r, "user", "set", "alice", "--max-calls", "0", NULL);
+	ck_assert_int_eq(r.status, 0);
+	free_result(&r);
+	run_cli(&r, "user", "show", "alice", "--json", NULL);
+	ck_assert_int_eq(r.status, 0);
+	o = parse_json(r.out);
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "max_calls")), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(o, "display")), "Alice A.");
+	json_decref(o);
+	free_result(&r);
+
+	run_cli(&r, "user", "set", "ghost", "--max-calls", "1", NULL);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_str_eq(r.err, "b2bua-cli: no such user ghost\n");
+	free_result(&r);
+	ck_assert_int_eq(rint_cmd("EXISTS %s", T_PREFIX "user:ghost"), 0);
+
+	assert_usage_error("user", "set", "alice");            /* nothing to change */
+	assert_usage_error("user", "set", NULL);
+}
+END_TEST
+
 START_TEST(test_user_show)
 {
 	int64_t now = (int64_t)now_ms(CLOCK_REALTIME);
@@ -2628,6 +2667,8 @@ static const char t_usage[] =
 	"                 add a subscriber; without a password one is made up and printed\n"
 	"  user passwd NAME [--password PW | --password-stdin]\n"
 	"                 change a password (made up and printed when none is given)\n"
+	"  user set NAME [--display TEXT] [--max-calls N]\n"
+	"                 change a subscriber's display name or call limit\n"
 	"  user del NAME  delete a subscriber and its registrations\n"
 	"  user enable NAME, user disable NAME\n"
 	"                 allow or refuse a subscriber's REGISTERs and calls\n"
@@ -2832,6 +2873,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_user_password_stdin);
 	tcase_add_test(tc, test_user_passwd);
 	tcase_add_test(tc, test_user_enable_disable);
+	tcase_add_test(tc, test_user_set);
 	tcase_add_test(tc, test_user_show);
 	tcase_add_test(tc, test_user_list);
 	tcase_add_test(tc, test_user_list_many);

@@ -150,9 +150,9 @@ assert_count "$T/b2.msg" recv INVITE 1
 wait_active bob 0
 
 # ---------------------------------------------------------------- 3. caller limit (+ 4. bob at 0)
-# b2bua-cli sets max_calls only in `user add`: no command changes it on an
-# existing user, and `user del` would drop bob's registration.
-rcli HSET "${PREFIX}user:bob" max_calls 0 >/dev/null
+# bob keeps his registration: his limit changes in place.
+assert_eq "user bob changed" "$(cli user set bob --max-calls 0)" "user set bob --max-calls 0"
+assert_eq 0 "$(rcli HGET "${PREFIX}user:bob" max_calls)" "bob's max_calls in Redis"
 uas_start b3 uas_basic -p $BOB -m 2
 uac_start held uac_auth -s bob -m 1 -key from alice -au alice -ap secret \
 	-auth_uri "bob@$ADDR:$SIP_PORT" -d $HOLD

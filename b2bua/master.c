@@ -126,7 +126,7 @@ static void master_become_child(struct master *m, struct master_proc *p, int ctl
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (p->id == CTL_MGMT)
-		mgmt_run(m->cfg, m->shm, m->cli, ctl);
+		mgmt_run(m->cfg, m->cli, ctl);
 	close(cli_server_fd(m->cli));
 	worker_run(m->cfg, m->shm, p->id, ctl);
 }
@@ -358,7 +358,8 @@ static void master_on_ctl(struct master *m, struct master_proc *p)
 	}
 }
 
-/* Send a message of `type` to every running child of `kind` (NULL payload: none). */
+/* Send a copy of *tmpl to every running worker (when `workers`) and to the
+ * management process (when `mgmt`), each with its own addressee. */
 static void master_tell_all(struct master *m, const struct ctl_msg *tmpl, int workers, int mgmt)
 {
 	struct ctl_msg msg = *tmpl;

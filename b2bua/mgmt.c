@@ -164,9 +164,8 @@ static int mgmt_setup_signals(void)
 	return mgmt.sigfd < 0 ? -errno : 0;
 }
 
-void mgmt_run(const struct config *cfg, shm_t *shm, cli_server_t *cli, int ctl)
+void mgmt_run(const struct config *cfg, cli_server_t *cli, int ctl)
 {
-	(void)shm;
 	log_set_role("mgmt");
 	prctl(PR_SET_NAME, "b2bua-mgmt");   /* what ps, top and pgrep show */
 	/* Die with the master, like the workers. */

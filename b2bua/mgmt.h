@@ -15,17 +15,16 @@
 
 #include "b2bua/config.h"
 #include "cli/cli_server.h"
-#include "shm/shm.h"
 
 /* Exit status of a management process that could not start. */
 #define MGMT_EXIT_START 3
 
 /*
- * Run the management process (in the child, after fork): serve `cli` and
- * the master's control channel `ctl` until SIGTERM or until the master
- * goes away.  Never returns.
+ * Run the management process (in the child, after fork): serve `cli` (which
+ * reads the call table itself) and the master's control channel `ctl` until
+ * SIGTERM or until the master goes away.  Never returns.
  */
-void mgmt_run(const struct config *cfg, shm_t *shm, cli_server_t *cli, int ctl)
+void mgmt_run(const struct config *cfg, cli_server_t *cli, int ctl)
 	__attribute__((noreturn));
 
 #endif

@@ -189,6 +189,7 @@ static void master_child_died(struct master *m, struct master_proc *p, int statu
 {
 	uint64_t now = shm_now_ms();
 	char name[32];
+	int start_failed;
 
 	master_log_exit(p, status);
 	p->pid = 0;
@@ -200,7 +201,8 @@ static void master_child_died(struct master *m, struct master_proc *p, int statu
 		shm_worker_set(m->shm, p->id, 0, master_worker_port(m, p->id), 0, now);
 	if (m->stopping)
 		return;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_START && p->generation == 1) {
+	start_failed = p->id == CTL_MGMT ? MGMT_EXIT_START : WORKER_EXIT_START;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == start_failed && p->generation == 1) {
 		/* The very first start failed (a port in use, a spool directory
 		 * that cannot be made...): retrying would only repeat it. */
 		log_error("%s could not start (see above): stopping b2bua",

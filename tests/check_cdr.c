@@ -47,6 +47,10 @@
 
 #define CONNECT_MS      2000    /* rds is up within this once the server answers */
 #define RECONNECT_MS    7000    /* rds's backoff (at most 5 s) plus the handshake */
+/* How long a test waits for something that must happen (a reply, a replay,
+ * a lost connection noticed): long, so that a loaded machine does not fail
+ * it; a test that passes returns as soon as the condition holds. */
+#define T_WAIT_MS 10000
 #define PREFIX          "test:"
 #define STREAM          PREFIX "cdr"
 #define SEEN            "test:cdr:seen:"
@@ -650,7 +654,7 @@ START_TEST(test_write_up)
 	make_cdr7(&c);
 	ck_assert_int_eq(cdr_write(w, &c), 0);
 	ck_assert_uint_eq(cdr_spooled(w), 0);
-	ck_assert(testenv_run_until(stream_has, (void *)1, 2000));
+	ck_assert(testenv_run_until(stream_has, (void *)1, T_WAIT_MS));
 
 	r = probe("XRANGE %s - +", STREAM);
 	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
@@ -679,7 +683,7 @@ START_TEST(test_write_up)
 	ck_assert_int_eq(cdr_writer_create(rds, "", "plainstream", spool2, &t_writer), 0);
 	make_cdr(&c, 8);
 	ck_assert_int_eq(cdr_write(t_writer, &c), 0);
-	ck_assert(testenv_run_until(plainstream_has_one, NULL, 2000));
+	ck_assert(testenv_run_until(plainstream_has_one, NULL, T_WAIT_MS));
 	ck_assert_int_eq(probe_int("EXISTS %s", "plainstream:seen:node1-000008"), 1);
 	ck_assert_int_eq(probe_int("EXISTS %s", SEEN "node1-000008"), 0);
 }
@@ -699,7 +703,7 @@ START_TEST(test_duplicate)
 	ck_assert_int_eq(cdr_write(w, &c), 0);   /* and once more, later */
 	make_cdr(&c, 2);
 	ck_assert_int_eq(cdr_write(w, &c), 0);
-	ck_assert(testenv_run_until(stream_has, (void *)2, 2000));
+	ck_assert(testenv_run_until(stream_has, (void *)2, T_WAIT_MS));
 	testenv_run_for(200);
 	assert_stream(1, 2);
 	ck_assert_int_eq(file_size(t_spool), 0);
@@ -720,11 +724,11 @@ START_TEST(test_spool_and_replay)
 
 	w = start_all(1, &rds);
 	write_range(w, 1, 1);
-	ck_assert(testenv_run_until(stream_has, (void *)1, 2000));
+	ck_assert(testenv_run_until(stream_has, (void *)1, T_WAIT_MS));
 
 	testenv_log_capture_start();
 	testenv_redis_kill();
-	ck_assert(testenv_run_until(is_down, rds, 2000));
+	ck_assert(testenv_run_until(is_down, rds, T_WAIT_MS));
 	write_range(w, 2, n);
 	ck_assert_uint_eq(cdr_spooled(w), (unsigned)n);
 
@@ -753,7 +757,7 @@ START_TEST(test_spool_and_replay)
 	/* Back to direct writes. */
 	write_range(w, n + 2, 1);
 	ck_assert_uint_eq(cdr_spooled(w), 0);
-	ck_assert(testenv_run_until(stream_has, (void *)(intptr_t)(n + 2), 2000));
+	ck_assert(testenv_run_until(stream_has, (void *)(intptr_t)(n + 2), T_WAIT_MS));
 	ck_assert_int_eq(file_size(t_spool), 0);
 	assert_stream(1, n + 2);
 }
@@ -800,13 +804,13 @@ START_TEST(test_drop_mid_flight)
 
 	w = start_all(1, &rds);
 	write_range(w, 1, 1);
-	ck_assert(testenv_run_until(stream_has, (void *)1, 2000));
+	ck_assert(testenv_run_until(stream_has, (void *)1, T_WAIT_MS));
 
 	log_set_level(LOG_ERROR);
 	write_range(w, 2, 1);
 	ck_assert_uint_eq(cdr_spooled(w), 0);   /* in flight, not spooled */
 	testenv_redis_kill();
-	ck_assert(testenv_run_until(is_down, rds, 2000));
+	ck_assert(testenv_run_until(is_down, rds, T_WAIT_MS));
 	ck_assert_uint_eq(cdr_spooled(w), 1);
 	ck_assert_int_eq(file_size(t_spool) > 0, 1);
 
@@ -816,10 +820,10 @@ START_TEST(test_drop_mid_flight)
 	write_range(w, 3, 1);
 	su_root_step(testenv_root(), 0);
 	testenv_redis_kill();
-	ck_assert(testenv_run_until(is_down, rds, 2000));
+	ck_assert(testenv_run_until(is_down, rds, T_WAIT_MS));
 	redis_start(1);   /* the AOF keeps whatever was executed */
 	ck_assert(testenv_run_until(is_up, rds, RECONNECT_MS));
-	ck_assert(testenv_run_until(spool_empty, w, 2000));
+	ck_assert(testenv_run_until(spool_empty, w, T_WAIT_MS));
 	testenv_run_for(200);
 	assert_stream(1, 3);
 	ck_assert_int_eq(file_size(t_spool), 0);
@@ -846,11 +850,11 @@ START_TEST(test_reply_lost)
 	ck_assert_int_eq(kill(t_proxy, SIGUSR1), 0);
 	testenv_log_capture_start();
 	write_range(w, 1, 1);
-	ck_assert(testenv_run_until(stream_has, (void *)1, 2000));   /* stored ... */
+	ck_assert(testenv_run_until(stream_has, (void *)1, T_WAIT_MS));   /* stored ... */
 	testenv_run_for(100);
 	ck_assert_uint_eq(cdr_spooled(w), 0);                /* ... not acknowledged */
 	proxy_kill();
-	ck_assert(testenv_run_until(spool_holds_one, w, 2000));
+	ck_assert(testenv_run_until(spool_holds_one, w, T_WAIT_MS));
 	ck_assert(!rds_connected(rds));
 
 	proxy_start();
@@ -895,7 +899,7 @@ START_TEST(test_leftover_spool)
 	w = start_writer(rds);
 	ck_assert_uint_eq(cdr_spooled(w), 7);
 	ck_assert_int_eq(file_lines(t_spool, buf, sizeof buf), 7);   /* the cut line ended */
-	ck_assert(testenv_run_until(spool_empty, w, 2000));
+	ck_assert(testenv_run_until(spool_empty, w, T_WAIT_MS));
 	assert_stream(1, 5);
 	ck_assert_int_eq(file_size(t_spool), 0);
 
@@ -922,7 +926,7 @@ START_TEST(test_leftover_duplicate)
 
 	w = start_all(0, &rds);
 	write_range(w, 1, 2);
-	ck_assert(testenv_run_until(stream_has, (void *)2, 2000));
+	ck_assert(testenv_run_until(stream_has, (void *)2, T_WAIT_MS));
 	stop_writer();
 
 	/* The same two records, spooled by a writer without Redis. */
@@ -933,7 +937,7 @@ START_TEST(test_leftover_duplicate)
 	log_set_level(LOG_INFO);
 
 	w = start_writer(rds);
-	ck_assert(testenv_run_until(spool_empty, w, 2000));
+	ck_assert(testenv_run_until(spool_empty, w, T_WAIT_MS));
 	testenv_run_for(100);
 	assert_stream(1, 3);
 }
@@ -959,7 +963,7 @@ START_TEST(test_rejected)
 	testenv_log_capture_start();
 	make_cdr(&c, 1);
 	ck_assert_int_eq(cdr_write(w, &c), 0);
-	ck_assert(testenv_run_until(rejected_has, (void *)1, 2000));
+	ck_assert(testenv_run_until(rejected_has, (void *)1, T_WAIT_MS));
 	ck_assert_int_eq(file_lines(t_rejected, buf, sizeof buf), 1);
 	ck_assert_int_gt(cdr_to_line(&c, line, sizeof line), 0);
 	ck_assert_int_eq(strncmp(buf, line, strlen(line)), 0);
@@ -968,7 +972,7 @@ START_TEST(test_rejected)
 
 	/* In a replay, too: the line goes aside and those behind it get through. */
 	testenv_redis_kill();
-	ck_assert(testenv_run_until(is_down, rds, 2000));
+	ck_assert(testenv_run_until(is_down, rds, T_WAIT_MS));
 	write_range(w, 2, 3);
 	redis_start(0);
 	r = probe("SET %s not-a-stream", STREAM);
@@ -988,7 +992,7 @@ START_TEST(test_rejected)
 	r = probe("DEL %s", STREAM);
 	freeReplyObject(r);
 	write_range(w, 5, 1);
-	ck_assert(testenv_run_until(stream_has, (void *)1, 2000));
+	ck_assert(testenv_run_until(stream_has, (void *)1, T_WAIT_MS));
 	assert_stream(5, 1);
 }
 END_TEST
@@ -1009,7 +1013,7 @@ START_TEST(test_refused_for_now)
 
 	testenv_log_capture_start();
 	write_range(w, 1, 1);
-	ck_assert(testenv_run_until(spool_holds_one, w, 2000));
+	ck_assert(testenv_run_until(spool_holds_one, w, T_WAIT_MS));
 	write_range(w, 2, 2);
 	testenv_run_for(300);
 	ck_assert_uint_eq(cdr_spooled(w), 3);
@@ -1018,7 +1022,7 @@ START_TEST(test_refused_for_now)
 	r = probe("CONFIG SET maxmemory %s", "0");
 	freeReplyObject(r);
 	write_range(w, 4, 1);   /* the next record is the next attempt */
-	ck_assert(testenv_run_until(spool_empty, w, 2000));
+	ck_assert(testenv_run_until(spool_empty, w, T_WAIT_MS));
 	assert_stream(1, 4);
 	ck_assert_int_eq(file_size(t_rejected), -1);
 	log = testenv_log_capture_stop();
@@ -1041,11 +1045,11 @@ START_TEST(test_destroy_in_flight)
 	write_range(w, 1, 1);
 	stop_writer();   /* the reply is still to come */
 	ck_assert_int_eq(file_lines(t_spool, buf, sizeof buf), 1);
-	ck_assert(testenv_run_until(stream_has, (void *)1, 2000));   /* its reply comes to nobody */
+	ck_assert(testenv_run_until(stream_has, (void *)1, T_WAIT_MS));   /* its reply comes to nobody */
 	testenv_run_for(100);
 
 	w = start_writer(rds);
-	ck_assert(testenv_run_until(spool_empty, w, 2000));
+	ck_assert(testenv_run_until(spool_empty, w, T_WAIT_MS));
 	testenv_run_for(100);
 	assert_stream(1, 1);
 	ck_assert_int_eq(file_size(t_spool), 0);

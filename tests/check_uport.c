@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -53,13 +54,33 @@ static void run_until(const int *flag, unsigned ms)
 
 /* ------------------------------------------------------------ timers */
 
-struct fired { uint64_t set_at; unsigned want_ms; long late_ms; int done; };
+struct fired { uint64_t set_at; unsigned want_ms; long late_ms; long starved_ms; int done; };
+
+/*
+ * Milliseconds this process has spent runnable but waiting for a CPU
+ * (/proc/self/schedstat, second field), or 0 when the kernel does not say.
+ * On a loaded machine a timer fires late because the scheduler ran someone
+ * else, not because of our port: that time is not held against the port.
+ */
+static long starved_ms(void)
+{
+	unsigned long long run_ns = 0, wait_ns = 0;
+	FILE *f = fopen("/proc/self/schedstat", "r");
+
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%llu %llu", &run_ns, &wait_ns) != 2)
+		wait_ns = 0;
+	fclose(f);
+	return (long)(wait_ns / 1000000u);
+}
 
 static void on_timer(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 {
 	struct fired *f = (struct fired *)arg;
 
 	f->late_ms = (long)(now_ms() - f->set_at) - (long)f->want_ms;
+	f->starved_ms = starved_ms() - f->starved_ms;
 	f->done = 1;
 }
 
@@ -75,6 +96,7 @@ START_TEST(test_timers_on_time)
 		t[i] = su_timer_create(su_root_task(root), delays[i]);
 		f[i].want_ms = delays[i];
 		f[i].set_at = now_ms();
+		f[i].starved_ms = starved_ms();
 		ck_assert_int_eq(su_timer_set(t[i], on_timer, (su_timer_arg_t *)&f[i]), 0);
 	}
 	run_until(&all, 1);   /* arm */
@@ -83,9 +105,11 @@ START_TEST(test_timers_on_time)
 	for (unsigned i = 0; i < 5; i++) {
 		ck_assert_msg(f[i].done, "timer %u ms never fired", delays[i]);
 		/* Never early, and within a few ms (the ring wait is bounded by
-		 * Sofia's next timer). */
-		ck_assert_msg(f[i].late_ms >= 0 && f[i].late_ms <= 5,
-			      "timer %u ms fired %ld ms late", delays[i], f[i].late_ms);
+		 * Sofia's next timer), plus whatever time the scheduler kept us
+		 * off the CPU meanwhile. */
+		ck_assert_msg(f[i].late_ms >= 0 && f[i].late_ms <= 5 + f[i].starved_ms,
+			      "timer %u ms fired %ld ms late (%ld ms waiting for a CPU)",
+			      delays[i], f[i].late_ms, f[i].starved_ms);
 		su_timer_destroy(t[i]);
 	}
 }

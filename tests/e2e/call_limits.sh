@@ -29,7 +29,7 @@ SIPP_TIMEOUT=20   # every sipp here lasts a few seconds
 PREFIX=b2bua:
 BOB=5080
 CAROL=5081
-HOLD=4000         # ms a held call stays up
+HOLD=8000         # ms a held call stays up: long enough for the steps it spans on a loaded machine
 
 redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 

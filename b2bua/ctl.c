@@ -2,8 +2,9 @@
  * ctl — the control protocol between b2bua's processes.  See ctl.h.
  *
  * Everything here is about one message at a time: checking it, sending it,
- * reading it, and the one bounded wait (ctl_request).  Routing is the
- * master's business (master.c), handling each type the addressee's.
+ * reading it, answering it, and the one bounded wait (ctl_request).  Routing
+ * is the master's business (master.c), handling each type the addressee's,
+ * except CTL_LOG_LEVEL, which every child handles alike.
  */
 #include "b2bua/ctl.h"
 
@@ -13,6 +14,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+
+#include "b2bua/log.h"
 
 int ctl_payload_size(unsigned type)
 {
@@ -116,6 +119,12 @@ int ctl_send(int fd, const struct ctl_msg *m)
 	return 0;
 }
 
+/* Did ctl_recv() consume a bad message (so that reading may go on)? */
+static int ctl_is_bad(int err)
+{
+	return err == -EBADMSG || err == -EPROTO || err == -EINVAL;
+}
+
 int ctl_recv(int fd, struct ctl_msg *out)
 {
 	/* One byte more than the largest message: a longer datagram is seen as
@@ -140,7 +149,7 @@ static int64_t ctl_now_ms(void)
 }
 
 int ctl_request(int fd, const struct ctl_msg *req, struct ctl_msg *reply, int timeout_ms,
-		ctl_other_f *other, void *arg)
+		ctl_handle_f *other, void *arg)
 {
 	int64_t deadline = ctl_now_ms() + timeout_ms;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -161,7 +170,7 @@ int ctl_request(int fd, const struct ctl_msg *req, struct ctl_msg *reply, int ti
 		if (n <= 0)
 			continue;
 		err = ctl_recv(fd, &m);
-		if (err == -EAGAIN || err == -EBADMSG || err == -EPROTO || err == -EINVAL)
+		if (err == -EAGAIN || ctl_is_bad(err))
 			continue;   /* nothing, or a bad message: keep waiting for ours */
 		if (err < 0)
 			return err;
@@ -172,4 +181,45 @@ int ctl_request(int fd, const struct ctl_msg *req, struct ctl_msg *reply, int ti
 		if (other)
 			other(arg, &m);
 	}
+}
+
+int ctl_read_all(int fd, const char *from, ctl_handle_f *handle, void *arg)
+{
+	struct ctl_msg m;
+	int err;
+
+	while ((err = ctl_recv(fd, &m)) != -EAGAIN) {
+		if (ctl_is_bad(err)) {
+			log_warn("control: bad message from %s refused (%s)", from, strerror(-err));
+			continue;
+		}
+		if (err < 0)
+			return err;
+		handle(arg, &m);
+	}
+	return 0;
+}
+
+void ctl_answer(int fd, const struct ctl_msg *req, int status, const char *text)
+{
+	struct ctl_msg reply;
+	int err;
+
+	ctl_reply_to(req, status, text, &reply);
+	err = ctl_send(fd, &reply);
+	if (err < 0)
+		log_warn("control: cannot answer %s: %s", ctl_type_name(req->hdr.type),
+			 strerror(-err));
+}
+
+void ctl_take_log_level(int fd, const struct ctl_msg *m)
+{
+	int level = m->u.log_level.level;
+
+	if (level < LOG_ERROR || level > LOG_DEBUG) {
+		ctl_answer(fd, m, -EINVAL, "no such log level");
+		return;
+	}
+	log_set_level((enum log_level)level);
+	ctl_answer(fd, m, 0, NULL);
 }

@@ -133,8 +133,24 @@ int ctl_send(int fd, const struct ctl_msg *m);
  */
 int ctl_recv(int fd, struct ctl_msg *out);
 
-/* A message that arrived while ctl_request() waited for its answer. */
-typedef void ctl_other_f(void *arg, const struct ctl_msg *m);
+/* Handles one message (for ctl_read_all, and for what arrives while
+ * ctl_request() waits for its answer). */
+typedef void ctl_handle_f(void *arg, const struct ctl_msg *m);
+
+/*
+ * Read every message waiting on `fd` and hand each to `handle`.  A bad
+ * message is logged as coming from `from` ("the master", "worker 2"...)
+ * and skipped.  Returns 0 when none is left, -ECONNRESET when the peer has
+ * gone, or another negative errno of the socket.
+ */
+int ctl_read_all(int fd, const char *from, ctl_handle_f *handle, void *arg);
+
+/* Answer request *req on `fd` with status and text (may be NULL); a
+ * failure to send is logged. */
+void ctl_answer(int fd, const struct ctl_msg *req, int status, const char *text);
+
+/* CTL_LOG_LEVEL, the same in every child: take the level and answer. */
+void ctl_take_log_level(int fd, const struct ctl_msg *m);
 
 /*
  * Send request *req on `fd` and wait at most `timeout_ms` for its answer
@@ -143,6 +159,6 @@ typedef void ctl_other_f(void *arg, const struct ctl_msg *m);
  * meanwhile go to `other` (may be NULL: then they are dropped).
  */
 int ctl_request(int fd, const struct ctl_msg *req, struct ctl_msg *reply, int timeout_ms,
-		ctl_other_f *other, void *arg);
+		ctl_handle_f *other, void *arg);
 
 #endif

@@ -341,23 +341,29 @@ static void master_route(struct master *m, struct master_proc *from, struct ctl_
 	}
 }
 
-/* A child's channel is readable: switch what it sent. */
+/* What master_on_ctl() hands to master_route(): the master and the sender. */
+struct master_from {
+	struct master *m;
+	struct master_proc *p;
+};
+
+/* ctl_handle_f: one message from a child. */
+static void master_on_message(void *arg, const struct ctl_msg *msg)
+{
+	struct master_from *from = arg;
+	struct ctl_msg copy = *msg;
+
+	master_route(from->m, from->p, &copy);
+}
+
+/* A child's channel is readable: switch what it sent.  A closed channel
+ * needs nothing here: SIGCHLD follows. */
 static void master_on_ctl(struct master *m, struct master_proc *p)
 {
-	struct ctl_msg msg;
+	struct master_from from = { m, p };
 	char name[32];
-	int err;
 
-	while ((err = ctl_recv(p->ctl, &msg)) != -EAGAIN) {
-		if (err == -EBADMSG || err == -EPROTO || err == -EINVAL) {
-			log_warn("control: bad message from %s refused (%s)",
-				 master_name(p, name, sizeof name), strerror(-err));
-			continue;
-		}
-		if (err < 0)
-			return;   /* closed: SIGCHLD follows */
-		master_route(m, p, &msg);
-	}
+	ctl_read_all(p->ctl, master_name(p, name, sizeof name), master_on_message, &from);
 }
 
 /* Send a copy of *tmpl to every running worker (when `workers`) and to the

@@ -41,29 +41,13 @@ struct mgmt {
 
 static struct mgmt mgmt;   /* one per process */
 
-static void mgmt_answer(const struct ctl_msg *req, int status, const char *text)
+/* ctl_handle_f: one message from the master's channel, outside a request of ours. */
+static void mgmt_on_message(void *arg, const struct ctl_msg *m)
 {
-	struct ctl_msg reply;
-	int err;
-
-	ctl_reply_to(req, status, text, &reply);
-	err = ctl_send(mgmt.ctl, &reply);
-	if (err < 0)
-		log_warn("control channel: cannot answer %s: %s", ctl_type_name(req->hdr.type),
-			 strerror(-err));
-}
-
-/* One message from the master's channel, outside a request of ours. */
-static void mgmt_on_message(const struct ctl_msg *m)
-{
+	(void)arg;
 	switch (m->hdr.type) {
 	case CTL_LOG_LEVEL:
-		if (m->u.log_level.level < LOG_ERROR || m->u.log_level.level > LOG_DEBUG) {
-			mgmt_answer(m, -EINVAL, "no such log level");
-			return;
-		}
-		log_set_level((enum log_level)m->u.log_level.level);
-		mgmt_answer(m, 0, NULL);
+		ctl_take_log_level(mgmt.ctl, m);
 		return;
 	case CTL_DRAIN:
 		cli_server_set_draining(mgmt.cli, 1);
@@ -76,11 +60,11 @@ static void mgmt_on_message(const struct ctl_msg *m)
 		log_warn("control channel: unexpected %s message from %u",
 			 ctl_type_name(m->hdr.type), (unsigned)m->hdr.from);
 		if (m->hdr.type == CTL_KILL_CALL)
-			mgmt_answer(m, -EOPNOTSUPP, "not a worker");
+			ctl_answer(mgmt.ctl, m, -EOPNOTSUPP, "not a worker");
 	}
 }
 
-/* ctl_other_f: kept for after the request (the CLI client is waiting). */
+/* ctl_handle_f: kept for after the request (the CLI client is waiting). */
 static void mgmt_keep(void *arg, const struct ctl_msg *m)
 {
 	(void)arg;
@@ -94,7 +78,7 @@ static void mgmt_keep(void *arg, const struct ctl_msg *m)
 static void mgmt_run_pending(void)
 {
 	for (unsigned i = 0; i < mgmt.n_pending; i++)
-		mgmt_on_message(&mgmt.pending[i]);
+		mgmt_on_message(NULL, &mgmt.pending[i]);
 	mgmt.n_pending = 0;
 }
 
@@ -120,22 +104,9 @@ static int mgmt_ctl_request(void *arg, struct ctl_msg *req, struct ctl_msg *repl
 
 static void mgmt_on_ctl(void)
 {
-	struct ctl_msg m;
-	int err;
-
-	while ((err = ctl_recv(mgmt.ctl, &m)) != -EAGAIN) {
-		if (err == -ECONNRESET) {
-			log_warn("control channel closed by the master: stopping");
-			mgmt.stop = 1;
-			return;
-		}
-		if (err < 0) {
-			log_warn("control channel: bad message refused (%s)", strerror(-err));
-			if (err != -EBADMSG && err != -EPROTO && err != -EINVAL)
-				return;
-			continue;
-		}
-		mgmt_on_message(&m);
+	if (ctl_read_all(mgmt.ctl, "the master", mgmt_on_message, NULL) == -ECONNRESET) {
+		log_warn("control channel closed by the master: stopping");
+		mgmt.stop = 1;
 	}
 }
 

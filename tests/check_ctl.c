@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "b2bua/ctl.h"
+#include "b2bua/log.h"
 
 static int64_t now_ms(void)
 {
@@ -339,6 +340,52 @@ START_TEST(test_recv_refuses_oversize)
 }
 END_TEST
 
+/* ctl_handle_f for test_read_all: CTL_LOG_LEVEL is taken and answered on *fd. */
+static void take_level(void *arg, const struct ctl_msg *m)
+{
+	int *fd = arg;
+
+	ck_assert_uint_eq(m->hdr.type, CTL_LOG_LEVEL);
+	ctl_take_log_level(*fd, m);
+}
+
+/* ctl_read_all skips a bad message and reads the rest; ctl_take_log_level
+ * answers each level request, refusing one that does not exist. */
+START_TEST(test_read_all)
+{
+	unsigned char junk[5] = { 9, 9, 9, 9, 9 };
+	struct ctl_msg m, ans;
+	int sv[2];
+
+	socket_pair(sv);
+	ck_assert_int_eq(send(sv[1], junk, sizeof junk, 0), (ssize_t)sizeof junk);
+	ctl_init(&m, CTL_LOG_LEVEL, CTL_MASTER, 0, 7);
+	m.u.log_level.level = LOG_WARN;
+	ck_assert_int_eq(ctl_send(sv[1], &m), 0);
+	ctl_init(&m, CTL_LOG_LEVEL, CTL_MASTER, 0, 8);
+	m.u.log_level.level = 42;
+	ck_assert_int_eq(ctl_send(sv[1], &m), 0);
+
+	log_set_level(LOG_ERROR);
+	ck_assert_int_eq(ctl_read_all(sv[0], "the test", take_level, &sv[0]), 0);
+	ck_assert_int_eq(log_get_level(), LOG_WARN);
+
+	ck_assert_int_eq(ctl_recv(sv[1], &ans), 0);
+	ck_assert_uint_eq(ans.hdr.type, CTL_REPLY);
+	ck_assert_uint_eq(ans.hdr.seq, 7);
+	ck_assert_int_eq(ans.u.reply.status, 0);
+	ck_assert_int_eq(ctl_recv(sv[1], &ans), 0);
+	ck_assert_uint_eq(ans.hdr.seq, 8);
+	ck_assert_int_eq(ans.u.reply.status, -EINVAL);
+	ck_assert_str_eq(ans.u.reply.text, "no such log level");
+	ck_assert_int_eq(ctl_recv(sv[1], &ans), -EAGAIN);
+
+	close(sv[1]);
+	ck_assert_int_eq(ctl_read_all(sv[0], "the test", take_level, &sv[0]), -ECONNRESET);
+	close(sv[0]);
+}
+END_TEST
+
 static Suite *ctl_suite(void)
 {
 	Suite *s = suite_create("ctl");
@@ -358,6 +405,7 @@ static Suite *ctl_suite(void)
 	tcase_add_test(tc, test_request_timeout);
 	tcase_add_test(tc, test_request_peer_gone);
 	tcase_add_test(tc, test_recv_refuses_oversize);
+	tcase_add_test(tc, test_read_all);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;

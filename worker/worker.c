@@ -155,35 +155,19 @@ static int worker_handover(void *arg, unsigned to, const char *a_call_id)
 	return ctl_send(worker.ctl, &m);
 }
 
-static void worker_answer(const struct ctl_msg *req, int status, const char *text)
-{
-	struct ctl_msg reply;
-	int err;
-
-	ctl_reply_to(req, status, text, &reply);
-	err = ctl_send(worker.ctl, &reply);
-	if (err < 0)
-		log_warn("control channel: cannot answer %s: %s", ctl_type_name(req->hdr.type),
-			 strerror(-err));
-}
-
-/* One message from the control channel (types: b2bua/ctl.h). */
-static void worker_on_message(const struct ctl_msg *m)
+/* ctl_handle_f: one message from the control channel (types: b2bua/ctl.h). */
+static void worker_on_message(void *arg, const struct ctl_msg *m)
 {
 	int ret;
 
+	(void)arg;
 	switch (m->hdr.type) {
 	case CTL_KILL_CALL:
 		ret = b2b_kill(worker.b2b, m->u.kill_call.id);
-		worker_answer(m, ret, ret == 0 ? NULL : "no such call");
+		ctl_answer(worker.ctl, m, ret, ret == 0 ? NULL : "no such call");
 		return;
 	case CTL_LOG_LEVEL:
-		if (m->u.log_level.level < LOG_ERROR || m->u.log_level.level > LOG_DEBUG) {
-			worker_answer(m, -EINVAL, "no such log level");
-			return;
-		}
-		log_set_level((enum log_level)m->u.log_level.level);
-		worker_answer(m, 0, NULL);
+		ctl_take_log_level(worker.ctl, m);
 		return;
 	case CTL_CANCEL_CALL:
 		/* Handed over by another worker; not answered (nobody waits for it). */
@@ -200,23 +184,11 @@ static void worker_on_message(const struct ctl_msg *m)
 
 static void worker_on_ctl(struct uport_event *ev, int res)
 {
-	struct ctl_msg m;
-	int err;
-
 	(void)ev;
 	(void)res;
-	while ((err = ctl_recv(worker.ctl, &m)) != -EAGAIN) {
-		if (err == -ECONNRESET) {
-			log_warn("control channel closed by the master");
-			return;   /* not re-armed: the master is gone (PDEATHSIG follows) */
-		}
-		if (err < 0) {
-			log_warn("control channel: bad message refused (%s)", strerror(-err));
-			if (err != -EBADMSG && err != -EPROTO && err != -EINVAL)
-				break;
-			continue;
-		}
-		worker_on_message(&m);
+	if (ctl_read_all(worker.ctl, "the master", worker_on_message, NULL) == -ECONNRESET) {
+		log_warn("control channel closed by the master");
+		return;   /* not re-armed: the master is gone (PDEATHSIG follows) */
 	}
 	worker_arm_ctl();
 }

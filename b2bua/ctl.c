@@ -29,6 +29,11 @@ int ctl_payload_size(unsigned type)
 	return -1;
 }
 
+int ctl_is_request(unsigned type)
+{
+	return type == CTL_KILL_CALL || type == CTL_LOG_LEVEL;
+}
+
 const char *ctl_type_name(unsigned type)
 {
 	switch (type) {

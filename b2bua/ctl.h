@@ -103,6 +103,9 @@ struct ctl_msg {
 /* Payload size of `type`, or -1 for a type that does not exist. */
 int ctl_payload_size(unsigned type);
 
+/* Does a message of `type` wait for a CTL_REPLY (the "answered" column above)? */
+int ctl_is_request(unsigned type);
+
 /* Name of a type, for logs ("kill_call"...); "unknown" for others. */
 const char *ctl_type_name(unsigned type);
 

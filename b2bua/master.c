@@ -294,12 +294,6 @@ static int master_send(struct master *m, struct master_proc *p, const struct ctl
 	return err;
 }
 
-/* Does a message of this type wait for a CTL_REPLY? */
-static int master_is_request(unsigned type)
-{
-	return type == CTL_KILL_CALL || type == CTL_LOG_LEVEL;
-}
-
 /* An answer to one of the master's own requests (log_level). */
 static void master_on_answer(struct master *m, const struct ctl_msg *msg)
 {
@@ -334,7 +328,7 @@ static void master_route(struct master *m, struct master_proc *from, struct ctl_
 		log_warn("control: %s message from %s for unknown peer %u dropped",
 			 ctl_type_name(msg->hdr.type), master_name(from, name, sizeof name),
 			 (unsigned)msg->hdr.to);
-	if (master_is_request(msg->hdr.type)) {
+	if (ctl_is_request(msg->hdr.type)) {
 		ctl_reply_to(msg, -ESRCH, "not running", &answer);
 		answer.hdr.from = CTL_MASTER;
 		master_send(m, from, &answer);

@@ -29,7 +29,6 @@
 #define MGMT_PENDING_MAX 16
 
 struct mgmt {
-	const struct config *cfg;
 	cli_server_t *cli;
 	int ctl;
 	int sigfd;
@@ -143,7 +142,6 @@ void mgmt_run(const struct config *cfg, cli_server_t *cli, int ctl)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() == 1)
 		exit(1);
-	mgmt.cfg = cfg;
 	mgmt.cli = cli;
 	mgmt.ctl = ctl;
 	/* A late answer to a request of our dead predecessor must not match

@@ -71,6 +71,17 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+/* The "answered" column of ctl.h: what the master answers itself when its addressee is gone. */
+START_TEST(test_is_request)
+{
+	ck_assert(ctl_is_request(CTL_KILL_CALL));
+	ck_assert(ctl_is_request(CTL_LOG_LEVEL));
+	ck_assert(!ctl_is_request(CTL_REPLY));
+	ck_assert(!ctl_is_request(CTL_DRAIN));
+	ck_assert(!ctl_is_request(CTL_CANCEL_CALL));
+}
+END_TEST
+
 START_TEST(test_reply_to)
 {
 	struct ctl_msg req, ans, out;
@@ -393,6 +404,7 @@ static Suite *ctl_suite(void)
 
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_reply_to);
+	tcase_add_test(tc, test_is_request);
 	tcase_add_test(tc, test_truncated);
 	tcase_add_test(tc, test_header_lies);
 	tcase_add_test(tc, test_unterminated_strings);

@@ -136,6 +136,12 @@ void config_defaults(struct config *cfg)
 	cfg->auth_fail_limit = 10;
 	cfg->auth_fail_window = 60;
 	cfg->n_trusted = 0;
+	cfg->untrusted_invite = CONFIG_UNTRUSTED_CHALLENGE;
+	cfg->allow_unauthenticated_to_local = 1;
+	cfg->rate_limit_invite = 20;
+	cfg->rate_limit_invite_burst = 40;
+	cfg->rate_limit_register = 20;
+	cfg->rate_limit_register_burst = 40;
 
 	snprintf(cfg->redis_address, sizeof cfg->redis_address, "unix:/run/b2bua/redis.sock");
 	cfg->redis_password[0] = '\0';

@@ -40,6 +40,13 @@ struct config_trusted {
 	int prefix_len;                /* 0..32 or 0..128 */
 };
 
+/* untrusted_invite: what an INVITE gets that is neither from a trusted
+ * source, nor authenticated, nor for a local user (worker/b2b_policy.c). */
+enum config_untrusted {
+	CONFIG_UNTRUSTED_CHALLENGE = 0, /* "challenge": 407, a subscriber may authenticate */
+	CONFIG_UNTRUSTED_REJECT,        /* "reject": 403 at once */
+};
+
 struct config {
 	char path[PATH_MAX];           /* the file it was read from */
 
@@ -80,6 +87,14 @@ struct config {
 	int auth_fail_window;          /* auth_fail_window: ... per this many seconds, then 403 */
 	size_t n_trusted;              /* trusted: ( "192.0.2.0/24", ... ) sources that skip auth */
 	struct config_trusted trusted[CONFIG_MAX_TRUSTED];
+
+	/* admission of INVITEs and per-source rate limits (worker/b2b_policy.c) */
+	enum config_untrusted untrusted_invite; /* untrusted_invite: "challenge" (407) | "reject" (403) */
+	int allow_unauthenticated_to_local; /* allow_unauthenticated_to_local: anyone may call a local user */
+	int rate_limit_invite;         /* rate_limit_invite: INVITEs per second per source, 0 = off */
+	int rate_limit_invite_burst;   /* rate_limit_invite_burst: INVITEs a source may send at once */
+	int rate_limit_register;       /* rate_limit_register: REGISTERs per second per source, 0 = off */
+	int rate_limit_register_burst; /* rate_limit_register_burst: REGISTERs a source may send at once */
 
 	/* Redis: subscribers, location service, CDRs */
 	char redis_address[256];       /* redis_address: "unix:/path" or "host:port" */

@@ -629,6 +629,58 @@ static int config_load_forward_max_hops(const struct config_ctx *ctx, const conf
 	return config_get_int_field(ctx, s, 1, 10, &cfg->forward_max_hops);
 }
 
+/* ------------------------------------------------------------ admission, rate limits */
+
+static int config_load_untrusted_invite(const struct config_ctx *ctx, const config_setting_t *s,
+					struct config *cfg)
+{
+	const char *v = config_setting_type(s) == CONFIG_TYPE_STRING ?
+			config_setting_get_string(s) : "";
+
+	if (strcmp(v, "challenge") == 0)
+		cfg->untrusted_invite = CONFIG_UNTRUSTED_CHALLENGE;
+	else if (strcmp(v, "reject") == 0)
+		cfg->untrusted_invite = CONFIG_UNTRUSTED_REJECT;
+	else
+		return config_fail(ctx, s, config_setting_name(s),
+				   "must be \"challenge\" (407) or \"reject\" (403)");
+	return 0;
+}
+
+static int config_load_allow_unauthenticated_to_local(const struct config_ctx *ctx,
+						      const config_setting_t *s,
+						      struct config *cfg)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return config_fail(ctx, s, config_setting_name(s), "must be true or false");
+	cfg->allow_unauthenticated_to_local = config_setting_get_bool(s);
+	return 0;
+}
+
+static int config_load_rate_limit_invite(const struct config_ctx *ctx,
+					 const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 0, 100000, &cfg->rate_limit_invite);
+}
+
+static int config_load_rate_limit_invite_burst(const struct config_ctx *ctx,
+					       const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 1000000, &cfg->rate_limit_invite_burst);
+}
+
+static int config_load_rate_limit_register(const struct config_ctx *ctx,
+					   const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 0, 100000, &cfg->rate_limit_register);
+}
+
+static int config_load_rate_limit_register_burst(const struct config_ctx *ctx,
+						 const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 1000000, &cfg->rate_limit_register_burst);
+}
+
 /* One route group; `i` is its index in the list, used in key names. */
 static int config_load_route(const struct config_ctx *ctx, const config_setting_t *grp,
 			     unsigned i, struct config *cfg)
@@ -742,6 +794,12 @@ static const struct config_key config_keys[] = {
 	{ "auth_fail_limit",  config_load_auth_fail_limit },
 	{ "auth_fail_window", config_load_auth_fail_window },
 	{ "trusted",          config_load_trusted },
+	{ "untrusted_invite", config_load_untrusted_invite },
+	{ "allow_unauthenticated_to_local", config_load_allow_unauthenticated_to_local },
+	{ "rate_limit_invite",          config_load_rate_limit_invite },
+	{ "rate_limit_invite_burst",    config_load_rate_limit_invite_burst },
+	{ "rate_limit_register",        config_load_rate_limit_register },
+	{ "rate_limit_register_burst",  config_load_rate_limit_register_burst },
 	{ "redis_address",    config_load_redis_address },
 	{ "redis_password",   config_load_redis_password },
 	{ "redis_db",         config_load_redis_db },

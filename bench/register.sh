@@ -81,6 +81,7 @@ redis_address = "unix:$REDIS_SOCK";
 auth_secret = "bench-secret-0123456789";
 auth_sha256 = false;
 auth_fail_limit = 100000;
+rate_limit_register = 0;
 EOF
 
 # Ready also means one Redis client per worker.

@@ -64,6 +64,7 @@ call_capacity = $((RATE * 4 + 1024));
 cli_socket = "$T/cli.sock";
 log_level = "warn";
 routes = ( { prefix = "1"; target = "sip:$ADDR:5080;transport=udp"; } );
+trusted = ( "$ADDR" );
 EOF
 
 bench_b2bua_start "$WORKERS"

@@ -52,9 +52,12 @@
  *   show stats     text, or a JSON object
  *                  {node_id, calls_total, calls_active, calls_answered,
  *                   calls_failed, final_codes: {"486": n, ...}, msgs_in,
- *                   msgs_out, draining}
+ *                   msgs_out, rate_limited_invite, rate_limited_register,
+ *                   untrusted_refused, draining}
  *                  final_codes holds only codes sent at least once, summed
- *                  over workers; draining is a boolean.
+ *                  over workers; draining is a boolean; rate_limited_* count
+ *                  requests refused by the per-source rate limits,
+ *                  untrusted_refused INVITEs the admission policy refused.
  *   user add NAME --password PW [--display TEXT] [--max-calls N]
  *   user passwd NAME --password PW
  *                  store HA1s for the configured realm (never PW itself);

@@ -163,6 +163,9 @@ enum shm_counter {
 	SHM_CTR_CALLS_ANSWERED,    /* calls that got a 2xx */
 	SHM_CTR_CALLS_FAILED,      /* calls that ended with a final code >= 300 */
 	SHM_CTR_ACTIVE,            /* calls this worker owns now (up and down) */
+	SHM_CTR_RATE_LIMITED_INVITE,   /* INVITEs over rate_limit_invite: 503 */
+	SHM_CTR_RATE_LIMITED_REGISTER, /* REGISTERs over rate_limit_register: 503 */
+	SHM_CTR_UNTRUSTED_REFUSED, /* INVITEs not admitted (untrusted_invite: 407 or 403) */
 	SHM_CTR__COUNT
 };
 

@@ -229,6 +229,8 @@ static int b2b_on_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t
 {
 	b2b_t *b2b = (b2b_t *)magic;
 
+	if (b2b_rate_limited(b2b, irq, sip))
+		return 0;     /* over its source's limit: answered 503 */
 	switch (sip->sip_request->rq_method) {
 	case sip_method_invite:
 		return b2b_on_invite(b2b, irq, sip);
@@ -322,6 +324,8 @@ int b2b_create(su_root_t *root, const struct config *cfg, shm_t *shm,
 	}
 	ret = b2b_parse_routes(b2b);
 	if (ret == 0)
+		ret = b2b_limits_create(b2b);
+	if (ret == 0)
 		ret = b2b_agent_create(b2b);
 	if (ret < 0) {
 		b2b_destroy(b2b);
@@ -343,6 +347,7 @@ void b2b_destroy(b2b_t *b2b)
 	if (b2b->agent)
 		nta_agent_destroy(b2b->agent);
 	free(b2b->pool);
+	b2b_limits_destroy(b2b);
 	su_home_unref(b2b->home);
 }
 

@@ -37,6 +37,7 @@
 #include "worker/b2b.h"
 #include "worker/cdr.h"
 #include "worker/hold.h"
+#include "worker/ratelimit.h"
 #include "worker/registrar.h"
 
 /* TPTAG_IDENT of the two transports (see architecture.md: select the
@@ -83,6 +84,8 @@ struct b2b_call {
 	int killed;                  /* an operator ended it (CDR: KILLED) */
 	int timed_out;               /* invite_timeout ended it (CDR: ended by the system) */
 	int no_cdr;                  /* only a challenge (407): not a call attempt */
+	int untrusted;               /* caller not from a trusted source: callees that
+				      * are unknown, disabled or away all look alike */
 	int final_code;              /* final answer sent to the caller */
 	uint64_t answer_ms;          /* when it was answered, 0 before */
 	enum cdr_party hangup_by;
@@ -142,6 +145,11 @@ struct b2b {
 	struct b2b_call *free_list;
 	unsigned active;
 	int draining;
+
+	ratelimit_t *rl_invite;       /* rate_limit_invite per source, NULL = off */
+	ratelimit_t *rl_register;     /* rate_limit_register per source, NULL = off */
+	uint64_t rl_logged_ms;        /* last "rate limited" warning */
+	unsigned rl_refused;          /* requests refused since that warning */
 
 	uint64_t full_logged_ms;      /* last "call table full" warning */
 	unsigned full_refused;        /* INVITEs refused since that warning */
@@ -215,6 +223,9 @@ void b2b_relay_done(struct b2b_call *call);
 /* ------------------------------------------------------------ b2b_policy.c */
 
 int b2b_parse_routes(b2b_t *b2b);
+int b2b_limits_create(b2b_t *b2b);
+void b2b_limits_destroy(b2b_t *b2b);
+int b2b_rate_limited(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip);
 void b2b_admit(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip);
 int b2b_forward_on_failure(struct b2b_call *call);
 

@@ -30,7 +30,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nta.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -39,8 +41,13 @@
 
 #include "b2bua/log.h"
 #include "worker/b2b_int.h"
+#include "worker/ratelimit.h"
 #include "worker/registrar.h"
 #include "worker/route.h"
+
+/* Sources a worker's rate limiters track at once (each limiter: this many
+ * entries of 40 bytes); more sources still work, the idlest give way. */
+#define B2B_RATELIMIT_SOURCES 8192
 
 /* ------------------------------------------------------------ static routes */
 
@@ -200,6 +207,10 @@ static void b2b_on_lookup(void *arg, int status, const struct registrar_contact 
 		b2b_call_refuse(call, SIP_487_REQUEST_CANCELLED);
 		return;
 	}
+	/* No user enumeration: an untrusted caller gets the same 480 for an
+	 * unknown or disabled user as for one that is not registered. */
+	if (status == 404 && call->untrusted)
+		status = 480;
 	if (fwd) {
 		call->fwd = *fwd;
 		call->have_fwd = 1;
@@ -363,17 +374,162 @@ static void b2b_on_auth(void *arg, int status, const char *sha256, const char *m
 	b2b_count_user(call, b2b_caller_user(call), b2b_on_caller_counted);
 }
 
-/* A new call in ROUTING: authenticate it when there is a registrar, then
- * route it.  Every outcome ends in a B-leg or a refusal of the call. */
-void b2b_admit(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip)
+/* ------------------------------------------------------------ admission */
+
+/* The source of a request as a rate-limit key (family, address) and as a
+ * socket address; -ENOENT when the request is gone or not IP. */
+static int b2b_source_of(nta_incoming_t *irq, uint8_t key[RATELIMIT_KEY_MAX], size_t *len,
+			 su_sockaddr_t *sa)
+{
+	msg_t *msg = nta_incoming_getrequest(irq);
+	su_sockaddr_t const *from = msg ? msg_addr(msg) : NULL;
+	int ret = 0;
+
+	if (from && from->su_family == AF_INET) {
+		key[0] = 4;
+		memcpy(key + 1, &from->su_sin.sin_addr, 4);
+		*len = 5;
+	} else if (from && from->su_family == AF_INET6) {
+		key[0] = 6;
+		memcpy(key + 1, &from->su_sin6.sin6_addr, 16);
+		*len = 17;
+	} else {
+		ret = -ENOENT;
+	}
+	if (ret == 0)
+		*sa = *from;
+	msg_destroy(msg);
+	return ret;
+}
+
+static int b2b_source_trusted(b2b_t *b2b, nta_incoming_t *irq)
+{
+	uint8_t key[RATELIMIT_KEY_MAX];
+	su_sockaddr_t sa;
+	size_t len;
+
+	return b2b_source_of(irq, key, &len, &sa) == 0 && config_is_trusted(b2b->cfg, &sa.su_sa);
+}
+
+/* Over the limit: 503 with Retry-After, counted; a warning every 10 s at
+ * most says how many (a flood must not flood the log). */
+static void b2b_rate_refuse(b2b_t *b2b, nta_incoming_t *irq, sip_method_t method)
+{
+	uint64_t now = shm_now_ms();
+
+	shm_counter_add(b2b->shm, b2b->worker, method == sip_method_invite ?
+			SHM_CTR_RATE_LIMITED_INVITE : SHM_CTR_RATE_LIMITED_REGISTER, 1);
+	b2b->rl_refused++;
+	if (now - b2b->rl_logged_ms >= 10000) {
+		log_warn("rate limits: %u INVITE/REGISTER requests refused with 503 in the last "
+			 "%llu s", b2b->rl_refused, (unsigned long long)(b2b->rl_logged_ms ?
+			 (now - b2b->rl_logged_ms) / 1000 : 0));
+		b2b->rl_logged_ms = now;
+		b2b->rl_refused = 0;
+	}
+	nta_incoming_treply(irq, SIP_503_SERVICE_UNAVAILABLE, SIPTAG_RETRY_AFTER_STR("5"),
+			    TAG_END());
+	nta_incoming_destroy(irq);
+}
+
+/*
+ * Per-source rate limits (rate_limit_invite, rate_limit_register), checked
+ * before a request costs anything more than its transaction: returns 1
+ * when the request was over its source's limit and is answered (503), 0
+ * when it may go on.  Trusted sources (trunks, SBCs: many users behind one
+ * address) are not limited.
+ */
+int b2b_rate_limited(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
+{
+	sip_method_t method = sip->sip_request->rq_method;
+	ratelimit_t *rl = method == sip_method_invite ? b2b->rl_invite :
+			  method == sip_method_register ? b2b->rl_register : NULL;
+	uint8_t key[RATELIMIT_KEY_MAX];
+	su_sockaddr_t sa;
+	size_t len;
+
+	if (rl == NULL || b2b_source_of(irq, key, &len, &sa) < 0 ||
+	    ratelimit_allow(rl, key, len, shm_now_ms()) != 0 ||
+	    config_is_trusted(b2b->cfg, &sa.su_sa))
+		return 0;
+	b2b_rate_refuse(b2b, irq, method);
+	return 1;
+}
+
+int b2b_limits_create(b2b_t *b2b)
+{
+	const struct config *cfg = b2b->cfg;
+	uint64_t seed;
+	int ret = 0;
+
+	if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+		seed = shm_now_ms() ^ (uint64_t)b2b->worker << 48;
+	if (cfg->rate_limit_invite > 0)
+		ret = ratelimit_create(B2B_RATELIMIT_SOURCES, (unsigned)cfg->rate_limit_invite,
+				       (unsigned)cfg->rate_limit_invite_burst, seed,
+				       &b2b->rl_invite);
+	if (ret == 0 && cfg->rate_limit_register > 0)
+		ret = ratelimit_create(B2B_RATELIMIT_SOURCES, (unsigned)cfg->rate_limit_register,
+				       (unsigned)cfg->rate_limit_register_burst, ~seed,
+				       &b2b->rl_register);
+	if (b2b->worker == 0 && cfg->domain[0] == '\0' && cfg->n_trusted == 0)
+		log_warn("no domain and no trusted sources: every INVITE will be refused "
+			 "with 403 (set trusted to the addresses of your trunks and SBCs)");
+	return ret;
+}
+
+void b2b_limits_destroy(b2b_t *b2b)
+{
+	ratelimit_destroy(b2b->rl_invite);
+	ratelimit_destroy(b2b->rl_register);
+	b2b->rl_invite = NULL;
+	b2b->rl_register = NULL;
+}
+
+/* An INVITE the admission policy refuses: counted, then 403 (a CDR). */
+static void b2b_not_admitted(struct b2b_call *call, const char *why)
 {
 	b2b_t *b2b = call->b2b;
 
-	if (b2b->reg) {
-		b2b_call_hold(call);
-		if (registrar_check_invite(b2b->reg, irq, sip, b2b_on_auth, call) == 0)
-			return;
-		b2b_call_release(call);
+	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_UNTRUSTED_REFUSED, 1);
+	log_debug("call %s: not admitted: %s", call->id, why);
+	b2b_call_refuse(call, SIP_403_FORBIDDEN);
+}
+
+/*
+ * A new call in ROUTING: may it go on?  See the design note: a trusted
+ * source, an authenticated subscriber, or a call to a local user; anything
+ * else is challenged or refused (untrusted_invite), and without a registrar
+ * only trusted sources may call.  Every outcome ends in a B-leg or a
+ * refusal of the call.
+ */
+void b2b_admit(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip)
+{
+	b2b_t *b2b = call->b2b;
+	enum registrar_admission how;
+
+	if (b2b_source_trusted(b2b, irq)) {
+		b2b_call_route(call);
+		return;
 	}
-	b2b_call_route(call);
+	call->untrusted = 1;
+	if (b2b->reg == NULL) {
+		b2b_not_admitted(call, "source not trusted (no domain: trusted sources only)");
+		return;
+	}
+	how = registrar_invite_admission(b2b->reg, sip);
+	if (how == REGISTRAR_TO_LOCAL) {
+		b2b_call_route(call);
+		return;
+	}
+	if (how == REGISTRAR_NOT_ADMITTED) {
+		if (b2b->cfg->untrusted_invite == CONFIG_UNTRUSTED_REJECT) {
+			b2b_not_admitted(call, "untrusted source, not for a local user");
+			return;
+		}
+		/* Challenged: a subscriber may answer it (then From must be his). */
+		shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_UNTRUSTED_REFUSED, 1);
+	}
+	b2b_call_hold(call);
+	registrar_check_invite(b2b->reg, irq, sip, b2b_on_auth, call);
 }

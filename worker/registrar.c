@@ -74,7 +74,7 @@ struct registrar_req {
 /* ------------------------------------------------------------ helpers */
 
 /* "ip:port" of the peer that sent the request. */
-static void registrar_source(nta_incoming_t *irq, char *out, size_t size, su_sockaddr_t *sa_out)
+static void registrar_source(nta_incoming_t *irq, char *out, size_t size)
 {
 	msg_t *msg = nta_incoming_getrequest(irq);
 	su_sockaddr_t const *sa = msg ? msg_addr(msg) : NULL;
@@ -87,11 +87,6 @@ static void registrar_source(nta_incoming_t *irq, char *out, size_t size, su_soc
 	} else if (sa && sa->su_family == AF_INET6) {
 		inet_ntop(AF_INET6, &sa->su_sin6.sin6_addr, ip, sizeof ip);
 		port = ntohs(sa->su_sin6.sin6_port);
-	}
-	if (sa_out) {
-		memset(sa_out, 0, sizeof *sa_out);
-		if (sa)
-			*sa_out = *sa;
 	}
 	snprintf(out, size, "%s:%d", ip, port);
 	msg_destroy(msg);
@@ -391,7 +386,7 @@ void registrar_on_register(registrar_t *reg, nta_incoming_t *irq, sip_t const *s
 	}
 	req->irq = irq;
 	snprintf(req->method, sizeof req->method, "REGISTER");
-	registrar_source(irq, req->source, sizeof req->source, NULL);
+	registrar_source(irq, req->source, sizeof req->source);
 
 	status = registrar_precheck(reg, sip->sip_authorization, req);
 	if (status != 0) {
@@ -496,44 +491,46 @@ static void registrar_on_invite_authed(struct registrar_req *req, int status)
 		registrar_invite_done(req, 503);
 }
 
-int registrar_check_invite(registrar_t *reg, nta_incoming_t *irq, sip_t const *sip,
-			   registrar_auth_f *done, void *arg)
+enum registrar_admission registrar_invite_admission(const registrar_t *reg, sip_t const *sip)
+{
+	if (registrar_is_local(reg, sip->sip_from->a_url) || sip->sip_proxy_authorization)
+		return REGISTRAR_AUTHENTICATE;
+	if (reg->cfg->allow_unauthenticated_to_local &&
+	    registrar_is_local(reg, sip->sip_request->rq_url))
+		return REGISTRAR_TO_LOCAL;
+	return REGISTRAR_NOT_ADMITTED;
+}
+
+void registrar_check_invite(registrar_t *reg, nta_incoming_t *irq, sip_t const *sip,
+			    registrar_auth_f *done, void *arg)
 {
 	char sha[DIGEST_CHALLENGE_SIZE], md5[DIGEST_CHALLENGE_SIZE];
-	struct registrar_req *req;
-	su_sockaddr_t sa;
-	char source[64];
+	struct registrar_req *req = registrar_req_new(reg);
 	int status;
 
-	if (!registrar_is_local(reg, sip->sip_from->a_url))
-		return 1;   /* not one of our subscribers: a peer or a trunk */
-	registrar_source(irq, source, sizeof source, &sa);
-	if (config_is_trusted(reg->cfg, &sa.su_sa))
-		return 1;
-
-	req = registrar_req_new(reg);
 	if (req == NULL) {
 		done(arg, 503, NULL, NULL);
-		return 0;
+		return;
 	}
 	req->auth_done = done;
 	req->arg = arg;
 	snprintf(req->method, sizeof req->method, "INVITE");
-	snprintf(req->source, sizeof req->source, "%s", source);
+	registrar_source(irq, req->source, sizeof req->source);
 	snprintf(req->from_user, sizeof req->from_user, "%s",
 		 sip->sip_from->a_url->url_user ? sip->sip_from->a_url->url_user : "");
+	/* Stateless first: no credentials (or a bad nonce) is challenged before
+	 * Redis is asked anything, the same for every user name. */
 	status = registrar_precheck(reg, sip->sip_proxy_authorization, req);
 	if (status != 0) {
 		registrar_challenges(reg, status < 0, sha, md5);
 		free(req);
 		done(arg, 407, sha, md5);
-		return 0;
+		return;
 	}
 	if (registrar_auth_start(req, registrar_on_invite_authed) < 0) {
 		free(req);
 		done(arg, 503, NULL, NULL);
 	}
-	return 0;
 }
 
 /* ------------------------------------------------------------ lookup */

@@ -37,18 +37,38 @@ void registrar_on_register(registrar_t *reg, nta_incoming_t *irq, sip_t const *s
 int registrar_is_local(const registrar_t *reg, url_t const *url);
 
 /*
- * Does this INVITE need authentication (From a local subscriber, source not
- * trusted)?  Returns 1 when it does not.  Otherwise returns 0 and later calls
- * done(arg, status, sha256, md5) with status
+ * How an INVITE from a source that is not trusted may be admitted (the
+ * trusted check is the caller's, b2b_policy.c).  Looks at the request only,
+ * never at Redis, so the answer cannot depend on whether a user exists:
+ *   REGISTRAR_AUTHENTICATE  its From is one of our users, or it carries
+ *                           Proxy-Authorization: registrar_check_invite();
+ *   REGISTRAR_TO_LOCAL      for a user of our domain (Request-URI) and
+ *                           allow_unauthenticated_to_local is set: it may go
+ *                           on without credentials, to that user only;
+ *   REGISTRAR_NOT_ADMITTED  anything else (a number of a static route, a
+ *                           foreign URI): untrusted_invite decides (407/403).
+ */
+enum registrar_admission {
+	REGISTRAR_AUTHENTICATE,
+	REGISTRAR_TO_LOCAL,
+	REGISTRAR_NOT_ADMITTED,
+};
+enum registrar_admission registrar_invite_admission(const registrar_t *reg, sip_t const *sip);
+
+/*
+ * Authenticate an INVITE as a local subscriber: later calls
+ * done(arg, status, sha256, md5) (perhaps before returning) with status
  *   0    the caller is authenticated and is the From user: go on;
- *   407  send 407 with these two Proxy-Authenticate values (SHA-256 first);
- *   403  authenticated as someone else, or throttled;
+ *   407  send 407 with these two Proxy-Authenticate values (SHA-256 first):
+ *        no credentials, wrong ones, an unknown user, a stale nonce;
+ *   403  authenticated as someone else, a disabled user, or throttled;
  *   503  Redis is unreachable: the subscriber cannot be checked.
+ * An INVITE without credentials gets its 407 at once, whoever it names.
  * The registrar never answers the INVITE itself: the call (b2b) does.
  */
 typedef void registrar_auth_f(void *arg, int status, const char *sha256, const char *md5);
-int registrar_check_invite(registrar_t *reg, nta_incoming_t *irq, sip_t const *sip,
-			   registrar_auth_f *done, void *arg);
+void registrar_check_invite(registrar_t *reg, nta_incoming_t *irq, sip_t const *sip,
+			    registrar_auth_f *done, void *arg);
 
 /* A subscriber's call forwarding (Redis user hash fields fwd_*): each target
  * is "" (none), a user of our domain, or a SIP URI. */

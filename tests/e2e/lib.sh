@@ -200,6 +200,11 @@ CFG_MAX_FORWARDS=70
 CFG_LOG_LEVEL=info
 CFG_ROUTES="{ prefix = \"1\"; target = \"sip:$ADDR:$UAS_PORT;transport=udp\"; }"
 CFG_EXTRA=""            # more config lines, e.g. from registrar_config
+# trusted sources, written as `trusted = ( $CFG_TRUSTED );` when not empty:
+# the test's own address, so its sipp callers may use the static routes
+# (an untrusted INVITE never reaches a route).  registrar_config empties it:
+# registrar tests say themselves whether their callers are trusted.
+CFG_TRUSTED="\"$ADDR\""
 CONF=$T/b2bua.conf
 
 # write_config: $CONF from the CFG_* knobs.
@@ -220,6 +225,7 @@ log_level = "$CFG_LOG_LEVEL";
 cdr_spool_dir = "$T/spool";
 redis_address = "unix:$T/redis.sock";
 routes = ( $CFG_ROUTES );
+${CFG_TRUSTED:+trusted = ( $CFG_TRUSTED );}
 $CFG_EXTRA
 EOF
 }
@@ -251,6 +257,7 @@ rcli() { redis-cli -s "$REDIS_SOCK" "$@"; }
 # sipp 3.6 cannot skip a SHA-256 challenge, so sipp-driven tests offer MD5
 # only; a test that wants the default passes "auth_sha256 = true;".
 registrar_config() {
+	CFG_TRUSTED=""
 	CFG_EXTRA="domain = \"$ADDR\";
 auth_secret = \"e2e-secret-0123456789\";
 ${1:-auth_sha256 = false;}"
@@ -408,6 +415,29 @@ uac_start() {
 		>"$T/$name.out" 2>&1 &
 	SIPP_PID[$name]=$!
 	_track "$!"
+}
+
+# uac_start_from SOURCE NAME SCENARIO [SIPP ARGS...]: uac_start, but the
+# sipp UAC binds address SOURCE (another loopback address than $ADDR, i.e.
+# a source that is not trusted; see other_addr).
+uac_start_from() {
+	local src=$1 name=$2 scen=$3
+	shift 3
+	_sipp_common "$name"
+	_UAC_PORT_NEXT=$((_UAC_PORT_NEXT + 1))
+	(cd "$T" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SIPP_DIR/$scen.xml" \
+		-i "$src" -p "$_UAC_PORT_NEXT" -s 1000 "${_SIPP_ARGS[@]}" "$@" \
+		"$ADDR:$SIP_PORT") \
+		>"$T/$name.out" 2>&1 &
+	SIPP_PID[$name]=$!
+	_track "$!"
+}
+
+# other_addr N: a loopback address beside $ADDR (N = 1, 2, ...) for peers
+# that must not be the trusted $ADDR.
+other_addr() {
+	local last=${ADDR##*.}
+	echo "${ADDR%.*}.$(((last - 2 + $1) % 250 + 2))"
 }
 
 # sipp_wait NAME: wait for a sipp run to end; returns its exit status

@@ -115,6 +115,12 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg->auth_fail_limit, 10);
 	ck_assert_int_eq(cfg->auth_fail_window, 60);
 	ck_assert_uint_eq(cfg->n_trusted, 0);
+	ck_assert_int_eq(cfg->untrusted_invite, CONFIG_UNTRUSTED_CHALLENGE);
+	ck_assert_int_eq(cfg->allow_unauthenticated_to_local, 1);
+	ck_assert_int_eq(cfg->rate_limit_invite, 20);
+	ck_assert_int_eq(cfg->rate_limit_invite_burst, 40);
+	ck_assert_int_eq(cfg->rate_limit_register, 20);
+	ck_assert_int_eq(cfg->rate_limit_register_burst, 40);
 	ck_assert_str_eq(cfg->redis_address, "unix:/run/b2bua/redis.sock");
 	ck_assert_str_eq(cfg->redis_password, "");
 	ck_assert_int_eq(cfg->redis_db, 0);
@@ -344,6 +350,57 @@ START_TEST(test_trusted_array)
 	ck_assert_int_eq(l->cfg.trusted[1].family, AF_INET6);
 	ck_assert_int_eq(l->cfg.trusted[1].prefix_len, 10);
 	free(l);
+}
+END_TEST
+
+/* The admission and rate-limit keys: every value they take. */
+START_TEST(test_admission_keys)
+{
+	struct loaded *l = load_text("untrusted_invite = \"reject\";\n"
+				     "allow_unauthenticated_to_local = false;\n"
+				     "rate_limit_invite = 0;\n"
+				     "rate_limit_invite_burst = 1;\n"
+				     "rate_limit_register = 100000;\n"
+				     "rate_limit_register_burst = 1000000;\n");
+
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_int_eq(l->cfg.untrusted_invite, CONFIG_UNTRUSTED_REJECT);
+	ck_assert_int_eq(l->cfg.allow_unauthenticated_to_local, 0);
+	ck_assert_int_eq(l->cfg.rate_limit_invite, 0);
+	ck_assert_int_eq(l->cfg.rate_limit_invite_burst, 1);
+	ck_assert_int_eq(l->cfg.rate_limit_register, 100000);
+	ck_assert_int_eq(l->cfg.rate_limit_register_burst, 1000000);
+	free(l);
+	l = load_text("untrusted_invite = \"challenge\";\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_int_eq(l->cfg.untrusted_invite, CONFIG_UNTRUSTED_CHALLENGE);
+	free(l);
+}
+END_TEST
+
+/* Each admission key refuses what it does not take, naming itself. */
+START_TEST(test_bad_admission_keys)
+{
+	static const char *const bad[][2] = {
+		{ "untrusted_invite = \"drop\";", "untrusted_invite" },
+		{ "untrusted_invite = \"Challenge\";", "untrusted_invite" },
+		{ "untrusted_invite = 1;", "untrusted_invite" },
+		{ "allow_unauthenticated_to_local = \"yes\";", "allow_unauthenticated_to_local" },
+		{ "allow_unauthenticated_to_local = 1;", "allow_unauthenticated_to_local" },
+		{ "rate_limit_invite = -1;", "rate_limit_invite" },
+		{ "rate_limit_invite = 100001;", "rate_limit_invite" },
+		{ "rate_limit_invite_burst = 0;", "rate_limit_invite_burst" },
+		{ "rate_limit_invite_burst = 1000001;", "rate_limit_invite_burst" },
+		{ "rate_limit_register = -5;", "rate_limit_register" },
+		{ "rate_limit_register = \"10\";", "rate_limit_register" },
+		{ "rate_limit_register_burst = 0;", "rate_limit_register_burst" },
+	};
+	char text[256];
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(text, sizeof text, "# line 1\n%s\n", bad[i][0]);
+		assert_error_text(text, 2, bad[i][1]);
+	}
 }
 END_TEST
 
@@ -917,6 +974,7 @@ static Suite *config_suite(void)
 	tcase_add_test(ok, test_domain_realm_default);
 	tcase_add_test(ok, test_redis_address_forms);
 	tcase_add_test(ok, test_trusted_array);
+	tcase_add_test(ok, test_admission_keys);
 	tcase_add_test(ok, test_is_trusted);
 	tcase_add_test(ok, test_is_trusted_all_and_none);
 	suite_add_tcase(s, ok);
@@ -938,6 +996,7 @@ static Suite *config_suite(void)
 	tcase_add_test(bad, test_auth_secret);
 	tcase_add_test(bad, test_register_expires_order);
 	tcase_add_test(bad, test_bad_trusted);
+	tcase_add_test(bad, test_bad_admission_keys);
 	tcase_add_test(bad, test_too_many_trusted);
 	tcase_add_test(bad, test_bad_redis_address);
 	suite_add_tcase(s, bad);

@@ -2,9 +2,27 @@
  * b2b_policy — where a call goes, and whether it may.
  *
  * Design note.  The mechanism (legs, branches, relays) lives in the other
- * b2b files; the decisions live here, so a new call rule goes here.  A call
- * in ROUTING is admitted (b2b_admit) in this order:
+ * b2b files; the decisions live here, so a new call rule goes here.
  *
+ * Before a request is anything (b2b_rate_limited, from b2b.c's request
+ * entry): INVITE and REGISTER are counted against their source address's
+ * token bucket (ratelimit.c, one table per method and worker, fixed
+ * memory); over the limit they get 503 with Retry-After at once.  Trusted
+ * sources are not limited: a trunk or SBC carries many users.  A 503
+ * rather than a silent drop: Sofia has already made the transaction, so a
+ * drop would save nothing, and a legitimate client backs off.
+ *
+ * A call in ROUTING is then admitted (b2b_admit) in this order:
+ *
+ *   0. the trust model: a trusted source is admitted as it is; without a
+ *      registrar (no domain) nobody else is (403).  Otherwise the
+ *      registrar says from the request alone (registrar_invite_admission)
+ *      whether the caller must authenticate (From is ours, or it brought
+ *      credentials), may call without (for a local user,
+ *      allow_unauthenticated_to_local), or is not admitted: untrusted_invite
+ *      answers that one with 407 (a subscriber may still authenticate) or
+ *      403.  Nothing here depends on Redis, so nothing tells a stranger
+ *      whether a user exists;
  *   1. the registrar authenticates the caller (407 challenge, or refusal);
  *   2. an authenticated caller is a local subscriber: its max_calls count
  *      the call (403 "Call limit reached" at the limit; a Redis failure does
@@ -12,7 +30,10 @@
  *   3. routing: a user of our domain is looked up in the location service
  *      (its max_calls count the call; at the limit it is busy) and every
  *      contact is forked to; anything else follows the static routes
- *      (route.c; 404 when none matches).
+ *      (route.c; 404 when none matches).  A caller that is not trusted gets
+ *      480 for a callee that is unknown or disabled, as for one that is not
+ *      registered: the lookup must not enumerate users either.  A trusted
+ *      caller (a trunk) is told 404.
  *
  * Every registrar answer is asynchronous: the call is held meanwhile
  * (b2b_call_hold), and a CANCEL that arrived meanwhile ends it with 487.

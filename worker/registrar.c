@@ -21,6 +21,16 @@
  * An unknown user and a wrong password get the same answer (a new
  * challenge), and both count as a failure of the source address; past
  * auth_fail_limit failures in auth_fail_window seconds the source gets 403.
+ *
+ * No user enumeration.  Whatever can be answered without credentials is
+ * answered before Redis is asked anything, from the request alone: a
+ * REGISTER or an INVITE without (valid-looking) credentials gets its
+ * 401/407 at once, the same for every name, and registrar_invite_admission()
+ * decides who must authenticate from the From, the Request-URI and the
+ * presence of Proxy-Authorization only.  Only verified credentials reveal
+ * something (a disabled user gets 403), and only to who knows the password.
+ * Which sources are trusted is the caller's question (b2b_policy.c): the
+ * registrar authenticates whoever it is asked to.
  */
 #include "worker/registrar.h"
 

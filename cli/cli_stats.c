@@ -147,7 +147,8 @@ static int cli_stats_text(cli_server_t *srv, const struct cli_stats *st, struct 
 	cli_buf_printf(out, "messages in:      %" PRIu64 "\n", st->ctr[SHM_CTR_MSGS_IN]);
 	cli_buf_printf(out, "messages out:     %" PRIu64 "\n", st->ctr[SHM_CTR_MSGS_OUT]);
 	cli_buf_printf(out, "rate limited:     %" PRIu64 " INVITE, %" PRIu64 " REGISTER\n",
-		       st->ctr[SHM_CTR_RATE_LIMITED_INVITE], st->ctr[SHM_CTR_RATE_LIMITED_REGISTER]);
+		       st->ctr[SHM_CTR_RATE_LIMITED_INVITE],
+		       st->ctr[SHM_CTR_RATE_LIMITED_REGISTER]);
 	cli_buf_printf(out, "untrusted refused: %" PRIu64 "\n", st->ctr[SHM_CTR_UNTRUSTED_REFUSED]);
 	cli_buf_printf(out, "final codes sent:");
 	for (int code = SHM_CODE_MIN; code <= SHM_CODE_MAX; code++) {

@@ -246,6 +246,7 @@ static int worker_redis_start(const struct config *cfg, unsigned idx)
 	snprintf(rc.address, sizeof rc.address, "%s", cfg->redis_address);
 	snprintf(rc.password, sizeof rc.password, "%s", cfg->redis_password);
 	rc.db = cfg->redis_db;
+	rc.timeout_ms = cfg->redis_timeout;
 	snprintf(rc.prefix, sizeof rc.prefix, "%s", cfg->redis_prefix);
 	ret = rds_create(worker.root, &rc, &worker.rds);
 	if (ret < 0)

@@ -309,7 +309,10 @@ void b2b_reply_a(struct b2b_call *call, int status, const char *phrase)
 	if (status == 487)
 		call->cancelled = 1;
 	b2b_count_code(call->b2b, status);
-	nta_incoming_treply(call->a_irq, status, phrase, TAG_END());
+	/* 503: the location service (Redis) did not answer, or we are
+	 * stopping: tell the caller when to try again. */
+	nta_incoming_treply(call->a_irq, status, phrase,
+			    TAG_IF(status == 503, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
 	nta_incoming_destroy(call->a_irq);
 	call->a_irq = NULL;
 }

@@ -737,6 +737,8 @@ void rds_destroy(rds_t *self)
 
 void rds_close(rds_t *self)
 {
+	unsigned n = 0;
+
 	if (self == NULL || self->closed || self->destroying)
 		return;
 	self->closed = 1;
@@ -744,6 +746,11 @@ void rds_close(rds_t *self)
 	if (self->state == RDS_UP)
 		self->state = RDS_CLOSING;
 	su_timer_reset(self->timer);
+	for (struct rds_req *req = self->pending; req != NULL; req = req->next)
+		n++;
+	if (n > 0)
+		log_info("redis %s: closed with %u command%s pending: they fail now", self->address,
+			 n, n == 1 ? "" : "s");
 	snprintf(self->drop_reason, sizeof self->drop_reason, "closed");
 	rds_settle(self);   /* from inside a callback: when it unwinds */
 }

@@ -312,10 +312,20 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx)
 	return 0;
 }
 
+/*
+ * The order matters.  Whatever still waits on Redis is answered first
+ * (rds_close: a REGISTER gets its 503, a call its refusal and its CDR),
+ * while the SIP agent, the registrar and the calls those answers go to
+ * still exist; destroying the agent first left the callbacks replying on
+ * freed transactions (SIGSEGV).  Then the calls that are left end (their
+ * CDRs go to the spool), then the rest.
+ */
 static void worker_stop(void)
 {
 	if (worker.tick)
 		su_timer_destroy(worker.tick);
+	if (worker.rds)
+		rds_close(worker.rds);
 	b2b_destroy(worker.b2b);
 	registrar_destroy(worker.reg);
 	cdr_writer_destroy(worker.cdr);

@@ -253,8 +253,8 @@ static int worker_redis_start(const struct config *cfg, unsigned idx)
 		return ret;
 
 	snprintf(spool, sizeof spool, "%s/cdr-%s-w%u.spool", cfg->cdr_spool_dir, cfg->node_id, idx);
-	ret = cdr_writer_create(worker.rds, cfg->redis_prefix, cfg->cdr_stream, spool,
-				&worker.cdr);
+	ret = cdr_writer_create(worker.root, worker.rds, cfg->redis_prefix, cfg->cdr_stream,
+				spool, &worker.cdr);
 	if (ret < 0)
 		return ret;
 	b2b_set_cdr_writer(worker.b2b, worker.cdr);
@@ -317,8 +317,10 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx)
  * (rds_close: a REGISTER gets its 503, a call its refusal and its CDR),
  * while the SIP agent, the registrar and the calls those answers go to
  * still exist; destroying the agent first left the callbacks replying on
- * freed transactions (SIGSEGV).  Then the calls that are left end (their
- * CDRs go to the spool), then the rest.
+ * freed transactions (SIGSEGV).  Then the CDR writer syncs its spool and
+ * releases the calls waiting for their CDR to be durable, and from then on
+ * releases each at once (the loop does not turn again); then the calls that
+ * are left end, then the rest.
  */
 static void worker_stop(void)
 {
@@ -326,6 +328,7 @@ static void worker_stop(void)
 		su_timer_destroy(worker.tick);
 	if (worker.rds)
 		rds_close(worker.rds);
+	cdr_writer_flush(worker.cdr);
 	b2b_destroy(worker.b2b);
 	registrar_destroy(worker.reg);
 	cdr_writer_destroy(worker.cdr);

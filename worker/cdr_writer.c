@@ -28,7 +28,8 @@
  * after redis_timeout) or a temporary refusal rewinds `send_off` to
  * `acked_off`: the unacknowledged lines are sent again later, and SET NX
  * makes that harmless.  When `acked_off` reaches the end of the file with
- * nothing in flight and nobody waiting, the file is truncated to zero.
+ * nothing in flight and nobody waiting, the file is truncated to zero (at
+ * once after an outage, else once idle or long: cdr_spool_finish).
  * Lines an earlier process left in the same spool are sent first.
  *
  * Errors from Redis.  Replies meaning "not now" (LOADING, BUSY, OOM,
@@ -74,6 +75,8 @@
 #define CDR_REPLAY_WINDOW   64      /* records in flight at once */
 #define CDR_LOG_CHUNK       640     /* a line is logged in pieces that fit a log line */
 #define CDR_RETRY_MS        500     /* after "not now" (e.g. LOADING), ask again this late */
+#define CDR_TRIM_MS         100     /* idle this long: the confirmed spool is truncated */
+#define CDR_TRIM_BYTES      (1 << 20) /* ... or when it is this long */
 
 /* One record waiting for its reply.  Linked in send order. */
 struct cdr_req {
@@ -97,6 +100,8 @@ struct cdr_writer {
 	su_timer_t *sync_timer;     /* zero-delay: one fdatasync per loop turn */
 	int sync_armed;
 	su_timer_t *retry_timer;    /* ends a stall (Redis said "not now") */
+	su_timer_t *trim_timer;     /* truncates a confirmed spool once idle */
+	int trim_armed;
 	rds_t *rds;                 /* NULL: spool only */
 	char *stream;
 	char *spool_path;
@@ -437,12 +442,27 @@ static int cdr_spool_open(cdr_writer_t *w)
 	return ret;
 }
 
-/* Everything reached Redis (or the rejected file): start the spool afresh. */
-static void cdr_spool_finish(cdr_writer_t *w)
+static void cdr_on_trim_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
+
+/*
+ * Everything reached Redis (or the rejected file): start the spool afresh.
+ * A truncation costs about as much as the rest of a record's trip (the
+ * file system journals it), so while records flow it waits until the
+ * spool is CDR_TRIM_BYTES long or the writer idle for CDR_TRIM_MS; after
+ * an outage it happens at once.  Lines confirmed but not yet cut off are
+ * harmless: replayed after a crash, SET NX drops them.
+ */
+static void cdr_spool_finish(cdr_writer_t *w, int now)
 {
 	if (w->spool_size == 0 || w->acked_off != w->spool_size || w->replay_inflight > 0
 	    || w->waiters != NULL)
 		return;
+	if (!now && !w->backlog && w->rejected == 0 && w->spool_size < CDR_TRIM_BYTES) {
+		if (!w->trim_armed && su_timer_set_interval(w->trim_timer, cdr_on_trim_timer, w,
+							    CDR_TRIM_MS) == 0)
+			w->trim_armed = 1;
+		return;
+	}
 	if (ftruncate(w->fd, 0) < 0) {
 		/* Kept: the next drain sends it all again, as duplicates. */
 		log_error("cannot truncate the CDR spool %s: %s", w->spool_path, strerror(errno));
@@ -703,8 +723,18 @@ static void cdr_pump(cdr_writer_t *w)
 		;
 	cdr_waiters_done(w, 0);
 	cdr_want_sync(w);
-	cdr_spool_finish(w);
+	cdr_spool_finish(w, 0);
 	w->pumping = 0;
+}
+
+static void cdr_on_trim_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+	cdr_writer_t *w = arg;
+
+	(void)magic; (void)t;
+	w->trim_armed = 0;
+	if (!w->pumping)
+		cdr_spool_finish(w, 1);
 }
 
 static void cdr_on_state(rds_t *rds, int connected, void *arg)
@@ -790,6 +820,7 @@ static void cdr_writer_free(cdr_writer_t *w)
 	}
 	su_timer_destroy(w->sync_timer);
 	su_timer_destroy(w->retry_timer);
+	su_timer_destroy(w->trim_timer);
 	if (w->fd >= 0)
 		close(w->fd);   /* drops the flock too */
 	free(w->stream);
@@ -817,13 +848,15 @@ int cdr_writer_create(su_root_t *root, rds_t *rds, const char *prefix, const cha
 	w->root = root;
 	w->sync_timer = su_timer_create(su_root_task(root), 0);
 	w->retry_timer = su_timer_create(su_root_task(root), CDR_RETRY_MS);
+	w->trim_timer = su_timer_create(su_root_task(root), CDR_TRIM_MS);
 	w->rds = rds;
 	w->stream = strdup(stream_key);
 	w->spool_path = strdup(spool_path);
 	if (asprintf(&w->rejected_path, "%s.rejected", spool_path) < 0)
 		w->rejected_path = NULL;
 	if (w->stream == NULL || w->spool_path == NULL
-	    || w->rejected_path == NULL || w->sync_timer == NULL || w->retry_timer == NULL) {
+	    || w->rejected_path == NULL || w->sync_timer == NULL || w->retry_timer == NULL
+	    || w->trim_timer == NULL) {
 		cdr_writer_free(w);
 		return -ENOMEM;
 	}

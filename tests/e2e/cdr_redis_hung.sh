@@ -10,9 +10,11 @@
 #   2. Redis is stopped mid-load.  While it hangs, a REGISTER (which needs
 #      Redis) gets 503 with Retry-After within 2 s, and so does an INVITE to
 #      a subscriber (which needs the location service).
-#   3. Both workers are SIGKILLed while Redis still hangs: the CDRs of the
-#      calls that ended meanwhile never reached Redis; the master restarts
-#      the workers.  Then Redis is resumed (SIGCONT).
+#   3. Redis is resumed, the workers reconnect, and Redis is stopped again:
+#      0.4 s later (well within redis_timeout, so the CDRs of the calls
+#      that ended meanwhile wait for a reply that never comes, neither
+#      confirmed nor synced) both workers are SIGKILLed; the master
+#      restarts them.  Then Redis is resumed (SIGCONT).
 #   4. When the load is over and the spools are drained: every call the
 #      caller saw answered has exactly one ANSWERED CDR (by its Call-ID),
 #      no CDR id is stored twice, and the stream holds at least as many
@@ -63,7 +65,13 @@ inv_ms=$(($(msg_time_ms "$T/inv.msg" recv 503) - $(msg_time_ms "$T/inv.msg" sent
 assert_between 0 2000 "$reg_ms" "ms from the authenticated REGISTER to its 503"
 assert_between 0 2000 "$inv_ms" "ms from the INVITE to a subscriber to its 503"
 
-# --- 3. both workers die while Redis hangs
+# --- 3. both workers die while their CDRs wait on a hung Redis
+kill -CONT "$REDIS_PID"
+reconnected() { [ "$(grep -c 'redis unix:.*: connected (down' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
+wait_for 10 reconnected || fail "the workers did not reconnect to Redis"
+log "ok: both workers reconnected; stopping redis-server again"
+kill -STOP "$REDIS_PID" || hard_error "cannot stop redis-server"
+sleep 0.4
 pids=$(worker_pids)
 [ -n "$pids" ] || fail "no worker pids"
 log "SIGKILL to every worker ($pids) while Redis hangs"

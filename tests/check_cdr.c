@@ -1192,8 +1192,8 @@ START_TEST(test_durable_when_redis_hangs)
 }
 END_TEST
 
-/* No Redis at all: durable at the next loop turn, the whole batch at once,
- * never inside cdr_write_notify. */
+/* No Redis at all: durable at the next batched sync, the whole batch at
+ * once, never inside cdr_write_notify. */
 START_TEST(test_durable_spool_only)
 {
 	cdr_writer_t *w;
@@ -1203,7 +1203,7 @@ START_TEST(test_durable_spool_only)
 			 0);
 	w = t_writer;
 	write_notify_range(w, 1, 40);
-	su_root_step(testenv_root(), 0);
+	ck_assert(testenv_run_until(durable_all, (void *)40, 1000));
 	ck_assert_int_eq(durable_count(40), 40);
 	for (int i = 0; i < 40; i++)
 		ck_assert_int_eq(t_durable[i].in_spool, 1);

@@ -118,8 +118,8 @@ typedef void cdr_durable_f(void *arg, int err);
 /*
  * Write one record (see the design note): appended to the spool before
  * this returns, never waiting on the disk.  done(arg, err) follows exactly
- * once, from the loop: when Redis confirms the record, or at the next loop
- * turn's fdatasync when Redis cannot.  After cdr_writer_flush() it runs
+ * once, from the loop: when Redis confirms the record, or at the next
+ * batched fdatasync (within about 10 ms) when Redis cannot.  After cdr_writer_flush() it runs
  * before this returns.  Returns 0, or a negative errno when even the spool
  * could not take it (logged loudly: the record is lost; done is not called).
  */

@@ -101,6 +101,7 @@ struct config {
 	char redis_password[128];      /* redis_password: AUTH password, "" = none */
 	int redis_db;                  /* redis_db: database number (SELECT) */
 	char redis_prefix[64];         /* redis_prefix: put before every key, e.g. "b2bua:" */
+	int redis_timeout;             /* redis_timeout: ms a command may wait for its reply */
 
 	/* call detail records and forwarding */
 	char cdr_stream[64];           /* cdr_stream: Redis Stream of CDRs (after redis_prefix) */

@@ -561,6 +561,14 @@ static int config_load_redis_db(const struct config_ctx *ctx, const config_setti
 	return config_get_int_field(ctx, s, 0, 15, &cfg->redis_db);
 }
 
+/* Above 1500 ms a REGISTER or an INVITE waiting on a hung Redis would miss
+ * its 2 s answer; below 50 ms a busy but healthy Redis would be dropped. */
+static int config_load_redis_timeout(const struct config_ctx *ctx, const config_setting_t *s,
+				     struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 50, 1500, &cfg->redis_timeout);
+}
+
 /* Characters that need no quoting in redis-cli and no escaping in KEYS patterns. */
 static int config_load_redis_prefix(const struct config_ctx *ctx, const config_setting_t *s,
 				    struct config *cfg)
@@ -804,6 +812,7 @@ static const struct config_key config_keys[] = {
 	{ "redis_password",   config_load_redis_password },
 	{ "redis_db",         config_load_redis_db },
 	{ "redis_prefix",     config_load_redis_prefix },
+	{ "redis_timeout",    config_load_redis_timeout },
 	{ "cdr_stream",       config_load_cdr_stream },
 	{ "cdr_spool_dir",    config_load_cdr_spool_dir },
 	{ "no_answer_timeout", config_load_no_answer_timeout },

@@ -249,6 +249,15 @@ static int spool_empty(void *arg)
 	return cdr_spooled(arg) == 0;
 }
 
+static long long file_size(const char *path);
+
+/* Confirmed and cut off (at once after an outage, else once idle). */
+static int spool_file_empty(void *arg)
+{
+	(void)arg;
+	return file_size(t_spool) == 0;
+}
+
 static int spool_holds_one(void *arg)
 {
 	return cdr_spooled(arg) == 1;
@@ -276,9 +285,9 @@ static int rejected_has(void *arg)
 
 /* ------------------------------------------------------------ helpers */
 
-static rds_t *start_rds(const char *sock)
+static rds_t *start_rds_timeout(const char *sock, int timeout_ms)
 {
-	struct rds_config cfg = { .db = 0 };
+	struct rds_config cfg = { .db = 0, .timeout_ms = timeout_ms };
 	rds_t *rds = NULL;
 
 	snprintf(cfg.address, sizeof cfg.address, "unix:%s", sock);
@@ -288,11 +297,16 @@ static rds_t *start_rds(const char *sock)
 	return rds;
 }
 
+static rds_t *start_rds(const char *sock)
+{
+	return start_rds_timeout(sock, 0);
+}
+
 static cdr_writer_t *start_writer(rds_t *rds)
 {
 	cdr_writer_t *w = NULL;
 
-	ck_assert_int_eq(cdr_writer_create(rds, PREFIX, "cdr", t_spool, &w), 0);
+	ck_assert_int_eq(cdr_writer_create(testenv_root(), rds, PREFIX, "cdr", t_spool, &w), 0);
 	ck_assert_ptr_nonnull(w);
 	t_writer = w;
 	return w;
@@ -653,8 +667,11 @@ START_TEST(test_write_up)
 
 	make_cdr7(&c);
 	ck_assert_int_eq(cdr_write(w, &c), 0);
-	ck_assert_uint_eq(cdr_spooled(w), 0);
+	/* In the spool at once, until Redis confirms it; then the spool is emptied. */
+	ck_assert_uint_eq(cdr_spooled(w), 1);
+	ck_assert_int_gt(file_size(t_spool), 0);
 	ck_assert(testenv_run_until(stream_has, (void *)1, T_WAIT_MS));
+	ck_assert(testenv_run_until(spool_empty, w, T_WAIT_MS));
 
 	r = probe("XRANGE %s - +", STREAM);
 	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
@@ -673,14 +690,14 @@ START_TEST(test_write_up)
 	ttl = probe_int("TTL %s", SEEN "node1-000007");
 	ck_assert_int_gt(ttl, 604800 - 60);
 	ck_assert_int_le(ttl, 604800);
-	ck_assert_int_eq(file_size(t_spool), 0);
+	ck_assert(testenv_run_until(spool_file_empty, NULL, T_WAIT_MS));
 	ck_assert_int_eq(file_size(t_rejected), -1);
 
 	/* Each stream has its own seen keys.  (Another spool: this one may get
 	 * record 7 back if its reply is still due.) */
 	stop_writer();
 	snprintf(spool2, sizeof spool2, "%s/spool/other.spool", testenv_dir());
-	ck_assert_int_eq(cdr_writer_create(rds, "", "plainstream", spool2, &t_writer), 0);
+	ck_assert_int_eq(cdr_writer_create(testenv_root(), rds, "", "plainstream", spool2, &t_writer), 0);
 	make_cdr(&c, 8);
 	ck_assert_int_eq(cdr_write(t_writer, &c), 0);
 	ck_assert(testenv_run_until(plainstream_has_one, NULL, T_WAIT_MS));
@@ -725,6 +742,7 @@ START_TEST(test_spool_and_replay)
 	w = start_all(1, &rds);
 	write_range(w, 1, 1);
 	ck_assert(testenv_run_until(stream_has, (void *)1, T_WAIT_MS));
+	ck_assert(testenv_run_until(spool_file_empty, NULL, T_WAIT_MS));   /* confirmed, cut off */
 
 	testenv_log_capture_start();
 	testenv_redis_kill();
@@ -754,11 +772,11 @@ START_TEST(test_spool_and_replay)
 	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 	ck_assert_int_eq(testenv_count_lines(log, "error:"), 0);
 
-	/* Back to direct writes. */
+	/* Back to normal: confirmed by Redis at once, the spool emptied again. */
 	write_range(w, n + 2, 1);
-	ck_assert_uint_eq(cdr_spooled(w), 0);
 	ck_assert(testenv_run_until(stream_has, (void *)(intptr_t)(n + 2), T_WAIT_MS));
-	ck_assert_int_eq(file_size(t_spool), 0);
+	ck_assert(testenv_run_until(spool_empty, w, T_WAIT_MS));
+	ck_assert(testenv_run_until(spool_file_empty, NULL, T_WAIT_MS));
 	assert_stream(1, n + 2);
 }
 END_TEST
@@ -805,10 +823,11 @@ START_TEST(test_drop_mid_flight)
 	w = start_all(1, &rds);
 	write_range(w, 1, 1);
 	ck_assert(testenv_run_until(stream_has, (void *)1, T_WAIT_MS));
+	ck_assert(testenv_run_until(spool_empty, w, T_WAIT_MS));
 
 	log_set_level(LOG_ERROR);
 	write_range(w, 2, 1);
-	ck_assert_uint_eq(cdr_spooled(w), 0);   /* in flight, not spooled */
+	ck_assert_uint_eq(cdr_spooled(w), 1);   /* in flight, and in the spool */
 	testenv_redis_kill();
 	ck_assert(testenv_run_until(is_down, rds, T_WAIT_MS));
 	ck_assert_uint_eq(cdr_spooled(w), 1);
@@ -852,10 +871,10 @@ START_TEST(test_reply_lost)
 	write_range(w, 1, 1);
 	ck_assert(testenv_run_until(stream_has, (void *)1, T_WAIT_MS));   /* stored ... */
 	testenv_run_for(100);
-	ck_assert_uint_eq(cdr_spooled(w), 0);                /* ... not acknowledged */
+	ck_assert_uint_eq(cdr_spooled(w), 1);                /* ... not acknowledged */
 	proxy_kill();
-	ck_assert(testenv_run_until(spool_holds_one, w, T_WAIT_MS));
-	ck_assert(!rds_connected(rds));
+	ck_assert(testenv_run_until(is_down, rds, T_WAIT_MS));
+	ck_assert_uint_eq(cdr_spooled(w), 1);
 
 	proxy_start();
 	ck_assert(testenv_run_until(spool_empty, w, RECONNECT_MS));
@@ -881,12 +900,12 @@ START_TEST(test_leftover_spool)
 
 	/* An earlier run without Redis. */
 	log_set_level(LOG_ERROR);
-	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
+	ck_assert_int_eq(cdr_writer_create(testenv_root(), NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
 	write_range(t_writer, 1, 3);
 	ck_assert_uint_eq(cdr_spooled(t_writer), 3);
 	stop_writer();
 	append_file(t_spool, "cdr1\tgarbage\n");
-	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
+	ck_assert_int_eq(cdr_writer_create(testenv_root(), NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
 	write_range(t_writer, 4, 2);
 	stop_writer();
 	append_file(t_spool, "cdr1\tnode1-000009\ta-9@");   /* the crash */
@@ -931,7 +950,7 @@ START_TEST(test_leftover_duplicate)
 
 	/* The same two records, spooled by a writer without Redis. */
 	log_set_level(LOG_ERROR);
-	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
+	ck_assert_int_eq(cdr_writer_create(testenv_root(), NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
 	write_range(t_writer, 1, 3);
 	stop_writer();
 	log_set_level(LOG_INFO);
@@ -1056,6 +1075,173 @@ START_TEST(test_destroy_in_flight)
 }
 END_TEST
 
+/* ------------------------------------------------------------ durability */
+
+/* What a record's durability callback saw when it ran. */
+struct durable {
+	int calls;                /* must end at exactly 1 */
+	int err;
+	long long xlen;           /* records in the stream then (-1: not looked) */
+	int in_spool;             /* its line was in the spool file then */
+	long long at_ms;
+	char id[96];              /* "<id>\t", as its spool line starts */
+};
+
+static struct durable t_durable[64];
+
+static int durable_count(int n)
+{
+	int c = 0;
+
+	for (int i = 0; i < n; i++)
+		c += t_durable[i].calls;
+	return c;
+}
+
+static int durable_all(void *arg)
+{
+	return durable_count((int)(intptr_t)arg) >= (int)(intptr_t)arg;
+}
+
+/* Looks at Redis and the spool at the moment the writer says "durable". */
+static void on_durable(void *arg, int err)
+{
+	static char buf[1 << 16];
+	struct durable *d = arg;
+
+	d->calls++;
+	d->err = err;
+	d->at_ms = testenv_now_ms();
+	d->xlen = t_rds != NULL && rds_connected(t_rds) ? xlen() : -1;
+	d->in_spool = file_lines(t_spool, buf, sizeof buf) > 0 && strstr(buf, d->id) != NULL;
+}
+
+static void write_notify_range(cdr_writer_t *w, int first, int count)
+{
+	struct cdr c;
+
+	for (int i = 0; i < count; i++) {
+		memset(&t_durable[i], 0, sizeof t_durable[i]);
+		make_cdr(&c, first + i);
+		snprintf(t_durable[i].id, sizeof t_durable[i].id, "%s\t", c.id);
+		ck_assert_int_eq(cdr_write_notify(w, &c, on_durable, &t_durable[i]), 0);
+		/* Never durable inside the call: neither Redis nor the disk waited on. */
+		ck_assert_int_eq(t_durable[i].calls, 0);
+	}
+}
+
+/* Redis up: a record is durable once Redis has it, and only then; the
+ * disk is not waited for. */
+START_TEST(test_durable_when_confirmed)
+{
+	rds_t *rds;
+	cdr_writer_t *w;
+
+	w = start_all(0, &rds);
+	write_notify_range(w, 1, 3);
+	ck_assert(testenv_run_until(durable_all, (void *)3, T_WAIT_MS));
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(t_durable[i].err, 0);
+		ck_assert_int_ge(t_durable[i].xlen, i + 1);   /* it was in the stream already */
+	}
+	testenv_run_for(200);
+	ck_assert_int_eq(durable_count(3), 3);   /* exactly once */
+	ck_assert_int_eq(file_size(t_spool), 0);
+	assert_stream(1, 3);
+}
+END_TEST
+
+/*
+ * Redis hung (a real redis-server, SIGSTOPped): records are not durable
+ * while their XADDs wait; at redis_timeout the connection is dropped and
+ * they are synced to the spool, in one batch, and only then declared
+ * durable, each once, with its line on disk.  When Redis is back they are
+ * stored, once each.
+ */
+START_TEST(test_durable_when_redis_hangs)
+{
+	rds_t *rds;
+	cdr_writer_t *w;
+	long long t0;
+
+	redis_start(0);
+	rds = start_rds_timeout(testenv_redis_sock(), 300);
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
+	w = start_writer(rds);
+	log_set_level(LOG_ERROR);
+
+	testenv_redis_signal(SIGSTOP);
+	t0 = testenv_now_ms();
+	write_notify_range(w, 1, 5);
+	testenv_run_for(150);
+	ck_assert_int_eq(durable_count(5), 0);   /* neither confirmed nor synced */
+	ck_assert(testenv_run_until(durable_all, (void *)5, 2000));
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(t_durable[i].err, 0);
+		ck_assert_int_eq(t_durable[i].in_spool, 1);
+		ck_assert_int_ge(t_durable[i].at_ms - t0, 300);
+		ck_assert_int_le(t_durable[i].at_ms - t0, 1000);
+	}
+	ck_assert(!rds_connected(rds));
+
+	testenv_redis_signal(SIGCONT);
+	ck_assert(testenv_run_until(spool_empty, w, RECONNECT_MS));
+	testenv_run_for(200);
+	assert_stream(1, 5);
+	ck_assert_int_eq(durable_count(5), 5);
+}
+END_TEST
+
+/* No Redis at all: durable at the next batched sync, the whole batch at
+ * once, never inside cdr_write_notify. */
+START_TEST(test_durable_spool_only)
+{
+	cdr_writer_t *w;
+
+	log_set_level(LOG_ERROR);
+	ck_assert_int_eq(cdr_writer_create(testenv_root(), NULL, PREFIX, "cdr", t_spool, &t_writer),
+			 0);
+	w = t_writer;
+	write_notify_range(w, 1, 40);
+	ck_assert(testenv_run_until(durable_all, (void *)40, 1000));
+	ck_assert_int_eq(durable_count(40), 40);
+	for (int i = 0; i < 40; i++)
+		ck_assert_int_eq(t_durable[i].in_spool, 1);
+	ck_assert_uint_eq(cdr_spooled(w), 40);
+}
+END_TEST
+
+/* cdr_writer_flush, for a stop: what waits is declared durable before it
+ * returns, and each later write before cdr_write_notify returns. */
+START_TEST(test_flush)
+{
+	rds_t *rds;
+	cdr_writer_t *w;
+	struct cdr c;
+
+	redis_start(0);
+	rds = start_rds(testenv_redis_sock());
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
+	w = start_writer(rds);
+	log_set_level(LOG_ERROR);
+	testenv_redis_signal(SIGSTOP);
+	write_notify_range(w, 1, 2);
+	rds_close(rds);
+	cdr_writer_flush(w);
+	ck_assert_int_eq(durable_count(2), 2);
+	ck_assert_int_eq(t_durable[0].in_spool, 1);
+	memset(&t_durable[2], 0, sizeof t_durable[2]);
+	make_cdr(&c, 3);
+	snprintf(t_durable[2].id, sizeof t_durable[2].id, "%s\t", c.id);
+	ck_assert_int_eq(cdr_write_notify(w, &c, on_durable, &t_durable[2]), 0);
+	ck_assert_int_eq(t_durable[2].calls, 1);
+	ck_assert_int_eq(t_durable[2].in_spool, 1);
+	stop_writer();
+	ck_assert_int_eq(durable_count(3), 3);
+	testenv_redis_signal(SIGCONT);
+}
+END_TEST
+
 START_TEST(test_create_errors)
 {
 	char path[256];
@@ -1065,13 +1251,13 @@ START_TEST(test_create_errors)
 	cdr_writer_t *w2 = NULL;
 	struct cdr c;
 
-	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "", t_spool, &w), -EINVAL);
-	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", "", &w), -EINVAL);
+	ck_assert_int_eq(cdr_writer_create(testenv_root(), NULL, PREFIX, "", t_spool, &w), -EINVAL);
+	ck_assert_int_eq(cdr_writer_create(testenv_root(), NULL, PREFIX, "cdr", "", &w), -EINVAL);
 
 	/* Only one level is created. */
 	testenv_log_capture_start();
 	snprintf(path, sizeof path, "%s/no/such/cdr.spool", testenv_dir());
-	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", path, &w), -ENOENT);
+	ck_assert_int_eq(cdr_writer_create(testenv_root(), NULL, PREFIX, "cdr", path, &w), -ENOENT);
 	ck_assert_ptr_null(w);
 	log = testenv_log_capture_stop();
 	snprintf(needle, sizeof needle, "error: cannot create the CDR spool directory %s/no/such:",
@@ -1081,16 +1267,16 @@ START_TEST(test_create_errors)
 	/* The path is a directory. */
 	testenv_log_capture_start();
 	snprintf(path, sizeof path, "%s", testenv_dir());
-	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", path, &w), -EISDIR);
+	ck_assert_int_eq(cdr_writer_create(testenv_root(), NULL, PREFIX, "cdr", path, &w), -EISDIR);
 	log = testenv_log_capture_stop();
 	snprintf(needle, sizeof needle, "error: cannot open the CDR spool %s:", testenv_dir());
 	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 
 	/* One writer per spool. */
 	log_set_level(LOG_ERROR);
-	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
+	ck_assert_int_eq(cdr_writer_create(testenv_root(), NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
 	testenv_log_capture_start();
-	ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", t_spool, &w2), -EBUSY);
+	ck_assert_int_eq(cdr_writer_create(testenv_root(), NULL, PREFIX, "cdr", t_spool, &w2), -EBUSY);
 	log = testenv_log_capture_stop();
 	ck_assert_int_eq(testenv_count_lines(log, "in use by another writer"), 1);
 
@@ -1111,7 +1297,7 @@ START_TEST(test_create_errors)
 	/* Even the spool refuses (disk full): an error, and the record in the log. */
 	if (access("/dev/full", W_OK) == 0) {
 		testenv_log_capture_start();
-		ck_assert_int_eq(cdr_writer_create(NULL, PREFIX, "cdr", "/dev/full", &t_writer), 0);
+		ck_assert_int_eq(cdr_writer_create(testenv_root(), NULL, PREFIX, "cdr", "/dev/full", &t_writer), 0);
 		make_cdr(&c, 5);
 		ck_assert_int_eq(cdr_write(t_writer, &c), -ENOSPC);
 		ck_assert_uint_eq(cdr_spooled(t_writer), 0);
@@ -1149,6 +1335,10 @@ static Suite *cdr_suite(void)
 	tcase_add_test(tc, test_refused_for_now);
 	tcase_add_test(tc, test_destroy_in_flight);
 	tcase_add_test(tc, test_create_errors);
+	tcase_add_test(tc, test_durable_when_confirmed);
+	tcase_add_test(tc, test_durable_when_redis_hangs);
+	tcase_add_test(tc, test_durable_spool_only);
+	tcase_add_test(tc, test_flush);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -124,6 +124,7 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(cfg->redis_address, "unix:/run/b2bua/redis.sock");
 	ck_assert_str_eq(cfg->redis_password, "");
 	ck_assert_int_eq(cfg->redis_db, 0);
+	ck_assert_int_eq(cfg->redis_timeout, 1000);
 	ck_assert_str_eq(cfg->redis_prefix, "b2bua:");
 	ck_assert_uint_eq(cfg->n_routes, 0);
 	free(cfg);
@@ -177,6 +178,7 @@ START_TEST(test_full_file)
 		"redis_address = \"[::1]:6379\";\n"
 		"redis_password = \"s3cret \\\"quoted\\\"\";\n"
 		"redis_db = 15;\n"
+		"redis_timeout = 50;\n"
 		"redis_prefix = \"\";\n"
 		"routes = (\n"
 		"  { prefix = \"+4930\"; target = \"sip:gw1.example.net:5080;transport=udp\"; },\n"
@@ -225,6 +227,7 @@ START_TEST(test_full_file)
 	ck_assert_str_eq(l->cfg.redis_address, "[::1]:6379");
 	ck_assert_str_eq(l->cfg.redis_password, "s3cret \"quoted\"");
 	ck_assert_int_eq(l->cfg.redis_db, 15);
+	ck_assert_int_eq(l->cfg.redis_timeout, 50);
 	ck_assert_str_eq(l->cfg.redis_prefix, "");
 	ck_assert_uint_eq(l->cfg.n_routes, 3);
 	ck_assert_str_eq(l->cfg.routes[0].prefix, "+4930");
@@ -484,6 +487,8 @@ START_TEST(test_out_of_range)
 	assert_error_text("auth_fail_window = 86401;\n", 1, "auth_fail_window");
 	assert_error_text("redis_db = 16;\n", 1, "redis_db");
 	assert_error_text("redis_db = -1;\n", 1, "redis_db");
+	assert_error_text("redis_timeout = 49;\n", 1, "redis_timeout");
+	assert_error_text("redis_timeout = 1501;\n", 1, "redis_timeout");
 }
 END_TEST
 

@@ -22,6 +22,7 @@
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,9 +128,10 @@ static int result_done(void *arg)
 	return ((struct result *)arg)->done > 0;
 }
 
-static rds_t *start_rds(const char *address, const char *password, int db)
+static rds_t *start_rds_timeout(const char *address, const char *password, int db,
+				int timeout_ms)
 {
-	struct rds_config cfg = { .db = db };
+	struct rds_config cfg = { .db = db, .timeout_ms = timeout_ms };
 	rds_t *rds = NULL;
 
 	snprintf(cfg.address, sizeof cfg.address, "%s", address);
@@ -139,6 +141,11 @@ static rds_t *start_rds(const char *address, const char *password, int db)
 	ck_assert_ptr_nonnull(rds);
 	t_rds = rds;
 	return rds;
+}
+
+static rds_t *start_rds(const char *address, const char *password, int db)
+{
+	return start_rds_timeout(address, password, db, 0);
 }
 
 static const char *unix_address(void)
@@ -586,6 +593,135 @@ START_TEST(test_destroy_when_down)
 }
 END_TEST
 
+/* ------------------------------------------------------------ deadlines */
+
+static int t_nstate_calls;
+
+static void on_state_tally(rds_t *rds, int connected, void *arg)
+{
+	(void)rds; (void)connected; (void)arg;
+	t_nstate_calls++;
+}
+
+static int all_done(void *arg)
+{
+	struct result *res = arg;
+
+	return res[0].done > 0 && res[1].done > 0 && res[2].done > 0;
+}
+
+/*
+ * A real redis-server that hangs with the connection open (SIGSTOP): every
+ * pending command fails with NULL, exactly once, after redis_timeout and
+ * not before; the connection is dropped (one warning), commands are refused
+ * meanwhile, and rds comes back by itself once the server does.
+ */
+START_TEST(test_deadline_hung_server)
+{
+	struct result res[3] = { { 0 } };
+	struct result late = { 0 };
+	char needle[256];
+	const char *log;
+	long long t0, took;
+	rds_t *rds;
+
+	testenv_redis_start(0, NULL);
+	rds = start_rds_timeout(unix_address(), NULL, 0, 300);
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
+	assert_set_get(rds, "before", "hang");
+
+	testenv_log_capture_start();
+	testenv_redis_signal(SIGSTOP);
+	t0 = testenv_now_ms();
+	ck_assert_int_eq(rds_command(rds, on_result, &res[0], "PING"), 0);
+	ck_assert_int_eq(rds_command(rds, NULL, NULL, "SET %sx 1", PREFIX), 0);
+	testenv_run_for(150);   /* a later command does not get a later deadline */
+	ck_assert_int_eq(rds_command(rds, on_result, &res[1], "GET %sx", PREFIX), 0);
+	ck_assert_int_eq(rds_command(rds, on_result, &res[2], "PING"), 0);
+	ck_assert(testenv_run_until(all_done, res, 2000));
+	took = testenv_now_ms() - t0;
+	ck_assert_int_ge(took, 300);
+	ck_assert_int_le(took, 450);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(res[i].null, 1);
+	ck_assert(!rds_connected(rds));
+	ck_assert_int_eq(rds_command(rds, on_result, &late, "PING"), -ENOTCONN);
+
+	/* Still hung: attempts fail (handshake deadline) without a second warning. */
+	testenv_run_for(1000);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(res[i].done, 1);
+	testenv_redis_signal(SIGCONT);
+	ck_assert(testenv_run_until(is_up, rds, BACKOFF_MAX_MS + 2500));
+	assert_set_get(rds, "after", "resumed");
+	log = testenv_log_capture_stop();
+	snprintf(needle, sizeof needle, "warn: redis %s: no reply within 300 ms", unix_address());
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, " warn: "), 1);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(res[i].done, 1);
+}
+END_TEST
+
+/* Replies that come within the deadline never trip it, however long the
+ * connection lives: the one timer follows the oldest command. */
+START_TEST(test_deadline_not_tripped)
+{
+	struct result res;
+	rds_t *rds;
+
+	testenv_redis_start(0, NULL);
+	rds = start_rds_timeout(unix_address(), NULL, 0, 100);
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
+	t_nstate_calls = 0;
+	rds_on_state(rds, on_state_tally, NULL);
+	for (int i = 0; i < 20; i++) {
+		memset(&res, 0, sizeof res);
+		ck_assert_int_eq(rds_command(rds, on_result, &res, "PING"), 0);
+		ck_assert(testenv_run_until(result_done, &res, 1000));
+		ck_assert_int_eq(res.null, 0);
+		testenv_run_for(40);
+	}
+	ck_assert(rds_connected(rds));
+	ck_assert_int_eq(t_nstate_calls, 0);
+}
+END_TEST
+
+/* rds_close: what waits on a hung server is answered (NULL) before it
+ * returns, nothing more is taken, no reconnect, no state callback. */
+START_TEST(test_close_pending)
+{
+	struct result res[3] = { { 0 } };
+	struct result late = { 0 };
+	rds_t *rds;
+
+	testenv_redis_start(0, NULL);
+	rds = start_rds(unix_address(), NULL, 0);
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
+	t_nstate_calls = 0;
+	rds_on_state(rds, on_state_tally, NULL);
+	testenv_redis_signal(SIGSTOP);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(rds_command(rds, on_result, &res[i], "PING"), 0);
+	testenv_run_for(50);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(res[i].done, 0);
+	rds_close(rds);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(res[i].done, 1);
+		ck_assert_int_eq(res[i].null, 1);
+	}
+	ck_assert(!rds_connected(rds));
+	ck_assert_int_eq(rds_command(rds, on_result, &late, "PING"), -ENOTCONN);
+	testenv_redis_signal(SIGCONT);
+	testenv_run_for(600);   /* past the first backoff: still closed */
+	ck_assert(!rds_connected(rds));
+	ck_assert_int_eq(t_nstate_calls, 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(res[i].done, 1);
+}
+END_TEST
+
 static void assert_bad_config(const char *address, int db)
 {
 	struct rds_config cfg = { .db = db };
@@ -658,6 +794,9 @@ static Suite *rds_suite(void)
 	tcase_add_test(tc, test_handshake_timeout);
 	tcase_add_test(tc, test_destroy_in_reply);
 	tcase_add_test(tc, test_destroy_when_down);
+	tcase_add_test(tc, test_deadline_hung_server);
+	tcase_add_test(tc, test_deadline_not_tripped);
+	tcase_add_test(tc, test_close_pending);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -267,6 +267,12 @@ void testenv_redis_kill(void)
 	t_redis = -1;
 }
 
+void testenv_redis_signal(int sig)
+{
+	if (t_redis > 0)
+		ck_assert_int_eq(kill(t_redis, sig), 0);
+}
+
 redisContext *testenv_redis_connect(const char *password)
 {
 	struct timeval tv = { 0, 200000 };

@@ -105,6 +105,10 @@ void testenv_redis_start(int tcp_port, const char *const extra[]);
 /* Kill this test's redis-server by PID and reap it; nothing if none runs. */
 void testenv_redis_kill(void);
 
+/* Send sig to this test's redis-server (SIGSTOP: a server that hangs with
+ * its connections open; SIGCONT: back).  Nothing if none runs. */
+void testenv_redis_signal(int sig);
+
 /*
  * A blocking client on the socket of this test's redis-server (2 s command
  * timeout), AUTHed when password is not NULL: the caller's to redisFree(),

@@ -230,8 +230,29 @@ int b2b_call_release(struct b2b_call *call)
 	return 0;
 }
 
-/* The call's one CDR, from its shared-table record and what only we know. */
-static void b2b_write_cdr(struct b2b_call *call)
+/*
+ * The call's CDR is durable (in Redis or synced in the spool): only now may
+ * its max_calls counts and its slot go, so that a crash or a hung Redis
+ * cannot leave a call with neither a slot (a successor ends what it finds
+ * there, with a CDR of the same id) nor a stored CDR.
+ */
+static void b2b_on_cdr_durable(void *arg, int err)
+{
+	struct b2b_call *call = arg;
+
+	if (err < 0)
+		log_error("call %s: CDR not synced to disk (%s): a power cut may lose it",
+			  call->id, strerror(-err));
+	for (unsigned i = 0; i < call->n_counted; i++)
+		registrar_call_end(call->b2b->reg, call->counted[i], call->id);
+	shm_call_remove(call->b2b->shm, call->slot);
+	b2b_call_release(call);
+}
+
+/* The call's one CDR, from its shared-table record and what only we know.
+ * Returns 1 when b2b_on_cdr_durable follows, 0 when there is nothing to
+ * wait for (no CDR for this call, or it could not even be spooled). */
+static int b2b_write_cdr(struct b2b_call *call)
 {
 	b2b_t *b2b = call->b2b;
 	struct shm_call rec;
@@ -239,7 +260,7 @@ static void b2b_write_cdr(struct b2b_call *call)
 
 	if (b2b->cdr == NULL || call->no_cdr ||
 	    shm_call_read(b2b->shm, call->slot, &rec) < 0)
-		return;
+		return 0;
 	memset(&c, 0, sizeof c);
 	b2b_str_copy(c.id, sizeof c.id, call->id);
 	b2b_str_copy(c.a_call_id, sizeof c.a_call_id, rec.a.call_id);
@@ -263,20 +284,26 @@ static void b2b_write_cdr(struct b2b_call *call)
 	c.hangup_by = call->hangup_by;
 	b2b_str_copy(c.host, sizeof c.host, b2b->cfg->node_id);
 	c.worker = b2b->worker;
-	if (cdr_write(b2b->cdr, &c) < 0)
-		log_error("call %s: CDR could not be written or spooled", c.id);
+	if (cdr_write_notify(b2b->cdr, &c, b2b_on_cdr_durable, call) == 0)
+		return 1;
+	log_error("call %s: CDR could not be written or spooled", c.id);
+	return 0;
 }
 
 /* Release everything the call holds.  Destroyed NTA objects make no more
- * callbacks; transactions linger inside NTA for retransmissions. */
+ * callbacks; transactions linger inside NTA for retransmissions.  The slot
+ * shows ENDING until the CDR is durable (b2b_on_cdr_durable), and the
+ * call's memory is held until then. */
 void b2b_call_end(struct b2b_call *call)
 {
 	if (call->ended)
 		return;
 	call->ended = 1;
-	b2b_write_cdr(call);
-	for (unsigned i = 0; i < call->n_counted; i++)
-		registrar_call_end(call->b2b->reg, call->counted[i], call->id);
+	b2b_publish_state(call, B2B_ENDING);
+	b2b_call_hold(call);   /* until the CDR is durable */
+	b2b_call_hold(call);   /* until this function returns (the CDR may be durable at once) */
+	if (!b2b_write_cdr(call))
+		b2b_on_cdr_durable(call, 0);
 	if (call->a_irq)
 		nta_incoming_destroy(call->a_irq);
 	for (unsigned i = 0; i < call->n_br; i++)
@@ -295,9 +322,7 @@ void b2b_call_end(struct b2b_call *call)
 	call->bye_irq = NULL;
 	call->bye_orq = NULL;
 	call->a_leg = NULL;
-	shm_call_remove(call->b2b->shm, call->slot);
-	if (call->holds == 0)
-		b2b_call_free(call);
+	b2b_call_release(call);
 }
 
 /* Final answer to the caller's INVITE (not 2xx: that one is relayed). */
@@ -309,7 +334,10 @@ void b2b_reply_a(struct b2b_call *call, int status, const char *phrase)
 	if (status == 487)
 		call->cancelled = 1;
 	b2b_count_code(call->b2b, status);
-	nta_incoming_treply(call->a_irq, status, phrase, TAG_END());
+	/* 503: the location service (Redis) did not answer, or we are
+	 * stopping: tell the caller when to try again. */
+	nta_incoming_treply(call->a_irq, status, phrase,
+			    TAG_IF(status == 503, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
 	nta_incoming_destroy(call->a_irq);
 	call->a_irq = NULL;
 }

@@ -3,22 +3,27 @@
  * lost.
  *
  * Design note.  Each ended call yields one struct cdr (cdr.c: names,
- * encoding, the spool line).  cdr_write() (cdr_writer.c) hands it to Redis
- * (XADD to the stream named in docs/redis-schema.md, by store_cdr_add)
- * through the worker's asynchronous client.  When Redis is unreachable — or while
- * older records are still waiting — the record is appended to a spool file
- * instead (one line per record, synced to disk before cdr_write returns), and
- * the spool is replayed in order as soon as Redis is back, then truncated.
- * Every XADD goes through a small Lua script that first claims the record's
- * unique id with SET NX, so a record sent twice (a reply lost with the
- * connection, a replay after a crash) is stored once: none lost, none
- * duplicated.
+ * encoding, the spool line).  cdr_write() (cdr_writer.c) appends it to the
+ * worker's spool file at once (one line per record: a crash of the process
+ * cannot lose it from then on) and hands it to Redis (XADD to the stream
+ * named in docs/redis-schema.md, by store_cdr_add) through the worker's
+ * asynchronous client, in spool order.  A record is *durable* once Redis
+ * confirmed it or the spool was fdatasync'ed past it; the spool is synced,
+ * in batches, only for records Redis does not confirm (down, refusing, no
+ * reply within redis_timeout), and truncated once Redis has everything.
+ * cdr_write_notify() says when a record is durable, so that a call's slot
+ * is released only then.  Every XADD goes through a small Lua script that
+ * first claims the record's unique id with SET NX, so a record sent twice
+ * (a reply lost with the connection, a replay after a crash) is stored
+ * once: none lost, none duplicated.
  */
 #ifndef B2BUA_CDR_H
 #define B2BUA_CDR_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <sofia-sip/su_wait.h>
 
 #include "worker/rds.h"
 
@@ -88,21 +93,50 @@ int cdr_from_line(const char *line, struct cdr *out);
 typedef struct cdr_writer cdr_writer_t;
 
 /*
- * A writer on `rds` (may be NULL: spool only) for the stream
- * <prefix><stream> (redis_prefix and cdr_stream), spooling to `spool_path`.
- * Opens (creates) the spool; if it holds records from an earlier run they
- * are replayed first.  Returns 0 and *out, or a negative errno (the reason
- * is logged).
+ * A writer on root's loop and `rds` (may be NULL: spool only) for the
+ * stream <prefix><stream> (redis_prefix and cdr_stream), spooling to
+ * `spool_path`.  Opens (creates) the spool; if it holds records from an
+ * earlier run they are synced and replayed first.  Returns 0 and *out, or a
+ * negative errno (the reason is logged).
  */
-int cdr_writer_create(rds_t *rds, const char *prefix, const char *stream,
+int cdr_writer_create(su_root_t *root, rds_t *rds, const char *prefix, const char *stream,
 		      const char *spool_path, cdr_writer_t **out);
+
+/*
+ * Free the writer (before its rds).  What Redis did not confirm is synced
+ * and stays in the spool for the next writer on it.  Durability callbacks
+ * not run yet are dropped, not called: flush first (cdr_writer_flush) when
+ * their owners need them.
+ */
 void cdr_writer_destroy(cdr_writer_t *w);
 
-/* Write one record (see the design note).  0, or a negative errno when even
- * the spool could not take it (logged loudly: the record is then lost). */
+/* Called once when the record is durable (err 0), or with a negative errno
+ * when the spool could not be synced (the record may be lost in a power
+ * cut; the reason is logged). */
+typedef void cdr_durable_f(void *arg, int err);
+
+/*
+ * Write one record (see the design note): appended to the spool before
+ * this returns, never waiting on the disk.  done(arg, err) follows exactly
+ * once, from the loop: when Redis confirms the record, or at the next
+ * batched fdatasync (within about 10 ms) when Redis cannot.  After cdr_writer_flush() it runs
+ * before this returns.  Returns 0, or a negative errno when even the spool
+ * could not take it (logged loudly: the record is lost; done is not called).
+ */
+int cdr_write_notify(cdr_writer_t *w, const struct cdr *c, cdr_durable_f *done, void *arg);
+
+/* The same without a callback. */
 int cdr_write(cdr_writer_t *w, const struct cdr *c);
 
-/* Records waiting in the spool (0 when everything reached Redis). */
+/*
+ * For a stop, when the loop will not turn again: sync the spool now and
+ * run every waiting callback; from then on each cdr_write_notify is durable
+ * (synced) and its callback run before it returns.
+ */
+void cdr_writer_flush(cdr_writer_t *w);
+
+/* Records in the spool that Redis has not confirmed yet (0 when everything
+ * reached Redis). */
 unsigned cdr_spooled(const cdr_writer_t *w);
 
 #endif

@@ -10,32 +10,35 @@
  * a week and is stored once; its answer says stored, dup, lost with the
  * connection, refused for now or refused for good.
  *
- * Two modes.  While the spool is empty and Redis is up, records are sent
- * directly, pipelined, and remembered in memory until their reply.  As soon
- * as one record cannot be sent (Redis down, or its connection dropped before
- * the reply), it goes to the spool — together with the records sent after
- * it that are still waiting, so the spool keeps call-end order — and from
- * then on every new record is appended to the spool too, until the spool is
- * drained.  An append is one write(2) of one whole line, then fdatasync,
- * before cdr_write returns.
+ * The spool is a journal.  Every record is appended to the spool file the
+ * moment it is written (one write(2) of one whole line: from then on a
+ * crash of the worker or of the whole process tree cannot lose it, the
+ * kernel has it), and Redis is fed from the spool, in file order.  A record
+ * is durable — and its caller is told so (cdr_write_notify's callback) —
+ * as soon as either Redis confirmed it or the spool was fdatasync'ed past
+ * its line.  While Redis answers, records are confirmed within a round trip
+ * and the disk is never synced; while it does not (down, refusing, or hung
+ * until redis_timeout drops it), unconfirmed lines are synced in batches,
+ * from a timer (CDR_SYNC_MS): one fdatasync for all the records of a batch,
+ * never one per record, and never a wait on the disk inside cdr_write.
  *
- * Replay.  Whenever Redis is up and the spool holds lines not yet
- * acknowledged, lines are read from `send_off` and sent, at most
+ * Sending.  Lines are read from `send_off` and sent, at most
  * CDR_REPLAY_WINDOW in flight.  Replies come back in order, so each one
- * moves `acked_off` past its line.  A dropped connection (NULL reply) or a
- * temporary refusal rewinds `send_off` to `acked_off`: the unacknowledged
- * lines are sent again later, and SET NX makes that harmless.  When
- * `acked_off` reaches the end of the file with nothing in flight, the file
- * is truncated to zero: a record appended meanwhile moved the end, so it is
- * sent before that can happen.  A replay also starts at creation, for
- * records an earlier process left in the same spool.
+ * moves `acked_off` past its line.  A dropped connection (NULL reply, also
+ * after redis_timeout) or a temporary refusal rewinds `send_off` to
+ * `acked_off`: the unacknowledged lines are sent again later, and SET NX
+ * makes that harmless.  When `acked_off` reaches the end of the file with
+ * nothing in flight and nobody waiting, the file is truncated to zero (at
+ * once after an outage, else once idle or long: cdr_spool_finish).
+ * Lines an earlier process left in the same spool are sent first.
  *
  * Errors from Redis.  Replies meaning "not now" (LOADING, BUSY, OOM,
  * READONLY, MASTERDOWN, MISCONF, TRYAGAIN, NOREPLICAS, CLUSTERDOWN, NOAUTH,
- * NOPERM) keep the record queued: the replay stalls until the next
- * cdr_write or the next reconnect, so a Redis that says no is not hammered
- * in a loop.  Any other error reply is about the record: it is logged with
- * its whole line and moved to "<spool>.rejected" (same line format), so one
+ * NOPERM) keep the record queued: sending stalls until the next cdr_write,
+ * the next reconnect or CDR_RETRY_MS, so a Redis that says no is not
+ * hammered in a loop.
+ * Any other error reply is about the record: it is logged with its whole
+ * line and moved to "<spool>.rejected" (same line format, synced), so one
  * bad record cannot block the queue.  A spool line that does not parse is
  * moved there the same way.
  *
@@ -45,9 +48,9 @@
  *
  * Ownership and lifetime.  The writer owns rds's state callback
  * (rds_on_state has one slot).  The spool is flock()ed: two processes must
- * not share one.  Destroy the writer before its rds; records still waiting
- * for a direct reply are then spooled (the next process replays them), and
- * the replies still to come find only a detached request to free.
+ * not share one.  Destroy the writer before its rds; the spool keeps what
+ * Redis did not confirm (the next process replays it), and the replies
+ * still to come find only a detached request to free.
  */
 #define _GNU_SOURCE
 
@@ -64,26 +67,45 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sofia-sip/su_wait.h>
+
 #include "b2bua/log.h"
 #include "store/store.h"
 
-#define CDR_REPLAY_WINDOW   32      /* spooled records in flight at once */
+#define CDR_REPLAY_WINDOW   64      /* records in flight at once */
 #define CDR_LOG_CHUNK       640     /* a line is logged in pieces that fit a log line */
-
-enum cdr_req_kind { CDR_REQ_DIRECT, CDR_REQ_REPLAY };
+/* Unconfirmed records are synced together, at most this often: one
+ * fdatasync (about 1.5 ms here) per batch keeps the loop free most of the
+ * time even when Redis is down at full load. */
+#define CDR_SYNC_MS         10
+#define CDR_RETRY_MS        500     /* after "not now" (e.g. LOADING), ask again this late */
+#define CDR_TRIM_MS         100     /* idle this long: the confirmed spool is truncated */
+#define CDR_TRIM_BYTES      (1 << 20) /* ... or when it is this long */
 
 /* One record waiting for its reply.  Linked in send order. */
 struct cdr_req {
 	struct cdr_req *prev, *next;
 	cdr_writer_t *w;            /* NULL once the writer is gone */
-	enum cdr_req_kind kind;
-	int spooled;                /* direct: a copy went to the spool */
-	unsigned gen;               /* replay: the pass it was sent in */
-	off_t end;                  /* replay: offset just past its line */
+	unsigned gen;               /* the pass it was sent in */
+	off_t end;                  /* offset just past its line */
 	struct cdr rec;
 };
 
+/* A record whose writer waits to tell it durable (cdr_write_notify). */
+struct cdr_waiter {
+	struct cdr_waiter *next;
+	off_t end;                  /* offset just past its line */
+	cdr_durable_f *done;
+	void *arg;
+};
+
 struct cdr_writer {
+	su_root_t *root;
+	su_timer_t *sync_timer;     /* one fdatasync per CDR_SYNC_MS batch */
+	int sync_armed;
+	su_timer_t *retry_timer;    /* ends a stall (Redis said "not now") */
+	su_timer_t *trim_timer;     /* truncates a confirmed spool once idle */
+	int trim_armed;
 	rds_t *rds;                 /* NULL: spool only */
 	char *stream;
 	char *spool_path;
@@ -95,11 +117,14 @@ struct cdr_writer {
 	off_t acked_off;            /* every line before it is done with */
 	unsigned acked_lines;
 	off_t send_off;             /* the next line to send */
+	off_t synced_off;           /* every line before it is on disk */
 	unsigned replay_inflight;
 	unsigned gen;               /* bumped at every rewind */
 	int rewinding;              /* stale replies still due: send nothing yet */
 	int stalled;                /* Redis said "not now": wait for a write or a reconnect */
 	int pumping;
+	int flushing;               /* cdr_writer_flush(): durable before cdr_write returns */
+	int backlog;                /* lines waited for Redis: log the drain */
 
 	unsigned replayed;          /* this drain, for the closing log line */
 	unsigned rejected;
@@ -107,6 +132,7 @@ struct cdr_writer {
 	int refusal_logged;         /* "refuses" warning given for this drain */
 
 	struct cdr_req *head, *tail;
+	struct cdr_waiter *waiters, *waiters_tail;   /* in spool order */
 };
 
 /* ------------------------------------------------------------ logging whole lines */
@@ -285,29 +311,13 @@ static int cdr_spool_append(cdr_writer_t *w, const struct cdr *c)
 
 static int cdr_spool_sync(cdr_writer_t *w)
 {
-	if (fdatasync(w->fd) == 0)
+	if (fdatasync(w->fd) == 0) {
+		w->synced_off = w->spool_size;
 		return 0;
+	}
 	log_error("cannot sync the CDR spool %s: %s: its latest CDRs may be lost in a crash",
 		  w->spool_path, strerror(errno));
 	return -EIO;
-}
-
-/* Direct records still waiting for their reply go to the spool, in send
- * order, ahead of anything spooled after them.  Whether Redis has them
- * already does not matter: SET NX sorts that out at the replay.  Returns
- * the first error (each failure is logged with its record). */
-static int cdr_spool_inflight(cdr_writer_t *w)
-{
-	int ret = 0;
-
-	for (struct cdr_req *req = w->head; req != NULL; req = req->next) {
-		if (req->kind != CDR_REQ_DIRECT || req->spooled)
-			continue;
-		req->spooled = 1;
-		if (cdr_spool_append(w, &req->rec) < 0 && ret == 0)
-			ret = -EIO;
-	}
-	return ret;
 }
 
 /* The warning that starts an outage's spooling. */
@@ -428,16 +438,35 @@ static int cdr_spool_open(cdr_writer_t *w)
 	cdr_sync_dir(w->spool_path);
 	w->spool_size = st.st_size;
 	ret = cdr_spool_scan(w);
+	/* What the earlier process had not synced yet is made durable now. */
+	if (ret == 0 && w->spool_size > 0)
+		ret = cdr_spool_sync(w);
 	if (ret < 0)
 		log_error("cannot read the CDR spool %s: %s", w->spool_path, strerror(-ret));
 	return ret;
 }
 
-/* Everything reached Redis (or the rejected file): start the spool afresh. */
-static void cdr_spool_finish(cdr_writer_t *w)
+static void cdr_on_trim_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
+
+/*
+ * Everything reached Redis (or the rejected file): start the spool afresh.
+ * A truncation costs about as much as the rest of a record's trip (the
+ * file system journals it), so while records flow it waits until the
+ * spool is CDR_TRIM_BYTES long or the writer idle for CDR_TRIM_MS; after
+ * an outage it happens at once.  Lines confirmed but not yet cut off are
+ * harmless: replayed after a crash, SET NX drops them.
+ */
+static void cdr_spool_finish(cdr_writer_t *w, int now)
 {
-	if (w->spool_size == 0 || w->acked_off != w->spool_size || w->replay_inflight > 0)
+	if (w->spool_size == 0 || w->acked_off != w->spool_size || w->replay_inflight > 0
+	    || w->waiters != NULL)
 		return;
+	if (!now && !w->backlog && w->rejected == 0 && w->spool_size < CDR_TRIM_BYTES) {
+		if (!w->trim_armed && su_timer_set_interval(w->trim_timer, cdr_on_trim_timer, w,
+							    CDR_TRIM_MS) == 0)
+			w->trim_armed = 1;
+		return;
+	}
 	if (ftruncate(w->fd, 0) < 0) {
 		/* Kept: the next drain sends it all again, as duplicates. */
 		log_error("cannot truncate the CDR spool %s: %s", w->spool_path, strerror(errno));
@@ -446,9 +475,10 @@ static void cdr_spool_finish(cdr_writer_t *w)
 	if (w->rejected > 0)
 		log_info("replayed %u CDRs from %s (%u rejected: see %s)", w->replayed,
 			 w->spool_path, w->rejected, w->rejected_path);
-	else
+	else if (w->backlog)
 		log_info("replayed %u CDRs from %s", w->replayed, w->spool_path);
-	w->spool_size = w->acked_off = w->send_off = 0;
+	w->backlog = 0;
+	w->spool_size = w->acked_off = w->send_off = w->synced_off = 0;
 	w->spool_lines = w->acked_lines = 0;
 	w->replayed = w->rejected = 0;
 	w->refusal_logged = 0;
@@ -502,10 +532,24 @@ static int cdr_send(cdr_writer_t *w, struct cdr_req *req)
 	return ret;
 }
 
-/* Redis said "not now": stop sending until the next write or reconnect. */
+static void cdr_pump(cdr_writer_t *w);
+
+static void cdr_on_retry_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+	cdr_writer_t *w = arg;
+
+	(void)magic; (void)t;
+	w->stalled = 0;
+	cdr_pump(w);
+}
+
+/* Redis said "not now" (a restarted server still LOADING, OOM ...): stop
+ * sending until the next write, the next reconnect or CDR_RETRY_MS, so a
+ * Redis that says no is not hammered, and an idle worker still drains. */
 static void cdr_stall(cdr_writer_t *w, const char *error)
 {
 	w->stalled = 1;
+	su_timer_set_interval(w->retry_timer, cdr_on_retry_timer, w, CDR_RETRY_MS);
 	if (w->refusal_logged)
 		return;
 	w->refusal_logged = 1;
@@ -513,34 +557,7 @@ static void cdr_stall(cdr_writer_t *w, const char *error)
 		 rds_address(w->rds), error, w->spool_path);
 }
 
-/* A directly sent record's reply. */
-static void cdr_direct_done(cdr_writer_t *w, struct cdr_req *req, enum store_cdr_outcome outcome,
-			    const char *error)
-{
-	if (req->spooled)
-		return;   /* its copy in the spool is what counts now */
-	switch (outcome) {
-	case STORE_CDR_STORED:
-	case STORE_CDR_DUP:
-		return;
-	case STORE_CDR_REJECT:
-		cdr_reject_record(w, &req->rec, error);
-		return;
-	case STORE_CDR_RETRY:
-		cdr_stall(w, error);
-		break;
-	case STORE_CDR_LOST:
-		cdr_spool_warn(w);
-		break;
-	}
-	/* Maybe stored, maybe not: to the spool, with those sent after it. */
-	req->spooled = 1;
-	cdr_spool_append(w, &req->rec);
-	cdr_spool_inflight(w);
-	cdr_spool_sync(w);
-}
-
-/* A replayed line's reply: replies come in send order. */
+/* A line's reply: replies come in send order. */
 static void cdr_replay_done(cdr_writer_t *w, struct cdr_req *req, enum store_cdr_outcome outcome,
 			    const char *error)
 {
@@ -554,6 +571,9 @@ static void cdr_replay_done(cdr_writer_t *w, struct cdr_req *req, enum store_cdr
 	if (outcome == STORE_CDR_LOST || outcome == STORE_CDR_RETRY) {
 		if (outcome == STORE_CDR_RETRY)
 			cdr_stall(w, error);
+		else
+			cdr_spool_warn(w);
+		w->backlog = 1;
 		w->send_off = w->acked_off;
 		w->gen++;
 		w->rewinding = w->replay_inflight > 0;
@@ -567,8 +587,6 @@ static void cdr_replay_done(cdr_writer_t *w, struct cdr_req *req, enum store_cdr
 	w->acked_lines++;
 }
 
-static void cdr_pump(cdr_writer_t *w);
-
 static void cdr_on_stored(void *arg, enum store_cdr_outcome outcome, const char *error)
 {
 	struct cdr_req *req = arg;
@@ -579,10 +597,7 @@ static void cdr_on_stored(void *arg, enum store_cdr_outcome outcome, const char 
 		return;
 	}
 	cdr_unlink(w, req);
-	if (req->kind == CDR_REQ_DIRECT)
-		cdr_direct_done(w, req, outcome, error);
-	else
-		cdr_replay_done(w, req, outcome, error);
+	cdr_replay_done(w, req, outcome, error);
 	free(req);
 	cdr_pump(w);
 }
@@ -623,7 +638,6 @@ static int cdr_replay_next(cdr_writer_t *w)
 		w->acked_lines++;
 		return 0;
 	}
-	req->kind = CDR_REQ_REPLAY;
 	req->gen = w->gen;
 	req->end = next;
 	ret = cdr_send(w, req);
@@ -636,6 +650,73 @@ static int cdr_replay_next(cdr_writer_t *w)
 	return 0;
 }
 
+/* ------------------------------------------------------------ durability */
+
+/* Redis can confirm what is sent now; otherwise the disk must. */
+static int cdr_redis_ok(const cdr_writer_t *w)
+{
+	return w->rds != NULL && rds_connected(w->rds) && !w->stalled;
+}
+
+/* Tell the waiters whose line is confirmed by Redis or synced to disk.  A
+ * callback may write again: the list is read afresh every time. */
+static void cdr_waiters_done(cdr_writer_t *w, int err)
+{
+	struct cdr_waiter *wt;
+
+	while ((wt = w->waiters) != NULL
+	       && (wt->end <= w->acked_off || wt->end <= w->synced_off || err < 0)) {
+		w->waiters = wt->next;
+		if (w->waiters == NULL)
+			w->waiters_tail = NULL;
+		wt->done(wt->arg, err);
+		free(wt);
+	}
+}
+
+/* One fdatasync for everything appended so far, then the waiters.  When
+ * even that fails, the records are in the kernel only: the waiters are
+ * told (a power cut may lose them; cdr_spool_sync logged why). */
+static void cdr_sync_now(cdr_writer_t *w)
+{
+	int ret = 0;
+
+	if (w->synced_off < w->spool_size && w->acked_off < w->spool_size)
+		ret = cdr_spool_sync(w);
+	cdr_waiters_done(w, ret);
+}
+
+static void cdr_on_sync_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+	cdr_writer_t *w = arg;
+
+	(void)magic; (void)t;
+	w->sync_armed = 0;
+	cdr_sync_now(w);
+	cdr_pump(w);
+}
+
+/* Lines neither confirmed nor synced, and Redis cannot confirm them now:
+ * sync them CDR_SYNC_MS later, together with whatever else comes. */
+static void cdr_want_sync(cdr_writer_t *w)
+{
+	off_t done = w->acked_off > w->synced_off ? w->acked_off : w->synced_off;
+
+	if (done >= w->spool_size)
+		return;
+	if (w->flushing) {
+		cdr_sync_now(w);
+		return;
+	}
+	if (cdr_redis_ok(w) || w->sync_armed)
+		return;
+	if (su_timer_set_interval(w->sync_timer, cdr_on_sync_timer, w, CDR_SYNC_MS) == 0) {
+		w->sync_armed = 1;
+		return;
+	}
+	cdr_sync_now(w);   /* no timer: at once rather than never */
+}
+
 /* Move the spool along as far as it goes now.  Run after every event. */
 static void cdr_pump(cdr_writer_t *w)
 {
@@ -644,8 +725,20 @@ static void cdr_pump(cdr_writer_t *w)
 	w->pumping = 1;
 	while (cdr_can_send(w) && cdr_replay_next(w) == 0)
 		;
-	cdr_spool_finish(w);
+	cdr_waiters_done(w, 0);
+	cdr_want_sync(w);
+	cdr_spool_finish(w, 0);
 	w->pumping = 0;
+}
+
+static void cdr_on_trim_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+	cdr_writer_t *w = arg;
+
+	(void)magic; (void)t;
+	w->trim_armed = 0;
+	if (!w->pumping)
+		cdr_spool_finish(w, 1);
 }
 
 static void cdr_on_state(rds_t *rds, int connected, void *arg)
@@ -653,32 +746,18 @@ static void cdr_on_state(rds_t *rds, int connected, void *arg)
 	cdr_writer_t *w = arg;
 
 	(void)rds;
-	if (!connected)
-		return;
-	w->stalled = 0;
-	w->outage_logged = 0;
-	cdr_pump(w);
+	if (connected) {
+		w->stalled = 0;
+		w->outage_logged = 0;
+	}
+	cdr_pump(w);   /* up: send; down: sync what waits */
 }
 
 /* ------------------------------------------------------------ the writer */
 
-static int cdr_send_direct(cdr_writer_t *w, const struct cdr *c)
+int cdr_write_notify(cdr_writer_t *w, const struct cdr *c, cdr_durable_f *done, void *arg)
 {
-	struct cdr_req *req = calloc(1, sizeof *req);
-	int ret;
-
-	if (req == NULL)
-		return -ENOMEM;
-	req->kind = CDR_REQ_DIRECT;
-	req->rec = *c;
-	ret = cdr_send(w, req);
-	if (ret < 0)
-		free(req);
-	return ret;
-}
-
-int cdr_write(cdr_writer_t *w, const struct cdr *c)
-{
+	struct cdr_waiter *wt = NULL;
 	int ret;
 
 	if (cdr_check(c) < 0) {
@@ -686,17 +765,48 @@ int cdr_write(cdr_writer_t *w, const struct cdr *c)
 			  "or an unknown disposition or party)", c->id);
 		return -EINVAL;
 	}
-	if (w->spool_size == 0 && w->rds != NULL && rds_connected(w->rds)
-	    && cdr_send_direct(w, c) == 0)
-		return 0;
-	cdr_spool_warn(w);
-	cdr_spool_inflight(w);
+	if (done != NULL) {
+		wt = calloc(1, sizeof *wt);
+		if (wt == NULL)
+			return -ENOMEM;
+		wt->done = done;
+		wt->arg = arg;
+	}
+	if (!cdr_redis_ok(w)) {
+		cdr_spool_warn(w);
+		w->backlog = 1;
+	}
 	ret = cdr_spool_append(w, c);
-	if (ret == 0 && cdr_spool_sync(w) < 0)
-		ret = -EIO;
+	if (ret < 0) {
+		free(wt);
+		return ret;
+	}
+	if (wt != NULL) {
+		wt->end = w->spool_size;
+		if (w->waiters_tail != NULL)
+			w->waiters_tail->next = wt;
+		else
+			w->waiters = wt;
+		w->waiters_tail = wt;
+	}
 	w->stalled = 0;   /* a new record is the occasion to ask Redis again */
 	cdr_pump(w);
-	return ret;
+	return 0;
+}
+
+int cdr_write(cdr_writer_t *w, const struct cdr *c)
+{
+	return cdr_write_notify(w, c, NULL, NULL);
+}
+
+void cdr_writer_flush(cdr_writer_t *w)
+{
+	if (w == NULL)
+		return;
+	w->flushing = 1;
+	su_timer_reset(w->sync_timer);
+	w->sync_armed = 0;
+	cdr_sync_now(w);
 }
 
 unsigned cdr_spooled(const cdr_writer_t *w)
@@ -706,6 +816,15 @@ unsigned cdr_spooled(const cdr_writer_t *w)
 
 static void cdr_writer_free(cdr_writer_t *w)
 {
+	struct cdr_waiter *wt;
+
+	while ((wt = w->waiters) != NULL) {   /* not called: their owners are going too */
+		w->waiters = wt->next;
+		free(wt);
+	}
+	su_timer_destroy(w->sync_timer);
+	su_timer_destroy(w->retry_timer);
+	su_timer_destroy(w->trim_timer);
 	if (w->fd >= 0)
 		close(w->fd);   /* drops the flock too */
 	free(w->stream);
@@ -714,7 +833,7 @@ static void cdr_writer_free(cdr_writer_t *w)
 	free(w);
 }
 
-int cdr_writer_create(rds_t *rds, const char *prefix, const char *stream,
+int cdr_writer_create(su_root_t *root, rds_t *rds, const char *prefix, const char *stream,
 		      const char *spool_path, cdr_writer_t **out)
 {
 	char stream_key[STORE_KEY_MAX];
@@ -730,13 +849,18 @@ int cdr_writer_create(rds_t *rds, const char *prefix, const char *stream,
 	if (w == NULL)
 		return -ENOMEM;
 	w->fd = -1;
+	w->root = root;
+	w->sync_timer = su_timer_create(su_root_task(root), CDR_SYNC_MS);
+	w->retry_timer = su_timer_create(su_root_task(root), CDR_RETRY_MS);
+	w->trim_timer = su_timer_create(su_root_task(root), CDR_TRIM_MS);
 	w->rds = rds;
 	w->stream = strdup(stream_key);
 	w->spool_path = strdup(spool_path);
 	if (asprintf(&w->rejected_path, "%s.rejected", spool_path) < 0)
 		w->rejected_path = NULL;
 	if (w->stream == NULL || w->spool_path == NULL
-	    || w->rejected_path == NULL) {
+	    || w->rejected_path == NULL || w->sync_timer == NULL || w->retry_timer == NULL
+	    || w->trim_timer == NULL) {
 		cdr_writer_free(w);
 		return -ENOMEM;
 	}
@@ -747,9 +871,11 @@ int cdr_writer_create(rds_t *rds, const char *prefix, const char *stream,
 		cdr_writer_free(w);
 		return ret;
 	}
-	if (w->spool_lines > 0)
+	if (w->spool_lines > 0) {
 		log_info("CDR spool %s holds %u CDRs from an earlier run: replaying them",
 			 w->spool_path, w->spool_lines);
+		w->backlog = 1;
+	}
 	if (rds != NULL)
 		rds_on_state(rds, cdr_on_state, w);
 	cdr_pump(w);
@@ -763,12 +889,10 @@ void cdr_writer_destroy(cdr_writer_t *w)
 
 	if (w == NULL)
 		return;
-	/* Direct records without their reply yet: the spool has to keep
-	 * them, the next writer on it replays them. */
-	if (w->head != NULL) {
-		cdr_spool_inflight(w);
+	/* What Redis did not confirm stays in the spool, on disk, for the
+	 * next writer on it. */
+	if (w->acked_off < w->spool_size && w->synced_off < w->spool_size)
 		cdr_spool_sync(w);
-	}
 	while ((req = w->head) != NULL) {
 		cdr_unlink(w, req);
 		req->w = NULL;   /* its reply only frees it */

@@ -50,6 +50,8 @@
 /* From connect(2) to the SELECT reply: a server that accepts but does not
  * answer (stopped, overloaded, a firewall eating packets) is given up. */
 #define RDS_CONNECT_TIMEOUT_MS  2000
+/* redis_timeout when the config says 0. */
+#define RDS_TIMEOUT_DEFAULT_MS  1000
 
 enum rds_state {
 	RDS_WAITING,      /* no context; the timer is the next attempt */
@@ -58,11 +60,14 @@ enum rds_state {
 	RDS_CLOSING,      /* being dropped; hiredis is winding the context down */
 };
 
-/* What a command's reply goes to.  Recycled through a free list. */
+/* What a command's reply goes to.  Every command has one, with or without
+ * a callback, so that `pending` is exactly the connection's FIFO of
+ * commands awaiting a reply.  Recycled through a free list. */
 struct rds_req {
-	rds_reply_f *cb;
+	rds_reply_f *cb;            /* NULL: no reply wanted */
 	void *arg;
-	struct rds_req *next;
+	long long sent_ms;          /* when it was queued (monotonic) */
+	struct rds_req *next;       /* in `pending`, or in the free list */
 };
 
 struct rds {
@@ -88,6 +93,13 @@ struct rds {
 	su_duration_t backoff_ms;   /* delay before the next attempt */
 
 	struct rds_req *free_reqs;
+	struct rds_req *pending;    /* oldest first: replies come in this order */
+	struct rds_req *pending_tail;
+	su_timer_t *deadline;       /* checks the oldest pending command */
+	int deadline_armed;
+	int timeout_ms;             /* redis_timeout */
+	int closed;                 /* rds_close(): no more commands, no reconnect */
+
 	rds_state_f *on_state;
 	void *state_arg;
 
@@ -145,9 +157,10 @@ static int rds_configure(rds_t *self, const struct rds_config *cfg)
 			sizeof cfg->password) < 0
 	    || rds_copy(self->prefix, sizeof self->prefix, cfg->prefix, sizeof cfg->prefix) < 0)
 		return -EINVAL;
-	if (cfg->db < 0)
+	if (cfg->db < 0 || cfg->timeout_ms < 0)
 		return -EINVAL;
 	self->db = cfg->db;
+	self->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : RDS_TIMEOUT_DEFAULT_MS;
 	return rds_parse_address(self, self->address);
 }
 
@@ -167,6 +180,34 @@ static void rds_req_put(rds_t *self, struct rds_req *req)
 {
 	req->next = self->free_reqs;
 	self->free_reqs = req;
+}
+
+static void rds_pending_push(rds_t *self, struct rds_req *req)
+{
+	req->next = NULL;
+	if (self->pending_tail != NULL)
+		self->pending_tail->next = req;
+	else
+		self->pending = req;
+	self->pending_tail = req;
+}
+
+/* Replies come in command order on one connection, so the one answered is
+ * the oldest pending; the search is only a guard. */
+static void rds_pending_remove(rds_t *self, struct rds_req *req)
+{
+	struct rds_req **pp = &self->pending;
+	struct rds_req *prev = NULL;
+
+	while (*pp != NULL && *pp != req) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	if (*pp == NULL)
+		return;
+	*pp = req->next;
+	if (self->pending_tail == req)
+		self->pending_tail = prev;
 }
 
 /* ------------------------------------------------------------ event adapter */
@@ -279,9 +320,13 @@ static void rds_lost(rds_t *self, const char *reason, int refused)
 	self->ac = NULL;
 	if (!self->outage_logged)   /* the first failure of an outage */
 		self->down_since_ms = rds_now_ms();
-	rds_log_failure(self, reason, refused);
+	if (!self->closed)
+		rds_log_failure(self, reason, refused);
 	self->drop_reason[0] = '\0';
-	su_timer_set_interval(self->timer, rds_on_timer, self, self->backoff_ms);
+	if (self->closed)
+		su_timer_reset(self->timer);
+	else
+		su_timer_set_interval(self->timer, rds_on_timer, self, self->backoff_ms);
 	self->backoff_ms *= 2;
 	if (self->backoff_ms > RDS_BACKOFF_MAX_MS)
 		self->backoff_ms = RDS_BACKOFF_MAX_MS;
@@ -393,12 +438,14 @@ static void rds_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	rds_reply_f *cb = req->cb;
 	void *arg = req->arg;
 
+	rds_pending_remove(self, req);
 	rds_req_put(self, req);
 	/* hiredis answers with NULL only when the context is being freed:
 	 * from here on, commands are refused at once. */
 	if (reply == NULL && self->state == RDS_UP)
 		self->state = RDS_CLOSING;
-	cb(self, self->destroying ? NULL : reply, arg);
+	if (cb != NULL)
+		cb(self, self->destroying ? NULL : reply, arg);
 }
 
 /* ------------------------------------------------------------ connecting */
@@ -461,6 +508,7 @@ static void rds_free(rds_t *self)
 	if (self->wait_index > 0)
 		su_root_deregister(self->root, self->wait_index);
 	su_timer_destroy(self->timer);
+	su_timer_destroy(self->deadline);
 	while ((req = self->free_reqs) != NULL) {
 		self->free_reqs = req->next;
 		free(req);
@@ -476,6 +524,14 @@ static void rds_settle(rds_t *self)
 		return;
 	if (self->destroying) {
 		rds_free(self);
+		return;
+	}
+	if (self->closed && self->ac != NULL) {
+		/* Its callbacks run now and may call us again: count them in. */
+		self->depth++;
+		rds_drop(self);
+		self->depth--;
+		rds_settle(self);
 		return;
 	}
 	if (self->ac != NULL && rds_sync_events(self) < 0)
@@ -521,28 +577,76 @@ static int rds_on_wakeup(su_root_magic_t *magic, su_wait_t *wait, su_wakeup_arg_
 	return 0;
 }
 
+/* ------------------------------------------------------------ deadlines */
+
+/*
+ * One timer for all commands: they are answered in order, so only the
+ * oldest can be late.  The timer is armed when idle and a command is sent,
+ * and when it fires it either finds the oldest command late or re-arms
+ * itself for the oldest one's deadline: under steady traffic it fires about
+ * once per redis_timeout, whatever the rate of commands.
+ */
+static void rds_on_deadline(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
+
+static void rds_arm_deadline(rds_t *self, long long in_ms)
+{
+	if (self->deadline_armed)
+		return;
+	if (su_timer_set_interval(self->deadline, rds_on_deadline, self,
+				  (su_duration_t)(in_ms > 0 ? in_ms : 1)) == 0)
+		self->deadline_armed = 1;
+}
+
+/* The oldest command is late: the server is treated as down.  Dropping the
+ * context fails every pending command (each callback gets NULL, once). */
+static void rds_on_deadline(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+	rds_t *self = arg;
+	long long late;
+
+	(void)magic; (void)t;
+	self->deadline_armed = 0;
+	if (self->pending == NULL || self->ac == NULL || self->state != RDS_UP)
+		return;
+	late = rds_now_ms() - self->pending->sent_ms;
+	if (late < self->timeout_ms) {
+		rds_arm_deadline(self, self->timeout_ms - late);
+		return;
+	}
+	self->depth++;
+	snprintf(self->drop_reason, sizeof self->drop_reason,
+		 "no reply within %d ms (redis_timeout): connection dropped", self->timeout_ms);
+	self->drop_refused = 0;
+	rds_drop(self);
+	self->depth--;
+	rds_settle(self);
+}
+
 /* ------------------------------------------------------------ commands */
 
 static int rds_send(rds_t *self, rds_reply_f *cb, void *arg, const char *cmd, int len)
 {
-	struct rds_req *req = NULL;
+	struct rds_req *req;
 	int ret;
 
 	/* "*0\r\n": no command name; hiredis would assert on it. */
 	if (len < 0 || strncmp(cmd, "*0\r\n", 4) == 0)
 		return len == -1 ? -ENOMEM : -EINVAL;
-	if (cb != NULL) {
-		req = rds_req_get(self);
-		if (req == NULL)
-			return -ENOMEM;
-		req->cb = cb;
-		req->arg = arg;
-	}
+	req = rds_req_get(self);
+	if (req == NULL)
+		return -ENOMEM;
+	req->cb = cb;
+	req->arg = arg;
+	req->sent_ms = rds_now_ms();
 	self->depth++;
-	ret = redisAsyncFormattedCommand(self->ac, cb ? rds_on_reply : NULL, req, cmd, (size_t)len);
+	ret = redisAsyncFormattedCommand(self->ac, rds_on_reply, req, cmd, (size_t)len);
 	self->depth--;
-	if (ret != REDIS_OK && req != NULL)
+	if (ret == REDIS_OK) {
+		rds_pending_push(self, req);
+		rds_arm_deadline(self, self->timeout_ms);
+	} else {
 		rds_req_put(self, req);
+	}
 	rds_settle(self);
 	return ret == REDIS_OK ? 0 : -ENOTCONN;
 }
@@ -604,7 +708,10 @@ int rds_create(su_root_t *root, const struct rds_config *cfg, rds_t **out)
 	self->backoff_ms = RDS_BACKOFF_MIN_MS;
 	self->down_since_ms = rds_now_ms();
 	self->timer = su_timer_create(su_root_task(root), RDS_CONNECT_TIMEOUT_MS);
-	if (self->timer == NULL) {
+	self->deadline = su_timer_create(su_root_task(root), self->timeout_ms);
+	if (self->timer == NULL || self->deadline == NULL) {
+		su_timer_destroy(self->timer);
+		su_timer_destroy(self->deadline);
 		free(self);
 		return -ENOMEM;
 	}
@@ -626,6 +733,26 @@ void rds_destroy(rds_t *self)
 		self->state = RDS_CLOSING;
 	if (self->depth == 0)
 		rds_free(self);
+}
+
+void rds_close(rds_t *self)
+{
+	unsigned n = 0;
+
+	if (self == NULL || self->closed || self->destroying)
+		return;
+	self->closed = 1;
+	self->on_state = NULL;
+	if (self->state == RDS_UP)
+		self->state = RDS_CLOSING;
+	su_timer_reset(self->timer);
+	for (struct rds_req *req = self->pending; req != NULL; req = req->next)
+		n++;
+	if (n > 0)
+		log_info("redis %s: closed with %u command%s pending: they fail now", self->address,
+			 n, n == 1 ? "" : "s");
+	snprintf(self->drop_reason, sizeof self->drop_reason, "closed");
+	rds_settle(self);   /* from inside a callback: when it unwinds */
 }
 
 int rds_connected(const rds_t *self)

@@ -10,6 +10,13 @@
  *   connecting --AUTH (when a password is set) + SELECT db answered--> up
  *   up --socket error, EOF--> waiting --backoff 100 ms .. 5 s--> connecting
  *   connecting --refused, AUTH/SELECT error, 2 s timeout--> waiting
+ *   up --a command without its reply after redis_timeout--> waiting
+ *
+ * Every command has a deadline (redis_timeout): a server that accepted the
+ * connection but does not answer (stopped, hung, swapping) is treated as
+ * down, like a closed socket, so nobody waits on it longer than that.  One
+ * timer watches the oldest command (replies come in order), not one timer
+ * per command.
  *
  * Only "up" takes commands; otherwise a command fails at once with
  * -ENOTCONN and the caller decides what to do (CDRs go to a spool file).
@@ -37,10 +44,12 @@ struct rds_config {
 	char password[128];  /* "" for none */
 	int db;              /* SELECTed on every (re)connect, >= 0 */
 	char prefix[64];     /* key prefix of this deployment, e.g. "b2bua:" */
+	int timeout_ms;      /* redis_timeout: a command's deadline; 0 for 1000 ms */
 };
 
-/* A command's reply; NULL when the connection dropped or rds was destroyed
- * before it came.  The reply is freed when the callback returns. */
+/* A command's reply; NULL when the connection dropped (also: no reply
+ * within redis_timeout), or rds was closed or destroyed before it came.
+ * The reply is freed when the callback returns. */
 typedef void rds_reply_f(rds_t *rds, redisReply *reply, void *arg);
 
 /* Called when rds comes up (connected = 1) and when it goes down (0). */
@@ -59,6 +68,15 @@ int rds_create(su_root_t *root, const struct rds_config *cfg, rds_t **out);
  * callback: then the rest happens as soon as that callback returns.
  */
 void rds_destroy(rds_t *rds);
+
+/*
+ * Drop the connection for good: pending commands' callbacks run now with
+ * NULL (so whatever waits on Redis gets its answer while its owners still
+ * exist), later commands are refused with -ENOTCONN, no reconnect.  The
+ * state callback is not called.  For a worker's stop, before the objects
+ * the callbacks point to are destroyed; rds_destroy() still frees rds.
+ */
+void rds_close(rds_t *rds);
 
 /* 1 when commands are taken, 0 otherwise. */
 int rds_connected(const rds_t *rds);

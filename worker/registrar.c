@@ -138,9 +138,12 @@ static void registrar_reply_401(registrar_t *reg, nta_incoming_t *irq, int stale
 	nta_incoming_destroy(irq);
 }
 
+/* A 503 here means Redis did not answer: say when to try again (RFC 3261
+ * 21.5.4), so that user agents back off instead of retrying at once. */
 static void registrar_reply(nta_incoming_t *irq, int status, const char *phrase)
 {
-	nta_incoming_treply(irq, status, phrase, TAG_END());
+	nta_incoming_treply(irq, status, phrase,
+			    TAG_IF(status == 503, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
 	nta_incoming_destroy(irq);
 }
 

@@ -246,14 +246,15 @@ static int worker_redis_start(const struct config *cfg, unsigned idx)
 	snprintf(rc.address, sizeof rc.address, "%s", cfg->redis_address);
 	snprintf(rc.password, sizeof rc.password, "%s", cfg->redis_password);
 	rc.db = cfg->redis_db;
+	rc.timeout_ms = cfg->redis_timeout;
 	snprintf(rc.prefix, sizeof rc.prefix, "%s", cfg->redis_prefix);
 	ret = rds_create(worker.root, &rc, &worker.rds);
 	if (ret < 0)
 		return ret;
 
 	snprintf(spool, sizeof spool, "%s/cdr-%s-w%u.spool", cfg->cdr_spool_dir, cfg->node_id, idx);
-	ret = cdr_writer_create(worker.rds, cfg->redis_prefix, cfg->cdr_stream, spool,
-				&worker.cdr);
+	ret = cdr_writer_create(worker.root, worker.rds, cfg->redis_prefix, cfg->cdr_stream,
+				spool, &worker.cdr);
 	if (ret < 0)
 		return ret;
 	b2b_set_cdr_writer(worker.b2b, worker.cdr);
@@ -311,10 +312,23 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx)
 	return 0;
 }
 
+/*
+ * The order matters.  Whatever still waits on Redis is answered first
+ * (rds_close: a REGISTER gets its 503, a call its refusal and its CDR),
+ * while the SIP agent, the registrar and the calls those answers go to
+ * still exist; destroying the agent first left the callbacks replying on
+ * freed transactions (SIGSEGV).  Then the CDR writer syncs its spool and
+ * releases the calls waiting for their CDR to be durable, and from then on
+ * releases each at once (the loop does not turn again); then the calls that
+ * are left end, then the rest.
+ */
 static void worker_stop(void)
 {
 	if (worker.tick)
 		su_timer_destroy(worker.tick);
+	if (worker.rds)
+		rds_close(worker.rds);
+	cdr_writer_flush(worker.cdr);
 	b2b_destroy(worker.b2b);
 	registrar_destroy(worker.reg);
 	cdr_writer_destroy(worker.cdr);

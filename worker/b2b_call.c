@@ -142,6 +142,38 @@ void b2b_publish_b_answered(struct b2b_call *call, struct b2b_branch *br, sip_t 
 	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
+/* The caller's INVITE, for a successor to answer it should we die before
+ * the call is answered (b2b_adopt.c); a copy of a few hundred bytes. */
+void b2b_publish_invite_a(struct b2b_call *call, sip_t const *sip)
+{
+	char text[SHM_INVITE_BYTES];
+	size_t len;
+
+	if (b2b_adopt_encode(call->b2b, text, sizeof text, sip, NULL, &len) < 0 ||
+	    shm_invite_put(call->b2b->shm, call->slot, 0, text, len) < 0)
+		log_warn("call %s: its INVITE does not fit the call table: a crash of this "
+			 "worker would leave its caller without an answer", call->id);
+}
+
+/* A B-leg INVITE just sent (the call's n_br-th), for a successor to CANCEL it. */
+void b2b_publish_invite_b(struct b2b_call *call, struct b2b_branch *br)
+{
+	char text[SHM_INVITE_BYTES];
+	msg_t *msg = nta_outgoing_getrequest(br->orq);
+	size_t len;
+	int ret = -EINVAL;
+
+	if (msg)
+		ret = b2b_adopt_encode(call->b2b, text, sizeof text, sip_object(msg),
+				       nta_outgoing_branch(br->orq), &len);
+	msg_destroy(msg);   /* the reference getrequest took */
+	if (ret == 0)
+		ret = shm_invite_put(call->b2b->shm, call->slot, call->n_br + 1, text, len);
+	if (ret < 0)
+		log_warn("call %s: its B-leg INVITE does not fit the call table: a crash of "
+			 "this worker would leave that callee without a CANCEL", call->id);
+}
+
 /* Hold or resume (b2b_relay.c decided which): who holds, HELD or ANSWERED. */
 void b2b_publish_hold(struct b2b_call *call)
 {

@@ -239,6 +239,7 @@ static int b2b_on_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t
 		registrar_on_register(b2b->reg, irq, sip);
 		return 0;
 	case sip_method_ack:
+		b2b_adopt_forward_ack(b2b, irq, sip);   /* another worker's, after a restart */
 		return 200;    /* stray ACK: absorb silently */
 	case sip_method_options:
 		return 200;

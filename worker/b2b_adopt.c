@@ -78,6 +78,7 @@ struct b2b_adopt_branch {
 struct b2b_ending {
 	struct b2b_takeover *takeover;
 	struct b2b_call *call;       /* NULL once its CDR is written */
+	nta_incoming_t *a_irq;       /* the caller's INVITE answered again, until its ACK */
 	struct b2b_adopt_branch br[B2B_ADOPT_BRANCHES];
 	unsigned n_br;
 	unsigned open;               /* branches not settled */
@@ -377,42 +378,105 @@ int b2b_adopt_on_stray(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg,
 
 /* ------------------------------------------------------------ endings */
 
-/* The CDR, once every B-leg is settled (or given up): the call is over. */
+/* The CDR, once the caller ACKed our answer and every B-leg is settled (or
+ * given up): the call is over.  Until then it stays in the table, so that a
+ * CANCEL reaching another worker is still handed over to us, not 481. */
 static void b2b_ending_check(struct b2b_ending *e)
 {
-	if (e->open > 0 || e->call == NULL)
+	if (e->open > 0 || e->a_irq || e->call == NULL)
 		return;
 	b2b_call_end(e->call);
 	e->call = NULL;
 	e->takeover->open--;
 }
 
-/* The caller's INVITE as a server transaction again, answered `status`. */
-static int b2b_adopt_answer_caller(b2b_t *b2b, struct b2b_call *call,
+/* One of the agent's two transports (B2B_IDENT_PUBLIC or B2B_IDENT_OWN). */
+static tport_t *b2b_adopt_tport(b2b_t *b2b, const char *ident)
+{
+	tport_t *tp = nta_agent_tports(b2b->agent);
+
+	for (tp = tp ? tport_primaries(tp) : NULL; tp; tp = tport_next(tp))
+		if (tport_name(tp)->tpn_ident && strcmp(tport_name(tp)->tpn_ident, ident) == 0)
+			return tp;
+	return NULL;
+}
+
+/* NTA calls this for the caller's ACK of our final answer (a CANCEL it
+ * answers itself), or with sip NULL when the ACK never came (Timer H). */
+static int b2b_adopt_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq,
+			      sip_t const *sip)
+{
+	struct b2b_ending *e = (struct b2b_ending *)magic;
+
+	if (sip && sip->sip_request->rq_method != sip_method_ack)
+		return 0;
+	nta_incoming_destroy(irq);
+	e->a_irq = NULL;
+	b2b_ending_check(e);
+	return 0;
+}
+
+/* The caller's INVITE as a server transaction again, answered `status`
+ * from the public port, where it came in; NTA retransmits until the ACK. */
+static int b2b_adopt_answer_caller(b2b_t *b2b, struct b2b_ending *e,
 				   const struct shm_invite *inv, const struct shm_call *rec,
 				   int status)
 {
 	msg_t *msg = b2b_adopt_parse(inv, 0);
-	tport_t *tp = nta_agent_tports(b2b->agent);
+	tport_t *tp = b2b_adopt_tport(b2b, B2B_IDENT_PUBLIC);
 	nta_incoming_t *irq;
 
 	if (msg == NULL)
 		return -EINVAL;
-	/* The INVITE came in on the public port: answer from there. */
-	for (tp = tp ? tport_primaries(tp) : NULL; tp; tp = tport_next(tp))
-		if (tport_name(tp)->tpn_ident &&
-		    strcmp(tport_name(tp)->tpn_ident, B2B_IDENT_PUBLIC) == 0)
-			break;
 	irq = nta_incoming_create(b2b->agent, NULL, msg, sip_object(msg),
 				  TAG_IF(tp, NTATAG_TPORT(tp)), TAG_END());
 	if (irq == NULL)
 		return -ENOMEM;
+	nta_incoming_bind(irq, b2b_adopt_on_a_irq, (nta_incoming_magic_t *)e);
 	nta_incoming_tag(irq, rec->a.local_tag);   /* the tag of our 18x, if any went out */
-	call->final_code = b2b_count_code(b2b, status);
+	e->call->final_code = b2b_count_code(b2b, status);
 	nta_incoming_treply(irq, status, NULL,
 			    TAG_IF(status != 487, SIPTAG_RETRY_AFTER_STR(B2B_ADOPT_RETRY_AFTER)),
 			    TAG_END());
-	nta_incoming_destroy(irq);   /* NTA keeps it for retransmissions and the ACK */
+	e->a_irq = irq;
+	return 0;
+}
+
+/*
+ * An ACK that matched nothing here, though its To tag is one we made
+ * (b2b_make_tag: NODE-WORKER-RANDOM) in another worker of this node: after
+ * a worker restart the kernel may hash the caller to another socket of the
+ * public port, and the ACK of a final answer belongs to the worker that
+ * sent it.  Pass it on, unchanged, to that worker's own port.  0 when it
+ * was passed on, else -ENOENT.
+ */
+int b2b_adopt_forward_ack(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
+{
+	const char *tag = sip->sip_to ? sip->sip_to->a_tag : NULL;
+	size_t node = strlen(b2b->cfg->node_id);
+	tp_name_t tpn = { .tpn_proto = "udp", .tpn_ident = B2B_IDENT_OWN };
+	char port[16], *end;
+	unsigned long w;
+	tport_t *tp;
+	msg_t *msg;
+
+	if (tag == NULL || strncmp(tag, b2b->cfg->node_id, node) != 0 || tag[node] != '-')
+		return -ENOENT;
+	w = strtoul(tag + node + 1, &end, 10);
+	if (end == tag + node + 1 || *end != '-' || w == b2b->worker ||
+	    w >= (unsigned long)b2b->cfg->workers)
+		return -ENOENT;
+	tp = b2b_adopt_tport(b2b, B2B_IDENT_OWN);
+	msg = nta_incoming_getrequest(irq);
+	snprintf(port, sizeof port, "%lu", (unsigned long)b2b->cfg->worker_port_base + w);
+	tpn.tpn_host = tpn.tpn_canon = b2b->cfg->listen;
+	tpn.tpn_port = port;
+	if (tp == NULL || msg == NULL || tport_tsend(tp, msg, &tpn, TAG_END()) == NULL) {
+		msg_destroy(msg);
+		return -EIO;
+	}
+	msg_destroy(msg);
+	log_debug("an ACK for worker %lu reached worker %u: passed on", w, b2b->worker);
 	return 0;
 }
 
@@ -455,7 +519,7 @@ static void b2b_adopt_end_unanswered(struct b2b_takeover *t, uint32_t slot,
 		log_warn("call %s: its INVITEs were not recorded: its caller and callees "
 			 "cannot be told it ended", call->id);
 	} else {
-		if (b2b_adopt_answer_caller(t->b2b, call, &inv, rec, cancelled ? 487 : 500) < 0)
+		if (b2b_adopt_answer_caller(t->b2b, e, &inv, rec, cancelled ? 487 : 500) < 0)
 			log_warn("call %s: cannot answer the caller's INVITE again", call->id);
 		if (b2b_adopt_cancel_branches(t->b2b, e, &inv) + 1 < inv.n)
 			log_warn("call %s: some B-leg INVITEs could not be rebuilt", call->id);
@@ -478,6 +542,8 @@ void b2b_adopt_destroy(b2b_t *b2b)
 
 		if (e->call)
 			b2b_call_end(e->call);
+		if (e->a_irq)
+			nta_incoming_destroy(e->a_irq);
 		for (unsigned j = 0; j < e->n_br; j++) {
 			if (e->br[j].cancel)
 				nta_outgoing_destroy(e->br[j].cancel);

@@ -7,7 +7,8 @@
 #    is killed with SIGKILL.  The restarted process of the same index finds
 #    them in the call table and ends each one cleanly from the INVITEs its
 #    predecessor recorded: every caller gets 500 with Retry-After in its
-#    INVITE's transaction and ACKs it, every callee gets a CANCEL matching
+#    INVITE's transaction and ACKs it (the ACK sent to the other worker,
+#    as after the kernel re-hashed the caller: passed on), every callee gets a CANCEL matching
 #    its INVITE (answered 200, then 487, which is ACKed), the call table
 #    empties and each call has one true CDR (FAILED, 500, hung up by the
 #    system).
@@ -62,7 +63,9 @@ kill_owner() {
 
 N=200
 uas_start uas uas_ring_forever -m $N
-uac_start uac uac_ring_crash -m $N -r 200 -l $N
+# The callers' ACKs go to the other worker's own port (see uac_ring_crash).
+OTHER_PORTS=(-key other0 $((WORKER_PORT_BASE + 1)) -key other1 $WORKER_PORT_BASE)
+uac_start uac uac_ring_crash -m $N -r 200 -l $N "${OTHER_PORTS[@]}"
 kill_owner $N
 sipp_wait uac || fail "uac exited $? (a caller got no 500, or another answer)"
 uas_wait uas
@@ -84,7 +87,7 @@ assert_eq "$N" "$(jq '[.[].a_call_id] | unique | length' "$CDR_JSON")" "one CDR 
 
 M=20
 uas_start uas2 uas_answer_late -m $M
-uac_start uac2 uac_ring_crash -m $M -r 100 -l $M
+uac_start uac2 uac_ring_crash -m $M -r 100 -l $M "${OTHER_PORTS[@]}"
 kill_owner $M
 sipp_wait uac2 || fail "uac2 exited $? (a caller got no 500, or another answer)"
 uas_wait uas2

@@ -28,9 +28,17 @@
  *     such stray responses to b2b_adopt_on_stray(), which ACKs a non-2xx
  *     (the INVITE's branch, 17.1.1.3) and ACKs a 2xx then releases it with
  *     BYE (the callee answered too late), so no 2xx is left unacknowledged.
- * The call keeps its slot (state ENDING) until every B-leg is settled, or at
- * most B2B_ADOPT_LINGER_MS, and then ends with one CDR that says what was
- * sent to the caller, ended by the system (or CANCELLED by the caller).
+ * The call keeps its slot (state ENDING) until the caller's ACK and every
+ * B-leg is settled, or at most B2B_ADOPT_LINGER_MS, and then ends with one
+ * CDR that says what was sent to the caller, ended by the system (or
+ * CANCELLED by the caller).
+ *
+ * After a restart the kernel may hash a caller to another worker's socket
+ * of the public port, and that worker absorbed the ACK of our final answer
+ * (it has no transaction for it), so NTA retransmitted the answer until
+ * Timer H.  A stray ACK whose To tag is one of ours from another worker of
+ * this node is now passed on, unchanged, to that worker's own port
+ * (b2b_adopt_forward_ack).
  * A call whose INVITEs were not recorded (they did not fit, or the owner
  * died writing them) can only be removed, with a CDR that says no code was
  * sent (sip_code 0).

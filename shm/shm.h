@@ -153,7 +153,7 @@ unsigned shm_call_reap_worker(shm_t *shm, uint16_t worker);
  */
 unsigned shm_call_reap_torn(shm_t *shm, uint16_t worker);
 
-/* ------------------------------------------------------------ the INVITEs of a call being set up */
+/* ------------------------------------------------------------ the INVITEs of a call */
 
 /*
  * While a call is not answered, its owner keeps beside its slot what a

@@ -92,8 +92,8 @@ kill_owner() {
 # ------------------------------------------------------------ 1. callees that ring for ever
 
 N=200
-uas_start uas uas_ring_forever -m $N
-uac_start uac uac_ring_crash -m $N -r 200 -l $N
+uas_start uas uas_ring_crash -m $N
+uac_start uac uac_ring_crash -m $N -r 100 -l $N
 kill_owner $N
 sipp_wait uac || fail "uac exited $? (a caller got no 500, or another answer)"
 uas_wait uas

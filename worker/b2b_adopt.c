@@ -456,7 +456,7 @@ static int b2b_adopt_answer_caller(b2b_t *b2b, struct b2b_ending *e,
  * a worker restart the kernel may hash the caller to another socket of the
  * public port, and the ACK of a final answer belongs to the worker that
  * sent it.  Pass it on, unchanged, to that worker's own port.  0 when it
- * was passed on, else -ENOENT.
+ * was passed on, -ENOENT when it is not another worker's, -EIO.
  */
 int b2b_adopt_forward_ack(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 {

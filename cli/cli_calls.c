@@ -36,6 +36,7 @@ static const char *cli_state_name(uint8_t state)
 	case SHM_CALL_HELD:       return "HELD";
 	case SHM_CALL_FORWARDING: return "FORWARDING";
 	case SHM_CALL_ENDING:     return "ENDING";
+	case SHM_CALL_ENDED:      return "ENDED";
 	default:                  return "UNKNOWN";
 	}
 }

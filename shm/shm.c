@@ -8,6 +8,8 @@
  *                then the live-call counter on a cache line of its own
  *   slots_off    nslots × struct slot, each 64-byte aligned; nslots is
  *                2 × capacity rounded up to a power of two
+ *   invites_off  nslots × struct invite_rec, each 64-byte aligned: slot i's
+ *                INVITEs while its call is not answered (shm.h)
  *   workers_off  max_workers × struct wslot, each 64-byte aligned: pid, port,
  *                restarts and started_ms (master-written, small seqlock),
  *                then counters and final-code totals (relaxed atomics)
@@ -76,6 +78,12 @@ struct slot {
 	struct shm_call call;
 };
 
+/* The INVITEs of slot i's call (shm.h); its own seqlock, written by the owner only. */
+struct invite_rec {
+	_Alignas(SHM_LINE) _Atomic uint32_t seq;  /* odd while a write is open */
+	struct shm_invite inv;
+};
+
 struct wslot {
 	_Alignas(SHM_LINE) _Atomic uint32_t seq;  /* guards pid..started_ms */
 	_Atomic int32_t pid;
@@ -97,6 +105,7 @@ struct shm {
 	uint32_t slot_size;
 	uint32_t wslot_size;
 	uint64_t slots_off;
+	uint64_t invites_off;
 	uint64_t workers_off;
 	uint64_t size;
 	/* Every insert and remove hits this: keep it off the read-mostly line. */
@@ -137,6 +146,13 @@ static struct slot *slot_at(const shm_t *shm, uint32_t idx)
 	if (idx >= shm->nslots)
 		return NULL;
 	return slots(shm) + idx;
+}
+
+static struct invite_rec *invite_at(const shm_t *shm, uint32_t idx)
+{
+	if (!shm || idx >= shm->nslots)
+		return NULL;
+	return (struct invite_rec *)((char *)shm + shm->invites_off) + idx;
 }
 
 static struct wslot *wslot_at(const shm_t *shm, unsigned idx)
@@ -266,7 +282,8 @@ int shm_create(unsigned capacity, unsigned max_workers, shm_t **out)
 
 	uint32_t nslots = pow2_at_least(2ull * capacity);
 	size_t slots_off = round_up(sizeof(struct shm), SHM_LINE);
-	size_t workers_off = slots_off + (size_t)nslots * sizeof(struct slot);
+	size_t invites_off = slots_off + (size_t)nslots * sizeof(struct slot);
+	size_t workers_off = invites_off + (size_t)nslots * sizeof(struct invite_rec);
 	size_t size = round_up(workers_off + (size_t)max_workers * sizeof(struct wslot),
 			       (size_t)sysconf(_SC_PAGESIZE));
 
@@ -288,6 +305,7 @@ int shm_create(unsigned capacity, unsigned max_workers, shm_t **out)
 	shm->slot_size = sizeof(struct slot);
 	shm->wslot_size = sizeof(struct wslot);
 	shm->slots_off = slots_off;
+	shm->invites_off = invites_off;
 	shm->workers_off = workers_off;
 	shm->size = size;
 	atomic_init(&shm->live, 0);
@@ -389,8 +407,13 @@ int shm_call_insert(shm_t *shm, const struct shm_call *init, uint32_t *slot)
 	}
 
 	struct slot *s = slots(shm) + idx;
-	uint32_t q = seq_open(&s->seq);
+	struct invite_rec *r = invite_at(shm, idx);
+	uint32_t q = seq_open(&r->seq);
 
+	/* The slot's INVITE record still describes its previous call: empty it. */
+	r->inv.n = 0;
+	seq_close(&r->seq, q);
+	q = seq_open(&s->seq);
 	memcpy(&s->call, init, sizeof s->call);
 	call_terminate(&s->call);
 	atomic_store_explicit(&s->hash, hash, memory_order_relaxed);
@@ -596,6 +619,81 @@ int shm_call_foreach(const shm_t *shm,
 unsigned shm_call_count(const shm_t *shm)
 {
 	return atomic_load_explicit(&((shm_t *)shm)->live, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------ the INVITEs of a call */
+
+int shm_invite_pack(struct shm_invite *inv, unsigned idx, const char *text, size_t len)
+{
+	size_t start;
+
+	if (!inv || !text || len == 0 || memchr(text, '\0', len) != NULL)
+		return -EINVAL;
+	if (idx == 0)
+		inv->n = 0;
+	if (idx != inv->n)
+		return -EINVAL;
+	if (idx >= SHM_INVITE_MAX)
+		return -ENOSPC;
+	start = idx ? inv->end[idx - 1] : 0;
+	if (len + 1 > sizeof inv->text - start)
+		return -E2BIG;
+	memcpy(inv->text + start, text, len);
+	inv->text[start + len] = '\0';
+	inv->end[idx] = (uint16_t)(start + len + 1);
+	inv->n = (uint16_t)(idx + 1);
+	return 0;
+}
+
+int shm_invite_get(const struct shm_invite *inv, unsigned idx, const char **text, size_t *len)
+{
+	size_t start, end;
+
+	if (!inv || !text || !len || idx >= inv->n || inv->n > SHM_INVITE_MAX)
+		return -ENOENT;
+	/* A record copied from shared memory is checked, not trusted. */
+	start = idx ? inv->end[idx - 1] : 0;
+	end = inv->end[idx];
+	if (end <= start + 1 || end > sizeof inv->text || inv->text[end - 1] != '\0')
+		return -ENOENT;
+	*text = inv->text + start;
+	*len = end - start - 1;
+	return 0;
+}
+
+int shm_invite_put(shm_t *shm, uint32_t slot, unsigned idx, const char *text, size_t len)
+{
+	struct invite_rec *r = invite_at(shm, slot);
+	uint32_t q;
+	int ret;
+
+	if (!r)
+		return -EINVAL;
+	q = seq_open(&r->seq);
+	ret = shm_invite_pack(&r->inv, idx, text, len);
+	seq_close(&r->seq, q);
+	return ret;
+}
+
+int shm_invite_read(const shm_t *shm, uint32_t slot, struct shm_invite *out)
+{
+	struct invite_rec *r = invite_at(shm, slot);
+	struct spin spin = { 0 };
+
+	if (!r || !out)
+		return -EINVAL;
+	for (;;) {
+		uint32_t q = atomic_load_explicit(&r->seq, memory_order_acquire);
+
+		if (!(q & 1)) {
+			memcpy(out, &r->inv, sizeof *out);
+			atomic_thread_fence(memory_order_acquire);
+			if (atomic_load_explicit(&r->seq, memory_order_relaxed) == q)
+				return out->n > 0 && out->n <= SHM_INVITE_MAX ? 0 : -ENOENT;
+		}
+		if (!spin_wait(&spin))
+			return -ENOENT;  /* its writer died mid-write */
+	}
 }
 
 /* ------------------------------------------------------------ workers */

@@ -34,6 +34,7 @@ enum shm_call_state {
 	SHM_CALL_HELD,          /* answered and on hold (see held_by) */
 	SHM_CALL_FORWARDING,    /* a new B-leg to a forward target is being set up */
 	SHM_CALL_ENDING,        /* BYE/CANCEL in progress on some leg */
+	SHM_CALL_ENDED,         /* over; its CDR is being made durable, then the slot goes */
 };
 
 enum shm_party { SHM_PARTY_NONE = 0, SHM_PARTY_CALLER = 1, SHM_PARTY_CALLEE = 2 };
@@ -152,6 +153,50 @@ unsigned shm_call_reap_worker(shm_t *shm, uint16_t worker);
  * running process.
  */
 unsigned shm_call_reap_torn(shm_t *shm, uint16_t worker);
+
+/* ------------------------------------------------------------ the INVITEs of a call */
+
+/*
+ * While a call is not answered, its owner keeps beside its slot what a
+ * successor needs to end it cleanly should the owner die (see
+ * worker/b2b_adopt.c): element 0 is the caller's INVITE, as a final
+ * response to it must repeat it; elements 1.. are the B-leg INVITEs, as
+ * their CANCELs must repeat them.  An element is text the owner chose (this
+ * module does not read it), packed after the previous one and kept
+ * NUL-terminated, so a call pays for the bytes it uses, up to
+ * SHM_INVITE_BYTES.  The records are an array parallel to the slots: one per
+ * slot, emptied when a call is inserted there.  Only the owner writes a
+ * record; only the successor of a dead owner reads it (a sequence counter
+ * tells a write the owner died in).
+ */
+#define SHM_INVITE_BYTES 2048
+#define SHM_INVITE_MAX   9      /* the caller's INVITE and 8 B-leg attempts */
+
+struct shm_invite {
+	uint16_t n;                      /* elements */
+	uint16_t end[SHM_INVITE_MAX];    /* element i ends (after its NUL) at text + end[i] */
+	char text[SHM_INVITE_BYTES];
+};
+
+/*
+ * Pure: add element `idx` to *inv.  idx 0 empties the record first; any
+ * other idx must be the next one (inv->n).  Returns 0, -EINVAL (idx not the
+ * next, empty or NULL text), -ENOSPC (SHM_INVITE_MAX elements already) or
+ * -E2BIG (the text does not fit: the record is left as it was, or empty for
+ * idx 0).
+ */
+int shm_invite_pack(struct shm_invite *inv, unsigned idx, const char *text, size_t len);
+
+/* Pure: element idx of *inv: 0 with *text (NUL-terminated) and *len, or
+ * -ENOENT (no such element, or a record that is not well-formed). */
+int shm_invite_get(const struct shm_invite *inv, unsigned idx, const char **text, size_t *len);
+
+/* Owner: shm_invite_pack() on the record of `slot`.  -EINVAL for a bad slot. */
+int shm_invite_put(shm_t *shm, uint32_t slot, unsigned idx, const char *text, size_t len);
+
+/* Successor: consistent copy of the record of `slot`: 0, or -ENOENT when it
+ * holds nothing or its writer died in the middle of a write, -EINVAL. */
+int shm_invite_read(const shm_t *shm, uint32_t slot, struct shm_invite *out);
 
 /* ------------------------------------------------------------ workers */
 

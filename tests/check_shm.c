@@ -1038,6 +1038,96 @@ END_TEST
 
 /* ------------------------------------------------------------ main */
 
+/* ------------------------------------------------------------ the INVITEs of a call */
+
+START_TEST(test_invite_pack)
+{
+	static struct shm_invite inv;
+	char big[SHM_INVITE_BYTES];
+	const char *t;
+	size_t len;
+
+	memset(&inv, 0x5a, sizeof inv);   /* garbage: idx 0 must empty it */
+	ck_assert_int_eq(shm_invite_pack(&inv, 0, "caller", 6), 0);
+	ck_assert_int_eq(inv.n, 1);
+	ck_assert_int_eq(shm_invite_pack(&inv, 1, "b1", 2), 0);
+	ck_assert_int_eq(shm_invite_pack(&inv, 2, "branch two", 10), 0);
+	ck_assert_int_eq(shm_invite_get(&inv, 0, &t, &len), 0);
+	ck_assert_str_eq(t, "caller");
+	ck_assert_uint_eq(len, 6);
+	ck_assert_int_eq(shm_invite_get(&inv, 2, &t, &len), 0);
+	ck_assert_str_eq(t, "branch two");
+	ck_assert_uint_eq(len, 10);
+	ck_assert_int_eq(shm_invite_get(&inv, 3, &t, &len), -ENOENT);
+
+	/* Only the next element, never an empty or NUL-carrying one. */
+	ck_assert_int_eq(shm_invite_pack(&inv, 5, "x", 1), -EINVAL);
+	ck_assert_int_eq(shm_invite_pack(&inv, 1, "x", 1), -EINVAL);
+	ck_assert_int_eq(shm_invite_pack(&inv, 3, "", 0), -EINVAL);
+	ck_assert_int_eq(shm_invite_pack(&inv, 3, "a\0b", 3), -EINVAL);
+	ck_assert_int_eq(inv.n, 3);
+
+	/* Exactly full fits; one byte more is refused and changes nothing. */
+	memset(big, 'x', sizeof big);
+	ck_assert_int_eq(shm_invite_pack(&inv, 0, "c", 1), 0);   /* uses 2 bytes */
+	ck_assert_int_eq(shm_invite_pack(&inv, 1, big, SHM_INVITE_BYTES - 2), -E2BIG);
+	ck_assert_int_eq(inv.n, 1);
+	ck_assert_int_eq(shm_invite_pack(&inv, 1, big, SHM_INVITE_BYTES - 3), 0);
+	ck_assert_int_eq(shm_invite_get(&inv, 1, &t, &len), 0);
+	ck_assert_uint_eq(len, SHM_INVITE_BYTES - 3);
+	ck_assert_int_eq(t[len], '\0');
+	/* A caller's INVITE too big for the record leaves it empty, not stale. */
+	ck_assert_int_eq(shm_invite_pack(&inv, 0, big, SHM_INVITE_BYTES), -E2BIG);
+	ck_assert_int_eq(inv.n, 0);
+
+	/* At most SHM_INVITE_MAX elements. */
+	for (unsigned i = 0; i < SHM_INVITE_MAX; i++)
+		ck_assert_int_eq(shm_invite_pack(&inv, i, "e", 1), 0);
+	ck_assert_int_eq(shm_invite_pack(&inv, SHM_INVITE_MAX, "e", 1), -ENOSPC);
+
+	/* A damaged record (read from a dead process's memory) is refused. */
+	inv.end[1] = SHM_INVITE_BYTES + 10;
+	ck_assert_int_eq(shm_invite_get(&inv, 1, &t, &len), -ENOENT);
+	inv.n = SHM_INVITE_MAX + 1;
+	ck_assert_int_eq(shm_invite_get(&inv, 0, &t, &len), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_invite_slot)
+{
+	static struct shm_invite inv;
+	struct shm_call c;
+	uint32_t slot, slot2;
+	const char *t;
+	size_t len;
+	shm_t *shm;
+
+	ck_assert_int_eq(shm_create(4, 2, &shm), 0);
+	call_init(&c, 1, "inv-1@h");
+	ck_assert_int_eq(shm_call_insert(shm, &c, &slot), 0);
+	ck_assert_int_eq(shm_invite_read(shm, slot, &inv), -ENOENT);   /* nothing yet */
+	ck_assert_int_eq(shm_invite_put(shm, slot, 0, "INVITE a", 8), 0);
+	ck_assert_int_eq(shm_invite_put(shm, slot, 1, "INVITE b", 8), 0);
+	ck_assert_int_eq(shm_invite_put(shm, slot, 3, "INVITE d", 8), -EINVAL);
+	ck_assert_int_eq(shm_invite_read(shm, slot, &inv), 0);
+	ck_assert_int_eq(inv.n, 2);
+	ck_assert_int_eq(shm_invite_get(&inv, 1, &t, &len), 0);
+	ck_assert_str_eq(t, "INVITE b");
+
+	/* The next call in the same slot starts with an empty record. */
+	shm_call_remove(shm, slot);
+	ck_assert_int_eq(shm_call_insert(shm, &c, &slot2), 0);
+	ck_assert_uint_eq(slot2, slot);
+	ck_assert_int_eq(shm_invite_read(shm, slot, &inv), -ENOENT);
+
+	/* Bad slots. */
+	ck_assert_int_eq(shm_invite_put(shm, UINT32_MAX, 0, "x", 1), -EINVAL);
+	ck_assert_int_eq(shm_invite_put(NULL, 0, 0, "x", 1), -EINVAL);
+	ck_assert_int_eq(shm_invite_read(shm, UINT32_MAX, &inv), -EINVAL);
+	shm_destroy(shm);
+}
+END_TEST
+
 static Suite *shm_suite(void)
 {
 	Suite *s = suite_create("shm");
@@ -1056,6 +1146,8 @@ static Suite *shm_suite(void)
 	tcase_add_test(unit, test_bad_slots);
 	tcase_add_test(unit, test_worker_info);
 	tcase_add_test(unit, test_code_totals);
+	tcase_add_test(unit, test_invite_pack);
+	tcase_add_test(unit, test_invite_slot);
 	suite_add_tcase(s, unit);
 
 	tcase_set_timeout(procs, 20);

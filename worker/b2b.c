@@ -188,6 +188,7 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 		b2b_call_free(call);   /* not in the table: only the pool entry to return */
 		return 0;
 	}
+	b2b_publish_invite_a(call, sip);
 	if (b2b_a_leg_create(call, irq, sip, a_tag) < 0) {
 		log_error("call %s: cannot create the A-leg dialog", call->id);
 		if (call->a_irq == NULL)
@@ -240,6 +241,7 @@ static int b2b_on_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t
 		registrar_on_register(b2b->reg, irq, sip);
 		return 0;
 	case sip_method_ack:
+		b2b_adopt_forward_ack(b2b, irq, sip);   /* another worker's, after a restart */
 		return 200;    /* stray ACK: absorb silently */
 	case sip_method_options:
 		return 200;
@@ -269,7 +271,8 @@ static int b2b_agent_create(b2b_t *b2b)
 	char *pub_url = su_sprintf(b2b->home, "sip:%s:%d;transport=udp", listen, cfg->sip_port);
 	char *own_url = su_sprintf(b2b->home, "sip:%s:%d;transport=udp", listen, own_port);
 
-	b2b->agent = nta_agent_create(b2b->root, URL_STRING_MAKE(pub_url), NULL, NULL,
+	b2b->agent = nta_agent_create(b2b->root, URL_STRING_MAKE(pub_url),
+				      b2b_adopt_on_stray, (nta_agent_magic_t *)b2b,
 				      TPTAG_IDENT(B2B_IDENT_PUBLIC),
 				      NTATAG_UA(1),
 				      NTATAG_CANCEL_487(0),
@@ -339,6 +342,7 @@ void b2b_destroy(b2b_t *b2b)
 {
 	if (b2b == NULL)
 		return;
+	b2b_adopt_destroy(b2b);
 	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++)
 		if (b2b->pool[i].b2b)
 			b2b_call_end(&b2b->pool[i]);

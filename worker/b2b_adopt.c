@@ -1,30 +1,608 @@
 /*
  * b2b_adopt — taking over the calls of a dead predecessor.
  *
- * Design note.  A restarted worker takes over the answered calls its
- * predecessor left in the call table.  The table holds both legs' dialogs
- * (Call-IDs, tags, URIs, remote targets, CSeqs), and every later message of
- * those calls comes to this worker's own port, which the new process binds
- * again: recreating the two NTA legs is enough for a BYE (or a re-INVITE)
- * from either side to be relayed as before (b2b_relay.c); an adopted call
- * starts CONFIRMED.  Calls that were not answered yet cannot be continued
- * (their INVITE transactions died with the process): they are removed from
- * the table with a CDR (FAILED 500, ended by the system), so that no call
- * goes unrecorded ("orphans").
+ * Design note.  A restarted worker binds its predecessor's own port again,
+ * so every later message of the predecessor's calls comes to it, and it
+ * finds those calls in the shared call table (b2b_adopt_calls, at start).
+ *
+ * Answered calls go on.  The table holds both legs' dialogs (Call-IDs, tags,
+ * URIs, remote targets, CSeqs): recreating the two NTA legs is enough for a
+ * BYE (or a re-INVITE) from either side to be relayed as before
+ * (b2b_relay.c); an adopted call starts CONFIRMED.
+ *
+ * Calls not answered yet are ended cleanly ("endings").  Their INVITE
+ * transactions died with the process, but while a call is not answered its
+ * owner keeps the text of its INVITEs beside its slot (shm_invite_put, from
+ * b2b_publish_invite_a/_b; b2b_adopt_encode writes the text): the request
+ * line and the headers that identify the transaction.  From it:
+ *   - the caller's INVITE becomes a server transaction again
+ *     (nta_incoming_create) and gets a real final response, retransmitted
+ *     by NTA until the caller's ACK: 487 when the caller had cancelled,
+ *     else 500 with Retry-After.  A CANCEL arriving later matches that
+ *     transaction and gets 200 (RFC 3261 9.2), or is handed over to us by
+ *     another worker through the table (b2b_cancel_call) while the call is
+ *     still in it;
+ *   - every B-leg INVITE gets a CANCEL with its Request-URI, Call-ID, From,
+ *     To, CSeq number and Via branch (RFC 3261 9.1).  The callee's final
+ *     answer to the INVITE matches no transaction here any more: NTA hands
+ *     such stray responses to b2b_adopt_on_stray(), which ACKs a non-2xx
+ *     (the INVITE's branch, 17.1.1.3) and ACKs a 2xx then releases it with
+ *     BYE (the callee answered too late), so no 2xx is left unacknowledged.
+ * The call keeps its slot (state ENDING) until the caller's ACK and every
+ * B-leg is settled, or at most B2B_ADOPT_LINGER_MS, and then ends with one
+ * CDR that says what was sent to the caller, ended by the system (or
+ * CANCELLED by the caller).
+ *
+ * After a restart the kernel may hash a caller to another worker's socket
+ * of the public port, and that worker absorbed the ACK of our final answer
+ * (it has no transaction for it), so NTA retransmitted the answer until
+ * Timer H.  A stray ACK whose To tag is one of ours from another worker of
+ * this node is now passed on, unchanged, to that worker's own port
+ * (b2b_adopt_forward_ack).
+ * A call whose INVITEs were not recorded (they did not fit, or the owner
+ * died writing them) can only be removed, with a CDR that says no code was
+ * sent (sip_code 0).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include <sofia-sip/msg.h>
+#include <sofia-sip/msg_header.h>
 #include <sofia-sip/nta.h>
+#include <sofia-sip/nta_tport.h>
 #include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_util.h>
 #include <sofia-sip/su_tag.h>
+#include <sofia-sip/tport.h>
+#include <sofia-sip/tport_tag.h>
 
 #include "b2bua/log.h"
 #include "worker/b2b_int.h"
 
 /* Our CSeq on a taken-over leg: above anything the dead process sent. */
 #define B2B_ADOPT_CSEQ_GAP 10000u
+/* How long endings wait for their callees: a CANCEL's own timeout (64*T1)
+ * and a little more. */
+#define B2B_ADOPT_LINGER_MS 34000
+/* What the caller of an unanswered call is told when nobody cancelled. */
+#define B2B_ADOPT_RETRY_AFTER "5"
+#define B2B_ADOPT_BRANCHES (SHM_INVITE_MAX - 1)
+
+/* One B-leg INVITE of a call being ended. */
+struct b2b_adopt_branch {
+	struct b2b_ending *ending;
+	msg_t *invite;               /* rebuilt from the record: what its CANCEL repeats */
+	nta_outgoing_t *cancel;      /* our CANCEL, until its final answer */
+	nta_outgoing_t *bye;         /* our BYE after a late 2xx, until its answer */
+	int cancel_final;            /* the CANCEL's final status, 0 before */
+	int final;                   /* the INVITE's final status, 0 before */
+	int settled;
+};
+
+/* An unanswered call of the predecessor, being ended. */
+struct b2b_ending {
+	struct b2b_takeover *takeover;
+	struct b2b_call *call;       /* NULL once its CDR is written */
+	nta_incoming_t *a_irq;       /* the caller's INVITE answered again, until its ACK */
+	struct b2b_adopt_branch br[B2B_ADOPT_BRANCHES];
+	unsigned n_br;
+	unsigned open;               /* branches not settled */
+};
+
+/* Everything the takeover keeps until its endings are over (b2b->takeover). */
+struct b2b_takeover {
+	b2b_t *b2b;
+	su_timer_t *timer;           /* B2B_ADOPT_LINGER_MS: give up on silent callees */
+	struct b2b_ending *ending;
+	unsigned n, open;            /* endings, and those whose call is not ended */
+	struct b2b_adopt_branch **index;  /* by B-leg Call-ID (open addressing) */
+	unsigned index_size;         /* a power of two, at least twice the branches */
+};
+
+/* ------------------------------------------------------------ the record's text */
+
+static int b2b_adopt_put(char *buf, size_t size, size_t *n, msg_header_t const *h)
+{
+	issize_t m;
+
+	if (h == NULL)
+		return -EINVAL;
+	m = msg_header_e(buf + *n, (isize_t)(size - *n), h, 0);
+	if (m < 0 || (size_t)m >= size - *n)
+		return -E2BIG;
+	*n += (size_t)m;
+	return 0;
+}
+
+/*
+ * The text a successor needs of one INVITE: its request line, its Vias (our
+ * own with `branch` for a B-leg INVITE, whose Via NTA may add later), From,
+ * To, Call-ID and CSeq, CRLF-terminated as on the wire.  0 with *len, or
+ * -E2BIG / -EINVAL.
+ */
+int b2b_adopt_encode(b2b_t *b2b, char *buf, size_t size, sip_t const *sip,
+		     const char *branch, size_t *len)
+{
+	url_t const *own = b2b->contact->m_url;
+	size_t n = 0;
+	int ret;
+
+	if (sip == NULL || sip->sip_request == NULL)
+		return -EINVAL;
+	ret = b2b_adopt_put(buf, size, &n, (msg_header_t const *)sip->sip_request);
+	if (ret == 0 && branch) {
+		int m = snprintf(buf + n, size - n, "Via: SIP/2.0/UDP %s%s%s;branch=%s\r\n",
+				 own->url_host, own->url_port ? ":" : "",
+				 own->url_port ? own->url_port : "", branch);
+
+		ret = m < 0 || (size_t)m >= size - n ? -E2BIG : 0;
+		n += ret == 0 ? (size_t)m : 0;
+	}
+	for (sip_via_t const *v = branch ? NULL : sip->sip_via; ret == 0 && v; v = v->v_next)
+		ret = b2b_adopt_put(buf, size, &n, (msg_header_t const *)v);
+	if (ret == 0)
+		ret = b2b_adopt_put(buf, size, &n, (msg_header_t const *)sip->sip_from);
+	if (ret == 0)
+		ret = b2b_adopt_put(buf, size, &n, (msg_header_t const *)sip->sip_to);
+	if (ret == 0)
+		ret = b2b_adopt_put(buf, size, &n, (msg_header_t const *)sip->sip_call_id);
+	if (ret == 0)
+		ret = b2b_adopt_put(buf, size, &n, (msg_header_t const *)sip->sip_cseq);
+	if (ret == 0)
+		*len = n;
+	return ret;
+}
+
+/* One element of the record back as a message; NULL if it is not a
+ * complete INVITE. */
+static msg_t *b2b_adopt_parse(const struct shm_invite *inv, unsigned idx)
+{
+	char buf[SHM_INVITE_BYTES + 32];
+	const char *text;
+	size_t len;
+	msg_t *msg;
+	sip_t *sip;
+	int n;
+
+	if (shm_invite_get(inv, idx, &text, &len) < 0)
+		return NULL;
+	n = snprintf(buf, sizeof buf, "%sContent-Length: 0\r\n\r\n", text);
+	if (n < 0 || (size_t)n >= sizeof buf)
+		return NULL;
+	msg = msg_make(sip_default_mclass(), 0, buf, n);
+	sip = msg ? sip_object(msg) : NULL;
+	if (sip == NULL || sip->sip_error || !sip->sip_request || !sip->sip_via ||
+	    !sip->sip_via->v_branch || !sip->sip_from || !sip->sip_to ||
+	    !sip->sip_call_id || !sip->sip_cseq ||
+	    sip->sip_request->rq_method != sip_method_invite) {
+		msg_destroy(msg);
+		return NULL;
+	}
+	return msg;
+}
+
+/* ------------------------------------------------------------ requests to the callee */
+
+/* How a request to a callee is sent (b2b_adopt_send). */
+struct b2b_adopt_how {
+	const char *branch;          /* its Via branch, NULL: a new one */
+	const char *ack_branch;      /* an ACK: the branch of what it acknowledges */
+	nta_response_f *cb;          /* NULL: stateless, NTA keeps no transaction */
+	void *magic;
+};
+
+/*
+ * A request of a B-leg whose INVITE is `inv`: its Call-ID and From, `to`,
+ * CSeq `seq` of `method`, to `ruri` through `route`, from our own port.
+ */
+static nta_outgoing_t *b2b_adopt_send(b2b_t *b2b, sip_t const *inv, sip_method_t method,
+				      const char *name, url_t const *ruri, sip_to_t const *to,
+				      uint32_t seq, sip_route_t const *route,
+				      const struct b2b_adopt_how *how)
+{
+	msg_t *msg = nta_msg_create(b2b->agent, 0);
+	sip_t *sip = msg ? sip_object(msg) : NULL;
+	su_home_t *home = msg ? msg_home(msg) : NULL;
+	sip_request_t *rq;
+
+	if (sip == NULL)
+		return NULL;
+	rq = sip_request_create(home, method, name, (url_string_t const *)ruri, NULL);
+	if (rq == NULL || msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)rq) < 0 ||
+	    sip_add_tl(msg, sip, SIPTAG_FROM(inv->sip_from), SIPTAG_TO(to),
+		       SIPTAG_CALL_ID(inv->sip_call_id),
+		       SIPTAG_CSEQ(sip_cseq_create(home, seq, method, name)),
+		       SIPTAG_ROUTE(route), SIPTAG_MAX_FORWARDS_STR("70"), TAG_END()) < 0) {
+		msg_destroy(msg);
+		return NULL;
+	}
+	/* mcreate takes the message, even when it fails. */
+	return nta_outgoing_mcreate(b2b->agent, how->cb, (nta_outgoing_magic_t *)how->magic,
+				    NULL, msg, TPTAG_IDENT(B2B_IDENT_OWN),
+				    TAG_IF(how->branch, NTATAG_BRANCH_KEY(how->branch)),
+				    TAG_IF(how->ack_branch, NTATAG_ACK_BRANCH(how->ack_branch)),
+				    TAG_IF(how->cb == NULL, NTATAG_STATELESS(1)),
+				    TAG_END());
+}
+
+static void b2b_ending_check(struct b2b_ending *e);
+
+/* A branch is settled when nothing more is expected of it: its INVITE got
+ * its final answer (ACKed, and BYE answered after a 2xx), or its CANCEL was
+ * refused or timed out (the callee has no such INVITE any more). */
+static void b2b_adopt_branch_check(struct b2b_adopt_branch *br)
+{
+	if (br->settled || br->cancel || br->bye)
+		return;
+	if (br->final == 0 && (br->cancel_final == 0 || br->cancel_final == 200))
+		return;
+	br->settled = 1;
+	br->ending->open--;
+	b2b_ending_check(br->ending);
+}
+
+static int b2b_adopt_on_cancel_answer(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
+				      sip_t const *sip)
+{
+	struct b2b_adopt_branch *br = (struct b2b_adopt_branch *)magic;
+	int status = nta_outgoing_status(orq);
+
+	(void)sip;
+	if (status < 200)
+		return 0;
+	br->cancel_final = status;
+	nta_outgoing_destroy(orq);
+	br->cancel = NULL;
+	b2b_adopt_branch_check(br);
+	return 0;
+}
+
+static int b2b_adopt_on_bye_answer(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
+				   sip_t const *sip)
+{
+	struct b2b_adopt_branch *br = (struct b2b_adopt_branch *)magic;
+
+	(void)sip;
+	if (nta_outgoing_status(orq) < 200)
+		return 0;
+	nta_outgoing_destroy(orq);
+	br->bye = NULL;
+	b2b_adopt_branch_check(br);
+	return 0;
+}
+
+static void b2b_adopt_cancel(b2b_t *b2b, struct b2b_adopt_branch *br)
+{
+	sip_t const *inv = sip_object(br->invite);
+	struct b2b_adopt_how how = { .branch = inv->sip_via->v_branch,
+				     .cb = b2b_adopt_on_cancel_answer, .magic = br };
+
+	br->cancel = b2b_adopt_send(b2b, inv, SIP_METHOD_CANCEL, inv->sip_request->rq_url,
+				    inv->sip_to, inv->sip_cseq->cs_seq, NULL, &how);
+	if (br->cancel == NULL)
+		br->cancel_final = 503;   /* nothing to wait for */
+}
+
+/* The callee's final answer to a B-leg INVITE we no longer have a
+ * transaction for: ACK it; a 2xx is also released with BYE, once. */
+static void b2b_adopt_on_final(b2b_t *b2b, struct b2b_adopt_branch *br, sip_t const *resp)
+{
+	sip_t const *inv = sip_object(br->invite);
+	int status = resp->sip_status->st_status;
+	sip_route_t *route = NULL;
+	url_t const *target;
+	nta_outgoing_t *ack;
+	su_home_t home[1] = { SU_HOME_INIT(home) };
+
+	if (status >= 300) {
+		/* RFC 3261 17.1.1.3: the INVITE's branch and Request-URI. */
+		struct b2b_adopt_how how = { .branch = inv->sip_via->v_branch,
+					     .ack_branch = inv->sip_via->v_branch };
+
+		ack = b2b_adopt_send(b2b, inv, SIP_METHOD_ACK, inv->sip_request->rq_url,
+				     resp->sip_to, inv->sip_cseq->cs_seq, NULL, &how);
+	} else {
+		/* RFC 3261 13.2.2.4: a new transaction in the dialog the 2xx made. */
+		struct b2b_adopt_how how = { .ack_branch = resp->sip_via->v_branch };
+		struct b2b_adopt_how bye = { .cb = b2b_adopt_on_bye_answer, .magic = br };
+
+		target = resp->sip_contact ? resp->sip_contact->m_url : resp->sip_to->a_url;
+		route = sip_route_reverse(home, resp->sip_record_route);
+		ack = b2b_adopt_send(b2b, inv, SIP_METHOD_ACK, target, resp->sip_to,
+				     inv->sip_cseq->cs_seq, route, &how);
+		if (br->final == 0) {
+			br->bye = b2b_adopt_send(b2b, inv, SIP_METHOD_BYE, target, resp->sip_to,
+						 inv->sip_cseq->cs_seq + 1, route, &bye);
+			log_info("call %s: a callee answered after the takeover: ACK and BYE",
+				 br->ending->call ? br->ending->call->id : "(ended)");
+		}
+	}
+	if (ack)
+		nta_outgoing_destroy(ack);
+	su_home_deinit(home);
+	if (br->final == 0)
+		br->final = status;
+	b2b_adopt_branch_check(br);
+}
+
+/* ------------------------------------------------------------ the B-leg index */
+
+static uint32_t b2b_adopt_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static void b2b_adopt_index_add(struct b2b_takeover *t, struct b2b_adopt_branch *br)
+{
+	const char *id = sip_object(br->invite)->sip_call_id->i_id;
+	uint32_t i = b2b_adopt_hash(id) & (t->index_size - 1);
+
+	while (t->index[i])
+		i = (i + 1) & (t->index_size - 1);
+	t->index[i] = br;
+}
+
+static struct b2b_adopt_branch *b2b_adopt_index_find(struct b2b_takeover *t, sip_t const *sip)
+{
+	uint32_t i = b2b_adopt_hash(sip->sip_call_id->i_id) & (t->index_size - 1);
+
+	for (; t->index[i]; i = (i + 1) & (t->index_size - 1)) {
+		sip_t const *inv = sip_object(t->index[i]->invite);
+
+		if (strcmp(inv->sip_call_id->i_id, sip->sip_call_id->i_id) == 0 &&
+		    inv->sip_cseq->cs_seq == sip->sip_cseq->cs_seq)
+			return t->index[i];
+	}
+	return NULL;
+}
+
+/*
+ * nta_message_f: a message no transaction or leg wanted.  A final answer to
+ * an INVITE of one of our endings is ACKed (and released with BYE if it is
+ * a 2xx); anything else is dropped, as NTA would have done.
+ */
+int b2b_adopt_on_stray(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip)
+{
+	b2b_t *b2b = (b2b_t *)magic;
+	struct b2b_adopt_branch *br = NULL;
+
+	(void)agent;
+	if (b2b->takeover && sip && sip->sip_status && sip->sip_status->st_status >= 200 &&
+	    sip->sip_cseq && sip->sip_cseq->cs_method == sip_method_invite &&
+	    sip->sip_call_id && sip->sip_to && sip->sip_via)
+		br = b2b_adopt_index_find(b2b->takeover, sip);
+	if (br)
+		b2b_adopt_on_final(b2b, br, sip);
+	msg_destroy(msg);
+	return 0;
+}
+
+/* ------------------------------------------------------------ endings */
+
+/* The CDR, once the caller ACKed our answer and every B-leg is settled (or
+ * given up): the call is over.  Until then it stays in the table, so that a
+ * CANCEL reaching another worker is still handed over to us, not 481. */
+static void b2b_ending_check(struct b2b_ending *e)
+{
+	if (e->open > 0 || e->a_irq || e->call == NULL)
+		return;
+	b2b_call_end(e->call);
+	e->call = NULL;
+	e->takeover->open--;
+}
+
+/* One of the agent's two transports (B2B_IDENT_PUBLIC or B2B_IDENT_OWN). */
+static tport_t *b2b_adopt_tport(b2b_t *b2b, const char *ident)
+{
+	tport_t *tp = nta_agent_tports(b2b->agent);
+
+	for (tp = tp ? tport_primaries(tp) : NULL; tp; tp = tport_next(tp))
+		if (tport_name(tp)->tpn_ident && strcmp(tport_name(tp)->tpn_ident, ident) == 0)
+			return tp;
+	return NULL;
+}
+
+/* NTA calls this for the caller's ACK of our final answer (a CANCEL it
+ * answers itself), or with sip NULL when the ACK never came (Timer H). */
+static int b2b_adopt_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq,
+			      sip_t const *sip)
+{
+	struct b2b_ending *e = (struct b2b_ending *)magic;
+
+	if (sip && sip->sip_request->rq_method != sip_method_ack)
+		return 0;
+	nta_incoming_destroy(irq);
+	e->a_irq = NULL;
+	b2b_ending_check(e);
+	return 0;
+}
+
+/* The caller's INVITE as a server transaction again, answered `status`
+ * from the public port, where it came in; NTA retransmits until the ACK. */
+static int b2b_adopt_answer_caller(b2b_t *b2b, struct b2b_ending *e,
+				   const struct shm_invite *inv, const struct shm_call *rec,
+				   int status)
+{
+	msg_t *msg = b2b_adopt_parse(inv, 0);
+	tport_t *tp = b2b_adopt_tport(b2b, B2B_IDENT_PUBLIC);
+	nta_incoming_t *irq;
+
+	if (msg == NULL)
+		return -EINVAL;
+	irq = nta_incoming_create(b2b->agent, NULL, msg, sip_object(msg),
+				  TAG_IF(tp, NTATAG_TPORT(tp)), TAG_END());
+	if (irq == NULL)
+		return -ENOMEM;
+	nta_incoming_bind(irq, b2b_adopt_on_a_irq, (nta_incoming_magic_t *)e);
+	nta_incoming_tag(irq, rec->a.local_tag);   /* the tag of our 18x, if any went out */
+	e->call->final_code = b2b_count_code(b2b, status);
+	nta_incoming_treply(irq, status, NULL,
+			    TAG_IF(status != 487, SIPTAG_RETRY_AFTER_STR(B2B_ADOPT_RETRY_AFTER)),
+			    TAG_END());
+	e->a_irq = irq;
+	return 0;
+}
+
+/*
+ * An ACK that matched nothing here, though its To tag is one we made
+ * (b2b_make_tag: NODE-WORKER-RANDOM) in another worker of this node: after
+ * a worker restart the kernel may hash the caller to another socket of the
+ * public port, and the ACK of a final answer belongs to the worker that
+ * sent it.  Pass it on, unchanged, to that worker's own port.  0 when it
+ * was passed on, -ENOENT when it is not another worker's, -EIO.
+ */
+int b2b_adopt_forward_ack(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
+{
+	const char *tag = sip->sip_to ? sip->sip_to->a_tag : NULL;
+	size_t node = strlen(b2b->cfg->node_id);
+	tp_name_t tpn = { .tpn_proto = "udp", .tpn_ident = B2B_IDENT_OWN };
+	char port[16], *end;
+	unsigned long w;
+	tport_t *tp;
+	msg_t *msg;
+
+	if (tag == NULL || strncmp(tag, b2b->cfg->node_id, node) != 0 || tag[node] != '-')
+		return -ENOENT;
+	w = strtoul(tag + node + 1, &end, 10);
+	if (end == tag + node + 1 || *end != '-' || w == b2b->worker ||
+	    w >= (unsigned long)b2b->cfg->workers)
+		return -ENOENT;
+	tp = b2b_adopt_tport(b2b, B2B_IDENT_OWN);
+	msg = nta_incoming_getrequest(irq);
+	snprintf(port, sizeof port, "%lu", (unsigned long)b2b->cfg->worker_port_base + w);
+	tpn.tpn_host = tpn.tpn_canon = b2b->cfg->listen;
+	tpn.tpn_port = port;
+	if (tp == NULL || msg == NULL || tport_tsend(tp, msg, &tpn, TAG_END()) == NULL) {
+		msg_destroy(msg);
+		return -EIO;
+	}
+	msg_destroy(msg);
+	log_debug("an ACK for worker %lu reached worker %u: passed on", w, b2b->worker);
+	return 0;
+}
+
+/* Rebuild and CANCEL the B-leg INVITEs of the record; how many. */
+static unsigned b2b_adopt_cancel_branches(b2b_t *b2b, struct b2b_ending *e,
+					  const struct shm_invite *inv)
+{
+	for (unsigned i = 1; i < inv->n && e->n_br < B2B_ADOPT_BRANCHES; i++) {
+		struct b2b_adopt_branch *br = &e->br[e->n_br];
+
+		br->invite = b2b_adopt_parse(inv, i);
+		if (br->invite == NULL)
+			continue;
+		br->ending = e;
+		b2b_adopt_index_add(e->takeover, br);
+		e->n_br++;
+		e->open++;
+		b2b_adopt_cancel(b2b, br);
+	}
+	return e->n_br;
+}
+
+/* An unanswered call of the predecessor: tell the caller, CANCEL the
+ * callees; the call ends when they are settled (b2b_ending_check). */
+static void b2b_adopt_end_unanswered(struct b2b_takeover *t, uint32_t slot,
+				     const struct shm_call *rec, struct b2b_call *call)
+{
+	static struct shm_invite inv;   /* 2 KB: one takeover at a time, at start-up */
+	struct b2b_ending *e = &t->ending[t->n++];
+	/* Not answered and ENDING: the caller's CANCEL was being carried out. */
+	int cancelled = rec->state == SHM_CALL_ENDING;
+
+	e->takeover = t;
+	e->call = call;
+	t->open++;
+	call->state = B2B_CANCELLING;
+	call->cancelled = cancelled;
+	call->hangup_by = cancelled ? CDR_PARTY_CALLER : CDR_PARTY_SYSTEM;
+	if (shm_invite_read(t->b2b->shm, slot, &inv) < 0) {
+		log_warn("call %s: its INVITEs were not recorded: its caller and callees "
+			 "cannot be told it ended", call->id);
+	} else {
+		if (b2b_adopt_answer_caller(t->b2b, e, &inv, rec, cancelled ? 487 : 500) < 0)
+			log_warn("call %s: cannot answer the caller's INVITE again", call->id);
+		if (b2b_adopt_cancel_branches(t->b2b, e, &inv) + 1 < inv.n)
+			log_warn("call %s: some B-leg INVITEs could not be rebuilt", call->id);
+	}
+	for (unsigned i = 0; i < e->n_br; i++)
+		b2b_adopt_branch_check(&e->br[i]);   /* a CANCEL that could not be sent */
+	b2b_ending_check(e);
+}
+
+/* Free what the takeover holds; endings still open end now (their CDR). */
+void b2b_adopt_destroy(b2b_t *b2b)
+{
+	struct b2b_takeover *t = b2b->takeover;
+
+	if (t == NULL)
+		return;
+	b2b->takeover = NULL;
+	for (unsigned i = 0; i < t->n; i++) {
+		struct b2b_ending *e = &t->ending[i];
+
+		if (e->call)
+			b2b_call_end(e->call);
+		if (e->a_irq)
+			nta_incoming_destroy(e->a_irq);
+		for (unsigned j = 0; j < e->n_br; j++) {
+			if (e->br[j].cancel)
+				nta_outgoing_destroy(e->br[j].cancel);
+			if (e->br[j].bye)
+				nta_outgoing_destroy(e->br[j].bye);
+			msg_destroy(e->br[j].invite);
+		}
+	}
+	if (t->timer)
+		su_timer_destroy(t->timer);
+	free(t->index);
+	free(t->ending);
+	free(t);
+}
+
+static void b2b_adopt_on_linger(su_root_magic_t *magic, su_timer_t *timer,
+				su_timer_arg_t *arg)
+{
+	b2b_t *b2b = (b2b_t *)arg;
+
+	(void)magic;
+	(void)timer;
+	if (b2b->takeover && b2b->takeover->open > 0)
+		log_warn("%u calls taken over were still waiting for their callees: ended",
+			 b2b->takeover->open);
+	b2b_adopt_destroy(b2b);
+}
+
+static int b2b_takeover_create(b2b_t *b2b, unsigned calls)
+{
+	struct b2b_takeover *t = calloc(1, sizeof *t);
+
+	if (t == NULL)
+		return -ENOMEM;
+	t->b2b = b2b;
+	t->index_size = 1;
+	while (t->index_size < 2u * calls * B2B_ADOPT_BRANCHES)
+		t->index_size <<= 1;
+	t->ending = calloc(calls, sizeof *t->ending);
+	t->index = calloc(t->index_size, sizeof *t->index);
+	t->timer = su_timer_create(su_root_task(b2b->root), B2B_ADOPT_LINGER_MS);
+	b2b->takeover = t;
+	if (t->ending == NULL || t->index == NULL || t->timer == NULL ||
+	    su_timer_set(t->timer, b2b_adopt_on_linger, (su_timer_arg_t *)b2b) < 0) {
+		b2b_adopt_destroy(b2b);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ answered calls */
 
 static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
 				const struct shm_leg *l, uint32_t local_cseq, int we_are_uac)
@@ -67,32 +645,22 @@ static struct b2b_call *b2b_call_from_table(b2b_t *b2b, uint32_t slot,
 	return call;
 }
 
-/* CDR and removal of a call that cannot be continued. */
-static void b2b_drop_orphan(b2b_t *b2b, uint32_t slot, const struct shm_call *rec)
+/* An answered call whose legs cannot be rebuilt (or no room for it): only
+ * its CDR. */
+static void b2b_adopt_fail(struct b2b_call *call)
 {
-	struct b2b_call *call = b2b_call_from_table(b2b, slot, rec);
-
-	if (call == NULL) {
-		b2b_unpublish_slot(b2b, slot);
-		return;
-	}
-	call->final_code = 500;
+	call->final_code = 200;
 	call->hangup_by = CDR_PARTY_SYSTEM;
-	b2b_call_end(call);   /* writes the CDR, frees the slot */
+	b2b_call_end(call);
 }
 
-static int b2b_adopt(b2b_t *b2b, uint32_t slot, const struct shm_call *rec)
+static int b2b_adopt(b2b_t *b2b, struct b2b_call *call, const struct shm_call *rec)
 {
-	struct b2b_call *call;
 	struct b2b_branch *br;
 	uint32_t a_cseq = (uint32_t)((sip_now() >> 1) & 0x7ffffff) + B2B_ADOPT_CSEQ_GAP;
 
-	if ((rec->state != SHM_CALL_ANSWERED && rec->state != SHM_CALL_HELD) ||
-	    !rec->b.remote_tag[0] || !rec->a.remote_target[0] || !rec->b.remote_target[0])
+	if (!rec->b.remote_tag[0] || !rec->a.remote_target[0] || !rec->b.remote_target[0])
 		return -EINVAL;
-	call = b2b_call_from_table(b2b, slot, rec);
-	if (call == NULL)
-		return -ENOSPC;
 	call->state = B2B_CONFIRMED;
 	call->answer_ms = rec->answer_ms;
 	call->final_code = 200;
@@ -108,14 +676,12 @@ static int b2b_adopt(b2b_t *b2b, uint32_t slot, const struct shm_call *rec)
 	br->final = 200;
 	call->n_br = 1;
 	call->winner = 0;
-	if (call->a_leg == NULL || br->leg == NULL) {
-		call->final_code = 500;
-		call->hangup_by = CDR_PARTY_SYSTEM;
-		b2b_call_end(call);
+	if (call->a_leg == NULL || br->leg == NULL)
 		return -ENOMEM;
-	}
 	return 0;
 }
+
+/* ------------------------------------------------------------ at start-up */
 
 struct b2b_slots {
 	uint16_t worker;
@@ -144,24 +710,50 @@ static int b2b_collect_slot(const struct shm_call *c, uint32_t slot, void *arg)
 void b2b_adopt_calls(b2b_t *b2b)
 {
 	struct b2b_slots v = { .worker = (uint16_t)b2b->worker };
-	unsigned torn, adopted = 0, dropped = 0;
+	unsigned torn, adopted = 0, ending = 0, lost = 0, ended = 0;
 	struct shm_call rec;
 
 	torn = b2b_unpublish_torn(b2b);
 	shm_call_foreach(b2b->shm, b2b_collect_slot, &v);
+	if (v.n > 0 && b2b_takeover_create(b2b, v.n) < 0)
+		log_error("no memory to end the unanswered calls of the previous process");
 	for (unsigned i = 0; i < v.n; i++) {
+		struct b2b_call *call;
+		int answered;
+
 		if (shm_call_read(b2b->shm, v.slot[i], &rec) < 0)
 			continue;
-		if (b2b_adopt(b2b, v.slot[i], &rec) == 0) {
+		if (rec.state == SHM_CALL_ENDED) {
+			/* Over, its CDR in our spool (replayed by the writer). */
+			b2b_unpublish_slot(b2b, v.slot[i]);
+			ended++;
+			continue;
+		}
+		call = b2b_call_from_table(b2b, v.slot[i], &rec);
+		if (call == NULL) {
+			b2b_unpublish_slot(b2b, v.slot[i]);   /* no room: no CDR either */
+			lost++;
+			continue;
+		}
+		answered = rec.answer_ms != 0 || rec.state == SHM_CALL_ANSWERED ||
+			   rec.state == SHM_CALL_HELD;
+		if (answered && b2b_adopt(b2b, call, &rec) == 0) {
 			adopted++;
+		} else if (answered || b2b->takeover == NULL) {
+			b2b_adopt_fail(call);
+			lost++;
 		} else {
-			b2b_drop_orphan(b2b, v.slot[i], &rec);
-			dropped++;
+			b2b_adopt_end_unanswered(b2b->takeover, v.slot[i], &rec, call);
+			ending++;
 		}
 	}
 	free(v.slot);
-	if (adopted || dropped || torn)
+	if (adopted || ending || torn || lost || ended)
 		log_warn("took over %u answered calls of the previous worker %u process; "
-			 "%u unanswered ones ended (CDR FAILED 500), %u unreadable slots freed",
-			 adopted, b2b->worker, dropped, torn);
+			 "%u unanswered ones are being ended (caller answered, callees "
+			 "CANCELled), %u could not be taken over, %u unreadable slots freed, "
+			 "%u ended calls whose CDR was being stored freed",
+			 adopted, b2b->worker, ending, lost, torn, ended);
+	if (b2b->takeover && b2b->takeover->open == 0)
+		b2b_adopt_destroy(b2b);
 }

@@ -283,6 +283,7 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, url_t const
 	br->cseq = nta_outgoing_cseq(br->orq);
 	if (call->n_br == 0)
 		b2b_publish_b_leg(call, call_id, tag, ruri, br->cseq);
+	b2b_publish_invite_b(call, br);
 	call->n_br++;
 	return 0;
 }

@@ -142,6 +142,38 @@ void b2b_publish_b_answered(struct b2b_call *call, struct b2b_branch *br, sip_t 
 	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
+/* The caller's INVITE, for a successor to answer it should we die before
+ * the call is answered (b2b_adopt.c); a copy of a few hundred bytes. */
+void b2b_publish_invite_a(struct b2b_call *call, sip_t const *sip)
+{
+	char text[SHM_INVITE_BYTES];
+	size_t len;
+
+	if (b2b_adopt_encode(call->b2b, text, sizeof text, sip, NULL, &len) < 0 ||
+	    shm_invite_put(call->b2b->shm, call->slot, 0, text, len) < 0)
+		log_warn("call %s: its INVITE does not fit the call table: a crash of this "
+			 "worker would leave its caller without an answer", call->id);
+}
+
+/* A B-leg INVITE just sent (the call's n_br-th), for a successor to CANCEL it. */
+void b2b_publish_invite_b(struct b2b_call *call, struct b2b_branch *br)
+{
+	char text[SHM_INVITE_BYTES];
+	msg_t *msg = nta_outgoing_getrequest(br->orq);
+	size_t len;
+	int ret = -EINVAL;
+
+	if (msg)
+		ret = b2b_adopt_encode(call->b2b, text, sizeof text, sip_object(msg),
+				       nta_outgoing_branch(br->orq), &len);
+	msg_destroy(msg);   /* the reference getrequest took */
+	if (ret == 0)
+		ret = shm_invite_put(call->b2b->shm, call->slot, call->n_br + 1, text, len);
+	if (ret < 0)
+		log_warn("call %s: its B-leg INVITE does not fit the call table: a crash of "
+			 "this worker would leave that callee without a CANCEL", call->id);
+}
+
 /* Hold or resume (b2b_relay.c decided which): who holds, HELD or ANSWERED. */
 void b2b_publish_hold(struct b2b_call *call)
 {
@@ -246,6 +278,7 @@ static void b2b_on_cdr_durable(void *arg, int err)
 	for (unsigned i = 0; i < call->n_counted; i++)
 		registrar_call_end(call->b2b->reg, call->counted[i], call->id);
 	shm_call_remove(call->b2b->shm, call->slot);
+	call->cdr_durable = 1;
 	b2b_call_release(call);
 }
 
@@ -290,10 +323,23 @@ static int b2b_write_cdr(struct b2b_call *call)
 	return 0;
 }
 
+/* The call is over and its CDR is in the spool: a successor that finds the
+ * slot in this state only frees it (b2b_adopt.c): the record is replayed
+ * from the spool, and nobody is to be told anything any more. */
+static void b2b_publish_ended(struct b2b_call *call)
+{
+	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);
+
+	c->state = SHM_CALL_ENDED;
+	shm_call_write_end(call->b2b->shm, call->slot);
+}
+
 /* Release everything the call holds.  Destroyed NTA objects make no more
  * callbacks; transactions linger inside NTA for retransmissions.  The slot
- * shows ENDING until the CDR is durable (b2b_on_cdr_durable), and the
- * call's memory is held until then. */
+ * shows ENDED until the CDR is durable (b2b_on_cdr_durable), and the
+ * call's memory is held until then.  ENDED is published only after the CDR
+ * went to the spool: a crash in between leaves the old state, and the
+ * successor's CDR for it has the same id (stored once). */
 void b2b_call_end(struct b2b_call *call)
 {
 	if (call->ended)
@@ -302,7 +348,10 @@ void b2b_call_end(struct b2b_call *call)
 	b2b_publish_state(call, B2B_ENDING);
 	b2b_call_hold(call);   /* until the CDR is durable */
 	b2b_call_hold(call);   /* until this function returns (the CDR may be durable at once) */
-	if (!b2b_write_cdr(call))
+	if (b2b_write_cdr(call)) {
+		if (!call->cdr_durable)   /* durable at once after a flush (stop) */
+			b2b_publish_ended(call);
+	} else
 		b2b_on_cdr_durable(call, 0);
 	if (call->a_irq)
 		nta_incoming_destroy(call->a_irq);

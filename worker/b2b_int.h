@@ -79,6 +79,7 @@ struct b2b_call {
 	enum b2b_state state;
 	unsigned holds;              /* asynchronous requests (Redis) still to answer */
 	int ended;                   /* b2b_call_end() ran; free when holds == 0 */
+	int cdr_durable;             /* its CDR is durable: the slot is gone */
 	int caller_cancelled;        /* CANCEL received while routing */
 	int cancelled;               /* the caller cancelled (CDR: CANCELLED) */
 	int killed;                  /* an operator ended it (CDR: KILLED) */
@@ -158,6 +159,7 @@ struct b2b {
 	uint64_t epoch_ms;            /* when this worker process started: CDR ids stay
 				       * unique across restarts of the daemon */
 	uint64_t rng;                 /* xorshift state for Call-IDs and tags */
+	struct b2b_takeover *takeover; /* a dead predecessor's calls being ended (b2b_adopt.c) */
 	unsigned long long published_in, published_out;
 };
 
@@ -184,6 +186,8 @@ void b2b_publish_b_leg(struct b2b_call *call, const char *call_id, const char *t
 void b2b_publish_b_answered(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip);
 void b2b_publish_hold(struct b2b_call *call);
 void b2b_publish_forwarding(struct b2b_call *call, const char *target);
+void b2b_publish_invite_a(struct b2b_call *call, sip_t const *sip);
+void b2b_publish_invite_b(struct b2b_call *call, struct b2b_branch *br);
 void b2b_unpublish_slot(b2b_t *b2b, uint32_t slot);
 unsigned b2b_unpublish_torn(b2b_t *b2b);
 
@@ -219,6 +223,14 @@ int b2b_on_b_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq
 int b2b_a_leg_create(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip,
 		     const char *a_tag);
 void b2b_relay_done(struct b2b_call *call);
+
+/* ------------------------------------------------------------ b2b_adopt.c */
+
+int b2b_adopt_encode(b2b_t *b2b, char *buf, size_t size, sip_t const *sip,
+		     const char *branch, size_t *len);
+int b2b_adopt_forward_ack(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip);
+int b2b_adopt_on_stray(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip);
+void b2b_adopt_destroy(b2b_t *b2b);
 
 /* ------------------------------------------------------------ b2b_policy.c */
 

@@ -114,4 +114,11 @@ assert_eq "$(wc -l <"$T/answered.ids")" "$(wc -l <"$T/cdr.ids")" "ANSWERED CDRs 
 assert_grep 'CDR spool .* holds [0-9]+ CDRs from an earlier run' "$T/b2bua.log" \
 	"the restarted workers found their predecessors' CDRs in the spool"
 assert_no_grep 'LOST|rejected by' "$T/b2bua.log" "no CDR lost or rejected"
+# Calls that had ended but whose CDR awaited Redis were ENDED in the table:
+# the restarted workers freed those slots, and took none of them for a call.
+assert_eq 0 "$(cli_json calls length)" "calls left in the table"
+freed=$(grep -Eo '[0-9]+ ended calls whose CDR was being stored freed' "$T/b2bua.log" |
+	awk '{ n += $1 } END { print n + 0 }')
+log "slots of ended calls freed by the restarted workers: $freed"
+assert_ge 1 "$freed" "ended calls freed at the takeover (some CDRs awaited Redis at the kill)"
 log "PASS"

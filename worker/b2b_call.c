@@ -13,7 +13,10 @@
  *   RINGING     a 18x from B was relayed to A                (b2b_branch.c)
  *   ANSWERED    B's 2xx was relayed to A; waiting for A's ACK to ACK B
  *   CONFIRMED   both legs acknowledged: the call is up       (b2b_relay.c)
- *   CANCELLING  A cancelled; B was sent CANCEL, waiting for B's final answer
+ *   CANCELLING  the caller has its final answer without a B-leg's (it
+ *               cancelled: 487; or invite_timeout: 408): pending B-legs are
+ *               CANCELled or left to time out, and the call ends when the
+ *               last one is over                         (b2b_call_give_up)
  *   ENDING      a BYE is being relayed to the other leg      (b2b_relay.c)
  *   FORWARDING  the callee did not take it; a new B-leg to its forward
  *               target                                       (b2b_policy.c)
@@ -251,7 +254,7 @@ static void b2b_write_cdr(struct b2b_call *call)
 	c.start_ms = rec.start_ms;
 	c.ring_ms = rec.ring_ms;
 	c.answer_ms = rec.answer_ms;
-	c.end_ms = shm_now_ms();
+	c.end_ms = call->end_ms ? call->end_ms : shm_now_ms();
 	c.billable_ms = rec.answer_ms ? c.end_ms - rec.answer_ms : 0;
 	c.sip_code = call->final_code;
 	if (call->killed)
@@ -274,6 +277,7 @@ void b2b_call_end(struct b2b_call *call)
 	if (call->ended)
 		return;
 	call->ended = 1;
+	b2b_invite_timer_stop(call);
 	b2b_write_cdr(call);
 	for (unsigned i = 0; i < call->n_counted; i++)
 		registrar_call_end(call->b2b->reg, call->counted[i], call->id);
@@ -282,6 +286,7 @@ void b2b_call_end(struct b2b_call *call)
 	for (unsigned i = 0; i < call->n_br; i++)
 		b2b_branch_drop(&call->br[i]);
 	b2b_relay_done(call);
+	b2b_session_release(call);
 	if (call->na_timer)
 		su_timer_destroy(call->na_timer);
 	call->na_timer = NULL;
@@ -336,12 +341,33 @@ void b2b_call_refuse(struct b2b_call *call, int status, const char *phrase)
 }
 
 /*
+ * The caller gets its final answer `status` now, whatever the B-legs do
+ * (the caller cancelled, or invite_timeout): B-legs still pending are
+ * CANCELled (NTA sends the CANCEL once a provisional came, RFC 3261 9.1;
+ * one that never answers ends with NTA's Timer B), a late 2xx is ACKed and
+ * released with BYE (b2b_branch.c).  The call ends, with its one CDR dated
+ * now, when the last B-leg and the last asynchronous request are over.
+ * The caller sets hangup_by first.
+ */
+void b2b_call_give_up(struct b2b_call *call, int status)
+{
+	b2b_invite_timer_stop(call);
+	b2b_cancel_pending(call, -1);
+	b2b_reply_a(call, status, NULL);
+	call->a_done = 1;
+	call->end_ms = shm_now_ms();
+	b2b_publish_state(call, B2B_CANCELLING);
+	if (b2b_pending_branches(call) == 0 && call->holds == 0)
+		b2b_call_end(call);
+}
+
+/*
  * The caller cancelled its INVITE (its CANCEL reached us or another
- * worker).  What is in flight finishes: a pending authentication or lookup
- * answers 487 when it returns (caller_cancelled), B-legs are CANCELled and
- * their final answers end the call with 487, a forward waiting for its
- * CANCELs is given up.  Returns 0, or -EALREADY when the call is answered or
- * already ending and a CANCEL changes nothing.
+ * worker): it gets 487 at once (b2b_call_give_up).  What is in flight
+ * finishes on its own: a pending authentication or lookup ends the call
+ * when it returns (caller_cancelled), B-legs are CANCELled, a forward
+ * waiting for its CANCELs is given up.  Returns 0, or -EALREADY when the
+ * call is answered or already ending and a CANCEL changes nothing.
  */
 int b2b_caller_cancels(struct b2b_call *call)
 {
@@ -352,8 +378,8 @@ int b2b_caller_cancels(struct b2b_call *call)
 	case B2B_FORWARDING:
 		call->caller_cancelled = 1;
 		call->forward_pending = 0;
-		b2b_publish_state(call, B2B_CANCELLING);
-		b2b_cancel_pending(call, -1);
+		call->hangup_by = CDR_PARTY_CALLER;
+		b2b_call_give_up(call, 487);
 		return 0;
 	default:
 		return -EALREADY;

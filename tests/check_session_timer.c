@@ -98,20 +98,39 @@ START_TEST(test_uac)
 	session_timer_offer(&cfg, &cur, &se, &m);
 	ck_assert_uint_eq(se, 600);
 	/* A 2xx without Session-Expires: no session timer (RFC 4028 7.2). */
-	session_timer_uac(&resp, &st);
+	session_timer_uac(&resp, NULL, &st);
 	ck_assert_uint_eq(st.interval, 0);
 	ck_assert_int_eq(st.we_refresh, 0);
 	/* With one: its interval; no refresher named means we refresh. */
 	resp.se = 900;
-	session_timer_uac(&resp, &st);
+	session_timer_uac(&resp, NULL, &st);
 	ck_assert_uint_eq(st.interval, 900);
 	ck_assert_int_eq(st.we_refresh, 1);
 	resp.refresher = SESSION_TIMER_UAS;
-	session_timer_uac(&resp, &st);
+	session_timer_uac(&resp, NULL, &st);
 	ck_assert_int_eq(st.we_refresh, 0);
 	resp.refresher = SESSION_TIMER_UAC;
-	session_timer_uac(&resp, &st);
+	session_timer_uac(&resp, NULL, &st);
 	ck_assert_int_eq(st.we_refresh, 1);
+}
+END_TEST
+
+START_TEST(test_uac_refresh_of_a_peer_without_timers)
+{
+	struct session_timer_hdrs plain = { 0, SESSION_TIMER_ANY, 0, 0 };
+	struct session_timer_hdrs with = { 0, SESSION_TIMER_ANY, 0, 1 };
+	struct session_timer ours = { 6, 1, 0 }, theirs = { 6, 0, 1 }, st;
+
+	/* We refresh for a peer without the extension: its plain 2xx keeps it. */
+	session_timer_uac(&plain, &ours, &st);
+	ck_assert_uint_eq(st.interval, 6);
+	ck_assert_int_eq(st.we_refresh, 1);
+	/* A peer with it turns the timer off by leaving Session-Expires out ... */
+	session_timer_uac(&with, &ours, &st);
+	ck_assert_uint_eq(st.interval, 0);
+	/* ... and so does any 2xx without it when the peer was the refresher. */
+	session_timer_uac(&plain, &theirs, &st);
+	ck_assert_uint_eq(st.interval, 0);
 }
 END_TEST
 
@@ -166,6 +185,7 @@ int main(void)
 	tcase_add_test(tc, test_uas_refresher);
 	tcase_add_test(tc, test_off);
 	tcase_add_test(tc, test_uac);
+	tcase_add_test(tc, test_uac_refresh_of_a_peer_without_timers);
 	tcase_add_test(tc, test_retry_after_422);
 	tcase_add_test(tc, test_deadlines);
 	tcase_add_test(tc, test_refresher_names);

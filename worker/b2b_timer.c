@@ -287,7 +287,7 @@ void b2b_session_uac_2xx(struct b2b_call *call, enum b2b_leg leg, sip_t const *r
 		return;
 	b2b_session_hdrs_of(resp, &h);
 	b2b_session_note_allow(s, resp);
-	session_timer_uac(&h, &s->st);
+	session_timer_uac(&h, &s->st, &s->st);
 	s->refreshed_ms = b2b_timer_now_ms();
 	s->next_try_ms = 0;
 }

@@ -60,8 +60,15 @@ void session_timer_offer(const struct session_timer_cfg *cfg, const struct sessi
 	*min_se = cfg->min_se;
 }
 
-void session_timer_uac(const struct session_timer_hdrs *resp, struct session_timer *out)
+void session_timer_uac(const struct session_timer_hdrs *resp, const struct session_timer *cur,
+		       struct session_timer *out)
 {
+	/* A peer without the extension answers our refreshes without
+	 * Session-Expires: that cannot turn off a session we refresh for it. */
+	if (resp->se == 0 && !resp->supported && cur && cur->interval && cur->we_refresh) {
+		*out = *cur;
+		return;
+	}
 	out->interval = resp->se;
 	out->peer_timer = resp->se != 0 || resp->supported;
 	/* No refresher named: the UAC refreshes (RFC 4028 7.2). */

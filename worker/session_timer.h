@@ -60,8 +60,10 @@ int session_timer_uas(const struct session_timer_cfg *cfg, const struct session_
 void session_timer_offer(const struct session_timer_cfg *cfg, const struct session_timer *cur,
 			 unsigned *se, unsigned *min_se);
 
-/* As UAC, the 2xx `resp` to our request: the leg's session (RFC 4028 7.2). */
-void session_timer_uac(const struct session_timer_hdrs *resp, struct session_timer *out);
+/* As UAC, the 2xx `resp` to our request: the leg's session (RFC 4028 7.2),
+ * given the one in force `cur` (NULL or interval 0 for an initial INVITE). */
+void session_timer_uac(const struct session_timer_hdrs *resp, const struct session_timer *cur,
+		       struct session_timer *out);
 
 /*
  * As UAC, a 422 naming Min-SE `min_se` to a request that offered `offered`:

@@ -365,7 +365,8 @@ int b2b_session_answer_update(struct b2b_call *call, enum b2b_leg leg, nta_incom
 	return 0;
 }
 
-/* Is our own refresh re-INVITE in flight (a crossing re-INVITE gets 491)? */
+/* Is our own refresh re-INVITE in flight, on either leg?  A re-INVITE that
+ * crosses it gets 491 (RFC 3261 14.2). */
 int b2b_session_refreshing(const struct b2b_call *call, enum b2b_leg leg)
 {
 	return call->refresh_orq != NULL && call->refresh_invite;

@@ -11,16 +11,17 @@
  * call forwards (b2b_policy.c) or the best failure goes to the caller.
  *
  * States driven here: TRYING (INVITEs sent), RINGING (a 18x relayed),
- * ANSWERED (the winning 2xx relayed).  Once the caller has its final answer
- * without one of ours (a_done: it cancelled, or invite_timeout), what is
- * left of the branches only finishes: a failure is forgotten, a 2xx is
- * ACKed and released, and the last one ends the call.
+ * ANSWERED (the winning 2xx relayed).  The ACK for the winner's 2xx waits
+ * for the caller's ACK (b2b_relay.c); a retransmitted 2xx is ACKed again.
+ * Once the caller has its final answer without one of ours (a_done: it
+ * cancelled, or invite_timeout), what is left of the branches only
+ * finishes: a failure is forgotten, a 2xx is ACKed and released, and the
+ * last one ends the call.
  *
  * Session timers (b2b_timer.c): every INVITE offers ours; the winner's 2xx
  * decides the B-leg's session, and the 2xx relayed to the caller carries
  * the A-leg's.  A 422 is retried once on the same dialog with the callee's
- * Min-SE.  The ACK for the winner's 2xx waits
- * for the caller's ACK (b2b_relay.c); a retransmitted 2xx is ACKed again.
+ * Min-SE.
  *
  * Nothing of one leg's topology is copied to the other: the B-leg gets a new
  * Call-ID, new tags, its own CSeq, our Via and our Contact; only From/To

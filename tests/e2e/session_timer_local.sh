@@ -13,6 +13,9 @@
 #      takes the refresher role (refresher=uas, no Require) and refreshes
 #      every 3 s with a re-INVITE repeating the callee's SDP; the call lasts
 #      until the callee hangs up after 9 s.
+#   3. A callee whose minimum is 8 s answers our INVITE (offering 6) with
+#      422 and Min-SE 8: b2bua sends it again offering 8, the callee takes
+#      the refresher role and vanishes: the call ends after 8 - 8/3 s.
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/flow_lib.sh"
@@ -51,5 +54,21 @@ wait_for 5 empty || fail "2: show calls not empty: $(cli show calls)"
 wait_cdrs 1
 assert_cdr 0 "disposition=ANSWERED" "sip_code=200" "hangup_by=callee"
 assert_ge 8500 "$(cdr_get 0 billable_ms)" "2: ms billed (the session interval is 6 s)"
+rcli DEL "$CDR_STREAM" >/dev/null
+
+# --- 3. the callee's 422: INVITE again with its Min-SE
+uas_start uas3 uas_st_422 -m 1
+uac_run uac3 uac_st_long -m 1
+uas_wait uas3
+assert_seq "$T/uas3.msg" "3: callee" "recv INVITE" "sent 422/INVITE" "recv ACK" "recv INVITE" \
+	"sent 200/INVITE" "recv ACK" "recv BYE" "sent 200/BYE"
+assert_eq 1 "$(call_ids "$T/uas3.msg" recv | wc -l)" "3: both INVITEs in one B-leg dialog"
+assert_seq "$T/uac3.msg" "3: caller" "sent INVITE" "recv 100/INVITE" "recv 200/INVITE" \
+	"sent ACK" "recv BYE" "sent 200/BYE"
+up=$(($(msg_time_ms "$T/uac3.msg" recv BYE) - $(msg_time_ms "$T/uac3.msg" recv 200)))
+assert_between 5000 7000 "$up" "3: ms the call lasted (callee's session 8 s: 8 - 8/3 s)"
+wait_for 5 empty || fail "3: show calls not empty: $(cli show calls)"
+wait_cdrs 1
+assert_cdr 0 "disposition=ANSWERED" "sip_code=200" "hangup_by=callee"
 assert_no_grep '\] error:' "$T/b2bua.log" "no error in the daemon's log"
 log "PASS"

@@ -391,6 +391,7 @@ int b2b_caller_cancels(struct b2b_call *call)
 void b2b_call_abort(struct b2b_call *call, int status)
 {
 	struct b2b_branch *br;
+	enum cdr_party by = call->hangup_by;
 
 	call->hangup_by = CDR_PARTY_SYSTEM;
 	switch (call->state) {
@@ -412,6 +413,15 @@ void b2b_call_abort(struct b2b_call *call, int status)
 		b2b_call_end(call);
 		break;
 	case B2B_CANCELLING:
+		/* The caller has its answer; B-legs that never answered may take
+		 * until NTA's Timer B: do not wait for them (drain, kill).  The
+		 * CDR keeps what the caller saw: who ended it, and no KILLED. */
+		if (call->a_done) {
+			call->hangup_by = by;
+			call->killed = 0;
+			b2b_call_end(call);
+		}
+		break;
 	case B2B_ENDING:
 		break;   /* already on its way out */
 	}

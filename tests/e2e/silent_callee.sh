@@ -10,6 +10,9 @@
 #   2. The caller cancels: its CANCEL gets 200 and the INVITE 487 within
 #      1 s, without waiting for the callee.  CDR CANCELLED, 487, hung up by
 #      the caller.
+#   3. The callee stays silent past invite_timeout, then answers 200: the
+#      caller has had its 408; the callee's dialog is ACKed and released
+#      with BYE.  CDR NO_ANSWER, 408, ended by the system.
 # Each call has exactly one CDR; the call table empties once the silent
 # B-legs are over (NTA gives up on them).
 
@@ -18,6 +21,10 @@
 
 SIPP_TIMEOUT=20
 CFG_INVITE_TIMEOUT=2
+# Part 3's callee has its own port (route "2"): the silent B-legs of parts 1
+# and 2 are still being retransmitted to the first one.
+LATE_PORT=$((UAS_PORT + 1))
+CFG_ROUTES="$CFG_ROUTES, { prefix = \"2\"; target = \"sip:$ADDR:$LATE_PORT;transport=udp\"; }"
 redis_start
 b2b_start
 
@@ -42,12 +49,21 @@ assert_count "$T/uas.msg" recv CANCEL 0
 assert_ge 2 "$(msg_count "$T/uas.msg" recv INVITE)" "callee: INVITEs received"
 assert_no_leak "$T/uac1.msg" "$T/uas.msg"
 
+# --- 3. a 200 after invite_timeout
+uas_start uas3 uas_silent_late_200 -m 1 -p $LATE_PORT
+uac_run uac3 uac_expect_code -m 1 -s 2000 -key maxfwd 70 -key extra_hdr "X-Test: late"
+uas_wait uas3
+assert_seq "$T/uac3.msg" "3: caller" "sent INVITE" "recv 100/INVITE" "recv 408/INVITE" "sent ACK"
+assert_seq "$T/uas3.msg" "3: callee" "recv INVITE" "sent 200/INVITE" "recv ACK" "recv BYE" \
+	"sent 200/BYE"
+assert_count "$T/uas3.msg" recv CANCEL 0
+
 # The B-legs end when NTA gives up on them (the callee's port is closed now,
 # or Timer B); then each call has its one CDR, dated when the caller got its
 # answer.
 empty() { [ "$(cli_json calls 'length')" = 0 ]; }
 wait_for 40 empty || fail "show calls not empty: $(cli show calls)"
-wait_cdrs 2
+wait_cdrs 3
 i=$(cdr_index ".a_call_id == \"$(call_ids "$T/uac1.msg" sent)\"")
 assert_cdr_fields "$i"
 assert_cdr "$i" "disposition=NO_ANSWER" "sip_code=408" "hangup_by=system" "answer_ms=0" \
@@ -60,6 +76,10 @@ assert_cdr "$i" "disposition=CANCELLED" "sip_code=487" "hangup_by=caller" "answe
 	"billable_ms=0"
 assert_cdr_times "$i"
 assert_between 0 1500 $(($(cdr_get "$i" end_ms) - $(cdr_get "$i" start_ms))) "2: CDR duration"
+i=$(cdr_index ".a_call_id == \"$(call_ids "$T/uac3.msg" sent)\"")
+assert_cdr "$i" "disposition=NO_ANSWER" "sip_code=408" "hangup_by=system" "answer_ms=0" \
+	"answered_by=" "billable_ms=0"
+assert_cdr_times "$i"
 # Sofia's tport_udp_error warning is expected: the callee's port closes.
 assert_no_grep '\] error:' "$T/b2bua.log" "no error in the daemon's log"
 log "PASS"

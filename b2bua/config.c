@@ -153,6 +153,8 @@ void config_defaults(struct config *cfg)
 	cfg->no_answer_timeout = 20;
 	cfg->forward_max_hops = 3;
 	cfg->max_call_duration = 43200;
+	cfg->session_expires = 1800;
+	cfg->min_se = 90;
 
 	cfg->n_routes = 0;
 }
@@ -215,6 +217,22 @@ static int config_check_expires(const struct config_ctx *ctx, const config_setti
 			   cfg->register_max_expires);
 }
 
+/* A session interval we offer must be one we accept ourselves. */
+static int config_check_session_timer(const struct config_ctx *ctx,
+				      const config_setting_t *root, const struct config *cfg)
+{
+	const config_setting_t *at;
+
+	if (cfg->session_expires == 0 || cfg->session_expires >= cfg->min_se)
+		return 0;
+	at = config_setting_get_member(root, "session_expires");
+	if (at == NULL)
+		at = config_setting_get_member(root, "min_se");
+	return config_fail(ctx, at, "session_expires",
+			   "session_expires %d is below min_se %d: must be 0 (off) or at "
+			   "least min_se", cfg->session_expires, cfg->min_se);
+}
+
 /* Rules that involve several keys, checked on the final values. */
 static int config_finish(const struct config_ctx *ctx, const config_setting_t *root,
 			 struct config *cfg)
@@ -235,6 +253,8 @@ static int config_finish(const struct config_ctx *ctx, const config_setting_t *r
 	rc = config_check_ports(ctx, root, cfg);
 	if (rc == 0)
 		rc = config_check_expires(ctx, root, cfg);
+	if (rc == 0)
+		rc = config_check_session_timer(ctx, root, cfg);
 	return rc;
 }
 

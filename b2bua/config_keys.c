@@ -689,6 +689,20 @@ static int config_load_rate_limit_register_burst(const struct config_ctx *ctx,
 	return config_get_int_field(ctx, s, 1, 1000000, &cfg->rate_limit_register_burst);
 }
 
+/* RFC 4028 wants Min-SE >= 90; smaller values are for tests only (see
+ * docs/configuration.md). */
+static int config_load_session_expires(const struct config_ctx *ctx,
+				       const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 0, 86400, &cfg->session_expires);
+}
+
+static int config_load_min_se(const struct config_ctx *ctx, const config_setting_t *s,
+			      struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 86400, &cfg->min_se);
+}
+
 /* One route group; `i` is its index in the list, used in key names. */
 static int config_load_route(const struct config_ctx *ctx, const config_setting_t *grp,
 			     unsigned i, struct config *cfg)
@@ -818,6 +832,8 @@ static const struct config_key config_keys[] = {
 	{ "no_answer_timeout", config_load_no_answer_timeout },
 	{ "forward_max_hops", config_load_forward_max_hops },
 	{ "max_call_duration", config_load_max_call_duration },
+	{ "session_expires",  config_load_session_expires },
+	{ "min_se",           config_load_min_se },
 	{ "routes",           config_load_routes },
 };
 

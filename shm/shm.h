@@ -67,6 +67,7 @@ struct shm_call {
 	uint16_t worker;                  /* owning worker index */
 	uint8_t state;                    /* enum shm_call_state */
 	uint8_t held_by;                  /* enum shm_party, when state == SHM_CALL_HELD */
+	uint16_t a_final;                 /* final code the caller got while B-legs finish, 0 if none */
 	char caller[SHM_URI_MAX];         /* A-leg From URI */
 	char callee[SHM_URI_MAX];         /* dialled: A-leg Request-URI */
 	char forward_target[SHM_URI_MAX]; /* current forward target, "" if none */

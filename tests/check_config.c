@@ -75,6 +75,15 @@ static void assert_error_text(const char *text, int line, const char *key)
 	free(l);
 }
 
+/* A file that loads. */
+static void assert_ok_text(const char *text)
+{
+	struct loaded *l = load_text(text);
+
+	ck_assert_msg(l->rc == 0, "\"%s\" refused: %s", text, l->err);
+	free(l);
+}
+
 /* ------------------------------------------------------------ valid files */
 
 START_TEST(test_defaults)
@@ -105,6 +114,8 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg->nonce_ttl, 300);
 	ck_assert_int_eq(cfg->auth_sha256, 1);
 	ck_assert_int_eq(cfg->max_call_duration, 43200);
+	ck_assert_int_eq(cfg->session_expires, 1800);
+	ck_assert_int_eq(cfg->min_se, 90);
 	ck_assert_int_eq(cfg->no_answer_timeout, 20);
 	ck_assert_int_eq(cfg->forward_max_hops, 3);
 	ck_assert_str_eq(cfg->cdr_stream, "cdr");
@@ -472,6 +483,15 @@ START_TEST(test_out_of_range)
 	assert_error_text("max_forwards = 256;\n", 1, "max_forwards");
 	assert_error_text("invite_timeout = 0;\n", 1, "invite_timeout");
 	assert_error_text("invite_timeout = 601;\n", 1, "invite_timeout");
+	assert_error_text("session_expires = -1;\n", 1, "session_expires");
+	assert_error_text("session_expires = 86401;\n", 1, "session_expires");
+	assert_error_text("min_se = 0;\n", 1, "min_se");
+	assert_error_text("min_se = 86401;\n", 1, "min_se");
+	/* Across keys: what we offer must be what we accept; 0 (off) always is. */
+	assert_error_text("min_se = 120;\nsession_expires = 100;\n", 2, "session_expires");
+	assert_error_text("session_expires = 60;\n", 1, "session_expires");
+	assert_ok_text("session_expires = 0;\nmin_se = 600;\n");
+	assert_ok_text("session_expires = 4;\nmin_se = 4;\n");
 	assert_error_text("call_capacity = 0;\n", 1, "call_capacity");
 	assert_error_text("call_capacity = 4194305;\n", 1, "call_capacity");
 	assert_error_text("call_capacity = 5000000000L;\n", 1, "call_capacity");

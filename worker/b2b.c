@@ -346,6 +346,7 @@ void b2b_destroy(b2b_t *b2b)
 	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++)
 		if (b2b->pool[i].b2b)
 			b2b_call_end(&b2b->pool[i]);
+	b2b_timers_destroy(b2b);
 	if (b2b->default_leg)
 		nta_leg_destroy(b2b->default_leg);
 	if (b2b->agent)

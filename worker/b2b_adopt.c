@@ -514,8 +514,12 @@ static void b2b_adopt_end_unanswered(struct b2b_takeover *t, uint32_t slot,
 {
 	static struct shm_invite inv;   /* 2 KB: one takeover at a time, at start-up */
 	struct b2b_ending *e = &t->ending[t->n++];
-	/* Not answered and ENDING: the caller's CANCEL was being carried out. */
-	int cancelled = rec->state == SHM_CALL_ENDING;
+	/* The caller already had its final answer (its CANCEL's 487, or 408
+	 * at invite_timeout) and only B-legs were finishing; else, not answered
+	 * and ENDING: its CANCEL was being carried out. */
+	int given_up = rec->a_final >= 300;
+	int cancelled = given_up ? rec->a_final == 487 : rec->state == SHM_CALL_ENDING;
+	int status = given_up ? rec->a_final : cancelled ? 487 : 500;
 
 	e->takeover = t;
 	e->call = call;
@@ -527,8 +531,15 @@ static void b2b_adopt_end_unanswered(struct b2b_takeover *t, uint32_t slot,
 		log_warn("call %s: its INVITEs were not recorded: its caller and callees "
 			 "cannot be told it ended", call->id);
 	} else {
-		if (b2b_adopt_answer_caller(t->b2b, e, &inv, rec, cancelled ? 487 : 500) < 0)
+		if (b2b_adopt_answer_caller(t->b2b, e, &inv, rec, status) < 0)
 			log_warn("call %s: cannot answer the caller's INVITE again", call->id);
+		if (given_up && e->a_irq) {
+			/* Sent again in case it was lost with the process; the
+			 * caller most likely ACKed it already: do not wait for it
+			 * (NTA still absorbs an ACK that comes). */
+			nta_incoming_destroy(e->a_irq);
+			e->a_irq = NULL;
+		}
 		if (b2b_adopt_cancel_branches(t->b2b, e, &inv) + 1 < inv.n)
 			log_warn("call %s: some B-leg INVITEs could not be rebuilt", call->id);
 	}

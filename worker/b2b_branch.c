@@ -13,6 +13,15 @@
  * States driven here: TRYING (INVITEs sent), RINGING (a 18x relayed),
  * ANSWERED (the winning 2xx relayed).  The ACK for the winner's 2xx waits
  * for the caller's ACK (b2b_relay.c); a retransmitted 2xx is ACKed again.
+ * Once the caller has its final answer without one of ours (a_done: it
+ * cancelled, or invite_timeout), what is left of the branches only
+ * finishes: a failure is forgotten, a 2xx is ACKed and released, and the
+ * last one ends the call.
+ *
+ * Session timers (b2b_timer.c): every INVITE offers ours; the winner's 2xx
+ * decides the B-leg's session, and the 2xx relayed to the caller carries
+ * the A-leg's.  A 422 is retried once on the same dialog with the callee's
+ * Min-SE.
  *
  * Nothing of one leg's topology is copied to the other: the B-leg gets a new
  * Call-ID, new tags, its own CSeq, our Via and our Contact; only From/To
@@ -21,6 +30,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sofia-sip/nta.h>
@@ -49,22 +59,29 @@ void b2b_branch_drop(struct b2b_branch *br)
 	br->leg = NULL;
 }
 
-/* ACK the branch's 2xx with the CSeq of its INVITE (RFC 3261 13.2.2.4). */
-void b2b_ack_branch(struct b2b_branch *br)
+/* ACK a 2xx to our INVITE with CSeq `cseq` on `leg` (RFC 3261 13.2.2.4). */
+void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq)
 {
-	sip_cseq_t cseq[1];
+	sip_cseq_t cs[1];
 	nta_outgoing_t *ack;
 
-	sip_cseq_init(cseq);
-	cseq->cs_seq = br->cseq;
-	cseq->cs_method = sip_method_ack;
-	cseq->cs_method_name = "ACK";
-	ack = nta_outgoing_tcreate(br->leg, NULL, NULL, NULL, SIP_METHOD_ACK, NULL,
-				   SIPTAG_CSEQ(cseq), TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
+	sip_cseq_init(cs);
+	cs->cs_seq = cseq;
+	cs->cs_method = sip_method_ack;
+	cs->cs_method_name = "ACK";
+	ack = leg ? nta_outgoing_tcreate(leg, NULL, NULL, NULL, SIP_METHOD_ACK, NULL,
+					 SIPTAG_CSEQ(cs), TPTAG_IDENT(B2B_IDENT_OWN), TAG_END())
+		  : NULL;
 	if (ack == NULL)
-		log_warn("call %s: cannot send ACK on a B-leg", br->call->id);
+		log_warn("call %s: cannot send ACK", call->id);
 	else
 		nta_outgoing_destroy(ack);
+}
+
+/* ACK the branch's 2xx with the CSeq of its INVITE. */
+void b2b_ack_branch(struct b2b_branch *br)
+{
+	b2b_ack_leg(br->call, br->leg, br->cseq);
 	br->acked = 1;
 }
 
@@ -115,6 +132,24 @@ static void b2b_relay_provisional(struct b2b_branch *br, int status, sip_t const
 		b2b_publish_state(call, B2B_RINGING);
 }
 
+/* The winner's 2xx goes to the caller, with the A-leg's session timer. */
+static void b2b_relay_answer(struct b2b_call *call, int status, sip_t const *sip)
+{
+	struct b2b_st_hdrs h;
+
+	b2b_session_answer_hdrs(call, B2B_LEG_A, &h);
+	nta_incoming_treply(call->a_irq, status, sip->sip_status->st_phrase,
+			    SIPTAG_CONTACT(call->b2b->contact),
+			    TAG_IF(h.supported, SIPTAG_SUPPORTED_STR(h.supported)),
+			    TAG_IF(h.se[0], SIPTAG_SESSION_EXPIRES_STR(h.se)),
+			    TAG_IF(h.require, SIPTAG_REQUIRE_STR(h.require)),
+			    SIPTAG_CONTENT_TYPE(sip->sip_content_type),
+			    SIPTAG_PAYLOAD(sip->sip_payload),
+			    TAG_END());
+	b2b_session_answered(call, B2B_LEG_A);
+	b2b_session_keep_sdp(call, B2B_LEG_A, nta_incoming_getresponse(call->a_irq));
+}
+
 /* A 2xx on branch br: the first one wins, later ones are released. */
 static void b2b_on_b_answer(struct b2b_branch *br, int status, sip_t const *sip)
 {
@@ -123,18 +158,22 @@ static void b2b_on_b_answer(struct b2b_branch *br, int status, sip_t const *sip)
 	nta_leg_rtag(br->leg, sip->sip_to->a_tag);
 	nta_leg_client_reroute(br->leg, sip->sip_record_route, sip->sip_contact, 1);
 
-	if (call->winner >= 0 || call->state == B2B_CANCELLING || call->a_irq == NULL) {
+	if (call->winner >= 0 || call->a_done || call->a_irq == NULL) {
 		/* Another branch won, or the caller is gone (CANCEL crossed this
-		 * 2xx): confirm this dialog and end it at once. */
+		 * 2xx, or invite_timeout): confirm this dialog and end it at once. */
 		b2b_ack_branch(br);
 		b2b_bye_and_forget(br->leg);
-		if (call->winner < 0) {
+		if (call->winner >= 0)
+			return;
+		if (!call->a_done) {
 			call->hangup_by = CDR_PARTY_CALLER;
-			b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
+			b2b_call_give_up(call, 487);
+		} else if (b2b_pending_branches(call) == 0 && call->holds == 0) {
 			b2b_call_end(call);
 		}
 		return;
 	}
+	b2b_invite_timer_stop(call);
 	call->winner = (int)(br - call->br);
 	call->answer_ms = shm_now_ms();
 	call->forward_pending = 0;   /* an answer during the CANCEL wins (flow 10) */
@@ -146,11 +185,9 @@ static void b2b_on_b_answer(struct b2b_branch *br, int status, sip_t const *sip)
 	b2b_cancel_pending(call, call->winner);
 	b2b_publish_b_answered(call, br, sip);
 	b2b_count_code(call->b2b, status);
-	nta_incoming_treply(call->a_irq, status, sip->sip_status->st_phrase,
-			    SIPTAG_CONTACT(call->b2b->contact),
-			    SIPTAG_CONTENT_TYPE(sip->sip_content_type),
-			    SIPTAG_PAYLOAD(sip->sip_payload),
-			    TAG_END());
+	b2b_session_uac_2xx(call, B2B_LEG_B, sip);
+	b2b_session_keep_sdp(call, B2B_LEG_B, nta_outgoing_getrequest(br->orq));
+	b2b_relay_answer(call, status, sip);
 	/* Keep a_irq: NTA retransmits the 2xx until the caller's ACK, which it
 	 * hands to b2b_on_a_irq(); then B is ACKed (flow 3, step 7). */
 	b2b_publish_state(call, B2B_ANSWERED);
@@ -173,6 +210,15 @@ static int b2b_better_failure(int candidate, int best)
 static void b2b_on_b_failure(struct b2b_branch *br, int status, sip_t const *sip)
 {
 	struct b2b_call *call = br->call;
+
+	if (call->a_done) {
+		/* The caller has its answer: this branch is only over. */
+		nta_outgoing_destroy(br->orq);
+		br->orq = NULL;
+		if (b2b_pending_branches(call) == 0 && call->holds == 0)
+			b2b_call_end(call);
+		return;
+	}
 
 	/* A 487 nobody asked for: NTA's Timer C (invite_timeout) cancelled the
 	 * INVITE because the callee never answered finally.  To the caller it
@@ -204,6 +250,37 @@ static void b2b_on_b_failure(struct b2b_branch *br, int status, sip_t const *sip
 	b2b_call_end(call);
 }
 
+static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip,
+			     url_t const *ruri, unsigned se);
+
+/* A 422 (our Session-Expires is below the callee's Min-SE): send the
+ * INVITE again on the same dialog with its Min-SE, once (RFC 4028 7.4).
+ * 0 when the new INVITE is out. */
+static int b2b_branch_retry_422(struct b2b_branch *br, sip_t const *resp)
+{
+	struct b2b_call *call = br->call;
+	sip_t const *inv = b2b_invite_of(call);
+	su_home_t home[1] = { SU_HOME_INIT(home) };
+	url_t *ruri;
+	unsigned se;
+	int rc;
+
+	if (br->st_retried || call->a_done || inv == NULL || resp->sip_min_se == NULL ||
+	    call->state == B2B_CANCELLING || call->forward_pending ||
+	    session_timer_retry(br->st_se, resp->sip_min_se->min_delta > 86400 ? 86401u :
+				(unsigned)resp->sip_min_se->min_delta, &se) < 0)
+		return -EINVAL;
+	ruri = url_hdup(home, nta_outgoing_request_uri(br->orq));
+	nta_outgoing_destroy(br->orq);
+	br->orq = NULL;
+	br->st_retried = 1;
+	rc = ruri ? b2b_branch_invite(call, br, inv, ruri, se) : -ENOMEM;
+	su_home_deinit(home);
+	if (rc == 0)
+		log_info("call %s: the callee wants Session-Expires >= %u: INVITE again", call->id, se);
+	return rc;
+}
+
 static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 			     sip_t const *sip)
 {
@@ -215,6 +292,8 @@ static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 			b2b_relay_provisional(br, status, sip);
 		return 0;
 	}
+	if (status == 422 && sip && b2b_branch_retry_422(br, sip) == 0)
+		return 0;
 	if (br->final == 0)
 		br->final = status;
 	if (status < 300 && sip) {
@@ -232,6 +311,42 @@ static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 
 /* ------------------------------------------------------------ starting branches */
 
+/* The branch's INVITE (the caller's `sip` gives body and Max-Forwards) on
+ * its dialog; `se` overrides our Session-Expires offer (after a 422). */
+static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip,
+			     url_t const *ruri, unsigned se)
+{
+	b2b_t *b2b = call->b2b;
+	char diversion[sizeof call->diversion + 16];
+	sip_max_forwards_t mf[1];
+	struct b2b_st_hdrs h;
+
+	sip_max_forwards_init(mf);
+	mf->mf_count = sip->sip_max_forwards ? sip->sip_max_forwards->mf_count - 1
+					     : (unsigned long)b2b->cfg->max_forwards;
+	snprintf(diversion, sizeof diversion, "Diversion: %s", call->diversion);
+	b2b_session_request_hdrs(call, B2B_LEG_B, &h);
+	if (se && h.se[0])
+		snprintf(h.se, sizeof h.se, "%u", se);
+	br->st_se = h.se[0] ? (unsigned)strtoul(h.se, NULL, 10) : 0;
+	br->orq = nta_outgoing_tcreate(br->leg, b2b_on_b_response, (nta_outgoing_magic_t *)br,
+				       NULL, SIP_METHOD_INVITE, (url_string_t const *)ruri,
+				       SIPTAG_CONTACT(b2b->contact),
+				       SIPTAG_MAX_FORWARDS(mf),
+				       TAG_IF(call->diversion[0], SIPTAG_HEADER_STR(diversion)),
+				       TAG_IF(h.supported, SIPTAG_SUPPORTED_STR(h.supported)),
+				       TAG_IF(h.se[0], SIPTAG_SESSION_EXPIRES_STR(h.se)),
+				       TAG_IF(h.min_se[0], SIPTAG_MIN_SE_STR(h.min_se)),
+				       SIPTAG_CONTENT_TYPE(sip->sip_content_type),
+				       SIPTAG_PAYLOAD(sip->sip_payload),
+				       TPTAG_IDENT(B2B_IDENT_OWN),
+				       TAG_END());
+	if (br->orq == NULL)
+		return -EIO;
+	br->cseq = nta_outgoing_cseq(br->orq);
+	return 0;
+}
+
 /* One B-leg attempt towards `ruri`: a new dialog and its INVITE.
  * B-leg identities are the caller's and callee's URIs and display names,
  * nothing else of the A-leg (no tags, no parameters). */
@@ -240,10 +355,8 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, url_t const
 	b2b_t *b2b = call->b2b;
 	struct b2b_branch *br = &call->br[call->n_br];
 	char tag[SHM_TAG_MAX], call_id[SHM_CALLID_MAX];
-	char diversion[sizeof call->diversion + 16];
 	sip_from_t from[1];
 	sip_to_t to[1];
-	sip_max_forwards_t mf[1];
 
 	sip_from_init(from);
 	from->a_display = sip->sip_from->a_display;
@@ -251,12 +364,8 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, url_t const
 	sip_to_init(to);
 	to->a_display = sip->sip_to->a_display;
 	*to->a_url = *sip->sip_to->a_url;
-	sip_max_forwards_init(mf);
-	mf->mf_count = sip->sip_max_forwards ? sip->sip_max_forwards->mf_count - 1
-					     : (unsigned long)b2b->cfg->max_forwards;
 	b2b_make_tag(b2b, tag, sizeof tag);
 	b2b_make_call_id(b2b, call_id, sizeof call_id);
-	snprintf(diversion, sizeof diversion, "Diversion: %s", call->diversion);
 
 	memset(br, 0, sizeof *br);
 	br->call = call;
@@ -267,20 +376,10 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, url_t const
 		b2b_branch_drop(br);
 		return -ENOMEM;
 	}
-	br->orq = nta_outgoing_tcreate(br->leg, b2b_on_b_response, (nta_outgoing_magic_t *)br,
-				       NULL, SIP_METHOD_INVITE, (url_string_t const *)ruri,
-				       SIPTAG_CONTACT(b2b->contact),
-				       SIPTAG_MAX_FORWARDS(mf),
-				       TAG_IF(call->diversion[0], SIPTAG_HEADER_STR(diversion)),
-				       SIPTAG_CONTENT_TYPE(sip->sip_content_type),
-				       SIPTAG_PAYLOAD(sip->sip_payload),
-				       TPTAG_IDENT(B2B_IDENT_OWN),
-				       TAG_END());
-	if (br->orq == NULL) {
+	if (b2b_branch_invite(call, br, sip, ruri, 0) < 0) {
 		b2b_branch_drop(br);
 		return -EIO;
 	}
-	br->cseq = nta_outgoing_cseq(br->orq);
 	if (call->n_br == 0)
 		b2b_publish_b_leg(call, call_id, tag, ruri, br->cseq);
 	b2b_publish_invite_b(call, br);
@@ -293,6 +392,9 @@ void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned 
 {
 	sip_t const *sip = b2b_invite_of(call);
 
+	/* Before the first B-leg: is the caller's session interval acceptable? */
+	if (sip && call->n_br == 0 && b2b_session_check_a(call, sip) < 0)
+		return;
 	for (unsigned i = 0; sip && i < n && call->n_br < B2B_MAX_BRANCHES; i++)
 		if (b2b_branch_start(call, sip, targets[i]) < 0)
 			log_warn("call %s: cannot send INVITE to a target", call->id);
@@ -301,6 +403,7 @@ void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned 
 		b2b_call_end(call);
 		return;
 	}
+	b2b_invite_timer_start(call);
 	if (call->state != B2B_FORWARDING)
 		b2b_publish_state(call, B2B_TRYING);
 }

@@ -13,7 +13,10 @@
  *   RINGING     a 18x from B was relayed to A                (b2b_branch.c)
  *   ANSWERED    B's 2xx was relayed to A; waiting for A's ACK to ACK B
  *   CONFIRMED   both legs acknowledged: the call is up       (b2b_relay.c)
- *   CANCELLING  A cancelled; B was sent CANCEL, waiting for B's final answer
+ *   CANCELLING  the caller has its final answer without a B-leg's (it
+ *               cancelled: 487; or invite_timeout: 408): pending B-legs are
+ *               CANCELled or left to time out, and the call ends when the
+ *               last one is over                         (b2b_call_give_up)
  *   ENDING      a BYE is being relayed to the other leg      (b2b_relay.c)
  *   FORWARDING  the callee did not take it; a new B-leg to its forward
  *               target                                       (b2b_policy.c)
@@ -72,6 +75,20 @@ void b2b_publish_state(struct b2b_call *call, enum b2b_state state)
 		c->ring_ms = shm_now_ms();
 	if (state == B2B_ANSWERED)
 		c->answer_ms = shm_now_ms();
+	shm_call_write_end(call->b2b->shm, call->slot);
+}
+
+/* The caller has its final answer `status`; B-legs are still finishing
+ * (b2b_call_give_up).  A successor that takes the call over must not wait
+ * for the caller's ACK of it again, and writes this code in the CDR. */
+static void b2b_publish_given_up(struct b2b_call *call, int status)
+{
+	struct shm_call *c;
+
+	call->state = B2B_CANCELLING;
+	c = shm_call_write_begin(call->b2b->shm, call->slot);
+	c->state = (uint8_t)b2b_shm_state(B2B_CANCELLING);
+	c->a_final = (uint16_t)status;
 	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
@@ -305,7 +322,7 @@ static int b2b_write_cdr(struct b2b_call *call)
 	c.start_ms = rec.start_ms;
 	c.ring_ms = rec.ring_ms;
 	c.answer_ms = rec.answer_ms;
-	c.end_ms = shm_now_ms();
+	c.end_ms = call->end_ms ? call->end_ms : shm_now_ms();
 	c.billable_ms = rec.answer_ms ? c.end_ms - rec.answer_ms : 0;
 	c.sip_code = call->final_code;
 	if (call->killed)
@@ -345,6 +362,7 @@ void b2b_call_end(struct b2b_call *call)
 	if (call->ended)
 		return;
 	call->ended = 1;
+	b2b_invite_timer_stop(call);
 	b2b_publish_state(call, B2B_ENDING);
 	b2b_call_hold(call);   /* until the CDR is durable */
 	b2b_call_hold(call);   /* until this function returns (the CDR may be durable at once) */
@@ -358,6 +376,7 @@ void b2b_call_end(struct b2b_call *call)
 	for (unsigned i = 0; i < call->n_br; i++)
 		b2b_branch_drop(&call->br[i]);
 	b2b_relay_done(call);
+	b2b_session_release(call);
 	if (call->na_timer)
 		su_timer_destroy(call->na_timer);
 	call->na_timer = NULL;
@@ -413,12 +432,33 @@ void b2b_call_refuse(struct b2b_call *call, int status, const char *phrase)
 }
 
 /*
+ * The caller gets its final answer `status` now, whatever the B-legs do
+ * (the caller cancelled, or invite_timeout): B-legs still pending are
+ * CANCELled (NTA sends the CANCEL once a provisional came, RFC 3261 9.1;
+ * one that never answers ends with NTA's Timer B), a late 2xx is ACKed and
+ * released with BYE (b2b_branch.c).  The call ends, with its one CDR dated
+ * now, when the last B-leg and the last asynchronous request are over.
+ * The caller sets hangup_by first.
+ */
+void b2b_call_give_up(struct b2b_call *call, int status)
+{
+	b2b_invite_timer_stop(call);
+	b2b_cancel_pending(call, -1);
+	b2b_reply_a(call, status, NULL);
+	call->a_done = 1;
+	call->end_ms = shm_now_ms();
+	b2b_publish_given_up(call, status);
+	if (b2b_pending_branches(call) == 0 && call->holds == 0)
+		b2b_call_end(call);
+}
+
+/*
  * The caller cancelled its INVITE (its CANCEL reached us or another
- * worker).  What is in flight finishes: a pending authentication or lookup
- * answers 487 when it returns (caller_cancelled), B-legs are CANCELled and
- * their final answers end the call with 487, a forward waiting for its
- * CANCELs is given up.  Returns 0, or -EALREADY when the call is answered or
- * already ending and a CANCEL changes nothing.
+ * worker): it gets 487 at once (b2b_call_give_up).  What is in flight
+ * finishes on its own: a pending authentication or lookup ends the call
+ * when it returns (caller_cancelled), B-legs are CANCELled, a forward
+ * waiting for its CANCELs is given up.  Returns 0, or -EALREADY when the
+ * call is answered or already ending and a CANCEL changes nothing.
  */
 int b2b_caller_cancels(struct b2b_call *call)
 {
@@ -429,8 +469,8 @@ int b2b_caller_cancels(struct b2b_call *call)
 	case B2B_FORWARDING:
 		call->caller_cancelled = 1;
 		call->forward_pending = 0;
-		b2b_publish_state(call, B2B_CANCELLING);
-		b2b_cancel_pending(call, -1);
+		call->hangup_by = CDR_PARTY_CALLER;
+		b2b_call_give_up(call, 487);
 		return 0;
 	default:
 		return -EALREADY;
@@ -442,6 +482,7 @@ int b2b_caller_cancels(struct b2b_call *call)
 void b2b_call_abort(struct b2b_call *call, int status)
 {
 	struct b2b_branch *br;
+	enum cdr_party by = call->hangup_by;
 
 	call->hangup_by = CDR_PARTY_SYSTEM;
 	switch (call->state) {
@@ -463,6 +504,15 @@ void b2b_call_abort(struct b2b_call *call, int status)
 		b2b_call_end(call);
 		break;
 	case B2B_CANCELLING:
+		/* The caller has its answer; B-legs that never answered may take
+		 * until NTA's Timer B: do not wait for them (drain, kill).  The
+		 * CDR keeps what the caller saw: who ended it, and no KILLED. */
+		if (call->a_done) {
+			call->hangup_by = by;
+			call->killed = 0;
+			b2b_call_end(call);
+		}
+		break;
 	case B2B_ENDING:
 		break;   /* already on its way out */
 	}

@@ -14,6 +14,8 @@
  *   b2b_adopt.c   taking over the calls of a dead predecessor
  *   b2b_policy.c  where a call goes and whether it may: routes, the
  *                 registrar (auth, lookup, max_calls), forwarding
+ *   b2b_timer.c   the timers that bound a call whatever its peers do:
+ *                 invite_timeout, and RFC 4028 session timers per leg
  *
  * A call, seen from here:
  *
@@ -39,6 +41,7 @@
 #include "worker/hold.h"
 #include "worker/ratelimit.h"
 #include "worker/registrar.h"
+#include "worker/session_timer.h"
 
 /* TPTAG_IDENT of the two transports (see architecture.md: select the
  * worker's own port for everything we send). */
@@ -56,6 +59,30 @@ enum b2b_state {
 	B2B_FORWARDING,   /* the callee did not take it: a new B-leg to its forward target */
 };
 
+/* The two legs of a call, as indexes (session timers, SDP sent). */
+enum b2b_leg {
+	B2B_LEG_A,
+	B2B_LEG_B,
+};
+
+/* A leg's RFC 4028 session (b2b_timer.c). */
+struct b2b_session {
+	struct session_timer st;     /* in force; st.interval 0: no session timer */
+	struct session_timer answer; /* ours to a request of this leg's peer, until its 2xx */
+	int peer_update;             /* the peer allows UPDATE: our refreshes use it */
+	uint64_t refreshed_ms;       /* last successful refresh (or the answer) */
+	uint64_t next_try_ms;        /* our next refresh attempt after a failed one */
+};
+
+/* Session-timer headers for one message (b2b_timer.c fills, the sender
+ * adds them with TAG_IF). */
+struct b2b_st_hdrs {
+	char se[48];                 /* Session-Expires value, "" = none */
+	char min_se[16];             /* Min-SE value, "" = none */
+	const char *supported;       /* "timer" or NULL */
+	const char *require;         /* "timer" or NULL */
+};
+
 /* Parallel forking to several registered contacts: one B-leg each. */
 #define B2B_MAX_BRANCHES 8
 
@@ -67,6 +94,8 @@ struct b2b_branch {
 	uint32_t cseq;               /* of that INVITE, for the ACK */
 	int final;                   /* its final status, 0 while pending */
 	int acked;                   /* ACK sent for its 2xx */
+	unsigned st_se;              /* the Session-Expires its INVITE offered */
+	int st_retried;              /* re-sent once after a 422 */
 };
 
 struct b2b_call {
@@ -124,6 +153,21 @@ struct b2b_call {
 
 	nta_incoming_t *bye_irq;     /* a BYE being relayed, from either leg */
 	nta_outgoing_t *bye_orq;     /* our BYE on the other leg */
+
+	/* invite_timeout (b2b_timer.c): calls waiting for an answer, in the
+	 * order of their deadlines */
+	struct b2b_call *inv_prev, *inv_next;
+	uint64_t inv_deadline_ms;    /* 0: not waiting */
+	int a_done;                  /* the caller has its final answer; B-legs still
+				      * pending finish on their own, then the call ends */
+	uint64_t end_ms;             /* when the caller's part ended (the CDR's end) */
+
+	/* session timers (b2b_timer.c), per enum b2b_leg */
+	struct b2b_session sess[2];
+	msg_t *sdp_sent[2];          /* the last message with SDP we sent on each leg */
+	nta_outgoing_t *refresh_orq; /* our own refresh, one at a time */
+	enum b2b_leg refresh_leg;
+	int refresh_invite;          /* it is a re-INVITE (to be ACKed) */
 };
 
 struct b2b {
@@ -151,6 +195,12 @@ struct b2b {
 	ratelimit_t *rl_register;     /* rate_limit_register per source, NULL = off */
 	uint64_t rl_logged_ms;        /* last "rate limited" warning */
 	unsigned rl_refused;          /* requests refused since that warning */
+
+	/* b2b_timer.c */
+	su_timer_t *invite_timer;     /* fires at the first invite_timeout deadline */
+	struct b2b_call *inv_head, *inv_tail;  /* waiting calls, earliest first */
+	su_timer_t *session_tick;     /* session timers, checked every second */
+	struct session_timer_cfg st_cfg;
 
 	uint64_t full_logged_ms;      /* last "call table full" warning */
 	unsigned full_refused;        /* INVITEs refused since that warning */
@@ -202,6 +252,7 @@ void b2b_reply_a(struct b2b_call *call, int status, const char *phrase);
 void b2b_call_refuse(struct b2b_call *call, int status, const char *phrase);
 int b2b_caller_cancels(struct b2b_call *call);
 void b2b_call_abort(struct b2b_call *call, int status);
+void b2b_call_give_up(struct b2b_call *call, int status);
 sip_t const *b2b_invite_of(struct b2b_call *call);
 
 /* ------------------------------------------------------------ b2b_branch.c */
@@ -210,6 +261,7 @@ struct b2b_branch *b2b_winner(struct b2b_call *call);
 void b2b_branch_drop(struct b2b_branch *br);
 void b2b_ack_branch(struct b2b_branch *br);
 void b2b_bye_and_forget(nta_leg_t *leg);
+void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq);
 void b2b_cancel_pending(struct b2b_call *call, int except);
 unsigned b2b_pending_branches(const struct b2b_call *call);
 void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned n);
@@ -231,6 +283,25 @@ int b2b_adopt_encode(b2b_t *b2b, char *buf, size_t size, sip_t const *sip,
 int b2b_adopt_forward_ack(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip);
 int b2b_adopt_on_stray(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip);
 void b2b_adopt_destroy(b2b_t *b2b);
+
+/* ------------------------------------------------------------ b2b_timer.c */
+
+void b2b_invite_timer_start(struct b2b_call *call);
+void b2b_invite_timer_stop(struct b2b_call *call);
+void b2b_timers_destroy(b2b_t *b2b);
+int b2b_session_on(const b2b_t *b2b);
+int b2b_session_check_a(struct b2b_call *call, sip_t const *invite);
+void b2b_session_request_hdrs(struct b2b_call *call, enum b2b_leg leg, struct b2b_st_hdrs *h);
+int b2b_session_uas(struct b2b_call *call, enum b2b_leg leg, sip_t const *req, unsigned *min_se);
+void b2b_session_answer_hdrs(struct b2b_call *call, enum b2b_leg leg, struct b2b_st_hdrs *h);
+void b2b_session_answered(struct b2b_call *call, enum b2b_leg leg);
+void b2b_session_uac_2xx(struct b2b_call *call, enum b2b_leg leg, sip_t const *resp);
+void b2b_session_keep_sdp(struct b2b_call *call, enum b2b_leg leg, msg_t *msg);
+void b2b_session_start(struct b2b_call *call);
+void b2b_session_release(struct b2b_call *call);
+int b2b_session_answer_update(struct b2b_call *call, enum b2b_leg leg, nta_incoming_t *irq,
+			      sip_t const *sip);
+int b2b_session_refreshing(const struct b2b_call *call, enum b2b_leg leg);
 
 /* ------------------------------------------------------------ b2b_policy.c */
 

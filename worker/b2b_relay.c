@@ -11,12 +11,20 @@
  * re-INVITE's offer decides hold and resume (hold.c); the call table shows
  * it (b2b_publish_hold).
  *
+ * Session timers (b2b_timer.c) ride on this relay: a re-INVITE or UPDATE
+ * goes out with the other leg's Session-Expires, its 2xx refreshes that
+ * leg, and the 2xx relayed back carries the sender's leg's; a too short
+ * Session-Expires is answered 422 here.  A body-less UPDATE is a refresh
+ * only, answered by b2bua unless the other leg can take it end to end.
+ *
  * A BYE from either side is relayed the same way and moves the call to
  * ENDING; the call ends when the far side answers it.  On the A-leg, the
  * caller's ACK of our 2xx moves ANSWERED to CONFIRMED (and ACKs B), and its
  * CANCEL cancels the call (b2b_caller_cancels).
  */
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <sofia-sip/nta.h>
 #include <sofia-sip/sip_header.h>
@@ -156,21 +164,52 @@ static int b2b_on_relay_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, si
 	return 0;
 }
 
+/* Which leg a request from one side came on, and which it goes out on. */
+static enum b2b_leg b2b_leg_of(int from_caller)
+{
+	return from_caller ? B2B_LEG_A : B2B_LEG_B;
+}
+
+static enum b2b_leg b2b_leg_to(int from_caller)
+{
+	return from_caller ? B2B_LEG_B : B2B_LEG_A;
+}
+
+/* Does this method carry session timers (a refresh, RFC 4028)? */
+static int b2b_is_refresh(sip_method_t method)
+{
+	return method == sip_method_invite || method == sip_method_update;
+}
+
 static int b2b_on_relay_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 				 sip_t const *sip)
 {
 	struct b2b_call *call = (struct b2b_call *)magic;
 	int status = nta_outgoing_status(orq);
 	int is_invite = call->relay_method == sip_method_invite;
+	struct b2b_st_hdrs h;
 
 	if (status < 200 || call->relay_irq == NULL)
 		return 0;   /* provisional answers to a re-INVITE are not relayed */
+	memset(&h, 0, sizeof h);
+	if (status < 300 && sip && b2b_is_refresh(call->relay_method)) {
+		/* Both legs were refreshed: each keeps its own session. */
+		b2b_session_uac_2xx(call, b2b_leg_to(call->relay_from_caller), sip);
+		b2b_session_answer_hdrs(call, b2b_leg_of(call->relay_from_caller), &h);
+		b2b_session_answered(call, b2b_leg_of(call->relay_from_caller));
+	}
 	nta_incoming_treply(call->relay_irq, status,
 			    sip && sip->sip_status ? sip->sip_status->st_phrase : NULL,
 			    TAG_IF(status < 300, SIPTAG_CONTACT(call->b2b->contact)),
+			    TAG_IF(h.supported, SIPTAG_SUPPORTED_STR(h.supported)),
+			    TAG_IF(h.se[0], SIPTAG_SESSION_EXPIRES_STR(h.se)),
+			    TAG_IF(h.require, SIPTAG_REQUIRE_STR(h.require)),
 			    TAG_IF(sip, SIPTAG_CONTENT_TYPE(sip ? sip->sip_content_type : NULL)),
 			    TAG_IF(sip, SIPTAG_PAYLOAD(sip ? sip->sip_payload : NULL)),
 			    TAG_END());
+	if (status < 300 && sip && sip->sip_payload)
+		b2b_session_keep_sdp(call, b2b_leg_of(call->relay_from_caller),
+				     nta_incoming_getresponse(call->relay_irq));
 	if (status < 300 && is_invite) {
 		b2b_apply_hold(call);
 		/* Keep the irq until its ACK arrives (b2b_on_relay_irq). */
@@ -188,23 +227,46 @@ static int b2b_relay_request(struct b2b_call *call, int from_caller, nta_incomin
 {
 	nta_leg_t *other = b2b_other_leg(call, from_caller);
 	sip_method_t method = sip->sip_request->rq_method;
+	struct b2b_st_hdrs h;
+	unsigned min_se = 0;
+	char buf[16];
 
 	if (call->state != B2B_CONFIRMED || other == NULL)
 		return method == sip_method_invite ? 491 : 481;
-	if (call->relay_irq != NULL)
+	if (method == sip_method_update &&
+	    b2b_session_answer_update(call, b2b_leg_of(from_caller), irq, sip) == 0)
+		return 0;
+	if (call->relay_irq != NULL ||
+	    (method == sip_method_invite && b2b_session_refreshing(call, b2b_leg_of(from_caller))))
 		return method == sip_method_invite ? 491 : 500;
+	memset(&h, 0, sizeof h);
+	if (b2b_is_refresh(method)) {
+		if (b2b_session_uas(call, b2b_leg_of(from_caller), sip, &min_se) < 0) {
+			snprintf(buf, sizeof buf, "%u", min_se);
+			nta_incoming_treply(irq, 422, "Session Interval Too Small",
+					    SIPTAG_MIN_SE_STR(buf), TAG_END());
+			nta_incoming_destroy(irq);
+			return 0;
+		}
+		b2b_session_request_hdrs(call, b2b_leg_to(from_caller), &h);
+	}
 	call->relay_orq = nta_outgoing_tcreate(other, b2b_on_relay_response,
 					       (nta_outgoing_magic_t *)call, NULL,
 					       method, sip->sip_request->rq_method_name, NULL,
-					       TAG_IF(method == sip_method_invite ||
-						      method == sip_method_update,
+					       TAG_IF(b2b_is_refresh(method),
 						      SIPTAG_CONTACT(call->b2b->contact)),
+					       TAG_IF(h.supported, SIPTAG_SUPPORTED_STR(h.supported)),
+					       TAG_IF(h.se[0], SIPTAG_SESSION_EXPIRES_STR(h.se)),
+					       TAG_IF(h.min_se[0], SIPTAG_MIN_SE_STR(h.min_se)),
 					       SIPTAG_CONTENT_TYPE(sip->sip_content_type),
 					       SIPTAG_PAYLOAD(sip->sip_payload),
 					       TPTAG_IDENT(B2B_IDENT_OWN),
 					       TAG_END());
 	if (call->relay_orq == NULL)
 		return 500;
+	if (sip->sip_payload)
+		b2b_session_keep_sdp(call, b2b_leg_to(from_caller),
+				     nta_outgoing_getrequest(call->relay_orq));
 	call->relay_irq = irq;
 	call->relay_method = method;
 	call->relay_from_caller = from_caller;
@@ -255,6 +317,7 @@ static void b2b_on_a_ack(struct b2b_call *call)
 	if (call->state == B2B_ANSWERED && br) {
 		b2b_ack_branch(br);
 		b2b_publish_state(call, B2B_CONFIRMED);
+		b2b_session_start(call);
 	}
 	if (call->a_irq) {
 		nta_incoming_destroy(call->a_irq);

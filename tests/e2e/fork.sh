@@ -65,7 +65,7 @@ assert_eq "sip:bob@$ADDR:$U1 sip:bob@$ADDR:$U2" \
 
 # ---------------------------------------------------------------- A. 200 + ring: CANCEL
 uas_start a1 uas_basic -p $U1 -m 1
-uas_start a2 uas_ring_forever -p $U2 -m 1
+uas_start a2 uas_ring_no_trying -p $U2 -m 1   # 180 first: see the scenario
 uac_run a uac_basic -s bob -m 1
 uas_wait a1
 uas_wait a2

@@ -164,6 +164,10 @@ void b2b_url_copy(char *dst, size_t size, url_t const *url);
 void b2b_str_copy(char *dst, size_t size, const char *src);
 /* Count a final answer to a caller in the worker's counters; returns `code`. */
 int b2b_count_code(b2b_t *b2b, int code);
+/* The CDR of an INVITE refused before it became a call, with its cause
+ * ("capacity", "auth", "rate_limit"; at most CDR_CAUSE_MAX - 1 bytes):
+ * 0, or a negative errno (logged). */
+int b2b_write_refused_cdr(b2b_t *b2b, sip_t const *sip, int sip_code, const char *cause);
 
 /* ------------------------------------------------------------ b2b_call.c */
 

@@ -52,9 +52,11 @@
  *   show stats     text, or a JSON object
  *                  {node_id, calls_total, calls_active, calls_answered,
  *                   calls_failed, final_codes: {"486": n, ...}, msgs_in,
- *                   msgs_out, draining}
+ *                   msgs_out, overload_refused, draining}
  *                  final_codes holds only codes sent at least once, summed
- *                  over workers; draining is a boolean.
+ *                  over workers; overload_refused counts the new INVITEs
+ *                  shed with a stateless 503 by overload control (they are
+ *                  in no other figure); draining is a boolean.
  *   user add NAME --password PW [--display TEXT] [--max-calls N]
  *   user passwd NAME --password PW
  *                  store HA1s for the configured realm (never PW itself);

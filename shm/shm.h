@@ -163,6 +163,7 @@ enum shm_counter {
 	SHM_CTR_CALLS_ANSWERED,    /* calls that got a 2xx */
 	SHM_CTR_CALLS_FAILED,      /* calls that ended with a final code >= 300 */
 	SHM_CTR_ACTIVE,            /* calls this worker owns now (up and down) */
+	SHM_CTR_OVERLOAD_REFUSED,  /* new INVITEs shed with a stateless 503 (overload control) */
 	SHM_CTR__COUNT
 };
 

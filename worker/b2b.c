@@ -237,6 +237,8 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 		return 0;
 	}
 	call->state = B2B_ROUTING;
+	call->in_setup = 1;
+	b2b->setup++;
 	b2b_admit(call, irq, sip);
 	return 0;
 }
@@ -383,6 +385,7 @@ void b2b_destroy(b2b_t *b2b)
 		nta_leg_destroy(b2b->default_leg);
 	if (b2b->agent)
 		nta_agent_destroy(b2b->agent);
+	b2b_overload_free(b2b);   /* after the agent: its sockets' gate is gone */
 	free(b2b->pool);
 	su_home_unref(b2b->home);
 }

@@ -73,6 +73,8 @@ void b2b_publish_state(struct b2b_call *call, enum b2b_state state)
 	if (state == B2B_ANSWERED)
 		c->answer_ms = shm_now_ms();
 	shm_call_write_end(call->b2b->shm, call->slot);
+	if (state == B2B_ANSWERED)
+		b2b_call_setup_done(call);
 }
 
 /* Fill the shared-table record of a new call from its INVITE. */
@@ -211,6 +213,16 @@ void b2b_call_free(struct b2b_call *call)
 	b2b->free_list = call;
 }
 
+/* A new call is no longer in setup (answered or ended): overload control
+ * counts calls in setup (overload_setup_calls, b2b_overload.c). */
+void b2b_call_setup_done(struct b2b_call *call)
+{
+	if (!call->in_setup)
+		return;
+	call->in_setup = 0;
+	call->b2b->setup--;
+}
+
 /* An asynchronous request (Redis) will call back with this call: keep its
  * memory until then, even if the call ends meanwhile. */
 void b2b_call_hold(struct b2b_call *call)
@@ -274,6 +286,7 @@ void b2b_call_end(struct b2b_call *call)
 	if (call->ended)
 		return;
 	call->ended = 1;
+	b2b_call_setup_done(call);
 	b2b_write_cdr(call);
 	for (unsigned i = 0; i < call->n_counted; i++)
 		registrar_call_end(call->b2b->reg, call->counted[i], call->id);

@@ -83,6 +83,7 @@ struct b2b_call {
 	int killed;                  /* an operator ended it (CDR: KILLED) */
 	int timed_out;               /* invite_timeout ended it (CDR: ended by the system) */
 	int no_cdr;                  /* only a challenge (407): not a call attempt */
+	int in_setup;                /* counted in b2b->setup (overload control) */
 	int final_code;              /* final answer sent to the caller */
 	uint64_t answer_ms;          /* when it was answered, 0 before */
 	enum cdr_party hangup_by;
@@ -141,7 +142,9 @@ struct b2b {
 	struct b2b_call *pool;
 	struct b2b_call *free_list;
 	unsigned active;
+	unsigned setup;               /* new calls not answered yet (b2b_call_setup_done) */
 	int draining;
+	struct b2b_overload *overload; /* b2b_overload.c; NULL until b2b_overload_start */
 
 	uint64_t full_logged_ms;      /* last "call table full" warning */
 	unsigned full_refused;        /* INVITEs refused since that warning */
@@ -195,6 +198,12 @@ void b2b_call_refuse(struct b2b_call *call, int status, const char *phrase);
 int b2b_caller_cancels(struct b2b_call *call);
 void b2b_call_abort(struct b2b_call *call, int status);
 sip_t const *b2b_invite_of(struct b2b_call *call);
+
+void b2b_call_setup_done(struct b2b_call *call);
+
+/* ------------------------------------------------------------ b2b_overload.c */
+
+void b2b_overload_free(b2b_t *b2b);
 
 /* ------------------------------------------------------------ b2b_branch.c */
 

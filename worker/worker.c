@@ -299,6 +299,9 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx)
 	if (ret < 0)
 		return ret;
 	b2b_set_handover(worker.b2b, worker_handover, NULL);
+	ret = b2b_overload_start(worker.b2b, worker.port);
+	if (ret < 0)
+		return ret;
 	ret = worker_redis_start(cfg, idx);
 	if (ret < 0)
 		return ret;

@@ -37,9 +37,9 @@
  *     `b2bua-cli show stats`), not given a CDR each: at the rates where
  *     shedding happens a record per attempt would be a second flood on
  *     Redis.  A warning says how many, at most every 10 s.
- * A retransmission of an INVITE Sofia already took could be shed too (the
- * caller then gets a 503 for it); we answer 100 Trying at once, so callers
- * retransmit only when the 100 is lost.
+ * A retransmission of an INVITE that is already a call (its Call-ID is in
+ * the call table: the worker answered 100 Trying, but late) goes to Sofia,
+ * never a 503: the caller would see a 503 and then its call.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -168,6 +168,20 @@ static void b2b_overload_count(struct b2b_overload *o)
 	o->refused = 0;
 }
 
+/* Is this INVITE's Call-ID already a call (a retransmission)? */
+static int b2b_overload_is_call(const struct b2b_overload *o, const struct overload_msg *m)
+{
+	char call_id[SHM_CALLID_MAX];
+	struct shm_call rec;
+	uint32_t slot;
+
+	if (m->call_id.len >= sizeof call_id)
+		return 0;   /* too long for the table: never a call there */
+	memcpy(call_id, m->call_id.p, m->call_id.len);
+	call_id[m->call_id.len] = '\0';
+	return shm_call_find(o->b2b->shm, call_id, &slot, &rec) == 0;
+}
+
 /* Take the datagram just peeked off the socket; answer it when it is a new INVITE. */
 static void b2b_overload_shed(struct b2b_overload *o, int fd, enum overload_kind kind,
 			      const struct overload_msg *m,
@@ -213,7 +227,8 @@ static int b2b_overload_gate(void *arg, int fd)
 		if (!b2b_overload_active(o) || (size_t)len > sizeof o->in)
 			return 0;
 		kind = overload_parse(o->in, (size_t)len, o->tag, &m);
-		if (kind == OVERLOAD_OTHER)
+		if (kind == OVERLOAD_OTHER ||
+		    (kind == OVERLOAD_NEW_INVITE && b2b_overload_is_call(o, &m)))
 			return 0;
 		b2b_overload_shed(o, fd, kind, &m, &from, fromlen);
 	}

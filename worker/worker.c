@@ -11,7 +11,8 @@
  *
  * The worker also stops when the master disappears (PR_SET_PDEATHSIG), so
  * no worker outlives its supervisor.  The tick also ends calls older than
- * max_call_duration.
+ * max_call_duration, and gives freed memory back to the system once the
+ * worker is idle (worker_trim_when_idle).
  *
  * Start-up order: Sofia's root on our io_uring port, signals and the
  * master's control socket on the same ring, the NTA agent (b2b), Redis and
@@ -22,6 +23,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -50,6 +52,10 @@
 #define WORKER_TICK_MS 1000
 /* After hanging up what was left at the drain deadline, let the BYEs go out. */
 #define WORKER_FINAL_GRACE_S 2
+/* Once idle, free memory goes back to the system every WORKER_TRIM_EVERY_S
+ * for WORKER_TRIM_FOR_S: NTA keeps ended transactions 32 s (64×T1). */
+#define WORKER_TRIM_EVERY_S 5
+#define WORKER_TRIM_FOR_S 45
 
 struct worker {
 	const struct config *cfg;
@@ -69,6 +75,8 @@ struct worker {
 	int stop_requested;       /* flag set from the signal event */
 	time_t drain_deadline;    /* 0 while not draining */
 	time_t stop_at;           /* 0 until the final grace period started */
+	time_t idle_since;        /* no call up since then; 0 while calls are up */
+	time_t trimmed_at;        /* last malloc_trim() */
 };
 
 static struct worker worker;   /* one per process */
@@ -193,6 +201,29 @@ static void worker_on_ctl(struct uport_event *ev, int res)
 	worker_arm_ctl();
 }
 
+/*
+ * After a burst glibc keeps the heap at its high-water mark: the memory of
+ * calls, of the transactions NTA keeps 32 s after them and of Sofia's
+ * messages is free but not returned, and the worker's RSS stays where the
+ * peak left it.  malloc_trim(0) gives back the free pages, those inside the
+ * heap too.  Only while no call is up (it walks the heap: never under
+ * load), a few times until NTA's lingering transactions are gone.
+ */
+static void worker_trim_when_idle(time_t now)
+{
+	if (b2b_active_calls(worker.b2b) > 0) {
+		worker.idle_since = 0;
+		return;
+	}
+	if (worker.idle_since == 0)
+		worker.idle_since = now;
+	if (now - worker.idle_since > WORKER_TRIM_FOR_S ||
+	    now - worker.trimmed_at < WORKER_TRIM_EVERY_S)
+		return;
+	malloc_trim(0);
+	worker.trimmed_at = now;
+}
+
 static void worker_on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 {
 	time_t now = time(NULL);
@@ -200,6 +231,7 @@ static void worker_on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t
 	(void)magic; (void)t; (void)arg;
 	b2b_publish_stats(worker.b2b);
 	b2b_expire_calls(worker.b2b);
+	worker_trim_when_idle(now);
 	if (worker.drain_deadline == 0)
 		return;
 	if (b2b_active_calls(worker.b2b) == 0) {

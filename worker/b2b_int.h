@@ -14,6 +14,8 @@
  *   b2b_adopt.c   taking over the calls of a dead predecessor
  *   b2b_policy.c  where a call goes and whether it may: routes, the
  *                 registrar (auth, lookup, max_calls), forwarding
+ *   b2b_overload.c  overload control: the own port first, new INVITEs
+ *                 shed with a stateless 503 while the worker falls behind
  *
  * A call, seen from here:
  *

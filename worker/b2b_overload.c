@@ -27,7 +27,11 @@
  *         B2B_OVERLOAD_SAMPLE_US and on every datagram the gate looks at).
  *         It is the loop's lag as a caller feels it: a datagram waits
  *         exactly as long as the loop is late to read it, whatever made it
- *         late (SIP work, Redis replies, timers);
+ *         late (SIP work, Redis replies, timers).  It counts only while the
+ *         sockets hold a standing queue (B2B_OVERLOAD_MIN_BACKLOG, SO_MEMINFO):
+ *         a worker the scheduler paused for 30 ms on a busy host finds a
+ *         few old datagrams, serves them in a millisecond, and is no
+ *         overload;
  *       calls in setup (overload_setup_calls): calls not answered yet, i.e.
  *         INVITE transactions in progress on both legs; bounds the work and
  *         memory a slow callee or a slow Redis can pile up.
@@ -46,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -55,6 +60,10 @@
 
 /* The queue delays are measured at most this often (µs) outside the gate. */
 #define B2B_OVERLOAD_SAMPLE_US 1000
+/* The queue delay counts only with at least this much queued (bytes, as
+ * the kernel accounts them: about 2 KiB per small datagram): a scheduling
+ * hiccup delays a few datagrams, an overload leaves a standing queue. */
+#define B2B_OVERLOAD_MIN_BACKLOG 65536
 /* Datagrams the gate handles per call, so other sockets and timers run. */
 #define B2B_OVERLOAD_BATCH 64
 /* Datagrams read from the own port per loop turn while it has some. */
@@ -72,6 +81,7 @@ struct b2b_overload {
 	uint64_t sampled_us;               /* last measurement of both queue delays */
 	unsigned pub_delay_ms;             /* head of the public socket: how long it waited */
 	unsigned own_delay_ms;             /* head of the own socket */
+	unsigned backlog;                  /* bytes queued in both sockets (SO_MEMINFO) */
 	uint64_t logged_ms;                /* last warning */
 	unsigned long long refused;        /* INVITEs shed since that warning */
 	char in[B2B_OVERLOAD_DGRAM_MAX];   /* the datagram being judged */
@@ -138,13 +148,26 @@ static unsigned b2b_overload_head_age(int fd)
 	return age;
 }
 
+/* Bytes queued in fd's receive buffer, as the kernel accounts them. */
+static unsigned b2b_overload_queued(int fd)
+{
+	uint32_t mem[SK_MEMINFO_VARS];
+	socklen_t len = sizeof mem;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 ||
+	    len <= SK_MEMINFO_RMEM_ALLOC * sizeof mem[0])
+		return B2B_OVERLOAD_MIN_BACKLOG;   /* unknown: let the delay decide */
+	return mem[SK_MEMINFO_RMEM_ALLOC];
+}
+
 /* Is the worker behind, by either signal? */
 static int b2b_overload_active(const struct b2b_overload *o)
 {
 	const struct config *cfg = o->b2b->cfg;
 	unsigned delay = o->pub_delay_ms > o->own_delay_ms ? o->pub_delay_ms : o->own_delay_ms;
 
-	if (cfg->overload_queue_delay_ms > 0 && delay > (unsigned)cfg->overload_queue_delay_ms)
+	if (cfg->overload_queue_delay_ms > 0 && delay > (unsigned)cfg->overload_queue_delay_ms &&
+	    o->backlog >= B2B_OVERLOAD_MIN_BACKLOG)
 		return 1;
 	return cfg->overload_setup_calls > 0 &&
 	       o->b2b->setup >= (unsigned)cfg->overload_setup_calls;
@@ -210,6 +233,7 @@ static int b2b_overload_gate(void *arg, int fd)
 	if (now - o->sampled_us >= B2B_OVERLOAD_SAMPLE_US) {
 		o->pub_delay_ms = b2b_overload_head_age(o->pub_fd);
 		o->own_delay_ms = b2b_overload_head_age(o->own_fd);
+		o->backlog = b2b_overload_queued(o->pub_fd) + b2b_overload_queued(o->own_fd);
 		o->sampled_us = now;
 	}
 	if (!b2b_overload_active(o))

@@ -31,7 +31,11 @@
  *         sockets hold a standing queue (B2B_OVERLOAD_MIN_BACKLOG, SO_MEMINFO):
  *         a worker the scheduler paused for 30 ms on a busy host finds a
  *         few old datagrams, serves them in a millisecond, and is no
- *         overload;
+ *         overload.  Shedding starts when the excess has lasted
+ *         B2B_OVERLOAD_ENTER_US and stops B2B_OVERLOAD_LEAVE_US after it
+ *         ended; while it lasts, a new INVITE is shed only when the head of
+ *         the queue is older than the limit, so the worker keeps admitting
+ *         what it can serve in time;
  *       calls in setup (overload_setup_calls): calls not answered yet, i.e.
  *         INVITE transactions in progress on both legs; bounds the work and
  *         memory a slow callee or a slow Redis can pile up.
@@ -64,6 +68,10 @@
  * the kernel accounts them: about 2 KiB per small datagram): a scheduling
  * hiccup delays a few datagrams, an overload leaves a standing queue. */
 #define B2B_OVERLOAD_MIN_BACKLOG 65536
+/* Shedding by delay starts after this long of excess (µs), and stops after
+ * this long without (µs): a short excess is a burst the queue absorbs. */
+#define B2B_OVERLOAD_ENTER_US 50000
+#define B2B_OVERLOAD_LEAVE_US 1000000
 /* Datagrams the gate handles per call, so other sockets and timers run. */
 #define B2B_OVERLOAD_BATCH 64
 /* Datagrams read from the own port per loop turn while it has some. */
@@ -82,6 +90,9 @@ struct b2b_overload {
 	unsigned pub_delay_ms;             /* head of the public socket: how long it waited */
 	unsigned own_delay_ms;             /* head of the own socket */
 	unsigned backlog;                  /* bytes queued in both sockets (SO_MEMINFO) */
+	uint64_t excess_since_us;          /* the delay is above its limit since; 0: it is not */
+	uint64_t calm_since_us;            /* ... below it since; 0: it is not */
+	int shedding;                      /* the delay says overloaded (b2b_overload_assess) */
 	uint64_t logged_ms;                /* last warning */
 	unsigned long long refused;        /* INVITEs shed since that warning */
 	char in[B2B_OVERLOAD_DGRAM_MAX];   /* the datagram being judged */
@@ -160,14 +171,47 @@ static unsigned b2b_overload_queued(int fd)
 	return mem[SK_MEMINFO_RMEM_ALLOC];
 }
 
-/* Is the worker behind, by either signal? */
+/* The worst head-of-line delay of the two sockets (ms). */
+static unsigned b2b_overload_delay(const struct b2b_overload *o)
+{
+	return o->pub_delay_ms > o->own_delay_ms ? o->pub_delay_ms : o->own_delay_ms;
+}
+
+/*
+ * After a measurement: does the queue delay say "overloaded"?  Shedding by
+ * delay starts once the delay has exceeded overload_queue_delay_ms over a
+ * standing queue for B2B_OVERLOAD_ENTER_US, and stops after
+ * B2B_OVERLOAD_LEAVE_US without such an excess.
+ */
+static void b2b_overload_assess(struct b2b_overload *o, uint64_t now)
+{
+	int limit = o->b2b->cfg->overload_queue_delay_ms;
+	int excess = limit > 0 && b2b_overload_delay(o) > (unsigned)limit &&
+		     o->backlog >= B2B_OVERLOAD_MIN_BACKLOG;
+
+	if (excess) {
+		o->calm_since_us = 0;
+		if (o->excess_since_us == 0)
+			o->excess_since_us = now;
+		if (now - o->excess_since_us >= B2B_OVERLOAD_ENTER_US)
+			o->shedding = 1;
+		return;
+	}
+	o->excess_since_us = 0;
+	if (o->calm_since_us == 0)
+		o->calm_since_us = now;
+	if (now - o->calm_since_us >= B2B_OVERLOAD_LEAVE_US)
+		o->shedding = 0;
+}
+
+/* Is the next new INVITE to be shed?  While shedding by delay, only those
+ * that find an old head of the queue: the worker admits what it can serve
+ * in time.  The calls in setup count at once. */
 static int b2b_overload_active(const struct b2b_overload *o)
 {
 	const struct config *cfg = o->b2b->cfg;
-	unsigned delay = o->pub_delay_ms > o->own_delay_ms ? o->pub_delay_ms : o->own_delay_ms;
 
-	if (cfg->overload_queue_delay_ms > 0 && delay > (unsigned)cfg->overload_queue_delay_ms &&
-	    o->backlog >= B2B_OVERLOAD_MIN_BACKLOG)
+	if (o->shedding && b2b_overload_delay(o) > (unsigned)cfg->overload_queue_delay_ms)
 		return 1;
 	return cfg->overload_setup_calls > 0 &&
 	       o->b2b->setup >= (unsigned)cfg->overload_setup_calls;
@@ -235,6 +279,7 @@ static int b2b_overload_gate(void *arg, int fd)
 		o->own_delay_ms = b2b_overload_head_age(o->own_fd);
 		o->backlog = b2b_overload_queued(o->pub_fd) + b2b_overload_queued(o->own_fd);
 		o->sampled_us = now;
+		b2b_overload_assess(o, now);
 	}
 	if (!b2b_overload_active(o))
 		return 0;

@@ -4,8 +4,8 @@
 # worker and thresholds low enough that a handful of calls reach them
 # (overload_setup_calls = 1: one call not yet answered makes the worker
 # shed; call_capacity = 2).
-#   1. overload: a call to "1000" is answered and stays up 4 s; a call to
-#      "2000" rings 6 s (the callee sends its 180 late), so the worker has a
+#   1. overload: a call to "1000" is answered and stays up 3 s; a call to
+#      "2000" rings 10 s (the callee sends its 180 late), so the worker has a
 #      call in setup.  Meanwhile 10 new INVITEs each get a stateless 503
 #      with "Retry-After: 7" and a To tag of the overload gate, reach no
 #      callee, and are counted (overload_refused 10) without a CDR; the
@@ -37,11 +37,11 @@ in_setup() { [ "$(cli_json calls "[.[] | select(.state != \"ANSWERED\")] | lengt
 
 # ---------------------------------------------------------------- 1. overload
 uas_start fast uas_basic -m 1
-uac_start held uac_basic -m 1 -d 4000
+uac_start held uac_basic -m 1 -d 3000
 wait_for 5 answered_n 1 || fail "the held call was not answered: $(cli show calls)"
 log "ok: one call answered"
 
-uas_start slow flow_10_uas_slow -m 1 -d 6000 -p "$SLOW_PORT"
+uas_start slow flow_10_uas_slow -m 1 -d 10000 -p "$SLOW_PORT"
 uac_start ringing uac_basic -m 1 -s 2000
 wait_for 5 in_setup || fail "no call in setup: $(cli show calls)"
 log "ok: one call in setup: the worker sheds"

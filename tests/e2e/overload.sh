@@ -90,6 +90,7 @@ assert_eq "$FLOOD" "$(stat_of overload_refused)" "the capacity 503 is not counte
 # held, ringing, the two calls filling the table, the refused attempt.
 wait_cdrs 5
 i=$(cdr_index ".disposition == \"REFUSED\"")
+assert_cdr_fields "$i"
 assert_cdr "$i" "cause=capacity" "sip_code=503" "hangup_by=system" \
 	"a_call_id=$refused_call_id" "answer_ms=0" "billable_ms=0" "host=$(node_id)"
 assert_eq 4 "$(jq '[.[] | select(.disposition == "ANSWERED" and .cause == "")] | length' \

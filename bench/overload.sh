@@ -94,9 +94,11 @@ until bench_udp_bound "$ADDR:5080"; do
 done
 
 sleep 1   # let the workers settle before the reference RSS
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 rss0=$(rss VmRSS)
 anon0=$(rss RssAnon)
 echo "b2bua overload bench: $RATE calls/s offered for 20 s, $WORKERS workers, $ADDR" >&2
+cpu0=$(bench_cpu_ticks "${WORKER_PIDS[@]}")
 t0=$(date +%s%N)
 (cd "$T" && exec timeout $((RUN_LIMIT + 15)) sipp -sf "$here/uac_overload.xml" \
 	-i "$ADDR" -p 5090 -s 1000 -m "$CALLS" -r "$RATE" -d "$DURATION_MS" \
@@ -108,6 +110,7 @@ PIDS+=("$UAC_PID")
 wait "$UAC_PID"
 uac_rc=$?
 t1=$(date +%s%N)
+cpu1=$(bench_cpu_ticks "${WORKER_PIDS[@]}")
 rss_peak=$(rss VmHWM)
 
 # Per Call-ID, from the caller's short message log (tab-separated: date,
@@ -164,7 +167,9 @@ printf 'worker RSS             %s MiB before, peak %s MiB, %s MiB after (anon %s
 	"$((rss0 / 1024))" "$((rss_peak / 1024))" "$((rss1 / 1024))" "$((anon0 / 1024))" \
 	"$((anon1 / 1024))"
 printf 'RSS within 20 %%        %s\n' "$([ "$rss_s" -ge 0 ] && echo "after ${rss_s} s" || echo "no, after ${RSS_WAIT_S} s")"
-printf 'wall time              %s ms\n' "$(((t1 - t0) / 1000000))"
+printf 'worker CPU             %s ms in %s ms of wall time (all workers)\n' \
+	"$(((cpu1 - cpu0) * 1000 / CLK_TCK))" "$(((t1 - t0) / 1000000))"
+printf 'load average           %s (before the load: %s)\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$load0"
 
 rc=0
 check() {  # WHAT CONDITION...: print a failed check, remember it

@@ -18,7 +18,8 @@
 #     (polled for up to 60 s after it: NTA keeps ended transactions 32 s).
 # It prints the figures and exits 0 when every check holds, 1 otherwise.
 # Everything is bounded in time and stopped by PID (bench/lib.sh);
-# B2BUA_BENCH_KEEP=1 keeps the temp dir.
+# B2BUA_BENCH_KEEP=1 keeps the temp dir; B2BUA_BENCH_CONF adds configuration
+# lines (to compare thresholds).
 
 set -u
 
@@ -49,7 +50,8 @@ bench_pick_addr 251
 command -v redis-server >/dev/null 2>&1 || { echo "redis-server not found: apt-get install redis-server" >&2; exit 1; }
 bench_redis_start 2>/dev/null
 
-# No udp_rcvbuf and no overload_* key: the defaults are what is measured.
+# No udp_rcvbuf and no overload_* key: the defaults are what is measured,
+# unless B2BUA_BENCH_CONF adds lines (e.g. "overload_queue_delay_ms = 20;").
 cat >"$T/b2bua.conf" <<EOF
 node_id = "bench";
 redis_address = "unix:$REDIS_SOCK";
@@ -63,6 +65,7 @@ call_capacity = $((RATE * 4 + 1024));
 cli_socket = "$T/cli.sock";
 log_level = "warn";
 routes = ( { prefix = "1"; target = "sip:$ADDR:5080;transport=udp"; } );
+${B2BUA_BENCH_CONF:-}
 EOF
 
 bench_b2bua_start "$WORKERS"

@@ -121,7 +121,7 @@ void config_defaults(struct config *cfg)
 	cfg->max_forwards = 70;
 	cfg->invite_timeout = 180;
 	cfg->call_capacity = 16384;
-	cfg->overload_queue_delay_ms = 50;
+	cfg->overload_queue_delay_ms = 20;
 	cfg->overload_setup_calls = 0;
 	cfg->overload_retry_after = 5;
 	snprintf(cfg->cli_socket, sizeof cfg->cli_socket, "/run/b2bua/b2bua.sock");

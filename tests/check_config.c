@@ -94,7 +94,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg->sip_port, 5060);
 	ck_assert_int_eq(cfg->worker_port_base, 5070);
 	ck_assert_int_eq(cfg->udp_rcvbuf, 1048576);
-	ck_assert_int_eq(cfg->overload_queue_delay_ms, 50);
+	ck_assert_int_eq(cfg->overload_queue_delay_ms, 20);
 	ck_assert_int_eq(cfg->overload_setup_calls, 0);
 	ck_assert_int_eq(cfg->overload_retry_after, 5);
 	ck_assert_int_eq(cfg->max_forwards, 70);

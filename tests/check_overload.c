@@ -101,7 +101,8 @@ START_TEST(test_left_to_sofia)
 	static const char *const other[] = {
 		/* a re-INVITE: To has a tag (addr-spec form, no <>) */
 		"INVITE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
-		"From: <sip:b@h>;tag=1\r\nTo: sip:a@h;tag=2\r\nCall-ID: c\r\nCSeq: 2 INVITE\r\n\r\n",
+		"From: <sip:b@h>;tag=1\r\nTo: sip:a@h;tag=2\r\nCall-ID: c\r\n"
+		"CSeq: 2 INVITE\r\n\r\n",
 		/* a BYE, a CANCEL, a REGISTER, an OPTIONS */
 		"BYE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
 		"From: <sip:b@h>;tag=1\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\r\n",
@@ -123,7 +124,8 @@ START_TEST(test_left_to_sofia)
 		 * no empty line, a header line without a colon, a To with an unclosed < */
 		"INVITE sip:a@h SIP/2.0\r\n"
 		"From: <sip:b@h>;tag=1\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n",
-		"INVITE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nf: <sip:x@h>;tag=9\r\n"
+		"INVITE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+		"f: <sip:x@h>;tag=9\r\n"
 		"From: <sip:b@h>;tag=1\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n",
 		"INVITE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
 		"From: <sip:b@h>;tag=1\r\nTo: <sip:a@h>\r\nCSeq: 1 INVITE\r\n\r\n",
@@ -136,7 +138,8 @@ START_TEST(test_left_to_sofia)
 		"INVITE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nGarbage\r\n"
 		"From: <sip:b@h>;tag=1\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n",
 		"INVITE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
-		"From: <sip:b@h>;tag=1\r\nTo: <sip:a@h;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n",
+		"From: <sip:b@h>;tag=1\r\nTo: <sip:a@h;tag=2\r\nCall-ID: c\r\n"
+		"CSeq: 1 INVITE\r\n\r\n",
 	};
 	struct overload_msg m;
 

@@ -70,7 +70,7 @@
 #define B2B_OVERLOAD_MIN_BACKLOG 65536
 /* Shedding by delay starts after this long of excess (µs), and stops after
  * this long without (µs): a short excess is a burst the queue absorbs. */
-#define B2B_OVERLOAD_ENTER_US 50000
+#define B2B_OVERLOAD_ENTER_US 10000
 #define B2B_OVERLOAD_LEAVE_US 1000000
 /* Datagrams the gate handles per call, so other sockets and timers run. */
 #define B2B_OVERLOAD_BATCH 64

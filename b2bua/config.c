@@ -117,10 +117,13 @@ void config_defaults(struct config *cfg)
 	snprintf(cfg->advertise, sizeof cfg->advertise, "127.0.0.1");
 	cfg->sip_port = 5060;
 	cfg->worker_port_base = 5070;
-	cfg->udp_rcvbuf = 8388608;
+	cfg->udp_rcvbuf = 1048576;
 	cfg->max_forwards = 70;
 	cfg->invite_timeout = 180;
 	cfg->call_capacity = 16384;
+	cfg->overload_queue_delay_ms = 20;
+	cfg->overload_setup_calls = 0;
+	cfg->overload_retry_after = 5;
 	snprintf(cfg->cli_socket, sizeof cfg->cli_socket, "/run/b2bua/b2bua.sock");
 	cfg->log_level = LOG_INFO;
 

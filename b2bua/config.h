@@ -72,6 +72,11 @@ struct config {
 	/* call table */
 	unsigned call_capacity;        /* call_capacity: concurrent calls; beyond it new INVITEs get 503 */
 
+	/* overload control (worker/b2b_overload.c) */
+	int overload_queue_delay_ms;   /* overload_queue_delay_ms: oldest datagram waiting longer: shed; 0 = off */
+	int overload_setup_calls;      /* overload_setup_calls: calls not yet answered, at most; 0 = no limit */
+	int overload_retry_after;      /* overload_retry_after: Retry-After (s) of the overload 503 */
+
 	/* operations */
 	char cli_socket[PATH_MAX];     /* cli_socket: Unix socket of the CLI, created mode 0600 */
 	enum log_level log_level;      /* log_level: error | warn | info | debug */

@@ -785,6 +785,24 @@ static int config_load_routes(const struct config_ctx *ctx, const config_setting
 	return 0;
 }
 
+static int config_load_overload_queue_delay_ms(const struct config_ctx *ctx,
+					       const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 0, 10000, &cfg->overload_queue_delay_ms);
+}
+
+static int config_load_overload_setup_calls(const struct config_ctx *ctx,
+					    const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 0, 4194304, &cfg->overload_setup_calls);
+}
+
+static int config_load_overload_retry_after(const struct config_ctx *ctx,
+					    const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 3600, &cfg->overload_retry_after);
+}
+
 struct config_key {
 	const char *name;
 	int (*load)(const struct config_ctx *ctx, const config_setting_t *s, struct config *cfg);
@@ -834,6 +852,9 @@ static const struct config_key config_keys[] = {
 	{ "max_call_duration", config_load_max_call_duration },
 	{ "session_expires",  config_load_session_expires },
 	{ "min_se",           config_load_min_se },
+	{ "overload_queue_delay_ms", config_load_overload_queue_delay_ms },
+	{ "overload_setup_calls",    config_load_overload_setup_calls },
+	{ "overload_retry_after",    config_load_overload_retry_after },
 	{ "routes",           config_load_routes },
 };
 

@@ -53,11 +53,13 @@
  *                  {node_id, calls_total, calls_active, calls_answered,
  *                   calls_failed, final_codes: {"486": n, ...}, msgs_in,
  *                   msgs_out, rate_limited_invite, rate_limited_register,
- *                   untrusted_refused, draining}
+ *                   untrusted_refused, overload_refused, draining}
  *                  final_codes holds only codes sent at least once, summed
  *                  over workers; draining is a boolean; rate_limited_* count
  *                  requests refused by the per-source rate limits,
- *                  untrusted_refused INVITEs the admission policy refused.
+ *                  untrusted_refused INVITEs the admission policy refused,
+ *                  overload_refused the new INVITEs shed with a stateless 503
+ *                  by overload control (they are in no other figure).
  *   user add NAME --password PW [--display TEXT] [--max-calls N]
  *   user passwd NAME --password PW
  *                  store HA1s for the configured realm (never PW itself);

@@ -115,7 +115,7 @@ static int cli_stats_json(cli_server_t *srv, const struct cli_stats *st, struct 
 		snprintf(key, sizeof key, "%d", code);
 		json_object_set_new(codes, key, cli_json_u64(n));
 	}
-	o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}",
+	o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}",
 		"node_id", cli_json_str(srv->node_id, 0),
 		"calls_total", cli_json_u64(st->ctr[SHM_CTR_CALLS_TOTAL]),
 		"calls_active", cli_json_u64(st->active),
@@ -127,6 +127,7 @@ static int cli_stats_json(cli_server_t *srv, const struct cli_stats *st, struct 
 		"rate_limited_invite", cli_json_u64(st->ctr[SHM_CTR_RATE_LIMITED_INVITE]),
 		"rate_limited_register", cli_json_u64(st->ctr[SHM_CTR_RATE_LIMITED_REGISTER]),
 		"untrusted_refused", cli_json_u64(st->ctr[SHM_CTR_UNTRUSTED_REFUSED]),
+		"overload_refused", cli_json_u64(st->ctr[SHM_CTR_OVERLOAD_REFUSED]),
 		"draining", st->draining);
 	cli_buf_add_json(out, o);
 	cli_buf_add(out, "\n", 1);
@@ -150,6 +151,9 @@ static int cli_stats_text(cli_server_t *srv, const struct cli_stats *st, struct 
 		       st->ctr[SHM_CTR_RATE_LIMITED_INVITE],
 		       st->ctr[SHM_CTR_RATE_LIMITED_REGISTER]);
 	cli_buf_printf(out, "untrusted refused: %" PRIu64 "\n", st->ctr[SHM_CTR_UNTRUSTED_REFUSED]);
+	/* New INVITEs shed with a stateless 503: not calls, never in the figures above. */
+	cli_buf_printf(out, "overload refused: %" PRIu64 "\n",
+		       st->ctr[SHM_CTR_OVERLOAD_REFUSED]);
 	cli_buf_printf(out, "final codes sent:");
 	for (int code = SHM_CODE_MIN; code <= SHM_CODE_MAX; code++) {
 		uint64_t n = st->final_codes[code - SHM_CODE_MIN];

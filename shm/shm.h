@@ -212,6 +212,7 @@ enum shm_counter {
 	SHM_CTR_RATE_LIMITED_INVITE,   /* INVITEs over rate_limit_invite: 503 */
 	SHM_CTR_RATE_LIMITED_REGISTER, /* REGISTERs over rate_limit_register: 503 */
 	SHM_CTR_UNTRUSTED_REFUSED, /* INVITEs not admitted (untrusted_invite: 407 or 403) */
+	SHM_CTR_OVERLOAD_REFUSED,  /* new INVITEs shed with a stateless 503 (overload control) */
 	SHM_CTR__COUNT
 };
 

@@ -437,6 +437,7 @@ START_TEST(test_disposition)
 	ck_assert_str_eq(cdr_disposition_name(CDR_CANCELLED), "CANCELLED");
 	ck_assert_str_eq(cdr_disposition_name(CDR_FAILED), "FAILED");
 	ck_assert_str_eq(cdr_disposition_name(CDR_KILLED), "KILLED");
+	ck_assert_str_eq(cdr_disposition_name(CDR_REFUSED), "REFUSED");
 	ck_assert_str_eq(cdr_party_name(CDR_PARTY_NONE), "none");
 	ck_assert_str_eq(cdr_party_name(CDR_PARTY_CALLER), "caller");
 	ck_assert_str_eq(cdr_party_name(CDR_PARTY_CALLEE), "callee");
@@ -447,7 +448,7 @@ END_TEST
 static const char *const t_expected_fields[] = {
 	"id", "a_call_id", "b_call_id", "caller", "callee", "answered_by", "forwarded_to",
 	"start_ms", "ring_ms", "answer_ms", "end_ms", "billable_ms", "disposition",
-	"sip_code", "hangup_by", "host", "worker",
+	"sip_code", "hangup_by", "host", "worker", "cause",
 };
 
 /* make_cdr(7) with a forward target, as the stream must show it. */
@@ -455,7 +456,7 @@ static const char *const t_expected_values[] = {
 	"node1-000007", "a-7@10.0.0.1", "b-7@10.0.0.2", "sip:alice@example.com",
 	"sip:bob@example.com", "sip:bob@10.0.0.3:5062", "sip:carol@example.com",
 	"1700000007000", "1700000007120", "1700000009500", "1700000069500", "60000",
-	"ANSWERED", "200", "caller", "node1", "3",
+	"ANSWERED", "200", "caller", "node1", "3", "",
 };
 
 static void make_cdr7(struct cdr *c)
@@ -474,7 +475,7 @@ START_TEST(test_encode)
 
 	make_cdr7(&c);
 	n = cdr_encode(&c, fields, values, 20, buf, sizeof buf);
-	ck_assert_int_eq(n, 17);
+	ck_assert_int_eq(n, 18);
 	for (int i = 0; i < n; i++) {
 		ck_assert_str_eq(fields[i], t_expected_fields[i]);
 		ck_assert_str_eq(values[i], t_expected_values[i]);
@@ -486,24 +487,35 @@ START_TEST(test_encode)
 	c.sip_code = 0;
 	c.start_ms = UINT64_MAX;
 	c.worker = 4294967295u;
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 17, buf, sizeof buf), 17);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, sizeof buf), 18);
 	ck_assert_str_eq(values[7], "18446744073709551615");
 	ck_assert_str_eq(values[12], "KILLED");
 	ck_assert_str_eq(values[13], "0");
 	ck_assert_str_eq(values[14], "system");
 	ck_assert_str_eq(values[16], "4294967295");
 
+	/* A refused attempt: its disposition and its cause. */
+	c.disposition = CDR_REFUSED;
+	snprintf(c.cause, sizeof c.cause, "capacity");
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, sizeof buf), 18);
+	ck_assert_str_eq(values[12], "REFUSED");
+	ck_assert_str_eq(fields[17], "cause");
+	ck_assert_str_eq(values[17], "capacity");
+
 	/* Too little room; a malformed record. */
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 16, buf, sizeof buf), -ENOSPC);
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 17, buf, 40), -ENOSPC);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 17, buf, sizeof buf), -ENOSPC);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, 40), -ENOSPC);
 	c.disposition = (enum cdr_disposition)99;
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 17, buf, sizeof buf), -EINVAL);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, sizeof buf), -EINVAL);
 	make_cdr7(&c);
 	memset(c.caller, 'x', sizeof c.caller);   /* no NUL inside */
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 17, buf, sizeof buf), -EINVAL);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, sizeof buf), -EINVAL);
+	make_cdr7(&c);
+	memset(c.cause, 'x', sizeof c.cause);     /* no NUL inside */
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, sizeof buf), -EINVAL);
 	make_cdr7(&c);
 	c.id[0] = '\0';
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 17, buf, sizeof buf), -EINVAL);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, sizeof buf), -EINVAL);
 }
 END_TEST
 
@@ -526,6 +538,7 @@ static void assert_same_cdr(const struct cdr *a, const struct cdr *b)
 	ck_assert_int_eq(a->hangup_by, b->hangup_by);
 	ck_assert_str_eq(a->host, b->host);
 	ck_assert_uint_eq(a->worker, b->worker);
+	ck_assert_str_eq(a->cause, b->cause);
 }
 
 static void assert_round_trip(const struct cdr *c)
@@ -551,10 +564,20 @@ START_TEST(test_line_round_trip)
 	make_cdr7(&c);
 	assert_round_trip(&c);
 	ck_assert_int_gt(cdr_to_line(&c, line, sizeof line), 0);
-	ck_assert(strncmp(line, "cdr1\tnode1-000007\ta-7@10.0.0.1\t", 31) == 0);
+	ck_assert(strncmp(line, "cdr2\tnode1-000007\ta-7@10.0.0.1\t", 31) == 0);
 	for (const char *p = line; *p; p++)
 		tabs += *p == '\t';
-	ck_assert_int_eq(tabs, 17);
+	ck_assert_int_eq(tabs, 18);
+	ck_assert_int_eq(line[strlen(line) - 1], '\t');   /* the empty cause, last */
+
+	/* A refused attempt with its cause, escaped like every string. */
+	c.disposition = CDR_REFUSED;
+	snprintf(c.cause, sizeof c.cause, "rate_limit\t1");
+	assert_round_trip(&c);
+	ck_assert_int_gt(cdr_to_line(&c, line, sizeof line), 0);
+	ck_assert_ptr_nonnull(strstr(line, "\tREFUSED\t"));
+	ck_assert_ptr_nonnull(strstr(line, "\trate_limit\\t1"));
+	make_cdr7(&c);
 
 	/* Tabs, newlines, quotes, backslashes, control bytes, UTF-8. */
 	snprintf(c.caller, sizeof c.caller, "\"Al\tice\" <sip:alice@example.com>;tag=a\\b");
@@ -623,6 +646,18 @@ START_TEST(test_line_round_trip)
 		ck_assert_str_eq(back.a_call_id, "aA");
 		ck_assert_str_eq(back.host, "h");
 		ck_assert_uint_eq(back.worker, 3);
+		ck_assert_str_eq(back.cause, "");   /* a "cdr1" line has none */
+		/* The same as "cdr2", with its cause; a cause too long, one field too many. */
+		ck_assert_int_eq(cdr_from_line("cdr2\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5"
+					       "\tREFUSED\t503\tsystem\th\t3\tcapacity", &back), 0);
+		ck_assert_int_eq(back.disposition, CDR_REFUSED);
+		ck_assert_str_eq(back.cause, "capacity");
+		ck_assert_int_eq(cdr_from_line("cdr2\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5"
+					       "\tREFUSED\t503\tsystem\th\t3\t"
+					       "a-cause-longer-than-31-bytes-xxxx", &back), -EINVAL);
+		ck_assert_int_eq(cdr_from_line("cdr2\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5"
+					       "\tREFUSED\t503\tsystem\th\t3\tcapacity\t", &back),
+				 -EINVAL);
 	}
 	/* A 128-byte string does not fit a 128-byte array. */
 	{
@@ -676,8 +711,8 @@ START_TEST(test_write_up)
 	r = probe("XRANGE %s - +", STREAM);
 	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
 	ck_assert_uint_eq(r->elements, 1);
-	ck_assert_uint_eq(r->element[0]->element[1]->elements, 34);
-	for (int i = 0; i < 17; i++) {
+	ck_assert_uint_eq(r->element[0]->element[1]->elements, 36);
+	for (int i = 0; i < 18; i++) {
 		redisReply *f = r->element[0]->element[1]->element[2 * i];
 		redisReply *v = r->element[0]->element[1]->element[2 * i + 1];
 
@@ -908,6 +943,20 @@ START_TEST(test_leftover_spool)
 	ck_assert_int_eq(cdr_writer_create(testenv_root(), NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
 	write_range(t_writer, 4, 2);
 	stop_writer();
+	{
+		/* Record 6 as a b2bua before the `cause` field spooled it ("cdr1"). */
+		struct cdr c6;
+		char line[CDR_LINE_MAX];
+		int len;
+
+		make_cdr(&c6, 6);
+		len = cdr_to_line(&c6, line, sizeof line);
+		ck_assert_int_gt(len, 5);
+		ck_assert_int_eq(line[len - 1], '\t');   /* the empty cause */
+		line[len - 1] = '\n';
+		memcpy(line, "cdr1", 4);
+		append_file(t_spool, line);
+	}
 	append_file(t_spool, "cdr1\tnode1-000009\ta-9@");   /* the crash */
 	log_set_level(LOG_INFO);
 
@@ -916,21 +965,21 @@ START_TEST(test_leftover_spool)
 	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
 	testenv_log_capture_start();
 	w = start_writer(rds);
-	ck_assert_uint_eq(cdr_spooled(w), 7);
-	ck_assert_int_eq(file_lines(t_spool, buf, sizeof buf), 7);   /* the cut line ended */
+	ck_assert_uint_eq(cdr_spooled(w), 8);
+	ck_assert_int_eq(file_lines(t_spool, buf, sizeof buf), 8);   /* the cut line ended */
 	ck_assert(testenv_run_until(spool_empty, w, T_WAIT_MS));
-	assert_stream(1, 5);
+	assert_stream(1, 6);
 	ck_assert_int_eq(file_size(t_spool), 0);
 
 	ck_assert_int_eq(file_lines(t_rejected, buf, sizeof buf), 2);
 	ck_assert_str_eq(buf, "cdr1\tgarbage\ncdr1\tnode1-000009\ta-9@\n");
 	log = testenv_log_capture_stop();
-	snprintf(needle, sizeof needle, "info: CDR spool %s holds 7 CDRs from an earlier run",
+	snprintf(needle, sizeof needle, "info: CDR spool %s holds 8 CDRs from an earlier run",
 		 t_spool);
 	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 	ck_assert_int_eq(testenv_count_lines(log, "ends in a partial line"), 1);
 	ck_assert_int_eq(testenv_count_lines(log, "is no record; moved to"), 2);
-	snprintf(needle, sizeof needle, "info: replayed 5 CDRs from %s (2 rejected: see %s)",
+	snprintf(needle, sizeof needle, "info: replayed 6 CDRs from %s (2 rejected: see %s)",
 		 t_spool, t_rejected);
 	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 }
@@ -1005,7 +1054,7 @@ START_TEST(test_rejected)
 	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 	ck_assert_int_eq(testenv_count_lines(log, "moved to "), 4);
 	/* Its line is logged. */
-	ck_assert_int_eq(testenv_count_lines(log, "cdr1\tnode1-000003\t"), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "cdr2\tnode1-000003\t"), 1);
 
 	/* Fixed: new records are stored again. */
 	r = probe("DEL %s", STREAM);
@@ -1304,7 +1353,7 @@ START_TEST(test_create_errors)
 		log = testenv_log_capture_stop();
 		ck_assert_int_eq(testenv_count_lines(log, "error: CDR node1-000005 LOST: cannot "
 						     "append it to /dev/full (No space left on "
-						     "device) [1/1]: cdr1\tnode1-000005\t"), 1);
+						     "device) [1/1]: cdr2\tnode1-000005\t"), 1);
 	}
 }
 END_TEST

@@ -198,6 +198,8 @@ static void fill_table(void)
 	shm_counter_add(t_shm, 1, SHM_CTR_MSGS_IN, 20);
 	shm_counter_add(t_shm, 0, SHM_CTR_MSGS_OUT, 150);
 	shm_counter_add(t_shm, 1, SHM_CTR_MSGS_OUT, 30);
+	shm_counter_add(t_shm, 0, SHM_CTR_OVERLOAD_REFUSED, 5);
+	shm_counter_add(t_shm, 1, SHM_CTR_OVERLOAD_REFUSED, 2);
 	shm_counter_add(t_shm, 0, SHM_CTR_CALLS_TOTAL, 10);
 	shm_counter_add(t_shm, 1, SHM_CTR_CALLS_TOTAL, 5);
 	shm_counter_add(t_shm, 0, SHM_CTR_CALLS_ANSWERED, 6);
@@ -951,6 +953,7 @@ START_TEST(test_stats)
 	ck_assert_ptr_nonnull(strstr(r.out, "\n  200  1"));
 	ck_assert_ptr_null(strstr(r.out, "\n  487"));
 	ck_assert_ptr_nonnull(strstr(r.out, "draining:         no\n"));
+	ck_assert_ptr_nonnull(strstr(r.out, "overload refused: 7\n"));
 	free_result(&r);
 
 	run_cli(&r, "show", "stats", "--json", NULL);
@@ -962,6 +965,7 @@ START_TEST(test_stats)
 	ck_assert_int_eq(int_field(o, "calls_failed"), 4);
 	ck_assert_int_eq(int_field(o, "msgs_in"), 120);
 	ck_assert_int_eq(int_field(o, "msgs_out"), 180);
+	ck_assert_int_eq(int_field(o, "overload_refused"), 7);
 	ck_assert(json_is_false(json_object_get(o, "draining")));
 	ck_assert_str_eq(str_field(o, "node_id"), "test-node");
 	codes = json_object_get(o, "final_codes");

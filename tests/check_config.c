@@ -102,7 +102,10 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(cfg->advertise, "127.0.0.1");
 	ck_assert_int_eq(cfg->sip_port, 5060);
 	ck_assert_int_eq(cfg->worker_port_base, 5070);
-	ck_assert_int_eq(cfg->udp_rcvbuf, 8388608);
+	ck_assert_int_eq(cfg->udp_rcvbuf, 1048576);
+	ck_assert_int_eq(cfg->overload_queue_delay_ms, 20);
+	ck_assert_int_eq(cfg->overload_setup_calls, 0);
+	ck_assert_int_eq(cfg->overload_retry_after, 5);
 	ck_assert_int_eq(cfg->max_forwards, 70);
 	ck_assert_int_eq(cfg->invite_timeout, 180);
 	ck_assert_uint_eq(cfg->call_capacity, 16384);
@@ -425,6 +428,36 @@ START_TEST(test_int64_literal)
 
 	ck_assert_msg(l->rc == 0, "%s", l->err);
 	ck_assert_int_eq(l->cfg.udp_rcvbuf, 1048576);
+	free(l);
+}
+END_TEST
+
+/* Overload control: each key's range, ends included; out of range names the key. */
+START_TEST(test_overload_keys)
+{
+	struct loaded *l = load_text("overload_queue_delay_ms = 0;\n"
+				     "overload_setup_calls = 4194304;\n"
+				     "overload_retry_after = 3600;\n");
+
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_int_eq(l->cfg.overload_queue_delay_ms, 0);
+	ck_assert_int_eq(l->cfg.overload_setup_calls, 4194304);
+	ck_assert_int_eq(l->cfg.overload_retry_after, 3600);
+	free(l);
+	l = load_text("overload_queue_delay_ms = 10000;\noverload_retry_after = 1;\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_int_eq(l->cfg.overload_queue_delay_ms, 10000);
+	ck_assert_int_eq(l->cfg.overload_retry_after, 1);
+	free(l);
+
+	assert_error_text("overload_queue_delay_ms = -1;\n", 1, "overload_queue_delay_ms");
+	assert_error_text("overload_queue_delay_ms = 10001;\n", 1, "overload_queue_delay_ms");
+	assert_error_text("overload_setup_calls = -1;\n", 1, "overload_setup_calls");
+	assert_error_text("overload_setup_calls = 4194305;\n", 1, "overload_setup_calls");
+	assert_error_text("overload_retry_after = 0;\n", 1, "overload_retry_after");
+	assert_error_text("overload_retry_after = 3601;\n", 1, "overload_retry_after");
+	l = load_text("overload_retry_after = 0;\n");
+	ck_assert_ptr_nonnull(strstr(l->err, "between 1 and 3600"));
 	free(l);
 }
 END_TEST
@@ -1024,6 +1057,7 @@ static Suite *config_suite(void)
 	tcase_add_test(bad, test_bad_admission_keys);
 	tcase_add_test(bad, test_too_many_trusted);
 	tcase_add_test(bad, test_bad_redis_address);
+	tcase_add_test(bad, test_overload_keys);
 	suite_add_tcase(s, bad);
 	return s;
 }

@@ -1,7 +1,8 @@
 /*
  * check_uport — the io_uring Sofia port: timers fire on time, sockets are
  * served level-triggered (a burst is read to the last datagram), a removed
- * registration never calls back, and non-Sofia waiters share the ring.
+ * registration never calls back, non-Sofia waiters share the ring, and a
+ * reader set with uport_set_reader gets its burst and its gate.
  */
 #include <check.h>
 #include <errno.h>
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -160,6 +163,119 @@ START_TEST(test_burst_is_read_to_the_end)
 }
 END_TEST
 
+/* ------------------------------------------------------------ readers */
+
+static int register_reader(struct reader *r, int fd)
+{
+	su_wait_t w[1];
+	int index;
+
+	r->fd = fd;
+	ck_assert_int_eq(su_wait_create(w, fd, SU_WAIT_IN), 0);
+	index = su_root_register(root, w, on_readable, (su_wakeup_arg_t *)r, 0);
+	ck_assert_int_gt(index, 0);
+	return index;
+}
+
+/* A registration with a burst is read up to that many datagrams per loop
+ * turn; one without, one per turn. */
+START_TEST(test_reader_burst)
+{
+	int a[2], b[2], ia, ib, first_a = -1, first_b = -1;
+	struct reader ra = { 0 }, rb = { 0 };
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, a), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, b), 0);
+	ia = register_reader(&ra, a[0]);
+	ib = register_reader(&rb, b[0]);
+	ck_assert_int_eq(uport_set_reader(port, a[0], 8, NULL, NULL), 0);
+	ck_assert_int_eq(uport_set_reader(port, 12345, 8, NULL, NULL), -ENOENT);
+	for (int i = 0; i < 16; i++) {
+		ck_assert_int_eq(send(a[1], "x", 1, 0), 1);
+		ck_assert_int_eq(send(b[1], "x", 1, 0), 1);
+	}
+	for (uint64_t end = now_ms() + 2000; now_ms() < end && (ra.reads < 16 || rb.reads < 16);) {
+		su_root_step(root, 10);
+		if (first_a < 0 && ra.reads > 0)
+			first_a = ra.reads;
+		if (first_b < 0 && rb.reads > 0)
+			first_b = rb.reads;
+	}
+	ck_assert_int_eq(first_a, 8);    /* the first turn that served it */
+	ck_assert_int_eq(first_b, 1);
+	ck_assert_int_eq(ra.reads, 16);  /* and everything in the end */
+	ck_assert_int_eq(rb.reads, 16);
+	su_root_deregister(root, ia);
+	su_root_deregister(root, ib);
+	close(a[0]); close(a[1]); close(b[0]); close(b[1]);
+}
+END_TEST
+
+struct gate { int fd; int calls; int took; };
+
+/* Takes every other datagram itself (1), leaves the others to the reader (0). */
+static int on_gate(void *arg, int fd)
+{
+	struct gate *g = arg;
+	char buf[64];
+
+	g->fd = fd;
+	if (g->calls++ % 2 == 1)
+		return 0;
+	if (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+		g->took++;
+	return 1;
+}
+
+START_TEST(test_reader_gate)
+{
+	int sv[2];
+	struct reader r = { 0 };
+	struct gate g = { 0 };
+	struct uport_stats st;
+	int index;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
+	index = register_reader(&r, sv[0]);
+	ck_assert_int_eq(uport_set_reader(port, sv[0], 1, on_gate, &g), 0);
+	for (int i = 0; i < 6; i++)
+		ck_assert_int_eq(send(sv[1], "x", 1, 0), 1);
+	for (uint64_t end = now_ms() + 2000; now_ms() < end && g.took + r.reads < 6;)
+		su_root_step(root, 10);
+	ck_assert_int_eq(g.fd, sv[0]);
+	ck_assert_int_eq(g.took, 3);     /* the gate's share ... */
+	ck_assert_int_eq(r.reads, 3);    /* ... and the reader's, never both for one */
+	ck_assert_int_eq(r.calls, 3);
+	uport_get_stats(port, &st);
+	ck_assert_uint_eq(st.gated, 3);
+	su_root_deregister(root, index);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
+/* A registered datagram socket is found by its local port. */
+START_TEST(test_find_udp_fd)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof sin;
+	struct reader r = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	int index;
+
+	ck_assert_int_ge(fd, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	ck_assert_int_eq(uport_find_udp_fd(port, ntohs(sin.sin_port)), -ENOENT);
+	index = register_reader(&r, fd);
+	ck_assert_int_eq(uport_find_udp_fd(port, ntohs(sin.sin_port)), fd);
+	ck_assert_int_eq(uport_find_udp_fd(port, ntohs(sin.sin_port) ^ 1), -ENOENT);
+	su_root_deregister(root, index);
+	close(fd);
+}
+END_TEST
+
 /* ------------------------------------------------------------ other waiters */
 
 struct ev { struct uport_event ev; int res; int done; };
@@ -204,6 +320,9 @@ int main(void)
 	tcase_add_test(tc, test_timers_on_time);
 	tcase_add_test(tc, test_burst_is_read_to_the_end);
 	tcase_add_test(tc, test_generic_event_and_remove);
+	tcase_add_test(tc, test_reader_burst);
+	tcase_add_test(tc, test_reader_gate);
+	tcase_add_test(tc, test_find_udp_fd);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

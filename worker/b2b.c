@@ -109,8 +109,48 @@ static void b2b_refuse(b2b_t *b2b, nta_incoming_t *irq, int status, const char *
 	nta_incoming_destroy(irq);
 }
 
-/* At capacity every INVITE is refused: say so, but at most every 10 s. */
-static void b2b_refuse_full(b2b_t *b2b, nta_incoming_t *irq)
+/*
+ * The CDR of an INVITE refused before it became a call (no pool entry, no
+ * slot in the call table), so billing and fraud analysis see the attempt:
+ * disposition REFUSED, `cause` says why ("capacity", "auth", "rate_limit",
+ * ...), start and end are now.  It costs one record to Redis (or the
+ * spool), so it is for refusals the worker can afford one by one; a flood
+ * shed by the overload gate is counted instead (b2b_overload.c).
+ */
+int b2b_write_refused_cdr(b2b_t *b2b, sip_t const *sip, int sip_code, const char *cause)
+{
+	struct cdr c;
+	int ret;
+
+	if (b2b->cdr == NULL)
+		return 0;
+	memset(&c, 0, sizeof c);
+	b2b_make_id(b2b, c.id, sizeof c.id);
+	if (sip->sip_call_id)
+		b2b_str_copy(c.a_call_id, sizeof c.a_call_id, sip->sip_call_id->i_id);
+	if (sip->sip_from)
+		b2b_url_copy(c.caller, sizeof c.caller, sip->sip_from->a_url);
+	if (sip->sip_request)
+		b2b_url_copy(c.callee, sizeof c.callee, sip->sip_request->rq_url);
+	c.start_ms = shm_now_ms();
+	c.end_ms = c.start_ms;
+	c.disposition = CDR_REFUSED;
+	c.sip_code = sip_code;
+	c.hangup_by = CDR_PARTY_SYSTEM;
+	b2b_str_copy(c.host, sizeof c.host, b2b->cfg->node_id);
+	c.worker = b2b->worker;
+	if (strlen(cause) >= sizeof c.cause)
+		return -EINVAL;
+	b2b_str_copy(c.cause, sizeof c.cause, cause);
+	ret = cdr_write(b2b->cdr, &c);
+	if (ret < 0)
+		log_error("call %s: CDR of a refused INVITE could not be written or spooled", c.id);
+	return ret;
+}
+
+/* At capacity every INVITE is refused, with a CDR: say so, but at most
+ * every 10 s. */
+static void b2b_refuse_full(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 {
 	uint64_t now = shm_now_ms();
 
@@ -123,6 +163,7 @@ static void b2b_refuse_full(b2b_t *b2b, nta_incoming_t *irq)
 		b2b->full_logged_ms = now;
 		b2b->full_refused = 0;
 	}
+	b2b_write_refused_cdr(b2b, sip, 503, "capacity");
 	b2b_refuse(b2b, irq, SIP_503_SERVICE_UNAVAILABLE, "5");
 }
 
@@ -179,12 +220,12 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 	b2b_record_init(b2b, &rec, sip, a_tag);
 	call = b2b_call_alloc(b2b);
 	if (call == NULL) {
-		b2b_refuse_full(b2b, irq);
+		b2b_refuse_full(b2b, irq, sip);
 		return 0;
 	}
 	b2b_call_set_id(call, rec.id);
 	if (b2b_publish_call(call, &rec) < 0) {
-		b2b_refuse_full(b2b, irq);
+		b2b_refuse_full(b2b, irq, sip);
 		b2b_call_free(call);   /* not in the table: only the pool entry to return */
 		return 0;
 	}
@@ -197,6 +238,8 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 		return 0;
 	}
 	call->state = B2B_ROUTING;
+	call->in_setup = 1;
+	b2b->setup++;
 	b2b_admit(call, irq, sip);
 	return 0;
 }
@@ -351,6 +394,7 @@ void b2b_destroy(b2b_t *b2b)
 		nta_leg_destroy(b2b->default_leg);
 	if (b2b->agent)
 		nta_agent_destroy(b2b->agent);
+	b2b_overload_free(b2b);   /* after the agent: its sockets' gate is gone */
 	free(b2b->pool);
 	b2b_limits_destroy(b2b);
 	su_home_unref(b2b->home);

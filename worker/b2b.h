@@ -23,6 +23,7 @@
 
 #include "b2bua/config.h"
 #include "shm/shm.h"
+#include "worker/uport.h"
 
 typedef struct b2b b2b_t;
 
@@ -52,6 +53,15 @@ void b2b_set_cdr_writer(b2b_t *b2b, struct cdr_writer *w);
 /* Take over the calls a dead process of this worker index left in the
  * call table: answered ones continue, the others end with a CDR. */
 void b2b_adopt_calls(b2b_t *b2b);
+
+/*
+ * Overload control on the agent's two sockets (b2b_overload.c): the own
+ * port is read first, and while the worker falls behind
+ * (overload_queue_delay_ms, overload_setup_calls) new INVITEs on the public
+ * port get a stateless 503 with Retry-After.  Call once, after b2b_create,
+ * with the port the root runs on.  0, or a negative errno (logged).
+ */
+int b2b_overload_start(b2b_t *b2b, uport_t *port);
 
 /* Refuse new calls with 503 from now on (SIGTERM). */
 void b2b_set_draining(b2b_t *b2b, int draining);

@@ -76,6 +76,8 @@ void b2b_publish_state(struct b2b_call *call, enum b2b_state state)
 	if (state == B2B_ANSWERED)
 		c->answer_ms = shm_now_ms();
 	shm_call_write_end(call->b2b->shm, call->slot);
+	if (state == B2B_ANSWERED)
+		b2b_call_setup_done(call);
 }
 
 /* The caller has its final answer `status`; B-legs are still finishing
@@ -260,6 +262,16 @@ void b2b_call_free(struct b2b_call *call)
 	b2b->free_list = call;
 }
 
+/* A new call is no longer in setup (answered or ended): overload control
+ * counts calls in setup (overload_setup_calls, b2b_overload.c). */
+void b2b_call_setup_done(struct b2b_call *call)
+{
+	if (!call->in_setup)
+		return;
+	call->in_setup = 0;
+	call->b2b->setup--;
+}
+
 /* An asynchronous request (Redis) will call back with this call: keep its
  * memory until then, even if the call ends meanwhile. */
 void b2b_call_hold(struct b2b_call *call)
@@ -362,6 +374,7 @@ void b2b_call_end(struct b2b_call *call)
 	if (call->ended)
 		return;
 	call->ended = 1;
+	b2b_call_setup_done(call);
 	b2b_invite_timer_stop(call);
 	b2b_publish_state(call, B2B_ENDING);
 	b2b_call_hold(call);   /* until the CDR is durable */

@@ -16,6 +16,8 @@
  *                 registrar (auth, lookup, max_calls), forwarding
  *   b2b_timer.c   the timers that bound a call whatever its peers do:
  *                 invite_timeout, and RFC 4028 session timers per leg
+ *   b2b_overload.c  overload control: the own port first, new INVITEs
+ *                 shed with a stateless 503 while the worker falls behind
  *
  * A call, seen from here:
  *
@@ -116,6 +118,7 @@ struct b2b_call {
 	int no_cdr;                  /* only a challenge (407): not a call attempt */
 	int untrusted;               /* caller not from a trusted source: callees that
 				      * are unknown, disabled or away all look alike */
+	int in_setup;                /* counted in b2b->setup (overload control) */
 	int final_code;              /* final answer sent to the caller */
 	uint64_t answer_ms;          /* when it was answered, 0 before */
 	enum cdr_party hangup_by;
@@ -189,7 +192,9 @@ struct b2b {
 	struct b2b_call *pool;
 	struct b2b_call *free_list;
 	unsigned active;
+	unsigned setup;               /* new calls not answered yet (b2b_call_setup_done) */
 	int draining;
+	struct b2b_overload *overload; /* b2b_overload.c; NULL until b2b_overload_start */
 
 	ratelimit_t *rl_invite;       /* rate_limit_invite per source, NULL = off */
 	ratelimit_t *rl_register;     /* rate_limit_register per source, NULL = off */
@@ -224,6 +229,10 @@ void b2b_url_copy(char *dst, size_t size, url_t const *url);
 void b2b_str_copy(char *dst, size_t size, const char *src);
 /* Count a final answer to a caller in the worker's counters; returns `code`. */
 int b2b_count_code(b2b_t *b2b, int code);
+/* The CDR of an INVITE refused before it became a call, with its cause
+ * ("capacity", "auth", "rate_limit"; at most CDR_CAUSE_MAX - 1 bytes):
+ * 0, or a negative errno (logged). */
+int b2b_write_refused_cdr(b2b_t *b2b, sip_t const *sip, int sip_code, const char *cause);
 
 /* ------------------------------------------------------------ b2b_call.c */
 
@@ -254,6 +263,12 @@ int b2b_caller_cancels(struct b2b_call *call);
 void b2b_call_abort(struct b2b_call *call, int status);
 void b2b_call_give_up(struct b2b_call *call, int status);
 sip_t const *b2b_invite_of(struct b2b_call *call);
+
+void b2b_call_setup_done(struct b2b_call *call);
+
+/* ------------------------------------------------------------ b2b_overload.c */
+
+void b2b_overload_free(b2b_t *b2b);
 
 /* ------------------------------------------------------------ b2b_branch.c */
 

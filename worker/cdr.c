@@ -5,13 +5,15 @@
  *
  * Design note.  A record is fixed-size plain data, so it can be checked
  * once (cdr_check: every string ends inside its array, the enums are
- * known) and then turned into text two ways: the 17 field/value pairs of a
+ * known) and then turned into text two ways: the 18 field/value pairs of a
  * stream entry (cdr_encode, the order documented in docs/redis-schema.md),
  * and one spool line that comes back as the same record (cdr_to_line,
  * cdr_from_line).
  *
- * Spool line format, version "cdr1": the tag, then the 17 fields in
- * cdr_encode's order, separated by tabs.  In strings a backslash is written
+ * Spool line format, version "cdr2": the tag, then the 18 fields in
+ * cdr_encode's order, separated by tabs.  Version "cdr1" (before the
+ * `cause` field) is the same with the first 17 fields; it is still read, so
+ * a spool written by an older b2bua replays after an upgrade.  In strings a backslash is written
  * \\, a tab \t, LF \n, CR \r and any other control byte \xHH (never \x00);
  * all other bytes, UTF-8 included, stay as they are.  Numbers are decimal,
  * the disposition and the hangup party are their names.
@@ -27,16 +29,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CDR_LINE_TAG        "cdr1"
+#define CDR_LINE_TAG        "cdr2"
+#define CDR_LINE_TAG_V1     "cdr1"
 
 static const char *const cdr_field_names[CDR_FIELDS] = {
 	"id", "a_call_id", "b_call_id", "caller", "callee", "answered_by", "forwarded_to",
 	"start_ms", "ring_ms", "answer_ms", "end_ms", "billable_ms", "disposition",
-	"sip_code", "hangup_by", "host", "worker",
+	"sip_code", "hangup_by", "host", "worker", "cause",
 };
 
 static const char *const cdr_disposition_names[] = {
-	"ANSWERED", "BUSY", "NO_ANSWER", "CANCELLED", "FAILED", "KILLED",
+	"ANSWERED", "BUSY", "NO_ANSWER", "CANCELLED", "FAILED", "KILLED", "REFUSED",
 };
 
 static const char *const cdr_party_names[] = { "none", "caller", "callee", "system" };
@@ -88,7 +91,8 @@ int cdr_check(const struct cdr *c)
 			       c->forwarded_to };
 
 	if (memchr(c->id, '\0', sizeof c->id) == NULL || c->id[0] == '\0'
-	    || memchr(c->host, '\0', sizeof c->host) == NULL)
+	    || memchr(c->host, '\0', sizeof c->host) == NULL
+	    || memchr(c->cause, '\0', sizeof c->cause) == NULL)
 		return -EINVAL;
 	for (size_t i = 0; i < CDR_COUNT(strs); i++)
 		if (memchr(strs[i], '\0', CDR_STR) == NULL)
@@ -144,7 +148,7 @@ int cdr_encode(const struct cdr *c, const char **fields, const char **values, in
 		c->id, c->a_call_id, c->b_call_id, c->caller, c->callee, c->answered_by,
 		c->forwarded_to, start, ring, answer, end, billable,
 		cdr_disposition_name(c->disposition), code, cdr_party_name(c->hangup_by),
-		c->host, worker,
+		c->host, worker, c->cause,
 	};
 
 	for (int i = 0; i < CDR_FIELDS; i++) {
@@ -321,6 +325,11 @@ static int cdr_set_field(struct cdr *c, int i, const char *text)
 			return -EINVAL;
 		strcpy(c->host, text);
 		return 0;
+	case 17:
+		if (strlen(text) >= sizeof c->cause)
+			return -EINVAL;
+		strcpy(c->cause, text);
+		return 0;
 	default:
 		if (cdr_parse_int(text, 0, UINT_MAX, &v) < 0)
 			return -EINVAL;
@@ -335,12 +344,17 @@ int cdr_from_line(const char *line, struct cdr *out)
 	struct cdr c;
 	const char *p = line;
 	size_t taglen = strlen(CDR_LINE_TAG);
+	int nfields;
 
 	memset(&c, 0, sizeof c);
-	if (strncmp(p, CDR_LINE_TAG, taglen) != 0 || p[taglen] != '\t')
+	if (strncmp(p, CDR_LINE_TAG, taglen) == 0 && p[taglen] == '\t')
+		nfields = CDR_FIELDS;
+	else if (strncmp(p, CDR_LINE_TAG_V1, taglen) == 0 && p[taglen] == '\t')
+		nfields = CDR_FIELDS_V1;   /* an older spool: no cause */
+	else
 		return -EINVAL;
 	p += taglen;
-	for (int i = 0; i < CDR_FIELDS; i++) {
+	for (int i = 0; i < nfields; i++) {
 		const char *start;
 		size_t len;
 

@@ -34,13 +34,18 @@ enum cdr_disposition {
 	CDR_CANCELLED,     /* the caller gave up (CANCEL) */
 	CDR_FAILED,        /* any other final failure; see sip_code */
 	CDR_KILLED,        /* ended by an operator (b2bua-cli call kill) */
+	CDR_REFUSED,       /* refused before it became a call; `cause` says why */
 };
 
 enum cdr_party { CDR_PARTY_NONE = 0, CDR_PARTY_CALLER, CDR_PARTY_CALLEE, CDR_PARTY_SYSTEM };
 
 #define CDR_STR 128
-/* Fields of a record in the stream and in a spool line. */
-#define CDR_FIELDS 17
+/* Fields of a record in the stream and in a spool line ("cdr2"); a "cdr1"
+ * line, written before `cause` existed, has the first 17. */
+#define CDR_FIELDS 18
+#define CDR_FIELDS_V1 17
+/* Room for a cause: "capacity", "overload", "auth", "rate_limit", ... */
+#define CDR_CAUSE_MAX 32
 /* Longer than any line cdr_to_line can make (~3.5 KB). */
 #define CDR_LINE_MAX 4096
 /* Room for cdr_encode's seven numbers. */
@@ -64,6 +69,7 @@ struct cdr {
 	enum cdr_party hangup_by;
 	char host[32];                /* node_id */
 	unsigned worker;
+	char cause[CDR_CAUSE_MAX];    /* why it was refused ("capacity", ...); "" for a call */
 };
 
 const char *cdr_disposition_name(enum cdr_disposition d);   /* "ANSWERED", ... */
@@ -86,7 +92,9 @@ int cdr_check(const struct cdr *c);
 int cdr_encode(const struct cdr *c, const char **fields, const char **values, int max,
 	       char *buf, size_t size);
 
-/* One spool line (no newline inside) and back: the format is stable. */
+/* One spool line (no newline inside) and back: the format is stable.
+ * cdr_to_line writes "cdr2" lines; cdr_from_line reads "cdr2" and the
+ * "cdr1" lines of an older spool (their cause is ""). */
 int cdr_to_line(const struct cdr *c, char *out, size_t size);
 int cdr_from_line(const char *line, struct cdr *out);
 

@@ -16,9 +16,11 @@
 #include "worker/uport.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <liburing.h>
 #include <sofia-sip/su.h>
@@ -42,6 +44,9 @@ struct uport_wait {
 	uint32_t gen;            /* bumped on every (re)registration change */
 	uint8_t used;
 	uint8_t armed;           /* a POLL_ADD is in flight */
+	unsigned burst;          /* callbacks per turn while readable (0: one) */
+	uport_gate_f *gate;      /* see uport_set_reader() */
+	void *gate_arg;
 };
 
 struct su_port_s {
@@ -107,6 +112,9 @@ static void uport_drop(uport_t *self, unsigned i, int destroy_wait)
 	w->gen++;
 	w->used = 0;
 	w->armed = 0;
+	w->burst = 0;
+	w->gate = NULL;
+	w->gate_arg = NULL;
 	w->cb = NULL;
 	w->arg = NULL;
 	w->root = NULL;
@@ -202,6 +210,36 @@ static int uport_multishot(su_port_t *self, int multishot)
 	return (errno = EINVAL), -1;
 }
 
+/* Is a datagram still waiting on fd?  (A cheap poll, no read.) */
+static int uport_readable(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
+/*
+ * A readable registration with a reader set (uport_set_reader): the gate
+ * first, then Sofia's callback, up to `burst` times while the socket holds
+ * datagrams.  Stops as soon as the callback changed the registration.
+ */
+static void uport_serve(uport_t *self, struct uport_wait *w, uint32_t gen)
+{
+	unsigned burst = w->burst ? w->burst : 1;
+
+	for (unsigned n = 0; n < burst; n++) {
+		if (n > 0 && !uport_readable(w->wait.fd))
+			return;
+		if (w->gate && w->gate(w->gate_arg, w->wait.fd)) {
+			self->stats.gated++;
+			continue;
+		}
+		w->cb(w->root ? su_root_magic(w->root) : NULL, &w->wait, w->arg);
+		if (!w->used || w->gen != gen)
+			return;
+	}
+}
+
 static void uport_dispatch_wait(uport_t *self, uint64_t data, int res)
 {
 	unsigned i = (unsigned)((data >> 1) & 0x7fffffffu);
@@ -220,7 +258,10 @@ static void uport_dispatch_wait(uport_t *self, uint64_t data, int res)
 		/* Re-arm anyway: Sofia owns the fd and will deregister it if it is gone. */
 	} else {
 		w->wait.revents = (short)res;
-		w->cb(w->root ? su_root_magic(w->root) : NULL, &w->wait, w->arg);
+		if ((w->gate || w->burst > 1) && (res & POLLIN))
+			uport_serve(self, w, gen);
+		else
+			w->cb(w->root ? su_root_magic(w->root) : NULL, &w->wait, w->arg);
 	}
 	/* The callback may have deregistered or changed it. */
 	if (w->used && w->gen == gen && !w->armed)
@@ -391,6 +432,50 @@ int uport_poll_remove(uport_t *self, struct uport_event *ev)
 	ev->armed = 0;
 	uport_cancel(self, (uint64_t)(uintptr_t)ev);
 	return 0;
+}
+
+int uport_set_reader(uport_t *self, int fd, unsigned burst, uport_gate_f *gate, void *arg)
+{
+	for (unsigned i = 1; i < UPORT_MAX_WAITS; i++) {
+		struct uport_wait *w = &self->waits[i];
+
+		if (!w->used || w->wait.fd != fd)
+			continue;
+		w->burst = burst;
+		w->gate = gate;
+		w->gate_arg = arg;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* The local port of a datagram socket, or -1. */
+static int uport_udp_port_of(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int type = 0;
+	socklen_t tlen = sizeof type;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_DGRAM ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -1;
+}
+
+int uport_find_udp_fd(const uport_t *self, int local_port)
+{
+	for (unsigned i = 1; i < UPORT_MAX_WAITS; i++) {
+		const struct uport_wait *w = &self->waits[i];
+
+		if (w->used && uport_udp_port_of(w->wait.fd) == local_port)
+			return w->wait.fd;
+	}
+	return -ENOENT;
 }
 
 void uport_get_stats(const uport_t *self, struct uport_stats *out)

@@ -47,11 +47,33 @@ int uport_poll_add(uport_t *port, struct uport_event *ev, int fd, unsigned event
 /* Cancel a pending poll; its callback will not run. */
 int uport_poll_remove(uport_t *port, struct uport_event *ev);
 
+/*
+ * How a Sofia registration's socket is read, for the overload control
+ * (worker/b2b_overload.c).  Sofia's UDP transport reads one datagram per
+ * callback, and by default each ready registration gets one callback per
+ * loop turn.  For the registration watching `fd`:
+ *   - burst: up to `burst` callbacks per turn while the socket still holds
+ *     a datagram (a worker's own port, where the calls it already has
+ *     arrive, is served before new work piles up);
+ *   - gate: when not NULL, called before each callback while the socket is
+ *     readable.  It returns 0 to let Sofia read the next datagram, or 1
+ *     when it took care of the socket itself (it read and answered what it
+ *     could shed) and Sofia is not to be called this time.
+ * Returns 0, or -ENOENT when no registration watches fd.
+ */
+typedef int uport_gate_f(void *arg, int fd);
+int uport_set_reader(uport_t *port, int fd, unsigned burst, uport_gate_f *gate, void *arg);
+
+/* The fd of a Sofia registration whose datagram socket is bound to local
+ * port `port` (the worker's SIP sockets), or -ENOENT. */
+int uport_find_udp_fd(const uport_t *port, int local_port);
+
 /* Counters for the benchmark notes. */
 struct uport_stats {
 	unsigned long long waits;        /* io_uring_submit_and_wait calls */
 	unsigned long long completions;  /* CQEs handled */
 	unsigned long long stale;        /* CQEs of removed registrations, ignored */
+	unsigned long long gated;        /* callbacks a gate took over (uport_set_reader) */
 };
 void uport_get_stats(const uport_t *port, struct uport_stats *out);
 

@@ -11,7 +11,8 @@
  *
  * The worker also stops when the master disappears (PR_SET_PDEATHSIG), so
  * no worker outlives its supervisor.  The tick also ends calls older than
- * max_call_duration.
+ * max_call_duration, and gives freed memory back to the system once the
+ * worker is quiet (worker_trim_when_quiet).
  *
  * Start-up order: Sofia's root on our io_uring port, signals and the
  * master's control socket on the same ring, the NTA agent (b2b), Redis and
@@ -22,6 +23,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -50,6 +52,11 @@
 #define WORKER_TICK_MS 1000
 /* After hanging up what was left at the drain deadline, let the BYEs go out. */
 #define WORKER_FINAL_GRACE_S 2
+/* Once quiet, free memory goes back to the system every WORKER_TRIM_EVERY_S
+ * for WORKER_TRIM_FOR_S: NTA keeps ended transactions 32 s (64×T1). */
+#define WORKER_TRIM_QUIET_MSGS 200
+#define WORKER_TRIM_EVERY_S 5
+#define WORKER_TRIM_FOR_S 45
 
 struct worker {
 	const struct config *cfg;
@@ -69,6 +76,9 @@ struct worker {
 	int stop_requested;       /* flag set from the signal event */
 	time_t drain_deadline;    /* 0 while not draining */
 	time_t stop_at;           /* 0 until the final grace period started */
+	uint64_t msgs_seen;       /* SHM_CTR_MSGS_IN at the last tick */
+	time_t busy_at;           /* the last tick with more than WORKER_TRIM_QUIET_MSGS */
+	time_t trimmed_at;        /* last malloc_trim() */
 };
 
 static struct worker worker;   /* one per process */
@@ -193,6 +203,36 @@ static void worker_on_ctl(struct uport_event *ev, int res)
 	worker_arm_ctl();
 }
 
+/*
+ * After a burst glibc keeps the heap at its high-water mark: the memory of
+ * calls, of the transactions NTA keeps 32 s after them and of Sofia's
+ * messages is free but not returned, and the worker's RSS stays where the
+ * peak left it.  malloc_trim(0) gives back the free pages, those inside the
+ * heap too.  It walks the heap, so only on a quiet worker (at most
+ * WORKER_TRIM_QUIET_MSGS SIP messages in the last tick, calls may be up),
+ * every WORKER_TRIM_EVERY_S for WORKER_TRIM_FOR_S after the last busy tick:
+ * long enough for NTA's lingering transactions to go.
+ */
+static void worker_trim_when_quiet(time_t now)
+{
+	struct shm_worker_info info;
+	uint64_t in;
+
+	if (shm_worker_read(worker.shm, worker.idx, &info) < 0)
+		return;
+	in = info.counters[SHM_CTR_MSGS_IN] - worker.msgs_seen;
+	worker.msgs_seen = info.counters[SHM_CTR_MSGS_IN];
+	if (in > WORKER_TRIM_QUIET_MSGS || worker.busy_at == 0) {
+		worker.busy_at = now;
+		return;
+	}
+	if (now - worker.busy_at > WORKER_TRIM_FOR_S ||
+	    now - worker.trimmed_at < WORKER_TRIM_EVERY_S)
+		return;
+	malloc_trim(0);
+	worker.trimmed_at = now;
+}
+
 static void worker_on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 {
 	time_t now = time(NULL);
@@ -200,6 +240,7 @@ static void worker_on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t
 	(void)magic; (void)t; (void)arg;
 	b2b_publish_stats(worker.b2b);
 	b2b_expire_calls(worker.b2b);
+	worker_trim_when_quiet(now);
 	if (worker.drain_deadline == 0)
 		return;
 	if (b2b_active_calls(worker.b2b) == 0) {
@@ -300,6 +341,9 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx)
 	if (ret < 0)
 		return ret;
 	b2b_set_handover(worker.b2b, worker_handover, NULL);
+	ret = b2b_overload_start(worker.b2b, worker.port);
+	if (ret < 0)
+		return ret;
 	ret = worker_redis_start(cfg, idx);
 	if (ret < 0)
 		return ret;

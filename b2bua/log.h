@@ -17,9 +17,10 @@
  *
  *   ... warn: sip: garbage datagram: 1234 more in the last 10 s
  *
- * written when the window has ended: by log_limit_flush() (which each
- * process's loop calls on its tick) or, at the latest, before the next line
- * of the same kind.  Nothing is allocated: a site is its own fixed struct,
+ * written when the window has ended: by log_limit_flush() (which the
+ * workers' tick and the master's loop call; the management process, which
+ * sleeps until a client comes, does not) or, at the latest, before the
+ * next line of the same kind.  Nothing is allocated: a site is its own fixed struct,
  * and the shapes live in a small fixed table; kinds beyond it share one
  * overflow limit.
  */

@@ -7,6 +7,7 @@ PACKAGES=(
 	build-essential autoconf automake libtool pkg-config
 	libsofia-sip-ua-dev liburing-dev libhiredis-dev libconfig-dev libjansson-dev nettle-dev check
 	sip-tester redis-server redis-tools jq valgrind procps iproute2
+	clang libclang-rt-14-dev python3
 )
 
 missing=()

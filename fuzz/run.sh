@@ -25,7 +25,9 @@ for target in "$@"; do
 	mkdir -p "$work/corpus"
 	log=$work/run.log
 	# -timeout: one input may take at most 10 s; -rss_limit_mb bounds memory.
-	nice -n 10 "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+	# The outer timeout catches a fuzzer that hangs while reporting (seen once
+	# after a timeout inside Sofia's allocator): it fails like a crash.
+	timeout -s KILL $((seconds + 300)) nice -n 10 "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="$work/" \
 		"$work/corpus" "$top_srcdir/fuzz/corpus/$name" >"$log" 2>&1
 	rc=$?

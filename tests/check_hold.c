@@ -89,6 +89,8 @@ START_TEST(test_parser_traps_refused)
 	ck_assert_int_eq(of(SDP_HEAD "c=IN IP4 192.0.2.1\r\nt=0 0\r\n"
 			    "m=audio 6PR000T /AVP 0\r\n"), HOLD_UNKNOWN);
 	ck_assert_int_eq(of(SDP_HEAD "c=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+			    "m=audio 0/3/3 /03.PT.\r\n"), HOLD_UNKNOWN);
+	ck_assert_int_eq(of(SDP_HEAD "c=IN IP4 192.0.2.1\r\nt=0 0\r\n"
 			    "m=image 6000 udptl (t38\r\n"), HOLD_UNKNOWN);
 	/* ... while what RFC 4566 allows is parsed as before. */
 	ck_assert_int_eq(of(SDP_HEAD "c=IN IP4 192.0.2.1\r\nt=0 0\r\n"

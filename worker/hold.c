@@ -24,6 +24,20 @@ static int hold_word_of(const char *w, size_t n, const char *extra)
 	return n > 0;
 }
 
+/* <port>[/<number of ports>]: digits, at most one '/' between digits. */
+static int hold_port_ok(const char *w, size_t n)
+{
+	unsigned slashes = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		if (w[k] == '/' && k > 0 && k + 1 < n && w[k - 1] != '/')
+			slashes++;
+		else if (w[k] < '0' || w[k] > '9')
+			return 0;
+	}
+	return n > 0 && slashes <= 1;
+}
+
 /*
  * Is one m= line (after "m=", up to its end of line) what RFC 4566 §5.14
  * allows: <media> <port>[/<number>] <proto> <fmt> ..., words of token
@@ -44,9 +58,8 @@ static int hold_m_line_ok(const char *s, size_t len)
 			continue;
 		if (n > 0 && !hold_word_of(s + i, n, word == 1 || word == 2 ? "/" : ""))
 			return 0;
-		for (size_t k = 0; word == 1 && k < n; k++)
-			if ((s[i + k] < '0' || s[i + k] > '9') && s[i + k] != '/')
-				return 0;   /* the port */
+		if (word == 1 && !hold_port_ok(s + i, n))
+			return 0;
 		i += n;
 	}
 	return 1;

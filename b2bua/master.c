@@ -58,7 +58,6 @@
 #define MASTER_KILL_GRACE_S 5
 #define MASTER_YOUNG_DEATH_MS 5000    /* died sooner than this: back off */
 #define MASTER_BACKOFF_MAX_MS 5000
-#define MASTER_DROP_LOG_MS 10000      /* at most one "not delivered" warning per 10 s */
 
 /* A child process: a worker, or the management process (id CTL_MGMT). */
 struct master_proc {
@@ -81,8 +80,6 @@ struct master {
 	int exit_code;           /* what master_run returns */
 	uint64_t kill_at_ms;
 	uint32_t seq;            /* of the master's own control requests */
-	uint64_t drop_logged_ms;
-	unsigned dropped;
 	struct master_proc workers[CONFIG_MAX_WORKERS];
 	struct master_proc mgmt;
 };
@@ -275,22 +272,15 @@ static void master_signal_workers(struct master *m, int sig)
 /* Send without waiting; a full or closed channel loses the message, said in the log. */
 static int master_send(struct master *m, struct master_proc *p, const struct ctl_msg *msg)
 {
-	uint64_t now, since_s;
+	static struct log_limit drop_limit = { .what = "control: messages not delivered" };
 	char name[32];
 	int err = p->ctl >= 0 ? ctl_send(p->ctl, msg) : -ESRCH;
 
 	if (err == 0)
 		return 0;
-	m->dropped++;
-	now = shm_now_ms();
-	if (now - m->drop_logged_ms >= MASTER_DROP_LOG_MS) {
-		since_s = m->drop_logged_ms ? (now - m->drop_logged_ms) / 1000 : 0;
-		log_warn("control: %s message for %s not delivered (%s); %u lost in the last "
-			 "%llu s", ctl_type_name(msg->hdr.type), master_name(p, name, sizeof name),
-			 strerror(-err), m->dropped, (unsigned long long)since_s);
-		m->drop_logged_ms = now;
-		m->dropped = 0;
-	}
+	log_limited(&drop_limit, LOG_WARN, "control: %s message for %s not delivered (%s)",
+		    ctl_type_name(msg->hdr.type), master_name(p, name, sizeof name),
+		    strerror(-err));
 	return err;
 }
 
@@ -558,6 +548,7 @@ static int master_poll(struct master *m)
 	if (n > 0 && (pfd[0].revents & POLLIN))
 		master_on_signals(m);
 	master_on_timers(m);
+	log_limit_flush();
 	return 0;
 }
 

@@ -83,8 +83,8 @@ static int cli_decode_word(char *w)
  * client does: "--json" may stand anywhere, an option's value is the next
  * word whatever it looks like.  Then find and check the command.
  */
-static const struct cli_cmd *cli_dispatch_parse(char *line, struct cli_cmd_args *req,
-						struct cli_reply *reply)
+const struct cli_cmd *cli_dispatch_parse(char *line, struct cli_cmd_args *req,
+					 struct cli_reply *reply)
 {
 	const struct cli_cmd *cmd;
 	char *save = NULL;

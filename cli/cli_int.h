@@ -78,6 +78,14 @@ cli_handler_f cli_user_add, cli_user_passwd, cli_user_del,      /* cli_users.c *
 	cli_user_set, cli_user_enable, cli_user_disable, cli_user_forward;
 cli_handler_f cli_user_show, cli_user_list;                     /* cli_users_view.c */
 
+/*
+ * cli_dispatch.c: the parsing half of cli_dispatch() (public for
+ * fuzz/fuzz_cli.c): split and decode the line in place, find and check its
+ * command; NULL with the usage error in *reply.
+ */
+const struct cli_cmd *cli_dispatch_parse(char *line, struct cli_cmd_args *req,
+					 struct cli_reply *reply);
+
 /* cli_dispatch.c: answer one request line (decoded in place) into *reply and *body. */
 void cli_dispatch(cli_server_t *srv, char *line, struct cli_reply *reply, struct cli_buf *body);
 

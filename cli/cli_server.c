@@ -154,8 +154,11 @@ static void cli_run(cli_server_t *srv, int fd, char *line)
 
 	cli_dispatch(srv, line, &reply, &body);
 	err = cli_respond(fd, reply.status, reply.text, &body);
-	if (err < 0)
-		log_warn("cli: client dropped while answering: %s", strerror(-err));
+	if (err < 0) {
+		static struct log_limit dropped_limit = { .what = "cli: clients dropped" };
+		log_limited(&dropped_limit, LOG_WARN, "cli: client dropped while answering: %s",
+			    strerror(-err));
+	}
 	free(body.data);
 }
 
@@ -170,8 +173,10 @@ static void cli_serve_client(cli_server_t *srv, int fd)
 	 * would reset the connection and the client would never see why. */
 	err = cli_read_request(fd, line, sizeof line);
 	if (!cli_peer_allowed(fd, &uid)) {
-		log_warn("cli: refused a client with uid %d: only root and uid %d may use the CLI",
-			 (int)uid, (int)geteuid());
+		static struct log_limit refused_limit = { .what = "cli: clients refused" };
+		log_limited(&refused_limit, LOG_WARN,
+			    "cli: refused a client with uid %d: only root and uid %d may use the CLI",
+			    (int)uid, (int)geteuid());
 		snprintf(text, sizeof text, "permission denied: uid %d may not use the b2bua CLI "
 			 "(only root and uid %d)", (int)uid, (int)geteuid());
 		cli_respond(fd, CLI_STATUS_ERROR, text, NULL);
@@ -207,8 +212,11 @@ void cli_server_handle(cli_server_t *srv)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_warn("cli: accept on %s: %s", srv->path, strerror(errno));
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				static struct log_limit accept_limit = { .what = "cli: accept errors" };
+				log_limited(&accept_limit, LOG_WARN, "cli: accept on %s: %s",
+					    srv->path, strerror(errno));
+			}
 			return;
 		}
 		cli_serve_client(srv, fd);

@@ -8,6 +8,7 @@ PACKAGES=(
 	libsofia-sip-ua-dev liburing-dev libhiredis-dev libconfig-dev libjansson-dev nettle-dev check
 	sip-tester redis-server redis-tools jq valgrind procps iproute2
 	sipvicious
+	clang libclang-rt-14-dev python3
 )
 
 missing=()

@@ -199,8 +199,10 @@ static void registrar_on_auth(void *arg, int err, const struct store_auth *auth)
 		return;
 	}
 	if (auth->failures >= reg->cfg->auth_fail_limit) {
-		log_warn("source %s throttled: %lld failed authentications", req->source,
-			 auth->failures);
+		static struct log_limit throttled_limit = { .what = "sources throttled" };
+		log_limited(&throttled_limit, LOG_WARN,
+			    "source %s throttled: %lld failed authentications", req->source,
+			    auth->failures);
 		next(req, 403);
 		return;
 	}
@@ -263,14 +265,19 @@ static void registrar_on_registered(void *arg, int err, enum store_register_resu
 	size_t len = 0;
 
 	if (err < 0) {
-		log_warn("REGISTER of '%s': location service unavailable", req->cred.username);
+		static struct log_limit unavailable_limit = {
+			.what = "REGISTERs refused: location service unavailable" };
+		log_limited(&unavailable_limit, LOG_WARN,
+			    "REGISTER of '%s': location service unavailable", req->cred.username);
 		registrar_reply(req->irq, SIP_503_SERVICE_UNAVAILABLE);
 		free(req);
 		return;
 	}
 	if (result == STORE_REPLAYED) {
-		log_warn("REGISTER of '%s' from %s: nonce-count reused (replay refused)",
-			 req->cred.username, req->source);
+		static struct log_limit replay_limit = { .what = "REGISTER replays refused" };
+		log_limited(&replay_limit, LOG_WARN,
+			    "REGISTER of '%s' from %s: nonce-count reused (replay refused)",
+			    req->cred.username, req->source);
 		registrar_reply_401(req->reg, req->irq, 0);
 		free(req);
 		return;
@@ -469,8 +476,10 @@ static void registrar_on_invite_nc(void *arg, int err, int claimed)
 		return;
 	}
 	if (!claimed) {
-		log_warn("INVITE from %s: nonce-count of '%s' reused (replay refused)", req->source,
-			 req->cred.username);
+		static struct log_limit replay_limit = { .what = "INVITE replays refused" };
+		log_limited(&replay_limit, LOG_WARN,
+			    "INVITE from %s: nonce-count of '%s' reused (replay refused)",
+			    req->source, req->cred.username);
 		registrar_invite_done(req, 401);
 		return;
 	}
@@ -487,8 +496,11 @@ static void registrar_on_invite_authed(struct registrar_req *req, int status)
 	char replay[DIGEST_REPLAY_KEY_SIZE];
 
 	if (status == 0 && strcmp(req->cred.username, req->from_user) != 0) {
-		log_warn("INVITE from %s: authenticated as '%s' but From user is '%s'",
-			 req->source, req->cred.username, req->from_user);
+		static struct log_limit from_limit = {
+			.what = "INVITEs refused: From is not the authenticated user" };
+		log_limited(&from_limit, LOG_WARN,
+			    "INVITE from %s: authenticated as '%s' but From user is '%s'",
+			    req->source, req->cred.username, req->from_user);
 		status = 403;
 	}
 	if (status != 0) {

@@ -105,14 +105,14 @@ static void worker_sofia_log(void *stream, char const *fmt, va_list ap)
 	}
 	while ((nl = memchr(line, '\n', len)) != NULL) {
 		*nl = '\0';
-		if (nl > line)
-			log_warn("sofia: %s", line);
+		if (nl > line)   /* garbage from anyone: rate-limited per kind */
+			log_limited_shape(LOG_WARN, "sofia: %s", line);
 		len -= (size_t)(nl + 1 - line);
 		memmove(line, nl + 1, len);
 	}
 	if (len == sizeof line - 1) {   /* an endless line: flush it */
 		line[len] = '\0';
-		log_warn("sofia: %s", line);
+		log_limited_shape(LOG_WARN, "sofia: %s", line);
 		len = 0;
 	}
 }
@@ -241,6 +241,7 @@ static void worker_on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t
 	b2b_publish_stats(worker.b2b);
 	b2b_expire_calls(worker.b2b);
 	worker_trim_when_quiet(now);
+	log_limit_flush();
 	if (worker.drain_deadline == 0)
 		return;
 	if (b2b_active_calls(worker.b2b) == 0) {

@@ -203,6 +203,7 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 	}
 	if (b2b->draining) {
 		b2b_refuse(b2b, irq, SIP_503_SERVICE_UNAVAILABLE, "10");
+		b2b_write_refused_cdr(b2b, sip, 503, "draining");
 		return 0;
 	}
 	if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0) {

@@ -337,7 +337,10 @@ static int b2b_write_cdr(struct b2b_call *call)
 	c.end_ms = call->end_ms ? call->end_ms : shm_now_ms();
 	c.billable_ms = rec.answer_ms ? c.end_ms - rec.answer_ms : 0;
 	c.sip_code = call->final_code;
-	if (call->killed)
+	if (call->refused) {
+		c.disposition = CDR_REFUSED;
+		b2b_str_copy(c.cause, sizeof c.cause, call->refused);
+	} else if (call->killed)
 		c.disposition = CDR_KILLED;
 	else if (rec.answer_ms)
 		c.disposition = CDR_ANSWERED;

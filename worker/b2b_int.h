@@ -111,6 +111,8 @@ struct b2b_call {
 	unsigned holds;              /* asynchronous requests (Redis) still to answer */
 	int ended;                   /* b2b_call_end() ran; free when holds == 0 */
 	int cdr_durable;             /* its CDR is durable: the slot is gone */
+	const char *refused;         /* the call was refused, and why: its CDR is REFUSED
+				      * with this cause ("auth", "call_limit"), else NULL */
 	int caller_cancelled;        /* CANCEL received while routing */
 	int cancelled;               /* the caller cancelled (CDR: CANCELLED) */
 	int killed;                  /* an operator ended it (CDR: KILLED) */

@@ -358,6 +358,7 @@ static void b2b_on_caller_counted(void *arg, int status)
 	if (status == 486) {
 		log_info("call %s: caller '%s' is at its max_calls", call->id,
 			 call->counted[call->n_counted]);
+		call->refused = "call_limit";
 		b2b_call_refuse(call, 403, "Call limit reached");
 		return;
 	}
@@ -388,6 +389,8 @@ static void b2b_on_auth(void *arg, int status, const char *sha256, const char *m
 		return;
 	}
 	if (status != 0) {
+		if (status == 403)   /* the source is throttled, or From is not the user */
+			call->refused = "auth";
 		b2b_call_refuse(call, status, NULL);
 		return;
 	}
@@ -514,6 +517,7 @@ static void b2b_not_admitted(struct b2b_call *call, const char *why)
 
 	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_UNTRUSTED_REFUSED, 1);
 	log_debug("call %s: not admitted: %s", call->id, why);
+	call->refused = "auth";
 	b2b_call_refuse(call, SIP_403_FORBIDDEN);
 }
 

@@ -96,6 +96,13 @@ attack a2
 refused a2 403
 trunk_saw_nothing t2
 assert_eq 1 "$(stat_of untrusted_refused)" "show stats: untrusted_refused (the 403)"
+# The refused attempt is in the CDRs, for fraud analysis: REFUSED, cause auth.
+refused_cdr() {
+	rcli --raw XRANGE b2bua:cdr - + | paste -sd' ' |
+		grep -Eq 'disposition REFUSED sip_code 403 .*cause auth'
+}
+wait_for 5 refused_cdr || fail "no REFUSED CDR with cause auth: $(rcli --raw XRANGE b2bua:cdr - + | tr '\n' ' ' | head -c 600)"
+log "ok: the 403 left a REFUSED CDR with cause auth"
 
 # ---------------------------------------------------------------- 3. static routes only
 CFG_EXTRA=""

@@ -172,6 +172,12 @@ assert_count "$T/over.msg" sent ACK 2
 assert_grep "^SIP/2.0 403 Call limit reached" "$T/over.msg" "403 Call limit reached"
 assert_grep "call [^ ]+: caller 'alice' is at its max_calls" "$T/b2bua.log" \
 	"log: alice at max_calls"
+limit_cdr() {
+	rcli --raw XRANGE "${PREFIX}cdr" - + | paste -sd' ' |
+		grep -Eq 'disposition REFUSED sip_code 403 .*cause call_limit'
+}
+wait_for 5 limit_cdr || fail "no REFUSED CDR with cause call_limit"
+log "ok: the refused call left a REFUSED CDR with cause call_limit"
 wait_active alice 1
 
 # 4a. max_calls 0: a second call to bob while alice's is up.

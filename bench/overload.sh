@@ -65,6 +65,8 @@ call_capacity = $((RATE * 4 + 1024));
 cli_socket = "$T/cli.sock";
 log_level = "warn";
 routes = ( { prefix = "1"; target = "sip:$ADDR:5080;transport=udp"; } );
+# The caller is a trunk: trusted (admission), so no per-source rate limit.
+trusted = ( "$ADDR" );
 ${B2BUA_BENCH_CONF:-}
 EOF
 

@@ -309,6 +309,8 @@ static void store_rows_sort_unique(struct store_rows *rows)
 {
 	size_t kept = 0;
 
+	if (rows->n == 0)
+		return;   /* rows->v is NULL: qsort may not be given it (UBSan) */
 	qsort(rows->v, rows->n, sizeof *rows->v, store_row_cmp);
 	for (size_t i = 0; i < rows->n; i++) {
 		if (kept == 0 || strcmp(rows->v[kept - 1].name, rows->v[i].name) != 0)

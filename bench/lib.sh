@@ -115,6 +115,30 @@ bench_redis_start() {
 	done
 }
 
+# bench_call_config RATE WORKERS [LINES]: $T/b2bua.conf for the call benches
+# (run.sh, overload.sh): the caller on $ADDR is a trunk, trusted (no
+# challenge, no per-source rate limit); numbers starting with 1 go to the
+# callee on $ADDR:5080; the table holds 4 s of calls at RATE; CDRs go to
+# the private redis-server.  LINES are added as they are.
+bench_call_config() {
+	cat >"$T/b2bua.conf" <<EOF
+node_id = "bench";
+redis_address = "unix:$REDIS_SOCK";
+cdr_spool_dir = "$T/spool";
+workers = $2;
+drain_timeout = 5;
+listen = "$ADDR";
+sip_port = 5060;
+worker_port_base = 5070;
+call_capacity = $(($1 * 4 + 1024));
+cli_socket = "$T/cli.sock";
+log_level = "warn";
+routes = ( { prefix = "1"; target = "sip:$ADDR:5080;transport=udp"; } );
+trusted = ( "$ADDR" );
+${3:-}
+EOF
+}
+
 bench_workers_bound() {  # WORKERS: every worker's port 5070 + i on $ADDR is bound
 	local p
 	for ((p = 0; p < $1; p++)); do

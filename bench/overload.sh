@@ -52,23 +52,7 @@ bench_redis_start 2>/dev/null
 
 # No udp_rcvbuf and no overload_* key: the defaults are what is measured,
 # unless B2BUA_BENCH_CONF adds lines (e.g. "overload_queue_delay_ms = 20;").
-cat >"$T/b2bua.conf" <<EOF
-node_id = "bench";
-redis_address = "unix:$REDIS_SOCK";
-cdr_spool_dir = "$T/spool";
-workers = $WORKERS;
-drain_timeout = 5;
-listen = "$ADDR";
-sip_port = 5060;
-worker_port_base = 5070;
-call_capacity = $((RATE * 4 + 1024));
-cli_socket = "$T/cli.sock";
-log_level = "warn";
-routes = ( { prefix = "1"; target = "sip:$ADDR:5080;transport=udp"; } );
-# The caller is a trunk: trusted (admission), so no per-source rate limit.
-trusted = ( "$ADDR" );
-${B2BUA_BENCH_CONF:-}
-EOF
+bench_call_config "$RATE" "$WORKERS" "${B2BUA_BENCH_CONF:-}"
 
 bench_b2bua_start "$WORKERS"
 

@@ -50,22 +50,7 @@ command -v redis-server >/dev/null 2>&1 || { echo "redis-server not found: apt-g
 # the end.
 bench_redis_start 2>/dev/null
 
-cat >"$T/b2bua.conf" <<EOF
-node_id = "bench";
-redis_address = "unix:$REDIS_SOCK";
-cdr_spool_dir = "$T/spool";
-workers = $WORKERS;
-drain_timeout = 5;
-listen = "$ADDR";
-sip_port = 5060;
-worker_port_base = 5070;
-udp_rcvbuf = 8388608;
-call_capacity = $((RATE * 4 + 1024));
-cli_socket = "$T/cli.sock";
-log_level = "warn";
-routes = ( { prefix = "1"; target = "sip:$ADDR:5080;transport=udp"; } );
-trusted = ( "$ADDR" );
-EOF
+bench_call_config "$RATE" "$WORKERS" "udp_rcvbuf = 8388608;"
 
 bench_b2bua_start "$WORKERS"
 

@@ -24,7 +24,6 @@
 SIPP_TIMEOUT=20
 OTHER=$(other_addr 1)
 
-redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 
 # attack NAME [SOURCE]: the unauthenticated INVITE for the trunk's number,
 # from SOURCE (default: the untrusted $OTHER); waits for it to end.

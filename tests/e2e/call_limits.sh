@@ -31,7 +31,6 @@ BOB=5080
 CAROL=5081
 HOLD=8000         # ms a held call stays up: long enough for the steps it spans on a loaded machine
 
-redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 
 # register NAME PASSWORD PORT: NAME's UA binds $ADDR:PORT.
 register() {

@@ -17,7 +17,6 @@
 
 PREFIX=b2bua:
 
-redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 
 # refused NAME USER CODE: a trusted caller dials USER and gets CODE.
 refused() {

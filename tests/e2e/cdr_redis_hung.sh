@@ -36,7 +36,7 @@ auth_sha256 = false;
 redis_timeout = 1000;"
 write_config   # lib.sh trusts $ADDR (CFG_TRUSTED)
 b2b_start
-wait_for 5 redis_connected || fail "the workers did not connect to Redis"
+wait_for 5 redis_up || fail "the workers did not connect to Redis"
 add_user alice secret
 
 spooled() { cat "$T"/spool/*.spool 2>/dev/null | wc -l; }

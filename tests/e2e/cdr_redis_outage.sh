@@ -23,7 +23,7 @@ SIPP_TIMEOUT=20
 N=6
 redis_start
 b2b_start
-wait_for 5 redis_connected || fail "the workers did not connect to Redis"
+wait_for 5 redis_up || fail "the workers did not connect to Redis"
 
 # spooled: the CDR lines waiting in all the workers' spool files.
 spooled() { cat "$T"/spool/*.spool 2>/dev/null | wc -l; }

@@ -20,7 +20,6 @@
 PREFIX=b2bua:
 LOC=${PREFIX}loc:alice
 
-redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 
 # reg NAME PORT EXPIRES-LINE CONTACT-PARAMS: alice's UA at $ADDR:PORT.
 reg() {

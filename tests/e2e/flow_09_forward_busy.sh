@@ -26,7 +26,7 @@ registrar_config
 CFG_EXTRA="$CFG_EXTRA
 trusted = ( \"$ADDR\" );"
 b2b_start
-wait_for 5 redis_connected || fail "the workers did not connect to Redis"
+wait_for 5 redis_up || fail "the workers did not connect to Redis"
 
 add_user bob bob-pw --busy carol
 add_user carol carol-pw

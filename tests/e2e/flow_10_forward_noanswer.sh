@@ -23,7 +23,7 @@ registrar_config
 CFG_EXTRA="$CFG_EXTRA
 trusted = ( \"$ADDR\" );"
 b2b_start
-wait_for 5 redis_connected || fail "the workers did not connect to Redis"
+wait_for 5 redis_up || fail "the workers did not connect to Redis"
 
 CAROL_URI="sip:carol@$ADDR"
 add_user bob bob-pw --no-answer "$CAROL_URI" --timeout 2

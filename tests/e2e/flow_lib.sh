@@ -257,7 +257,3 @@ register_as() {
 		fail "no binding sip:$user@$ADDR:$port in b2bua:loc:$user: $(rcli HKEYS "b2bua:loc:$user")"
 }
 
-# redis_connected: every worker has its Redis connection (else lookups fail).
-redis_connected() {
-	[ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]
-}

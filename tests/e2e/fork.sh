@@ -21,7 +21,6 @@ PREFIX=b2bua:
 U1=5080
 U2=5081
 
-redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 
 # rejecting NAME PORT CODE DELAY-MS: a UA of bob's that refuses.
 rejecting() {

@@ -27,7 +27,7 @@ CFG_EXTRA="$CFG_EXTRA
 trusted = ( \"$ADDR\" );
 forward_max_hops = 2;"
 b2b_start
-wait_for 5 redis_connected || fail "the workers did not connect to Redis"
+wait_for 5 redis_up || fail "the workers did not connect to Redis"
 
 add_user bob bob-pw --always carol
 add_user carol carol-pw

@@ -19,7 +19,6 @@
 
 PREFIX=b2bua:
 
-redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 
 # caller NAME FROM-USER AUTH-USER PASSWORD: uac_auth towards bob.
 caller() {

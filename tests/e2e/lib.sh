@@ -252,6 +252,10 @@ redis_start() {
 }
 rcli() { redis-cli -s "$REDIS_SOCK" "$@"; }
 
+# redis_up: every worker of the current run has logged its Redis connection
+# (before that, lookups and CDRs would fail).  Use as `wait_for 5 redis_up`.
+redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
+
 # registrar_config [LINES]: serve domain $ADDR from the private Redis
 # (write_config always points redis_address at $T/redis.sock).
 # sipp 3.6 cannot skip a SHA-256 challenge, so sipp-driven tests offer MD5

@@ -25,7 +25,6 @@ NAMES="alice dave ghost"
 RESPONSE_SLACK_MS=${RESPONSE_SLACK_MS:-100}
 REQUESTS=3   # per name and kind
 
-redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 
 # final_answers LOG NAME: every final response received in LOG, headers in
 # order, with what differs by nature masked; one blank line between them.

@@ -19,7 +19,6 @@ FLOODER=$(other_addr 1)
 NEIGHBOUR=$(other_addr 2)
 BURST=40
 
-redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 
 # invites NAME SOURCE N: N INVITEs for ghost@domain from SOURCE, fast.
 invites() {

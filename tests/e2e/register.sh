@@ -25,11 +25,6 @@
 PREFIX=b2bua:
 NODE=e2e-register
 
-# redis_up: every worker has logged its Redis connection.
-redis_up() {
-	[ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]
-}
-
 # reg NAME PORT USER PASSWORD EXPIRES-LINE CONTACT-PARAMS [SIPP ARGS...]:
 # one reg_auth run from $ADDR:PORT (a user agent with its own Contact).
 reg() {

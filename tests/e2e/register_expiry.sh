@@ -16,7 +16,6 @@
 PREFIX=b2bua:
 LOC=${PREFIX}loc:dave
 
-redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 

@@ -18,7 +18,6 @@ PREFIX=b2bua:
 UA=$top_builddir/tests/ua_digest
 [ -x "$UA" ] || hard_error "$UA not built (make check builds it)"
 
-redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 
 # ua NAME PORT USER PASSWORD [ARGS...]: ua_digest from $ADDR:PORT, bounded;
 # its output in $T/NAME.out, its exit status returned.

@@ -24,10 +24,7 @@ registrar_config "auth_sha256 = false;
 redis_timeout = 1500;"
 write_config
 b2b_start
-redis_connected() {
-	[ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]
-}
-wait_for 5 redis_connected || fail "the workers did not connect to Redis"
+wait_for 5 redis_up || fail "the workers did not connect to Redis"
 add_user alice secret
 
 resume_redis() { kill -CONT "$REDIS_PID" 2>/dev/null; }

@@ -20,7 +20,6 @@ SVWAR=$(command -v sipvicious_svwar || command -v svwar) ||
 OTHER=$(other_addr 1)
 SV_PORT=5210
 
-redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_WORKERS" ]; }
 
 # svwar_run SOURCE METHOD OUT: svwar over 2000-2005 from SOURCE with METHOD
 # into OUT; returns its exit status.  Never -R or -A (they reach the

@@ -13,9 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "b2bua/log.h"
+#include "b2bua/mono.h"
 
 int ctl_payload_size(unsigned type)
 {
@@ -145,25 +145,17 @@ int ctl_recv(int fd, struct ctl_msg *out)
 	return ctl_decode(buf, (size_t)n, out);
 }
 
-static int64_t ctl_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int ctl_request(int fd, const struct ctl_msg *req, struct ctl_msg *reply, int timeout_ms,
 		ctl_handle_f *other, void *arg)
 {
-	int64_t deadline = ctl_now_ms() + timeout_ms;
+	int64_t deadline = (int64_t)mono_ms() + timeout_ms;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	int err = ctl_send(fd, req);
 
 	if (err < 0)
 		return err;
 	for (;;) {
-		int64_t left = deadline - ctl_now_ms();
+		int64_t left = deadline - (int64_t)mono_ms();
 		struct ctl_msg m;
 		int n;
 

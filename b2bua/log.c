@@ -14,6 +14,7 @@
  * counted in some summary.
  */
 #include "b2bua/log.h"
+#include "b2bua/mono.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -119,11 +120,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 /* Monotonic milliseconds, never 0 (0 marks a limit with no window open). */
 static uint64_t log_now_ms(void)
 {
-	struct timespec ts;
-	uint64_t ms;
+	uint64_t ms = mono_ms();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 	return ms ? ms : 1;
 }
 

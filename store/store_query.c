@@ -20,10 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
+#include "b2bua/mono.h"
 #include "shm/shm.h"
 
 /* ------------------------------------------------------------ bindings */
@@ -267,14 +267,6 @@ int store_user_show(store_sync_t *s, const char *name, struct store_user *user,
 
 /* ------------------------------------------------------------ user list */
 
-static uint64_t store_monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The rows being collected. */
 struct store_rows {
 	struct store_user_row *v;
@@ -371,7 +363,7 @@ static int store_user_scan(struct store_conn *conn, uint64_t deadline, store_nam
 
 	store_user_pattern(conn->s->prefix, pattern, sizeof pattern);
 	do {
-		if (store_monotonic_ms() >= deadline)
+		if (mono_ms() >= deadline)
 			return store_list_too_slow(conn, names->n);
 		ret = store_conn_cmd(conn, 6, argv, &rr);
 		if (ret < 0)
@@ -459,7 +451,7 @@ static int store_list_batch(struct store_conn *conn, const struct store_user_row
 int store_user_list(store_sync_t *s, store_name_ok_f *name_ok, struct store_user_row **rows,
 		    size_t *n, struct store_error *err)
 {
-	uint64_t deadline = store_monotonic_ms() + STORE_LIST_MAX_MS;
+	uint64_t deadline = mono_ms() + STORE_LIST_MAX_MS;
 	uint64_t now_ms = shm_now_ms();
 	struct store_rows names = { 0 }, out = { 0 };
 	struct store_conn conn;
@@ -473,7 +465,7 @@ int store_user_list(store_sync_t *s, store_name_ok_f *name_ok, struct store_user
 	for (size_t i = 0; ret == 0 && i < names.n; i += STORE_LIST_BATCH) {
 		size_t k = names.n - i < STORE_LIST_BATCH ? names.n - i : STORE_LIST_BATCH;
 
-		if (store_monotonic_ms() >= deadline)
+		if (mono_ms() >= deadline)
 			ret = store_list_too_slow(&conn, out.n);
 		else
 			ret = store_list_batch(&conn, names.v + i, k, now_ms, &out);

@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <sofia-sip/msg.h>
 #include <sofia-sip/nta.h>
@@ -44,19 +43,11 @@
 #include <sofia-sip/tport_tag.h>
 
 #include "b2bua/log.h"
+#include "b2bua/mono.h"
 #include "worker/b2b_int.h"
 
 #define B2B_SESSION_TICK_MS   1000
 #define B2B_REFRESH_RETRY_MS  2000
-
-/* Deadlines and refreshes run on a clock that never steps back. */
-static uint64_t b2b_timer_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ------------------------------------------------------------ invite_timeout */
 
@@ -65,7 +56,7 @@ static void b2b_on_invite_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_
 /* Arm the worker's timer for the earliest deadline, or stop it. */
 static void b2b_invite_timer_arm(b2b_t *b2b)
 {
-	uint64_t now = b2b_timer_now_ms(), at;
+	uint64_t now = mono_ms(), at;
 
 	if (b2b->invite_timer == NULL)
 		return;
@@ -112,7 +103,7 @@ void b2b_invite_timer_start(struct b2b_call *call)
 			return;
 		}
 	}
-	call->inv_deadline_ms = b2b_timer_now_ms() + (uint64_t)b2b->cfg->invite_timeout * 1000u;
+	call->inv_deadline_ms = mono_ms() + (uint64_t)b2b->cfg->invite_timeout * 1000u;
 	call->inv_prev = b2b->inv_tail;
 	if (b2b->inv_tail)
 		b2b->inv_tail->inv_next = call;
@@ -139,7 +130,7 @@ static void b2b_invite_expired(struct b2b_call *call)
 static void b2b_on_invite_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 {
 	b2b_t *b2b = (b2b_t *)arg;
-	uint64_t now = b2b_timer_now_ms();
+	uint64_t now = mono_ms();
 	struct b2b_call *call;
 
 	while ((call = b2b->inv_head) != NULL && call->inv_deadline_ms <= now) {
@@ -272,7 +263,7 @@ void b2b_session_answered(struct b2b_call *call, enum b2b_leg leg)
 	if (!b2b_session_on(call->b2b))
 		return;
 	s->st = s->answer;
-	s->refreshed_ms = b2b_timer_now_ms();
+	s->refreshed_ms = mono_ms();
 	s->next_try_ms = 0;
 }
 
@@ -288,7 +279,7 @@ void b2b_session_uac_2xx(struct b2b_call *call, enum b2b_leg leg, sip_t const *r
 	b2b_session_hdrs_of(resp, &h);
 	b2b_session_note_allow(s, resp);
 	session_timer_uac(&h, &s->st, &s->st);
-	s->refreshed_ms = b2b_timer_now_ms();
+	s->refreshed_ms = mono_ms();
 	s->next_try_ms = 0;
 }
 
@@ -423,7 +414,7 @@ static int b2b_on_refresh_response(nta_outgoing_magic_t *magic, nta_outgoing_t *
 	} else {
 		if ((status == 405 || status == 501) && !call->refresh_invite)
 			s->peer_update = 0;   /* try a re-INVITE next time */
-		s->next_try_ms = b2b_timer_now_ms() + B2B_REFRESH_RETRY_MS;
+		s->next_try_ms = mono_ms() + B2B_REFRESH_RETRY_MS;
 		log_info("call %s: our session refresh on the %s leg got %d", call->id,
 			 leg == B2B_LEG_A ? "A" : "B", status);
 	}
@@ -457,7 +448,7 @@ static void b2b_session_refresh(struct b2b_call *call, enum b2b_leg leg)
 		TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
 	if (call->refresh_orq == NULL) {
 		log_warn("call %s: cannot send a session refresh", call->id);
-		s->next_try_ms = b2b_timer_now_ms() + B2B_REFRESH_RETRY_MS;
+		s->next_try_ms = mono_ms() + B2B_REFRESH_RETRY_MS;
 		return;
 	}
 	call->refresh_leg = leg;
@@ -487,7 +478,7 @@ static void b2b_session_check(struct b2b_call *call, uint64_t now)
 static void b2b_on_session_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 {
 	b2b_t *b2b = (b2b_t *)arg;
-	uint64_t now = b2b_timer_now_ms();
+	uint64_t now = mono_ms();
 
 	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++) {
 		struct b2b_call *call = &b2b->pool[i];

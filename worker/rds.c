@@ -37,12 +37,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <hiredis/async.h>
 #include <sofia-sip/su_wait.h>
 
 #include "b2bua/log.h"
+#include "b2bua/mono.h"
 #include "store/store.h"
 
 #define RDS_BACKOFF_MIN_MS      100
@@ -113,14 +113,6 @@ struct rds {
 };
 
 static void rds_on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
-
-static long long rds_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------ config */
 
@@ -319,7 +311,7 @@ static void rds_lost(rds_t *self, const char *reason, int refused)
 	self->state = RDS_WAITING;
 	self->ac = NULL;
 	if (!self->outage_logged)   /* the first failure of an outage */
-		self->down_since_ms = rds_now_ms();
+		self->down_since_ms = (long long)mono_ms();
 	if (!self->closed)
 		rds_log_failure(self, reason, refused);
 	self->drop_reason[0] = '\0';
@@ -344,7 +336,7 @@ static void rds_up(rds_t *self)
 	self->backoff_ms = RDS_BACKOFF_MIN_MS;
 	if (self->outage_logged)
 		log_info("redis %s: connected (down %lld ms)", self->address,
-			 rds_now_ms() - self->down_since_ms);
+			 (long long)mono_ms() - self->down_since_ms);
 	else
 		log_info("redis %s: connected", self->address);
 	self->outage_logged = 0;
@@ -608,7 +600,7 @@ static void rds_on_deadline(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_
 	self->deadline_armed = 0;
 	if (self->pending == NULL || self->ac == NULL || self->state != RDS_UP)
 		return;
-	late = rds_now_ms() - self->pending->sent_ms;
+	late = (long long)mono_ms() - self->pending->sent_ms;
 	if (late < self->timeout_ms) {
 		rds_arm_deadline(self, self->timeout_ms - late);
 		return;
@@ -637,7 +629,7 @@ static int rds_send(rds_t *self, rds_reply_f *cb, void *arg, const char *cmd, in
 		return -ENOMEM;
 	req->cb = cb;
 	req->arg = arg;
-	req->sent_ms = rds_now_ms();
+	req->sent_ms = (long long)mono_ms();
 	self->depth++;
 	ret = redisAsyncFormattedCommand(self->ac, rds_on_reply, req, cmd, (size_t)len);
 	self->depth--;
@@ -706,7 +698,7 @@ int rds_create(su_root_t *root, const struct rds_config *cfg, rds_t **out)
 	self->root = root;
 	self->fd = -1;
 	self->backoff_ms = RDS_BACKOFF_MIN_MS;
-	self->down_since_ms = rds_now_ms();
+	self->down_since_ms = (long long)mono_ms();
 	self->timer = su_timer_create(su_root_task(root), RDS_CONNECT_TIMEOUT_MS);
 	self->deadline = su_timer_create(su_root_task(root), self->timeout_ms);
 	if (self->timer == NULL || self->deadline == NULL) {

@@ -63,6 +63,7 @@ struct config {
 	int sip_port;                  /* sip_port: the public port, shared by all workers (SO_REUSEPORT) */
 	int worker_port_base;          /* worker_port_base: worker i also binds worker_port_base + i */
 	int udp_rcvbuf;                /* udp_rcvbuf: SO_RCVBUF bytes for SIP sockets */
+	char socket_io[8];             /* socket_io: "auto" | "ring" | "poll" (worker/dgram.h) */
 	int max_forwards;              /* max_forwards: Max-Forwards put on B-legs when the A-leg had none */
 	int invite_timeout;            /* invite_timeout: seconds without a final answer from the callee before 408 */
 	int max_call_duration;         /* max_call_duration: seconds an answered call may last, 0 = no limit */

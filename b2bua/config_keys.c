@@ -296,6 +296,19 @@ static int config_load_worker_port_base(const struct config_ctx *ctx,
 	return config_get_int_field(ctx, s, 1, 65535, &cfg->worker_port_base);
 }
 
+static int config_load_socket_io(const struct config_ctx *ctx, const config_setting_t *s,
+				 struct config *cfg)
+{
+	const char *v = config_setting_type(s) == CONFIG_TYPE_STRING ?
+			config_setting_get_string(s) : "";
+
+	if (strcmp(v, "auto") != 0 && strcmp(v, "ring") != 0 && strcmp(v, "poll") != 0)
+		return config_fail(ctx, s, config_setting_name(s),
+				   "must be \"auto\", \"ring\" or \"poll\"");
+	snprintf(cfg->socket_io, sizeof cfg->socket_io, "%s", v);
+	return 0;
+}
+
 static int config_load_udp_rcvbuf(const struct config_ctx *ctx, const config_setting_t *s,
 				  struct config *cfg)
 {
@@ -818,6 +831,7 @@ static const struct config_key config_keys[] = {
 	{ "sip_port",         config_load_sip_port },
 	{ "worker_port_base", config_load_worker_port_base },
 	{ "udp_rcvbuf",       config_load_udp_rcvbuf },
+	{ "socket_io",        config_load_socket_io },
 	{ "max_forwards",     config_load_max_forwards },
 	{ "invite_timeout",   config_load_invite_timeout },
 	{ "call_capacity",    config_load_call_capacity },

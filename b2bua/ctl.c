@@ -24,7 +24,6 @@ int ctl_payload_size(unsigned type)
 	case CTL_KILL_CALL:   return (int)sizeof(struct ctl_kill_call);
 	case CTL_LOG_LEVEL:   return (int)sizeof(struct ctl_log_level);
 	case CTL_DRAIN:       return 0;
-	case CTL_CANCEL_CALL: return (int)sizeof(struct ctl_cancel_call);
 	}
 	return -1;
 }
@@ -41,7 +40,6 @@ const char *ctl_type_name(unsigned type)
 	case CTL_KILL_CALL:   return "kill_call";
 	case CTL_LOG_LEVEL:   return "log_level";
 	case CTL_DRAIN:       return "drain";
-	case CTL_CANCEL_CALL: return "cancel_call";
 	}
 	return "unknown";
 }
@@ -86,9 +84,6 @@ static int ctl_strings_ok(const struct ctl_msg *m)
 		return ctl_terminated(m->u.reply.text, sizeof m->u.reply.text);
 	case CTL_KILL_CALL:
 		return ctl_terminated(m->u.kill_call.id, sizeof m->u.kill_call.id);
-	case CTL_CANCEL_CALL:
-		return ctl_terminated(m->u.cancel_call.a_call_id,
-				      sizeof m->u.cancel_call.a_call_id);
 	}
 	return 1;
 }

@@ -30,8 +30,6 @@
  *   CTL_KILL_CALL     management → worker    yes       the call id (b2bua-cli call kill)
  *   CTL_LOG_LEVEL     master → any child     yes       the new log level (SIGHUP)
  *   CTL_DRAIN         master → management    no        draining started (SIGTERM)
- *   CTL_CANCEL_CALL   worker → worker        no        the A-leg Call-ID of a call whose
- *                                                      CANCEL reached the wrong worker
  *   CTL_REPLY         any → requester        -         status and text
  */
 #ifndef B2BUA_CTL_H
@@ -54,7 +52,6 @@ enum ctl_type {
 	CTL_KILL_CALL,
 	CTL_LOG_LEVEL,
 	CTL_DRAIN,
-	CTL_CANCEL_CALL,
 	CTL_TYPE__END
 };
 
@@ -83,17 +80,12 @@ struct ctl_log_level {
 	int32_t level;           /* enum log_level */
 };
 
-struct ctl_cancel_call {
-	char a_call_id[SHM_CALLID_MAX];
-};
-
 struct ctl_msg {
 	struct ctl_hdr hdr;
 	union {
 		struct ctl_reply reply;
 		struct ctl_kill_call kill_call;
 		struct ctl_log_level log_level;
-		struct ctl_cancel_call cancel_call;
 	} u;
 };
 

@@ -5,7 +5,8 @@
  *
  * Order of start-up, and why:
  *   1. the config was validated by main.c: nothing starts on a bad file;
- *   2. the call table (shm) is mapped before fork, so every worker and every
+ *   2. the call table (shm) and the workers' hand-over queues
+ *      (shm/handover.h) are mapped before fork, so every worker and every
  *      restarted worker sees the same memory;
  *   3. the CLI socket is bound: a second daemon on the same socket is
  *      refused here, before it could fight over SIP ports.  The master keeps
@@ -52,6 +53,7 @@
 #include "b2bua/log.h"
 #include "b2bua/mgmt.h"
 #include "cli/cli_server.h"
+#include "shm/handover.h"
 #include "shm/shm.h"
 #include "worker/worker.h"
 
@@ -73,6 +75,7 @@ struct master_proc {
 struct master {
 	const struct config *cfg;
 	shm_t *shm;
+	handover_t *ho;          /* the workers' datagram queues; never freed */
 	cli_server_t *cli;
 	int sigfd;
 	int stopping;
@@ -125,7 +128,7 @@ static void master_become_child(struct master *m, struct master_proc *p, int ctl
 	if (p->id == CTL_MGMT)
 		mgmt_run(m->cfg, m->cli, ctl);
 	close(cli_server_fd(m->cli));
-	worker_run(m->cfg, m->shm, p->id, ctl);
+	worker_run(m->cfg, m->shm, m->ho, p->id, ctl);
 }
 
 static void master_spawn(struct master *m, struct master_proc *p)
@@ -194,8 +197,11 @@ static void master_child_died(struct master *m, struct master_proc *p, int statu
 		close(p->ctl);   /* its peer is gone: poll() would report it for ever */
 		p->ctl = -1;
 	}
-	if (p->id != CTL_MGMT)
+	if (p->id != CTL_MGMT) {
 		shm_worker_set(m->shm, p->id, 0, master_worker_port(m, p->id), 0, now);
+		/* New calls go to the other workers until it is back and ready. */
+		handover_set_ready(m->ho, p->id, 0);
+	}
 	if (m->stopping)
 		return;
 	start_failed = p->id == CTL_MGMT ? MGMT_EXIT_START : WORKER_EXIT_START;
@@ -505,6 +511,14 @@ static int master_setup(struct master *m)
 	if (ret < 0) {
 		log_error("cannot create the call table for %u calls: %s",
 			  m->cfg->call_capacity, strerror(-ret));
+		return ret;
+	}
+	/* The queues through which workers pass each other datagrams:
+	 * made before fork, like the call table (shm/handover.h). */
+	ret = handover_create((unsigned)m->cfg->workers, &m->ho);
+	if (ret < 0) {
+		log_error("cannot create the hand-over queues for %d workers: %s",
+			  m->cfg->workers, strerror(-ret));
 		return ret;
 	}
 	ret = cli_server_open(m->cfg, m->shm, &m->cli);

@@ -25,6 +25,32 @@ unsigned cli_stats_workers(const shm_t *shm, unsigned workers)
 
 /* ------------------------------------------------------------ show workers */
 
+static const char *cli_stats_itoa(int v, char *buf, size_t size)
+{
+	snprintf(buf, size, "%d", v);
+	return buf;
+}
+
+/* A worker's traffic, into its JSON object (show workers, show stats):
+ * how many calls it created and how much crossed between workers. */
+static int cli_stats_worker_counters(json_t *o, const struct shm_worker_info *w)
+{
+	static const struct { const char *key; enum shm_counter ctr; } f[] = {
+		{ "calls_created", SHM_CTR_CALLS_CREATED },
+		{ "msgs_in", SHM_CTR_MSGS_IN },
+		{ "msgs_out", SHM_CTR_MSGS_OUT },
+		{ "handed_out", SHM_CTR_HANDED_OUT },
+		{ "handed_in", SHM_CTR_HANDED_IN },
+		{ "handover_dropped", SHM_CTR_HANDOVER_DROPPED },
+		{ "unroutable", SHM_CTR_UNROUTABLE },
+	};
+
+	for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
+		if (json_object_set_new(o, f[k].key, cli_json_u64(w->counters[f[k].ctr])) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
 int cli_show_workers(cli_server_t *srv, const struct cli_cmd_args *req,
 		     struct cli_buf *out, struct cli_reply *reply)
 {
@@ -37,32 +63,39 @@ int cli_show_workers(cli_server_t *srv, const struct cli_cmd_args *req,
 		if (!arr)
 			return -ENOMEM;
 	} else {
-		cli_buf_printf(out, "%-6s %-8s %-6s %-8s %-9s %s\n",
-			       "INDEX", "PID", "PORT", "ACTIVE", "UPTIME_S", "RESTARTS");
+		cli_buf_printf(out, "%-6s %-8s %-6s %-8s %-9s %-9s %-9s %-10s %-10s %-11s %s\n",
+			       "INDEX", "PID", "PORT", "ACTIVE", "UPTIME_S", "RESTARTS", "CALLS",
+			       "MSGS_IN", "MSGS_OUT", "HANDED_OUT", "HANDED_IN");
 	}
 	for (unsigned i = 0; i < n; i++) {
 		struct shm_worker_info w;
+		char pid[16], upt[24];
 		uint64_t up;
 
 		if (shm_worker_read(srv->shm, i, &w) < 0)
 			continue;
 		up = w.pid ? cli_elapsed_s(w.started_ms, now) : 0;
 		if (arr) {
-			json_array_append_new(arr, json_pack("{s:i, s:i, s:i, s:o, s:o, s:o}",
+			json_t *o = json_pack("{s:i, s:i, s:i, s:o, s:o, s:o}",
 				"index", (int)i, "pid", (int)w.pid, "port", (int)w.port,
 				"active_calls", cli_json_u64(w.counters[SHM_CTR_ACTIVE]),
 				"uptime_s", cli_json_u64(up),
-				"restarts", cli_json_u64(w.restarts)));
+				"restarts", cli_json_u64(w.restarts));
+
+			if (o && cli_stats_worker_counters(o, &w) == 0)
+				json_array_append_new(arr, o);
+			else
+				json_decref(o);
 			continue;
 		}
-		if (w.pid)
-			cli_buf_printf(out, "%-6u %-8d %-6u %-8" PRIu64 " %-9" PRIu64
-				       " %" PRIu32 "\n", i, (int)w.pid, (unsigned)w.port,
-				       w.counters[SHM_CTR_ACTIVE], up, w.restarts);
-		else
-			cli_buf_printf(out, "%-6u %-8s %-6u %-8" PRIu64 " %-9s %" PRIu32 "\n",
-				       i, "-", (unsigned)w.port, w.counters[SHM_CTR_ACTIVE],
-				       "-", w.restarts);
+		cli_buf_printf(out, "%-6u %-8s %-6u %-8" PRIu64 " %-9s %-9" PRIu32 " %-9" PRIu64
+			       " %-10" PRIu64 " %-10" PRIu64 " %-11" PRIu64 " %" PRIu64 "\n",
+			       i, w.pid ? cli_stats_itoa((int)w.pid, pid, sizeof pid) : "-",
+			       (unsigned)w.port, w.counters[SHM_CTR_ACTIVE],
+			       w.pid ? cli_stats_itoa((int)up, upt, sizeof upt) : "-", w.restarts,
+			       w.counters[SHM_CTR_CALLS_CREATED], w.counters[SHM_CTR_MSGS_IN],
+			       w.counters[SHM_CTR_MSGS_OUT], w.counters[SHM_CTR_HANDED_OUT],
+			       w.counters[SHM_CTR_HANDED_IN]);
 	}
 	if (arr) {
 		/* A failed json_pack above leaves the array short: report it, don't lie. */
@@ -99,6 +132,28 @@ void cli_stats_collect(const shm_t *shm, unsigned workers, int draining, struct 
 	out->draining = draining;
 }
 
+/* Per worker: who created how many calls, and the hand-over traffic. */
+static json_t *cli_stats_workers_json(cli_server_t *srv)
+{
+	unsigned n = cli_stats_workers(srv->shm, srv->workers);
+	json_t *arr = json_array();
+
+	for (unsigned i = 0; arr && i < n; i++) {
+		struct shm_worker_info w;
+		json_t *o;
+
+		if (shm_worker_read(srv->shm, i, &w) < 0)
+			continue;
+		o = json_pack("{s:i}", "index", (int)i);
+		if (o == NULL || cli_stats_worker_counters(o, &w) < 0 ||
+		    json_array_append_new(arr, o) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
 static int cli_stats_json(cli_server_t *srv, const struct cli_stats *st, struct cli_buf *out)
 {
 	json_t *codes = json_object();
@@ -129,6 +184,8 @@ static int cli_stats_json(cli_server_t *srv, const struct cli_stats *st, struct 
 		"untrusted_refused", cli_json_u64(st->ctr[SHM_CTR_UNTRUSTED_REFUSED]),
 		"overload_refused", cli_json_u64(st->ctr[SHM_CTR_OVERLOAD_REFUSED]),
 		"draining", st->draining);
+	if (o == NULL || json_object_set_new(o, "workers", cli_stats_workers_json(srv)) < 0)
+		out->err = -ENOMEM;
 	cli_buf_add_json(out, o);
 	cli_buf_add(out, "\n", 1);
 	json_decref(o);
@@ -147,6 +204,9 @@ static int cli_stats_text(cli_server_t *srv, const struct cli_stats *st, struct 
 	cli_buf_printf(out, "calls failed:     %" PRIu64 "\n", st->ctr[SHM_CTR_CALLS_FAILED]);
 	cli_buf_printf(out, "messages in:      %" PRIu64 "\n", st->ctr[SHM_CTR_MSGS_IN]);
 	cli_buf_printf(out, "messages out:     %" PRIu64 "\n", st->ctr[SHM_CTR_MSGS_OUT]);
+	cli_buf_printf(out, "handed over:      %" PRIu64 " (dropped: %" PRIu64 ", unroutable: %"
+		       PRIu64 ")\n", st->ctr[SHM_CTR_HANDED_OUT],
+		       st->ctr[SHM_CTR_HANDOVER_DROPPED], st->ctr[SHM_CTR_UNROUTABLE]);
 	cli_buf_printf(out, "rate limited:     %" PRIu64 " INVITE, %" PRIu64 " REGISTER\n",
 		       st->ctr[SHM_CTR_RATE_LIMITED_INVITE],
 		       st->ctr[SHM_CTR_RATE_LIMITED_REGISTER]);

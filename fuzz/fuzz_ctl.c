@@ -53,9 +53,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case CTL_KILL_CALL:
 		fuzz_terminated(msg.u.kill_call.id, sizeof msg.u.kill_call.id);
 		break;
-	case CTL_CANCEL_CALL:
-		fuzz_terminated(msg.u.cancel_call.a_call_id, sizeof msg.u.cancel_call.a_call_id);
-		break;
 	case CTL_LOG_LEVEL:
 		ctl_take_log_level(fuzz_pair[0], &msg);
 		while (recv(fuzz_pair[1], buf, sizeof buf, 0) > 0)

@@ -213,6 +213,11 @@ enum shm_counter {
 	SHM_CTR_RATE_LIMITED_REGISTER, /* REGISTERs over rate_limit_register: 503 */
 	SHM_CTR_UNTRUSTED_REFUSED, /* INVITEs not admitted (untrusted_invite: 407 or 403) */
 	SHM_CTR_OVERLOAD_REFUSED,  /* new INVITEs shed with a stateless 503 (overload control) */
+	SHM_CTR_CALLS_CREATED,     /* calls this worker created (it owns them) */
+	SHM_CTR_HANDED_OUT,        /* datagrams passed to their owner (shm/handover.h) */
+	SHM_CTR_HANDED_IN,         /* datagrams another worker passed to us */
+	SHM_CTR_HANDOVER_DROPPED,  /* datagrams dropped: the owner's queue was full */
+	SHM_CTR_UNROUTABLE,        /* public-port datagrams without a readable Call-ID, or too long */
 	SHM_CTR__COUNT
 };
 

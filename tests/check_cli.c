@@ -198,6 +198,11 @@ static void fill_table(void)
 	shm_counter_add(t_shm, 1, SHM_CTR_MSGS_IN, 20);
 	shm_counter_add(t_shm, 0, SHM_CTR_MSGS_OUT, 150);
 	shm_counter_add(t_shm, 1, SHM_CTR_MSGS_OUT, 30);
+	shm_counter_add(t_shm, 0, SHM_CTR_CALLS_CREATED, 9);
+	shm_counter_add(t_shm, 1, SHM_CTR_CALLS_CREATED, 4);
+	shm_counter_add(t_shm, 0, SHM_CTR_HANDED_OUT, 41);
+	shm_counter_add(t_shm, 1, SHM_CTR_HANDED_IN, 40);
+	shm_counter_add(t_shm, 1, SHM_CTR_HANDOVER_DROPPED, 1);
 	shm_counter_add(t_shm, 0, SHM_CTR_OVERLOAD_REFUSED, 5);
 	shm_counter_add(t_shm, 1, SHM_CTR_OVERLOAD_REFUSED, 2);
 	shm_counter_add(t_shm, 0, SHM_CTR_CALLS_TOTAL, 10);
@@ -906,6 +911,7 @@ START_TEST(test_workers)
 	run_cli(&r, "show", "workers", NULL);
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_ptr_nonnull(strstr(r.out, "RESTARTS"));
+	ck_assert_ptr_nonnull(strstr(r.out, "HANDED_OUT"));
 	ck_assert_ptr_nonnull(strstr(r.out, "1111"));
 	ck_assert_ptr_nonnull(strstr(r.out, "5071"));
 	ck_assert_ptr_nonnull(strstr(r.out, "draining: no"));
@@ -924,6 +930,14 @@ START_TEST(test_workers)
 	ck_assert_int_eq(int_field(w0, "port"), 5070);
 	ck_assert_int_eq(int_field(w0, "active_calls"), 3);
 	ck_assert_int_eq(int_field(w0, "restarts"), 0);
+	ck_assert_int_eq(int_field(w0, "calls_created"), 9);
+	ck_assert_int_eq(int_field(w0, "msgs_in"), 100);
+	ck_assert_int_eq(int_field(w0, "msgs_out"), 150);
+	ck_assert_int_eq(int_field(w0, "handed_out"), 41);
+	ck_assert_int_eq(int_field(w0, "handed_in"), 0);
+	ck_assert_int_eq(int_field(w1, "calls_created"), 4);
+	ck_assert_int_eq(int_field(w1, "handed_in"), 40);
+	ck_assert_int_eq(int_field(w1, "handover_dropped"), 1);
 	up = int_field(w0, "uptime_s");
 	ck_assert(up >= 100 && up <= 105);
 	ck_assert_int_eq(int_field(w1, "pid"), 2222);
@@ -954,6 +968,7 @@ START_TEST(test_stats)
 	ck_assert_ptr_null(strstr(r.out, "\n  487"));
 	ck_assert_ptr_nonnull(strstr(r.out, "draining:         no\n"));
 	ck_assert_ptr_nonnull(strstr(r.out, "overload refused: 7\n"));
+	ck_assert_ptr_nonnull(strstr(r.out, "handed over:      41 (dropped: 1, unroutable: 0)\n"));
 	free_result(&r);
 
 	run_cli(&r, "show", "stats", "--json", NULL);
@@ -966,6 +981,9 @@ START_TEST(test_stats)
 	ck_assert_int_eq(int_field(o, "msgs_in"), 120);
 	ck_assert_int_eq(int_field(o, "msgs_out"), 180);
 	ck_assert_int_eq(int_field(o, "overload_refused"), 7);
+	ck_assert_uint_eq(json_array_size(json_object_get(o, "workers")), 2);
+	ck_assert_int_eq(int_field(find_by_int(json_object_get(o, "workers"), "index", 1),
+				   "handed_in"), 40);
 	ck_assert(json_is_false(json_object_get(o, "draining")));
 	ck_assert_str_eq(str_field(o, "node_id"), "test-node");
 	codes = json_object_get(o, "final_codes");
@@ -2659,7 +2677,8 @@ static const char t_usage[] =
 	"usage: b2bua-cli [-s SOCKET] COMMAND [--json]\n"
 	"\n"
 	"commands:\n"
-	"  show workers   worker processes: pid, own SIP port, active calls, uptime, restarts\n"
+	"  show workers   worker processes: pid, own SIP port, active calls, uptime, restarts,\n"
+	  "                 calls created, messages in/out, datagrams handed over/in\n"
 	"  show calls [--long]\n"
 	"                 calls in progress: id, caller, callee, state, age, worker, forward\n"
 	"                 target; --long adds both legs (Call-IDs, tags, targets) and times\n"

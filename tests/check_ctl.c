@@ -41,8 +41,7 @@ static size_t wire_len(const struct ctl_msg *m)
 
 START_TEST(test_round_trip)
 {
-	static const unsigned types[] = { CTL_REPLY, CTL_KILL_CALL, CTL_LOG_LEVEL, CTL_DRAIN,
-					  CTL_CANCEL_CALL };
+	static const unsigned types[] = { CTL_REPLY, CTL_KILL_CALL, CTL_LOG_LEVEL, CTL_DRAIN };
 
 	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
 		struct ctl_msg m, out;
@@ -51,9 +50,6 @@ START_TEST(test_round_trip)
 		switch (types[i]) {
 		case CTL_KILL_CALL:
 			strcpy(m.u.kill_call.id, "edge1-w3-19af3c2b1d4-17");
-			break;
-		case CTL_CANCEL_CALL:
-			strcpy(m.u.cancel_call.a_call_id, "abc@10.0.0.1");
 			break;
 		case CTL_LOG_LEVEL:
 			m.u.log_level.level = 3;
@@ -78,7 +74,6 @@ START_TEST(test_is_request)
 	ck_assert(ctl_is_request(CTL_LOG_LEVEL));
 	ck_assert(!ctl_is_request(CTL_REPLY));
 	ck_assert(!ctl_is_request(CTL_DRAIN));
-	ck_assert(!ctl_is_request(CTL_CANCEL_CALL));
 }
 END_TEST
 
@@ -162,10 +157,6 @@ START_TEST(test_unterminated_strings)
 	memset(m.u.kill_call.id, 'a', sizeof m.u.kill_call.id);
 	ck_assert_int_eq(ctl_decode(&m, wire_len(&m), &out), -EBADMSG);
 
-	ctl_init(&m, CTL_CANCEL_CALL, 0, 1, 0);
-	memset(m.u.cancel_call.a_call_id, 'c', sizeof m.u.cancel_call.a_call_id);
-	ck_assert_int_eq(ctl_decode(&m, wire_len(&m), &out), -EBADMSG);
-
 	ctl_init(&m, CTL_REPLY, 0, CTL_MGMT, 1);
 	memset(m.u.reply.text, 'r', sizeof m.u.reply.text);
 	ck_assert_int_eq(ctl_decode(&m, wire_len(&m), &out), -EBADMSG);
@@ -237,8 +228,7 @@ static pid_t start_peer(int fd, enum peer_mode mode)
 		}
 		/* Garbage, an unrelated message, a stale answer, then the answer. */
 		send(fd, junk, sizeof junk, 0);
-		ctl_init(&m, CTL_CANCEL_CALL, 1, CTL_MGMT, 0);
-		strcpy(m.u.cancel_call.a_call_id, "other@host");
+		ctl_init(&m, CTL_DRAIN, 1, CTL_MGMT, 0);
 		ctl_send(fd, &m);
 		ctl_reply_to(&req, -EIO, "stale", &m);
 		m.hdr.seq = req.hdr.seq - 1;

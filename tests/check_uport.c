@@ -1,8 +1,9 @@
 /*
  * check_uport — the io_uring Sofia port: timers fire on time, sockets are
  * served level-triggered (a burst is read to the last datagram), a removed
- * registration never calls back, non-Sofia waiters share the ring, and a
- * reader set with uport_set_reader gets its burst and its gate.
+ * registration never calls back, non-Sofia waiters share the ring, a
+ * detached socket is served only through uport_wake_fd, the loop hooks run
+ * every turn, and a multishot operation stays armed.
  */
 #include <check.h>
 #include <errno.h>
@@ -18,6 +19,8 @@
 
 #include <sofia-sip/su.h>
 #include <sofia-sip/su_wait.h>
+
+#include <liburing.h>
 
 #include "worker/uport.h"
 
@@ -177,80 +180,98 @@ static int register_reader(struct reader *r, int fd)
 	return index;
 }
 
-/* A registration with a burst is read up to that many datagrams per loop
- * turn; one without, one per turn. */
-START_TEST(test_reader_burst)
+/* A detached registration is never called for POLLIN by the kernel's
+ * readiness, only through uport_wake_fd (worker/dgram.c feeds it). */
+START_TEST(test_detach_and_wake)
 {
-	int a[2], b[2], ia, ib, first_a = -1, first_b = -1;
-	struct reader ra = { 0 }, rb = { 0 };
-
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, a), 0);
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, b), 0);
-	ia = register_reader(&ra, a[0]);
-	ib = register_reader(&rb, b[0]);
-	ck_assert_int_eq(uport_set_reader(port, a[0], 8, NULL, NULL), 0);
-	ck_assert_int_eq(uport_set_reader(port, 12345, 8, NULL, NULL), -ENOENT);
-	for (int i = 0; i < 16; i++) {
-		ck_assert_int_eq(send(a[1], "x", 1, 0), 1);
-		ck_assert_int_eq(send(b[1], "x", 1, 0), 1);
-	}
-	for (uint64_t end = now_ms() + 2000; now_ms() < end && (ra.reads < 16 || rb.reads < 16);) {
-		su_root_step(root, 10);
-		if (first_a < 0 && ra.reads > 0)
-			first_a = ra.reads;
-		if (first_b < 0 && rb.reads > 0)
-			first_b = rb.reads;
-	}
-	ck_assert_int_eq(first_a, 8);    /* the first turn that served it */
-	ck_assert_int_eq(first_b, 1);
-	ck_assert_int_eq(ra.reads, 16);  /* and everything in the end */
-	ck_assert_int_eq(rb.reads, 16);
-	su_root_deregister(root, ia);
-	su_root_deregister(root, ib);
-	close(a[0]); close(a[1]); close(b[0]); close(b[1]);
-}
-END_TEST
-
-struct gate { int fd; int calls; int took; };
-
-/* Takes every other datagram itself (1), leaves the others to the reader (0). */
-static int on_gate(void *arg, int fd)
-{
-	struct gate *g = arg;
-	char buf[64];
-
-	g->fd = fd;
-	if (g->calls++ % 2 == 1)
-		return 0;
-	if (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
-		g->took++;
-	return 1;
-}
-
-START_TEST(test_reader_gate)
-{
-	int sv[2];
+	int sv[2], index;
 	struct reader r = { 0 };
-	struct gate g = { 0 };
-	struct uport_stats st;
-	int index;
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
 	index = register_reader(&r, sv[0]);
-	ck_assert_int_eq(uport_set_reader(port, sv[0], 1, on_gate, &g), 0);
-	for (int i = 0; i < 6; i++)
-		ck_assert_int_eq(send(sv[1], "x", 1, 0), 1);
-	for (uint64_t end = now_ms() + 2000; now_ms() < end && g.took + r.reads < 6;)
+	ck_assert_int_eq(uport_detach_fd(port, sv[0]), 0);
+	ck_assert_int_eq(uport_detach_fd(port, 12345), -ENOENT);
+	ck_assert_int_eq(send(sv[1], "x", 1, 0), 1);
+	for (int i = 0; i < 5; i++)
 		su_root_step(root, 10);
-	ck_assert_int_eq(g.fd, sv[0]);
-	ck_assert_int_eq(g.took, 3);     /* the gate's share ... */
-	ck_assert_int_eq(r.reads, 3);    /* ... and the reader's, never both for one */
-	ck_assert_int_eq(r.calls, 3);
-	uport_get_stats(port, &st);
-	ck_assert_uint_eq(st.gated, 3);
+	ck_assert_int_eq(r.calls, 0);          /* readable, but detached */
+	ck_assert_int_eq(uport_wake_fd(port, sv[0]), 0);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.reads, 1);
+	ck_assert_int_eq(uport_wake_fd(port, 12345), -ENOENT);
 	su_root_deregister(root, index);
 	close(sv[0]);
 	close(sv[1]);
+}
+END_TEST
+
+struct hooks { int before, after, pending; };
+
+static int on_before(void *arg)
+{
+	struct hooks *h = arg;
+
+	h->before++;
+	return h->pending > 0 ? h->pending-- : 0;
+}
+
+static int on_after(void *arg)
+{
+	((struct hooks *)arg)->after++;
+	return 0;
+}
+
+/* Both hooks run every turn; a turn whose before_wait says "work queued"
+ * does not block, even with a long timeout. */
+START_TEST(test_hooks_do_not_block)
+{
+	struct hooks h = { .pending = 3 };
+	uint64_t t0;
+
+	uport_set_hooks(port, on_before, on_after, &h);
+	t0 = now_ms();
+	for (int i = 0; i < 3; i++)
+		su_root_step(root, 2000);
+	ck_assert_uint_lt(now_ms() - t0, 1000);
+	ck_assert_int_eq(h.before, 3);
+	ck_assert_int_eq(h.after, 3);
+	uport_set_hooks(port, NULL, NULL, NULL);
+}
+END_TEST
+
+struct multi { struct uport_event ev; int n; int more; int armed_after; };
+
+static void on_multi(struct uport_event *e, int res)
+{
+	struct multi *m = (struct multi *)e;
+
+	if (res >= 0)
+		m->n++;
+	m->more = (e->flags & IORING_CQE_F_MORE) != 0;
+	m->armed_after = e->armed;
+}
+
+/* A multishot operation through uport_sqe_for stays armed while the kernel
+ * says more completions follow. */
+START_TEST(test_multishot_stays_armed)
+{
+	struct multi m = { .ev.cb = on_multi };
+	struct io_uring_sqe *sqe;
+	int p[2];
+
+	ck_assert_int_eq(pipe(p), 0);
+	sqe = uport_sqe_for(port, &m.ev);
+	ck_assert_ptr_nonnull(sqe);
+	io_uring_prep_poll_multishot(sqe, p[0], POLLIN);
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	for (uint64_t end = now_ms() + 2000; now_ms() < end && m.n < 1;)
+		su_root_step(root, 10);
+	ck_assert_int_eq(m.n, 1);
+	ck_assert_int_eq(m.more, 1);
+	ck_assert_int_eq(m.armed_after, 1);
+	ck_assert_int_eq(uport_poll_remove(port, &m.ev), 0);
+	close(p[0]);
+	close(p[1]);
 }
 END_TEST
 
@@ -320,8 +341,9 @@ int main(void)
 	tcase_add_test(tc, test_timers_on_time);
 	tcase_add_test(tc, test_burst_is_read_to_the_end);
 	tcase_add_test(tc, test_generic_event_and_remove);
-	tcase_add_test(tc, test_reader_burst);
-	tcase_add_test(tc, test_reader_gate);
+	tcase_add_test(tc, test_detach_and_wake);
+	tcase_add_test(tc, test_hooks_do_not_block);
+	tcase_add_test(tc, test_multishot_stays_armed);
 	tcase_add_test(tc, test_find_udp_fd);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

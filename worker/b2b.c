@@ -230,6 +230,7 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 		b2b_call_free(call);   /* not in the table: only the pool entry to return */
 		return 0;
 	}
+	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_CALLS_CREATED, 1);
 	b2b_publish_invite_a(call, sip);
 	if (b2b_a_leg_create(call, irq, sip, a_tag) < 0) {
 		log_error("call %s: cannot create the A-leg dialog", call->id);
@@ -243,29 +244,6 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 	b2b->setup++;
 	b2b_admit(call, irq, sip);
 	return 0;
-}
-
-/*
- * A CANCEL that matches no transaction here may belong to a call of another
- * worker: after a worker restart the kernel may hash the caller's address to
- * a different socket of the public port.  The call table knows the owner:
- * answer the CANCEL (its 200 is hop-by-hop) and tell the owner, which
- * cancels the call as if the CANCEL had reached it (architecture.md).
- */
-static int b2b_on_stray_cancel(b2b_t *b2b, sip_t const *sip)
-{
-	struct shm_call rec;
-	uint32_t slot;
-
-	if (b2b->handover == NULL ||
-	    shm_call_find(b2b->shm, sip->sip_call_id->i_id, &slot, &rec) < 0 ||
-	    rec.worker == b2b->worker)
-		return 481;
-	if (b2b->handover(b2b->handover_arg, rec.worker, rec.a.call_id) < 0)
-		return 481;
-	log_info("call %s: its CANCEL reached worker %u, not its owner %u: handed over",
-		 rec.id, b2b->worker, rec.worker);
-	return 200;
 }
 
 /* Every request that matches no dialog lands here. */
@@ -285,12 +263,11 @@ static int b2b_on_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t
 		registrar_on_register(b2b->reg, irq, sip);
 		return 0;
 	case sip_method_ack:
-		b2b_adopt_forward_ack(b2b, irq, sip);   /* another worker's, after a restart */
-		return 200;    /* stray ACK: absorb silently */
+		return 200;    /* stray ACK (worker/dgram.c sends ours to us): absorb silently */
 	case sip_method_options:
 		return 200;
 	case sip_method_cancel:
-		return b2b_on_stray_cancel(b2b, sip);
+		return 481;    /* its INVITE is not ours: worker/dgram.c routes by Call-ID */
 	case sip_method_bye:
 		return 481;    /* no such dialog */
 	default:
@@ -449,32 +426,6 @@ void b2b_expire_calls(b2b_t *b2b)
 			 call->id, (unsigned long long)((now - call->answer_ms) / 1000));
 		b2b_call_abort(call, 408);
 	}
-}
-
-int b2b_cancel_call(b2b_t *b2b, const char *a_call_id)
-{
-	struct shm_call rec;
-	uint32_t slot;
-
-	if (shm_call_find(b2b->shm, a_call_id, &slot, &rec) < 0 || rec.worker != b2b->worker)
-		return -ENOENT;
-	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++) {
-		struct b2b_call *call = &b2b->pool[i];
-
-		if (call->b2b == NULL || call->ended || call->slot != slot)
-			continue;
-		if (b2b_caller_cancels(call) < 0)
-			return -EALREADY;
-		log_info("call %s: cancelled by a CANCEL another worker received", call->id);
-		return 0;
-	}
-	return -ENOENT;
-}
-
-void b2b_set_handover(b2b_t *b2b, b2b_handover_f *fn, void *arg)
-{
-	b2b->handover = fn;
-	b2b->handover_arg = arg;
 }
 
 int b2b_kill(b2b_t *b2b, const char *id)

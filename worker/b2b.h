@@ -27,10 +27,6 @@
 
 typedef struct b2b b2b_t;
 
-/* Hand the CANCEL of the call whose A-leg Call-ID is `a_call_id` over to
- * the worker `owner` that owns it; 0 or a negative errno. */
-typedef int b2b_handover_f(void *arg, unsigned owner, const char *a_call_id);
-
 /*
  * Create the NTA agent on `root` for worker `worker` (bound to the public
  * port and to worker_port_base + worker).  Returns 0 and *out, or a negative
@@ -55,13 +51,13 @@ void b2b_set_cdr_writer(b2b_t *b2b, struct cdr_writer *w);
 void b2b_adopt_calls(b2b_t *b2b);
 
 /*
- * Overload control on the agent's two sockets (b2b_overload.c): the own
- * port is read first, and while the worker falls behind
+ * Overload control (b2b_overload.c): while the worker falls behind
  * (overload_queue_delay_ms, overload_setup_calls) new INVITEs on the public
- * port get a stateless 503 with Retry-After.  Call once, after b2b_create,
- * with the port the root runs on.  0, or a negative errno (logged).
+ * port get a stateless 503 with Retry-After, sent from `pub_fd`.  Call
+ * once, after dgram_start.  0, or -ENOMEM.
  */
-int b2b_overload_start(b2b_t *b2b, uport_t *port);
+struct dgram;
+int b2b_overload_start(b2b_t *b2b, struct dgram *dgram, int pub_fd);
 
 /* Refuse new calls with 503 from now on (SIGTERM). */
 void b2b_set_draining(b2b_t *b2b, int draining);
@@ -78,13 +74,6 @@ int b2b_kill(b2b_t *b2b, const char *id);
 
 /* End the answered calls older than max_call_duration (called every second). */
 void b2b_expire_calls(b2b_t *b2b);
-
-/* How to reach other workers (worker.c: a CTL_CANCEL_CALL control message). */
-void b2b_set_handover(b2b_t *b2b, b2b_handover_f *fn, void *arg);
-
-/* Another worker received the CANCEL of our call with A-leg Call-ID
- * `a_call_id`: cancel it.  0, -ENOENT (not ours), -EALREADY (answered). */
-int b2b_cancel_call(b2b_t *b2b, const char *a_call_id);
 
 /* Copy NTA's message counters into the shared worker counters. */
 void b2b_publish_stats(b2b_t *b2b);

@@ -183,8 +183,6 @@ struct b2b {
 	unsigned worker;
 
 	registrar_t *reg;             /* NULL: no registrar (no domain configured) */
-	b2b_handover_f *handover;     /* hands a CANCEL to its call's owner (via the master) */
-	void *handover_arg;
 	cdr_writer_t *cdr;            /* NULL: no CDRs (unit tests only) */
 	nta_agent_t *agent;
 	nta_leg_t *default_leg;       /* receives every request outside a dialog */

@@ -176,21 +176,29 @@ static int overload_cseq_is(struct overload_span cseq, const char *method)
 	       overload_is_ws(cseq.p[cseq.len - mlen - 1]);
 }
 
-enum overload_kind overload_parse(const char *msg, size_t len, const char *tag,
-				  struct overload_msg *m)
+int overload_read(const char *msg, size_t len, struct overload_msg *m)
 {
 	const char *end = msg + len;
 	const char *eol = overload_eol(msg, end);
+
+	memset(m, 0, sizeof *m);
+	if ((size_t)(eol - msg) < 9 || memcmp(eol - 8, " SIP/2.0", 8) != 0 ||
+	    memcmp(msg, "SIP/", 4) == 0)
+		return -1;   /* not a request line (a response, or garbage) */
+	if (overload_headers(m, overload_next(eol, end), end) < 0 || m->n_via == 0 ||
+	    !m->from.p || !m->to.p || !m->call_id.p || !m->cseq.p || m->call_id.len == 0)
+		return -1;
+	return overload_find_tag(m->to, &m->to_tag) < 0 ? -1 : 0;
+}
+
+enum overload_kind overload_parse(const char *msg, size_t len, const char *tag,
+				  struct overload_msg *m)
+{
+	const char *eol = overload_eol(msg, msg + len);
 	int invite = overload_request_is(msg, eol, "INVITE");
 	int ack = !invite && overload_request_is(msg, eol, "ACK");
 
-	if (!invite && !ack)
-		return OVERLOAD_OTHER;
-	memset(m, 0, sizeof *m);
-	if (overload_headers(m, overload_next(eol, end), end) < 0 || m->n_via == 0 ||
-	    !m->from.p || !m->to.p || !m->call_id.p || !m->cseq.p)
-		return OVERLOAD_OTHER;
-	if (overload_find_tag(m->to, &m->to_tag) < 0)
+	if ((!invite && !ack) || overload_read(msg, len, m) < 0)
 		return OVERLOAD_OTHER;
 	if (invite)
 		return m->to_tag.len == 0 && overload_cseq_is(m->cseq, "INVITE")

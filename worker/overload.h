@@ -10,6 +10,9 @@
  *     response needs (Via, From, To, Call-ID, CSeq; long or compact names)
  *     and says what the datagram is: a new INVITE (no To tag), the ACK of
  *     one of our own overload 503s (its To tag is ours), or anything else;
+ *   - overload_read() is the same reading for any request; the public
+ *     port's router (worker/dgram.c) finds a datagram's Call-ID and To tag
+ *     with it;
  *   - overload_answer() writes the 503 for a new INVITE (RFC 3261 8.2.6:
  *     the Vias, From, Call-ID and CSeq copied, our tag added to To,
  *     Retry-After, no body) into the caller's buffer.
@@ -46,6 +49,12 @@ struct overload_msg {
 	struct overload_span from, to, call_id, cseq;
 	struct overload_span to_tag;   /* len 0: To has no tag */
 };
+
+/* Read any request: the headers above and the To tag.  0 and *m, or -1
+ * when it is not a request that can be read with certainty (a response,
+ * garbage, a header twice, no Call-ID...).  worker/dgram.c routes the
+ * public port's datagrams with it. */
+int overload_read(const char *msg, size_t len, struct overload_msg *m);
 
 /* Classify the datagram [msg, msg + len); `tag` is our 503's To tag.
  * Fills *m for OVERLOAD_NEW_INVITE and OVERLOAD_OUR_ACK. */

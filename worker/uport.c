@@ -44,9 +44,7 @@ struct uport_wait {
 	uint32_t gen;            /* bumped on every (re)registration change */
 	uint8_t used;
 	uint8_t armed;           /* a POLL_ADD is in flight */
-	unsigned burst;          /* callbacks per turn while readable (0: one) */
-	uport_gate_f *gate;      /* see uport_set_reader() */
-	void *gate_arg;
+	uint8_t detached;        /* read by worker/dgram.c: polled for POLLOUT only */
 };
 
 struct su_port_s {
@@ -55,6 +53,9 @@ struct su_port_s {
 	int ring_ok;
 	struct uport_wait waits[UPORT_MAX_WAITS];   /* index 0 unused: Sofia wants > 0 */
 	struct uport_stats stats;
+	uport_hook_f *before_wait;        /* see uport_set_hooks() */
+	uport_hook_f *after_reap;
+	void *hook_arg;
 };
 
 static struct io_uring_sqe *uport_sqe(uport_t *self)
@@ -77,13 +78,19 @@ static uint64_t uport_wait_data(unsigned i, uint32_t gen)
 static void uport_arm(uport_t *self, unsigned i)
 {
 	struct uport_wait *w = &self->waits[i];
-	struct io_uring_sqe *sqe = uport_sqe(self);
+	unsigned events = (unsigned)w->wait.events;
+	struct io_uring_sqe *sqe;
 
+	if (w->detached)
+		events &= POLLOUT;   /* its datagrams come through worker/dgram.c */
+	if (events == 0)
+		return;
+	sqe = uport_sqe(self);
 	if (sqe == NULL) {
 		log_error("io_uring: no submission slot to watch fd %d", w->wait.fd);
 		return;
 	}
-	io_uring_prep_poll_add(sqe, w->wait.fd, (unsigned)w->wait.events);
+	io_uring_prep_poll_add(sqe, w->wait.fd, events);
 	io_uring_sqe_set_data64(sqe, uport_wait_data(i, w->gen));
 	w->armed = 1;
 }
@@ -112,9 +119,7 @@ static void uport_drop(uport_t *self, unsigned i, int destroy_wait)
 	w->gen++;
 	w->used = 0;
 	w->armed = 0;
-	w->burst = 0;
-	w->gate = NULL;
-	w->gate_arg = NULL;
+	w->detached = 0;
 	w->cb = NULL;
 	w->arg = NULL;
 	w->root = NULL;
@@ -210,36 +215,6 @@ static int uport_multishot(su_port_t *self, int multishot)
 	return (errno = EINVAL), -1;
 }
 
-/* Is a datagram still waiting on fd?  (A cheap poll, no read.) */
-static int uport_readable(int fd)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
-}
-
-/*
- * A readable registration with a reader set (uport_set_reader): the gate
- * first, then Sofia's callback, up to `burst` times while the socket holds
- * datagrams.  Stops as soon as the callback changed the registration.
- */
-static void uport_serve(uport_t *self, struct uport_wait *w, uint32_t gen)
-{
-	unsigned burst = w->burst ? w->burst : 1;
-
-	for (unsigned n = 0; n < burst; n++) {
-		if (n > 0 && !uport_readable(w->wait.fd))
-			return;
-		if (w->gate && w->gate(w->gate_arg, w->wait.fd)) {
-			self->stats.gated++;
-			continue;
-		}
-		w->cb(w->root ? su_root_magic(w->root) : NULL, &w->wait, w->arg);
-		if (!w->used || w->gen != gen)
-			return;
-	}
-}
-
 static void uport_dispatch_wait(uport_t *self, uint64_t data, int res)
 {
 	unsigned i = (unsigned)((data >> 1) & 0x7fffffffu);
@@ -258,10 +233,7 @@ static void uport_dispatch_wait(uport_t *self, uint64_t data, int res)
 		/* Re-arm anyway: Sofia owns the fd and will deregister it if it is gone. */
 	} else {
 		w->wait.revents = (short)res;
-		if ((w->gate || w->burst > 1) && (res & POLLIN))
-			uport_serve(self, w, gen);
-		else
-			w->cb(w->root ? su_root_magic(w->root) : NULL, &w->wait, w->arg);
+		w->cb(w->root ? su_root_magic(w->root) : NULL, &w->wait, w->arg);
 	}
 	/* The callback may have deregistered or changed it. */
 	if (w->used && w->gen == gen && !w->armed)
@@ -276,6 +248,7 @@ static int uport_reap(uport_t *self)
 	while (n < UPORT_BATCH && io_uring_peek_cqe(&self->ring, &cqe) == 0) {
 		uint64_t data = io_uring_cqe_get_data64(cqe);
 		int res = cqe->res;
+		unsigned flags = cqe->flags;
 
 		io_uring_cqe_seen(&self->ring, cqe);
 		n++;
@@ -287,11 +260,23 @@ static int uport_reap(uport_t *self)
 			struct uport_event *ev = (struct uport_event *)(uintptr_t)data;
 			if (!ev->armed)
 				continue;   /* removed meanwhile */
-			ev->armed = 0;
+			ev->flags = flags;
+			if (!(flags & IORING_CQE_F_MORE))
+				ev->armed = 0;   /* a multishot operation ended, or a one-shot one */
 			ev->cb(ev, res);
 		}
 	}
 	self->stats.completions += (unsigned long long)n;
+	return n;
+}
+
+/* Completions, then whatever they queued (after_reap), in batches. */
+static int uport_reap_all(uport_t *self)
+{
+	int n = uport_reap(self);
+
+	if (self->after_reap)
+		self->after_reap(self->hook_arg);
 	return n;
 }
 
@@ -302,6 +287,13 @@ static int uport_wait_events(su_port_t *self, su_duration_t tout)
 	int ret;
 
 	self->stats.waits++;
+	if (self->before_wait && self->before_wait(self->hook_arg)) {
+		/* Work is queued already: send what is queued, take what completed,
+		 * and do not block. */
+		if (io_uring_sq_ready(&self->ring))
+			io_uring_submit(&self->ring);
+		return uport_reap_all(self);
+	}
 	if (tout < 0) {
 		ret = io_uring_submit_and_wait_timeout(&self->ring, &cqe, 1, NULL, NULL);
 	} else {
@@ -311,7 +303,7 @@ static int uport_wait_events(su_port_t *self, su_duration_t tout)
 	}
 	if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 		log_error("io_uring: wait failed: %s", strerror(-ret));
-	return uport_reap(self);
+	return uport_reap_all(self);
 }
 
 static char const *uport_name(su_port_t const *self)
@@ -434,19 +426,78 @@ int uport_poll_remove(uport_t *self, struct uport_event *ev)
 	return 0;
 }
 
-int uport_set_reader(uport_t *self, int fd, unsigned burst, uport_gate_f *gate, void *arg)
+/* The registration index watching fd, or 0. */
+static unsigned uport_index_of(const uport_t *self, int fd)
 {
-	for (unsigned i = 1; i < UPORT_MAX_WAITS; i++) {
-		struct uport_wait *w = &self->waits[i];
+	for (unsigned i = 1; i < UPORT_MAX_WAITS; i++)
+		if (self->waits[i].used && self->waits[i].wait.fd == fd)
+			return i;
+	return 0;
+}
 
-		if (!w->used || w->wait.fd != fd)
-			continue;
-		w->burst = burst;
-		w->gate = gate;
-		w->gate_arg = arg;
-		return 0;
+int uport_detach_fd(uport_t *self, int fd)
+{
+	unsigned i = uport_index_of(self, fd);
+	struct uport_wait *w;
+
+	if (i == 0)
+		return -ENOENT;
+	w = &self->waits[i];
+	w->detached = 1;
+	if (w->armed) {
+		/* Replace the in-flight POLLIN poll (its completion is ignored). */
+		uport_cancel(self, uport_wait_data(i, w->gen));
+		w->gen++;
+		w->armed = 0;
+		uport_arm(self, i);
 	}
-	return -ENOENT;
+	return 0;
+}
+
+int uport_wake_fd(uport_t *self, int fd)
+{
+	unsigned i = uport_index_of(self, fd);
+	struct uport_wait *w;
+	uint32_t gen;
+
+	if (i == 0)
+		return -ENOENT;
+	w = &self->waits[i];
+	gen = w->gen;
+	w->wait.revents = POLLIN;
+	w->cb(w->root ? su_root_magic(w->root) : NULL, &w->wait, w->arg);
+	return w->used && w->gen == gen ? 0 : -ESTALE;
+}
+
+void uport_set_hooks(uport_t *self, uport_hook_f *before_wait, uport_hook_f *after_reap,
+		     void *arg)
+{
+	self->before_wait = before_wait;
+	self->after_reap = after_reap;
+	self->hook_arg = arg;
+}
+
+struct io_uring_sqe *uport_sqe_for(uport_t *self, struct uport_event *ev)
+{
+	struct io_uring_sqe *sqe = uport_sqe(self);
+
+	if (sqe == NULL)
+		return NULL;
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)ev);
+	ev->armed = 1;
+	ev->flags = 0;
+	return sqe;
+}
+
+struct io_uring *uport_ring(uport_t *self)
+{
+	return &self->ring;
+}
+
+void uport_flush(uport_t *self)
+{
+	if (io_uring_sq_ready(&self->ring))
+		io_uring_submit(&self->ring);
 }
 
 /* The local port of a datagram socket, or -1. */

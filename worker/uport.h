@@ -26,6 +26,7 @@ typedef struct su_port_s uport_t;   /* a uport IS the Sofia port */
 struct uport_event {
 	void (*cb)(struct uport_event *ev, int res); /* res: revents (>0) or -errno */
 	int armed;
+	unsigned flags;      /* the CQE's flags, for operations of uport_sqe_for() */
 };
 
 /*
@@ -48,21 +49,35 @@ int uport_poll_add(uport_t *port, struct uport_event *ev, int fd, unsigned event
 int uport_poll_remove(uport_t *port, struct uport_event *ev);
 
 /*
- * How a Sofia registration's socket is read, for the overload control
- * (worker/b2b_overload.c).  Sofia's UDP transport reads one datagram per
- * callback, and by default each ready registration gets one callback per
- * loop turn.  For the registration watching `fd`:
- *   - burst: up to `burst` callbacks per turn while the socket still holds
- *     a datagram (a worker's own port, where the calls it already has
- *     arrive, is served before new work piles up);
- *   - gate: when not NULL, called before each callback while the socket is
- *     readable.  It returns 0 to let Sofia read the next datagram, or 1
- *     when it took care of the socket itself (it read and answered what it
- *     could shed) and Sofia is not to be called this time.
- * Returns 0, or -ENOENT when no registration watches fd.
+ * Sockets whose datagrams the worker reads itself (worker/dgram.c) rather
+ * than letting Sofia read them when the kernel says "readable":
+ *   - uport_detach_fd: Sofia's registration for fd is no longer polled for
+ *     POLLIN (only for POLLOUT, when Sofia asks for it);
+ *   - uport_wake_fd: run Sofia's callback for fd once, as if it were
+ *     readable: Sofia then reads one datagram (from dgram's queue).
+ *     0, -ENOENT (no registration watches fd), or -ESTALE when the callback
+ *     removed or changed the registration;
+ *   - hooks: before_wait runs at the start of every loop turn and returns
+ *     non-zero when work is already queued (the turn then does not block);
+ *     after_reap runs after each batch of completions.
  */
-typedef int uport_gate_f(void *arg, int fd);
-int uport_set_reader(uport_t *port, int fd, unsigned burst, uport_gate_f *gate, void *arg);
+int uport_detach_fd(uport_t *port, int fd);
+int uport_wake_fd(uport_t *port, int fd);
+typedef int uport_hook_f(void *arg);
+void uport_set_hooks(uport_t *port, uport_hook_f *before_wait, uport_hook_f *after_reap,
+		     void *arg);
+
+/*
+ * Any other io_uring operation on the loop: a submission slot whose
+ * completion runs ev->cb (ev->flags then holds the CQE's flags; a
+ * multishot operation stays armed while IORING_CQE_F_MORE is set).  NULL
+ * when the submission queue is full even after a flush.  uport_ring() is
+ * for registering buffers.
+ */
+struct io_uring_sqe *uport_sqe_for(uport_t *port, struct uport_event *ev);
+struct io_uring *uport_ring(uport_t *port);
+/* Submit what is queued now (before a system call that must come after it). */
+void uport_flush(uport_t *port);
 
 /* The fd of a Sofia registration whose datagram socket is bound to local
  * port `port` (the worker's SIP sockets), or -ENOENT. */
@@ -73,7 +88,6 @@ struct uport_stats {
 	unsigned long long waits;        /* io_uring_submit_and_wait calls */
 	unsigned long long completions;  /* CQEs handled */
 	unsigned long long stale;        /* CQEs of removed registrations, ignored */
-	unsigned long long gated;        /* callbacks a gate took over (uport_set_reader) */
 };
 void uport_get_stats(const uport_t *port, struct uport_stats *out);
 

@@ -44,6 +44,7 @@
 #include "b2bua/log.h"
 #include "worker/b2b.h"
 #include "worker/cdr.h"
+#include "worker/dgram.h"
 #include "worker/rds.h"
 #include "worker/registrar.h"
 #include "worker/uport.h"
@@ -61,6 +62,8 @@
 struct worker {
 	const struct config *cfg;
 	shm_t *shm;
+	handover_t *ho;           /* datagrams to and from the other workers */
+	dgram_t *dgram;           /* the SIP sockets' I/O (worker/dgram.h) */
 	unsigned idx;
 	su_root_t *root;
 	uport_t *port;
@@ -152,19 +155,6 @@ static void worker_arm_ctl(void)
 		log_error("cannot watch the control socket");
 }
 
-/* b2b_handover_f: a CANCEL for a call of worker `to`, as a CTL_CANCEL_CALL message. */
-static int worker_handover(void *arg, unsigned to, const char *a_call_id)
-{
-	struct ctl_msg m;
-
-	(void)arg;
-	ctl_init(&m, CTL_CANCEL_CALL, worker.idx, to, 0);
-	if ((size_t)snprintf(m.u.cancel_call.a_call_id, sizeof m.u.cancel_call.a_call_id, "%s",
-			     a_call_id) >= sizeof m.u.cancel_call.a_call_id)
-		return -EMSGSIZE;
-	return ctl_send(worker.ctl, &m);
-}
-
 /* ctl_handle_f: one message from the control channel (types: b2bua/ctl.h). */
 static void worker_on_message(void *arg, const struct ctl_msg *m)
 {
@@ -178,13 +168,6 @@ static void worker_on_message(void *arg, const struct ctl_msg *m)
 		return;
 	case CTL_LOG_LEVEL:
 		ctl_take_log_level(worker.ctl, m);
-		return;
-	case CTL_CANCEL_CALL:
-		/* Handed over by another worker; not answered (nobody waits for it). */
-		ret = b2b_cancel_call(worker.b2b, m->u.cancel_call.a_call_id);
-		if (ret < 0 && ret != -EALREADY)
-			log_warn("handed-over CANCEL for %s: no such call here",
-				 m->u.cancel_call.a_call_id);
 		return;
 	default:
 		log_warn("control channel: unexpected %s message from %u",
@@ -310,6 +293,28 @@ static int worker_redis_start(const struct config *cfg, unsigned idx)
 	return 0;
 }
 
+/* The agent's two sockets now exist: from here the ring reads and sends
+ * them, and routes the public port's datagrams to their owners. */
+static int worker_dgram_start(const struct config *cfg, unsigned idx)
+{
+	int pub_fd = uport_find_udp_fd(worker.port, cfg->sip_port);
+	int own_fd = uport_find_udp_fd(worker.port, cfg->worker_port_base + (int)idx);
+	int ret;
+
+	if (pub_fd < 0 || own_fd < 0) {
+		log_error("the SIP sockets (ports %d and %d) are not on the loop", cfg->sip_port,
+			  cfg->worker_port_base + (int)idx);
+		return -ENOENT;
+	}
+	ret = dgram_create(worker.port, worker.shm, worker.ho, idx, cfg->node_id,
+			   cfg->socket_io, &worker.dgram);
+	if (ret == 0)
+		ret = dgram_start(worker.dgram, pub_fd, own_fd);
+	if (ret == 0)
+		ret = b2b_overload_start(worker.b2b, worker.dgram, pub_fd);
+	return ret;
+}
+
 static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx)
 {
 	int ret;
@@ -341,8 +346,7 @@ static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx)
 	ret = b2b_create(worker.root, cfg, shm, idx, &worker.b2b);
 	if (ret < 0)
 		return ret;
-	b2b_set_handover(worker.b2b, worker_handover, NULL);
-	ret = b2b_overload_start(worker.b2b, worker.port);
+	ret = worker_dgram_start(cfg, idx);
 	if (ret < 0)
 		return ret;
 	ret = worker_redis_start(cfg, idx);
@@ -371,6 +375,9 @@ static void worker_stop(void)
 {
 	if (worker.tick)
 		su_timer_destroy(worker.tick);
+	/* What is queued on the ring goes out now, and whatever the agent
+	 * sends while it is destroyed goes out at once: its sockets close. */
+	dgram_stop(worker.dgram);
 	if (worker.rds)
 		rds_close(worker.rds);
 	cdr_writer_flush(worker.cdr);
@@ -380,15 +387,17 @@ static void worker_stop(void)
 	rds_destroy(worker.rds);
 	if (worker.root)
 		su_root_destroy(worker.root);
+	dgram_destroy(worker.dgram);
 	su_deinit();
 }
 
-void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, int ctl)
+void worker_run(const struct config *cfg, shm_t *shm, handover_t *ho, unsigned idx, int ctl)
 {
 	char role[32];
 	int ret;
 
 	worker.ctl = ctl;
+	worker.ho = ho;
 	snprintf(role, sizeof role, "worker %u", idx);
 	log_set_role(role);
 	/* What ps, top and pgrep show (at most 15 bytes): b2bua-w0, b2bua-w1... */
@@ -414,8 +423,11 @@ void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, int ctl)
 		log_error("cannot start: %s", strerror(-ret));
 		exit(WORKER_EXIT_START);
 	}
-	log_info("worker %u ready: sip %s:%d, own port %d, event loop %s", idx, cfg->listen,
-		 cfg->sip_port, cfg->worker_port_base + (int)idx, "io_uring");
+	/* Calls may now be handed to us (rendezvous hashing counts us in). */
+	dgram_ready(worker.dgram);
+	log_info("worker %u ready: sip %s:%d, own port %d, event loop io_uring, socket I/O %s",
+		 idx, cfg->listen, cfg->sip_port, cfg->worker_port_base + (int)idx,
+		 dgram_io_name(worker.dgram));
 	su_root_run(worker.root);
 	log_info("stopped (%u calls left)", b2b_active_calls(worker.b2b));
 	worker_stop();

@@ -10,6 +10,7 @@
 #define B2BUA_WORKER_H
 
 #include "b2bua/config.h"
+#include "shm/handover.h"
 #include "shm/shm.h"
 
 /* Exit status of a worker that could not start (the master stops b2bua
@@ -17,8 +18,9 @@
 #define WORKER_EXIT_START 3
 
 /* Run worker `idx` in this freshly forked process; `ctl` is its end of the
- * control channel to the master (b2bua/ctl.h). */
-void worker_run(const struct config *cfg, shm_t *shm, unsigned idx, int ctl)
+ * control channel to the master (b2bua/ctl.h), `ho` the queues through
+ * which workers pass each other datagrams (shm/handover.h). */
+void worker_run(const struct config *cfg, shm_t *shm, handover_t *ho, unsigned idx, int ctl)
 	__attribute__((noreturn));
 
 /* reuseport.c: register this worker's SIP sockets, the datagram sockets bound

@@ -3,8 +3,10 @@
 # crash_ringing — nothing is left stuck when the worker that owns ringing
 # calls dies (issue 8, item 2).
 #
-# 1. 200 calls ring (the callee sends 180 and never answers); their worker
-#    is killed with SIGKILL.  The restarted process of the same index finds
+# 1. 200 calls ring (the callee sends 180 and never answers); the workers
+#    that own them (new calls are spread over the workers by a hash of their
+#    Call-ID, worker/dgram.c) are killed with SIGKILL at once.  The
+#    restarted process of each index finds
 #    them in the call table and ends each one cleanly from the INVITEs its
 #    predecessor recorded: every caller gets 500 with Retry-After in its
 #    INVITE's transaction and ACKs it, every callee gets a CANCEL matching
@@ -16,8 +18,9 @@
 #    which matches no transaction any more, is ACKed and the call released
 #    with BYE; no 2xx is retransmitted more than a few times.  Each caller's
 #    CANCEL, crossing the successor's 500, and its ACK reach the other
-#    worker (sent there by the test): the CANCEL is handed over and answered
-#    200, never 481, the ACK passed on, so the calls leave the table at once.
+#    worker (sent there by the test): both are handed over to the owner,
+#    which answers the CANCEL 200, never 481, and takes the ACK, so the
+#    calls leave the table at once.
 # 3. 10 callers cancel; their worker dies before the callees end their
 #    INVITEs: each caller gets 487 from the successor, each callee a CANCEL
 #    again (its 487 ACKed), and the CDRs say CANCELLED by the caller.
@@ -66,27 +69,31 @@ caller_requests() {
 	END { for (c in got) if (c in inv) print inv[c] "\t" got[c] }' "$1"
 }
 
-_handed_over() {
-	[ "$(grep -c "its CANCEL reached worker $((1 - OWNER)), not its owner $OWNER: handed over" \
-		"$T/b2bua.log")" = "$M" ]
-}
+# handed_in_total: datagrams the workers received from one another.
+handed_in_total() { cli_json workers '[.[].handed_in] | add'; }
 
-# kill_owner N [STATE]: SIGKILL the one worker that owns the N calls once
-# they are all in STATE (RINGING); wait for its successor and its takeover
-# line.  Sets OWNER.
-kill_owner() {
-	local n=$1 state=${2:-RINGING} victim
+# kill_owners N [STATE]: SIGKILL, at once, every worker that owns some of
+# the N calls once they are all in STATE (RINGING); wait for each
+# successor's takeover line and check that together they end the N calls.
+# Writes "A-CALL-ID OWNER" lines to $T/owners.
+kill_owners() {
+	local n=$1 state=${2:-RINGING} w victim owners ended
 	wait_state 10 "length == $n and all(.[]; .state == \"$state\")" "$n calls $state"
-	assert_eq 1 "$(cli_json calls '[.[].worker] | unique | length')" "one worker owns them all"
-	OWNER=$(cli_json calls '.[0].worker')
-	victim=$(cli_json workers ".[] | select(.index == $OWNER) | .pid")
+	cli_json calls '.[] | "\(.a_call_id) \(.worker)"' >"$T/owners"
+	owners=$(cli_json calls '[.[].worker] | unique | .[]')
 	_takeovers=$(grep -c "unanswered ones are being ended" "$T/b2bua.log")
-	log "killing worker $OWNER (pid $victim), the owner of the $n calls"
-	kill -KILL "$victim"
-	_new_takeover() { [ "$(grep -c "unanswered ones are being ended" "$T/b2bua.log")" -gt "$_takeovers" ]; }
-	wait_for 3 _new_takeover || fail "worker $OWNER did not take its calls over"
-	assert_grep "took over 0 answered calls of the previous worker $OWNER process; $n unanswered ones are being ended .*, 0 could not be taken over" \
-		"$T/b2bua.log" "the successor ends the $n unanswered calls"
+	_want=$((_takeovers + $(echo "$owners" | wc -w)))
+	for w in $owners; do
+		victim=$(cli_json workers ".[] | select(.index == $w) | .pid")
+		log "killing worker $w (pid $victim): it owns $(grep -c " $w\$" "$T/owners") of the $n calls"
+		kill -KILL "$victim"
+	done
+	_new_takeovers() { [ "$(grep -c "unanswered ones are being ended" "$T/b2bua.log")" -ge "$_want" ]; }
+	wait_for 5 _new_takeovers || fail "the killed workers did not take their calls over"
+	ended=$(grep "unanswered ones are being ended" "$T/b2bua.log" | tail -n +$((_takeovers + 1)) |
+		sed -E 's/.*; ([0-9]+) unanswered ones are being ended .*, ([0-9]+) could not.*/\1 \2/' |
+		awk '{ e += $1; lost += $2 } END { print e + 0, lost + 0 }')
+	assert_eq "$n 0" "$ended" "the successors end the $n unanswered calls, none lost"
 }
 
 # ------------------------------------------------------------ 1. callees that ring for ever
@@ -94,7 +101,7 @@ kill_owner() {
 N=200
 uas_start uas uas_ring_crash -m $N
 uac_start uac uac_ring_crash -m $N -r 100 -l $N
-kill_owner $N
+kill_owners $N
 sipp_wait uac || fail "uac exited $? (a caller got no 500, or another answer)"
 uas_wait uas
 assert_sipp_ok uac $N
@@ -116,29 +123,32 @@ assert_eq "$N" "$(jq '[.[].a_call_id] | unique | length' "$CDR_JSON")" "one CDR 
 M=20
 uas_start uas2 uas_answer_late -m $M
 uac_start uac2 uac_ring_crash_silent -m $M -r 100 -l $M
-kill_owner $M
+kill_owners $M
 # The callers end at their 500 (sipp writes its trace at exit).
 sipp_wait uac2 || fail "uac2 exited $? (a caller got no 500, or another answer)"
 assert_sipp_ok uac2 $M
-# Each caller's CANCEL (crossing the 500) and ACK reach the other worker, as
-# they may after the kernel re-hashed the callers: the CANCEL is handed over
-# through the table (its 200 goes to port 9, unheard), the ACK is passed on
-# to the owner by its To tag.
+# Each caller's CANCEL (crossing the 500) and ACK reach the other worker's
+# own port, as they may reach a worker that is not the owner: the CANCEL
+# (the INVITE's Via: RFC 3261 9.1) is handed over by the call table, the
+# ACK by its To tag.  The CANCEL's 200 goes to the test's socket (rport).
 caller_requests "$T/uac2.msg" >"$T/requests"
-other_port=$((WORKER_PORT_BASE + 1 - OWNER))
+handed_before=$(handed_in_total)
 while IFS=$'\t' read -r ruri via from to cid to500; do
-	printf 'CANCEL %s SIP/2.0\r\nVia: SIP/2.0/UDP %s:9;branch=%s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n' \
-		"$ruri" "$ADDR" "${via##*branch=}" "$from" "$to" "$cid" >"$T/cancel.txt"
+	owner=$(awk -v c="$cid" '$1 == c { print $2 }' "$T/owners")
+	other_port=$((WORKER_PORT_BASE + 1 - owner))
+	printf 'CANCEL %s SIP/2.0\r\nVia: %s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n' \
+		"$ruri" "$via" "$from" "$to" "$cid" >"$T/cancel.txt"
 	cat "$T/cancel.txt" >"/dev/udp/$ADDR/$other_port"
 	printf 'ACK %s SIP/2.0\r\nVia: %s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n' \
 		"$ruri" "$via" "$from" "$to500" "$cid" >"$T/ack.txt"
 	cat "$T/ack.txt" >"/dev/udp/$ADDR/$other_port"
 done <"$T/requests"
-assert_eq "$M" "$(wc -l <"$T/requests")" "CANCELs and ACKs sent to worker $((1 - OWNER))"
+assert_eq "$M" "$(wc -l <"$T/requests")" "CANCELs and ACKs sent to the other worker"
 uas_wait uas2
 assert_sipp_ok uas2 $M
-wait_for 3 _handed_over || fail "CANCELs handed over by worker $((1 - OWNER)): $(grep -c "its CANCEL reached" "$T/b2bua.log")"
-log "ok: $M CANCELs reached worker $((1 - OWNER)) and were handed over (200)"
+_handed_over() { [ "$(($(handed_in_total) - handed_before))" -ge $((2 * M)) ]; }
+wait_for 3 _handed_over || fail "CANCELs and ACKs handed over: $(($(handed_in_total) - handed_before)) of $((2 * M))"
+log "ok: $M CANCELs and ACKs reached the other worker and were handed over"
 assert_eq "$M" "$(msg_count "$T/uas2.msg" recv ACK)" "every late 2xx was ACKed"
 assert_eq "$M" "$(msg_count "$T/uas2.msg" recv BYE)" "every late 2xx was released with BYE"
 max_sent=$(sent_most "$T/uas2.msg" sent 200 INVITE)
@@ -158,7 +168,7 @@ assert_eq "$((N + M))" "$(jq '[.[] | select(.disposition == "FAILED" and .sip_co
 K=10
 uas_start uas3 uas_cancel_twice -m $K
 uac_start uac3 uac_cancel -m $K -r 100 -l $K
-kill_owner $K ENDING
+kill_owners $K ENDING
 sipp_wait uac3 || fail "uac3 exited $? (a caller that cancelled got no 487)"
 uas_wait uas3
 assert_sipp_ok uac3 $K

@@ -1,0 +1,94 @@
+/*
+ * dgram_libc — the socket functions of libc that Sofia-SIP calls, defined in
+ * the executable so that on the worker's two SIP sockets they are answered
+ * by worker/dgram.c (see dgram.h: "To Sofia" and "Out"), the way
+ * worker/reuseport.c defines bind().  The dynamic linker resolves Sofia's
+ * calls, and every other caller's, to these; on any other socket (Redis,
+ * the control channel, the CLI) and in the master and the management
+ * process (no dgram is active there) each one is the plain system call.
+ *
+ * Linked into the b2bua executable only: the fuzzers and unit tests keep
+ * their sanitizers' own versions of these functions.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "worker/dgram.h"
+
+ssize_t recvmsg(int fd, struct msghdr *mh, int flags)
+{
+	struct dgram_sock *s = dgram_sock_of(fd);
+
+	/* MSG_ERRQUEUE: ICMP errors stay the kernel's to report. */
+	if (s == NULL || (flags & MSG_ERRQUEUE))
+		return (ssize_t)syscall(SYS_recvmsg, fd, mh, flags);
+	return dgram_take(s, mh, flags);
+}
+
+ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+		 socklen_t *fromlen)
+{
+	struct dgram_sock *s = dgram_sock_of(fd);
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr mh = { .msg_name = from, .msg_namelen = fromlen ? *fromlen : 0,
+			     .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (s == NULL)
+		return (ssize_t)syscall(SYS_recvfrom, fd, buf, len, flags, from, fromlen);
+	n = dgram_take(s, &mh, flags);
+	if (n >= 0 && fromlen)
+		*fromlen = mh.msg_namelen;
+	return n;
+}
+
+ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	return recvfrom(fd, buf, len, flags, NULL, NULL);
+}
+
+/* ioctl(FIONREAD) on one of our sockets: the size of the next datagram,
+ * which is what the kernel says for a datagram socket (Sofia sizes its
+ * receive buffer with it).  Every ioctl takes at most one argument. */
+int ioctl(int fd, unsigned long request, ...)
+{
+	struct dgram_sock *s = dgram_sock_of(fd);
+	va_list ap;
+	void *arg;
+
+	va_start(ap, request);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (s != NULL && request == FIONREAD && arg != NULL) {
+		*(int *)arg = dgram_next_len(s);
+		return 0;
+	}
+	return (int)syscall(SYS_ioctl, fd, request, arg);
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *mh, int flags)
+{
+	struct dgram_sock *s = dgram_sock_of(fd);
+
+	if (s == NULL)
+		return (ssize_t)syscall(SYS_sendmsg, fd, mh, flags);
+	return dgram_send(s, fd, mh, flags);
+}
+
+ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+	       socklen_t tolen)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_name = (void *)to, .msg_namelen = to ? tolen : 0,
+			     .msg_iov = &iov, .msg_iovlen = 1 };
+	struct dgram_sock *s = dgram_sock_of(fd);
+
+	if (s == NULL)
+		return (ssize_t)syscall(SYS_sendto, fd, buf, len, flags, to, tolen);
+	return dgram_send(s, fd, &mh, flags);
+}

@@ -8,7 +8,10 @@
  * level-triggered, which Sofia's UDP transport needs (it reads one datagram
  * per wake-up; multishot poll is edge-triggered and stalls a busy socket).
  * Each registration carries a generation in its CQE user_data so that a
- * completion for a registration removed meanwhile is ignored.
+ * completion for a registration removed meanwhile is ignored.  The worker's
+ * two SIP sockets are the exception: worker/dgram.c reads them with the
+ * ring itself and calls Sofia back when a datagram is queued
+ * (uport_detach_fd, uport_wake_fd, the loop hooks).
  *
  * Blocking happens in exactly one place, io_uring_submit_and_wait_timeout(),
  * bounded by Sofia's next timer (Sofia's base port computes it and calls our

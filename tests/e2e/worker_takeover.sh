@@ -4,8 +4,8 @@
 # them.
 #
 # 10 calls are answered (each talks 10 s, then the caller hangs up); the
-# worker that owns them is killed with SIGKILL.  The restarted process of the
-# same index takes the calls over from the shared call table: the callers'
+# workers that own them are killed with SIGKILL.  The restarted process of
+# each index takes its calls over from the shared call table: the callers'
 # BYEs, which come to that worker's own port, are relayed to the callees and
 # answered, every call succeeds on both sides, `show calls` keeps listing
 # them in between, and each call still ends with exactly one CDR (ANSWERED,
@@ -22,19 +22,32 @@ N=10
 uas_start uas uas_basic -m $N
 uac_start uac uac_long -m $N -r 20
 wait_state 5 "length == $N and all(.[]; .state == \"ANSWERED\")" "$N calls ANSWERED"
-owner=$(cli_json calls '.[0].worker')
-assert_eq 1 "$(cli_json calls "[.[].worker] | unique | length")" "one worker owns them all"
-victim=$(cli_json workers ".[] | select(.index == $owner) | .pid")
-log "killing worker $owner (pid $victim), the owner of the $N calls"
-kill -KILL "$victim"
+# New calls are spread over the workers (a hash of the Call-ID): kill every
+# worker that owns some, at once.
+owners=$(cli_json calls '[.[].worker] | unique | .[]')
+before=$(grep -c "answered calls of the previous worker" "$T/b2bua.log")
+declare -A victim
+for w in $owners; do
+	victim[$w]=$(cli_json workers ".[] | select(.index == $w) | .pid")
+	log "killing worker $w (pid ${victim[$w]}): it owns $(cli_json calls "[.[] | select(.worker == $w)] | length") of the $N calls"
+	kill -KILL "${victim[$w]}"
+done
 restarted() {
-	local p
-	p=$(cli_json workers ".[] | select(.index == $owner) | .pid")
-	[ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$victim" ]
+	local w p
+	for w in $owners; do
+		p=$(cli_json workers ".[] | select(.index == $w) | .pid")
+		[ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "${victim[$w]}" ] || return 1
+	done
 }
-wait_for 2 restarted || fail "worker $owner not restarted"
-wait_for 3 grep -q "took over $N answered calls of the previous worker $owner process" \
-	"$T/b2bua.log" || fail "the restarted worker did not take the calls over"
+wait_for 3 restarted || fail "the killed workers were not restarted"
+taken() {
+	[ "$(grep -c "answered calls of the previous worker" "$T/b2bua.log")" -ge \
+		$((before + $(echo "$owners" | wc -w))) ]
+}
+wait_for 3 taken || fail "the restarted workers did not take the calls over"
+assert_eq "$N" "$(grep "answered calls of the previous worker" "$T/b2bua.log" | tail -n +$((before + 1)) |
+	sed -E 's/.*took over ([0-9]+) answered calls.*/\1/' | awk '{ n += $1 } END { print n + 0 }')" \
+	"answered calls taken over"
 assert_eq "$N" "$(cli_json calls 'length')" "show calls after the takeover"
 
 sipp_wait uac || fail "uac exited $? (a call failed after the takeover)"

@@ -374,6 +374,24 @@ cli_json() {
 # b2b_log_grep ERE: the daemon's log matches.
 b2b_log_has() { grep -Eq -- "$1" "$T/b2bua.log"; }
 
+# worker_counter INDEX FIELD: one field of worker INDEX in `show workers
+# --json` (e.g. pid, calls_created, msgs_in, handed_out); prints it and returns 0,
+# or says which field is missing and returns 1 (use: v=$(worker_counter 0
+# calls_created) || fail ...).
+worker_counter() {
+	local v
+	v=$(cli_json workers ".[] | select(.index == $1) | .$2 // \"missing\"")
+	case $v in
+	'' | *[!0-9]*)
+		log "show workers --json: worker $1 has no numeric \"$2\" ($v): $(cli show workers --json | tr -d '\n')"
+		return 1 ;;
+	esac
+	echo "$v"
+}
+
+# calls_empty: the call table lists no call (use: wait_for 5 calls_empty).
+calls_empty() { [ "$(cli_json calls 'length')" = 0 ]; }
+
 # ------------------------------------------------------------ sipp
 
 # _sipp_common NAME: the options every sipp run gets.  Each run NAME leaves

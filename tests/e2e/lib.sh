@@ -594,6 +594,23 @@ uac_identifiers() {
 	' "$1" | sort -u
 }
 
+# sipp_stop NAME: stop a sipp run that has no end of its own (a UAS without
+# -m) by its PID, once the test has seen what it waited for; its message
+# log is complete afterwards.
+sipp_stop() {
+	_stop "${SIPP_PID[$1]}" 3
+}
+
+# udp_spray SOCKETS FILE...: send each FILE as one datagram to the public
+# port from SOCKETS fresh sockets on $ADDR (different source ports, so the
+# kernel's SO_REUSEPORT hashing spreads the copies over the workers); prints
+# the source ports.  Needs python3 (the test skips without it).
+udp_spray() {
+	command -v python3 >/dev/null 2>&1 || skip "python3 not found"
+	python3 "$SIPP_DIR/own_udp_send.py" "$ADDR" "$ADDR" "$SIP_PORT" "$@" ||
+		fail "own_udp_send.py $* failed"
+}
+
 # ------------------------------------------------------------ assertions
 
 assert_eq() {  # EXPECTED ACTUAL WHAT

@@ -24,7 +24,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/flow_lib.sh"
 
-N=10
+N=16
 SIPP_TIMEOUT=30
 
 # routed_requests LOG: distinct requests (Call-ID and CSeq) a sipp run sent
@@ -92,6 +92,8 @@ uas_start uas2 own_proxy_uas -m $N -key pub_port $SIP_PORT
 # The talk pause (-d) spans the kill and the restart; checked below.
 uac_start uac2 own_proxy_uac -m $N -r 20 -t un -max_socket 100 -d 6000
 wait_state 10 "length == $N and all(.[]; .state == \"ANSWERED\")" "$N calls ANSWERED"
+assert_eq "$CFG_WORKERS" "$(cli_json calls '[.[].worker] | unique | length')" \
+	"workers that own calls before the kill (show calls)"
 victim=$(cli_json calls '.[0].worker')
 owned=$(cli_json calls "[.[] | select(.worker == $victim)] | length")
 vpid=$(worker_counter "$victim" pid) || fail "no pid for worker $victim"

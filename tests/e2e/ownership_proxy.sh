@@ -63,8 +63,8 @@ proxy_checks() {
 	assert_count "$uac" recv 200/INFO $N
 	assert_count "$uac" recv 200/BYE $N
 	assert_count "$uac" recv INFO $N
-	# Every in-dialog request of the caller named the public port as its
-	# Route (the scenario sends them all there).
+	# All 7 in-dialog requests of each call (3 ACKs, 2 re-INVITEs, INFO,
+	# BYE) named the public port as their Route (and went there).
 	assert_eq $((7 * N)) "$(routed_requests "$uac")" "uac$1: requests routed through the public port"
 }
 

@@ -374,6 +374,24 @@ cli_json() {
 # b2b_log_grep ERE: the daemon's log matches.
 b2b_log_has() { grep -Eq -- "$1" "$T/b2bua.log"; }
 
+# worker_counter INDEX FIELD: one field of worker INDEX in `show workers
+# --json` (e.g. pid, calls_created, msgs_in, handed_out); prints it and returns 0,
+# or says which field is missing and returns 1 (use: v=$(worker_counter 0
+# calls_created) || fail ...).
+worker_counter() {
+	local v
+	v=$(cli_json workers ".[] | select(.index == $1) | .$2 // \"missing\"")
+	case $v in
+	'' | *[!0-9]*)
+		log "show workers --json: worker $1 has no numeric \"$2\" ($v): $(cli show workers --json | tr -d '\n')"
+		return 1 ;;
+	esac
+	echo "$v"
+}
+
+# calls_empty: the call table lists no call (use: wait_for 5 calls_empty).
+calls_empty() { [ "$(cli_json calls 'length')" = 0 ]; }
+
 # ------------------------------------------------------------ sipp
 
 # _sipp_common NAME: the options every sipp run gets.  Each run NAME leaves
@@ -574,6 +592,23 @@ uac_identifiers() {
 	tolower($1) == "from:" && match($0, /tag=[^;>, ]+/) { print substr($0, RSTART + 4, RLENGTH - 4) }
 	tolower($1) == "via:" && match($0, /branch=[^;, ]+/) { print substr($0, RSTART + 7, RLENGTH - 7) }
 	' "$1" | sort -u
+}
+
+# sipp_stop NAME: stop a sipp run that has no end of its own (a UAS without
+# -m) by its PID, once the test has seen what it waited for; its message
+# log is complete afterwards.
+sipp_stop() {
+	_stop "${SIPP_PID[$1]}" 3
+}
+
+# udp_spray SOCKETS FILE...: send each FILE as one datagram to the public
+# port from SOCKETS fresh sockets on $ADDR (different source ports, so the
+# kernel's SO_REUSEPORT hashing spreads the copies over the workers); prints
+# the source ports.  Needs python3 (the test skips without it).
+udp_spray() {
+	command -v python3 >/dev/null 2>&1 || skip "python3 not found"
+	python3 "$SIPP_DIR/own_udp_send.py" "$ADDR" "$ADDR" "$SIP_PORT" "$@" ||
+		fail "own_udp_send.py $* failed"
 }
 
 # ------------------------------------------------------------ assertions

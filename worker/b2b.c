@@ -201,6 +201,12 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 		b2b_refuse(b2b, irq, SIP_481_NO_TRANSACTION, NULL);
 		return 0;
 	}
+	if (sip->sip_call_id == NULL || sip->sip_call_id->i_id == NULL ||
+	    sip->sip_call_id->i_id[0] == '\0') {
+		/* Nothing to key a call on (the table, the routing of its CANCEL). */
+		b2b_refuse(b2b, irq, 400, "Missing Call-ID", NULL);
+		return 0;
+	}
 	if (b2b->draining) {
 		b2b_refuse(b2b, irq, SIP_503_SERVICE_UNAVAILABLE, "10");
 		b2b_write_refused_cdr(b2b, sip, 503, "draining");

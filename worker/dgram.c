@@ -66,6 +66,7 @@ struct dgram_sock {
 	struct dgram *d;
 	int fd;
 	int public;                 /* the shared port: judged; handed-in datagrams join its queue */
+	int received;               /* ring: a datagram came through the multishot recvmsg */
 	uint16_t bgid;
 	struct io_uring_buf_ring *br;
 	char *bufs;                 /* DGRAM_BUFS × DGRAM_BUF_SIZE */
@@ -301,6 +302,43 @@ static uint64_t dgram_stamp(struct cmsghdr *c)
 
 static void dgram_arm_recv(struct dgram_sock *s);
 
+/* Poll I/O for a socket that received with the ring until now: every
+ * buffer that no queued datagram holds is free. */
+static void dgram_sock_to_poll(struct dgram_sock *s)
+{
+	uint8_t held[DGRAM_BUFS] = { 0 };
+
+	for (unsigned i = s->fifo_head; i != s->fifo_tail; i++) {
+		const struct dgram_item *it = &s->fifo[i & (DGRAM_FIFO - 1)];
+
+		if (it->bid != DGRAM_NO_BID)
+			held[it->bid] = 1;
+	}
+	s->n_free = 0;
+	for (unsigned bid = 0; bid < DGRAM_BUFS; bid++)
+		if (!held[bid])
+			s->free_bids[s->n_free++] = (uint16_t)bid;
+}
+
+/*
+ * The kernel refused the multishot recvmsg itself (-EINVAL: before Linux
+ * 6.0, provided buffer rings came in 5.19): socket I/O falls back to poll,
+ * unless socket_io = "ring" asked for the ring, which then cannot read.
+ */
+static void dgram_fall_back(dgram_t *d, int err)
+{
+	if (d->io_forced) {
+		log_limited(&dgram_lim_recv, LOG_ERROR, "socket_io = \"ring\": this kernel refuses "
+			    "multishot recvmsg (%s): set socket_io = \"auto\"", strerror(-err));
+		return;
+	}
+	log_warn("io_uring cannot receive with multishot recvmsg here (%s): "
+		 "socket I/O falls back to poll", strerror(-err));
+	d->io = DGRAM_IO_POLL;
+	dgram_sock_to_poll(&d->pub);
+	dgram_sock_to_poll(&d->own);
+}
+
 /* Ring I/O: one completion of the multishot recvmsg = one datagram. */
 static void dgram_on_recv_ring(struct dgram_sock *s, int res)
 {
@@ -323,8 +361,12 @@ static void dgram_on_recv_ring(struct dgram_sock *s, int res)
 			it.from = io_uring_recvmsg_name(o);
 			it.fromlen = o->namelen;
 			it.rx_ns = dgram_stamp(io_uring_recvmsg_cmsg_firsthdr(o, &s->tmpl));
+			s->received = 1;
 			dgram_ingest(s, &it);
 		}
+	} else if (res == -EINVAL && !s->received) {
+		dgram_fall_back(s->d, res);
+		return;
 	} else if (res < 0 && res != -ENOBUFS && res != -ECANCELED && res != -ECONNREFUSED &&
 		   res != -EHOSTUNREACH && res != -ENETUNREACH) {
 		/* (An ICMP error of an earlier send is no news: SIP retransmits.) */
@@ -683,21 +725,6 @@ static int dgram_sock_ring(struct dgram_sock *s)
 	return 0;
 }
 
-/* Does this kernel do multishot recvmsg?  (6.0+; provided buffer rings 5.19+.) */
-static int dgram_kernel_has_ring(dgram_t *d)
-{
-	struct io_uring_probe *probe = io_uring_get_probe_ring(uport_ring(d->port));
-	int ok = probe && io_uring_opcode_supported(probe, IORING_OP_SOCKET);
-
-	/* IORING_OP_SOCKET came with 5.19, multishot recvmsg with 6.0: a
-	 * kernel that lacks the latter fails the first recvmsg with -EINVAL,
-	 * which dgram_start() cannot see; the probe keeps the two apart well
-	 * enough for the kernels Debian ships (6.1). */
-	if (probe)
-		io_uring_free_probe(probe);
-	return ok;
-}
-
 int dgram_start(dgram_t *d, int pub_fd, int own_fd)
 {
 	int ret = dgram_sock_init(d, &d->pub, pub_fd, 1, 1);
@@ -707,7 +734,7 @@ int dgram_start(dgram_t *d, int pub_fd, int own_fd)
 	if (ret < 0)
 		return ret;
 	if (d->io == DGRAM_IO_RING) {
-		ret = dgram_kernel_has_ring(d) ? dgram_sock_ring(&d->pub) : -ENOTSUP;
+		ret = dgram_sock_ring(&d->pub);
 		if (ret == 0)
 			ret = dgram_sock_ring(&d->own);
 		if (ret < 0) {

@@ -130,6 +130,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg->auth_fail_window, 60);
 	ck_assert_uint_eq(cfg->n_trusted, 0);
 	ck_assert_int_eq(cfg->untrusted_invite, CONFIG_UNTRUSTED_CHALLENGE);
+	ck_assert_str_eq(cfg->socket_io, "auto");
 	ck_assert_int_eq(cfg->allow_unauthenticated_to_local, 1);
 	ck_assert_int_eq(cfg->rate_limit_invite, 20);
 	ck_assert_int_eq(cfg->rate_limit_invite_burst, 40);
@@ -418,6 +419,27 @@ START_TEST(test_bad_admission_keys)
 		snprintf(text, sizeof text, "# line 1\n%s\n", bad[i][0]);
 		assert_error_text(text, 2, bad[i][1]);
 	}
+}
+END_TEST
+
+/* socket_io takes its three values and refuses anything else, by name. */
+START_TEST(test_socket_io)
+{
+	static const char *const ok[] = { "auto", "ring", "poll" };
+	char text[128];
+
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		struct loaded *l;
+
+		snprintf(text, sizeof text, "socket_io = \"%s\";\n", ok[i]);
+		l = load_text(text);
+		ck_assert_msg(l->rc == 0, "%s", l->err);
+		ck_assert_str_eq(l->cfg.socket_io, ok[i]);
+		free(l);
+	}
+	assert_error_text("# line 1\nsocket_io = \"uring\";\n", 2, "socket_io");
+	assert_error_text("# line 1\nsocket_io = 1;\n", 2, "socket_io");
+	assert_error_text("# line 1\nsocket_io = \"\";\n", 2, "socket_io");
 }
 END_TEST
 
@@ -1029,6 +1051,7 @@ static Suite *config_suite(void)
 	tcase_add_test(ok, test_workers_zero_is_nproc);
 	tcase_add_test(ok, test_advertise_defaults_to_listen);
 	tcase_add_test(ok, test_int64_literal);
+	tcase_add_test(ok, test_socket_io);
 	tcase_add_test(ok, test_domain_realm_default);
 	tcase_add_test(ok, test_redis_address_forms);
 	tcase_add_test(ok, test_trusted_array);

@@ -111,6 +111,16 @@ int handover_create(unsigned workers, handover_t **out)
 	return 0;
 }
 
+void handover_destroy(handover_t *h)
+{
+	if (h == NULL)
+		return;
+	for (unsigned i = 0; i < h->workers; i++)
+		close(h->efd[i]);
+	munmap(h->sh, h->size);
+	free(h);
+}
+
 unsigned handover_workers(const handover_t *h)
 {
 	return h->workers;

@@ -64,6 +64,10 @@ struct handover_msg {
  */
 int handover_create(unsigned workers, handover_t **out);
 
+/* Unmap the queues and close the eventfds (tests; the master keeps its
+ * queues until it exits).  NULL is fine. */
+void handover_destroy(handover_t *h);
+
 unsigned handover_workers(const handover_t *h);
 
 /* Worker `idx` takes (ready 1) or stops taking (0) new calls: set by the

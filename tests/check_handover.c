@@ -65,6 +65,7 @@ START_TEST(test_order_and_contents)
 	ck_assert_int_eq(handover_push(h, 0, 3, "x", 1, NULL, 0, 0), -EINVAL);
 	ck_assert_int_eq(handover_push(h, 0, 1, buf, HANDOVER_DGRAM_MAX + 1, NULL, 0, 0),
 			 -EMSGSIZE);
+	handover_destroy(h);
 }
 END_TEST
 
@@ -117,6 +118,7 @@ START_TEST(test_full_release_and_wrap)
 		read++;
 	}
 	ck_assert_uint_eq(read + 1, pushed);
+	handover_destroy(h);
 }
 END_TEST
 
@@ -153,6 +155,7 @@ START_TEST(test_owner_spread_and_stability)
 		if (before[i] != 1)
 			ck_assert_uint_eq(now, before[i]);
 	}
+	handover_destroy(h);
 }
 END_TEST
 
@@ -212,6 +215,7 @@ START_TEST(test_across_processes)
 		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	}
 	ck_assert_uint_eq(expect, 2 * PER_CHILD);
+	handover_destroy(h);
 }
 END_TEST
 

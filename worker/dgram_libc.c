@@ -1,7 +1,8 @@
 /*
  * dgram_libc — the socket functions of libc that Sofia-SIP calls, defined in
  * the executable so that on the worker's two SIP sockets they are answered
- * by worker/dgram.c (see dgram.h: "To Sofia" and "Out"), the way
+ * by worker/dgram.c (see dgram.h: "To Sofia" and "Out"; and SO_ERROR, see
+ * getsockopt below), the way
  * worker/reuseport.c defines bind().  The dynamic linker resolves Sofia's
  * calls, and every other caller's, to these; on any other socket (Redis,
  * the control channel, the CLI) and in the master and the management
@@ -91,4 +92,23 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sock
 	if (s == NULL)
 		return (ssize_t)syscall(SYS_sendto, fd, buf, len, flags, to, tolen);
 	return dgram_send(s, fd, &mh, flags);
+}
+
+/*
+ * getsockopt(SO_ERROR) on one of our sockets: 0.  Sofia asks it before
+ * every datagram it sends, to clear an error nobody reads (tport_type_udp.c:
+ * "we *still* have a race condition"); an ICMP error of an earlier send
+ * comes to us as the error of a receive instead (worker/dgram.c), and a
+ * send's own error with its completion.  Every other option is the system
+ * call's.
+ */
+int getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
+{
+	if (level == SOL_SOCKET && optname == SO_ERROR && optval != NULL && optlen != NULL &&
+	    *optlen >= (socklen_t)sizeof(int) && dgram_sock_of(fd) != NULL) {
+		*(int *)optval = 0;
+		*optlen = sizeof(int);
+		return 0;
+	}
+	return (int)syscall(SYS_getsockopt, fd, level, optname, optval, optlen);
 }

@@ -8,7 +8,10 @@
  * what it wants to wait for through five hooks (add/del read, add/del
  * write, cleanup).  The hooks only note the wanted poll mask; rds applies
  * it to the registration once hiredis has returned to us (rds_settle), so
- * a burst of commands costs one mask change, not one per command.  The one
+ * a burst of commands costs one mask change, not one per command.  On a
+ * connection that is up, rds_settle writes queued commands at once instead
+ * of waiting for POLLOUT: a POLLOUT poll is armed only when the socket did
+ * not take everything.  The one
  * exception is cleanup, which deregisters at once: hiredis closes the fd
  * right after it.
  *
@@ -82,6 +85,7 @@ struct rds {
 	int have;                   /* poll events registered */
 
 	int depth;                  /* entry points on the stack */
+	int flushing;               /* rds_settle is writing hiredis's buffer */
 	int destroying;
 	int reported_up;            /* on_state(1) told, on_state(0) not yet */
 	char drop_reason[256];      /* non-empty: drop this context at the next timer tick */
@@ -524,6 +528,21 @@ static void rds_settle(rds_t *self)
 		rds_drop(self);
 		self->depth--;
 		rds_settle(self);
+		return;
+	}
+	if (self->ac != NULL && self->state == RDS_UP && (self->want & POLLOUT) &&
+	    !self->flushing) {
+		/* Commands are waiting to be written, and a connected socket is
+		 * nearly always writable: write them now rather than wait for
+		 * POLLOUT (a poll armed, then cancelled, for every batch of
+		 * commands costs two io_uring_enter calls).  What the socket does
+		 * not take leaves POLLOUT wanted, and the poll is armed below. */
+		self->flushing = 1;
+		self->depth++;
+		redisAsyncHandleWrite(self->ac);
+		self->depth--;
+		rds_settle(self);
+		self->flushing = 0;
 		return;
 	}
 	if (self->ac != NULL && rds_sync_events(self) < 0)

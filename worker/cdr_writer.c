@@ -30,7 +30,9 @@
  * makes that harmless.  When `acked_off` reaches the end of the file with
  * nothing in flight and nobody waiting, the file is truncated to zero (at
  * once after an outage, else once idle or long: cdr_spool_finish).
- * Lines an earlier process left in the same spool are sent first.
+ * Lines an earlier process left in the same spool are sent first.  The
+ * newest CDR_RECENT_MAX bytes of the spool are also kept in memory (`recent`),
+ * so a line is normally sent without reading it back from the file.
  *
  * Errors from Redis.  Replies meaning "not now" (LOADING, BUSY, OOM,
  * READONLY, MASTERDOWN, MISCONF, TRYAGAIN, NOREPLICAS, CLUSTERDOWN, NOAUTH,
@@ -73,6 +75,7 @@
 #include "store/store.h"
 
 #define CDR_REPLAY_WINDOW   64      /* records in flight at once */
+#define CDR_RECENT_MAX        (256 * 1024)   /* the spool's newest bytes, in memory */
 #define CDR_LOG_CHUNK       640     /* a line is logged in pieces that fit a log line */
 /* Unconfirmed records are synced together, at most this often: one
  * fdatasync (about 1.5 ms here) per batch keeps the loop free most of the
@@ -113,6 +116,8 @@ struct cdr_writer {
 	int fd;
 
 	off_t spool_size;           /* bytes in the spool, whole lines only */
+	char *recent;               /* the spool's bytes [recent_off, spool_size) */
+	off_t recent_off;
 	unsigned spool_lines;
 	off_t acked_off;            /* every line before it is done with */
 	unsigned acked_lines;
@@ -280,6 +285,22 @@ static void cdr_reject_record(cdr_writer_t *w, const struct cdr *c, const char *
 
 /* ------------------------------------------------------------ the spool */
 
+/* A line just appended at spool_size is kept in memory too (`recent`);
+ * when that is full it starts again from this line (what came before
+ * is read from the file, should it still be sent). */
+static void cdr_recent_add(cdr_writer_t *w, const char *line, size_t n)
+{
+	if (w->recent == NULL)
+		return;
+	if ((size_t)(w->spool_size - w->recent_off) + n > CDR_RECENT_MAX)
+		w->recent_off = w->spool_size;
+	if (n > CDR_RECENT_MAX) {
+		w->recent_off = w->spool_size + (off_t)n;
+		return;
+	}
+	memcpy(w->recent + (w->spool_size - w->recent_off), line, n);
+}
+
 /*
  * Append one record as one line.  Not synced yet (cdr_spool_sync).  A
  * failed write is cut off again, so the file never holds half a line.
@@ -304,6 +325,7 @@ static int cdr_spool_append(cdr_writer_t *w, const struct cdr *c)
 		cdr_log_line(LOG_ERROR, what, line, (size_t)len);
 		return ret;
 	}
+	cdr_recent_add(w, line, (size_t)len + 1);
 	w->spool_size += len + 1;
 	w->spool_lines++;
 	return 0;
@@ -347,9 +369,13 @@ static int cdr_spool_line(cdr_writer_t *w, off_t off, char *buf, size_t size, of
 
 	if ((off_t)want > w->spool_size - off)
 		want = (size_t)(w->spool_size - off);
-	ret = cdr_pread_all(w->fd, buf, want, off);
-	if (ret < 0)
-		return ret;
+	if (w->recent != NULL && off >= w->recent_off) {
+		memcpy(buf, w->recent + (off - w->recent_off), want);   /* no read(2) */
+	} else {
+		ret = cdr_pread_all(w->fd, buf, want, off);
+		if (ret < 0)
+			return ret;
+	}
 	buf[want] = '\0';
 	nl = memchr(buf, '\n', want);
 	if (nl != NULL) {
@@ -438,6 +464,7 @@ static int cdr_spool_open(cdr_writer_t *w)
 	cdr_sync_dir(w->spool_path);
 	w->spool_size = st.st_size;
 	ret = cdr_spool_scan(w);
+	w->recent_off = w->spool_size;   /* what an earlier process left is read from the file */
 	/* What the earlier process had not synced yet is made durable now. */
 	if (ret == 0 && w->spool_size > 0)
 		ret = cdr_spool_sync(w);
@@ -478,7 +505,7 @@ static void cdr_spool_finish(cdr_writer_t *w, int now)
 	else if (w->backlog)
 		log_info("replayed %u CDRs from %s", w->replayed, w->spool_path);
 	w->backlog = 0;
-	w->spool_size = w->acked_off = w->send_off = w->synced_off = 0;
+	w->spool_size = w->acked_off = w->send_off = w->synced_off = w->recent_off = 0;
 	w->spool_lines = w->acked_lines = 0;
 	w->replayed = w->rejected = 0;
 	w->refusal_logged = 0;
@@ -830,6 +857,7 @@ static void cdr_writer_free(cdr_writer_t *w)
 	free(w->stream);
 	free(w->spool_path);
 	free(w->rejected_path);
+	free(w->recent);
 	free(w);
 }
 
@@ -854,6 +882,7 @@ int cdr_writer_create(su_root_t *root, rds_t *rds, const char *prefix, const cha
 	w->retry_timer = su_timer_create(su_root_task(root), CDR_RETRY_MS);
 	w->trim_timer = su_timer_create(su_root_task(root), CDR_TRIM_MS);
 	w->rds = rds;
+	w->recent = malloc(CDR_RECENT_MAX);   /* NULL is fine: lines are read from the file */
 	w->stream = strdup(stream_key);
 	w->spool_path = strdup(spool_path);
 	if (asprintf(&w->rejected_path, "%s.rejected", spool_path) < 0)

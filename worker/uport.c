@@ -33,6 +33,15 @@
 /* Registrations a worker needs: two UDP sockets, the mailbox, a few more.
  * A fixed table means a callback's su_wait_t pointer never moves. */
 #define UPORT_MAX_WAITS 256
+/*
+ * A wait for a timer lasts at least this long (ms).  NTA arms one timer
+ * per transaction, each due at its own millisecond: at a few hundred calls
+ * a second that is a wake-up (an io_uring_enter) every millisecond for
+ * timers alone.  Waiting at least UPORT_TIMER_SLACK_MS serves every timer
+ * due meanwhile in one turn, a few milliseconds late at most, which no SIP
+ * timer (T1 = 500 ms) notices.  A wait of 0 (work queued) stays 0.
+ */
+#define UPORT_TIMER_SLACK_MS 4
 /* CQEs handled per wait, so that Sofia's timers run between bursts. */
 #define UPORT_BATCH 256
 
@@ -294,6 +303,8 @@ static int uport_wait_events(su_port_t *self, su_duration_t tout)
 			io_uring_submit(&self->ring);
 		return uport_reap_all(self);
 	}
+	if (tout > 0 && tout < UPORT_TIMER_SLACK_MS)
+		tout = UPORT_TIMER_SLACK_MS;
 	if (tout < 0) {
 		ret = io_uring_submit_and_wait_timeout(&self->ring, &cqe, 1, NULL, NULL);
 	} else {

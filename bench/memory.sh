@@ -24,6 +24,7 @@
 # The split of each figure into anonymous memory (heaps), shared memory
 # (the call table) and file pages (code) comes from the same file.
 #
+# B2BUA_MEMORY_CONF adds config lines (as bench_call_config's LINES).
 # Everything is bounded in time (sipp -timeout and timeout) and stopped by
 # PID (bench/lib.sh); the temp dir is removed unless B2BUA_BENCH_KEEP=1.
 # Exit status 0 when every call was answered and ended cleanly.
@@ -90,7 +91,10 @@ memory_sipp_col() {
 bench_begin b2bua-memory
 bench_pick_addr 251
 bench_redis_start 2>/dev/null
-bench_call_config "$RATE" "$WORKERS" "udp_rcvbuf = 8388608;"
+# B2BUA_MEMORY_CONF: more config lines, e.g. "session_expires = 0;" to see
+# what session timers cost.
+bench_call_config "$RATE" "$WORKERS" "udp_rcvbuf = 8388608;
+${B2BUA_MEMORY_CONF:-}"
 # The table is sized here, not by RATE as bench_call_config does.
 sed -i "s/^call_capacity = .*/call_capacity = $CAPACITY;/" "$T/b2bua.conf"
 bench_b2bua_start "$WORKERS"

@@ -366,9 +366,7 @@ static struct b2b_adopt_branch *b2b_adopt_index_find(struct b2b_takeover *t, sip
 /*
  * nta_message_f: a message no transaction or leg wanted.  A final answer to
  * an INVITE of one of our endings is ACKed (and released with BYE if it is
- * a 2xx); a retransmitted 2xx of an answered call's B-leg, whose INVITE
- * transaction was let go once ACKed, is ACKed again (b2b_branch_reack);
- * anything else is dropped, as NTA would have done.
+ * a 2xx); anything else is dropped, as NTA would have done.
  */
 int b2b_adopt_on_stray(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip)
 {
@@ -382,8 +380,6 @@ int b2b_adopt_on_stray(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg,
 		br = b2b_adopt_index_find(b2b->takeover, sip);
 	if (br)
 		b2b_adopt_on_final(b2b, br, sip);
-	else if (sip)
-		(void)b2b_branch_reack(b2b, sip);
 	msg_destroy(msg);
 	return 0;
 }

@@ -81,9 +81,9 @@ void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq)
 /*
  * ACK the branch's 2xx with the CSeq of its INVITE, and let the INVITE's
  * transaction go: it holds the INVITE we sent and the 2xx we got (several
- * KB) and would do so for as long as the call lasts.  Should our ACK be
- * lost, the callee retransmits its 2xx; with no transaction left, NTA hands
- * it to b2b_adopt_on_stray(), which ACKs it again (b2b_branch_reack).
+ * KB) and would do so for as long as the call lasts.  A retransmitted 2xx
+ * (our ACK was lost) still gets the ACK again: NTA matches it to the ACK's
+ * own transaction, which it keeps for that (tests/e2e/reack.sh).
  */
 void b2b_ack_branch(struct b2b_branch *br)
 {
@@ -92,32 +92,6 @@ void b2b_ack_branch(struct b2b_branch *br)
 	if (br->orq)
 		nta_outgoing_destroy(br->orq);
 	br->orq = NULL;
-}
-
-/*
- * A 2xx to an INVITE that no transaction wanted: if it is the retransmitted
- * 2xx of a branch we ACKed (same dialog, same CSeq), ACK it again.  0 when
- * it was, -ENOENT when it is none of ours.
- */
-int b2b_branch_reack(b2b_t *b2b, sip_t const *sip)
-{
-	nta_leg_t *leg;
-	struct b2b_branch *br;
-
-	if (!sip->sip_status || sip->sip_status->st_status < 200 ||
-	    sip->sip_status->st_status >= 300 || !sip->sip_cseq ||
-	    sip->sip_cseq->cs_method != sip_method_invite || !sip->sip_call_id ||
-	    !sip->sip_from || !sip->sip_to || !sip->sip_to->a_tag)
-		return -ENOENT;
-	/* Our request: the To tag is the remote one, the From tag ours. */
-	leg = nta_leg_by_dialog(b2b->agent, NULL, sip->sip_call_id, sip->sip_to->a_tag, NULL,
-				sip->sip_from->a_tag, NULL);
-	br = (struct b2b_branch *)nta_leg_magic(leg, b2b_on_b_request);
-	if (br == NULL || br->leg != leg || !br->acked || br->orq ||
-	    br->cseq != sip->sip_cseq->cs_seq)
-		return -ENOENT;
-	b2b_ack_branch(br);
-	return 0;
 }
 
 /* Send BYE on a leg and forget it: used when a call is torn down by us. */

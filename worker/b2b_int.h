@@ -284,7 +284,6 @@ void b2b_overload_free(b2b_t *b2b);
 struct b2b_branch *b2b_winner(struct b2b_call *call);
 void b2b_branch_drop(struct b2b_branch *br);
 void b2b_ack_branch(struct b2b_branch *br);
-int b2b_branch_reack(b2b_t *b2b, sip_t const *sip);
 void b2b_bye_and_forget(nta_leg_t *leg);
 void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq);
 void b2b_cancel_pending(struct b2b_call *call, int except);

@@ -32,7 +32,7 @@
  * Memory.  A slot is big (a call's strings, about 2.3 KB) and an index entry
  * small (8 bytes), so the table has exactly `capacity` slots and keeps its
  * spare room, which open addressing needs, in the index only: the region
- * costs about 4 KB per unit of capacity (slot, INVITE record and two index
+ * costs about 4.5 KB per unit of capacity (slot, INVITE record and two index
  * entries) instead of twice a slot and twice an INVITE record.
  *
  * Free slots are a stack (Treiber: a head word of tag << 32 | slot + 1,
@@ -81,7 +81,7 @@
 #define SHM_VERSION      2u
 #define SHM_LINE         64
 #define SHM_WINDOW       64u
-#define SHM_CAPACITY_MAX (1u << 22)              /* 2^22 calls, ~17 GB: beyond is a typo */
+#define SHM_CAPACITY_MAX (1u << 22)              /* 2^22 calls, ~19 GB: beyond is a typo */
 #define SHM_WORKERS_MAX  1024u
 #define SHM_CODES        (SHM_CODE_MAX - SHM_CODE_MIN + 1)
 #define READ_STUCK_NS    100000000L              /* 100 ms: no live writer takes that long */

@@ -485,6 +485,9 @@ static void index_del(shm_t *shm, uint64_t hash, uint32_t idx)
 		_Atomic uint64_t *e = index_entries(shm) + ((start + i) & mask);
 		uint64_t expect = mine;
 
+		/* A plain load first: a failed CAS still takes the line exclusive. */
+		if (atomic_load_explicit(e, memory_order_relaxed) != mine)
+			continue;
 		if (atomic_compare_exchange_strong_explicit(e, &expect, 0, memory_order_release,
 							    memory_order_relaxed))
 			return;

@@ -27,9 +27,9 @@
  * SDP we last sent on that leg (sdp_sent: a copy of the payload and its
  * Content-Type only, a few hundred bytes: a reference to the message would
  * keep the whole message, and through a response's parent the request it
- * answered, for as long as the call lasts).  A one-second tick walks the answered calls; a leg whose session
- * was not refreshed in time is gone: BYE on both legs, one CDR whose
- * hangup_by is the party of that leg.
+ * answered, for as long as the call lasts).  A one-second tick walks the
+ * answered calls; a leg whose session was not refreshed in time is gone:
+ * BYE on both legs, one CDR whose hangup_by is the party of that leg.
  */
 #include <errno.h>
 #include <limits.h>
@@ -295,8 +295,7 @@ void b2b_session_keep_sdp(struct b2b_call *call, enum b2b_leg leg, msg_t *msg)
 	struct b2b_sdp *sdp;
 	size_t tlen;
 
-	if (sip == NULL || sip->sip_payload == NULL || !b2b_session_on(call->b2b) ||
-	    memchr(sip->sip_payload->pl_data, '\0', sip->sip_payload->pl_len) != NULL) {
+	if (sip == NULL || sip->sip_payload == NULL || !b2b_session_on(call->b2b)) {
 		msg_destroy(msg);
 		return;
 	}
@@ -452,6 +451,7 @@ static void b2b_session_refresh(struct b2b_call *call, enum b2b_leg leg)
 	struct b2b_session *s = &call->sess[leg];
 	nta_leg_t *l = b2b_session_leg(call, leg);
 	struct b2b_sdp *sdp = call->sdp_sent[leg];   /* pl points into it: not const */
+	/* The payload goes by its length (SIPTAG_PAYLOAD), so any bytes repeat as sent. */
 	int invite = !s->peer_update && sdp;
 	sip_payload_t pl[1];
 	const char *ctype = sdp ? sdp->text + sdp->len + 1 : "";

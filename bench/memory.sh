@@ -71,21 +71,14 @@ memory_pss() {
 		END { printf "%d %d %d %d\n", t, a, s, f }'
 }
 
-# memory_report LABEL: one line of PSS figures for every b2bua process.
+# memory_report LABEL: one line of PSS figures for every b2bua process;
+# R_TOT, R_ANON, R_SHMEM = the total, anonymous and shared PSS in kB.
 memory_report() {
-	local tot anon shm file w
-	read -r tot anon shm file < <(memory_pss "$B2B_PID" "${CHILD_PIDS[@]}")
+	local file w
+	read -r R_TOT R_ANON R_SHMEM file < <(memory_pss "$B2B_PID" "${CHILD_PIDS[@]}")
 	w=$(memory_pss "${WORKER_PIDS[@]}" | awk '{ print $2 }')
 	printf '%-6s PSS %8d kB  (anon %d kB, of which workers %d kB; call table %d kB; files %d kB)\n' \
-		"$1" "$tot" "$anon" "$w" "$shm" "$file"
-	eval "PSS_$1=$tot ANON_$1=$anon SHMEM_$1=$shm"
-}
-
-# memory_sipp_col FILE COLUMN: like bench_sipp_stat, for a file sipp is still writing.
-memory_sipp_col() {
-	local v
-	v=$(bench_sipp_stat "$1" "$2")
-	echo "${v:-0}"
+		"$1" "$R_TOT" "$R_ANON" "$w" "$R_SHMEM" "$file"
 }
 
 bench_begin b2bua-memory
@@ -115,6 +108,7 @@ echo "b2bua memory: $CALLS calls at $RATE calls/s held ${HOLD_S} s, call_capacit
 	"$WORKERS workers, $ADDR" >&2
 sleep 2
 memory_report idle
+PSS_idle=$R_TOT ANON_idle=$R_ANON SHMEM_idle=$R_SHMEM
 
 (cd "$T" && exec timeout $((RUN_LIMIT + 15)) sipp -sf "$SIPP_DIR/uac_basic.xml" \
 	-i "$ADDR" -p 5090 -s 1000 -m "$CALLS" -r "$RATE" -d $((HOLD_S * 1000)) \
@@ -126,11 +120,11 @@ PIDS+=("$UAC_PID")
 # Every call answered (the caller's current calls all in their pause), at
 # most PLACE_S + 60 s; then the transactions expire.
 deadline=$((SECONDS + PLACE_S + 60))
-until [ "$(memory_sipp_col "$T/uas.csv" 'CurrentCall')" -ge "$CALLS" ]; do
+until [ "$(bench_sipp_stat "$T/uas.csv" 'CurrentCall')" -ge "$CALLS" ]; do
 	bench_alive "$UAC_PID" || { echo "the caller ended early: $(tail -n 3 "$T/uac.out")" >&2; exit 1; }
 	[ "$SECONDS" -lt "$deadline" ] ||
 		{ echo "not every call answered in $((PLACE_S + 60)) s" >&2; exit 1; }
-	failed=$(memory_sipp_col "$T/uac.csv" 'FailedCall(C)')
+	failed=$(bench_sipp_stat "$T/uac.csv" 'FailedCall(C)')
 	# A refused call (503 from overload control) is not held: the figures would be off.
 	[ "$failed" -eq 0 ] ||
 		{ echo "$failed calls failed during set-up: try a lower RATE" >&2; exit 1; }
@@ -139,7 +133,8 @@ done
 echo "all $CALLS calls answered; waiting ${EXPIRE_S} s for the transactions to expire" >&2
 sleep "$EXPIRE_S"
 memory_report held
-active=$(memory_sipp_col "$T/uas.csv" 'CurrentCall')
+PSS_held=$R_TOT ANON_held=$R_ANON SHMEM_held=$R_SHMEM
+active=$(bench_sipp_stat "$T/uas.csv" 'CurrentCall')
 
 echo "waiting for the calls to end (BYE)" >&2
 wait "$UAC_PID"
@@ -155,6 +150,7 @@ for _ in $(seq 1 40); do
 	sleep 0.25
 done
 memory_report after
+PSS_after=$R_TOT
 
 # The call table: the shared anonymous mapping, "/dev/zero (deleted)" in smaps.
 table_kb=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { z = ($0 ~ /\/dev\/zero/) }

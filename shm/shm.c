@@ -5,10 +5,12 @@
  * by the kernel, so a fresh region is already an empty table:
  *
  *   0            struct shm: magic, version, geometry and section offsets,
- *                then the live-call counter on a cache line of its own
- *   slots_off    nslots × struct slot, each 64-byte aligned; nslots is
- *                2 × capacity rounded up to a power of two
- *   invites_off  nslots × struct invite_rec, each 64-byte aligned: slot i's
+ *                then the live-call counter and the free-slot stack on a
+ *                cache line of their own
+ *   index_off    nindex × 8-byte index entries; nindex is 2 × capacity
+ *                rounded up to a power of two: the hash table of Call-IDs
+ *   slots_off    capacity × struct slot, each 64-byte aligned: the calls
+ *   invites_off  capacity × struct invite_rec, each 64-byte aligned: slot i's
  *                INVITEs while its call is not answered (shm.h)
  *   workers_off  max_workers × struct wslot, each 64-byte aligned: pid, port,
  *                restarts and started_ms (master-written, small seqlock),
@@ -27,11 +29,31 @@
  * even) before it lets go of the slot (FREE), so nobody reuses a slot that a
  * reader could still take for the old call.
  *
- * Calls are placed at hash(a.call_id) & (nslots - 1) and the next WINDOW - 1
- * slots (wrapping); find scans the same window.  a.call_id is therefore the
- * key and must not change after insert.  The live counter admits a call
- * before a slot is searched, so `capacity` holds exactly; a failed window
- * search hands the admission back.
+ * Memory.  A slot is big (a call's strings, about 2.3 KB) and an index entry
+ * small (8 bytes), so the table has exactly `capacity` slots and keeps its
+ * spare room, which open addressing needs, in the index only: the region
+ * costs about 4.5 KB per unit of capacity (slot, INVITE record and two index
+ * entries) instead of twice a slot and twice an INVITE record.
+ *
+ * Free slots are a stack (Treiber: a head word of tag << 32 | slot + 1,
+ * the tag against ABA, and a next link in each free slot), built at create
+ * time, so taking or giving back a slot is one compare-and-swap.  A slot is
+ * on the stack exactly when it is FREE, except in the few instructions
+ * between a pop and the claim, or between freeing and the push: a process
+ * killed there loses that slot together with its unit of admission (below),
+ * so admission and free slots still agree.
+ *
+ * The index: a call's entry, (hash >> 32) << 32 | slot + 1 (0 = empty), is
+ * placed at hash(a.call_id) & (nindex - 1) or one of the next WINDOW - 1
+ * entries (wrapping); find scans the same window, checks the slot's full
+ * hash and Call-ID, and never trusts an entry alone.  a.call_id is
+ * therefore the key and must not change after insert.  An inserter claims
+ * the slot, stores the key hash in it, then claims an index entry, then
+ * publishes; remove hides the call, clears its entry, then frees the slot.
+ * The reaper clears the entry of a slot it frees by that slot's hash, so a
+ * dead inserter leaves no entry behind.  The live counter admits a call
+ * before anything is searched, so `capacity` holds exactly; a failed window
+ * search hands the admission and the slot back.
  *
  * Readers copy the call with memcpy and validate with the sequence counter
  * afterwards (the Linux seqcount pattern: the copy may race with a writer,
@@ -56,10 +78,10 @@
 #include <unistd.h>
 
 #define SHM_MAGIC        0x31304d4853423242ull  /* "B2BSHM01" in memory order */
-#define SHM_VERSION      1u
+#define SHM_VERSION      2u
 #define SHM_LINE         64
 #define SHM_WINDOW       64u
-#define SHM_CAPACITY_MAX (1u << 22)              /* 2^23 slots, ~19 GB: beyond is a typo */
+#define SHM_CAPACITY_MAX (1u << 22)              /* 2^22 calls, ~19 GB: beyond is a typo */
 #define SHM_WORKERS_MAX  1024u
 #define SHM_CODES        (SHM_CODE_MAX - SHM_CODE_MIN + 1)
 #define READ_STUCK_NS    100000000L              /* 100 ms: no live writer takes that long */
@@ -74,7 +96,8 @@ enum slot_phase { PHASE_FREE = 0, PHASE_CLAIMED = 1, PHASE_LIVE = 2 };
 struct slot {
 	_Alignas(SHM_LINE) _Atomic uint32_t seq;  /* odd while a write is open */
 	_Atomic uint32_t owner;                   /* phase << 16 | worker; 0 = free */
-	_Atomic uint64_t hash;                    /* FNV-1a 64 of a.call_id */
+	_Atomic uint64_t hash;                    /* FNV-1a 64 of a.call_id, 0 = none */
+	_Atomic uint32_t next_free;               /* while on the free stack: next slot + 1 */
 	struct shm_call call;
 };
 
@@ -100,16 +123,18 @@ struct shm {
 	uint32_t version;
 	uint32_t capacity;
 	uint32_t max_workers;
-	uint32_t nslots;       /* a power of two */
-	uint32_t window;       /* probe window, <= nslots */
+	uint32_t nindex;       /* index entries: a power of two */
+	uint32_t window;       /* probe window, <= nindex */
 	uint32_t slot_size;
 	uint32_t wslot_size;
+	uint64_t index_off;
 	uint64_t slots_off;
 	uint64_t invites_off;
 	uint64_t workers_off;
 	uint64_t size;
-	/* Every insert and remove hits this: keep it off the read-mostly line. */
+	/* Every insert and remove hits these: keep them off the read-mostly line. */
 	_Alignas(SHM_LINE) _Atomic uint32_t live;
+	_Atomic uint64_t free_head;   /* tag << 32 | top slot + 1; low half 0 = empty */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -140,17 +165,22 @@ static struct slot *slots(const shm_t *shm)
 	return (struct slot *)((char *)shm + shm->slots_off);
 }
 
+static _Atomic uint64_t *index_entries(const shm_t *shm)
+{
+	return (_Atomic uint64_t *)((char *)shm + shm->index_off);
+}
+
 /* A slot index from outside: NULL unless it is one. */
 static struct slot *slot_at(const shm_t *shm, uint32_t idx)
 {
-	if (idx >= shm->nslots)
+	if (idx >= shm->capacity)
 		return NULL;
 	return slots(shm) + idx;
 }
 
 static struct invite_rec *invite_at(const shm_t *shm, uint32_t idx)
 {
-	if (!shm || idx >= shm->nslots)
+	if (!shm || idx >= shm->capacity)
 		return NULL;
 	return (struct invite_rec *)((char *)shm + shm->invites_off) + idx;
 }
@@ -280,10 +310,11 @@ int shm_create(unsigned capacity, unsigned max_workers, shm_t **out)
 	    max_workers == 0 || max_workers > SHM_WORKERS_MAX)
 		return -EINVAL;
 
-	uint32_t nslots = pow2_at_least(2ull * capacity);
-	size_t slots_off = round_up(sizeof(struct shm), SHM_LINE);
-	size_t invites_off = slots_off + (size_t)nslots * sizeof(struct slot);
-	size_t workers_off = invites_off + (size_t)nslots * sizeof(struct invite_rec);
+	uint32_t nindex = pow2_at_least(2ull * capacity);
+	size_t index_off = round_up(sizeof(struct shm), SHM_LINE);
+	size_t slots_off = round_up(index_off + (size_t)nindex * sizeof(uint64_t), SHM_LINE);
+	size_t invites_off = slots_off + (size_t)capacity * sizeof(struct slot);
+	size_t workers_off = invites_off + (size_t)capacity * sizeof(struct invite_rec);
 	size_t size = round_up(workers_off + (size_t)max_workers * sizeof(struct wslot),
 			       (size_t)sysconf(_SC_PAGESIZE));
 
@@ -300,15 +331,22 @@ int shm_create(unsigned capacity, unsigned max_workers, shm_t **out)
 	shm->version = SHM_VERSION;
 	shm->capacity = capacity;
 	shm->max_workers = max_workers;
-	shm->nslots = nslots;
-	shm->window = nslots < SHM_WINDOW ? nslots : SHM_WINDOW;
+	shm->nindex = nindex;
+	shm->window = nindex < SHM_WINDOW ? nindex : SHM_WINDOW;
 	shm->slot_size = sizeof(struct slot);
 	shm->wslot_size = sizeof(struct wslot);
+	shm->index_off = index_off;
 	shm->slots_off = slots_off;
 	shm->invites_off = invites_off;
 	shm->workers_off = workers_off;
 	shm->size = size;
 	atomic_init(&shm->live, 0);
+	/* Every slot on the free stack, slot 0 on top.  This writes every
+	 * slot once: the table's memory is committed here, at start, and not
+	 * by the calls of a busy hour. */
+	for (uint32_t i = 0; i < capacity; i++)
+		atomic_init(&slots(shm)[i].next_free, i + 1 < capacity ? i + 2 : 0);
+	atomic_init(&shm->free_head, 1);
 	*out = shm;
 	return 0;
 }
@@ -351,27 +389,117 @@ static bool admit(shm_t *shm)
 	return true;
 }
 
-/* CAS the first FREE slot of the key's window to CLAIMED by `worker`. */
-static int claim(shm_t *shm, uint64_t hash, unsigned worker, uint32_t *idx)
+/* Pop the free stack: 0 and *idx, or -ENOSPC when it is empty. */
+static int free_pop(shm_t *shm, uint32_t *idx)
 {
-	uint32_t mask = shm->nslots - 1;
-	uint32_t start = (uint32_t)hash & mask;
+	uint64_t head = atomic_load_explicit(&shm->free_head, memory_order_acquire);
 
-	for (uint32_t i = 0; i < shm->window; i++) {
-		struct slot *s = slots(shm) + ((start + i) & mask);
-		uint32_t expect = 0;
+	for (;;) {
+		uint32_t top = (uint32_t)head;
 
-		if (atomic_load_explicit(&s->owner, memory_order_relaxed) != 0)
-			continue;
-		if (atomic_compare_exchange_strong_explicit(&s->owner, &expect,
-							    owner_word(worker, PHASE_CLAIMED),
-							    memory_order_acq_rel,
-							    memory_order_relaxed)) {
-			*idx = (start + i) & mask;
+		if (top == 0 || top > shm->capacity)
+			return -ENOSPC;
+		/* A stale next (top popped meanwhile) only makes the CAS fail: the tag moved. */
+		uint64_t next = atomic_load_explicit(&slots(shm)[top - 1].next_free,
+						     memory_order_relaxed);
+		uint64_t want = ((head >> 32) + 1) << 32 | next;
+		if (atomic_compare_exchange_weak_explicit(&shm->free_head, &head, want,
+							  memory_order_acq_rel,
+							  memory_order_acquire)) {
+			*idx = top - 1;
 			return 0;
 		}
 	}
+}
+
+/* Push slot idx (FREE, ours to give) on the free stack. */
+static void free_push(shm_t *shm, uint32_t idx)
+{
+	uint64_t head = atomic_load_explicit(&shm->free_head, memory_order_relaxed);
+
+	do {
+		atomic_store_explicit(&slots(shm)[idx].next_free, (uint32_t)head,
+				      memory_order_relaxed);
+	} while (!atomic_compare_exchange_weak_explicit(&shm->free_head, &head,
+							((head >> 32) + 1) << 32 | (idx + 1),
+							memory_order_release,
+							memory_order_relaxed));
+}
+
+static bool claim_slot(struct slot *s, unsigned worker)
+{
+	uint32_t expect = 0;
+
+	return atomic_compare_exchange_strong_explicit(&s->owner, &expect,
+						       owner_word(worker, PHASE_CLAIMED),
+						       memory_order_acq_rel,
+						       memory_order_relaxed);
+}
+
+/* The top of the free stack, CLAIMED by `worker`: 0 and *idx, or -ENOSPC. */
+static int claim(shm_t *shm, unsigned worker, uint32_t *idx)
+{
+	if (free_pop(shm, idx) != 0)
+		return -ENOSPC;   /* admitted, so only after slots were lost as above */
+	if (claim_slot(slots(shm) + *idx, worker))
+		return 0;
+	/* A slot on the stack is FREE: this one was not, so the stack is
+	 * damaged.  Leave the slot (its owner gives it back) and refuse. */
+	log_error("shm: slot %u was on the free stack but in use", *idx);
 	return -ENOSPC;
+}
+
+static uint64_t index_entry(uint64_t hash, uint32_t idx)
+{
+	return (hash >> 32) << 32 | (idx + 1);
+}
+
+/* An empty index entry in the key's window, set to slot idx. */
+static int index_add(shm_t *shm, uint64_t hash, uint32_t idx)
+{
+	uint32_t mask = shm->nindex - 1;
+	uint32_t start = (uint32_t)hash & mask;
+
+	for (uint32_t i = 0; i < shm->window; i++) {
+		_Atomic uint64_t *e = index_entries(shm) + ((start + i) & mask);
+		uint64_t expect = 0;
+
+		if (atomic_load_explicit(e, memory_order_relaxed) != 0)
+			continue;
+		if (atomic_compare_exchange_strong_explicit(e, &expect, index_entry(hash, idx),
+							    memory_order_release,
+							    memory_order_relaxed))
+			return 0;
+	}
+	return -ENOSPC;
+}
+
+/* Clear the index entry of slot idx, keyed by hash (none: nothing to do). */
+static void index_del(shm_t *shm, uint64_t hash, uint32_t idx)
+{
+	uint32_t mask = shm->nindex - 1;
+	uint32_t start = (uint32_t)hash & mask;
+	uint64_t mine = index_entry(hash, idx);
+
+	for (uint32_t i = 0; i < shm->window; i++) {
+		_Atomic uint64_t *e = index_entries(shm) + ((start + i) & mask);
+		uint64_t expect = mine;
+
+		/* A plain load first: a failed CAS still takes the line exclusive. */
+		if (atomic_load_explicit(e, memory_order_relaxed) != mine)
+			continue;
+		if (atomic_compare_exchange_strong_explicit(e, &expect, 0, memory_order_release,
+							    memory_order_relaxed))
+			return;
+	}
+}
+
+/* Give a CLAIMED slot of ours back: FREE, on the stack. */
+static void slot_unclaim(shm_t *shm, uint32_t idx)
+{
+	atomic_store_explicit(&slots(shm)[idx].hash, 0, memory_order_relaxed);
+	atomic_store_explicit(&slots(shm)[idx].owner, 0, memory_order_release);
+	free_push(shm, idx);
 }
 
 /* Open a write: seq goes odd before any field changes (store-store order). */
@@ -401,12 +529,20 @@ int shm_call_insert(shm_t *shm, const struct shm_call *init, uint32_t *slot)
 
 	if (!admit(shm))
 		return -ENOSPC;
-	if (claim(shm, hash, init->worker, &idx) != 0) {
+	if (claim(shm, init->worker, &idx) != 0) {
 		atomic_fetch_sub_explicit(&shm->live, 1, memory_order_release);
 		return -ENOSPC;
 	}
 
 	struct slot *s = slots(shm) + idx;
+	/* The hash before the index entry: a reaper finds the entry by it. */
+	atomic_store_explicit(&s->hash, hash, memory_order_release);
+	if (index_add(shm, hash, idx) != 0) {
+		slot_unclaim(shm, idx);
+		atomic_fetch_sub_explicit(&shm->live, 1, memory_order_release);
+		return -ENOSPC;
+	}
+
 	struct invite_rec *r = invite_at(shm, idx);
 	uint32_t q = seq_open(&r->seq);
 
@@ -416,7 +552,6 @@ int shm_call_insert(shm_t *shm, const struct shm_call *init, uint32_t *slot)
 	q = seq_open(&s->seq);
 	memcpy(&s->call, init, sizeof s->call);
 	call_terminate(&s->call);
-	atomic_store_explicit(&s->hash, hash, memory_order_relaxed);
 	atomic_store_explicit(&s->owner, owner_word(init->worker, PHASE_LIVE),
 			      memory_order_relaxed);
 	seq_close(&s->seq, q);
@@ -458,23 +593,27 @@ void shm_call_write_end(shm_t *shm, uint32_t idx)
 }
 
 /*
- * Hide the call, then free the slot, then give back its admission.  Also
- * used by the reaper on slots whose writer died: a write left open (odd seq)
- * becomes this bracket, a CLAIMED slot of a dead inserter is freed the same way.
+ * Hide the call, then clear its index entry, then free the slot, then give
+ * back its admission.  Also used by the reaper on slots whose writer died:
+ * a write left open (odd seq) becomes this bracket, a CLAIMED slot of a
+ * dead inserter is freed the same way (with its index entry, if it got one).
  */
 static void slot_release(shm_t *shm, struct slot *s)
 {
 	uint32_t q = atomic_load_explicit(&s->seq, memory_order_relaxed);
 	uint32_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+	uint64_t hash = atomic_load_explicit(&s->hash, memory_order_acquire);
+	uint32_t idx = (uint32_t)(s - slots(shm));
 
 	if (!(q & 1))
 		q = seq_open(&s->seq);
 	atomic_store_explicit(&s->owner, owner_word(owner_worker(owner), PHASE_CLAIMED),
 			      memory_order_relaxed);
-	atomic_store_explicit(&s->hash, 0, memory_order_relaxed);
 	seq_close(&s->seq, q);
+	if (hash != 0)
+		index_del(shm, hash, idx);
 	/* Release: the next owner's CAS sees seq even before it opens its own bracket. */
-	atomic_store_explicit(&s->owner, 0, memory_order_release);
+	slot_unclaim(shm, idx);
 	atomic_fetch_sub_explicit(&shm->live, 1, memory_order_release);
 }
 
@@ -494,7 +633,7 @@ static unsigned slot_reap(shm_t *shm, uint16_t worker, int torn_only)
 
 	if (!shm)
 		return 0;
-	for (uint32_t i = 0; i < shm->nslots; i++) {
+	for (uint32_t i = 0; i < shm->capacity; i++) {
 		struct slot *s = slots(shm) + i;
 		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
 		uint32_t q = atomic_load_explicit(&s->seq, memory_order_acquire);
@@ -573,23 +712,28 @@ int shm_call_find(const shm_t *shm, const char *a_call_id,
 		return -ENOENT;
 
 	uint64_t hash = callid_hash(a_call_id, len);
-	uint32_t mask = shm->nslots - 1;
+	uint32_t mask = shm->nindex - 1;
 	uint32_t start = (uint32_t)hash & mask;
 	struct shm_call scratch;
 	struct shm_call *copy = out ? out : &scratch;
 
 	for (uint32_t i = 0; i < shm->window; i++) {
-		struct slot *s = slots(shm) + ((start + i) & mask);
+		uint64_t e = atomic_load_explicit(index_entries(shm) + ((start + i) & mask),
+						  memory_order_acquire);
+		uint32_t idx = (uint32_t)e - 1;
+		struct slot *s;
 		uint64_t h;
 
-		/* Cheap filters first: most window slots are free or hold other keys. */
+		/* Cheap filters first: most window entries are empty or hold other keys. */
+		if (e == 0 || e >> 32 != hash >> 32 || (s = slot_at(shm, idx)) == NULL)
+			continue;
 		if (!slot_live(s) || atomic_load_explicit(&s->hash, memory_order_relaxed) != hash)
 			continue;
 		if (slot_copy(s, copy, &h) != 0 || h != hash)
 			continue;
 		if (strncmp(copy->a.call_id, a_call_id, len) == 0 && copy->a.call_id[len] == '\0') {
 			if (slot)
-				*slot = (start + i) & mask;
+				*slot = idx;
 			return 0;
 		}
 	}
@@ -604,7 +748,7 @@ int shm_call_foreach(const shm_t *shm,
 
 	if (!shm || !fn)
 		return -EINVAL;
-	for (uint32_t i = 0; i < shm->nslots; i++) {
+	for (uint32_t i = 0; i < shm->capacity; i++) {
 		struct slot *s = slots(shm) + i;
 
 		if (!slot_live(s) || slot_copy(s, &copy, NULL) != 0)

@@ -78,11 +78,20 @@ void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq)
 		nta_outgoing_destroy(ack);
 }
 
-/* ACK the branch's 2xx with the CSeq of its INVITE. */
+/*
+ * ACK the branch's 2xx with the CSeq of its INVITE, and let the INVITE's
+ * transaction go: it holds the INVITE we sent and the 2xx we got (several
+ * KB) and would do so for as long as the call lasts.  A retransmitted 2xx
+ * (our ACK was lost) still gets the ACK again: NTA matches it to the ACK's
+ * own transaction, which it keeps for that (tests/e2e/reack.sh).
+ */
 void b2b_ack_branch(struct b2b_branch *br)
 {
 	b2b_ack_leg(br->call, br->leg, br->cseq);
 	br->acked = 1;
+	if (br->orq)
+		nta_outgoing_destroy(br->orq);
+	br->orq = NULL;
 }
 
 /* Send BYE on a leg and forget it: used when a call is torn down by us. */

@@ -100,6 +100,13 @@ struct b2b_branch {
 	int st_retried;              /* re-sent once after a 422 */
 };
 
+/* A body we sent on a leg, kept for a refresh re-INVITE (b2b_timer.c): one
+ * malloc'd block, the payload then its Content-Type, each NUL-terminated. */
+struct b2b_sdp {
+	size_t len;                  /* of the payload */
+	char text[];                 /* payload, NUL, Content-Type value, NUL */
+};
+
 struct b2b_call {
 	b2b_t *b2b;
 	struct b2b_call *next_free;  /* pool link while unused */
@@ -169,7 +176,7 @@ struct b2b_call {
 
 	/* session timers (b2b_timer.c), per enum b2b_leg */
 	struct b2b_session sess[2];
-	msg_t *sdp_sent[2];          /* the last message with SDP we sent on each leg */
+	struct b2b_sdp *sdp_sent[2]; /* the last SDP we sent on each leg (b2b_timer.c) */
 	nta_outgoing_t *refresh_orq; /* our own refresh, one at a time */
 	enum b2b_leg refresh_leg;
 	int refresh_invite;          /* it is a re-INVITE (to be ACKed) */

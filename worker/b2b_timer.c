@@ -24,14 +24,17 @@
  * timers and allows UPDATE; other body-less UPDATEs are answered here.
  * Where b2bua is the refresher it refreshes every half interval, with
  * UPDATE when the peer allows it, else with a re-INVITE that repeats the
- * SDP we last sent on that leg (sdp_sent: a reference to that message, no
- * copy).  A one-second tick walks the answered calls; a leg whose session
- * was not refreshed in time is gone: BYE on both legs, one CDR whose
- * hangup_by is the party of that leg.
+ * SDP we last sent on that leg (sdp_sent: a copy of the payload and its
+ * Content-Type only, a few hundred bytes: a reference to the message would
+ * keep the whole message, and through a response's parent the request it
+ * answered, for as long as the call lasts).  A one-second tick walks the
+ * answered calls; a leg whose session was not refreshed in time is gone:
+ * BYE on both legs, one CDR whose hangup_by is the party of that leg.
  */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -288,13 +291,31 @@ void b2b_session_uac_2xx(struct b2b_call *call, enum b2b_leg leg, sip_t const *r
 void b2b_session_keep_sdp(struct b2b_call *call, enum b2b_leg leg, msg_t *msg)
 {
 	sip_t const *sip = msg ? sip_object(msg) : NULL;
+	char type[256] = "";
+	struct b2b_sdp *sdp;
+	size_t tlen;
 
 	if (sip == NULL || sip->sip_payload == NULL || !b2b_session_on(call->b2b)) {
 		msg_destroy(msg);
 		return;
 	}
-	msg_destroy(call->sdp_sent[leg]);
-	call->sdp_sent[leg] = msg;
+	if (sip->sip_content_type &&
+	    msg_header_field_e(type, sizeof type, (msg_header_t const *)sip->sip_content_type,
+			       0) >= (issize_t)sizeof type)
+		type[0] = '\0';
+	tlen = strlen(type);
+	sdp = malloc(sizeof *sdp + sip->sip_payload->pl_len + tlen + 2);
+	if (sdp) {
+		sdp->len = sip->sip_payload->pl_len;
+		memcpy(sdp->text, sip->sip_payload->pl_data, sdp->len);
+		sdp->text[sdp->len] = '\0';
+		memcpy(sdp->text + sdp->len + 1, type, tlen + 1);
+	}
+	msg_destroy(msg);
+	if (sdp == NULL)
+		return;   /* out of memory: the previous SDP stays (a refresh repeats it) */
+	free(call->sdp_sent[leg]);
+	call->sdp_sent[leg] = sdp;
 }
 
 /*
@@ -429,12 +450,20 @@ static void b2b_session_refresh(struct b2b_call *call, enum b2b_leg leg)
 {
 	struct b2b_session *s = &call->sess[leg];
 	nta_leg_t *l = b2b_session_leg(call, leg);
-	sip_t const *sdp = call->sdp_sent[leg] ? sip_object(call->sdp_sent[leg]) : NULL;
-	int invite = !s->peer_update && sdp && sdp->sip_payload;
+	struct b2b_sdp *sdp = call->sdp_sent[leg];   /* pl points into it: not const */
+	/* The payload goes by its length (SIPTAG_PAYLOAD), so any bytes repeat as sent. */
+	int invite = !s->peer_update && sdp;
+	sip_payload_t pl[1];
+	const char *ctype = sdp ? sdp->text + sdp->len + 1 : "";
 	struct b2b_st_hdrs h;
 
 	if (l == NULL)
 		return;
+	sip_payload_init(pl);
+	if (invite) {
+		pl->pl_data = sdp->text;
+		pl->pl_len = sdp->len;
+	}
 	b2b_session_request_hdrs(call, leg, &h);
 	call->refresh_orq = nta_outgoing_tcreate(
 		l, b2b_on_refresh_response, (nta_outgoing_magic_t *)call, NULL,
@@ -443,8 +472,8 @@ static void b2b_session_refresh(struct b2b_call *call, enum b2b_leg leg)
 		SIPTAG_SUPPORTED_STR(h.supported),
 		TAG_IF(h.se[0], SIPTAG_SESSION_EXPIRES_STR(h.se)),
 		TAG_IF(h.min_se[0], SIPTAG_MIN_SE_STR(h.min_se)),
-		TAG_IF(invite, SIPTAG_CONTENT_TYPE(invite ? sdp->sip_content_type : NULL)),
-		TAG_IF(invite, SIPTAG_PAYLOAD(invite ? sdp->sip_payload : NULL)),
+		TAG_IF(invite && ctype[0], SIPTAG_CONTENT_TYPE_STR(ctype)),
+		TAG_IF(invite, SIPTAG_PAYLOAD(pl)),
 		TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
 	if (call->refresh_orq == NULL) {
 		log_warn("call %s: cannot send a session refresh", call->id);
@@ -509,7 +538,7 @@ void b2b_session_start(struct b2b_call *call)
 void b2b_session_release(struct b2b_call *call)
 {
 	for (int leg = B2B_LEG_A; leg <= B2B_LEG_B; leg++) {
-		msg_destroy(call->sdp_sent[leg]);
+		free(call->sdp_sent[leg]);
 		call->sdp_sent[leg] = NULL;
 	}
 	if (call->refresh_orq)

@@ -19,9 +19,9 @@
  *     (nta_incoming_create) and gets a real final response, retransmitted
  *     by NTA until the caller's ACK: 487 when the caller had cancelled,
  *     else 500 with Retry-After.  A CANCEL arriving later matches that
- *     transaction and gets 200 (RFC 3261 9.2), or is handed over to us by
- *     another worker through the table (b2b_cancel_call) while the call is
- *     still in it;
+ *     transaction and gets 200 (RFC 3261 9.2), wherever it landed:
+ *     worker/dgram.c hands it to us by the call table while the call is in
+ *     it;
  *   - every B-leg INVITE gets a CANCEL with its Request-URI, Call-ID, From,
  *     To, CSeq number and Via branch (RFC 3261 9.1).  The callee's final
  *     answer to the INVITE matches no transaction here any more: NTA hands
@@ -33,12 +33,9 @@
  * CDR that says what was sent to the caller, ended by the system (or
  * CANCELLED by the caller).
  *
- * After a restart the kernel may hash a caller to another worker's socket
- * of the public port, and that worker absorbed the ACK of our final answer
- * (it has no transaction for it), so NTA retransmitted the answer until
- * Timer H.  A stray ACK whose To tag is one of ours from another worker of
- * this node is now passed on, unchanged, to that worker's own port
- * (b2b_adopt_forward_ack).
+ * The caller's ACK of our final answer carries our To tag, which names this
+ * worker: worker/dgram.c hands it to us whichever worker's socket of the
+ * public port the kernel gave it to.
  * A call whose INVITEs were not recorded (they did not fit, or the owner
  * died writing them) can only be removed, with a CDR that says no code was
  * sent (sip_code 0).
@@ -450,39 +447,6 @@ static int b2b_adopt_answer_caller(b2b_t *b2b, struct b2b_ending *e,
 	return 0;
 }
 
-/*
- * An ACK that matched nothing here, though its To tag is one we made
- * (b2b_make_tag: NODE-WORKER-RANDOM) in another worker of this node: after
- * a worker restart the kernel may hash the caller to another socket of the
- * public port, and the ACK of a final answer belongs to the worker that
- * sent it.  Pass it on, unchanged, to that worker's own port.  0 when it
- * was passed on, -ENOENT when it is not another worker's, -EIO.
- */
-int b2b_adopt_forward_ack(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
-{
-	const char *tag = sip->sip_to ? sip->sip_to->a_tag : NULL;
-	size_t node = strlen(b2b->cfg->node_id);
-	tp_name_t tpn = { .tpn_proto = "udp", .tpn_ident = B2B_IDENT_OWN };
-	char port[16], *end;
-	unsigned long w;
-	tport_t *tp;
-	msg_t *msg;
-
-	if (tag == NULL || strncmp(tag, b2b->cfg->node_id, node) != 0 || tag[node] != '-')
-		return -ENOENT;
-	w = strtoul(tag + node + 1, &end, 10);
-	if (end == tag + node + 1 || *end != '-' || w == b2b->worker ||
-	    w >= (unsigned long)b2b->cfg->workers)
-		return -ENOENT;
-	tp = b2b_adopt_tport(b2b, B2B_IDENT_OWN);
-	msg = nta_incoming_getrequest(irq);
-	snprintf(port, sizeof port, "%lu", (unsigned long)b2b->cfg->worker_port_base + w);
-	tpn.tpn_host = tpn.tpn_canon = b2b->cfg->listen;
-	tpn.tpn_port = port;
-	if (tp == NULL || msg == NULL || tport_tsend(tp, msg, &tpn, TAG_END()) == NULL) {
-		msg_destroy(msg);
-		return -EIO;
-	}
 	msg_destroy(msg);
 	log_debug("an ACK for worker %lu reached worker %u: passed on", w, b2b->worker);
 	return 0;

@@ -302,7 +302,6 @@ void b2b_relay_done(struct b2b_call *call);
 
 int b2b_adopt_encode(b2b_t *b2b, char *buf, size_t size, sip_t const *sip,
 		     const char *branch, size_t *len);
-int b2b_adopt_forward_ack(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip);
 int b2b_adopt_on_stray(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip);
 void b2b_adopt_destroy(b2b_t *b2b);
 

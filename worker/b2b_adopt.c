@@ -447,11 +447,6 @@ static int b2b_adopt_answer_caller(b2b_t *b2b, struct b2b_ending *e,
 	return 0;
 }
 
-	msg_destroy(msg);
-	log_debug("an ACK for worker %lu reached worker %u: passed on", w, b2b->worker);
-	return 0;
-}
-
 /* Rebuild and CANCEL the B-leg INVITEs of the record; how many. */
 static unsigned b2b_adopt_cancel_branches(b2b_t *b2b, struct b2b_ending *e,
 					  const struct shm_invite *inv)

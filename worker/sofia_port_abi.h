@@ -90,13 +90,16 @@ _Static_assert(sizeof(su_port_vtable_t) == 0x108, "Sofia ABI: vtable size");
  */
 #define SOFIA_SOCKET_PORT_SIZE   0xd0
 #define SOFIA_OFF_VTABLE         0x18
+#define SOFIA_OFF_HEAD           0x50
 #define SOFIA_OFF_MBOX_INDEX     0xc0
 #define SOFIA_OFF_MBOX           0xc4
 
 struct sofia_socket_port {
 	su_home_t sup_home[1];                     /* 0x00 */
 	su_port_vtable_t const *sup_vtable;        /* 0x18 */
-	unsigned char sup_private[SOFIA_OFF_MBOX_INDEX - 0x20];
+	unsigned char sup_private[SOFIA_OFF_HEAD - 0x20];
+	void *sup_head;                            /* 0x50: queued messages, NULL if none */
+	unsigned char sup_private2[SOFIA_OFF_MBOX_INDEX - SOFIA_OFF_HEAD - sizeof(void *)];
 	int sup_mbox_index;                        /* 0xc0 */
 	int sup_mbox[2];                           /* 0xc4 */
 	unsigned char sup_pad[SOFIA_SOCKET_PORT_SIZE - 0xcc];
@@ -105,6 +108,8 @@ struct sofia_socket_port {
 _Static_assert(sizeof(su_home_t) == 0x18, "Sofia ABI: su_home_t");
 _Static_assert(offsetof(struct sofia_socket_port, sup_vtable) == SOFIA_OFF_VTABLE,
 	       "Sofia ABI: sup_vtable");
+_Static_assert(offsetof(struct sofia_socket_port, sup_head) == SOFIA_OFF_HEAD,
+	       "Sofia ABI: sup_head");
 _Static_assert(offsetof(struct sofia_socket_port, sup_mbox_index) == SOFIA_OFF_MBOX_INDEX,
 	       "Sofia ABI: sup_mbox_index");
 _Static_assert(offsetof(struct sofia_socket_port, sup_mbox) == SOFIA_OFF_MBOX,

@@ -39,7 +39,11 @@
  * a second that is a wake-up (an io_uring_enter) every millisecond for
  * timers alone.  Waiting at least UPORT_TIMER_SLACK_MS serves every timer
  * due meanwhile in one turn, a few milliseconds late at most, which no SIP
- * timer (T1 = 500 ms) notices.  A wait of 0 (work queued) stays 0.
+ * timer (T1 = 500 ms) notices.  Sofia also asks for a wait of 0 when its
+ * next timer is due within the millisecond (it rounds down), which would
+ * spin through empty io_uring_enter calls until then: with no message
+ * queued (sup_head), such a wait gets the slack too.  A wait of 0 for
+ * queued work (messages, datagrams) stays 0.
  */
 #define UPORT_TIMER_SLACK_MS 4
 /* CQEs handled per wait, so that Sofia's timers run between bursts. */
@@ -303,6 +307,8 @@ static int uport_wait_events(su_port_t *self, su_duration_t tout)
 			io_uring_submit(&self->ring);
 		return uport_reap_all(self);
 	}
+	if (tout == 0 && self->sofia.sup_head == NULL)
+		tout = UPORT_TIMER_SLACK_MS;   /* a timer due within the millisecond */
 	if (tout > 0 && tout < UPORT_TIMER_SLACK_MS)
 		tout = UPORT_TIMER_SLACK_MS;
 	if (tout < 0) {

@@ -4,7 +4,8 @@
 # rr + dialog, one UDP worker) under the same sipp load, rate by rate.
 #
 # Design note.  Both systems run side by side for the whole run, each on a
-# loopback address of its own: b2bua (1 worker, the config of run.sh) on
+# loopback address of its own: b2bua (1 worker, the config of run.sh but a
+# 4 MiB receive buffer, as Kamailio gets) on
 # 127.250.x.1, Kamailio (bench/kamailio.cfg, `-n 1`: one UDP receiver
 # process; its main, timer and other helper processes are counted too) on
 # 127.252.x.1, with the callee (sipp UAS) on port 5080 and the caller (sipp
@@ -63,7 +64,10 @@ bench_begin b2bua-compare
 bench_pick_addr 250
 B_ADDR=$ADDR
 bench_redis_start 2>/dev/null
-bench_call_config "$TOP" 1 "udp_rcvbuf = 8388608;"
+# The same 4 MiB receive buffer as Kamailio (maxbuffer in kamailio.cfg; it
+# asks with SO_RCVBUF, which net.core.rmem_max caps, 4 MiB here): run.sh
+# gives b2bua 8 MiB.
+bench_call_config "$TOP" 1 "udp_rcvbuf = 4194304;"
 bench_b2bua_start 1
 B_PIDS=("$B2B_PID" "${CHILD_PIDS[@]}")
 

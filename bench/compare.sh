@@ -26,6 +26,9 @@
 # KAMAILIO names the binary (default /usr/sbin/kamailio), KAMAILIO_MODULES
 # its module directory (default: the one beside it, as Debian lays it out),
 # so an unpacked package (dpkg -x) works without an install.
+# B2BUA_BENCH_CONF adds lines to b2bua's config (as in overload.sh), e.g.
+# B2BUA_BENCH_CONF="overload_queue_delay_ms = 0;" to see it without
+# overload control; the column "shed" counts its 503s (overload_refused).
 
 set -u
 
@@ -52,6 +55,7 @@ TALK_MS=1000
 KAMAILIO=${KAMAILIO:-/usr/sbin/kamailio}
 KAMAILIO_MODULES=${KAMAILIO_MODULES:-$(dirname "$KAMAILIO")/../lib/x86_64-linux-gnu/kamailio/modules}
 command -v sipp >/dev/null 2>&1 || { echo "sipp not found: apt-get install sip-tester" >&2; exit 1; }
+command -v jq >/dev/null 2>&1 || { echo "jq not found: apt-get install jq" >&2; exit 1; }
 command -v redis-server >/dev/null 2>&1 || { echo "redis-server not found: apt-get install redis-server" >&2; exit 1; }
 [ -x "$KAMAILIO" ] || { echo "$KAMAILIO not found: apt-get install kamailio, or set KAMAILIO" >&2; exit 1; }
 [ -r "$KAMAILIO_MODULES/dialog.so" ] || { echo "no dialog.so in $KAMAILIO_MODULES: set KAMAILIO_MODULES" >&2; exit 1; }
@@ -67,7 +71,8 @@ bench_redis_start 2>/dev/null
 # The same 4 MiB receive buffer as Kamailio (maxbuffer in kamailio.cfg; it
 # asks with SO_RCVBUF, which net.core.rmem_max caps, 4 MiB here): run.sh
 # gives b2bua 8 MiB.
-bench_call_config "$TOP" 1 "udp_rcvbuf = 4194304;"
+bench_call_config "$TOP" 1 "udp_rcvbuf = 4194304;
+${B2BUA_BENCH_CONF:-}"
 bench_b2bua_start 1
 B_PIDS=("$B2B_PID" "${CHILD_PIDS[@]}")
 
@@ -106,16 +111,20 @@ echo "compare: b2bua (1 worker) on $B_ADDR, kamailio ($((${#K_PIDS[@]})) process
 # ---------------------------------------------------------------- the ladder
 
 cdrs() { bench_rcli XLEN b2bua:cdr 2>/dev/null || echo 0; }
+shed() {  # b2bua's overload 503s so far
+	timeout 10 "$CLI" -s "$T/cli.sock" show stats --json 2>/dev/null | jq -r '.overload_refused // 0' 2>/dev/null || echo 0
+}
 
 # step SYSTEM RATE: one measured run; prints its line and sets STEP_CLEAN,
 # STEP_CPU (us per call) and STEP_P99.
 step() {
 	local sys=$1 rate=$2 calls=$(($2 * STEP_S)) limit=$((STEP_S + 40)) dir="$T/$1-$2"
-	local addr uac uas cpu0 cpu1 cpu_ms cdr0 cdr1=0 n pids
+	local addr uac uas cpu0 cpu1 cpu_ms cdr0 cdr1=0 n pids shed0 shed1 shed=-
 	if [ "$sys" = b2bua ]; then
 		addr=$B_ADDR uac=$SIPP_DIR/uac_basic.xml uas=$SIPP_DIR/uas_basic.xml
 		pids=("${B_PIDS[@]}")
 		cdr0=$(cdrs)
+		shed0=$(shed)
 	else
 		addr=$K_ADDR uac=$here/uac_proxied.xml uas=$here/uas_proxied.xml
 		pids=("${K_PIDS[@]}")
@@ -133,6 +142,8 @@ step() {
 	STEP_CLEAN=yes
 	bench_clean "$calls" "$rate" || STEP_CLEAN=no
 	if [ "$sys" = b2bua ]; then
+		shed1=$(shed)
+		shed=$((shed1 - shed0))
 		for ((n = 0; n < 40; n++)); do
 			cdr1=$(cdrs)
 			[ $((cdr1 - cdr0)) -ge "$CALLS_DONE" ] && break
@@ -141,16 +152,16 @@ step() {
 		[ $((cdr1 - cdr0)) -eq "$calls" ] || STEP_CLEAN=no
 	fi
 	bench_alive "${pids[0]}" || { STEP_CLEAN=no; echo "$sys died" >&2; }
-	printf '%-8s %6s %9s %6s %7s %7s  %6s / %-7s %9s  %s\n' "$sys" "$rate" "$RATE_OK" \
-		"$CALLS_OK" "$((CALLS_FAILED + UAS_FAILED))" "$((RETRANS_UAC + RETRANS_UAS))" \
+	printf '%-8s %6s %9s %6s %7s %6s %7s  %7s / %-8s %9s  %s\n' "$sys" "$rate" "$RATE_OK" \
+		"$CALLS_OK" "$((CALLS_FAILED + UAS_FAILED))" "$shed" "$((RETRANS_UAC + RETRANS_UAS))" \
 		"$(bench_pct 50 "$dir/rtt.txt")" "$STEP_P99" "$STEP_CPU" "$STEP_CLEAN"
 }
 
 declare -A best_rate=([b2bua]=0 [kamailio]=0) best_cpu=() best_p99=() fails=([b2bua]=0 [kamailio]=0)
 declare -A cpu_at=() p99_at=()
 both_rate=0
-printf '%-8s %6s %9s %6s %7s %7s  %-16s %9s  %s\n' system offered achieved ok failed retrans \
-	"p50 / p99 ms" "us/call" clean
+printf '%-8s %6s %9s %6s %7s %6s %7s  %-18s %9s  %s\n' system offered achieved ok failed shed retrans \
+	"INVITE->200 p50/p99" "us/call" clean
 for r in "${RATES[@]}"; do
 	clean_both=yes
 	for sys in b2bua kamailio; do

@@ -309,7 +309,7 @@ BENCH_SYSCALLS="io_uring_enter io_uring_register sendmsg recvmsg sendmmsg recvmm
 recvfrom getsockopt setsockopt getsockname ioctl epoll_wait epoll_pwait epoll_ctl poll ppoll
 select pselect6 read write readv writev futex mmap munmap mremap brk madvise openat close
 getpid gettid getrandom fcntl timerfd_settime clock_gettime clock_nanosleep nanosleep connect
-socket kill rt_sigprocmask"
+socket kill rt_sigprocmask pread64 pwrite64 ftruncate fsync fdatasync lseek"
 
 bench_perf_works() {  # perf can count syscall tracepoints here
 	command -v perf >/dev/null 2>&1 &&

@@ -62,6 +62,24 @@ command -v redis-server >/dev/null 2>&1 || { echo "redis-server not found: apt-g
 [ -x "$B2BUA" ] || { echo "$B2BUA not built: run make" >&2; exit 1; }
 
 bench_begin b2bua-compare
+K_PID=
+k_children=()
+
+# The EXIT trap: Kamailio first (its main process stops its children; one
+# that outlives it is killed if its PID is one we saw and it still runs
+# the kamailio binary), then lib.sh's cleanup of the rest.
+# shellcheck disable=SC2317  # the EXIT trap
+compare_cleanup() {
+	local rc=$? p exe
+	exe=$(readlink -f "$KAMAILIO")
+	[ -n "$K_PID" ] && bench_stop_pid "$K_PID" 5
+	for p in "${k_children[@]}"; do
+		[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && kill -KILL "$p" 2>/dev/null
+	done
+	(exit "$rc")
+	bench_cleanup
+}
+trap compare_cleanup EXIT
 
 # ---------------------------------------------------------------- b2bua
 
@@ -101,9 +119,6 @@ done
 sleep 1   # its helper processes (timers) start after the receiver binds
 mapfile -t k_children < <(pgrep -P "$K_PID")
 K_PIDS=("$K_PID" "${k_children[@]}")
-# Cleanup by PID: the main process is in PIDS; its children are stopped
-# by it, or here if they outlive it (the EXIT trap of lib.sh only knows b2bua's).
-CHILD_PIDS+=("${k_children[@]}")
 
 echo "compare: b2bua (1 worker) on $B_ADDR, kamailio ($((${#K_PIDS[@]})) processes, 1 UDP receiver) on $K_ADDR;" \
 	"rates ${RATES[*]}; $STEP_S s of calls per step" >&2

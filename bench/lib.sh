@@ -40,7 +40,8 @@ bench_uint() {  # VALUE MIN MAX: VALUE is a decimal integer in [MIN, MAX]
 bench_alive() {  # PID: running, not a zombie
 	local st
 	[ -r "/proc/$1/stat" ] || return 1
-	st=$(sed 's/^.*) //' "/proc/$1/stat" | cut -d' ' -f1)
+	# It may exit between the test above and the read: no message then.
+	st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
 	[ "$st" != Z ] && [ "$st" != X ]
 }
 

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 #
-# bench/lib.sh — helpers shared by bench/run.sh and bench/register.sh.
+# bench/lib.sh — helpers shared by bench/run.sh, bench/compare.sh,
+# bench/overload.sh and bench/register.sh.
 #
 # Design note.  Sourced, never run: it only sets the paths and constants
 # below and defines functions; nothing starts until a script calls
@@ -9,7 +10,12 @@
 #                B2BUA_BENCH_KEEP=1, kept and reported on failure;
 #   PIDS         every process the script started, in start order; the
 #                EXIT trap stops them newest first (TERM, then KILL);
-#   B2B_PID, CHILD_PIDS, WORKER_PIDS, REDIS_PID, REDIS_SOCK, ADDR  set by the helpers.
+#   B2B_PID, CHILD_PIDS, WORKER_PIDS, REDIS_PID, REDIS_SOCK, ADDR  set by the helpers;
+#   UAS_PID, UAC_PID, UAC_RC, UAS_RC, UAC_WALL_MS and the call results
+#   (CALLS_OK, CALLS_FAILED, ...)  set by the sipp helpers at the end.
+# The sipp helpers are the one implementation of a measured call run
+# (run.sh and compare.sh): a callee on ADDR:5080, a caller on ADDR:5090,
+# each run in a directory of its own, and the figures read from there.
 # Cleanup is by PID only: after the recorded PIDS, a worker that outlived
 # its master is killed only if its PID is one we saw and it still runs the
 # b2bua binary.  Every wait has a deadline.
@@ -34,7 +40,8 @@ bench_uint() {  # VALUE MIN MAX: VALUE is a decimal integer in [MIN, MAX]
 bench_alive() {  # PID: running, not a zombie
 	local st
 	[ -r "/proc/$1/stat" ] || return 1
-	st=$(sed 's/^.*) //' "/proc/$1/stat" | cut -d' ' -f1)
+	# It may exit between the test above and the read: no message then.
+	st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
 	[ "$st" != Z ] && [ "$st" != X ]
 }
 
@@ -188,13 +195,182 @@ bench_sipp_stat() {  # FILE COLUMN: last value of a sipp -trace_stat column
 		END { print (c && last != "" ? last : 0) }' "$1" 2>/dev/null || echo 0
 }
 
-bench_pct() {  # P: the P-th percentile of $T/rtt.txt (nearest rank)
+bench_pct() {  # P [FILE]: the P-th percentile of FILE (default $T/rtt.txt; nearest rank)
 	awk -v p="$1" '{ v[NR] = $1 } END {
 		if (NR == 0) { print "n/a"; exit }
 		r = int((p / 100) * NR + 0.999999); if (r < 1) r = 1; if (r > NR) r = NR
-		print v[r] }' "$T/rtt.txt"
+		print v[r] }' "${2:-$T/rtt.txt}"
 }
 
 bench_per() {  # MS N: MS milliseconds of CPU per N, in microseconds
 	awk -v c="$1" -v n="$2" 'BEGIN { printf "%.1f", n ? c * 1000 / n : 0 }'
+}
+
+bench_forget() {  # PID: drop a process we waited for from PIDS (its PID may be reused)
+	local i
+	for i in "${!PIDS[@]}"; do [ "${PIDS[$i]}" = "$1" ] && unset 'PIDS[i]'; done
+	PIDS=("${PIDS[@]}")
+}
+
+# ------------------------------------------------------------ a measured call run
+
+# bench_sipp_uas DIR ADDR SCENARIO CALLS LIMIT: the callee on ADDR:5080,
+# logging into DIR (uas.csv, uas.out), answering CALLS calls, ending by
+# itself after LIMIT seconds at most.  UAS_PID; returns 1 if its port is
+# not bound within 5 s.
+bench_sipp_uas() {
+	local dir=$1 addr=$2 sf=$3 calls=$4 limit=$5 deadline
+	mkdir -p "$dir"
+	(cd "$dir" && exec timeout $((limit + 15)) sipp -sf "$sf" -i "$addr" -p 5080 \
+		-m "$calls" -nostdin -buff_size "$BUF" -ci "$addr" -timeout "${limit}s" \
+		-timeout_error -trace_stat -stf "$dir/uas.csv" -fd 5) >"$dir/uas.out" 2>&1 &
+	UAS_PID=$!
+	PIDS+=("$UAS_PID")
+	deadline=$((SECONDS + 5))
+	until bench_udp_bound "$addr:5080"; do
+		[ "$SECONDS" -lt "$deadline" ] || { echo "sipp UAS did not start" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
+# bench_sipp_uac_start DIR ADDR SCENARIO TARGET RATE CALLS TALK_MS LIMIT [ARG...]:
+# the caller on ADDR:5090 places CALLS calls at RATE calls/s to TARGET
+# (host:port), each TALK_MS long, in the background; its short message log
+# (microsecond timestamps) goes to DIR.  UAC_PID, and UAC_T0 (ns).  ARGs
+# are extra sipp options.
+bench_sipp_uac_start() {
+	local dir=$1 addr=$2 sf=$3 target=$4 rate=$5 calls=$6 talk=$7 limit=$8
+	shift 8
+	mkdir -p "$dir"
+	UAC_T0=$(date +%s%N)
+	(cd "$dir" && exec timeout $((limit + 15)) sipp -sf "$sf" -i "$addr" -p 5090 \
+		-s 1000 -m "$calls" -r "$rate" -d "$talk" -l $((rate * 4 + 100)) \
+		-nostdin -buff_size "$BUF" -ci "$addr" -timeout "${limit}s" -timeout_error \
+		"$@" -trace_stat -stf "$dir/uac.csv" -fd 5 -trace_shortmsg \
+		"$target") >"$dir/uac.out" 2>&1 &
+	UAC_PID=$!
+	PIDS+=("$UAC_PID")
+}
+
+# bench_sipp_uac_wait: UAC_RC and UAC_WALL_MS (start to exit of the caller).
+bench_sipp_uac_wait() {
+	wait "$UAC_PID"
+	UAC_RC=$?
+	UAC_WALL_MS=$((($(date +%s%N) - UAC_T0) / 1000000))
+	bench_forget "$UAC_PID"
+}
+
+bench_sipp_uas_wait() {  # UAS_RC
+	wait "$UAS_PID"
+	UAS_RC=$?
+	bench_forget "$UAS_PID"
+}
+
+# bench_sipp_result DIR TALK_MS: the figures of the run in DIR: CALLS_OK,
+# CALLS_FAILED (caller), UAS_FAILED, RETRANS_UAC, RETRANS_UAS, CALLS_DONE
+# (ok + failed) and RATE_OK (successful calls per second of the caller's
+# wall time less the last call's talk time: the set-up rate sustained);
+# DIR/rtt.txt holds each call's INVITE→200 in ms, sorted.
+bench_sipp_result() {
+	local dir=$1 talk=$2 setup_ms
+	CALLS_OK=$(bench_sipp_stat "$dir/uac.csv" 'SuccessfulCall(C)')
+	CALLS_FAILED=$(bench_sipp_stat "$dir/uac.csv" 'FailedCall(C)')
+	UAS_FAILED=$(bench_sipp_stat "$dir/uas.csv" 'FailedCall(C)')
+	RETRANS_UAC=$(bench_sipp_stat "$dir/uac.csv" 'Retransmissions(C)')
+	RETRANS_UAS=$(bench_sipp_stat "$dir/uas.csv" 'Retransmissions(C)')
+	# shellcheck disable=SC2034  # used by the scripts
+	CALLS_DONE=$((CALLS_OK + CALLS_FAILED))
+	setup_ms=$((UAC_WALL_MS > talk ? UAC_WALL_MS - talk : 1))
+	RATE_OK=$(awk -v n="$CALLS_OK" -v ms="$setup_ms" 'BEGIN { printf "%.1f", n * 1000 / ms }')
+	# INVITE→200 per call: first INVITE sent to first 200 (CSeq INVITE)
+	# received, from the caller's short message log (tab-separated: date,
+	# time, epoch seconds with microseconds, S|R, Call-ID, CSeq, first line).
+	cat "$dir"/*_shortmessages.log 2>/dev/null | awk -F'\t' '
+		$4 == "S" && $7 ~ /^INVITE / && !($5 in sent) { sent[$5] = $3 }
+		$4 == "R" && $6 ~ / INVITE$/ && $7 ~ /^SIP\/2\.0 200/ && ($5 in sent) && !($5 in done) {
+			done[$5] = 1; printf "%.3f\n", ($3 - sent[$5]) * 1000 }' | sort -n >"$dir/rtt.txt"
+}
+
+# bench_clean CALLS RATE: the run just read by bench_sipp_result was clean:
+# both sipp exited 0, all CALLS succeeded, 0 failed calls and 0
+# retransmissions on either side, and the set-up rate sustained is at
+# least 95 % of RATE (a caller that fell behind is not clean either).
+bench_clean() {
+	[ "$UAC_RC" -eq 0 ] && [ "$UAS_RC" -eq 0 ] && [ "$CALLS_OK" -eq "$1" ] &&
+		[ "$CALLS_FAILED" -eq 0 ] && [ "$UAS_FAILED" -eq 0 ] &&
+		[ "$RETRANS_UAC" -eq 0 ] && [ "$RETRANS_UAS" -eq 0 ] &&
+		awk -v r="$RATE_OK" -v want="$2" 'BEGIN { exit !(r >= want * 0.95) }'
+}
+
+# ------------------------------------------------------------ system call counts
+
+# The system calls counted one by one with perf (the rest are "other"): the
+# ones a SIP worker, its ring, Sofia-SIP, hiredis and malloc make.
+BENCH_SYSCALLS="io_uring_enter io_uring_register sendmsg recvmsg sendmmsg recvmmsg sendto
+recvfrom getsockopt setsockopt getsockname ioctl epoll_wait epoll_pwait epoll_ctl poll ppoll
+select pselect6 read write readv writev futex mmap munmap mremap brk madvise openat close
+getpid gettid getrandom fcntl timerfd_settime clock_gettime clock_nanosleep nanosleep connect
+socket kill rt_sigprocmask pread64 pwrite64 ftruncate fsync fdatasync lseek"
+
+bench_perf_works() {  # perf can count syscall tracepoints here
+	command -v perf >/dev/null 2>&1 &&
+		perf stat -e raw_syscalls:sys_enter -o /dev/null -- true >/dev/null 2>&1
+}
+
+# bench_syscalls_start OUT TOOL PID...: count the system calls of these
+# processes (every thread) into OUT until bench_syscalls_stop.  TOOL perf:
+# perf stat on raw_syscalls:sys_enter (the total) and on the tracepoints of
+# BENCH_SYSCALLS, little overhead; strace: strace -c -f, every system call
+# by name but each one slowed down; empty: perf where it works, else strace.
+# SYSCALL_TOOL says which; returns 1 if the counter did not start.
+bench_syscalls_start() {
+	local out=$1 tool=$2 pids ev s p args=()
+	shift 2
+	[ -n "$tool" ] || { if bench_perf_works; then tool=perf; else tool=strace; fi; }
+	SYSCALL_TOOL=$tool
+	SYSCALL_OUT=$out
+	pids=$(IFS=,; echo "$*")
+	rm -f "$out"
+	if [ "$tool" = perf ]; then
+		ev=raw_syscalls:sys_enter
+		for s in $BENCH_SYSCALLS; do ev+=",syscalls:sys_enter_$s"; done
+		perf stat -x, -e "$ev" -o "$out" -p "$pids" 2>"$out.err" &
+	else
+		command -v strace >/dev/null 2>&1 || { echo "strace not found" >&2; return 1; }
+		for p in "$@"; do args+=(-p "$p"); done
+		strace -c -f -o "$out" "${args[@]}" 2>"$out.err" &
+	fi
+	SYSCALL_PID=$!
+	PIDS+=("$SYSCALL_PID")
+	# Both say nothing when attached: give them a second, then check.
+	sleep 1
+	bench_alive "$SYSCALL_PID" || { echo "$tool did not start: $(cat "$out.err")" >&2; return 1; }
+}
+
+# bench_syscalls_stop: stop the counter (SIGINT: both print their counts on
+# it), then SYSCALL_TOTAL and $SYSCALL_OUT.tab ("count name" lines, most
+# first, "other" for what perf did not count by name).
+bench_syscalls_stop() {
+	kill -INT "$SYSCALL_PID" 2>/dev/null
+	local n=200
+	while bench_alive "$SYSCALL_PID" && [ "$n" -gt 0 ]; do sleep 0.05; n=$((n - 1)); done
+	bench_stop_pid "$SYSCALL_PID" 3
+	bench_forget "$SYSCALL_PID"
+	if [ "$SYSCALL_TOOL" = perf ]; then
+		awk -F, '$1 ~ /^[0-9]+$/ {
+			if ($3 == "raw_syscalls:sys_enter") { total = $1; next }
+			name = $3; sub(/^syscalls:sys_enter_/, "", name)
+			if ($1 > 0) print $1, name; named += $1 }
+			END { if (total > named) print total - named, "other" }' "$SYSCALL_OUT"
+	else
+		# strace -c: "% time seconds usecs/call calls [errors] syscall".
+		awk '$1 ~ /^[0-9.]+$/ && $NF != "total" && NF >= 5 { print $4, $NF }' "$SYSCALL_OUT"
+	fi | sort -k1,1nr >"$SYSCALL_OUT.tab"
+	# shellcheck disable=SC2034  # used by the scripts
+	SYSCALL_TOTAL=$(awk '{ s += $1 } END { print s + 0 }' "$SYSCALL_OUT.tab")
+}
+
+bench_syscalls_top() {  # N CALLS: the N most frequent, as "name per-call, ..."
+	awk -v n="$1" -v c="$2" 'NR <= n { printf "%s%s %.1f", (NR > 1 ? ", " : ""), $2, (c ? $1 / c : 0) }' \
+		"$SYSCALL_OUT.tab"
 }

@@ -14,11 +14,21 @@
 #     microsecond timestamps of sipp -trace_shortmsg (sipp's own -trace_rtt
 #     has a resolution of ~4 ms, too coarse on loopback);
 #   - b2bua CPU time per call: utime+stime of the master, the management
-#     process and every worker from /proc/PID/stat, after minus before the calls, divided by calls.
+#     process and every worker from /proc/PID/stat, after minus before the calls, divided by calls;
+#   - how the calls spread over the workers: each worker's CPU time and its
+#     share of the active calls `b2bua-cli show workers --json` reported,
+#     sampled every second during the run.
+# B2BUA_BENCH_SYSCALLS=1 adds a second, slower phase after the first: a
+# fresh caller and callee at B2BUA_BENCH_SYSCALL_RATE calls/s (default
+# 200) for 10 s, while the workers' system calls are counted (perf stat on
+# the syscall tracepoints, or strace -c -f where perf cannot, or with
+# B2BUA_BENCH_SYSCALLS=strace); it prints system calls per call and the
+# most frequent ones.
 # Everything is bounded in time and stopped by PID; the temp dir is removed
-# unless B2BUA_BENCH_KEEP=1.  The helpers shared with register.sh (process
-# handling, cleanup, loopback address, redis-server, readiness, statistics)
-# are in bench/lib.sh.
+# unless B2BUA_BENCH_KEEP=1.  The helpers shared with compare.sh,
+# overload.sh and register.sh (process handling, cleanup, loopback
+# address, redis-server, readiness, the sipp call run and its figures,
+# system call counts) are in bench/lib.sh.
 
 set -u
 
@@ -32,8 +42,13 @@ RATE=$1
 WORKERS=${2:-2}
 bench_uint "$RATE" 1 5000 || usage
 bench_uint "$WORKERS" 1 64 || usage
+SYSCALLS=${B2BUA_BENCH_SYSCALLS:-0}
+SYSCALL_RATE=${B2BUA_BENCH_SYSCALL_RATE:-200}
+case $SYSCALLS in 0 | 1 | perf | strace) ;; *) usage ;; esac
+bench_uint "$SYSCALL_RATE" 1 5000 || usage
 
 command -v sipp >/dev/null 2>&1 || { echo "sipp not found: apt-get install sip-tester" >&2; exit 1; }
+command -v jq >/dev/null 2>&1 || { echo "jq not found: apt-get install jq" >&2; exit 1; }
 [ -x "$B2BUA" ] || { echo "$B2BUA not built: run make" >&2; exit 1; }
 
 CALLS=$((RATE * 20))
@@ -54,68 +69,64 @@ bench_call_config "$RATE" "$WORKERS" "udp_rcvbuf = 8388608;"
 
 bench_b2bua_start "$WORKERS"
 
-sipp_args=(-nostdin -buff_size "$BUF" -ci "$ADDR" -timeout "${RUN_LIMIT}s" -timeout_error)
-(cd "$T" && exec timeout $((RUN_LIMIT + 15)) sipp -sf "$SIPP_DIR/uas_basic.xml" \
-	-i "$ADDR" -p 5080 -m "$CALLS" "${sipp_args[@]}" \
-	-trace_stat -stf "$T/uas.csv" -fd 5) >"$T/uas.out" 2>&1 &
-UAS_PID=$!
-PIDS+=("$UAS_PID")
-deadline=$((SECONDS + 5))
-until bench_udp_bound "$ADDR:5080"; do
-	[ "$SECONDS" -lt "$deadline" ] || { echo "sipp UAS did not start" >&2; exit 1; }
-	sleep 0.05
-done
+# Every second while the caller runs: each worker's active calls, summed
+# per worker into $T/spread.txt ("index sum" lines).
+sample_workers() {
+	declare -A sum=()
+	local i n
+	while bench_alive "$UAC_PID"; do
+		while read -r i n; do
+			sum[$i]=$((${sum[$i]:-0} + n))
+		done < <(timeout 5 "$CLI" -s "$T/cli.sock" show workers --json 2>/dev/null |
+			jq -r '.[] | "\(.index) \(.active_calls)"' 2>/dev/null)
+		sleep 1
+	done
+	for i in "${!sum[@]}"; do echo "$i ${sum[$i]}"; done | sort -n >"$T/spread.txt"
+}
+
+bench_sipp_uas "$T/run" "$ADDR" "$SIPP_DIR/uas_basic.xml" "$CALLS" "$RUN_LIMIT" || exit 1
 
 echo "b2bua bench: $RATE calls/s, $CALLS calls of ${DURATION_MS} ms, $WORKERS workers, $ADDR" >&2
 cpu0=$(bench_cpu_ticks "$B2B_PID" "${CHILD_PIDS[@]}")
-t0=$(date +%s%N)
+for p in "${WORKER_PIDS[@]}"; do wcpu0+=("$(bench_cpu_ticks "$p")"); done
 # B2BUA_BENCH_UAC_ARGS is split into words on purpose.
 # shellcheck disable=SC2086
-(cd "$T" && exec timeout $((RUN_LIMIT + 15)) sipp -sf "$SIPP_DIR/uac_basic.xml" \
-	-i "$ADDR" -p 5090 -s 1000 -m "$CALLS" -r "$RATE" -d "$DURATION_MS" \
-	-l $((RATE * 4 + 100)) "${sipp_args[@]}" ${B2BUA_BENCH_UAC_ARGS:-} \
-	-trace_stat -stf "$T/uac.csv" -fd 5 -trace_shortmsg \
-	"$ADDR:5060") >"$T/uac.out" 2>&1 &
-UAC_PID=$!
-PIDS+=("$UAC_PID")
-wait "$UAC_PID"
-uac_rc=$?
-t1=$(date +%s%N)
+bench_sipp_uac_start "$T/run" "$ADDR" "$SIPP_DIR/uac_basic.xml" "$ADDR:5060" \
+	"$RATE" "$CALLS" "$DURATION_MS" "$RUN_LIMIT" ${B2BUA_BENCH_UAC_ARGS:-}
+sample_workers
+bench_sipp_uac_wait
 cpu1=$(bench_cpu_ticks "$B2B_PID" "${CHILD_PIDS[@]}")
-wait "$UAS_PID"
-uas_rc=$?
-
-ok=$(bench_sipp_stat "$T/uac.csv" 'SuccessfulCall(C)')
-failed=$(bench_sipp_stat "$T/uac.csv" 'FailedCall(C)')
-uas_failed=$(bench_sipp_stat "$T/uas.csv" 'FailedCall(C)')
-retrans_uac=$(bench_sipp_stat "$T/uac.csv" 'Retransmissions(C)')
-retrans_uas=$(bench_sipp_stat "$T/uas.csv" 'Retransmissions(C)')
-wall_ms=$(((t1 - t0) / 1000000))
-setup_ms=$((wall_ms > DURATION_MS ? wall_ms - DURATION_MS : 1))
-
-# INVITE→200 per call: first INVITE sent to first 200 (CSeq INVITE) received,
-# from the caller's short message log (tab-separated: date, time, epoch
-# seconds with microseconds, S|R, Call-ID, CSeq, first line).
-cat "$T"/uac_basic_*_shortmessages.log 2>/dev/null | awk -F'\t' '
-	$4 == "S" && $7 ~ /^INVITE / && !($5 in sent) { sent[$5] = $3 }
-	$4 == "R" && $6 ~ / INVITE$/ && $7 ~ /^SIP\/2\.0 200/ && ($5 in sent) && !($5 in done) {
-		done[$5] = 1; printf "%.3f\n", ($3 - sent[$5]) * 1000 }' | sort -n >"$T/rtt.txt"
+for p in "${WORKER_PIDS[@]}"; do wcpu1+=("$(bench_cpu_ticks "$p")"); done
+bench_sipp_uas_wait
+bench_sipp_result "$T/run" "$DURATION_MS"
+uac_rc=$UAC_RC
+uas_rc=$UAS_RC
 
 cpu_ms=$(((cpu1 - cpu0) * 1000 / CLK_TCK))
-total_calls=$((ok + failed))
+total_calls=$CALLS_DONE
+rtt=$T/run/rtt.txt
 printf '\n'
 printf 'offered rate           %s calls/s, %s calls, %s ms each, %s workers\n' \
 	"$RATE" "$CALLS" "$DURATION_MS" "$WORKERS"
-printf 'calls/s achieved       %s\n' "$(awk -v n="$ok" -v ms="$setup_ms" 'BEGIN { printf "%.1f", n * 1000 / ms }')"
-printf 'successful calls       %s\n' "$ok"
-printf 'failed calls           %s (caller), %s (callee)\n' "$failed" "$uas_failed"
-printf 'retransmissions        %s (caller), %s (callee)\n' "$retrans_uac" "$retrans_uas"
+printf 'calls/s achieved       %s\n' "$RATE_OK"
+printf 'successful calls       %s\n' "$CALLS_OK"
+printf 'failed calls           %s (caller), %s (callee)\n' "$CALLS_FAILED" "$UAS_FAILED"
+printf 'retransmissions        %s (caller), %s (callee)\n' "$RETRANS_UAC" "$RETRANS_UAS"
 printf 'INVITE->200 ms         p50 %s  p90 %s  p99 %s  (%s calls)\n' \
-	"$(bench_pct 50)" "$(bench_pct 90)" "$(bench_pct 99)" "$(wc -l <"$T/rtt.txt")"
+	"$(bench_pct 50 "$rtt")" "$(bench_pct 90 "$rtt")" "$(bench_pct 99 "$rtt")" "$(wc -l <"$rtt")"
 printf 'b2bua CPU              %s ms total, %s us per call (master, management process, %s workers)\n' \
 	"$cpu_ms" "$(bench_per "$cpu_ms" "$total_calls")" \
 	"$WORKERS"
-printf 'wall time              %s ms\n' "$wall_ms"
+printf 'wall time              %s ms\n' "$UAC_WALL_MS"
+spread=
+samples=$(awk '{ s += $2 } END { print s + 0 }' "$T/spread.txt" 2>/dev/null || echo 0)
+for i in "${!WORKER_PIDS[@]}"; do
+	n=$(awk -v i="$i" '$1 == i { print $2 }' "$T/spread.txt" 2>/dev/null)
+	spread+="$(printf 'w%s: %s %% of calls, %s ms CPU; ' "$i" \
+		"$(awk -v n="${n:-0}" -v s="$samples" 'BEGIN { printf "%.0f", s ? n * 100 / s : 0 }')" \
+		"$(((wcpu1[i] - wcpu0[i]) * 1000 / CLK_TCK))")"
+done
+printf 'worker spread          %s(calls: share of the active calls sampled each second)\n' "$spread"
 
 # Every call must have left exactly one CDR in the stream.
 cdrs=0
@@ -131,6 +142,31 @@ for p in "${WORKER_PIDS[@]}"; do
 	hwm=$((hwm + ${kb:-0}))
 done
 printf 'worker peak RSS        %s MiB in all (includes the shared call table)\n' "$((hwm / 1024))"
+
+# The system call phase: the same calls at a modest rate, the workers'
+# system calls counted from before the first INVITE to after the last BYE.
+if [ "$SYSCALLS" != 0 ] && bench_alive "$B2B_PID"; then
+	sc_calls=$((SYSCALL_RATE * 10))
+	sc_limit=$((sc_calls / SYSCALL_RATE + 60))
+	bench_sipp_uas "$T/syscalls" "$ADDR" "$SIPP_DIR/uas_basic.xml" "$sc_calls" "$sc_limit" || exit 1
+	[ "$SYSCALLS" = 1 ] && SYSCALLS=
+	bench_syscalls_start "$T/syscalls/count.txt" "$SYSCALLS" "${WORKER_PIDS[@]}" || exit 1
+	bench_sipp_uac_start "$T/syscalls" "$ADDR" "$SIPP_DIR/uac_basic.xml" "$ADDR:5060" \
+		"$SYSCALL_RATE" "$sc_calls" "$DURATION_MS" "$sc_limit"
+	bench_sipp_uac_wait
+	bench_syscalls_stop
+	bench_sipp_uas_wait
+	bench_sipp_result "$T/syscalls" "$DURATION_MS"
+	printf '\nsystem calls           %s calls at %s calls/s, %s failed, counted by %s on the %s workers\n' \
+		"$CALLS_DONE" "$SYSCALL_RATE" "$CALLS_FAILED" "$SYSCALL_TOOL" "$WORKERS"
+	printf 'system calls per call  %s\n' \
+		"$(awk -v n="$SYSCALL_TOTAL" -v c="$CALLS_DONE" 'BEGIN { printf "%.1f", c ? n / c : 0 }')"
+	printf 'most frequent          %s\n' "$(bench_syscalls_top 8 "$CALLS_DONE")"
+	if [ "$UAC_RC" -ne 0 ] || [ "$UAS_RC" -ne 0 ]; then
+		echo "the system call phase failed calls" >&2
+		exit 1
+	fi
+fi
 
 bench_alive "$B2B_PID" || { echo "b2bua died during the run" >&2; exit 1; }
 [ "$uac_rc" -eq 0 ] && [ "$uas_rc" -eq 0 ] || exit 1

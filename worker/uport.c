@@ -391,7 +391,12 @@ int uport_create(unsigned entries, uport_t **out)
 
 	if (self == NULL)
 		return -ENOMEM;
-	ret = io_uring_queue_init(entries, &self->ring, 0);
+	/* Completions are handled when the loop enters the kernel anyway:
+	 * no interrupt per completion (Linux 5.19+); plain flags otherwise. */
+	ret = io_uring_queue_init(entries, &self->ring,
+				  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+	if (ret == -EINVAL)
+		ret = io_uring_queue_init(entries, &self->ring, 0);
 	if (ret < 0) {
 		log_error("io_uring_queue_init(%u): %s", entries, strerror(-ret));
 		su_home_unref((su_home_t *)self);

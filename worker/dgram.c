@@ -65,7 +65,6 @@ struct dgram_sock {
 	struct uport_event rx_ev;   /* multishot recvmsg (ring) or POLL_ADD (poll) */
 	struct dgram *d;
 	int fd;
-	int public;                 /* the shared port: judged; handed-in datagrams join its queue */
 	int received;               /* ring: a datagram came through the multishot recvmsg */
 	uint16_t bgid;
 	struct io_uring_buf_ring *br;
@@ -484,8 +483,6 @@ static int dgram_after_reap(void *arg)
 	return 0;
 }
 
-static void dgram_on_efd(struct uport_event *ev, int res);
-
 static void dgram_arm_efd(dgram_t *d)
 {
 	struct io_uring_sqe *sqe;
@@ -495,12 +492,6 @@ static void dgram_arm_efd(dgram_t *d)
 	sqe = uport_sqe_for(d->port, &d->efd_ev);
 	if (sqe != NULL)
 		io_uring_prep_read(sqe, d->efd, &d->efd_val, sizeof d->efd_val, 0);
-}
-
-static void dgram_on_efd(struct uport_event *ev, int res)
-{
-	(void)ev;
-	(void)res;   /* woken: dgram_after_reap reads the queues */
 }
 
 /* Start of a loop turn: wake the workers we handed datagrams to (one
@@ -665,20 +656,19 @@ int dgram_create(uport_t *port, shm_t *shm, handover_t *ho, unsigned self,
 	d->io = strcmp(socket_io, "poll") == 0 ? DGRAM_IO_POLL : DGRAM_IO_RING;
 	d->io_forced = strcmp(socket_io, "ring") == 0;
 	d->pub.fd = d->own.fd = d->efd = -1;
-	d->efd_ev.cb = dgram_on_efd;
+	d->efd_ev.cb = dgram_noop;   /* woken: dgram_after_reap reads the queues */
 	d->noop_ev.cb = dgram_noop;
 	*out = d;
 	return 0;
 }
 
 /* Receive buffers for one socket, and in ring I/O their provided-buffer ring. */
-static int dgram_sock_init(dgram_t *d, struct dgram_sock *s, int fd, int public, uint16_t bgid)
+static int dgram_sock_init(dgram_t *d, struct dgram_sock *s, int fd, uint16_t bgid)
 {
 	int one = 1;
 
 	s->d = d;
 	s->fd = fd;
-	s->public = public;
 	s->bgid = bgid;
 	s->rx_ev.cb = dgram_on_rx;
 	/* Untouched pages cost nothing: only what datagrams fill is resident. */
@@ -727,10 +717,10 @@ static int dgram_sock_ring(struct dgram_sock *s)
 
 int dgram_start(dgram_t *d, int pub_fd, int own_fd)
 {
-	int ret = dgram_sock_init(d, &d->pub, pub_fd, 1, 1);
+	int ret = dgram_sock_init(d, &d->pub, pub_fd, 1);
 
 	if (ret == 0)
-		ret = dgram_sock_init(d, &d->own, own_fd, 0, 2);
+		ret = dgram_sock_init(d, &d->own, own_fd, 2);
 	if (ret < 0)
 		return ret;
 	if (d->io == DGRAM_IO_RING) {

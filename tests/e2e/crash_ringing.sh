@@ -72,27 +72,15 @@ caller_requests() {
 # handed_in_total: datagrams the workers received from one another.
 handed_in_total() { cli_json workers '[.[].handed_in] | add'; }
 
-# kill_owners N [STATE]: SIGKILL, at once, every worker that owns some of
-# the N calls once they are all in STATE (RINGING); wait for each
-# successor's takeover line and check that together they end the N calls.
-# Writes "A-CALL-ID OWNER" lines to $T/owners.
-kill_owners() {
-	local n=$1 state=${2:-RINGING} w victim owners ended
+# end_owned N [STATE]: once the N calls are all in STATE (RINGING), kill
+# every worker that owns some (kill_owners) and check that together their
+# successors end the N calls.
+end_owned() {
+	local n=$1 state=${2:-RINGING} ended
 	wait_state 10 "length == $n and all(.[]; .state == \"$state\")" "$n calls $state"
-	cli_json calls '.[] | "\(.a_call_id) \(.worker)"' >"$T/owners"
-	owners=$(cli_json calls '[.[].worker] | unique | .[]')
-	_takeovers=$(grep -c "unanswered ones are being ended" "$T/b2bua.log")
-	_want=$((_takeovers + $(echo "$owners" | wc -w)))
-	for w in $owners; do
-		victim=$(cli_json workers ".[] | select(.index == $w) | .pid")
-		log "killing worker $w (pid $victim): it owns $(grep -c " $w\$" "$T/owners") of the $n calls"
-		kill -KILL "$victim"
-	done
-	_new_takeovers() { [ "$(grep -c "unanswered ones are being ended" "$T/b2bua.log")" -ge "$_want" ]; }
-	wait_for 5 _new_takeovers || fail "the killed workers did not take their calls over"
-	ended=$(grep "unanswered ones are being ended" "$T/b2bua.log" | tail -n +$((_takeovers + 1)) |
-		sed -E 's/.*; ([0-9]+) unanswered ones are being ended .*, ([0-9]+) could not.*/\1 \2/' |
-		awk '{ e += $1; lost += $2 } END { print e + 0, lost + 0 }')
+	kill_owners 5 "unanswered ones are being ended"
+	ended=$(sed -E 's/.*; ([0-9]+) unanswered ones are being ended .*, ([0-9]+) could not.*/\1 \2/' \
+		"$T/takeovers" | awk '{ e += $1; lost += $2 } END { print e + 0, lost + 0 }')
 	assert_eq "$n 0" "$ended" "the successors end the $n unanswered calls, none lost"
 }
 
@@ -101,7 +89,7 @@ kill_owners() {
 N=200
 uas_start uas uas_ring_crash -m $N
 uac_start uac uac_ring_crash -m $N -r 100 -l $N
-kill_owners $N
+end_owned $N
 sipp_wait uac || fail "uac exited $? (a caller got no 500, or another answer)"
 uas_wait uas
 assert_sipp_ok uac $N
@@ -123,7 +111,7 @@ assert_eq "$N" "$(jq '[.[].a_call_id] | unique | length' "$CDR_JSON")" "one CDR 
 M=20
 uas_start uas2 uas_answer_late -m $M
 uac_start uac2 uac_ring_crash_silent -m $M -r 100 -l $M
-kill_owners $M
+end_owned $M
 # The callers end at their 500 (sipp writes its trace at exit).
 sipp_wait uac2 || fail "uac2 exited $? (a caller got no 500, or another answer)"
 assert_sipp_ok uac2 $M
@@ -168,7 +156,7 @@ assert_eq "$((N + M))" "$(jq '[.[] | select(.disposition == "FAILED" and .sip_co
 K=10
 uas_start uas3 uas_cancel_twice -m $K
 uac_start uac3 uac_cancel -m $K -r 100 -l $K
-kill_owners $K ENDING
+end_owned $K ENDING
 sipp_wait uac3 || fail "uac3 exited $? (a caller that cancelled got no 487)"
 uas_wait uas3
 assert_sipp_ok uac3 $K

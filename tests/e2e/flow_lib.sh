@@ -127,6 +127,29 @@ wait_state() {
 	log "ok: show calls: $what"
 }
 
+# kill_owners SECONDS ERE: SIGKILL, at once, every worker that owns a call in the
+# table (new calls are spread over the workers by a hash of their Call-ID),
+# and wait up to SECONDS until each successor has logged one more line
+# matching ERE (its takeover line).  Writes "A-CALL-ID OWNER" lines to $T/owners and the new
+# takeover lines to $T/takeovers; sets OWNERS (the indices) and VICTIM
+# (index -> killed pid).
+declare -A VICTIM
+kill_owners() {
+	local secs=$1 ere=$2 w before want
+	cli_json calls '.[] | "\(.a_call_id) \(.worker)"' >"$T/owners"
+	OWNERS=$(cli_json calls '[.[].worker] | unique | .[]')
+	before=$(grep -cE "$ere" "$T/b2bua.log")
+	want=$((before + $(echo "$OWNERS" | wc -w)))
+	for w in $OWNERS; do
+		VICTIM[$w]=$(cli_json workers ".[] | select(.index == $w) | .pid")
+		log "killing worker $w (pid ${VICTIM[$w]}): it owns $(grep -c " $w\$" "$T/owners") calls"
+		kill -KILL "${VICTIM[$w]}"
+	done
+	_taken_over() { [ "$(grep -cE "$ere" "$T/b2bua.log")" -ge "$want" ]; }
+	wait_for "$secs" _taken_over || fail "the killed workers did not take their calls over"
+	grep -E "$ere" "$T/b2bua.log" | tail -n +$((before + 1)) >"$T/takeovers"
+}
+
 # ------------------------------------------------------------ CDRs
 
 _CDR_LUA='local out = {}

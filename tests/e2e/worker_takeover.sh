@@ -22,32 +22,17 @@ N=10
 uas_start uas uas_basic -m $N
 uac_start uac uac_long -m $N -r 20
 wait_state 5 "length == $N and all(.[]; .state == \"ANSWERED\")" "$N calls ANSWERED"
-# New calls are spread over the workers (a hash of the Call-ID): kill every
-# worker that owns some, at once.
-owners=$(cli_json calls '[.[].worker] | unique | .[]')
-before=$(grep -c "answered calls of the previous worker" "$T/b2bua.log")
-declare -A victim
-for w in $owners; do
-	victim[$w]=$(cli_json workers ".[] | select(.index == $w) | .pid")
-	log "killing worker $w (pid ${victim[$w]}): it owns $(cli_json calls "[.[] | select(.worker == $w)] | length") of the $N calls"
-	kill -KILL "${victim[$w]}"
-done
+kill_owners 3 "answered calls of the previous worker"
 restarted() {
 	local w p
-	for w in $owners; do
+	for w in $OWNERS; do
 		p=$(cli_json workers ".[] | select(.index == $w) | .pid")
-		[ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "${victim[$w]}" ] || return 1
+		[ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "${VICTIM[$w]}" ] || return 1
 	done
 }
 wait_for 3 restarted || fail "the killed workers were not restarted"
-taken() {
-	[ "$(grep -c "answered calls of the previous worker" "$T/b2bua.log")" -ge \
-		$((before + $(echo "$owners" | wc -w))) ]
-}
-wait_for 3 taken || fail "the restarted workers did not take the calls over"
-assert_eq "$N" "$(grep "answered calls of the previous worker" "$T/b2bua.log" | tail -n +$((before + 1)) |
-	sed -E 's/.*took over ([0-9]+) answered calls.*/\1/' | awk '{ n += $1 } END { print n + 0 }')" \
-	"answered calls taken over"
+assert_eq "$N" "$(sed -E 's/.*took over ([0-9]+) answered calls.*/\1/' "$T/takeovers" |
+	awk '{ n += $1 } END { print n + 0 }')" "answered calls taken over"
 assert_eq "$N" "$(cli_json calls 'length')" "show calls after the takeover"
 
 sipp_wait uac || fail "uac exited $? (a call failed after the takeover)"

@@ -303,8 +303,7 @@ static int uport_wait_events(su_port_t *self, su_duration_t tout)
 	if (self->before_wait && self->before_wait(self->hook_arg)) {
 		/* Work is queued already: send what is queued, take what completed,
 		 * and do not block. */
-		if (io_uring_sq_ready(&self->ring))
-			io_uring_submit(&self->ring);
+		uport_flush(self);
 		return uport_reap_all(self);
 	}
 	if (tout == 0 && self->sofia.sup_head == NULL)

@@ -7,7 +7,7 @@
  * every call late: datagrams wait in the socket for seconds, callers
  * retransmit, INVITEs time out (408) after the work was done, and BYEs of
  * answered calls are lost in the queue.  So a new INVITE is refused before
- * it costs anything, at the socket:
+ * it costs anything, before Sofia reads it:
  *
  *   - Where.  Established calls arrive on the worker's own port (every
  *     dialog carries it in Via and Contact); new INVITEs on the public port.
@@ -27,8 +27,8 @@
  *         every datagram the judge looks at.
  *         It is the loop's lag as a caller feels it: a datagram waits
  *         exactly as long as the loop is late to read it, whatever made it
- *         late (SIP work, Redis replies, timers).  It counts only while the
- *         sockets hold a standing queue (B2B_OVERLOAD_MIN_BACKLOG, SO_MEMINFO):
+ *         late (SIP work, Redis replies, timers).  It counts only while a
+ *         standing queue waits for Sofia (B2B_OVERLOAD_MIN_BACKLOG bytes):
  *         a worker the scheduler paused for 30 ms on a busy host finds a
  *         few old datagrams, serves them in a millisecond, and is no
  *         overload.  Shedding starts when the excess has lasted
@@ -62,7 +62,8 @@
 #include "worker/dgram.h"
 #include "worker/overload.h"
 
-/* The queue delays are measured at most this often (µs) outside the gate. */
+/* Both queue delays are sampled at most this often (µs); the public one
+ * is also read from every datagram the judge sees. */
 #define B2B_OVERLOAD_SAMPLE_US 1000
 /* The queue delay counts only with at least this much queued for Sofia
  * (bytes of datagrams: about 32 calls' worth): a scheduling hiccup delays

@@ -262,10 +262,8 @@ static void rds_sentinel_on_poll_reply(rds_t *watcher, redisReply *reply, void *
 	if (strcmp(a.host, self->host) == 0 && a.port == self->port)
 		return;
 	store_address_format(&a, text, sizeof text);
-	log_info("redis sentinel %s (master %s): the primary is %s now, not %s: switching",
-		 self->sentinel_text[self->watch_index], self->master_name, text, self->address);
 	self->drop_now = 1;
-	rds_fail(self, 0, "sentinel %s names %s as the primary now",
+	rds_fail(self, 0, "sentinel %s names %s as the primary now: switching",
 		 self->sentinel_text[self->watch_index], text);
 }
 

@@ -156,7 +156,7 @@ static void rds_sentinel_log(rds_t *self, const char *why)
 			  self->sentinel_text[self->ask_index], self->master_name, why);
 		return;
 	}
-	log_warn("redis sentinel %s (master %s): %s: skipped, asking the next sentinel",
+	log_warn("redis sentinel %s (master %s): %s: skipped",
 		 self->sentinel_text[self->ask_index], self->master_name, why);
 	self->sentinel_logged |= bit;
 }

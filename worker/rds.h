@@ -30,13 +30,17 @@
  *   connecting --ROLE not master--> asking i+1
  *   every sentinel tried --> waiting (backoff 100 .. 500 ms)
  *
- * This is the rediscover-on-failure approach, not a +switch-master
- * subscription: a failover shows up on the old primary as a lost
- * connection (Sentinel's CLIENT KILL on demotion), READONLY or a refused
- * connect, each of which sends rds back to the sentinels at once, and with
- * the backoff bounded at 500 ms a promotion is followed within 2 s.  A
- * sentinel's trouble is logged once per outage with its address and what
- * was wrong; the connected line names the primary, the sentinel and the
+ * Following a failover: re-discovery, not a +switch-master subscription
+ * (a pub/sub connection has replies without commands, which rds refuses on
+ * purpose).  A lost or refused connection, and READONLY or MASTERDOWN,
+ * send rds back to the sentinels at once.  And since a manual failover
+ * leaves the old primary answering "master" until Sentinel reconfigures it
+ * (10 s and more; what is written there meanwhile is wiped when it
+ * resyncs), a watcher, a second rds on the sentinel that named the
+ * primary, asks it every 500 ms; another answer than ours drops the
+ * connection and re-discovers at once.  With the backoff bounded at
+ * 500 ms, a promotion is followed within 2 s.  A sentinel's trouble is
+ * logged once per outage with its address and what was wrong; the connected line names the primary, the sentinel and the
  * master: "redis primary 127.0.0.1:6380 (via sentinel 127.0.0.1:26379,
  * master b2bua): connected".
  *
@@ -52,7 +56,8 @@
  * when the connection drops or rds is destroyed first.
  *
  * Logs: one warning per outage (retries are debug), an error when the
- * server refuses AUTH or SELECT, "redis <address>: connected" when up.
+ * server refuses AUTH or SELECT or (without sentinels) is no primary,
+ * "redis <address>: connected" when up.
  *
  * rds knows no key and no script: the schema is spoken by the store's
  * asynchronous side (store/store_async.c), on top of this connection.

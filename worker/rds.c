@@ -1,5 +1,7 @@
 /*
- * rds — the worker's Redis client.  See rds.h for the life cycle.
+ * rds — the worker's Redis client.  See rds.h for the life cycle; asking
+ * the sentinels for the primary is rds_sentinel.c, on the same connection
+ * slot, event adapter and timer (rds_int.h is what the two share).
  *
  * The event adapter.  The socket is a Sofia registration (su_root_register)
  * rather than a bare uport_event: uport tags those with a generation, so a

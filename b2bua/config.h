@@ -110,6 +110,8 @@ struct config {
 	int redis_db;                  /* redis_db: database number (SELECT) */
 	char redis_prefix[64];         /* redis_prefix: put before every key, e.g. "b2bua:" */
 	int redis_timeout;             /* redis_timeout: ms a command may wait for its reply */
+	int redis_wait_replicas;       /* redis_wait_replicas: replicas a CDR must reach (WAIT), 0 = off */
+	int redis_wait_timeout;        /* redis_wait_timeout: ms one WAIT for them may take */
 
 	/* call detail records and forwarding */
 	char cdr_stream[64];           /* cdr_stream: Redis Stream of CDRs (after redis_prefix) */

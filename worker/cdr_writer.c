@@ -406,8 +406,13 @@ static void cdr_wait_short(cdr_writer_t *w, const struct cdr_wait_req *req, int 
 /* Every line before the WAIT reached the replicas. */
 static void cdr_wait_confirmed(cdr_writer_t *w, const struct cdr_wait_req *req)
 {
-	w->replayed += req->lines - w->acked_lines - w->wait_rejected;
-	w->wait_rejected = 0;
+	unsigned lines = req->lines - w->acked_lines;
+	/* A line that is no record, read after this WAIT went out, is counted
+	 * already: it belongs to the next one. */
+	unsigned set_aside = w->wait_rejected < lines ? w->wait_rejected : lines;
+
+	w->replayed += lines - set_aside;
+	w->wait_rejected -= set_aside;
 	w->acked_off = req->end;
 	w->acked_lines = req->lines;
 	if (w->unrepl_logged)

@@ -218,6 +218,10 @@ enum shm_counter {
 	SHM_CTR_HANDED_IN,         /* datagrams another worker passed to us */
 	SHM_CTR_HANDOVER_DROPPED,  /* datagrams dropped: the owner's queue was full */
 	SHM_CTR_UNROUTABLE,        /* public-port datagrams without a readable Call-ID, or too long */
+	SHM_CTR_KEEPALIVES_SENT,   /* NAT keepalive OPTIONS sent (worker/keepalive.c) */
+	SHM_CTR_KEEPALIVES_FAILED, /* ... unanswered within the interval, or a transport error */
+	SHM_CTR_BINDINGS_REMOVED,  /* bindings removed after nat_keepalive failures */
+	SHM_CTR_PEER_RELAYED,      /* calls another host handed us for a binding we hold */
 	SHM_CTR__COUNT
 };
 

@@ -430,7 +430,7 @@ static void do_register(const char *call_id, uint32_t cseq, const char *contact,
 		.user = "alice", .replay_key = replay, .nonce_ttl = 300, .call_id = call_id,
 		.cseq = cseq, .source = "192.0.2.1:5062", .transport = "udp",
 		.user_agent = "softphone/1.0", .host = "node7", .worker = 3,
-		.n_contacts = 1, .contacts = contacts, .expires = exp,
+		.host_address = "198.51.100.7:5060", .n_contacts = 1, .contacts = contacts, .expires = exp,
 	};
 	struct registered r = { 0 };
 
@@ -447,11 +447,15 @@ struct looked_up {
 	enum store_lookup_result result;
 	unsigned n;
 	char first[STORE_URI_MAX];
+	char first_source[64];
+	char first_host[64];
+	char first_host_address[64];
 	char busy[STORE_URI_MAX];
 };
 
 static void on_lookup(void *arg, int err, enum store_lookup_result result,
-		      const char *const *contacts, unsigned n, const struct store_forward *fwd)
+		      const struct store_contact *contacts, unsigned n,
+		      const struct store_forward *fwd)
 {
 	struct looked_up *l = arg;
 
@@ -459,7 +463,11 @@ static void on_lookup(void *arg, int err, enum store_lookup_result result,
 	l->err = err;
 	l->result = result;
 	l->n = n;
-	snprintf(l->first, sizeof l->first, "%s", n ? contacts[0] : "");
+	snprintf(l->first, sizeof l->first, "%s", n ? contacts[0].uri : "");
+	snprintf(l->first_source, sizeof l->first_source, "%s", n ? contacts[0].source : "");
+	snprintf(l->first_host, sizeof l->first_host, "%s", n ? contacts[0].host : "");
+	snprintf(l->first_host_address, sizeof l->first_host_address, "%s",
+		 n ? contacts[0].host_address : "");
 	snprintf(l->busy, sizeof l->busy, "%s", fwd ? fwd->busy : "-");
 }
 
@@ -510,6 +518,7 @@ START_TEST(test_show_bindings)
 	ck_assert_str_eq(b[0].user_agent, "softphone/1.0");
 	ck_assert_str_eq(b[0].host, "node7");
 	ck_assert_int_eq(b[0].worker, 3);
+	ck_assert_str_eq(b[0].host_address, "198.51.100.7:5060");
 	store_bindings_free(b, n);
 
 	/* The worker's lookup sees the same order and the forwarding (its script,
@@ -522,6 +531,9 @@ START_TEST(test_show_bindings)
 	ck_assert_int_eq(l.result, STORE_FOUND);
 	ck_assert_uint_eq(l.n, 2);
 	ck_assert_str_eq(l.first, "sip:alice@192.0.2.2:5062");
+	ck_assert_str_eq(l.first_source, "192.0.2.1:5062");
+	ck_assert_str_eq(l.first_host, "node7");
+	ck_assert_str_eq(l.first_host_address, "198.51.100.7:5060");
 	ck_assert_str_eq(l.busy, "carol");
 
 	/* Disabled: unknown to the worker side. */

@@ -35,6 +35,16 @@
  *      registered: the lookup must not enumerate users either.  A trusted
  *      caller (a trunk) is told 404.
  *
+ * Subscribers behind NAT (docs/architecture.md, "Subscribers behind NAT"):
+ * a binding whose REGISTER came from another address than its Contact is
+ * reached at that source (b2b_nat_target) when this host took the
+ * REGISTER; when another host did, only that host's address gets through
+ * the subscriber's NAT, so the B-leg goes to that host with the hand-off
+ * header (B2B_HANDOFF_HEADER: the binding's source).  The holding host
+ * admits such an INVITE from a trusted source only (a forged one gets 403)
+ * and relays it to the source without authentication, max_calls or CDR:
+ * the originating host counted and bills the call (b2b_peer_handoff).
+ *
  * Every registrar answer is asynchronous: the call is held meanwhile
  * (b2b_call_hold), and a CANCEL that arrived meanwhile ends it with 487.
  *
@@ -51,6 +61,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include <sofia-sip/msg_addr.h>
@@ -214,11 +225,38 @@ int b2b_forward_on_failure(struct b2b_call *call)
 
 /* ------------------------------------------------------------ location lookup */
 
+/* The routes of the targets of one lookup (b2b_nat_target). */
+struct b2b_nat_routes {
+	char url[B2B_MAX_BRANCHES][REGISTRAR_ADDR_MAX + 32];
+};
+
+/*
+ * Where a contact behind NAT is reached: its source when this host took
+ * its REGISTER (or the binding names no host address), else the host that
+ * holds the binding, with the hand-off.  A contact not behind NAT is
+ * reached at its Contact, from any host.
+ */
+static void b2b_nat_target(b2b_t *b2b, const struct registrar_contact *c,
+			   struct b2b_target *t, char *url, size_t size)
+{
+	const char *via = c->source;
+
+	if (!registrar_behind_nat(c->uri, c->source))
+		return;
+	if (c->host[0] && strcmp(c->host, b2b->cfg->node_id) != 0 && c->host_address[0])
+		via = c->host_address;
+	if (registrar_addr_url(via, url, size) < 0)
+		return;
+	t->route = url;
+	t->handoff = via == c->source ? NULL : c->source;
+}
+
 static void b2b_on_lookup(void *arg, int status, const struct registrar_contact *contacts,
 			  unsigned n, const struct registrar_forward *fwd)
 {
 	struct b2b_call *call = arg;
-	url_t const *targets[B2B_MAX_BRANCHES];
+	struct b2b_target targets[B2B_MAX_BRANCHES];
+	struct b2b_nat_routes routes;
 	su_home_t home[1] = { SU_HOME_INIT(home) };
 	unsigned m = 0;
 
@@ -262,13 +300,18 @@ static void b2b_on_lookup(void *arg, int status, const struct registrar_contact 
 	}
 	for (unsigned i = 0; i < n && m < B2B_MAX_BRANCHES; i++) {
 		url_t *u = url_make(home, contacts[i].uri);
-		if (u && u->url_host)
-			targets[m++] = u;
+
+		if (u == NULL || u->url_host == NULL)
+			continue;
+		targets[m] = (struct b2b_target){ .ruri = u };
+		b2b_nat_target(call->b2b, &contacts[i], &targets[m], routes.url[m],
+			       sizeof routes.url[m]);
+		m++;
 	}
 	if (m == 0) {
 		b2b_call_refuse(call, SIP_480_TEMPORARILY_UNAVAILABLE);
 	} else {
-		b2b_call_fork(call, targets, m);
+		b2b_call_fork_to(call, targets, m);
 		if (!call->ended && fwd && fwd->noanswer[0])
 			b2b_start_no_answer_timer(call);
 	}
@@ -521,6 +564,48 @@ static void b2b_not_admitted(struct b2b_call *call, const char *why)
 	b2b_call_refuse(call, SIP_403_FORBIDDEN);
 }
 
+/* The hand-off header's value, or NULL. */
+static const char *b2b_handoff_of(sip_t const *sip)
+{
+	for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next)
+		if (u->un_name && strcasecmp(u->un_name, B2B_HANDOFF_HEADER) == 0)
+			return u->un_value ? u->un_value : "";
+	return NULL;
+}
+
+/*
+ * Another host hands us a call to a binding we hold (b2b_nat_target on
+ * its side): from a trusted source only, since it skips authentication.
+ * Relayed to the binding's source as it is: no lookup (the peer did it and
+ * counted max_calls) and no CDR (the peer writes the call's CDR); counted
+ * and logged here.
+ */
+static void b2b_peer_handoff(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip,
+			     const char *source)
+{
+	b2b_t *b2b = call->b2b;
+	char route[REGISTRAR_ADDR_MAX + 32];
+	struct b2b_target t = { .ruri = sip->sip_request->rq_url, .route = route };
+
+	if (!b2b_source_trusted(b2b, irq)) {
+		log_warn("call %s: " B2B_HANDOFF_HEADER " from a source that is not trusted: 403",
+			 call->id);
+		b2b_not_admitted(call, "hand-off from a source that is not trusted");
+		return;
+	}
+	if (registrar_addr_url(source, route, sizeof route) < 0) {
+		log_warn("call %s: bad " B2B_HANDOFF_HEADER " '%s': 400", call->id, source);
+		b2b_call_refuse(call, 400, "Bad hand-off");
+		return;
+	}
+	call->no_cdr = 1;
+	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_PEER_RELAYED, 1);
+	log_info("call %s: hand-off from a peer host: %s via its NAT binding's source %s "
+		 "(the peer writes the CDR)", call->id, sip->sip_request->rq_url->url_user ?
+		 sip->sip_request->rq_url->url_user : "", source);
+	b2b_call_fork_to(call, &t, 1);
+}
+
 /*
  * A new call in ROUTING: may it go on?  See the design note: a trusted
  * source, an authenticated subscriber, or a call to a local user; anything
@@ -532,7 +617,12 @@ void b2b_admit(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip)
 {
 	b2b_t *b2b = call->b2b;
 	enum registrar_admission how;
+	const char *handoff = b2b_handoff_of(sip);
 
+	if (handoff) {
+		b2b_peer_handoff(call, irq, sip, handoff);
+		return;
+	}
 	if (b2b_source_trusted(b2b, irq)) {
 		b2b_call_route(call);
 		return;

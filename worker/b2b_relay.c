@@ -78,7 +78,8 @@ static int b2b_relay_bye(struct b2b_call *call, int from_caller, nta_incoming_t 
 	call->hangup_by = from_caller ? CDR_PARTY_CALLER : CDR_PARTY_CALLEE;
 	call->bye_irq = irq;
 	call->bye_orq = nta_outgoing_tcreate(other, b2b_on_bye_response,
-					     (nta_outgoing_magic_t *)call, NULL, SIP_METHOD_BYE,
+					     (nta_outgoing_magic_t *)call, b2b_leg_route(other),
+					     SIP_METHOD_BYE,
 					     NULL, TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
 	if (call->bye_orq == NULL) {
 		log_warn("call %s: cannot relay BYE", call->id);
@@ -153,7 +154,7 @@ static int b2b_on_relay_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, si
 	cseq->cs_seq = call->relay_cseq;
 	cseq->cs_method = sip_method_ack;
 	cseq->cs_method_name = "ACK";
-	ack = nta_outgoing_tcreate(other, NULL, NULL, NULL, SIP_METHOD_ACK, NULL,
+	ack = nta_outgoing_tcreate(other, NULL, NULL, b2b_leg_route(other), SIP_METHOD_ACK, NULL,
 				   SIPTAG_CSEQ(cseq),
 				   SIPTAG_CONTENT_TYPE(sip->sip_content_type),
 				   SIPTAG_PAYLOAD(sip->sip_payload),
@@ -251,7 +252,7 @@ static int b2b_relay_request(struct b2b_call *call, int from_caller, nta_incomin
 		b2b_session_request_hdrs(call, b2b_leg_to(from_caller), &h);
 	}
 	call->relay_orq = nta_outgoing_tcreate(other, b2b_on_relay_response,
-					       (nta_outgoing_magic_t *)call, NULL,
+					       (nta_outgoing_magic_t *)call, b2b_leg_route(other),
 					       method, sip->sip_request->rq_method_name, NULL,
 					       TAG_IF(b2b_is_refresh(method),
 						      SIPTAG_CONTACT(call->b2b->contact)),

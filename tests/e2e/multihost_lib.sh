@@ -357,6 +357,23 @@ mh_uac_start() {
 	_track "$!"
 }
 
+# mh_uac_route N NAME SCENARIO [SIPP ARGS...]: a call on the static routes
+# through host N: the Request-URI names host N's own address, not the
+# domain, so no location lookup is made (callee 1000, route prefix "1" to
+# $ADDR:$UAS_PORT, unless -s).
+mh_uac_route() {
+	local i=$1 name=$2 scen=$3
+	shift 3
+	_sipp_common "$name"
+	_UAC_PORT_NEXT=$((_UAC_PORT_NEXT + 1))
+	(cd "$T" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SIPP_DIR/$scen.xml" \
+		-i "$ADDR" -p "$_UAC_PORT_NEXT" -s 1000 "${_SIPP_ARGS[@]}" "$@" \
+		"$(mh_addr "$i"):$SIP_PORT") \
+		>"$T/$name.out" 2>&1 &
+	SIPP_PID[$name]=$!
+	_track "$!"
+}
+
 # mh_uac_run N NAME SCENARIO [ARGS...]: mh_uac_start then wait; fails the
 # test unless sipp exits 0.
 mh_uac_run() {

@@ -69,15 +69,17 @@ void b2b_branch_drop(struct b2b_branch *br)
 	br->nat = NULL;
 }
 
-/* Where NTA sends the requests of `leg`: the NAT route of a B-leg that has
- * one, else NULL (its remote target, as usual).  A B-leg is known by its
- * callback; its magic is the branch. */
+/* Where NTA sends the in-dialog requests of `leg`: the binding's source
+ * for a B-leg to a subscriber behind NAT, else NULL (its remote target, as
+ * usual).  A leg handed to the holding host has that host's Contact as its
+ * remote target once answered, which is reachable: only its INVITE needed
+ * the route.  A B-leg is known by its callback; its magic is the branch. */
 url_string_t const *b2b_leg_route(nta_leg_t *leg)
 {
 	struct b2b_branch *br = leg ? (struct b2b_branch *)nta_leg_magic(leg, b2b_on_b_request)
 				    : NULL;
 
-	return br && br->nat ? URL_STRING_MAKE(br->nat->url) : NULL;
+	return br && br->nat && !br->nat->handoff[0] ? URL_STRING_MAKE(br->nat->url) : NULL;
 }
 
 /* ACK a 2xx to our INVITE with CSeq `cseq` on `leg` (RFC 3261 13.2.2.4). */

@@ -546,6 +546,59 @@ START_TEST(test_show_bindings)
 }
 END_TEST
 
+/* ------------------------------------------------------------ a dead NAT binding */
+
+struct dropped {
+	int done;
+	int err;
+	int removed;
+};
+
+static void on_dropped(void *arg, int err, int removed)
+{
+	struct dropped *d = arg;
+
+	d->done = 1;
+	d->err = err;
+	d->removed = removed;
+}
+
+static int dropped_done(void *arg)
+{
+	return ((struct dropped *)arg)->done;
+}
+
+static int drop_binding(const char *contact, const char *call_id, uint32_t cseq)
+{
+	struct dropped d = { 0 };
+
+	ck_assert_int_eq(store_binding_drop(t_rds, "alice", contact, call_id, cseq, on_dropped,
+					    &d), 0);
+	ck_assert(testenv_run_until(dropped_done, &d, 2000));
+	ck_assert_int_eq(d.err, 0);
+	return d.removed;
+}
+
+/* Only the binding the keepalives knew goes: a refresh since (a higher CSeq,
+ * another Call-ID) keeps it, and another binding is never touched. */
+START_TEST(test_binding_drop)
+{
+	start();
+	start_rds();
+	add_user("alice", "pw");
+	do_register("cid-1", 1, "sip:alice@192.0.2.1:5062", 600, "", STORE_REGISTERED, 1);
+	do_register("cid-1", 2, "sip:alice@192.0.2.2:5062", 600, "", STORE_REGISTERED, 2);
+	ck_assert_int_eq(drop_binding("sip:alice@192.0.2.1:5062", "cid-1", 7), 0);
+	ck_assert_int_eq(drop_binding("sip:alice@192.0.2.1:5062", "cid-9", 1), 0);
+	ck_assert_int_eq(drop_binding("sip:alice@192.0.2.9:5062", "cid-1", 1), 0);
+	ck_assert_int_eq(probe_int("HEXISTS %s sip:alice@192.0.2.1:5062", PREFIX "loc:alice"), 1);
+	ck_assert_int_eq(drop_binding("sip:alice@192.0.2.1:5062", "cid-1", 1), 1);
+	ck_assert_int_eq(probe_int("HEXISTS %s sip:alice@192.0.2.1:5062", PREFIX "loc:alice"), 0);
+	ck_assert_int_eq(probe_int("HEXISTS %s sip:alice@192.0.2.2:5062", PREFIX "loc:alice"), 1);
+	ck_assert_int_eq(drop_binding("sip:alice@192.0.2.1:5062", "cid-1", 1), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------ user list */
 
 START_TEST(test_user_list)
@@ -768,6 +821,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_user_forward);
 	tcase_add_test(tc, test_user_del);
 	tcase_add_test(tc, test_show_bindings);
+	tcase_add_test(tc, test_binding_drop);
 	tcase_add_test(tc, test_user_list);
 	tcase_add_test(tc, test_user_list_batches);
 	tcase_add_test(tc, test_cdr_tail);

@@ -354,7 +354,7 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 	char diversion[sizeof call->diversion + 16];
 	sip_max_forwards_t mf[1];
 	struct b2b_st_hdrs h;
-	char handoff[sizeof B2B_HANDOFF_HEADER + REGISTRAR_ADDR_MAX + 2] = "";
+	char handoff[sizeof B2B_HANDOFF_HEADER + sizeof br->nat->handoff + 2] = "";
 
 	if (br->nat && br->nat->handoff[0])
 		snprintf(handoff, sizeof handoff, B2B_HANDOFF_HEADER ": %s", br->nat->handoff);

@@ -89,21 +89,22 @@ struct b2b_st_hdrs {
 #define B2B_MAX_BRANCHES 8
 
 /* The header that marks an INVITE handed by another host to the host that
- * holds the callee's NAT binding; its value is the binding's source
- * "ip:port" (docs/architecture.md, "Subscribers behind NAT"). */
+ * holds the callee's NAT binding (Request-URI: the binding's Contact); its
+ * value is the binding's AOR user (docs/architecture.md, "Subscribers
+ * behind NAT"). */
 #define B2B_HANDOFF_HEADER "X-B2bua-Handoff"
 
 /* Where every request of a B-leg is sent when that is not its remote
  * target: a subscriber behind NAT.  Allocated for such a leg only. */
 struct b2b_nat_route {
 	char url[REGISTRAR_ADDR_MAX + 32];   /* NTA's route_url: "sip:ip:port;transport=udp" */
-	char handoff[REGISTRAR_ADDR_MAX];    /* to another host: the binding's source, sent
+	char handoff[64];                    /* to another host: the binding's AOR user, sent
 					      * as B2B_HANDOFF_HEADER; "" when direct */
 };
 
 /* One target of b2b_call_fork_to: a Request-URI and, for a subscriber behind
  * NAT, where its requests go (route: "sip:ip:port;transport=udp") and the
- * hand-off value (handoff), each NULL when not. */
+ * hand-off value (handoff: the AOR user), each NULL when not. */
 struct b2b_target {
 	url_t const *ruri;
 	const char *route;

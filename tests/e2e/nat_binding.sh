@@ -11,12 +11,13 @@
 #   - a call to bob reaches that socket with Request-URI sip:bob@192.0.2.1:5060
 #     (the Contact), and so do the ACK, the caller's re-INVITE and its ACK,
 #     and the BYE, although bob's 200s name 192.0.2.1 as their Contact;
-#   - with nat_keepalive_interval = 1, OPTIONS reach bob's socket about
-#     every second; carol, registered without NAT (Contact = source) from a
+#   - with nat_keepalive_interval = 2, OPTIONS reach bob's socket every
+#     2 s; carol, registered without NAT (Contact = source) from a
 #     port where nobody answers, gets none and keeps her binding;
-#   - a hand-off (X-B2bua-Handoff) from a trusted source is relayed to the
-#     address it names with no CDR here (the peer host writes it); the same
-#     header from a source that is not trusted gets 403;
+#   - a hand-off (X-B2bua-Handoff: bob, Request-URI bob's Contact) from a
+#     trusted source is relayed to the binding's source with no CDR here
+#     (the peer host writes it); one for a URI that is no binding of ours
+#     gets 480; the header from a source that is not trusted gets 403;
 #   - bob's user agent stops: after 3 unanswered keepalives its binding is
 #     removed from Redis, logged and counted.
 
@@ -30,7 +31,7 @@ redis_start
 registrar_config
 CFG_EXTRA="$CFG_EXTRA
 register_min_expires = 1;
-nat_keepalive_interval = 1;
+nat_keepalive_interval = 2;
 trusted = ( \"$ADDR\" );"
 write_config
 b2b_start
@@ -48,10 +49,11 @@ binding=$(rcli HGET "${PREFIX}loc:bob" "sip:bob@$NAT_CONTACT")
 assert_eq "$ADDR:$UAS_PORT" "$(jq -r .source <<<"$binding")" "the binding's source"
 assert_eq "e2e-nat-binding" "$(jq -r .host <<<"$binding")" "the binding's host"
 assert_eq "$ADDR:$SIP_PORT" "$(jq -r .host_address <<<"$binding")" "the host's SIP address"
+# bob's UA answers from now on (its keepalives start 2 s after the REGISTER).
+uas_start uas uas_nat -key contact "$NAT_CONTACT"
 # carol: no NAT (Contact = source), on a port where nobody answers later.
 uac_run rc reg_auth -p 5207 -s carol -ap carolpw -m 1 -key exp_hdr "Expires: 3600" \
 	-key cparams ""
-uas_start uas uas_nat -key contact "$NAT_CONTACT"
 
 # ---------------------------------------------------------------- a call to bob
 cdrs0=$(rcli XLEN "${PREFIX}cdr")
@@ -71,7 +73,7 @@ wait_for 5 eval '[ "$(rcli XLEN "${PREFIX}cdr")" -eq $((cdrs0 + 1)) ]' ||
 	fail "one CDR expected for the call"
 
 # ---------------------------------------------------------------- keepalives
-wait_for 6 eval '[ "$(msg_count "$T/uas.msg" recv OPTIONS)" -ge 3 ]' ||
+wait_for 10 eval '[ "$(msg_count "$T/uas.msg" recv OPTIONS)" -ge 3 ]' ||
 	fail "keepalive OPTIONS did not reach bob ($(msg_count "$T/uas.msg" recv OPTIONS))"
 opt_ruri=$(grep -a -m1 '^OPTIONS ' "$T/uas.msg" | tr -d '\r')
 assert_eq "OPTIONS sip:bob@$NAT_CONTACT SIP/2.0" "$opt_ruri" "the keepalive's Request-URI"
@@ -80,10 +82,9 @@ assert_eq 0 "$(stat_of keepalives_failed)" "no keepalive failed while bob answer
 
 # ---------------------------------------------------------------- hand-off from a peer
 # A trusted peer hands over a call for a binding held here: relayed to the
-# address it names, no authentication, no CDR on this host.
+# binding's source, no authentication, no CDR on this host.
 cdrs1=$(rcli XLEN "${PREFIX}cdr")
-uac_run ho uac_nat -m 1 -key ruri "sip:bob@$NAT_CONTACT" \
-	-key extra_hdr "X-B2bua-Handoff: $ADDR:$UAS_PORT"
+uac_run ho uac_nat -m 1 -key ruri "sip:bob@$NAT_CONTACT" -key extra_hdr "X-B2bua-Handoff: bob"
 assert_sipp_ok ho 1
 assert_count "$T/uas.msg" recv INVITE 4
 assert_count "$T/uas.msg" recv BYE 2
@@ -92,10 +93,14 @@ assert_grep "hand-off from a peer host" "$T/b2bua.log" "the hand-off logged"
 wait_for 5 calls_empty || fail "the relayed call is still in the table"
 sleep 0.5
 assert_eq "$cdrs1" "$(rcli XLEN "${PREFIX}cdr")" "no CDR on the relaying host"
-# The same header from a source that is not trusted.
+# A hand-off for a URI that is no binding of ours (carol's binding is
+# sip:carol@$ADDR:5207, and not behind NAT): 480, nothing sent.
+uac_run nob uac_expect_code -s carol -m 1 -key maxfwd 70 -key extra_hdr "X-B2bua-Handoff: carol"
+assert_count "$T/nob.msg" recv 480 1
+# The header from a source that is not trusted.
 intruder=$(other_addr 1)
 uac_start_from "$intruder" forged uac_expect_code -s bob -m 1 -key maxfwd 70 \
-	-key extra_hdr "X-B2bua-Handoff: $ADDR:$UAS_PORT"
+	-key extra_hdr "X-B2bua-Handoff: bob"
 sipp_wait forged || fail "sipp forged exited $?"
 assert_count "$T/forged.msg" recv 403 1
 assert_count "$T/uas.msg" recv INVITE 4
@@ -104,7 +109,7 @@ assert_eq 1 "$(stat_of peer_relayed)" "the forged hand-off was not relayed"
 # ---------------------------------------------------------------- bob goes away
 sipp_stop uas
 sent=$(stat_of keepalives_sent)
-wait_for 12 eval '[ "$(rcli HEXISTS "${PREFIX}loc:bob" "sip:bob@$NAT_CONTACT")" = 0 ]' ||
+wait_for 20 eval '[ "$(rcli HEXISTS "${PREFIX}loc:bob" "sip:bob@$NAT_CONTACT")" = 0 ]' ||
 	fail "bob's binding was not removed after his keepalives failed"
 assert_grep "NAT binding sip:bob@$NAT_CONTACT of 'bob' \\(source $ADDR:$UAS_PORT\\): 3 keepalives unanswered" \
 	"$T/b2bua.log" "the removal logged"

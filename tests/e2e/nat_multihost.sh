@@ -24,7 +24,7 @@ HOSTS=3
 BOB_PORT=5084
 NAT_CONTACT=192.0.2.1:5060
 SIPP_TIMEOUT=20
-MH_CFG_EXTRA_ALL="nat_keepalive_interval = 1;"
+MH_CFG_EXTRA_ALL="nat_keepalive_interval = 2;"
 
 # top_via_hosts LOG METHOD: the host of the top Via of every METHOD received.
 top_via_hosts() {
@@ -87,7 +87,7 @@ wait_for 5 eval '[ "$(msg_count "$T/u3.msg" recv 200/BYE)" = 1 ]' ||
 for m in INVITE ACK; do from_host1 u3 "$m"; done
 
 # ---------------------------------------------------------------- 4. keepalives from host1
-wait_for 5 eval '[ "$(msg_count "$T/u3.msg" recv OPTIONS)" -ge 1 ]' ||
+wait_for 8 eval '[ "$(msg_count "$T/u3.msg" recv OPTIONS)" -ge 1 ]' ||
 	fail "no keepalive OPTIONS reached bob"
 from_host1 u3 OPTIONS
 sipp_stop u3

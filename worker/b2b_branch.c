@@ -70,16 +70,24 @@ void b2b_branch_drop(struct b2b_branch *br)
 }
 
 /* Where NTA sends the in-dialog requests of `leg`: the binding's source
- * for a B-leg to a subscriber behind NAT, else NULL (its remote target, as
+ * for a B-leg to a subscriber behind NAT, the INVITE's source for an A-leg
+ * from a caller behind NAT (b2b_relay.c), else NULL (its remote target, as
  * usual).  A leg handed to the holding host has that host's Contact as its
  * remote target once answered, which is reachable: only its INVITE needed
- * the route.  A B-leg is known by its callback; its magic is the branch. */
+ * the route.  A leg is known by its callback; its magic is the branch (B)
+ * or the call (A). */
 url_string_t const *b2b_leg_route(nta_leg_t *leg)
 {
-	struct b2b_branch *br = leg ? (struct b2b_branch *)nta_leg_magic(leg, b2b_on_b_request)
-				    : NULL;
+	struct b2b_branch *br;
+	struct b2b_call *call;
 
-	return br && br->nat && !br->nat->handoff[0] ? URL_STRING_MAKE(br->nat->url) : NULL;
+	if (leg == NULL)
+		return NULL;
+	br = (struct b2b_branch *)nta_leg_magic(leg, b2b_on_b_request);
+	if (br)
+		return br->nat && !br->nat->handoff[0] ? URL_STRING_MAKE(br->nat->url) : NULL;
+	call = (struct b2b_call *)nta_leg_magic(leg, b2b_on_a_request);
+	return call && call->a_nat ? URL_STRING_MAKE(call->a_nat->url) : NULL;
 }
 
 /* ACK a 2xx to our INVITE with CSeq `cseq` on `leg` (RFC 3261 13.2.2.4). */

@@ -159,6 +159,8 @@ struct b2b_call {
 
 	nta_leg_t *a_leg;            /* dialog with the caller (we are UAS) */
 	nta_incoming_t *a_irq;       /* the caller's INVITE, until ACKed/final */
+	struct b2b_nat_route *a_nat; /* the caller is behind NAT: where requests to it
+				      * go (b2b_leg_route); NULL: its Contact */
 
 	struct b2b_branch br[B2B_MAX_BRANCHES];
 	unsigned n_br;

@@ -19,7 +19,10 @@
 #     (the peer host writes it); one for a URI that is no binding of ours
 #     gets 480; the header from a source that is not trusted gets 403;
 #   - bob's user agent stops: after 3 unanswered keepalives its binding is
-#     removed from Redis, logged and counted.
+#     removed from Redis, logged and counted;
+#   - a caller behind NAT (not trusted; Via and Contact name 192.0.2.1)
+#     calls dave, who hangs up: dave's BYE reaches the caller at the address
+#     its INVITE came from.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -38,6 +41,7 @@ b2b_start
 wait_for 5 redis_up || fail "workers not connected to Redis"
 add_user bob bobpw
 add_user carol carolpw
+add_user dave davepw
 
 # ---------------------------------------------------------------- REGISTER behind NAT
 uac_run rb nat_reg -p "$UAS_PORT" -s bob -ap bobpw -m 1 -key exp_hdr "Expires: 3600" \
@@ -121,6 +125,19 @@ assert_eq 1 "$(rcli HEXISTS "${PREFIX}loc:carol" "sip:carol@$ADDR:5207")" "carol
 # A call to bob now finds nobody.
 uac_run gone uac_expect_code -s bob -m 1 -key maxfwd 70 -key extra_hdr "X-Test: none"
 assert_count "$T/gone.msg" recv 480 1
+
+# ---------------------------------------------------------------- a caller behind NAT
+uac_run rd reg_auth -p "$UAS_PORT" -s dave -ap davepw -m 1 -key exp_hdr "Expires: 3600" \
+	-key cparams ""
+uas_start dave uas_send_bye -m 1 -d 500
+uac_start_from "$(other_addr 2)" natcaller uac_nat_recv_bye -m 1 \
+	-key ruri "sip:dave@$ADDR:$SIP_PORT" -key contact "$NAT_CONTACT"
+sipp_wait natcaller || fail "sipp natcaller exited $? (dave's BYE did not reach it?)"
+uas_wait dave
+assert_count "$T/natcaller.msg" recv 200/INVITE 1
+assert_count "$T/natcaller.msg" recv BYE 1
+assert_count "$T/dave.msg" recv 200/BYE 1
+log "ok: the callee's BYE reached the NAT'd caller at its source address"
 
 assert_no_grep "(error|crit)" "$T/b2bua.log" "no errors in the daemon's log"
 log "PASS"

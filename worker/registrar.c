@@ -18,6 +18,13 @@
  * No worker caches a binding, so a de-registration or an expiry is seen by
  * every worker and every host at the next lookup.
  *
+ * Subscribers behind NAT (a source that is not the Contact,
+ * registrar_behind_nat): each binding records this host's SIP address
+ * (host_address) beside its source, host and worker, and the worker that
+ * accepted the REGISTER is told of it (worker/keepalive.h), so that it
+ * keeps the subscriber's NAT binding open.  That list serves keepalives
+ * only, never lookups.
+ *
  * An unknown user and a wrong password get the same answer (a new
  * challenge), and both count as a failure of the source address; past
  * auth_fail_limit failures in auth_fail_window seconds the source gets 403.

@@ -139,6 +139,7 @@ void config_defaults(struct config *cfg)
 	cfg->register_max_expires = 86400;
 	cfg->auth_fail_limit = 10;
 	cfg->auth_fail_window = 60;
+	cfg->nat_keepalive_interval = 30;
 	cfg->n_trusted = 0;
 	cfg->untrusted_invite = CONFIG_UNTRUSTED_CHALLENGE;
 	cfg->allow_unauthenticated_to_local = 1;

@@ -99,6 +99,9 @@ struct config {
 	size_t n_trusted;              /* trusted: ( "192.0.2.0/24", ... ) sources that skip auth */
 	struct config_trusted trusted[CONFIG_MAX_TRUSTED];
 
+	/* subscribers behind NAT (worker/keepalive.c) */
+	int nat_keepalive_interval;    /* nat_keepalive_interval: s between OPTIONS to a binding, 0 = off */
+
 	/* admission of INVITEs and per-source rate limits (worker/b2b_policy.c) */
 	enum config_untrusted untrusted_invite; /* untrusted_invite: "challenge" (407) | "reject" (403) */
 	int allow_unauthenticated_to_local; /* allow_unauthenticated_to_local: anyone may call a local user */

@@ -463,6 +463,12 @@ static int config_load_auth_fail_window(const struct config_ctx *ctx,
 	return config_get_int_field(ctx, s, 1, 86400, &cfg->auth_fail_window);
 }
 
+static int config_load_nat_keepalive_interval(const struct config_ctx *ctx,
+					      const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 0, 3600, &cfg->nat_keepalive_interval);
+}
+
 /*
  * One trusted source, "addr" or "addr/len"; `i` is its index, used in the key
  * name.  Host bits past the prefix are kept as written and ignored when
@@ -928,6 +934,7 @@ static const struct config_key config_keys[] = {
 	{ "register_max_expires",     config_load_register_max_expires },
 	{ "auth_fail_limit",  config_load_auth_fail_limit },
 	{ "auth_fail_window", config_load_auth_fail_window },
+	{ "nat_keepalive_interval", config_load_nat_keepalive_interval },
 	{ "trusted",          config_load_trusted },
 	{ "untrusted_invite", config_load_untrusted_invite },
 	{ "allow_unauthenticated_to_local", config_load_allow_unauthenticated_to_local },

@@ -112,6 +112,22 @@ int cli_show_workers(cli_server_t *srv, const struct cli_cmd_args *req,
 
 /* ------------------------------------------------------------ show stats */
 
+/* Subscribers behind NAT (worker/keepalive.c, peer hand-offs), into show stats. */
+static int cli_stats_nat_json(json_t *o, const struct cli_stats *st)
+{
+	static const struct { const char *key; enum shm_counter ctr; } f[] = {
+		{ "keepalives_sent", SHM_CTR_KEEPALIVES_SENT },
+		{ "keepalives_failed", SHM_CTR_KEEPALIVES_FAILED },
+		{ "bindings_removed", SHM_CTR_BINDINGS_REMOVED },
+		{ "peer_relayed", SHM_CTR_PEER_RELAYED },
+	};
+
+	for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
+		if (json_object_set_new(o, f[k].key, cli_json_u64(st->ctr[f[k].ctr])) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
 void cli_stats_collect(const shm_t *shm, unsigned workers, int draining, struct cli_stats *out)
 {
 	unsigned n = cli_stats_workers(shm, workers);
@@ -196,7 +212,7 @@ static int cli_stats_json(cli_server_t *srv, const struct cli_stats *st, struct 
 		"overload_refused", cli_json_u64(st->ctr[SHM_CTR_OVERLOAD_REFUSED]),
 		"draining", st->draining);
 	if (o == NULL || json_object_set_new(o, "workers", cli_stats_workers_json(srv)) < 0 ||
-	    cli_stats_cdr_json(o, st) < 0)
+	    cli_stats_cdr_json(o, st) < 0 || cli_stats_nat_json(o, st) < 0)
 		out->err = -ENOMEM;
 	cli_buf_add_json(out, o);
 	cli_buf_add(out, "\n", 1);
@@ -228,6 +244,10 @@ static int cli_stats_text(cli_server_t *srv, const struct cli_stats *st, struct 
 		       st->ctr[SHM_CTR_OVERLOAD_REFUSED]);
 	cli_buf_printf(out, "cdr spooled:      %" PRIu64 " (unreplicated: %" PRIu64 ")\n",
 		       st->ctr[SHM_CTR_CDR_SPOOLED], st->ctr[SHM_CTR_CDR_UNREPLICATED]);
+	cli_buf_printf(out, "NAT keepalives:   %" PRIu64 " sent, %" PRIu64 " failed, %" PRIu64
+		       " bindings removed\n", st->ctr[SHM_CTR_KEEPALIVES_SENT],
+		       st->ctr[SHM_CTR_KEEPALIVES_FAILED], st->ctr[SHM_CTR_BINDINGS_REMOVED]);
+	cli_buf_printf(out, "peer relayed:     %" PRIu64 "\n", st->ctr[SHM_CTR_PEER_RELAYED]);
 	cli_buf_printf(out, "final codes sent:");
 	for (int code = SHM_CODE_MIN; code <= SHM_CODE_MAX; code++) {
 		uint64_t n = st->final_codes[code - SHM_CODE_MIN];

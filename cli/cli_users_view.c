@@ -46,7 +46,7 @@ static uint64_t cli_expires_in_s(const struct store_binding *b, uint64_t now_ms)
 
 static json_t *cli_binding_json(const struct store_binding *b, uint64_t now_ms)
 {
-	return json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:I, s:o, s:I}",
+	return json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:I, s:o, s:I, s:o}",
 		"contact", cli_json_str(b->contact, 0),
 		"source", cli_json_str(b->source, 1),
 		"transport", cli_json_str(b->transport, 1),
@@ -57,7 +57,8 @@ static json_t *cli_binding_json(const struct store_binding *b, uint64_t now_ms)
 		"call_id", cli_json_str(b->call_id, 1),
 		"cseq", (json_int_t)b->cseq,
 		"host", cli_json_str(b->host, 1),
-		"worker", (json_int_t)b->worker);
+		"worker", (json_int_t)b->worker,
+		"host_address", cli_json_str(b->host_address, 1));
 }
 
 static int cli_show_json(const char *name, const struct store_user *u,

@@ -220,6 +220,10 @@ enum shm_counter {
 	SHM_CTR_UNROUTABLE,        /* public-port datagrams without a readable Call-ID, or too long */
 	SHM_CTR_CDR_SPOOLED,       /* CDRs in the spool not yet confirmed (a gauge: cdr_spooled()) */
 	SHM_CTR_CDR_UNREPLICATED,  /* CDRs Redis stored that a WAIT found on too few replicas */
+	SHM_CTR_KEEPALIVES_SENT,   /* NAT keepalive OPTIONS sent (worker/keepalive.c) */
+	SHM_CTR_KEEPALIVES_FAILED, /* ... unanswered within the interval, or a transport error */
+	SHM_CTR_BINDINGS_REMOVED,  /* bindings removed after nat_keepalive failures */
+	SHM_CTR_PEER_RELAYED,      /* calls another host handed us for a binding we hold */
 	SHM_CTR__COUNT
 };
 

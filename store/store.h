@@ -146,6 +146,9 @@ struct store_binding {
 	char *user_agent;
 	char *host;              /* node_id of the host that took it */
 	int64_t worker;          /* and its worker index */
+	char *host_address;      /* that host's SIP address "ip:port" (its public
+				  * port): where other hosts send calls for this
+				  * binding ("" for a binding stored before) */
 };
 
 /*
@@ -208,6 +211,7 @@ struct store_register_req {
 	const char *user_agent;       /* "" when none */
 	const char *host;             /* node_id */
 	unsigned worker;
+	const char *host_address;     /* this host's SIP address "ip:port" */
 	int remove_all;               /* Contact: * with Expires: 0 */
 	unsigned n_contacts;
 	const char *const *contacts;  /* Contact URIs ... */
@@ -250,6 +254,16 @@ enum store_lookup_result {
 	STORE_AT_LIMIT,               /* known and registered, at its max_calls */
 };
 
+/* One binding as a call needs it: where to send, and who holds the NAT
+ * binding (see docs/architecture.md, "Subscribers behind NAT").  Strings
+ * are "" when the binding predates them. */
+struct store_contact {
+	const char *uri;              /* the registered Contact */
+	const char *source;           /* "ip:port" the REGISTER came from */
+	const char *host;             /* node_id of the host that took it */
+	const char *host_address;     /* that host's SIP address "ip:port" */
+};
+
 /*
  * The contacts and forwarding of `user` in one round trip.  With a
  * `call_key` (NULL or "": none) and no fwd_always, a FOUND answer also
@@ -257,7 +271,7 @@ enum store_lookup_result {
  * max_calls (AT_LIMIT).  fwd is NULL for UNKNOWN.
  */
 typedef void store_lookup_f(void *arg, int err, enum store_lookup_result result,
-			    const char *const *contacts, unsigned n_contacts,
+			    const struct store_contact *contacts, unsigned n_contacts,
 			    const struct store_forward *fwd);
 int store_lookup(struct rds *rds, const char *user, const char *call_key,
 		 store_lookup_f *done, void *arg);
@@ -273,6 +287,15 @@ int store_call_begin(struct rds *rds, const char *user, const char *call_key,
 
 /* Uncount a call (fire and forget). */
 int store_call_end(struct rds *rds, const char *user, const char *call_key);
+
+/*
+ * Remove the binding `contact` of `user` if it is still the one the
+ * REGISTER with `call_id` and `cseq` made (a keepalive found it dead):
+ * done(arg, 0, 1) removed, done(arg, 0, 0) refreshed or gone meanwhile.
+ */
+typedef void store_binding_drop_f(void *arg, int err, int removed);
+int store_binding_drop(struct rds *rds, const char *user, const char *contact,
+		       const char *call_id, uint32_t cseq, store_binding_drop_f *done, void *arg);
 
 /* What became of one CDR sent to the stream. */
 enum store_cdr_outcome {

@@ -40,6 +40,7 @@ struct store_async_ctx {
 		store_register_f *reg;
 		store_lookup_f *lookup;
 		store_call_begin_f *begin;
+		store_binding_drop_f *drop;
 		store_cdr_f *cdr;
 		store_wait_f *wait;
 	} done;
@@ -203,7 +204,7 @@ static void store_on_register(rds_t *rds, redisReply *r, void *arg)
 int store_register(rds_t *rds, const struct store_register_req *req, store_register_f *done,
 		   void *arg)
 {
-	const char *argv[15 + 2 * STORE_REGISTER_CONTACTS_MAX];
+	const char *argv[16 + 2 * STORE_REGISTER_CONTACTS_MAX];
 	char lkey[STORE_KEY_MAX], nkey[STORE_KEY_MAX], now[24], ttl[16], cseq[16], worker[16];
 	char exp[STORE_REGISTER_CONTACTS_MAX][16];
 	const char *prefix = rds_prefix(rds);
@@ -238,6 +239,7 @@ int store_register(rds_t *rds, const struct store_register_req *req, store_regis
 	argv[argc++] = req->host;
 	argv[argc++] = worker;
 	argv[argc++] = req->remove_all ? "1" : "0";
+	argv[argc++] = req->host_address ? req->host_address : "";
 	for (unsigned i = 0; i < req->n_contacts; i++) {
 		snprintf(exp[i], sizeof exp[i], "%d", req->expires[i]);
 		argv[argc++] = req->contacts[i];
@@ -270,11 +272,17 @@ static enum store_lookup_result store_lookup_result_of(long long status)
 	}
 }
 
-/* { status, fwd_always, fwd_busy, fwd_noanswer, fwd_noanswer_timeout, contact ... } */
+static const char *store_str_or_empty(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_STRING ? r->str : "";
+}
+
+/* { status, fwd_always, fwd_busy, fwd_noanswer, fwd_noanswer_timeout,
+ *   contact, source, host, host_address, ... } */
 static void store_lookup_found(struct store_async_ctx *ctx, const redisReply *r,
 			       enum store_lookup_result result)
 {
-	const char **contacts = calloc(r->elements, sizeof *contacts);
+	struct store_contact *contacts = calloc(r->elements / 4 + 1, sizeof *contacts);
 	struct store_forward fwd;
 	unsigned n = 0;
 
@@ -287,9 +295,15 @@ static void store_lookup_found(struct store_async_ctx *ctx, const redisReply *r,
 	store_copy_str(fwd.noanswer, sizeof fwd.noanswer, r->element[3]);
 	fwd.noanswer_timeout = r->element[4]->type == REDIS_REPLY_STRING ?
 			       atoi(r->element[4]->str) : 0;
-	for (size_t i = 5; i < r->elements; i++)
-		if (r->element[i]->type == REDIS_REPLY_STRING)
-			contacts[n++] = r->element[i]->str;
+	for (size_t i = 5; i + 3 < r->elements; i += 4) {
+		if (r->element[i]->type != REDIS_REPLY_STRING)
+			continue;
+		contacts[n].uri = r->element[i]->str;
+		contacts[n].source = store_str_or_empty(r->element[i + 1]);
+		contacts[n].host = store_str_or_empty(r->element[i + 2]);
+		contacts[n].host_address = store_str_or_empty(r->element[i + 3]);
+		n++;
+	}
 	if (result == STORE_FOUND && n == 0)
 		result = STORE_NOT_REGISTERED;
 	ctx->done.lookup(ctx->arg, 0, result, n ? contacts : NULL, n, &fwd);
@@ -377,6 +391,36 @@ int store_call_end(rds_t *rds, const char *user, const char *call_key)
 		return -ENAMETOOLONG;
 	const char *argv[] = { "ZREM", akey, call_key };
 	return rds_commandargv(rds, NULL, NULL, 3, argv, NULL);
+}
+
+/* ------------------------------------------------------------ dead bindings */
+
+static void store_on_binding_drop(rds_t *rds, redisReply *r, void *arg)
+{
+	struct store_async_ctx *ctx = arg;
+
+	(void)rds;
+	if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+		ctx->done.drop(ctx->arg, -EIO, 0);
+	else
+		ctx->done.drop(ctx->arg, 0, r->integer == 1);
+	free(ctx);
+}
+
+int store_binding_drop(rds_t *rds, const char *user, const char *contact, const char *call_id,
+		       uint32_t cseq, store_binding_drop_f *done, void *arg)
+{
+	char lkey[STORE_KEY_MAX], cs[16];
+	struct store_async_ctx *ctx;
+
+	if (store_key(rds_prefix(rds), STORE_KEY_LOCATION, user, lkey, sizeof lkey) < 0)
+		return -ENAMETOOLONG;
+	snprintf(cs, sizeof cs, "%u", cseq);
+	const char *argv[] = { "EVAL", store_lua_binding_drop, "1", lkey, contact, call_id, cs };
+	ctx = store_ctx_new(arg);
+	if (ctx != NULL)
+		ctx->done.drop = done;
+	return store_send(rds, store_on_binding_drop, ctx, 7, argv);
 }
 
 /* ------------------------------------------------------------ CDRs */

@@ -25,7 +25,7 @@ const char store_lua_auth_fail[] =
 
 /* KEYS[1] location hash, KEYS[2] nonce-count replay key ('' for none).
  * ARGV: now_ms nonce_ttl call_id cseq source transport ua host worker star
- *       then pairs (contact, expires_s) — expires 0 removes.
+ *       host_address, then pairs (contact, expires_s) — expires 0 removes.
  * Returns { "ok", contact, remaining_s, ... } or { "replay" } / { "cseq" }. */
 const char store_lua_register[] =
 	"if KEYS[2] ~= '' and not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then "
@@ -42,7 +42,7 @@ const char store_lua_register[] =
 	"  for c, b in pairs(cur) do if not ordered(b) then return { 'cseq' } end end "
 	"  redis.call('DEL', KEYS[1]) cur = {} "
 	"else "
-	"  for i = 11, #ARGV, 2 do "
+	"  for i = 12, #ARGV, 2 do "
 	"    local c = ARGV[i] local e = tonumber(ARGV[i + 1]) "
 	"    if cur[c] and not ordered(cur[c]) then return { 'cseq' } end "
 	"    if e == 0 then "
@@ -50,7 +50,8 @@ const char store_lua_register[] =
 	"    else "
 	"      local b = { expires = now + e * 1000, cseq = cseq, call_id = cid, "
 	"                  source = ARGV[5], transport = ARGV[6], user_agent = ARGV[7], "
-	"                  host = ARGV[8], worker = tonumber(ARGV[9]), registered = now } "
+	"                  host = ARGV[8], worker = tonumber(ARGV[9]), registered = now, "
+	"                  host_address = ARGV[11] } "
 	"      redis.call('HSET', KEYS[1], c, cjson.encode(b)) cur[c] = b "
 	"    end "
 	"  end "
@@ -67,8 +68,10 @@ const char store_lua_register[] =
  * ARGV: now_ms, call key ("" = do not count), stale_before_ms.
  * Returns { 404 } (no such user / disabled), or { 0 | 480 | 486, fwd_always,
  * fwd_busy, fwd_noanswer, fwd_noanswer_timeout, contact, ... }: 480 when
- * not registered, 486 at max_calls, contacts newest registration first; a
- * 0 answer with a call key counted the call in KEYS[3]. */
+ * not registered, 486 at max_calls, contacts newest registration first,
+ * each as four strings: contact, source, host, host_address (the last
+ * three "" for a binding stored before they existed); a 0 answer with a
+ * call key counted the call in KEYS[3]. */
 const char store_lua_lookup[] =
 	"local u = redis.call('HMGET', KEYS[1], 'enabled', 'fwd_always', 'fwd_busy', "
 	"  'fwd_noanswer', 'fwd_noanswer_timeout', 'max_calls') "
@@ -77,7 +80,8 @@ const char store_lua_lookup[] =
 	"local all = redis.call('HGETALL', KEYS[2]) "
 	"for i = 1, #all, 2 do "
 	"  local b = cjson.decode(all[i + 1]) "
-	"  if b.expires > now then list[#list + 1] = { all[i], b.registered or 0 } end "
+	"  if b.expires > now then list[#list + 1] = { all[i], b.registered or 0, "
+	"    b.source or '', b.host or '', b.host_address or '' } end "
 	"end "
 	"table.sort(list, function(x, y) return x[2] > y[2] end) "
 	"local status = #list == 0 and 480 or 0 "
@@ -89,8 +93,22 @@ const char store_lua_lookup[] =
 	"    redis.call('PEXPIRE', KEYS[3], 86400000) end "
 	"end "
 	"local out = { status, u[2] or '', u[3] or '', u[4] or '', u[5] or '0' } "
-	"if status == 0 then for _, e in ipairs(list) do out[#out + 1] = e[1] end end "
+	"if status == 0 then for _, e in ipairs(list) do "
+	"  out[#out + 1] = e[1] out[#out + 1] = e[3] out[#out + 1] = e[4] "
+	"  out[#out + 1] = e[5] end end "
 	"return out";
+
+/* KEYS[1] location hash.  ARGV: contact, call_id, cseq.  Removes that
+ * binding only when it is still the one that REGISTER (Call-ID and CSeq)
+ * made: a refresh since then, from anywhere, keeps it.  Returns 1 when
+ * removed, 0 when it changed or was gone. */
+const char store_lua_binding_drop[] =
+	"local v = redis.call('HGET', KEYS[1], ARGV[1]) "
+	"if not v then return 0 end "
+	"local b = cjson.decode(v) "
+	"if b.call_id ~= ARGV[2] or b.cseq ~= tonumber(ARGV[3]) then return 0 end "
+	"redis.call('HDEL', KEYS[1], ARGV[1]) "
+	"return 1";
 
 /* KEYS[1] user hash, KEYS[2] active-calls set.  ARGV: call key, now_ms,
  * stale_before_ms.  Returns 1 (counted) or 0 (at max_calls). */

@@ -16,6 +16,7 @@ extern const char store_lua_auth[];
 extern const char store_lua_auth_fail[];
 extern const char store_lua_register[];
 extern const char store_lua_lookup[];
+extern const char store_lua_binding_drop[];
 extern const char store_lua_call_begin[];
 extern const char store_lua_cdr_add[];
 

@@ -70,6 +70,7 @@ void store_binding_clear(struct store_binding *b)
 	free(b->transport);
 	free(b->user_agent);
 	free(b->host);
+	free(b->host_address);
 	memset(b, 0, sizeof *b);
 }
 
@@ -98,8 +99,9 @@ int store_binding_decode(const char *contact, const char *json, size_t len, uint
 	out->transport = store_json_strdup(obj, "transport");
 	out->user_agent = store_json_strdup(obj, "user_agent");
 	out->host = store_json_strdup(obj, "host");
+	out->host_address = store_json_strdup(obj, "host_address");
 	if (!out->contact || !out->call_id || !out->source || !out->transport ||
-	    !out->user_agent || !out->host) {
+	    !out->user_agent || !out->host || !out->host_address) {
 		store_binding_clear(out);
 		ret = -ENOMEM;
 	}

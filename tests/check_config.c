@@ -128,6 +128,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg->register_max_expires, 86400);
 	ck_assert_int_eq(cfg->auth_fail_limit, 10);
 	ck_assert_int_eq(cfg->auth_fail_window, 60);
+	ck_assert_int_eq(cfg->nat_keepalive_interval, 30);
 	ck_assert_uint_eq(cfg->n_trusted, 0);
 	ck_assert_int_eq(cfg->untrusted_invite, CONFIG_UNTRUSTED_CHALLENGE);
 	ck_assert_str_eq(cfg->socket_io, "auto");
@@ -628,6 +629,8 @@ START_TEST(test_out_of_range)
 	assert_error_text("auth_fail_limit = 100001;\n", 1, "auth_fail_limit");
 	assert_error_text("auth_fail_window = 0;\n", 1, "auth_fail_window");
 	assert_error_text("auth_fail_window = 86401;\n", 1, "auth_fail_window");
+	assert_error_text("nat_keepalive_interval = -1;\n", 1, "nat_keepalive_interval");
+	assert_error_text("nat_keepalive_interval = 3601;\n", 1, "nat_keepalive_interval");
 	assert_error_text("redis_db = 16;\n", 1, "redis_db");
 	assert_error_text("redis_db = -1;\n", 1, "redis_db");
 	assert_error_text("redis_timeout = 49;\n", 1, "redis_timeout");

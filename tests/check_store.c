@@ -432,7 +432,7 @@ static void do_register(const char *call_id, uint32_t cseq, const char *contact,
 		.user = "alice", .replay_key = replay, .nonce_ttl = 300, .call_id = call_id,
 		.cseq = cseq, .source = "192.0.2.1:5062", .transport = "udp",
 		.user_agent = "softphone/1.0", .host = "node7", .worker = 3,
-		.n_contacts = 1, .contacts = contacts, .expires = exp,
+		.host_address = "198.51.100.7:5060", .n_contacts = 1, .contacts = contacts, .expires = exp,
 	};
 	struct registered r = { 0 };
 
@@ -449,11 +449,15 @@ struct looked_up {
 	enum store_lookup_result result;
 	unsigned n;
 	char first[STORE_URI_MAX];
+	char first_source[64];
+	char first_host[64];
+	char first_host_address[64];
 	char busy[STORE_URI_MAX];
 };
 
 static void on_lookup(void *arg, int err, enum store_lookup_result result,
-		      const char *const *contacts, unsigned n, const struct store_forward *fwd)
+		      const struct store_contact *contacts, unsigned n,
+		      const struct store_forward *fwd)
 {
 	struct looked_up *l = arg;
 
@@ -461,7 +465,11 @@ static void on_lookup(void *arg, int err, enum store_lookup_result result,
 	l->err = err;
 	l->result = result;
 	l->n = n;
-	snprintf(l->first, sizeof l->first, "%s", n ? contacts[0] : "");
+	snprintf(l->first, sizeof l->first, "%s", n ? contacts[0].uri : "");
+	snprintf(l->first_source, sizeof l->first_source, "%s", n ? contacts[0].source : "");
+	snprintf(l->first_host, sizeof l->first_host, "%s", n ? contacts[0].host : "");
+	snprintf(l->first_host_address, sizeof l->first_host_address, "%s",
+		 n ? contacts[0].host_address : "");
 	snprintf(l->busy, sizeof l->busy, "%s", fwd ? fwd->busy : "-");
 }
 
@@ -512,6 +520,7 @@ START_TEST(test_show_bindings)
 	ck_assert_str_eq(b[0].user_agent, "softphone/1.0");
 	ck_assert_str_eq(b[0].host, "node7");
 	ck_assert_int_eq(b[0].worker, 3);
+	ck_assert_str_eq(b[0].host_address, "198.51.100.7:5060");
 	store_bindings_free(b, n);
 
 	/* The worker's lookup sees the same order and the forwarding (its script,
@@ -524,6 +533,9 @@ START_TEST(test_show_bindings)
 	ck_assert_int_eq(l.result, STORE_FOUND);
 	ck_assert_uint_eq(l.n, 2);
 	ck_assert_str_eq(l.first, "sip:alice@192.0.2.2:5062");
+	ck_assert_str_eq(l.first_source, "192.0.2.1:5062");
+	ck_assert_str_eq(l.first_host, "node7");
+	ck_assert_str_eq(l.first_host_address, "198.51.100.7:5060");
 	ck_assert_str_eq(l.busy, "carol");
 
 	/* Disabled: unknown to the worker side. */
@@ -533,6 +545,59 @@ START_TEST(test_show_bindings)
 	ck_assert(testenv_run_until(lookup_done, &l, 2000));
 	ck_assert_int_eq(l.result, STORE_UNKNOWN);
 	ck_assert_str_eq(l.busy, "-");
+}
+END_TEST
+
+/* ------------------------------------------------------------ a dead NAT binding */
+
+struct dropped {
+	int done;
+	int err;
+	int removed;
+};
+
+static void on_dropped(void *arg, int err, int removed)
+{
+	struct dropped *d = arg;
+
+	d->done = 1;
+	d->err = err;
+	d->removed = removed;
+}
+
+static int dropped_done(void *arg)
+{
+	return ((struct dropped *)arg)->done;
+}
+
+static int drop_binding(const char *contact, const char *call_id, uint32_t cseq)
+{
+	struct dropped d = { 0 };
+
+	ck_assert_int_eq(store_binding_drop(t_rds, "alice", contact, call_id, cseq, on_dropped,
+					    &d), 0);
+	ck_assert(testenv_run_until(dropped_done, &d, 2000));
+	ck_assert_int_eq(d.err, 0);
+	return d.removed;
+}
+
+/* Only the binding the keepalives knew goes: a refresh since (a higher CSeq,
+ * another Call-ID) keeps it, and another binding is never touched. */
+START_TEST(test_binding_drop)
+{
+	start();
+	start_rds();
+	add_user("alice", "pw");
+	do_register("cid-1", 1, "sip:alice@192.0.2.1:5062", 600, "", STORE_REGISTERED, 1);
+	do_register("cid-1", 2, "sip:alice@192.0.2.2:5062", 600, "", STORE_REGISTERED, 2);
+	ck_assert_int_eq(drop_binding("sip:alice@192.0.2.1:5062", "cid-1", 7), 0);
+	ck_assert_int_eq(drop_binding("sip:alice@192.0.2.1:5062", "cid-9", 1), 0);
+	ck_assert_int_eq(drop_binding("sip:alice@192.0.2.9:5062", "cid-1", 1), 0);
+	ck_assert_int_eq(probe_int("HEXISTS %s sip:alice@192.0.2.1:5062", PREFIX "loc:alice"), 1);
+	ck_assert_int_eq(drop_binding("sip:alice@192.0.2.1:5062", "cid-1", 1), 1);
+	ck_assert_int_eq(probe_int("HEXISTS %s sip:alice@192.0.2.1:5062", PREFIX "loc:alice"), 0);
+	ck_assert_int_eq(probe_int("HEXISTS %s sip:alice@192.0.2.2:5062", PREFIX "loc:alice"), 1);
+	ck_assert_int_eq(drop_binding("sip:alice@192.0.2.1:5062", "cid-1", 1), 0);
 }
 END_TEST
 
@@ -810,6 +875,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_user_forward);
 	tcase_add_test(tc, test_user_del);
 	tcase_add_test(tc, test_show_bindings);
+	tcase_add_test(tc, test_binding_drop);
 	tcase_add_test(tc, test_user_list);
 	tcase_add_test(tc, test_user_list_batches);
 	tcase_add_test(tc, test_cdr_tail);

@@ -31,6 +31,7 @@
 
 #include "b2bua/log.h"
 #include "worker/b2b_int.h"
+#include "worker/keepalive.h"
 #include "worker/registrar.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -392,6 +393,12 @@ void b2b_set_cdr_writer(b2b_t *b2b, struct cdr_writer *w)
 void b2b_set_registrar(b2b_t *b2b, struct registrar *reg)
 {
 	b2b->reg = reg;
+}
+
+int b2b_keepalive_create(b2b_t *b2b, struct rds *rds, struct keepalive **out)
+{
+	return keepalive_create(b2b->root, b2b->agent, B2B_IDENT_OWN, rds, b2b->shm, b2b->cfg,
+				b2b->worker, out);
 }
 
 void b2b_set_draining(b2b_t *b2b, int draining)

@@ -42,6 +42,12 @@ void b2b_destroy(b2b_t *b2b);
 struct registrar;
 void b2b_set_registrar(b2b_t *b2b, struct registrar *reg);
 
+/* The NAT keepalives of this worker (worker/keepalive.h), sent through its
+ * agent from its own port: 0, or -ENOMEM. */
+struct keepalive;
+struct rds;
+int b2b_keepalive_create(b2b_t *b2b, struct rds *rds, struct keepalive **out);
+
 /* Write one CDR per ended call through `w` (NULL: none). */
 struct cdr_writer;
 void b2b_set_cdr_writer(b2b_t *b2b, struct cdr_writer *w);

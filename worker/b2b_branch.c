@@ -23,6 +23,14 @@
  * the A-leg's.  A 422 is retried once on the same dialog with the callee's
  * Min-SE.
  *
+ * A subscriber behind NAT (docs/architecture.md, "Subscribers behind NAT"):
+ * the target's Request-URI stays its registered Contact, but every request
+ * of the leg (INVITE, CANCEL, ACK, re-INVITE, UPDATE, BYE) is sent to the
+ * binding's source address, or to the host that holds the binding with the
+ * hand-off header: NTA's route_url (b2b_leg_route), without a Route header.
+ * The callee's 2xx Contact then becomes the leg's remote target, as RFC
+ * 3261 wants, and is still not where the packets go.
+ *
  * Nothing of one leg's topology is copied to the other: the B-leg gets a new
  * Call-ID, new tags, its own CSeq, our Via and our Contact; only From/To
  * URIs (identities, without tags or parameters), the SDP body and
@@ -55,8 +63,31 @@ void b2b_branch_drop(struct b2b_branch *br)
 		nta_outgoing_destroy(br->orq);
 	if (br->leg)
 		nta_leg_destroy(br->leg);
+	free(br->nat);
 	br->orq = NULL;
 	br->leg = NULL;
+	br->nat = NULL;
+}
+
+/* Where NTA sends the in-dialog requests of `leg`: the binding's source
+ * for a B-leg to a subscriber behind NAT, the INVITE's source for an A-leg
+ * from a caller behind NAT (b2b_relay.c), else NULL (its remote target, as
+ * usual).  A leg handed to the holding host has that host's Contact as its
+ * remote target once answered, which is reachable: only its INVITE needed
+ * the route.  A leg is known by its callback; its magic is the branch (B)
+ * or the call (A). */
+url_string_t const *b2b_leg_route(nta_leg_t *leg)
+{
+	struct b2b_branch *br;
+	struct b2b_call *call;
+
+	if (leg == NULL)
+		return NULL;
+	br = (struct b2b_branch *)nta_leg_magic(leg, b2b_on_b_request);
+	if (br)
+		return br->nat && !br->nat->handoff[0] ? URL_STRING_MAKE(br->nat->url) : NULL;
+	call = (struct b2b_call *)nta_leg_magic(leg, b2b_on_a_request);
+	return call && call->a_nat ? URL_STRING_MAKE(call->a_nat->url) : NULL;
 }
 
 /* ACK a 2xx to our INVITE with CSeq `cseq` on `leg` (RFC 3261 13.2.2.4). */
@@ -69,7 +100,8 @@ void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq)
 	cs->cs_seq = cseq;
 	cs->cs_method = sip_method_ack;
 	cs->cs_method_name = "ACK";
-	ack = leg ? nta_outgoing_tcreate(leg, NULL, NULL, NULL, SIP_METHOD_ACK, NULL,
+	ack = leg ? nta_outgoing_tcreate(leg, NULL, NULL, b2b_leg_route(leg),
+					 SIP_METHOD_ACK, NULL,
 					 SIPTAG_CSEQ(cs), TPTAG_IDENT(B2B_IDENT_OWN), TAG_END())
 		  : NULL;
 	if (ack == NULL)
@@ -97,7 +129,8 @@ void b2b_ack_branch(struct b2b_branch *br)
 /* Send BYE on a leg and forget it: used when a call is torn down by us. */
 void b2b_bye_and_forget(nta_leg_t *leg)
 {
-	nta_outgoing_t *bye = nta_outgoing_tcreate(leg, NULL, NULL, NULL, SIP_METHOD_BYE, NULL,
+	nta_outgoing_t *bye = nta_outgoing_tcreate(leg, NULL, NULL, b2b_leg_route(leg),
+						   SIP_METHOD_BYE, NULL,
 						   TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
 	if (bye)
 		nta_outgoing_destroy(bye);
@@ -329,7 +362,10 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 	char diversion[sizeof call->diversion + 16];
 	sip_max_forwards_t mf[1];
 	struct b2b_st_hdrs h;
+	char handoff[sizeof B2B_HANDOFF_HEADER + sizeof br->nat->handoff + 2] = "";
 
+	if (br->nat && br->nat->handoff[0])
+		snprintf(handoff, sizeof handoff, B2B_HANDOFF_HEADER ": %s", br->nat->handoff);
 	sip_max_forwards_init(mf);
 	mf->mf_count = sip->sip_max_forwards ? sip->sip_max_forwards->mf_count - 1
 					     : (unsigned long)b2b->cfg->max_forwards;
@@ -339,10 +375,12 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 		snprintf(h.se, sizeof h.se, "%u", se);
 	br->st_se = h.se[0] ? (unsigned)strtoul(h.se, NULL, 10) : 0;
 	br->orq = nta_outgoing_tcreate(br->leg, b2b_on_b_response, (nta_outgoing_magic_t *)br,
-				       NULL, SIP_METHOD_INVITE, (url_string_t const *)ruri,
+				       br->nat ? URL_STRING_MAKE(br->nat->url) : NULL,
+				       SIP_METHOD_INVITE, (url_string_t const *)ruri,
 				       SIPTAG_CONTACT(b2b->contact),
 				       SIPTAG_MAX_FORWARDS(mf),
 				       TAG_IF(call->diversion[0], SIPTAG_HEADER_STR(diversion)),
+				       TAG_IF(handoff[0], SIPTAG_HEADER_STR(handoff)),
 				       TAG_IF(h.supported, SIPTAG_SUPPORTED_STR(h.supported)),
 				       TAG_IF(h.se[0], SIPTAG_SESSION_EXPIRES_STR(h.se)),
 				       TAG_IF(h.min_se[0], SIPTAG_MIN_SE_STR(h.min_se)),
@@ -356,11 +394,26 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 	return 0;
 }
 
-/* One B-leg attempt towards `ruri`: a new dialog and its INVITE.
+/* A target behind NAT: its route (and hand-off) for every request of the
+ * branch.  0, or -ENOMEM. */
+static int b2b_branch_nat(struct b2b_branch *br, const struct b2b_target *t)
+{
+	if (t->route == NULL)
+		return 0;
+	br->nat = calloc(1, sizeof *br->nat);
+	if (br->nat == NULL)
+		return -ENOMEM;
+	b2b_str_copy(br->nat->url, sizeof br->nat->url, t->route);
+	b2b_str_copy(br->nat->handoff, sizeof br->nat->handoff, t->handoff);
+	return 0;
+}
+
+/* One B-leg attempt towards `t`: a new dialog and its INVITE.
  * B-leg identities are the caller's and callee's URIs and display names,
  * nothing else of the A-leg (no tags, no parameters). */
-static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, url_t const *ruri)
+static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, const struct b2b_target *t)
 {
+	url_t const *ruri = t->ruri;
 	b2b_t *b2b = call->b2b;
 	struct b2b_branch *br = &call->br[call->n_br];
 	char tag[SHM_TAG_MAX], call_id[SHM_CALLID_MAX];
@@ -381,7 +434,7 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, url_t const
 	br->leg = nta_leg_tcreate(b2b->agent, b2b_on_b_request, (nta_leg_magic_t *)br,
 				  SIPTAG_CALL_ID_STR(call_id),
 				  SIPTAG_FROM(from), SIPTAG_TO(to), TAG_END());
-	if (br->leg == NULL || nta_leg_tag(br->leg, tag) == NULL) {
+	if (br->leg == NULL || nta_leg_tag(br->leg, tag) == NULL || b2b_branch_nat(br, t) < 0) {
 		b2b_branch_drop(br);
 		return -ENOMEM;
 	}
@@ -397,7 +450,7 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, url_t const
 }
 
 /* Send the INVITE to every target; if none could be sent, fail the call. */
-void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned n)
+void b2b_call_fork_to(struct b2b_call *call, const struct b2b_target *targets, unsigned n)
 {
 	sip_t const *sip = b2b_invite_of(call);
 
@@ -405,7 +458,7 @@ void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned 
 	if (sip && call->n_br == 0 && b2b_session_check_a(call, sip) < 0)
 		return;
 	for (unsigned i = 0; sip && i < n && call->n_br < B2B_MAX_BRANCHES; i++)
-		if (b2b_branch_start(call, sip, targets[i]) < 0)
+		if (b2b_branch_start(call, sip, &targets[i]) < 0)
 			log_warn("call %s: cannot send INVITE to a target", call->id);
 	if (b2b_pending_branches(call) == 0) {
 		b2b_reply_a(call, SIP_500_INTERNAL_SERVER_ERROR);
@@ -415,4 +468,16 @@ void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned 
 	b2b_invite_timer_start(call);
 	if (call->state != B2B_FORWARDING)
 		b2b_publish_state(call, B2B_TRYING);
+}
+
+/* b2b_call_fork_to with plain Request-URIs (static routes, forwarding). */
+void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned n)
+{
+	struct b2b_target t[B2B_MAX_BRANCHES];
+
+	if (n > B2B_MAX_BRANCHES)
+		n = B2B_MAX_BRANCHES;
+	for (unsigned i = 0; i < n; i++)
+		t[i] = (struct b2b_target){ .ruri = targets[i] };
+	b2b_call_fork_to(call, t, n);
 }

@@ -402,6 +402,8 @@ void b2b_call_end(struct b2b_call *call)
 		nta_outgoing_destroy(call->bye_orq);
 	if (call->a_leg)
 		nta_leg_destroy(call->a_leg);
+	free(call->a_nat);
+	call->a_nat = NULL;
 	call->a_irq = NULL;
 	call->bye_irq = NULL;
 	call->bye_orq = NULL;

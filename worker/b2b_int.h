@@ -88,6 +88,29 @@ struct b2b_st_hdrs {
 /* Parallel forking to several registered contacts: one B-leg each. */
 #define B2B_MAX_BRANCHES 8
 
+/* The header that marks an INVITE handed by another host to the host that
+ * holds the callee's NAT binding (Request-URI: the binding's Contact); its
+ * value is the binding's AOR user (docs/architecture.md, "Subscribers
+ * behind NAT"). */
+#define B2B_HANDOFF_HEADER "X-B2bua-Handoff"
+
+/* Where every request of a B-leg is sent when that is not its remote
+ * target: a subscriber behind NAT.  Allocated for such a leg only. */
+struct b2b_nat_route {
+	char url[REGISTRAR_ADDR_MAX + 32];   /* NTA's route_url: "sip:ip:port;transport=udp" */
+	char handoff[64];                    /* to another host: the binding's AOR user, sent
+					      * as B2B_HANDOFF_HEADER; "" when direct */
+};
+
+/* One target of b2b_call_fork_to: a Request-URI and, for a subscriber behind
+ * NAT, where its requests go (route: "sip:ip:port;transport=udp") and the
+ * hand-off value (handoff: the AOR user), each NULL when not. */
+struct b2b_target {
+	url_t const *ruri;
+	const char *route;
+	const char *handoff;
+};
+
 /* One B-leg attempt: its own dialog (Call-ID, tags) and INVITE transaction. */
 struct b2b_branch {
 	struct b2b_call *call;
@@ -98,6 +121,7 @@ struct b2b_branch {
 	int acked;                   /* ACK sent for its 2xx */
 	unsigned st_se;              /* the Session-Expires its INVITE offered */
 	int st_retried;              /* re-sent once after a 422 */
+	struct b2b_nat_route *nat;   /* NULL: requests go to the remote target */
 };
 
 /* A body we sent on a leg, kept for a refresh re-INVITE (b2b_timer.c): one
@@ -135,6 +159,8 @@ struct b2b_call {
 
 	nta_leg_t *a_leg;            /* dialog with the caller (we are UAS) */
 	nta_incoming_t *a_irq;       /* the caller's INVITE, until ACKed/final */
+	struct b2b_nat_route *a_nat; /* the caller is behind NAT: where requests to it
+				      * go (b2b_leg_route); NULL: its Contact */
 
 	struct b2b_branch br[B2B_MAX_BRANCHES];
 	unsigned n_br;
@@ -287,6 +313,8 @@ void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq);
 void b2b_cancel_pending(struct b2b_call *call, int except);
 unsigned b2b_pending_branches(const struct b2b_call *call);
 void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned n);
+void b2b_call_fork_to(struct b2b_call *call, const struct b2b_target *targets, unsigned n);
+url_string_t const *b2b_leg_route(nta_leg_t *leg);
 
 /* ------------------------------------------------------------ b2b_relay.c */
 

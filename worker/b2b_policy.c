@@ -35,6 +35,17 @@
  *      registered: the lookup must not enumerate users either.  A trusted
  *      caller (a trunk) is told 404.
  *
+ * Subscribers behind NAT (docs/architecture.md, "Subscribers behind NAT"):
+ * a binding whose REGISTER came from another address than its Contact is
+ * reached at that source (b2b_nat_target) when this host took the
+ * REGISTER; when another host did, only that host's address gets through
+ * the subscriber's NAT, so the B-leg goes to that host with the hand-off
+ * header (B2B_HANDOFF_HEADER: the AOR user; Request-URI: the Contact).  The
+ * holding host admits such an INVITE from a trusted source only (a forged
+ * one gets 403), finds the binding in Redis (ours, that Contact) and relays
+ * the call to its source without authentication, max_calls or CDR: the
+ * originating host counted and bills the call (b2b_peer_handoff).
+ *
  * Every registrar answer is asynchronous: the call is held meanwhile
  * (b2b_call_hold), and a CANCEL that arrived meanwhile ends it with 487.
  *
@@ -51,6 +62,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include <sofia-sip/msg_addr.h>
@@ -214,11 +226,38 @@ int b2b_forward_on_failure(struct b2b_call *call)
 
 /* ------------------------------------------------------------ location lookup */
 
+/* The routes of the targets of one lookup (b2b_nat_target). */
+struct b2b_nat_routes {
+	char url[B2B_MAX_BRANCHES][REGISTRAR_ADDR_MAX + 32];
+};
+
+/*
+ * Where a contact behind NAT is reached: its source when this host took
+ * its REGISTER (or the binding names no host address), else the host that
+ * holds the binding, with the hand-off.  A contact not behind NAT is
+ * reached at its Contact, from any host.
+ */
+static void b2b_nat_target(b2b_t *b2b, const char *user, const struct registrar_contact *c,
+			   struct b2b_target *t, char *url, size_t size)
+{
+	const char *via = c->source;
+
+	if (!registrar_behind_nat(c->uri, c->source))
+		return;
+	if (c->host[0] && strcmp(c->host, b2b->cfg->node_id) != 0 && c->host_address[0])
+		via = c->host_address;
+	if (registrar_addr_url(via, url, size) < 0)
+		return;
+	t->route = url;
+	t->handoff = via == c->source ? NULL : user;
+}
+
 static void b2b_on_lookup(void *arg, int status, const struct registrar_contact *contacts,
 			  unsigned n, const struct registrar_forward *fwd)
 {
 	struct b2b_call *call = arg;
-	url_t const *targets[B2B_MAX_BRANCHES];
+	struct b2b_target targets[B2B_MAX_BRANCHES];
+	struct b2b_nat_routes routes;
 	su_home_t home[1] = { SU_HOME_INIT(home) };
 	unsigned m = 0;
 
@@ -262,13 +301,18 @@ static void b2b_on_lookup(void *arg, int status, const struct registrar_contact 
 	}
 	for (unsigned i = 0; i < n && m < B2B_MAX_BRANCHES; i++) {
 		url_t *u = url_make(home, contacts[i].uri);
-		if (u && u->url_host)
-			targets[m++] = u;
+
+		if (u == NULL || u->url_host == NULL)
+			continue;
+		targets[m] = (struct b2b_target){ .ruri = u };
+		b2b_nat_target(call->b2b, call->cur_user, &contacts[i], &targets[m],
+			       routes.url[m], sizeof routes.url[m]);
+		m++;
 	}
 	if (m == 0) {
 		b2b_call_refuse(call, SIP_480_TEMPORARILY_UNAVAILABLE);
 	} else {
-		b2b_call_fork(call, targets, m);
+		b2b_call_fork_to(call, targets, m);
 		if (!call->ended && fwd && fwd->noanswer[0])
 			b2b_start_no_answer_timer(call);
 	}
@@ -521,6 +565,101 @@ static void b2b_not_admitted(struct b2b_call *call, const char *why)
 	b2b_call_refuse(call, SIP_403_FORBIDDEN);
 }
 
+/* The hand-off header's value, or NULL. */
+static const char *b2b_handoff_of(sip_t const *sip)
+{
+	for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next)
+		if (u->un_name && strcasecmp(u->un_name, B2B_HANDOFF_HEADER) == 0)
+			return u->un_value ? u->un_value : "";
+	return NULL;
+}
+
+/* The binding a hand-off names: the Request-URI among `user`'s contacts,
+ * held by this host.  NULL when there is none (expired, removed, or held
+ * elsewhere). */
+static const struct registrar_contact *b2b_handoff_binding(b2b_t *b2b, sip_t const *sip,
+							   const struct registrar_contact *c,
+							   unsigned n)
+{
+	char ruri[REGISTRAR_URI_MAX];
+
+	if (url_e(ruri, sizeof ruri, sip->sip_request->rq_url) < 0)
+		return NULL;
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(c[i].uri, ruri) == 0 && strcmp(c[i].host, b2b->cfg->node_id) == 0)
+			return &c[i];
+	return NULL;
+}
+
+/* The hand-off's binding from Redis: relay the call to its source. */
+static void b2b_on_handoff_lookup(void *arg, int status, const struct registrar_contact *c,
+				  unsigned n, const struct registrar_forward *fwd)
+{
+	struct b2b_call *call = arg;
+	sip_t const *sip = b2b_invite_of(call);
+	const struct registrar_contact *b;
+	char route[REGISTRAR_ADDR_MAX + 32];
+	struct b2b_target t = { .route = route };
+
+	(void)fwd;
+	if (!b2b_call_release(call))
+		return;
+	if (call->caller_cancelled || sip == NULL) {
+		b2b_call_refuse(call, SIP_487_REQUEST_CANCELLED);
+		return;
+	}
+	b = status == 0 ? b2b_handoff_binding(call->b2b, sip, c, n) : NULL;
+	if (b == NULL) {
+		log_info("call %s: hand-off for '%s': no such binding held here: %d", call->id,
+			 call->cur_user, status == 0 || status == 404 ? 480 : status);
+		b2b_call_refuse(call, status == 503 ? 503 : 480, NULL);
+		return;
+	}
+	t.ruri = sip->sip_request->rq_url;
+	if (!registrar_behind_nat(b->uri, b->source) ||
+	    registrar_addr_url(b->source, route, sizeof route) < 0)
+		t.route = NULL;
+	shm_counter_add(call->b2b->shm, call->b2b->worker, SHM_CTR_PEER_RELAYED, 1);
+	log_info("call %s: hand-off from a peer host for '%s': to %s via %s (the peer writes "
+		 "the CDR)", call->id, call->cur_user, b->uri, t.route ? b->source : "its Contact");
+	b2b_call_fork_to(call, &t, 1);
+}
+
+/*
+ * Another host hands us a call to a binding we hold (b2b_nat_target on
+ * its side): from a trusted source only, since it skips authentication.
+ * The header names the AOR user and the Request-URI the Contact; the
+ * address comes from the binding in Redis, never from the request, so even
+ * a trusted peer that passes on a header it got from outside can make us
+ * reach no one but a subscriber's own binding.  No max_calls count (the
+ * peer's lookup counted it) and no CDR (the peer writes the call's CDR):
+ * counted and logged here.
+ */
+static void b2b_peer_handoff(struct b2b_call *call, nta_incoming_t *irq, const char *user)
+{
+	static struct log_limit forged_limit = { .what = "hand-offs from untrusted sources refused" };
+	b2b_t *b2b = call->b2b;
+
+	if (!b2b_source_trusted(b2b, irq)) {
+		log_limited(&forged_limit, LOG_WARN,
+			    "call %s: " B2B_HANDOFF_HEADER " from a source that is not trusted: 403",
+			    call->id);
+		b2b_not_admitted(call, "hand-off from a source that is not trusted");
+		return;
+	}
+	call->no_cdr = 1;
+	if (b2b->reg == NULL || user[0] == '\0') {
+		b2b_call_refuse(call, SIP_480_TEMPORARILY_UNAVAILABLE);
+		return;
+	}
+	b2b_str_copy(call->cur_user, sizeof call->cur_user, user);
+	b2b_call_hold(call);
+	if (registrar_lookup(b2b->reg, user, NULL, b2b_on_handoff_lookup, call) < 0) {
+		b2b_call_release(call);
+		b2b_call_refuse(call, SIP_503_SERVICE_UNAVAILABLE);
+	}
+}
+
 /*
  * A new call in ROUTING: may it go on?  See the design note: a trusted
  * source, an authenticated subscriber, or a call to a local user; anything
@@ -532,7 +671,12 @@ void b2b_admit(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip)
 {
 	b2b_t *b2b = call->b2b;
 	enum registrar_admission how;
+	const char *handoff = b2b_handoff_of(sip);
 
+	if (handoff) {
+		b2b_peer_handoff(call, irq, handoff);
+		return;
+	}
 	if (b2b_source_trusted(b2b, irq)) {
 		b2b_call_route(call);
 		return;

@@ -21,11 +21,18 @@
  * ENDING; the call ends when the far side answers it.  On the A-leg, the
  * caller's ACK of our 2xx moves ANSWERED to CONFIRMED (and ACKs B), and its
  * CANCEL cancels the call (b2b_caller_cancels).
+ *
+ * A caller behind NAT (b2b_a_leg_nat) is reached at the address its INVITE
+ * came from: every request we send on its A-leg goes there (b2b_leg_route),
+ * as every request to a callee behind NAT goes to its binding's source.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nta.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -78,7 +85,8 @@ static int b2b_relay_bye(struct b2b_call *call, int from_caller, nta_incoming_t 
 	call->hangup_by = from_caller ? CDR_PARTY_CALLER : CDR_PARTY_CALLEE;
 	call->bye_irq = irq;
 	call->bye_orq = nta_outgoing_tcreate(other, b2b_on_bye_response,
-					     (nta_outgoing_magic_t *)call, NULL, SIP_METHOD_BYE,
+					     (nta_outgoing_magic_t *)call, b2b_leg_route(other),
+					     SIP_METHOD_BYE,
 					     NULL, TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
 	if (call->bye_orq == NULL) {
 		log_warn("call %s: cannot relay BYE", call->id);
@@ -153,7 +161,7 @@ static int b2b_on_relay_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, si
 	cseq->cs_seq = call->relay_cseq;
 	cseq->cs_method = sip_method_ack;
 	cseq->cs_method_name = "ACK";
-	ack = nta_outgoing_tcreate(other, NULL, NULL, NULL, SIP_METHOD_ACK, NULL,
+	ack = nta_outgoing_tcreate(other, NULL, NULL, b2b_leg_route(other), SIP_METHOD_ACK, NULL,
 				   SIPTAG_CSEQ(cseq),
 				   SIPTAG_CONTENT_TYPE(sip->sip_content_type),
 				   SIPTAG_PAYLOAD(sip->sip_payload),
@@ -251,7 +259,7 @@ static int b2b_relay_request(struct b2b_call *call, int from_caller, nta_incomin
 		b2b_session_request_hdrs(call, b2b_leg_to(from_caller), &h);
 	}
 	call->relay_orq = nta_outgoing_tcreate(other, b2b_on_relay_response,
-					       (nta_outgoing_magic_t *)call, NULL,
+					       (nta_outgoing_magic_t *)call, b2b_leg_route(other),
 					       method, sip->sip_request->rq_method_name, NULL,
 					       TAG_IF(b2b_is_refresh(method),
 						      SIPTAG_CONTACT(call->b2b->contact)),
@@ -384,6 +392,60 @@ int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq
 	}
 }
 
+/* "ip:port" (IPv6 without brackets) of the request's source: 0, or -ENOENT
+ * (then *trusted is not set); *trusted: it is one of the trusted sources. */
+static int b2b_request_source(b2b_t *b2b, nta_incoming_t *irq, char *out, size_t size,
+			      int *trusted)
+{
+	msg_t *msg = nta_incoming_getrequest(irq);
+	su_sockaddr_t const *sa = msg ? msg_addr(msg) : NULL;
+	char ip[INET6_ADDRSTRLEN];
+	int port, ret = 0;
+
+	if (sa && sa->su_family == AF_INET) {
+		inet_ntop(AF_INET, &sa->su_sin.sin_addr, ip, sizeof ip);
+		port = ntohs(sa->su_sin.sin_port);
+	} else if (sa && sa->su_family == AF_INET6) {
+		inet_ntop(AF_INET6, &sa->su_sin6.sin6_addr, ip, sizeof ip);
+		port = ntohs(sa->su_sin6.sin6_port);
+	} else {
+		ret = -ENOENT;
+	}
+	if (ret == 0) {
+		snprintf(out, size, "%s:%d", ip, port);
+		*trusted = config_is_trusted(b2b->cfg, &sa->su_sa);
+	}
+	msg_destroy(msg);
+	return ret;
+}
+
+/*
+ * A caller behind NAT: a subscriber (not a trusted trunk, SBC or host,
+ * which are reached at their Contact as they ask), with no proxy in
+ * between (no Record-Route), whose Contact is not where its INVITE came
+ * from.  Requests to it go to that source (RFC 3581, as for a callee
+ * behind NAT).  0, or -ENOMEM.
+ */
+static int b2b_a_leg_nat(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip)
+{
+	char source[REGISTRAR_ADDR_MAX], contact[REGISTRAR_URI_MAX];
+	int trusted = 0;
+
+	if (sip->sip_record_route || sip->sip_contact == NULL ||
+	    b2b_request_source(call->b2b, irq, source, sizeof source, &trusted) < 0 || trusted ||
+	    url_e(contact, sizeof contact, sip->sip_contact->m_url) < 0 ||
+	    !registrar_behind_nat(contact, source))
+		return 0;
+	call->a_nat = calloc(1, sizeof *call->a_nat);
+	if (call->a_nat == NULL)
+		return -ENOMEM;
+	if (registrar_addr_url(source, call->a_nat->url, sizeof call->a_nat->url) < 0) {
+		free(call->a_nat);
+		call->a_nat = NULL;
+	}
+	return 0;
+}
+
 /* The A-leg dialog, answering the caller's INVITE from now on. */
 int b2b_a_leg_create(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip,
 		     const char *a_tag)
@@ -394,7 +456,8 @@ int b2b_a_leg_create(struct b2b_call *call, nta_incoming_t *irq, sip_t const *si
 				      SIPTAG_FROM(sip->sip_to),    /* local: the callee side */
 				      SIPTAG_TO(sip->sip_from),    /* remote: the caller */
 				      TAG_END());
-	if (call->a_leg == NULL || nta_leg_tag(call->a_leg, a_tag) == NULL)
+	if (call->a_leg == NULL || nta_leg_tag(call->a_leg, a_tag) == NULL ||
+	    b2b_a_leg_nat(call, irq, sip) < 0)
 		return -ENOMEM;
 	nta_leg_server_route(call->a_leg, sip->sip_record_route, sip->sip_contact);
 	nta_incoming_bind(irq, b2b_on_a_irq, (nta_incoming_magic_t *)call);

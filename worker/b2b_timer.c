@@ -466,7 +466,7 @@ static void b2b_session_refresh(struct b2b_call *call, enum b2b_leg leg)
 	}
 	b2b_session_request_hdrs(call, leg, &h);
 	call->refresh_orq = nta_outgoing_tcreate(
-		l, b2b_on_refresh_response, (nta_outgoing_magic_t *)call, NULL,
+		l, b2b_on_refresh_response, (nta_outgoing_magic_t *)call, b2b_leg_route(l),
 		invite ? sip_method_invite : sip_method_update, invite ? "INVITE" : "UPDATE", NULL,
 		SIPTAG_CONTACT(call->b2b->contact),
 		SIPTAG_SUPPORTED_STR(h.supported),

@@ -18,6 +18,13 @@
  * No worker caches a binding, so a de-registration or an expiry is seen by
  * every worker and every host at the next lookup.
  *
+ * Subscribers behind NAT (a source that is not the Contact,
+ * registrar_behind_nat): each binding records this host's SIP address
+ * (host_address) beside its source, host and worker, and the worker that
+ * accepted the REGISTER is told of it (worker/keepalive.h), so that it
+ * keeps the subscriber's NAT binding open.  That list serves keepalives
+ * only, never lookups.
+ *
  * An unknown user and a wrong password get the same answer (a new
  * challenge), and both count as a failure of the source address; past
  * auth_fail_limit failures in auth_fail_window seconds the source gets 403.
@@ -39,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <sofia-sip/msg_addr.h>
@@ -50,6 +58,7 @@
 #include "b2bua/digest.h"
 #include "b2bua/log.h"
 #include "store/store.h"
+#include "worker/keepalive.h"
 
 #define REGISTRAR_MAX_REGISTER_CONTACTS 16
 
@@ -58,6 +67,8 @@ struct registrar {
 	rds_t *rds;
 	unsigned worker;
 	char secret[sizeof ((struct config *)0)->auth_secret];
+	char host_address[REGISTRAR_ADDR_MAX];
+	struct keepalive *ka;            /* NULL: no NAT keepalives */
 };
 
 /* One REGISTER or INVITE authentication waiting for Redis. */
@@ -257,6 +268,33 @@ static int registrar_precheck(registrar_t *reg, const msg_auth_t *au, struct reg
 
 /* ------------------------------------------------------------ REGISTER */
 
+/* The bindings this REGISTER changed, for the NAT keepalives of this worker. */
+static void registrar_tell_keepalive(const struct registrar_req *req)
+{
+	registrar_t *reg = req->reg;
+
+	if (reg->ka == NULL)
+		return;
+	if (req->star) {
+		keepalive_forget_user(reg->ka, req->cred.username);
+		return;
+	}
+	for (unsigned i = 0; i < req->n_contacts; i++) {
+		struct keepalive_binding b = {
+			.user = req->cred.username,
+			.contact = req->contacts[i],
+			.source = req->source,
+			.call_id = req->call_id,
+			.cseq = req->cseq,
+			.expires_s = req->expires[i],
+		};
+
+		if (b.expires_s > 0 && !registrar_behind_nat(b.contact, b.source))
+			b.expires_s = 0;   /* not behind NAT: nothing to keep open */
+		keepalive_note(reg->ka, &b);
+	}
+}
+
 static void registrar_on_registered(void *arg, int err, enum store_register_result result,
 				    const struct store_binding_left *left, size_t n_left)
 {
@@ -296,6 +334,7 @@ static void registrar_on_registered(void *arg, int err, enum store_register_resu
 		len += (size_t)n;
 	}
 	log_info("REGISTER '%s' from %s: %zu bindings", req->cred.username, req->source, n_left);
+	registrar_tell_keepalive(req);
 	nta_incoming_treply(req->irq, SIP_200_OK,
 			    TAG_IF(len > 0, SIPTAG_CONTACT_STR(contacts)),
 			    TAG_END());
@@ -319,6 +358,7 @@ static void registrar_register_update(struct registrar_req *req)
 		.user_agent = req->user_agent,
 		.host = reg->cfg->node_id,
 		.worker = reg->worker,
+		.host_address = reg->host_address,
 		.remove_all = req->star,
 		.n_contacts = req->n_contacts,
 		.contacts = contacts,
@@ -581,7 +621,7 @@ static int registrar_lookup_status(enum store_lookup_result result)
 }
 
 static void registrar_on_lookup(void *arg, int err, enum store_lookup_result result,
-				const char *const *uris, unsigned n_uris,
+				const struct store_contact *found, unsigned n_uris,
 				const struct store_forward *sf)
 {
 	struct registrar_lookup_ctx *ctx = arg;
@@ -599,8 +639,13 @@ static void registrar_on_lookup(void *arg, int err, enum store_lookup_result res
 	snprintf(fwd.busy, sizeof fwd.busy, "%s", sf->busy);
 	snprintf(fwd.noanswer, sizeof fwd.noanswer, "%s", sf->noanswer);
 	fwd.noanswer_timeout = sf->noanswer_timeout;
-	for (unsigned i = 0; i < n_uris && n < REGISTRAR_MAX_CONTACTS; i++)
-		snprintf(contacts[n++].uri, REGISTRAR_URI_MAX, "%s", uris[i]);
+	for (unsigned i = 0; i < n_uris && n < REGISTRAR_MAX_CONTACTS; i++, n++) {
+		snprintf(contacts[n].uri, sizeof contacts[n].uri, "%s", found[i].uri);
+		snprintf(contacts[n].source, sizeof contacts[n].source, "%s", found[i].source);
+		snprintf(contacts[n].host, sizeof contacts[n].host, "%s", found[i].host);
+		snprintf(contacts[n].host_address, sizeof contacts[n].host_address, "%s",
+			 found[i].host_address);
+	}
 	ctx->done(ctx->arg, status, n ? contacts : NULL, n, &fwd);
 	free(ctx);
 }
@@ -674,6 +719,8 @@ int registrar_create(const struct config *cfg, rds_t *rds, unsigned worker, regi
 	reg->rds = rds;
 	reg->worker = worker;
 	snprintf(reg->secret, sizeof reg->secret, "%s", cfg->auth_secret);
+	snprintf(reg->host_address, sizeof reg->host_address,
+		 strchr(cfg->advertise, ':') ? "[%s]:%d" : "%s:%d", cfg->advertise, cfg->sip_port);
 	*out = reg;
 	return 0;
 }
@@ -681,4 +728,90 @@ int registrar_create(const struct config *cfg, rds_t *rds, unsigned worker, regi
 void registrar_destroy(registrar_t *reg)
 {
 	free(reg);
+}
+
+void registrar_set_keepalive(registrar_t *reg, struct keepalive *ka)
+{
+	reg->ka = ka;
+}
+
+const char *registrar_host_address(const registrar_t *reg)
+{
+	return reg->host_address;
+}
+
+/* ------------------------------------------------------------ NAT */
+
+/* Split "ip:port" (IPv6 with or without brackets) into ip and port: 0, or -EINVAL. */
+static int registrar_addr_split(const char *addr, char *ip, size_t size, unsigned *port)
+{
+	const char *colon = strrchr(addr, ':');
+	const char *start = addr;
+	size_t len;
+	char *end;
+
+	if (colon == NULL)
+		return -EINVAL;
+	len = (size_t)(colon - addr);
+	if (*start == '[' && len >= 2 && colon[-1] == ']') {
+		start++;
+		len -= 2;
+	}
+	if (len == 0 || len >= size)
+		return -EINVAL;
+	memcpy(ip, start, len);
+	ip[len] = '\0';
+	*port = (unsigned)strtoul(colon + 1, &end, 10);
+	return *end == '\0' && *port > 0 && *port < 65536 ? 0 : -EINVAL;
+}
+
+/* Is a URI's host (an IPv6 one in brackets) the address `ip`?  1 or 0. */
+static int registrar_same_host(const char *host, const char *ip)
+{
+	size_t len = strlen(host);
+
+	if (host[0] == '[' && len >= 2 && host[len - 1] == ']')
+		return strlen(ip) == len - 2 && strncasecmp(host + 1, ip, len - 2) == 0;
+	return strcasecmp(host, ip) == 0;
+}
+
+int registrar_addr_url(const char *addr, char *out, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN];
+	unsigned port;
+	int n;
+
+	if (registrar_addr_split(addr, ip, sizeof ip, &port) < 0)
+		return -EINVAL;
+	n = snprintf(out, size, strchr(ip, ':') ? "sip:[%s]:%u;transport=udp" :
+		     "sip:%s:%u;transport=udp", ip, port);
+	return n > 0 && (size_t)n < size ? 0 : -EINVAL;
+}
+
+/*
+ * A Contact names the address the user agent believes it has; the source
+ * is where its REGISTER really came from.  When they differ there is a NAT
+ * (or a proxy) in between, and only the source reaches the user agent
+ * (RFC 3581; Kamailio's fix_nated_register keeps it as "received").  A
+ * Contact that names a host name is compared as text: it never equals an
+ * IP source, so such a binding is reached at its source too.
+ */
+int registrar_behind_nat(const char *contact, const char *source)
+{
+	su_home_t home[1] = { SU_HOME_INIT(home) };
+	url_t *url = url_make(home, contact);
+	char ip[INET6_ADDRSTRLEN];
+	unsigned port, cport;
+	int nat = 0;
+
+	if (source == NULL || registrar_addr_split(source, ip, sizeof ip, &port) < 0)
+		return 0;   /* no source known: the Contact is all there is */
+	if (url == NULL || url->url_host == NULL) {
+		su_home_deinit(home);
+		return 0;
+	}
+	cport = url->url_port ? (unsigned)strtoul(url->url_port, NULL, 10) : 5060;
+	nat = cport != port || registrar_same_host(url->url_host, ip) == 0;
+	su_home_deinit(home);
+	return nat;
 }

@@ -23,12 +23,39 @@ typedef struct registrar registrar_t;
 #define REGISTRAR_MAX_CONTACTS 8
 #define REGISTRAR_URI_MAX 256
 
+/* Room for "ip:port" with an IPv6 address in brackets. */
+#define REGISTRAR_ADDR_MAX 64
+
 struct registrar_contact {
-	char uri[REGISTRAR_URI_MAX];       /* where to send the INVITE (the registered Contact) */
+	char uri[REGISTRAR_URI_MAX];       /* the registered Contact: the INVITE's Request-URI */
+	char source[REGISTRAR_ADDR_MAX];   /* "ip:port" its REGISTER came from; "" unknown */
+	char host[64];                     /* node_id of the host that took the REGISTER */
+	char host_address[REGISTRAR_ADDR_MAX]; /* that host's SIP address "ip:port" */
 };
+
+struct keepalive;
 
 int registrar_create(const struct config *cfg, rds_t *rds, unsigned worker, registrar_t **out);
 void registrar_destroy(registrar_t *reg);
+
+/* Tell the NAT keepalives (worker/keepalive.h) of every binding this worker
+ * accepts or removes; NULL: none. */
+void registrar_set_keepalive(registrar_t *reg, struct keepalive *ka);
+
+/* This host's SIP address as bindings record it ("host_address"): the
+ * advertised address and the public port, "ip:port" ("[v6]:port"). */
+const char *registrar_host_address(const registrar_t *reg);
+
+/*
+ * Subscribers behind NAT (RFC 3581 received/rport), see docs/architecture.md:
+ *   registrar_behind_nat: 1 when the binding's `source` ("ip:port", an IPv6
+ *     address without brackets) is not the Contact's host:port (5060 when
+ *     it names no port): requests for it must go to the source;
+ *   registrar_addr_url: "sip:ip:port;transport=udp" of an "ip:port" (brackets
+ *     around an IPv6 address), the route_url NTA sends to: 0, or -EINVAL.
+ */
+int registrar_behind_nat(const char *contact, const char *source);
+int registrar_addr_url(const char *addr, char *out, size_t size);
 
 /* A REGISTER: answered here, asynchronously (the irq is ours). */
 void registrar_on_register(registrar_t *reg, nta_incoming_t *irq, sip_t const *sip);

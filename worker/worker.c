@@ -47,6 +47,7 @@
 #include "worker/dgram.h"
 #include "worker/rds.h"
 #include "worker/registrar.h"
+#include "worker/keepalive.h"
 #include "worker/uport.h"
 
 #define WORKER_RING_ENTRIES 4096
@@ -71,6 +72,7 @@ struct worker {
 	rds_t *rds;               /* subscribers, registrations, CDRs */
 	cdr_writer_t *cdr;
 	registrar_t *reg;         /* NULL when no domain is served (static routes only) */
+	keepalive_t *ka;          /* NAT keepalives; NULL without a registrar */
 	su_timer_t *tick;
 	int sigfd;
 	struct uport_event sig_ev;
@@ -300,6 +302,10 @@ static int worker_redis_start(const struct config *cfg, unsigned idx)
 	if (ret < 0)
 		return ret;
 	b2b_set_registrar(worker.b2b, worker.reg);
+	ret = b2b_keepalive_create(worker.b2b, worker.rds, &worker.ka);
+	if (ret < 0)
+		return ret;
+	registrar_set_keepalive(worker.reg, worker.ka);
 	return 0;
 }
 
@@ -391,6 +397,7 @@ static void worker_stop(void)
 	if (worker.rds)
 		rds_close(worker.rds);
 	cdr_writer_flush(worker.cdr);
+	keepalive_destroy(worker.ka);   /* its OPTIONS go with the agent */
 	b2b_destroy(worker.b2b);
 	registrar_destroy(worker.reg);
 	cdr_writer_destroy(worker.cdr);

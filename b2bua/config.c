@@ -151,6 +151,7 @@ void config_defaults(struct config *cfg)
 	cfg->redis_password[0] = '\0';
 	cfg->redis_db = 0;
 	cfg->redis_timeout = 1000;
+	cfg->host_lease = 5000;
 	snprintf(cfg->redis_prefix, sizeof cfg->redis_prefix, "b2bua:");
 	snprintf(cfg->cdr_stream, sizeof cfg->cdr_stream, "cdr");
 	snprintf(cfg->cdr_spool_dir, sizeof cfg->cdr_spool_dir, "/var/spool/b2bua");

@@ -110,6 +110,7 @@ struct config {
 	int redis_db;                  /* redis_db: database number (SELECT) */
 	char redis_prefix[64];         /* redis_prefix: put before every key, e.g. "b2bua:" */
 	int redis_timeout;             /* redis_timeout: ms a command may wait for its reply */
+	int host_lease;                /* host_lease: ms a host's heartbeat lease lasts (hosts.h) */
 
 	/* call detail records and forwarding */
 	char cdr_stream[64];           /* cdr_stream: Redis Stream of CDRs (after redis_prefix) */

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "b2bua/ctl.h"
+#include "b2bua/hosts.h"
 #include "b2bua/log.h"
 #include "b2bua/mgmt.h"
 #include "cli/cli_server.h"
@@ -566,6 +567,21 @@ static int master_poll(struct master *m)
 	return 0;
 }
 
+/* A new life of this host (hosts.h): its epoch, its first heartbeat, and
+ * the calls its previous life left closed before any worker serves.  The
+ * master waits on Redis only here, before it supervises anything. */
+static void master_start_life(const struct config *cfg)
+{
+	hosts_t *h;
+
+	if (hosts_create(cfg, &h) < 0) {
+		log_error("host liveness: out of memory");
+		return;
+	}
+	hosts_start(h);
+	hosts_destroy(h);
+}
+
 int master_run(const struct config *cfg)
 {
 	static struct master m;
@@ -581,6 +597,7 @@ int master_run(const struct config *cfg)
 			shm_destroy(m.shm);
 		return 1;
 	}
+	master_start_life(cfg);
 	master_spawn(&m, &m.mgmt);
 	for (int i = 0; i < cfg->workers; i++)
 		master_spawn(&m, &m.workers[i]);

@@ -378,6 +378,19 @@ int store_call_end(rds_t *rds, const char *user, const char *call_key)
 	return rds_commandargv(rds, NULL, NULL, 3, argv, NULL);
 }
 
+int store_call_record(rds_t *rds, const char *node, const char *id, const char *text,
+		      size_t len)
+{
+	char key[STORE_KEY_MAX];
+	const char *argv[] = { "HSET", key, id, text };
+	size_t lens[] = { 4, 0, strlen(id), len };
+
+	if (store_key(rds_prefix(rds), STORE_KEY_CALLS, node, key, sizeof key) < 0)
+		return -ENAMETOOLONG;
+	lens[1] = strlen(key);
+	return rds_commandargv(rds, NULL, NULL, 4, argv, lens);
+}
+
 /* ------------------------------------------------------------ CDRs */
 
 /* Error replies that mean "not now" rather than "not this record". */
@@ -424,31 +437,39 @@ int store_cdr_add(rds_t *rds, const char *stream_key, const char *id, int n,
 		  void *arg)
 {
 	const char **argv;
-	char seen[STORE_KEY_MAX];
+	char seen[STORE_KEY_MAX], calls[STORE_KEY_MAX];
 	struct store_async_ctx *ctx;
-	int ret;
+	int ret, nkeys = 2;
 
 	if (n < 0)
 		return -EINVAL;
 	if (store_cdr_seen_key(stream_key, id, seen, sizeof seen) < 0)
 		return -ENAMETOOLONG;
-	argv = calloc(6 + 2 * (size_t)n, sizeof *argv);
+	/* The host's answered-call record of this CDR goes with it (hosts). */
+	for (int i = 0; i < n; i++)
+		if (strcmp(fields[i], "host") == 0 && values[i][0] != '\0'
+		    && store_key(rds_prefix(rds), STORE_KEY_CALLS, values[i], calls,
+				 sizeof calls) == 0)
+			nkeys = 3;
+	argv = calloc(7 + 2 * (size_t)n, sizeof *argv);
 	if (argv == NULL)
 		return -ENOMEM;
 	argv[0] = "EVAL";
 	argv[1] = store_lua_cdr_add;
-	argv[2] = "2";
+	argv[2] = nkeys == 3 ? "3" : "2";
 	argv[3] = stream_key;
 	argv[4] = seen;
-	argv[5] = STORE_CDR_SEEN_TTL;
+	if (nkeys == 3)
+		argv[5] = calls;
+	argv[3 + nkeys] = STORE_CDR_SEEN_TTL;
 	for (int i = 0; i < n; i++) {
-		argv[6 + 2 * i] = fields[i];
-		argv[7 + 2 * i] = values[i];
+		argv[4 + nkeys + 2 * i] = fields[i];
+		argv[5 + nkeys + 2 * i] = values[i];
 	}
 	ctx = store_ctx_new(arg);
 	if (ctx != NULL)
 		ctx->done.cdr = done;
-	ret = store_send(rds, store_on_cdr, ctx, 6 + 2 * n, argv);
+	ret = store_send(rds, store_on_cdr, ctx, 4 + nkeys + 2 * n, argv);
 	free(argv);
 	return ret;
 }

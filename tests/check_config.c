@@ -140,6 +140,7 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(cfg->redis_password, "");
 	ck_assert_int_eq(cfg->redis_db, 0);
 	ck_assert_int_eq(cfg->redis_timeout, 1000);
+	ck_assert_int_eq(cfg->host_lease, 5000);
 	ck_assert_str_eq(cfg->redis_prefix, "b2bua:");
 	ck_assert_uint_eq(cfg->n_routes, 0);
 	free(cfg);
@@ -194,6 +195,7 @@ START_TEST(test_full_file)
 		"redis_password = \"s3cret \\\"quoted\\\"\";\n"
 		"redis_db = 15;\n"
 		"redis_timeout = 50;\n"
+		"host_lease = 4000;\n"
 		"redis_prefix = \"\";\n"
 		"routes = (\n"
 		"  { prefix = \"+4930\"; target = \"sip:gw1.example.net:5080;transport=udp\"; },\n"
@@ -243,6 +245,7 @@ START_TEST(test_full_file)
 	ck_assert_str_eq(l->cfg.redis_password, "s3cret \"quoted\"");
 	ck_assert_int_eq(l->cfg.redis_db, 15);
 	ck_assert_int_eq(l->cfg.redis_timeout, 50);
+	ck_assert_int_eq(l->cfg.host_lease, 4000);
 	ck_assert_str_eq(l->cfg.redis_prefix, "");
 	ck_assert_uint_eq(l->cfg.n_routes, 3);
 	ck_assert_str_eq(l->cfg.routes[0].prefix, "+4930");
@@ -564,6 +567,8 @@ START_TEST(test_out_of_range)
 	assert_error_text("redis_db = -1;\n", 1, "redis_db");
 	assert_error_text("redis_timeout = 49;\n", 1, "redis_timeout");
 	assert_error_text("redis_timeout = 1501;\n", 1, "redis_timeout");
+	assert_error_text("host_lease = 3999;\n", 1, "host_lease");
+	assert_error_text("host_lease = 60001;\n", 1, "host_lease");
 }
 END_TEST
 

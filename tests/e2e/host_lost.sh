@@ -16,6 +16,7 @@
 #      end - answer; the records are gone, active:bob is empty, and exactly
 #      one "host host2 lost" line was logged, by the survivor that wrote
 #      the CDRs.  `show hosts` says host2 is lost and who closed its calls.
+#      A malformed record put among host2's is logged and kept aside.
 #   3. the survivors keep serving: bob (max_calls 1, its entry released)
 #      is called again through host1, then through host3.
 #   4. host2 restarts, takes $M calls to carol, is SIGKILLed with them up
@@ -72,6 +73,8 @@ assert_eq 1 "$(rcli ZCARD "${MH_PREFIX}active:bob")" "bob's call is counted (act
 assert_eq $((N + 1)) "$(mh_cli_json 1 hosts '.[] | select(.node_id == "host2") | .calls')" \
 	"show hosts on host1: host2's calls"
 sleep 2   # talk a while: a heartbeat or more after every answer
+# Bad input: a record that is no record (written by hand, or by a bug).
+rcli HSET "${MH_PREFIX}calls:host2" bogus-1 "not a call record" >/dev/null
 
 # ---------------------------------------------------------------- 2
 mh_kill 2
@@ -106,6 +109,10 @@ gap=$((killed_ms - beat_ms))
 [ "$gap" -ge 0 ] && [ "$gap" -le $((LEASE_MS / 3 + 1000)) ] ||
 	fail "last heartbeat $gap ms before the kill (at most a heartbeat interval)"
 assert_eq 0 "$(records)" "host2's call records are gone"
+assert_eq "not a call record" "$(rcli HGET "${MH_PREFIX}callsbad:host2" bogus-1)" \
+	"the malformed record was kept aside"
+assert_grep "host host2: call record bogus-1 is malformed: kept aside" "$(mh_log "${closer#host}")" \
+	"the closer logged the malformed record"
 assert_eq 0 "$(rcli ZCARD "${MH_PREFIX}active:bob")" "active:bob released"
 lines=0
 for h in 1 3; do
@@ -119,8 +126,8 @@ assert_eq 0 "$(cat "$(mh_log 1)" "$(mh_log 3)" | grep -c 'host host2 (lost): clo
 mh_cli 1 show hosts >"$T/hosts.txt" || fail "show hosts failed"
 cat "$T/hosts.txt" >&2
 assert_grep "^host2 .* lost .* $closer .* $((N + 1))\$" "$T/hosts.txt" "show hosts: host2 lost, closed by $closer"
-assert_eq "false $closer $((N + 1)) 0" \
-	"$(mh_cli_json 3 hosts '.[] | select(.node_id == "host2") | "\(.alive) \(.closed.by) \(.closed.calls) \(.calls)"')" \
+assert_eq "false $closer $((N + 1)) 0 1" \
+	"$(mh_cli_json 3 hosts '.[] | select(.node_id == "host2") | "\(.alive) \(.closed.by) \(.closed.calls) \(.calls) \(.bad_records)"')" \
 	"show hosts --json on host3: host2"
 sipp_stop up
 sipp_stop upbob

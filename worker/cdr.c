@@ -439,7 +439,7 @@ static int cdr_record_head(const char *p, size_t len, struct cdr_record *r)
 	if (tok == NULL || cdr_parse_u64(tok, &r->epoch) < 0)
 		return -EINVAL;
 	while ((tok = strtok_r(NULL, "\t", &save)) != NULL) {
-		if (r->n_names == CDR_RECORD_NAMES || strlen(tok) >= CDR_RECORD_NAME_MAX)
+		if (r->n_names == CDR_RECORD_NAMES || !cdr_record_name_ok(tok))
 			return -EINVAL;
 		strcpy(r->names[r->n_names++], tok);
 	}

@@ -45,7 +45,7 @@ struct hosts {
 	unsigned lease_ms;
 	uint64_t next_beat;         /* mono_ms */
 	uint64_t next_sweep;
-	int beat_failing;           /* logged once until a heartbeat works again */
+	unsigned beat_failures;     /* in a row: logged once, and the beats back off */
 };
 
 int hosts_create(const struct config *cfg, hosts_t **out)
@@ -82,12 +82,12 @@ static int hosts_beat(hosts_t *h)
 	int ret = store_host_beat(h->store, h->cfg->node_id, hosts_epoch(), h->sip, h->lease_ms,
 				  &err);
 
-	if (ret < 0 && !h->beat_failing)
-		log_error("host lease not renewed: %s (other hosts will take this host for "
-			  "lost after %u ms)", err.text, h->lease_ms);
-	else if (ret == 0 && h->beat_failing)
+	if (ret < 0 && h->beat_failures == 0)
+		log_warn("host lease not renewed: %s (other hosts will take this host for "
+			 "lost after %u ms)", err.text, h->lease_ms);
+	else if (ret == 0 && h->beat_failures > 0)
 		log_info("host lease renewed again");
-	h->beat_failing = ret < 0;
+	h->beat_failures = ret < 0 ? h->beat_failures + 1 : 0;
 	return ret;
 }
 
@@ -332,6 +332,18 @@ void hosts_start(hosts_t *h)
 	hosts_try(h, &self);
 }
 
+/* When to beat again: every lease/3; after failures, less and less often
+ * (up to once a lease), so that a hung Redis (each try waits up to a second
+ * for it) does not keep the CLI waiting most of the time. */
+static uint64_t hosts_beat_interval(const hosts_t *h)
+{
+	uint64_t ms = h->lease_ms / 3;
+
+	for (unsigned i = 1; i < h->beat_failures && ms < h->lease_ms; i++)
+		ms *= 2;
+	return ms < h->lease_ms ? ms : h->lease_ms;
+}
+
 int hosts_tick(hosts_t *h)
 {
 	uint64_t now = mono_ms();
@@ -339,10 +351,12 @@ int hosts_tick(hosts_t *h)
 
 	if (now >= h->next_beat) {
 		hosts_beat(h);
-		h->next_beat = now + h->lease_ms / 3;
+		h->next_beat = now + hosts_beat_interval(h);
 	}
 	if (now >= h->next_sweep) {
-		hosts_sweep(h);
+		/* Redis unreachable for our heartbeat: no use sweeping now. */
+		if (h->beat_failures == 0)
+			hosts_sweep(h);
 		h->next_sweep = now + h->lease_ms / 2;
 	}
 	now = mono_ms();

@@ -11,7 +11,11 @@
  *   3. the CLI socket is bound: a second daemon on the same socket is
  *      refused here, before it could fight over SIP ports.  The master keeps
  *      it open but never accepts on it: the management process does (mgmt.h);
- *   4. the management process and the workers are forked; each worker
+ *   4. this host's life begins (hosts.h): a new epoch, the first heartbeat,
+ *      and the answered calls its previous life left are closed, before any
+ *      worker could meet their stale max_calls entries (the only time the
+ *      master waits on Redis, bounded by the store's 1 s timeouts);
+ *   5. the management process and the workers are forked; each worker
  *      initialises Sofia-SIP itself, after fork.
  *
  * Signals become flags: they are blocked and read from a signalfd in the

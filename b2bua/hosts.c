@@ -120,8 +120,17 @@ static uint64_t hosts_end_of(const struct store_host_claim *cl, uint64_t epoch)
 	return 0;
 }
 
+/* Whether a record of life `epoch` is the claim's to close: a lost host's
+ * records of that life or an earlier one (not of a newer life, which a
+ * restart may have begun since the claim), or a live host's records of
+ * its earlier lives (never of the present one). */
+static int hosts_covers(const struct store_host_claim *cl, uint64_t epoch)
+{
+	return cl->dead ? epoch <= cl->epoch : epoch != cl->epoch;
+}
+
 /* The CDR of a record's call; 1 when it is to be written, 0 when the call
- * is a live one (of the host's present life), negative when malformed. */
+ * is not the claim's (a live one), negative when malformed. */
 static int hosts_prepare(hosts_t *h, const struct store_call_rec *r,
 			 const struct store_host_claim *cl, struct hosts_call *call,
 			 struct hosts_tally *t)
@@ -132,7 +141,7 @@ static int hosts_prepare(hosts_t *h, const struct store_call_rec *r,
 
 	if (cdr_record_from_text(r->text, r->len, &call->rec) < 0 || strcmp(c->id, r->id) != 0)
 		return -EINVAL;
-	if (!cl->dead && call->rec.epoch == cl->epoch)
+	if (!hosts_covers(cl, call->rec.epoch))
 		return 0;
 	end = hosts_end_of(cl, call->rec.epoch);
 	if (end == 0)

@@ -320,7 +320,8 @@ static void hosts_sweep(hosts_t *h)
 
 		if (dead && strcmp(x->node, h->cfg->node_id) == 0)
 			continue;   /* our heartbeats failed: not ours to judge */
-		if ((dead && (x->closed_epoch != x->epoch || x->calls > 0)) || x->prev_open)
+		if ((dead && ((x->closed_epoch != x->epoch && x->stopped_epoch != x->epoch)
+			      || x->calls > 0)) || x->prev_open)
 			hosts_try(h, x);
 	}
 	free(list);
@@ -351,6 +352,18 @@ static uint64_t hosts_beat_interval(const hosts_t *h)
 	for (unsigned i = 1; i < h->beat_failures && ms < h->lease_ms; i++)
 		ms *= 2;
 	return ms < h->lease_ms ? ms : h->lease_ms;
+}
+
+void hosts_stop(hosts_t *h)
+{
+	struct store_error err;
+	int ret = store_host_stop(h->store, h->cfg->node_id, hosts_epoch(), &err);
+
+	if (ret < 0)
+		log_warn("host stop not noted: %s (other hosts will report this host lost)",
+			 err.text);
+	else if (ret == 0)
+		log_info("host stops with answered calls left: other hosts will close them");
 }
 
 int hosts_tick(hosts_t *h)

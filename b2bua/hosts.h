@@ -61,4 +61,12 @@ void hosts_set_epoch(uint64_t epoch);   /* hosts_start's */
  */
 int hosts_tick(hosts_t *h);
 
+/*
+ * The management process stops (the host's shutdown, after its workers):
+ * if no answered call of this life is left, note that this life stopped on
+ * purpose, so that the other hosts do not report it lost when its lease
+ * runs out; calls left are closed by them as usual.
+ */
+void hosts_stop(hosts_t *h);
+
 #endif

@@ -184,6 +184,7 @@ void mgmt_run(const struct config *cfg, cli_server_t *cli, int ctl)
 		mgmt_run_pending();
 	}
 	/* The socket file is the master's: it stays for the next management process. */
+	hosts_stop(mgmt.hosts);
 	hosts_destroy(mgmt.hosts);
 	log_info("stopped");
 	exit(0);

@@ -7,7 +7,8 @@
  * (the same clock that decides whether a host is lost); this file only
  * presents them, in cli_hosts_answer(), which is pure so that check_cli
  * can test the formatting on its own.  Alive means what the closers
- * believe: the last heartbeat plus the lease is not past.  For a lost host
+ * believe: the last heartbeat plus the lease is not past; a host whose
+ * lease ran out after a stop with no call left is "stopped".  For a lost host
  * the CLOSED columns say who wrote its calls' CDRs and when ("-" while
  * nobody has yet); for a live host, who closed what its previous life left.
  */
@@ -22,6 +23,15 @@
 static int cli_host_alive(const struct store_host *h, uint64_t now_ms)
 {
 	return h->beat_ms + h->lease_ms >= now_ms;
+}
+
+/* "alive", "stopped" (its lease ran out after a stop with no call left)
+ * or "lost". */
+static const char *cli_host_state(const struct store_host *h, uint64_t now_ms)
+{
+	if (cli_host_alive(h, now_ms))
+		return "alive";
+	return h->stopped_epoch == h->epoch && h->epoch != 0 ? "stopped" : "lost";
 }
 
 static uint64_t cli_host_age_ms(const struct store_host *h, uint64_t now_ms)
@@ -61,8 +71,8 @@ static void cli_host_line(const struct store_host *h, uint64_t now_ms, struct cl
 	cli_iso_ms(closed ? at_ms : 0, at, sizeof at);
 	if (closed)
 		snprintf(ncalls, sizeof ncalls, "%llu", (unsigned long long)closed_calls);
-	cli_buf_printf(out, "%-16s %-24s %-5s %9llu.%01llu %6llu %-24s %-16s %-24s %s\n", node,
-		       cli_dash(sip), cli_host_alive(h, now_ms) ? "alive" : "lost",
+	cli_buf_printf(out, "%-16s %-24s %-7s %9llu.%01llu %6llu %-24s %-16s %-24s %s\n", node,
+		       cli_dash(sip), cli_host_state(h, now_ms),
 		       (unsigned long long)(age / 1000), (unsigned long long)(age % 1000 / 100),
 		       (unsigned long long)h->calls, started, cli_dash(by), at, ncalls);
 }
@@ -98,6 +108,7 @@ static json_t *cli_host_json(const struct store_host *h, uint64_t now_ms)
 	if (o && (json_object_set_new(o, "node_id", cli_json_str(h->node, 0)) < 0
 		  || json_object_set_new(o, "sip", cli_json_str(h->sip, 1)) < 0
 		  || json_object_set_new(o, "alive", json_boolean(alive)) < 0
+		  || json_object_set_new(o, "state", cli_json_str(cli_host_state(h, now_ms), 0)) < 0
 		  || json_object_set_new(o, "lease_age_ms",
 					 cli_json_u64(cli_host_age_ms(h, now_ms))) < 0
 		  || json_object_set_new(o, "lease_ms", cli_json_u64(h->lease_ms)) < 0
@@ -125,16 +136,17 @@ int cli_hosts_answer(const struct store_host *h, size_t n, uint64_t now_ms, int 
 		     struct cli_buf *out)
 {
 	json_t *arr = json ? json_array() : NULL;
-	size_t alive = 0;
+	size_t alive = 0, stopped = 0;
 
 	if (json && !arr)
 		return -ENOMEM;
 	if (!json)
-		cli_buf_printf(out, "%-16s %-24s %-5s %11s %6s %-24s %-16s %-24s %s\n", "NODE",
+		cli_buf_printf(out, "%-16s %-24s %-7s %11s %6s %-24s %-16s %-24s %s\n", "NODE",
 			       "SIP", "STATE", "LEASE_AGE_S", "CALLS", "STARTED", "CLOSED_BY",
 			       "CLOSED_AT", "CLOSED_CALLS");
 	for (size_t i = 0; i < n; i++) {
 		alive += cli_host_alive(&h[i], now_ms);
+		stopped += strcmp(cli_host_state(&h[i], now_ms), "stopped") == 0;
 		if (json && json_array_append_new(arr, cli_host_json(&h[i], now_ms)) < 0)
 			out->err = -ENOMEM;
 		else if (!json)
@@ -145,8 +157,8 @@ int cli_hosts_answer(const struct store_host *h, size_t n, uint64_t now_ms, int 
 		cli_buf_add(out, "\n", 1);
 		json_decref(arr);
 	} else {
-		cli_buf_printf(out, "%zu host%s (%zu alive, %zu lost)\n", n, n == 1 ? "" : "s",
-			       alive, n - alive);
+		cli_buf_printf(out, "%zu host%s (%zu alive, %zu lost, %zu stopped)\n", n,
+			       n == 1 ? "" : "s", alive, n - alive - stopped, stopped);
 	}
 	return out->err;
 }

@@ -432,6 +432,8 @@ struct store_host {
 	uint64_t closed_ms;
 	uint64_t closed_calls;
 	uint64_t closed_epoch;        /* that life's epoch (== epoch: this life is lost) */
+	uint64_t stopped_epoch;       /* == epoch: this life stopped on purpose, no call left */
+	uint64_t stopped_ms;
 	int prev_open;                /* its previous life left records not closed yet */
 	char prev_closed_by[32];      /* who closed its previous life's leftovers, "" */
 	uint64_t prev_closed_ms;
@@ -441,6 +443,10 @@ struct store_host {
 /* Our heartbeat: the lease of `node` in this life (`epoch`), by Redis's clock. */
 int store_host_beat(store_sync_t *s, const char *node, uint64_t epoch, const char *sip,
 		    unsigned lease_ms, struct store_error *err);
+
+/* This life of `node` stops on purpose: 1 when noted (no call left: its
+ * lease running out is then no loss), 0 when calls are left. */
+int store_host_stop(store_sync_t *s, const char *node, uint64_t epoch, struct store_error *err);
 
 /* Every known host, sorted by node_id, and Redis's time now (one round
  * trip).  *hosts is the caller's to free() (also when *n is 0). */

@@ -87,6 +87,24 @@ int store_host_beat(store_sync_t *s, const char *node, uint64_t epoch, const cha
 	return ret;
 }
 
+int store_host_stop(store_sync_t *s, const char *node, uint64_t epoch, struct store_error *err)
+{
+	char host[STORE_KEY_MAX], claim[STORE_KEY_MAX], calls[STORE_KEY_MAX], ep[24];
+	redisReply *rr;
+	int ret;
+
+	if (store_hosts_keys(s, node, host, claim, calls) < 0)
+		return store_fail(err, -ENAMETOOLONG, "node_id too long for a key");
+	snprintf(ep, sizeof ep, "%llu", (unsigned long long)epoch);
+	const char *argv[] = { "EVAL", store_lua_host_stop, "2", host, calls, ep };
+	ret = store_hosts_once(s, 6, argv, &rr, err);
+	if (ret < 0)
+		return ret;
+	ret = rr->type == REDIS_REPLY_INTEGER && rr->integer == 1;
+	freeReplyObject(rr);
+	return ret;
+}
+
 /* ------------------------------------------------------------ the list */
 
 /* One host from its HGETALL (pairs) and its two HLENs. */
@@ -122,6 +140,10 @@ static void store_hosts_fill(struct store_host *h, const redisReply *all, const 
 			h->prev_closed_ms = store_hosts_u64(v);
 		else if (strcmp(f, "prev_closed_calls") == 0)
 			h->prev_closed_calls = store_hosts_u64(v);
+		else if (strcmp(f, "stopped_epoch") == 0)
+			h->stopped_epoch = store_hosts_u64(v);
+		else if (strcmp(f, "stopped_ms") == 0)
+			h->stopped_ms = store_hosts_u64(v);
 		else if (strcmp(f, "prev_open") == 0)
 			h->prev_open = strcmp(v, "1") == 0;
 	}

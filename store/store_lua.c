@@ -177,23 +177,36 @@ const char store_lua_host_beat[] =
 	"end "
 	"redis.call('HSET', KEYS[2], 'node', ARGV[1], 'epoch', ARGV[2], 'sip', ARGV[3], "
 	"  'beat_ms', now, 'lease_ms', ARGV[4]) "
+	"redis.call('HDEL', KEYS[2], 'stopped_epoch') "
 	"return now";
+
+/* KEYS[1] the host hash, KEYS[2] its call records.  ARGV: its epoch.  The
+ * host stops on purpose: when none of its calls is left (the records are
+ * gone with their CDRs), its lease running out is no loss, and no closer
+ * claims it.  Returns 1 when noted, 0 when calls are left (closers take
+ * them as those of a lost host) or another life beats. */
+const char store_lua_host_stop[] =
+	STORE_LUA_NOW
+	"if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end "
+	"if redis.call('HLEN', KEYS[2]) > 0 then return 0 end "
+	"redis.call('HSET', KEYS[1], 'stopped_epoch', ARGV[1], 'stopped_ms', now) "
+	"return 1";
 
 /* KEYS[1] the host hash, KEYS[2] its claim key, KEYS[3] its call records.
  * ARGV: our node_id, the claim's TTL (ms).  There is work when the host's
- * lease ran out (by Redis's clock) and its loss was not handled yet or
- * records are left, or when a new life of it left the old one's records
+ * lease ran out (by Redis's clock) and its loss was not handled yet (nor
+ * was it a stop with no call left) or records are left, or when a new life of it left the old one's records
  * (prev_open).  Claimed with SET NX: exactly one host gets it.  Returns
  * { 0 } (no work, or claimed by another), or { 1, dead (0/1), epoch,
  * beat_ms, prev_epoch, prev_beat_ms, now }. */
 const char store_lua_host_claim[] =
 	STORE_LUA_NOW
 	"local h = redis.call('HMGET', KEYS[1], 'beat_ms', 'lease_ms', 'epoch', "
-	"  'closed_epoch', 'prev_epoch', 'prev_beat_ms', 'prev_open') "
+	"  'closed_epoch', 'prev_epoch', 'prev_beat_ms', 'prev_open', 'stopped_epoch') "
 	"if not h[1] or not h[2] or not h[3] then return { 0 } end "
 	"local dead = tonumber(h[1]) + tonumber(h[2]) < now "
 	"local work "
-	"if dead then work = h[4] ~= h[3] or redis.call('HLEN', KEYS[3]) > 0 "
+	"if dead then work = (h[4] ~= h[3] and h[8] ~= h[3]) or redis.call('HLEN', KEYS[3]) > 0 "
 	"else work = h[7] == '1' end "
 	"if not work then return { 0 } end "
 	"if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return { 0 } end "

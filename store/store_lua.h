@@ -30,5 +30,6 @@ extern const char store_lua_host_beat[];
 extern const char store_lua_host_claim[];
 extern const char store_lua_host_closed[];
 extern const char store_lua_host_aside[];
+extern const char store_lua_host_stop[];
 
 #endif

@@ -2505,7 +2505,7 @@ START_TEST(test_hosts_format)
 	*strchr(l, '\n') = '\0';
 	ck_assert_msg(strstr(l, " alive ") && strstr(l, " edge4 ") &&
 		      strstr(l, " 2023-11-14T22:13:21.000Z 2"), "%s", l);
-	ck_assert_ptr_nonnull(strstr(l + strlen(l) + 1, "4 hosts (2 alive, 2 lost)\n"));
+	ck_assert_ptr_nonnull(strstr(l + strlen(l) + 1, "4 hosts (2 alive, 2 lost, 0 stopped)\n"));
 	free(out.data);
 
 	memset(&out, 0, sizeof out);
@@ -2533,17 +2533,29 @@ START_TEST(test_hosts_format)
 	ck_assert(json_is_false(json_object_get(o, "alive")));
 	ck_assert(json_is_null(json_object_get(o, "closed")));   /* not closed yet */
 	ck_assert_int_eq(int_field(o, "calls"), 2);
+	ck_assert_str_eq(str_field(o, "state"), "lost");
 	o = json_array_get(arr, 3);
 	ck_assert(json_is_true(json_object_get(o, "alive")));
 	ck_assert_str_eq(str_field(json_object_get(o, "previous_life_closed"), "by"), "edge4");
 	json_decref(arr);
 	free(out.data);
 
+	/* edge3's life stopped on purpose, no call left: stopped, not lost. */
+	h[2].stopped_epoch = h[2].epoch;
+	h[2].calls = 0;
+	memset(&out, 0, sizeof out);
+	ck_assert_int_eq(cli_hosts_answer(h, 4, now, 0, &out), 0);
+	cli_buf_add(&out, "", 1);
+	l = find_line(out.data, "edge3 ");
+	ck_assert_msg(l && strstr(l, " stopped "), "%s", out.data);
+	ck_assert_ptr_nonnull(strstr(out.data, "\n4 hosts (2 alive, 1 lost, 1 stopped)\n"));
+	free(out.data);
+
 	/* No host yet. */
 	memset(&out, 0, sizeof out);
 	ck_assert_int_eq(cli_hosts_answer(h, 0, now, 0, &out), 0);
 	cli_buf_add(&out, "", 1);
-	ck_assert_ptr_nonnull(strstr(out.data, "\n0 hosts (0 alive, 0 lost)\n"));
+	ck_assert_ptr_nonnull(strstr(out.data, "\n0 hosts (0 alive, 0 lost, 0 stopped)\n"));
 	free(out.data);
 }
 END_TEST
@@ -2575,7 +2587,7 @@ START_TEST(test_show_hosts)
 	ck_assert_msg(l && strstr(l, " alive ") && strstr(l, " 10.0.0.1:5060 "), "%s", r.out);
 	l = find_line(r.out, "edge2 ");
 	ck_assert_msg(l && strstr(l, " lost ") && strstr(l, " edge1 "), "%s", r.out);
-	ck_assert_ptr_nonnull(strstr(r.out, "\n2 hosts (1 alive, 1 lost)\n"));
+	ck_assert_ptr_nonnull(strstr(r.out, "\n2 hosts (1 alive, 1 lost, 0 stopped)\n"));
 	free_result(&r);
 
 	run_cli(&r, "show", "hosts", "--json", NULL);

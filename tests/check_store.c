@@ -737,6 +737,20 @@ START_TEST(test_hosts)
 	/* Alive: no work, no claim. */
 	ck_assert_int_eq(store_host_claim(t_store, "edge2", "edge1", 30000, &cl, &err), 0);
 
+	/* edge1 stops on purpose: not while calls are left, and a stopped life
+	 * whose lease runs out is no work for a closer; a new beat clears it. */
+	ck_assert_int_eq(store_host_stop(t_store, "edge1", 10, &err), 0);
+	freeReplyObject(probe("DEL %s", PREFIX "calls:edge1"));
+	ck_assert_int_eq(store_host_stop(t_store, "edge1", 9, &err), 0);   /* not its life */
+	ck_assert_int_eq(store_host_stop(t_store, "edge1", 10, &err), 1);
+	freeReplyObject(probe("HSET %s beat_ms 1000", PREFIX "host:edge1"));
+	ck_assert_int_eq(store_host_claim(t_store, "edge1", "edge2", 30000, &cl, &err), 0);
+	ck_assert_int_eq(store_hosts_list(t_store, &list, &n, &now, &err), 0);
+	ck_assert_uint_eq(find_host(list, n, "edge1")->stopped_epoch, 10);
+	free(list);
+	ck_assert_int_eq(store_host_beat(t_store, "edge1", 10, "10.0.0.1:5060", 4000, &err), 0);
+	ck_assert_int_eq(probe_int("HEXISTS " PREFIX "host:edge1 %s", "stopped_epoch"), 0);
+
 	/* edge2 lost with one answered call, counted against bob. */
 	freeReplyObject(probe("HSET %s beat_ms 1000", PREFIX "host:edge2"));
 	freeReplyObject(probe("HSET %s edge2-w0-1-1 rec", PREFIX "calls:edge2"));

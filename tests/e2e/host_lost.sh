@@ -23,6 +23,8 @@
 #      and restarted at once with the same node_id: before its workers
 #      start it closes those calls itself (closed_by host2, one "restarted"
 #      line), then serves a call again.
+#   5. host3 stops (SIGTERM) with no call: when its lease runs out it is
+#      `stopped` in `show hosts`, and nobody reports it lost.
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/multihost_lib.sh"
@@ -171,7 +173,15 @@ log "ok: host2 serves again"
 for h in 1 3; do
 	assert_no_grep "(error|crit)" "$(mh_log "$h")" "no errors in host $h's log"
 done
-for ((h = 1; h <= HOSTS; h++)); do
+
+# ---------------------------------------------------------------- 5
+# A host stopped on purpose with no call left is not reported lost.
+mh_stop 3 || fail "host 3: b2bua exited $? on SIGTERM"
+host3_stopped() { [ "$(mh_cli_json 1 hosts '.[] | select(.node_id == "host3") | .state')" = stopped ]; }
+wait_for $((LEASE_MS / 1000 + 3)) host3_stopped || fail "show hosts: host3 not 'stopped' after its lease"
+sleep 1
+assert_eq 0 "$(cat "$(mh_log 1)" "$(mh_log 2)" | grep -c 'host host3')" "nobody reported host3 lost"
+for h in 1 2; do
 	mh_stop "$h" || fail "host $h: b2bua exited $? on SIGTERM"
 done
 log "PASS"

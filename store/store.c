@@ -127,9 +127,9 @@ static const char *const store_key_kinds[] = {
 	[STORE_KEY_ACTIVE] = "active",
 	[STORE_KEY_NONCE_COUNT] = "nc",
 	[STORE_KEY_AUTH_FAIL] = "authfail",
+	[STORE_KEY_CALLS] = "calls",
 	[STORE_KEY_HOST] = "host",
 	[STORE_KEY_HOST_CLAIM] = "hostclaim",
-	[STORE_KEY_CALLS] = "calls",
 	[STORE_KEY_CALLS_BAD] = "callsbad",
 };
 

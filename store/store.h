@@ -80,9 +80,9 @@ enum store_key_kind {
 	STORE_KEY_ACTIVE,        /* <p>active:<name>    its calls now up (max_calls) */
 	STORE_KEY_NONCE_COUNT,   /* <p>nc:<nonce>:<nc>  a nonce-count already used */
 	STORE_KEY_AUTH_FAIL,     /* <p>authfail:<ip>    failed authentications of a source */
+	STORE_KEY_CALLS,         /* <p>calls:<node_id>  a host's answered calls, by CDR id */
 	STORE_KEY_HOST,          /* <p>host:<node>      a host's lease and history (hosts) */
 	STORE_KEY_HOST_CLAIM,    /* <p>hostclaim:<node> who is closing that host's calls */
-	STORE_KEY_CALLS,         /* <p>calls:<node>     its answered calls' records */
 	STORE_KEY_CALLS_BAD,     /* <p>callsbad:<node>  malformed records, kept aside */
 };
 
@@ -266,10 +266,12 @@ typedef void store_cdr_f(void *arg, enum store_cdr_outcome outcome, const char *
 /*
  * Add one CDR (n field/value pairs, its unique `id`) to the stream
  * `stream_key` (store_cdr_stream_key()) unless that id was stored in the
- * last 7 days.  done may be called with LOST when the connection drops.
+ * last 7 days, and in the same script delete the call's record, field `id`
+ * of <p>calls:<host> (`host`: the CDR's node_id).  done may be called with
+ * LOST when the connection drops.
  */
-int store_cdr_add(struct rds *rds, const char *stream_key, const char *id, int n,
-		  const char *const *fields, const char *const *values, store_cdr_f *done,
+int store_cdr_add(struct rds *rds, const char *stream_key, const char *id, const char *host,
+		  int n, const char *const *fields, const char *const *values, store_cdr_f *done,
 		  void *arg);
 
 /* ------------------------------------------------------------ synchronous side (management) */

@@ -432,44 +432,39 @@ static void store_on_cdr(rds_t *rds, redisReply *reply, void *arg)
 	free(ctx);
 }
 
-int store_cdr_add(rds_t *rds, const char *stream_key, const char *id, int n,
-		  const char *const *fields, const char *const *values, store_cdr_f *done,
+int store_cdr_add(rds_t *rds, const char *stream_key, const char *id, const char *host,
+		  int n, const char *const *fields, const char *const *values, store_cdr_f *done,
 		  void *arg)
 {
 	const char **argv;
 	char seen[STORE_KEY_MAX], calls[STORE_KEY_MAX];
 	struct store_async_ctx *ctx;
-	int ret, nkeys = 2;
+	int ret;
 
 	if (n < 0)
 		return -EINVAL;
-	if (store_cdr_seen_key(stream_key, id, seen, sizeof seen) < 0)
+	if (store_cdr_seen_key(stream_key, id, seen, sizeof seen) < 0 ||
+	    store_key(rds_prefix(rds), STORE_KEY_CALLS, host, calls, sizeof calls) < 0)
 		return -ENAMETOOLONG;
-	/* The host's answered-call record of this CDR goes with it (hosts). */
-	for (int i = 0; i < n; i++)
-		if (strcmp(fields[i], "host") == 0 && values[i][0] != '\0'
-		    && store_key(rds_prefix(rds), STORE_KEY_CALLS, values[i], calls,
-				 sizeof calls) == 0)
-			nkeys = 3;
-	argv = calloc(7 + 2 * (size_t)n, sizeof *argv);
+	argv = calloc(8 + 2 * (size_t)n, sizeof *argv);
 	if (argv == NULL)
 		return -ENOMEM;
 	argv[0] = "EVAL";
 	argv[1] = store_lua_cdr_add;
-	argv[2] = nkeys == 3 ? "3" : "2";
+	argv[2] = "3";
 	argv[3] = stream_key;
 	argv[4] = seen;
-	if (nkeys == 3)
-		argv[5] = calls;
-	argv[3 + nkeys] = STORE_CDR_SEEN_TTL;
+	argv[5] = calls;
+	argv[6] = STORE_CDR_SEEN_TTL;
+	argv[7] = id;
 	for (int i = 0; i < n; i++) {
-		argv[4 + nkeys + 2 * i] = fields[i];
-		argv[5 + nkeys + 2 * i] = values[i];
+		argv[8 + 2 * i] = fields[i];
+		argv[9 + 2 * i] = values[i];
 	}
 	ctx = store_ctx_new(arg);
 	if (ctx != NULL)
 		ctx->done.cdr = done;
-	ret = store_send(rds, store_on_cdr, ctx, 4 + nkeys + 2 * n, argv);
+	ret = store_send(rds, store_on_cdr, ctx, 8 + 2 * n, argv);
 	free(argv);
 	return ret;
 }

@@ -374,7 +374,7 @@ static int store_host_close_send(struct store_conn *conn, const char *stream,
 
 	if (it->n < 1 || store_cdr_seen_key(stream, it->id, seen, sizeof seen) < 0)
 		return 0;   /* nothing queued: its outcome stays LOST */
-	argv = calloc(7 + 2 * (size_t)it->n, sizeof *argv);
+	argv = calloc(8 + 2 * (size_t)it->n, sizeof *argv);
 	if (argv == NULL)
 		return 0;
 	for (unsigned k = 0; k < it->n_names && k < STORE_HOSTS_NAMES_MAX; k++) {
@@ -391,11 +391,12 @@ static int store_host_close_send(struct store_conn *conn, const char *stream,
 	argv[4] = seen;
 	argv[5] = calls;
 	argv[6] = STORE_HOSTS_CDR_SEEN_TTL;
+	argv[7] = it->id;
 	for (int i = 0; i < it->n; i++) {
-		argv[7 + 2 * i] = it->fields[i];
-		argv[8 + 2 * i] = it->values[i];
+		argv[8 + 2 * i] = it->fields[i];
+		argv[9 + 2 * i] = it->values[i];
 	}
-	redisAppendCommandArgv(conn->c, 7 + 2 * it->n, argv, NULL);
+	redisAppendCommandArgv(conn->c, 8 + 2 * it->n, argv, NULL);
 	free(argv);
 	return (int)zrem + 1;
 }

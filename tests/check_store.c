@@ -643,8 +643,8 @@ static void add_cdr(const char *id, enum store_cdr_outcome want)
 	const char *values[] = { id, "sip:alice@example.com", "ANSWERED" };
 	struct cdr_result r = { 0 };
 
-	ck_assert_int_eq(store_cdr_add(t_rds, PREFIX "cdr", id, 3, fields, values, on_cdr, &r),
-			 0);
+	ck_assert_int_eq(store_cdr_add(t_rds, PREFIX "cdr", id, "n1", 3, fields, values, on_cdr,
+				       &r), 0);
 	ck_assert(testenv_run_until(cdr_done, &r, 2000));
 	ck_assert_int_eq(r.outcome, want);
 }

@@ -552,8 +552,8 @@ static int cdr_send(cdr_writer_t *w, struct cdr_req *req)
 	if (n < 0)
 		return n;
 	req->w = w;
-	ret = store_cdr_add(w->rds, w->stream, req->rec.id, n, fields, values, cdr_on_stored,
-			    req);
+	ret = store_cdr_add(w->rds, w->stream, req->rec.id, req->rec.host, n, fields, values,
+			    cdr_on_stored, req);
 	if (ret == 0)
 		cdr_link(w, req);
 	return ret;

@@ -111,6 +111,7 @@ void config_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
 	config_default_node_id(cfg->node_id, sizeof cfg->node_id);
+	cfg->host_lease = 5000;
 	cfg->workers = config_cpu_workers();
 	cfg->drain_timeout = 30;
 	snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1");
@@ -151,7 +152,6 @@ void config_defaults(struct config *cfg)
 	cfg->redis_password[0] = '\0';
 	cfg->redis_db = 0;
 	cfg->redis_timeout = 1000;
-	cfg->host_lease = 5000;
 	snprintf(cfg->redis_prefix, sizeof cfg->redis_prefix, "b2bua:");
 	snprintf(cfg->cdr_stream, sizeof cfg->cdr_stream, "cdr");
 	snprintf(cfg->cdr_spool_dir, sizeof cfg->cdr_spool_dir, "/var/spool/b2bua");

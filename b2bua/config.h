@@ -52,6 +52,7 @@ struct config {
 
 	/* identity */
 	char node_id[32];              /* node_id: [A-Za-z0-9-], unique per host, in Call-IDs and tags */
+	int host_lease;                /* host_lease: ms a host's heartbeat lease lasts (hosts.h) */
 
 	/* processes */
 	int workers;                   /* workers: 1..CONFIG_MAX_WORKERS; 0 in the file = one per CPU (resolved on load) */
@@ -110,7 +111,6 @@ struct config {
 	int redis_db;                  /* redis_db: database number (SELECT) */
 	char redis_prefix[64];         /* redis_prefix: put before every key, e.g. "b2bua:" */
 	int redis_timeout;             /* redis_timeout: ms a command may wait for its reply */
-	int host_lease;                /* host_lease: ms a host's heartbeat lease lasts (hosts.h) */
 
 	/* call detail records and forwarding */
 	char cdr_stream[64];           /* cdr_stream: Redis Stream of CDRs (after redis_prefix) */

@@ -239,6 +239,17 @@ static int config_load_node_id(const struct config_ctx *ctx, const config_settin
 	return 0;
 }
 
+/* A host's heartbeat lease (b2bua/hosts.h).  It must outlast the longest
+ * pause of the management process that renews it (a `user list` may take
+ * STORE_LIST_MAX_MS = 3 s, a heartbeat up to 1 s more), or a busy host
+ * would be taken for lost; above a minute a lost host's calls stay up
+ * (and unbilled) too long. */
+static int config_load_host_lease(const struct config_ctx *ctx, const config_setting_t *s,
+				  struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 4000, 60000, &cfg->host_lease);
+}
+
 static int config_load_workers(const struct config_ctx *ctx, const config_setting_t *s,
 			       struct config *cfg)
 {
@@ -582,17 +593,6 @@ static int config_load_redis_timeout(const struct config_ctx *ctx, const config_
 	return config_get_int_field(ctx, s, 50, 1500, &cfg->redis_timeout);
 }
 
-/* A host's heartbeat lease (b2bua/hosts.h).  It must outlast the longest
- * pause of the management process that renews it (a `user list` may take
- * STORE_LIST_MAX_MS = 3 s, a heartbeat up to 1 s more), or a busy host
- * would be taken for lost; above a minute a lost host's calls stay up
- * (and unbilled) too long. */
-static int config_load_host_lease(const struct config_ctx *ctx, const config_setting_t *s,
-				  struct config *cfg)
-{
-	return config_get_int_field(ctx, s, 4000, 60000, &cfg->host_lease);
-}
-
 /* Characters that need no quoting in redis-cli and no escaping in KEYS patterns. */
 static int config_load_redis_prefix(const struct config_ctx *ctx, const config_setting_t *s,
 				    struct config *cfg)
@@ -835,6 +835,7 @@ struct config_key {
 /* Every key the file may contain, in the order of etc/b2bua.conf. */
 static const struct config_key config_keys[] = {
 	{ "node_id",          config_load_node_id },
+	{ "host_lease",       config_load_host_lease },
 	{ "workers",          config_load_workers },
 	{ "drain_timeout",    config_load_drain_timeout },
 	{ "listen",           config_load_listen },
@@ -870,7 +871,6 @@ static const struct config_key config_keys[] = {
 	{ "redis_db",         config_load_redis_db },
 	{ "redis_prefix",     config_load_redis_prefix },
 	{ "redis_timeout",    config_load_redis_timeout },
-	{ "host_lease",       config_load_host_lease },
 	{ "cdr_stream",       config_load_cdr_stream },
 	{ "cdr_spool_dir",    config_load_cdr_spool_dir },
 	{ "no_answer_timeout", config_load_no_answer_timeout },

@@ -246,10 +246,6 @@ int store_call_begin(struct rds *rds, const char *user, const char *call_key,
 /* Uncount a call (fire and forget). */
 int store_call_end(struct rds *rds, const char *user, const char *call_key);
 
-/* Keep an answered call's record (cdr_record_to_text) in <p>calls:<node>
- * under its CDR id (fire and forget: one HSET). */
-int store_call_record(struct rds *rds, const char *node, const char *id, const char *text,
-		      size_t len);
 
 /* What became of one CDR sent to the stream. */
 enum store_cdr_outcome {
@@ -262,6 +258,11 @@ enum store_cdr_outcome {
 
 /* error: Redis's text for RETRY and REJECT ("unexpected reply" when it gave none). */
 typedef void store_cdr_f(void *arg, enum store_cdr_outcome outcome, const char *error);
+
+/* Keep an answered call's record (cdr_record_to_text) in <p>calls:<node>
+ * under its CDR id (fire and forget: one HSET); its CDR deletes it. */
+int store_call_record(struct rds *rds, const char *node, const char *id, const char *text,
+		      size_t len);
 
 /*
  * Add one CDR (n field/value pairs, its unique `id`) to the stream

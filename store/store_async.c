@@ -378,6 +378,8 @@ int store_call_end(rds_t *rds, const char *user, const char *call_key)
 	return rds_commandargv(rds, NULL, NULL, 3, argv, NULL);
 }
 
+/* ------------------------------------------------------------ CDRs */
+
 int store_call_record(rds_t *rds, const char *node, const char *id, const char *text,
 		      size_t len)
 {
@@ -390,8 +392,6 @@ int store_call_record(rds_t *rds, const char *node, const char *id, const char *
 	lens[1] = strlen(key);
 	return rds_commandargv(rds, NULL, NULL, 4, argv, lens);
 }
-
-/* ------------------------------------------------------------ CDRs */
 
 /* Error replies that mean "not now" rather than "not this record". */
 static int store_cdr_temporary(const char *err)

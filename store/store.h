@@ -246,7 +246,6 @@ int store_call_begin(struct rds *rds, const char *user, const char *call_key,
 /* Uncount a call (fire and forget). */
 int store_call_end(struct rds *rds, const char *user, const char *call_key);
 
-
 /* What became of one CDR sent to the stream. */
 enum store_cdr_outcome {
 	STORE_CDR_STORED,             /* added now */

@@ -111,6 +111,7 @@ void config_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
 	config_default_node_id(cfg->node_id, sizeof cfg->node_id);
+	cfg->host_lease = 5000;
 	cfg->workers = config_cpu_workers();
 	cfg->drain_timeout = 30;
 	snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1");

@@ -55,6 +55,7 @@ struct config {
 
 	/* identity */
 	char node_id[32];              /* node_id: [A-Za-z0-9-], unique per host, in Call-IDs and tags */
+	int host_lease;                /* host_lease: ms a host's heartbeat lease lasts (hosts.h) */
 
 	/* processes */
 	int workers;                   /* workers: 1..CONFIG_MAX_WORKERS; 0 in the file = one per CPU (resolved on load) */

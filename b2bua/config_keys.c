@@ -239,6 +239,17 @@ static int config_load_node_id(const struct config_ctx *ctx, const config_settin
 	return 0;
 }
 
+/* A host's heartbeat lease (b2bua/hosts.h).  It must outlast the longest
+ * pause of the management process that renews it (a `user list` may take
+ * STORE_LIST_MAX_MS = 3 s, a heartbeat up to 1 s more), or a busy host
+ * would be taken for lost; above a minute a lost host's calls stay up
+ * (and unbilled) too long. */
+static int config_load_host_lease(const struct config_ctx *ctx, const config_setting_t *s,
+				  struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 4000, 60000, &cfg->host_lease);
+}
+
 static int config_load_workers(const struct config_ctx *ctx, const config_setting_t *s,
 			       struct config *cfg)
 {
@@ -911,6 +922,7 @@ struct config_key {
 /* Every key the file may contain, in the order of etc/b2bua.conf. */
 static const struct config_key config_keys[] = {
 	{ "node_id",          config_load_node_id },
+	{ "host_lease",       config_load_host_lease },
 	{ "workers",          config_load_workers },
 	{ "drain_timeout",    config_load_drain_timeout },
 	{ "listen",           config_load_listen },

@@ -11,7 +11,11 @@
  *   3. the CLI socket is bound: a second daemon on the same socket is
  *      refused here, before it could fight over SIP ports.  The master keeps
  *      it open but never accepts on it: the management process does (mgmt.h);
- *   4. the management process and the workers are forked; each worker
+ *   4. this host's life begins (hosts.h): a new epoch, the first heartbeat,
+ *      and the answered calls its previous life left are closed, before any
+ *      worker could meet their stale max_calls entries (the only time the
+ *      master waits on Redis, bounded by the store's 1 s timeouts);
+ *   5. the management process and the workers are forked; each worker
  *      initialises Sofia-SIP itself, after fork.
  *
  * Signals become flags: they are blocked and read from a signalfd in the
@@ -50,6 +54,7 @@
 #include <unistd.h>
 
 #include "b2bua/ctl.h"
+#include "b2bua/hosts.h"
 #include "b2bua/log.h"
 #include "b2bua/mgmt.h"
 #include "cli/cli_server.h"
@@ -566,6 +571,21 @@ static int master_poll(struct master *m)
 	return 0;
 }
 
+/* A new life of this host (hosts.h): its epoch, its first heartbeat, and
+ * the calls its previous life left closed before any worker serves.  The
+ * master waits on Redis only here, before it supervises anything. */
+static void master_start_life(const struct config *cfg)
+{
+	hosts_t *h;
+
+	if (hosts_create(cfg, &h) < 0) {
+		log_error("host liveness: out of memory");
+		return;
+	}
+	hosts_start(h);
+	hosts_destroy(h);
+}
+
 int master_run(const struct config *cfg)
 {
 	static struct master m;
@@ -581,6 +601,7 @@ int master_run(const struct config *cfg)
 			shm_destroy(m.shm);
 		return 1;
 	}
+	master_start_life(cfg);
 	master_spawn(&m, &m.mgmt);
 	for (int i = 0; i < cfg->workers; i++)
 		master_spawn(&m, &m.workers[i]);

@@ -3,7 +3,8 @@
  *
  * One poll() loop, like the master's: a signalfd (SIGTERM/SIGINT: stop),
  * the CLI socket it inherited, and its control channel to the master
- * (ctl.h).  CLI commands that only a worker can carry out (call kill) are
+ * (ctl.h), and this host's liveness (hosts.h: the heartbeat, the calls of
+ * lost hosts), due every poll timeout.  CLI commands that only a worker can carry out (call kill) are
  * typed control requests to that worker, switched by the master, with a
  * bounded wait (ctl_request); whatever else arrives on the channel during
  * that wait is handled as soon as the wait is over.
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "b2bua/ctl.h"
+#include "b2bua/hosts.h"
 #include "b2bua/log.h"
 
 /* How long a worker has to answer a control request. */
@@ -33,6 +35,7 @@ struct mgmt {
 	int ctl;
 	int sigfd;
 	int stop;
+	hosts_t *hosts;                      /* heartbeat, lost hosts' calls */
 	uint32_t seq;                        /* of our last request */
 	struct ctl_msg pending[MGMT_PENDING_MAX];
 	unsigned n_pending;
@@ -152,6 +155,10 @@ void mgmt_run(const struct config *cfg, cli_server_t *cli, int ctl)
 		exit(MGMT_EXIT_START);
 	}
 	cli_server_set_ctl_request(cli, mgmt_ctl_request, NULL);
+	if (hosts_create(cfg, &mgmt.hosts) < 0) {
+		log_error("cannot set up host liveness: out of memory");
+		exit(MGMT_EXIT_START);
+	}
 	log_info("management process ready: cli %s", cfg->cli_socket);
 
 	while (!mgmt.stop) {
@@ -160,7 +167,7 @@ void mgmt_run(const struct config *cfg, cli_server_t *cli, int ctl)
 			{ .fd = cli_server_fd(cli), .events = POLLIN },
 			{ .fd = mgmt.ctl, .events = POLLIN },
 		};
-		int n = poll(pfd, 3, -1);
+		int n = poll(pfd, 3, hosts_tick(mgmt.hosts));
 
 		if (n < 0 && errno != EINTR) {
 			log_error("poll: %m");
@@ -177,6 +184,8 @@ void mgmt_run(const struct config *cfg, cli_server_t *cli, int ctl)
 		mgmt_run_pending();
 	}
 	/* The socket file is the master's: it stays for the next management process. */
+	hosts_stop(mgmt.hosts);
+	hosts_destroy(mgmt.hosts);
 	log_info("stopped");
 	exit(0);
 }

@@ -45,6 +45,9 @@ const struct cli_cmd cli_cmds[CLI_CMD__COUNT] = {
 	  "  show call ID   one call in the --long form\n" },
 	{ CLI_CMD_SHOW_STATS, { "show", "stats" }, CLI_OPERAND_NONE, 0, 0, 0,
 	  "  show stats     call and message counters, final codes sent, draining\n" },
+	{ CLI_CMD_SHOW_HOSTS, { "show", "hosts" }, CLI_OPERAND_NONE, 0, 0, 0,
+	  "  show hosts     every host sharing this Redis: alive or lost (lease age), its\n"
+	  "                 answered calls, and who closed a lost host's calls, when\n" },
 	{ CLI_CMD_CALL_KILL, { "call", "kill" }, CLI_OPERAND_CALL, 0, 0, 0,
 	  "  call kill ID   end a call now (its worker hangs up both legs), wait until it is gone\n"
 	},

@@ -30,6 +30,7 @@ static cli_handler_f *const cli_handlers[CLI_CMD__COUNT] = {
 	[CLI_CMD_SHOW_CALLS]   = cli_show_calls,
 	[CLI_CMD_SHOW_CALL]    = cli_show_call,
 	[CLI_CMD_SHOW_STATS]   = cli_show_stats,
+	[CLI_CMD_SHOW_HOSTS]   = cli_show_hosts,
 	[CLI_CMD_CALL_KILL]    = cli_call_kill,
 	[CLI_CMD_CDR_TAIL]     = cli_cdr_tail,
 	[CLI_CMD_USER_ADD]     = cli_user_add,

@@ -74,6 +74,11 @@ typedef int cli_handler_f(cli_server_t *srv, const struct cli_cmd_args *req,
 cli_handler_f cli_show_workers, cli_show_stats;                 /* cli_stats.c */
 cli_handler_f cli_show_calls, cli_show_call, cli_call_kill;     /* cli_calls.c */
 cli_handler_f cli_cdr_tail;                                     /* cli_cdr.c */
+cli_handler_f cli_show_hosts;                                   /* cli_hosts.c */
+
+/* cli_hosts.c: `show hosts`'s body from the list and Redis's time (pure). */
+int cli_hosts_answer(const struct store_host *h, size_t n, uint64_t now_ms, int json,
+		     struct cli_buf *out);
 cli_handler_f cli_user_add, cli_user_passwd, cli_user_del,      /* cli_users.c */
 	cli_user_set, cli_user_enable, cli_user_disable, cli_user_forward;
 cli_handler_f cli_user_show, cli_user_list;                     /* cli_users_view.c */

@@ -233,7 +233,17 @@ static const char *const store_key_kinds[] = {
 	[STORE_KEY_NONCE_COUNT] = "nc",
 	[STORE_KEY_AUTH_FAIL] = "authfail",
 	[STORE_KEY_CALLS] = "calls",
+	[STORE_KEY_HOST] = "host",
+	[STORE_KEY_HOST_CLAIM] = "hostclaim",
+	[STORE_KEY_CALLS_BAD] = "callsbad",
 };
+
+int store_hosts_key(const char *prefix, char *out, size_t size)
+{
+	int n = snprintf(out, size, "%shosts", prefix);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
 
 int store_key(const char *prefix, enum store_key_kind kind, const char *id, char *out,
 	      size_t size)

@@ -115,7 +115,13 @@ enum store_key_kind {
 	STORE_KEY_NONCE_COUNT,   /* <p>nc:<nonce>:<nc>  a nonce-count already used */
 	STORE_KEY_AUTH_FAIL,     /* <p>authfail:<ip>    failed authentications of a source */
 	STORE_KEY_CALLS,         /* <p>calls:<node_id>  a host's answered calls, by CDR id */
+	STORE_KEY_HOST,          /* <p>host:<node>      a host's lease and history (hosts) */
+	STORE_KEY_HOST_CLAIM,    /* <p>hostclaim:<node> who is closing that host's calls */
+	STORE_KEY_CALLS_BAD,     /* <p>callsbad:<node>  malformed records, kept aside */
 };
+
+/* The set of every host's node_id "<prefix>hosts".  0, or -ENAMETOOLONG. */
+int store_hosts_key(const char *prefix, char *out, size_t size);
 
 /* "<prefix><kind>:<id>" into out.  0, or -ENAMETOOLONG when it does not fit. */
 int store_key(const char *prefix, enum store_key_kind kind, const char *id, char *out,
@@ -309,6 +315,11 @@ enum store_cdr_outcome {
 /* error: Redis's text for RETRY and REJECT ("unexpected reply" when it gave none). */
 typedef void store_cdr_f(void *arg, enum store_cdr_outcome outcome, const char *error);
 
+/* Keep an answered call's record (cdr_record_to_text) in <p>calls:<node>
+ * under its CDR id (fire and forget: one HSET); its CDR deletes it. */
+int store_call_record(struct rds *rds, const char *node, const char *id, const char *text,
+		      size_t len);
+
 /*
  * Add one CDR (n field/value pairs, its unique `id`) to the stream
  * `stream_key` (store_cdr_stream_key()) unless that id was stored in the
@@ -479,5 +490,93 @@ const char *store_cdr_field(const struct store_cdr_entry *e, const char *name);
 int store_cdr_tail(store_sync_t *s, unsigned count, struct store_cdr_entry **entries,
 		   size_t *n, struct store_error *err);
 void store_cdr_entries_free(struct store_cdr_entry *entries, size_t n);
+
+/* ------------------------------------------------------------ hosts (store_hosts.c) */
+
+/* A host as <p>host:<node> describes it; times are Redis's, in ms. */
+struct store_host {
+	char node[32];
+	char sip[80];                 /* its SIP address "ip:port" */
+	uint64_t epoch;               /* its life: changes when it restarts */
+	uint64_t started_ms;          /* first heartbeat of this life */
+	uint64_t beat_ms;             /* last heartbeat */
+	uint64_t lease_ms;
+	uint64_t calls;               /* answered calls' records in <p>calls:<node> */
+	uint64_t bad;                 /* malformed records kept aside */
+	char closed_by[32];           /* who closed the calls of its last lost life, "" */
+	uint64_t closed_ms;
+	uint64_t closed_calls;
+	uint64_t closed_epoch;        /* that life's epoch (== epoch: this life is lost) */
+	uint64_t stopped_epoch;       /* == epoch: this life stopped on purpose, no call left */
+	uint64_t stopped_ms;
+	int prev_open;                /* its previous life left records not closed yet */
+	char prev_closed_by[32];      /* who closed its previous life's leftovers, "" */
+	uint64_t prev_closed_ms;
+	uint64_t prev_closed_calls;
+};
+
+/* Our heartbeat: the lease of `node` in this life (`epoch`), by Redis's clock. */
+int store_host_beat(store_sync_t *s, const char *node, uint64_t epoch, const char *sip,
+		    unsigned lease_ms, struct store_error *err);
+
+/* This life of `node` stops on purpose: 1 when noted (no call left: its
+ * lease running out is then no loss), 0 when calls are left. */
+int store_host_stop(store_sync_t *s, const char *node, uint64_t epoch, struct store_error *err);
+
+/* Every known host, sorted by node_id, and Redis's time now (one round
+ * trip).  *hosts is the caller's to free() (also when *n is 0). */
+int store_hosts_list(store_sync_t *s, struct store_host **hosts, size_t *n, uint64_t *now_ms,
+		     struct store_error *err);
+
+/* What a claim of another host's calls gives its claimant. */
+struct store_host_claim {
+	int dead;                     /* its lease ran out; else its previous life's leftovers */
+	uint64_t epoch, beat_ms;      /* its life and last heartbeat */
+	uint64_t prev_epoch, prev_beat_ms;   /* its previous life's */
+	uint64_t now_ms;
+};
+
+/* Claim `node`'s calls for `me` for ttl_ms when there is work: 1 and *c,
+ * or 0 (nothing to do, or another host has the claim). */
+int store_host_claim(store_sync_t *s, const char *node, const char *me, unsigned ttl_ms,
+		     struct store_host_claim *c, struct store_error *err);
+
+/* One answered call's record, as stored. */
+struct store_call_rec {
+	char *id;                     /* the CDR id */
+	char *text;
+	size_t len;
+};
+
+/* Every record of `node`.  *recs for store_call_recs_free (also when *n is 0). */
+int store_call_recs(store_sync_t *s, const char *node, struct store_call_rec **recs, size_t *n,
+		    struct store_error *err);
+void store_call_recs_free(struct store_call_rec *recs, size_t n);
+
+/* A malformed record goes to <p>callsbad:<node>. */
+int store_call_rec_aside(store_sync_t *s, const char *node, const char *id,
+			 struct store_error *err);
+
+/* One call of a lost host to close: its active entries, then its CDR. */
+struct store_close_item {
+	const char *id;               /* the CDR id (the record's field) */
+	const char *const *names;     /* subscribers whose active:<name> holds it */
+	unsigned n_names;
+	int n;                        /* CDR field/value pairs (cdr_encode) */
+	const char *const *fields;
+	const char *const *values;
+	enum store_cdr_outcome outcome;   /* out: STORED, DUP or REJECT (see error) */
+	char error[128];
+};
+
+/* Close `n` calls of `node` in one round trip: ZREM of each active entry,
+ * then the CDR through the CDR script (idempotent by id), which deletes
+ * the record in the same step. */
+int store_host_close(store_sync_t *s, const char *node, struct store_close_item *items,
+		     size_t n, struct store_error *err);
+
+/* The claim is done: note who closed how many calls and release it. */
+int store_host_closed(store_sync_t *s, const char *node, const char *me, uint64_t epoch,
+		      int dead, uint64_t n_closed, struct store_error *err);
 
 #endif

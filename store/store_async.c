@@ -425,6 +425,19 @@ int store_binding_drop(rds_t *rds, const char *user, const char *contact, const 
 
 /* ------------------------------------------------------------ CDRs */
 
+int store_call_record(rds_t *rds, const char *node, const char *id, const char *text,
+		      size_t len)
+{
+	char key[STORE_KEY_MAX];
+	const char *argv[] = { "HSET", key, id, text };
+	size_t lens[] = { 4, 0, strlen(id), len };
+
+	if (store_key(rds_prefix(rds), STORE_KEY_CALLS, node, key, sizeof key) < 0)
+		return -ENAMETOOLONG;
+	lens[1] = strlen(key);
+	return rds_commandargv(rds, NULL, NULL, 4, argv, lens);
+}
+
 /* Error replies that mean "not now" rather than "not this record". */
 static int store_cdr_temporary(const char *err)
 {

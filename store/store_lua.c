@@ -185,3 +185,93 @@ const char store_lua_user_del[] =
 	"local n = redis.call('EXISTS', KEYS[1]) "
 	"redis.call('DEL', KEYS[1], KEYS[2]) "
 	"return n";
+
+/* ------------------------------------------------------------ hosts (store_hosts.c) */
+
+/* Redis's own clock in ms, so that the hosts' clocks do not matter. */
+#define STORE_LUA_NOW \
+	"local t = redis.call('TIME') " \
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+
+/* KEYS[1] the host set, KEYS[2] the host hash, KEYS[3] its call records.
+ * ARGV: node_id, epoch, sip address, lease_ms.  A new epoch is a new life
+ * of the host: the last heartbeat of the one before is kept (prev_*), and
+ * prev_open says its records are still to be closed.  Returns now (ms). */
+const char store_lua_host_beat[] =
+	STORE_LUA_NOW
+	"redis.call('SADD', KEYS[1], ARGV[1]) "
+	"local h = redis.call('HMGET', KEYS[2], 'epoch', 'beat_ms') "
+	"if h[1] ~= ARGV[2] then "
+	"  if h[1] then "
+	"    local open = redis.call('HLEN', KEYS[3]) > 0 and '1' or '0' "
+	"    redis.call('HSET', KEYS[2], 'prev_epoch', h[1], 'prev_beat_ms', h[2] or '0', "
+	"      'prev_open', open) "
+	"  end "
+	"  redis.call('HSET', KEYS[2], 'started_ms', now) "
+	"end "
+	"redis.call('HSET', KEYS[2], 'node', ARGV[1], 'epoch', ARGV[2], 'sip', ARGV[3], "
+	"  'beat_ms', now, 'lease_ms', ARGV[4]) "
+	"redis.call('HDEL', KEYS[2], 'stopped_epoch') "
+	"return now";
+
+/* KEYS[1] the host hash, KEYS[2] its call records.  ARGV: its epoch.  The
+ * host stops on purpose: when none of its calls is left (the records are
+ * gone with their CDRs), its lease running out is no loss, and no closer
+ * claims it.  Returns 1 when noted, 0 when calls are left (closers take
+ * them as those of a lost host) or another life beats. */
+const char store_lua_host_stop[] =
+	STORE_LUA_NOW
+	"if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end "
+	"if redis.call('HLEN', KEYS[2]) > 0 then return 0 end "
+	"redis.call('HSET', KEYS[1], 'stopped_epoch', ARGV[1], 'stopped_ms', now) "
+	"return 1";
+
+/* KEYS[1] the host hash, KEYS[2] its claim key, KEYS[3] its call records.
+ * ARGV: our node_id, the claim's TTL (ms).  There is work when the host's
+ * lease ran out (by Redis's clock) and its loss was not handled yet (nor
+ * was it a stop with no call left) or records are left, or when a new life of it left the old one's records
+ * (prev_open).  Claimed with SET NX: exactly one host gets it.  Returns
+ * { 0 } (no work, or claimed by another), or { 1, dead (0/1), epoch,
+ * beat_ms, prev_epoch, prev_beat_ms, now }. */
+const char store_lua_host_claim[] =
+	STORE_LUA_NOW
+	"local h = redis.call('HMGET', KEYS[1], 'beat_ms', 'lease_ms', 'epoch', "
+	"  'closed_epoch', 'prev_epoch', 'prev_beat_ms', 'prev_open', 'stopped_epoch') "
+	"if not h[1] or not h[2] or not h[3] then return { 0 } end "
+	"local dead = tonumber(h[1]) + tonumber(h[2]) < now "
+	"local work "
+	"if dead then work = (h[4] ~= h[3] and h[8] ~= h[3]) or redis.call('HLEN', KEYS[3]) > 0 "
+	"else work = h[7] == '1' end "
+	"if not work then return { 0 } end "
+	"if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return { 0 } end "
+	"return { 1, dead and 1 or 0, h[3], h[1], h[5] or '0', h[6] or '0', now }";
+
+/* KEYS[1] the host hash, KEYS[2] its claim key.  ARGV: our node_id, the
+ * epoch we closed, dead (0/1), calls closed.  A lost host's loss is noted
+ * (closed_*: shown by `show hosts`); a new life's leftovers are done
+ * (prev_open 0).  Our claim goes.  Returns now (ms). */
+const char store_lua_host_closed[] =
+	STORE_LUA_NOW
+	"if ARGV[3] == '1' then "
+	"  local e = redis.call('HGET', KEYS[1], 'epoch') "
+	"  if e == ARGV[2] then "
+	"    local n = tonumber(redis.call('HGET', KEYS[1], 'closed_epoch') == e and "
+	"      redis.call('HGET', KEYS[1], 'closed_calls') or '0') or 0 "
+	"    redis.call('HSET', KEYS[1], 'closed_by', ARGV[1], 'closed_ms', now, "
+	"      'closed_epoch', e, 'closed_calls', n + tonumber(ARGV[4])) "
+	"  end "
+	"else "
+	"  redis.call('HSET', KEYS[1], 'prev_open', '0', 'prev_closed_by', ARGV[1], "
+	"    'prev_closed_ms', now, 'prev_closed_calls', ARGV[4]) "
+	"end "
+	"if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end "
+	"return now";
+
+/* KEYS[1] a host's call records, KEYS[2] where malformed ones are kept.
+ * ARGV: the field.  Moves it; returns 1, or 0 when it was gone. */
+const char store_lua_host_aside[] =
+	"local v = redis.call('HGET', KEYS[1], ARGV[1]) "
+	"if not v then return 0 end "
+	"redis.call('HSET', KEYS[2], ARGV[1], v) "
+	"redis.call('HDEL', KEYS[1], ARGV[1]) "
+	"return 1";

@@ -26,4 +26,11 @@ extern const char store_lua_user_update[];
 extern const char store_lua_user_forget[];
 extern const char store_lua_user_del[];
 
+/* Host liveness (store_hosts.c). */
+extern const char store_lua_host_beat[];
+extern const char store_lua_host_claim[];
+extern const char store_lua_host_closed[];
+extern const char store_lua_host_aside[];
+extern const char store_lua_host_stop[];
+
 #endif

@@ -458,7 +458,7 @@ END_TEST
 static const char *const t_expected_fields[] = {
 	"id", "a_call_id", "b_call_id", "caller", "callee", "answered_by", "forwarded_to",
 	"start_ms", "ring_ms", "answer_ms", "end_ms", "billable_ms", "disposition",
-	"sip_code", "hangup_by", "host", "worker", "cause",
+	"sip_code", "hangup_by", "host", "worker", "cause", "closed_by",
 };
 
 /* make_cdr(7) with a forward target, as the stream must show it. */
@@ -466,7 +466,7 @@ static const char *const t_expected_values[] = {
 	"node1-000007", "a-7@10.0.0.1", "b-7@10.0.0.2", "sip:alice@example.com",
 	"sip:bob@example.com", "sip:bob@10.0.0.3:5062", "sip:carol@example.com",
 	"1700000007000", "1700000007120", "1700000009500", "1700000069500", "60000",
-	"ANSWERED", "200", "caller", "node1", "3", "",
+	"ANSWERED", "200", "caller", "node1", "3", "", "",
 };
 
 static void make_cdr7(struct cdr *c)
@@ -485,7 +485,7 @@ START_TEST(test_encode)
 
 	make_cdr7(&c);
 	n = cdr_encode(&c, fields, values, 20, buf, sizeof buf);
-	ck_assert_int_eq(n, 18);
+	ck_assert_int_eq(n, 19);
 	for (int i = 0; i < n; i++) {
 		ck_assert_str_eq(fields[i], t_expected_fields[i]);
 		ck_assert_str_eq(values[i], t_expected_values[i]);
@@ -497,7 +497,7 @@ START_TEST(test_encode)
 	c.sip_code = 0;
 	c.start_ms = UINT64_MAX;
 	c.worker = 4294967295u;
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, sizeof buf), 18);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 19, buf, sizeof buf), 19);
 	ck_assert_str_eq(values[7], "18446744073709551615");
 	ck_assert_str_eq(values[12], "KILLED");
 	ck_assert_str_eq(values[13], "0");
@@ -507,25 +507,40 @@ START_TEST(test_encode)
 	/* A refused attempt: its disposition and its cause. */
 	c.disposition = CDR_REFUSED;
 	snprintf(c.cause, sizeof c.cause, "capacity");
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, sizeof buf), 18);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 19, buf, sizeof buf), 19);
 	ck_assert_str_eq(values[12], "REFUSED");
 	ck_assert_str_eq(fields[17], "cause");
 	ck_assert_str_eq(values[17], "capacity");
 
+	/* A call closed by another host after its own was lost. */
+	c.disposition = CDR_ANSWERED;
+	snprintf(c.cause, sizeof c.cause, CDR_CAUSE_HOST_LOST);
+	snprintf(c.closed_by, sizeof c.closed_by, "edge1");
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 19, buf, sizeof buf), 19);
+	ck_assert_str_eq(values[17], "host_lost");
+	ck_assert_str_eq(fields[18], "closed_by");
+	ck_assert_str_eq(values[18], "edge1");
+	c.closed_by[0] = '\0';
+	snprintf(c.cause, sizeof c.cause, "capacity");
+	c.disposition = CDR_REFUSED;
+
 	/* Too little room; a malformed record. */
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 17, buf, sizeof buf), -ENOSPC);
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, 40), -ENOSPC);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, sizeof buf), -ENOSPC);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 19, buf, 40), -ENOSPC);
 	c.disposition = (enum cdr_disposition)99;
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, sizeof buf), -EINVAL);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 19, buf, sizeof buf), -EINVAL);
 	make_cdr7(&c);
 	memset(c.caller, 'x', sizeof c.caller);   /* no NUL inside */
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, sizeof buf), -EINVAL);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 19, buf, sizeof buf), -EINVAL);
 	make_cdr7(&c);
 	memset(c.cause, 'x', sizeof c.cause);     /* no NUL inside */
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, sizeof buf), -EINVAL);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 19, buf, sizeof buf), -EINVAL);
+	make_cdr7(&c);
+	memset(c.closed_by, 'x', sizeof c.closed_by);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 19, buf, sizeof buf), -EINVAL);
 	make_cdr7(&c);
 	c.id[0] = '\0';
-	ck_assert_int_eq(cdr_encode(&c, fields, values, 18, buf, sizeof buf), -EINVAL);
+	ck_assert_int_eq(cdr_encode(&c, fields, values, 19, buf, sizeof buf), -EINVAL);
 }
 END_TEST
 
@@ -549,6 +564,7 @@ static void assert_same_cdr(const struct cdr *a, const struct cdr *b)
 	ck_assert_str_eq(a->host, b->host);
 	ck_assert_uint_eq(a->worker, b->worker);
 	ck_assert_str_eq(a->cause, b->cause);
+	ck_assert_str_eq(a->closed_by, b->closed_by);
 }
 
 static void assert_round_trip(const struct cdr *c)
@@ -574,11 +590,21 @@ START_TEST(test_line_round_trip)
 	make_cdr7(&c);
 	assert_round_trip(&c);
 	ck_assert_int_gt(cdr_to_line(&c, line, sizeof line), 0);
-	ck_assert(strncmp(line, "cdr2\tnode1-000007\ta-7@10.0.0.1\t", 31) == 0);
+	ck_assert(strncmp(line, "cdr3\tnode1-000007\ta-7@10.0.0.1\t", 31) == 0);
 	for (const char *p = line; *p; p++)
 		tabs += *p == '\t';
-	ck_assert_int_eq(tabs, 18);
-	ck_assert_int_eq(line[strlen(line) - 1], '\t');   /* the empty cause, last */
+	ck_assert_int_eq(tabs, 19);
+	/* the empty cause and closed_by, last */
+	ck_assert(strcmp(line + strlen(line) - 2, "\t\t") == 0);
+
+	/* A lost host's call closed by another: cause and closed_by come back. */
+	snprintf(c.cause, sizeof c.cause, CDR_CAUSE_HOST_LOST);
+	snprintf(c.closed_by, sizeof c.closed_by, "edge1");
+	c.hangup_by = CDR_PARTY_SYSTEM;
+	assert_round_trip(&c);
+	ck_assert_int_gt(cdr_to_line(&c, line, sizeof line), 0);
+	ck_assert(strcmp(line + strlen(line) - 16, "\thost_lost\tedge1") == 0);
+	make_cdr7(&c);
 
 	/* A refused attempt with its cause, escaped like every string. */
 	c.disposition = CDR_REFUSED;
@@ -666,8 +692,24 @@ START_TEST(test_line_round_trip)
 					       "\tREFUSED\t503\tsystem\th\t3\t"
 					       "a-cause-longer-than-31-bytes-xxxx", &back), -EINVAL);
 		ck_assert_int_eq(cdr_from_line("cdr2\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5"
-					       "\tREFUSED\t503\tsystem\th\t3\tcapacity\t", &back),
+					       "\tREFUSED\t503\tsystem\th\t3\tcapacity\tx", &back),
 				 -EINVAL);
+		ck_assert_str_eq(back.closed_by, "");   /* a "cdr2" line has none */
+		/* "cdr3": closed_by; one too long, one field short, one too many. */
+		ck_assert_int_eq(cdr_from_line("cdr3\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5"
+					       "\tANSWERED\t200\tsystem\th\t3\thost_lost\tedge1",
+					       &back), 0);
+		ck_assert_str_eq(back.cause, "host_lost");
+		ck_assert_str_eq(back.closed_by, "edge1");
+		ck_assert_int_eq(cdr_from_line("cdr3\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5"
+					       "\tANSWERED\t200\tsystem\th\t3\thost_lost\t"
+					       "a-node-id-longer-than-31-bytes-xx", &back), -EINVAL);
+		ck_assert_int_eq(cdr_from_line("cdr3\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5"
+					       "\tANSWERED\t200\tsystem\th\t3\thost_lost", &back),
+				 -EINVAL);
+		ck_assert_int_eq(cdr_from_line("cdr3\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5"
+					       "\tANSWERED\t200\tsystem\th\t3\thost_lost\te\tx",
+					       &back), -EINVAL);
 	}
 	/* A 128-byte string does not fit a 128-byte array. */
 	{
@@ -683,6 +725,78 @@ START_TEST(test_line_round_trip)
 		snprintf(longline, sizeof longline, "cdr1\tnode1-1\t%s\tb\tc\td\te\tf\t1\t2\t3\t4\t5"
 			 "\tANSWERED\t200\tcaller\th\t3", s);
 		ck_assert_int_eq(cdr_from_line(longline, &back), 0);
+	}
+}
+END_TEST
+
+/* An answered call's record (hosts): its text, and back. */
+START_TEST(test_record)
+{
+	char text[CDR_LINE_MAX + 512];
+	struct cdr_record r, back;
+	int len;
+
+	memset(&r, 0, sizeof r);
+	make_cdr7(&r.cdr);
+	r.cdr.end_ms = r.cdr.billable_ms = 0;   /* not over yet */
+	r.epoch = 1765000000123ULL;
+	r.n_names = 2;
+	snprintf(r.names[0], sizeof r.names[0], "alice");
+	snprintf(r.names[1], sizeof r.names[1], "bob");
+	len = cdr_record_to_text(&r, text, sizeof text);
+	ck_assert_int_gt(len, 0);
+	ck_assert_uint_eq(strlen(text), (size_t)len);
+	ck_assert(strncmp(text, "call1\t1765000000123\talice\tbob\ncdr3\tnode1-000007\t",
+			  strlen("call1\t1765000000123\talice\tbob\ncdr3\tnode1-000007\t")) == 0);
+	ck_assert_int_eq(cdr_record_from_text(text, (size_t)len, &back), 0);
+	assert_same_cdr(&r.cdr, &back.cdr);
+	ck_assert_uint_eq(back.epoch, r.epoch);
+	ck_assert_uint_eq(back.n_names, 2);
+	ck_assert_str_eq(back.names[0], "alice");
+	ck_assert_str_eq(back.names[1], "bob");
+
+	/* No names: a call that counts against nobody's max_calls. */
+	r.n_names = 0;
+	len = cdr_record_to_text(&r, text, sizeof text);
+	ck_assert_int_gt(len, 0);
+	ck_assert_int_eq(cdr_record_from_text(text, (size_t)len, &back), 0);
+	ck_assert_uint_eq(back.n_names, 0);
+
+	/* A name the first line cannot hold; too little room. */
+	r.n_names = 1;
+	snprintf(r.names[0], sizeof r.names[0], "a\tb");
+	ck_assert_int_eq(cdr_record_to_text(&r, text, sizeof text), -EINVAL);
+	snprintf(r.names[0], sizeof r.names[0], "alice");
+	ck_assert_int_eq(cdr_record_to_text(&r, text, 40), -ENOSPC);
+	r.n_names = CDR_RECORD_NAMES + 1;
+	ck_assert_int_eq(cdr_record_to_text(&r, text, sizeof text), -EINVAL);
+
+	/* Whatever else Redis may hold is no record. */
+	{
+		static const char *const bad[] = {
+			"", "call1", "call1\t123", "call1\t\ncdr3\tx",
+			"call2\t123\ncdr3\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED"
+			"\t200\tsystem\th\t3\t\t",
+			"call1\tx12\ncdr3\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3\t4\t5\tANSWERED"
+			"\t200\tsystem\th\t3\t\t",
+			"call1\t12\ta\tb\tc\td\te\ncdr3\tnode1-1\ta\tb\tc\td\te\tf\t1\t2\t3"
+			"\t4\t5\tANSWERED\t200\tsystem\th\t3\t\t",
+			"call1\t12\ncdr3\tnode1-1\ta\tb",
+			"call1\t12\ngarbage",
+			"{\"json\": true}",
+		};
+
+		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+			ck_assert_msg(cdr_record_from_text(bad[i], strlen(bad[i]), &back) == -EINVAL,
+				      "accepted: %s", bad[i]);
+		/* The well-formed shape of the same is taken; a NUL inside is not. */
+		static const char good[] = "call1\t12\ta\ncdr3\tnode1-1\ta\tb\tc\td\te\tf\t1\t2"
+			"\t3\t4\t5\tANSWERED\t200\tsystem\th\t3\t\t";
+		static const char nul[] = "call1\t12\ta\ncdr3\0";
+
+		ck_assert_int_eq(cdr_record_from_text(good, strlen(good), &back), 0);
+		ck_assert_uint_eq(back.epoch, 12);
+		ck_assert_int_eq(cdr_record_from_text(nul, sizeof nul - 1, &back), -EINVAL);
 	}
 }
 END_TEST
@@ -721,8 +835,8 @@ START_TEST(test_write_up)
 	r = probe("XRANGE %s - +", STREAM);
 	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
 	ck_assert_uint_eq(r->elements, 1);
-	ck_assert_uint_eq(r->element[0]->element[1]->elements, 36);
-	for (int i = 0; i < 18; i++) {
+	ck_assert_uint_eq(r->element[0]->element[1]->elements, 38);
+	for (int i = 0; i < 19; i++) {
 		redisReply *f = r->element[0]->element[1]->element[2 * i];
 		redisReply *v = r->element[0]->element[1]->element[2 * i + 1];
 
@@ -748,6 +862,37 @@ START_TEST(test_write_up)
 	ck_assert(testenv_run_until(plainstream_has_one, NULL, T_WAIT_MS));
 	ck_assert_int_eq(probe_int("EXISTS %s", "plainstream:seen:node1-000008"), 1);
 	ck_assert_int_eq(probe_int("EXISTS %s", SEEN "node1-000008"), 0);
+}
+END_TEST
+
+/* An answered call's record is kept in <p>calls:<host>, and the CDR of the
+ * call takes it away in the same script that stores the CDR (hosts). */
+START_TEST(test_record_kept)
+{
+	struct cdr_record r;
+	rds_t *rds;
+	cdr_writer_t *w;
+
+	w = start_all(0, &rds);
+	memset(&r, 0, sizeof r);
+	make_cdr(&r.cdr, 5);
+	r.epoch = 42;
+	ck_assert_int_eq(cdr_writer_keep(w, &r), 0);
+	make_cdr(&r.cdr, 6);
+	ck_assert_int_eq(cdr_writer_keep(w, &r), 0);
+	testenv_run_for(200);
+	ck_assert_int_eq(probe_int("HLEN %s", PREFIX "calls:node1"), 2);
+	make_cdr(&r.cdr, 5);
+	ck_assert_int_eq(cdr_write(w, &r.cdr), 0);
+	ck_assert(testenv_run_until(stream_has, (void *)1, T_WAIT_MS));
+	ck_assert_int_eq(probe_int("HLEN %s", PREFIX "calls:node1"), 1);
+	ck_assert_int_eq(probe_int("HEXISTS " PREFIX "calls:node1 %s", "node1-000006"), 1);
+	/* A CDR stored before (a duplicate) takes its record too. */
+	ck_assert_int_eq(cdr_writer_keep(w, &r), 0);
+	ck_assert_int_eq(cdr_write(w, &r.cdr), 0);
+	testenv_run_for(300);
+	ck_assert_int_eq(probe_int("HEXISTS " PREFIX "calls:node1 %s", "node1-000005"), 0);
+	ck_assert_int_eq(xlen(), 1);
 }
 END_TEST
 
@@ -951,20 +1096,23 @@ START_TEST(test_leftover_spool)
 	stop_writer();
 	append_file(t_spool, "cdr1\tgarbage\n");
 	ck_assert_int_eq(cdr_writer_create(testenv_root(), NULL, PREFIX, "cdr", t_spool, &t_writer), 0);
-	write_range(t_writer, 4, 2);
+	write_range(t_writer, 4, 1);
 	stop_writer();
-	{
-		/* Record 6 as a b2bua before the `cause` field spooled it ("cdr1"). */
-		struct cdr c6;
+	for (int n = 5; n <= 6; n++) {
+		/* Record 5 as a b2bua before the `closed_by` field spooled it
+		 * ("cdr2"), record 6 as one before `cause` ("cdr1"). */
+		struct cdr c;
 		char line[CDR_LINE_MAX];
 		int len;
 
-		make_cdr(&c6, 6);
-		len = cdr_to_line(&c6, line, sizeof line);
+		make_cdr(&c, n);
+		len = cdr_to_line(&c, line, sizeof line);
 		ck_assert_int_gt(len, 5);
-		ck_assert_int_eq(line[len - 1], '\t');   /* the empty cause */
-		line[len - 1] = '\n';
-		memcpy(line, "cdr1", 4);
+		ck_assert(strcmp(line + len - 2, "\t\t") == 0);   /* empty cause and closed_by */
+		len -= n == 5 ? 1 : 2;
+		line[len] = '\n';
+		line[len + 1] = '\0';
+		memcpy(line, n == 5 ? "cdr2" : "cdr1", 4);
 		append_file(t_spool, line);
 	}
 	append_file(t_spool, "cdr1\tnode1-000009\ta-9@");   /* the crash */
@@ -1064,7 +1212,7 @@ START_TEST(test_rejected)
 	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
 	ck_assert_int_eq(testenv_count_lines(log, "moved to "), 4);
 	/* Its line is logged. */
-	ck_assert_int_eq(testenv_count_lines(log, "cdr2\tnode1-000003\t"), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "cdr3\tnode1-000003\t"), 1);
 
 	/* Fixed: new records are stored again. */
 	r = probe("DEL %s", STREAM);
@@ -1574,7 +1722,7 @@ START_TEST(test_create_errors)
 		log = testenv_log_capture_stop();
 		ck_assert_int_eq(testenv_count_lines(log, "error: CDR node1-000005 LOST: cannot "
 						     "append it to /dev/full (No space left on "
-						     "device) [1/1]: cdr2\tnode1-000005\t"), 1);
+						     "device) [1/1]: cdr3\tnode1-000005\t"), 1);
 	}
 }
 END_TEST
@@ -1588,6 +1736,7 @@ static Suite *cdr_suite(void)
 	tcase_add_test(pure, test_disposition);
 	tcase_add_test(pure, test_encode);
 	tcase_add_test(pure, test_line_round_trip);
+	tcase_add_test(pure, test_record);
 	suite_add_tcase(s, pure);
 
 	tcase_add_unchecked_fixture(tc, testenv_base_setup, testenv_base_teardown);
@@ -1595,6 +1744,7 @@ static Suite *cdr_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_write_up);
 	tcase_add_test(tc, test_duplicate);
+	tcase_add_test(tc, test_record_kept);
 	tcase_add_test(tc, test_spool_and_replay);
 	tcase_add_test(tc, test_write_during_replay);
 	tcase_add_test(tc, test_drop_mid_flight);

@@ -26,6 +26,7 @@
 
 #include "b2bua/ctl.h"
 #include "cli/cli_cmd.h"
+#include "cli/cli_int.h"
 #include "cli/cli_proto.h"
 #include "cli/cli_server.h"
 
@@ -2440,6 +2441,174 @@ static void put_cdr(const char *stream, const char *sid, unsigned n, int answere
 	freeReplyObject(r);
 }
 
+/* `show hosts`'s body, pure: a host alive, one lost and closed, one lost
+ * and not closed yet, one alive whose previous life's leftovers were closed. */
+static void make_hosts(struct store_host h[4])
+{
+	memset(h, 0, 4 * sizeof *h);
+	snprintf(h[0].node, sizeof h[0].node, "edge1");
+	snprintf(h[0].sip, sizeof h[0].sip, "10.0.0.1:5060");
+	h[0].epoch = 11;
+	h[0].started_ms = 1700000000000ULL;
+	h[0].beat_ms = 1700000099600ULL;
+	h[0].lease_ms = 5000;
+	h[0].calls = 3;
+	h[1] = h[0];
+	snprintf(h[1].node, sizeof h[1].node, "edge2");
+	snprintf(h[1].sip, sizeof h[1].sip, "10.0.0.2:5060");
+	h[1].epoch = h[1].closed_epoch = 12;
+	h[1].beat_ms = 1700000090000ULL;
+	h[1].calls = 0;
+	snprintf(h[1].closed_by, sizeof h[1].closed_by, "edge1");
+	h[1].closed_ms = 1700000095000ULL;
+	h[1].closed_calls = 6;
+	h[2] = h[1];
+	snprintf(h[2].node, sizeof h[2].node, "edge3");
+	h[2].epoch = 13;   /* lost again: an earlier loss was closed, this one not yet */
+	h[2].calls = 2;
+	h[3] = h[0];
+	snprintf(h[3].node, sizeof h[3].node, "edge4");
+	snprintf(h[3].prev_closed_by, sizeof h[3].prev_closed_by, "edge4");
+	h[3].prev_closed_ms = 1700000001000ULL;
+	h[3].prev_closed_calls = 2;
+}
+
+START_TEST(test_hosts_format)
+{
+	struct store_host h[4];
+	struct cli_buf out = { 0 };
+	const uint64_t now = 1700000100000ULL;
+	json_t *arr, *o;
+	char *l;
+
+	make_hosts(h);
+	ck_assert_int_eq(cli_hosts_answer(h, 4, now, 0, &out), 0);
+	cli_buf_add(&out, "", 1);
+	l = find_line(out.data, "NODE ");
+	ck_assert_msg(l && strstr(l, " STATE ") && strstr(l, " LEASE_AGE_S ") &&
+		      strstr(l, " CLOSED_BY "), "%s", out.data);
+	l = find_line(out.data, "edge1 ");
+	ck_assert_msg(l != NULL, "%s", out.data);
+	*strchr(l, '\n') = '\0';
+	ck_assert_msg(strstr(l, " 10.0.0.1:5060 ") && strstr(l, " alive ") &&
+		      strstr(l, "  0.4      3 2023-11-14T22:13:20.000Z -"), "%s", l);
+	l = find_line(l + strlen(l) + 1, "edge2 ");
+	*strchr(l, '\n') = '\0';
+	ck_assert_msg(strstr(l, " lost ") && strstr(l, " 10.0 ") &&
+		      strstr(l, " edge1 ") && strstr(l, " 2023-11-14T22:14:55.000Z 6"), "%s", l);
+	l = find_line(l + strlen(l) + 1, "edge3 ");
+	*strchr(l, '\n') = '\0';
+	ck_assert_msg(strstr(l, " lost ") && strstr(l, "      2 ") &&
+		      strlen(l) > 2 && strcmp(l + strlen(l) - 2, " -") == 0 &&
+		      strstr(l, "edge1") == NULL, "%s", l);
+	l = find_line(l + strlen(l) + 1, "edge4 ");
+	*strchr(l, '\n') = '\0';
+	ck_assert_msg(strstr(l, " alive ") && strstr(l, " edge4 ") &&
+		      strstr(l, " 2023-11-14T22:13:21.000Z 2"), "%s", l);
+	ck_assert_ptr_nonnull(strstr(l + strlen(l) + 1, "4 hosts (2 alive, 2 lost, 0 stopped)\n"));
+	free(out.data);
+
+	memset(&out, 0, sizeof out);
+	ck_assert_int_eq(cli_hosts_answer(h, 4, now, 1, &out), 0);
+	cli_buf_add(&out, "", 1);
+	arr = parse_json(out.data);
+	ck_assert_uint_eq(json_array_size(arr), 4);
+	o = json_array_get(arr, 0);
+	ck_assert_str_eq(str_field(o, "node_id"), "edge1");
+	ck_assert_str_eq(str_field(o, "sip"), "10.0.0.1:5060");
+	ck_assert(json_is_true(json_object_get(o, "alive")));
+	ck_assert_int_eq(int_field(o, "lease_age_ms"), 400);
+	ck_assert_int_eq(int_field(o, "lease_ms"), 5000);
+	ck_assert_int_eq(int_field(o, "calls"), 3);
+	ck_assert_int_eq(int_field(o, "epoch"), 11);
+	ck_assert(json_is_null(json_object_get(o, "closed")));
+	ck_assert(json_is_null(json_object_get(o, "previous_life_closed")));
+	o = json_array_get(arr, 1);
+	ck_assert(json_is_false(json_object_get(o, "alive")));
+	ck_assert_int_eq(int_field(o, "lease_age_ms"), 10000);
+	ck_assert_str_eq(str_field(json_object_get(o, "closed"), "by"), "edge1");
+	ck_assert_str_eq(str_field(json_object_get(o, "closed"), "at"), "2023-11-14T22:14:55.000Z");
+	ck_assert_int_eq(int_field(json_object_get(o, "closed"), "calls"), 6);
+	o = json_array_get(arr, 2);
+	ck_assert(json_is_false(json_object_get(o, "alive")));
+	ck_assert(json_is_null(json_object_get(o, "closed")));   /* not closed yet */
+	ck_assert_int_eq(int_field(o, "calls"), 2);
+	ck_assert_str_eq(str_field(o, "state"), "lost");
+	o = json_array_get(arr, 3);
+	ck_assert(json_is_true(json_object_get(o, "alive")));
+	ck_assert_str_eq(str_field(json_object_get(o, "previous_life_closed"), "by"), "edge4");
+	json_decref(arr);
+	free(out.data);
+
+	/* edge3's life stopped on purpose, no call left: stopped, not lost. */
+	h[2].stopped_epoch = h[2].epoch;
+	h[2].calls = 0;
+	memset(&out, 0, sizeof out);
+	ck_assert_int_eq(cli_hosts_answer(h, 4, now, 0, &out), 0);
+	cli_buf_add(&out, "", 1);
+	l = find_line(out.data, "edge3 ");
+	ck_assert_msg(l && strstr(l, " stopped "), "%s", out.data);
+	ck_assert_ptr_nonnull(strstr(out.data, "\n4 hosts (2 alive, 1 lost, 1 stopped)\n"));
+	free(out.data);
+
+	/* No host yet. */
+	memset(&out, 0, sizeof out);
+	ck_assert_int_eq(cli_hosts_answer(h, 0, now, 0, &out), 0);
+	cli_buf_add(&out, "", 1);
+	ck_assert_ptr_nonnull(strstr(out.data, "\n0 hosts (0 alive, 0 lost, 0 stopped)\n"));
+	free(out.data);
+}
+END_TEST
+
+/* `show hosts` through the daemon, from what the heartbeat script and a
+ * lost host left in Redis, judged by Redis's clock. */
+START_TEST(test_show_hosts)
+{
+	struct store_error err;
+	struct run_result r;
+	store_sync_t *s;
+	json_t *arr, *o;
+	char *l;
+
+	ck_assert_int_eq(store_sync_create(&t_cfg, &s), 0);
+	ck_assert_msg(store_host_beat(s, "edge1", 77, "10.0.0.1:5060", 5000, &err) == 0, "%s",
+		      err.text);
+	store_sync_destroy(s);
+	/* edge2: its last heartbeat long ago, its calls closed by edge1. */
+	freeReplyObject(rcmd("SADD " T_PREFIX "hosts edge2"));
+	freeReplyObject(rcmd("HSET " T_PREFIX "host:edge2 node edge2 sip 10.0.0.2:5060 epoch 5 "
+			     "started_ms 1000 beat_ms 2000 lease_ms 5000 closed_by edge1 "
+			     "closed_ms 9000 closed_epoch 5 closed_calls 4"));
+	freeReplyObject(rcmd("HSET " T_PREFIX "calls:edge1 c1 x c2 y"));
+
+	run_cli(&r, "show", "hosts", NULL);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	l = find_line(r.out, "edge1 ");
+	ck_assert_msg(l && strstr(l, " alive ") && strstr(l, " 10.0.0.1:5060 "), "%s", r.out);
+	l = find_line(r.out, "edge2 ");
+	ck_assert_msg(l && strstr(l, " lost ") && strstr(l, " edge1 "), "%s", r.out);
+	ck_assert_ptr_nonnull(strstr(r.out, "\n2 hosts (1 alive, 1 lost, 0 stopped)\n"));
+	free_result(&r);
+
+	run_cli(&r, "show", "hosts", "--json", NULL);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	arr = parse_json(r.out);
+	ck_assert_uint_eq(json_array_size(arr), 2);
+	o = json_array_get(arr, 0);
+	ck_assert_str_eq(str_field(o, "node_id"), "edge1");
+	ck_assert(json_is_true(json_object_get(o, "alive")));
+	ck_assert_int_eq(int_field(o, "calls"), 2);
+	ck_assert_int_eq(int_field(o, "epoch"), 77);
+	ck_assert_int_lt(int_field(o, "lease_age_ms"), 5000);
+	o = json_array_get(arr, 1);
+	ck_assert_str_eq(str_field(o, "node_id"), "edge2");
+	ck_assert(json_is_false(json_object_get(o, "alive")));
+	ck_assert_int_eq(int_field(json_object_get(o, "closed"), "calls"), 4);
+	json_decref(arr);
+	free_result(&r);
+}
+END_TEST
+
 START_TEST(test_cdr_tail)
 {
 	struct run_result r;
@@ -2684,6 +2853,8 @@ static const char t_usage[] =
 	"                 target; --long adds both legs (Call-IDs, tags, targets) and times\n"
 	"  show call ID   one call in the --long form\n"
 	"  show stats     call and message counters, final codes sent, draining\n"
+	"  show hosts     every host sharing this Redis: alive or lost (lease age), its\n"
+	"                 answered calls, and who closed a lost host's calls, when\n"
 	"  call kill ID   end a call now (its worker hangs up both legs), wait until it is gone\n"
 	"  cdr tail [N]   the N latest call detail records, oldest first (default 10, max 1000)\n"
 	"  user add NAME [--password PW | --password-stdin] [--display TEXT] [--max-calls N]\n"
@@ -2883,6 +3054,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_idle_client_dropped);
 	tcase_add_test(tc, test_peer_refused);
 	tcase_add_test(tc, test_table_usage);
+	tcase_add_test(tc, test_hosts_format);
 	tcase_add_test(tc, test_table_handlers);
 	tcase_add_test(tc, test_table_options);
 	suite_add_tcase(s, tc);
@@ -2905,6 +3077,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_user_forward_unknown);
 	tcase_add_test(tc, test_user_forward_usage);
 	tcase_add_test(tc, test_cdr_tail);
+	tcase_add_test(tc, test_show_hosts);
 	tcase_add_test(tc, test_cdr_tail_many);
 	tcase_add_test(tc, test_user_usage_errors);
 	tcase_add_test(tc, test_user_redis_down);

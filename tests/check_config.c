@@ -96,6 +96,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_lt(strlen(cfg->node_id), 32);
 	ck_assert_uint_eq(strspn(cfg->node_id, "abcdefghijklmnopqrstuvwxyz"
 				 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"), strlen(cfg->node_id));
+	ck_assert_int_eq(cfg->host_lease, 5000);
 	ck_assert_int_eq(cfg->workers, expected_workers());
 	ck_assert_int_eq(cfg->drain_timeout, 30);
 	ck_assert_str_eq(cfg->listen, "127.0.0.1");
@@ -171,6 +172,7 @@ START_TEST(test_full_file)
 {
 	struct loaded *l = load_text(
 		"node_id = \"edge-7\";\n"
+		"host_lease = 4000;\n"
 		"workers = 3;\n"
 		"drain_timeout = 0;\n"
 		"listen = \"::1\";\n"
@@ -206,6 +208,7 @@ START_TEST(test_full_file)
 
 	ck_assert_msg(l->rc == 0, "load failed: %s", l->err);
 	ck_assert_str_eq(l->cfg.node_id, "edge-7");
+	ck_assert_int_eq(l->cfg.host_lease, 4000);
 	ck_assert_int_eq(l->cfg.workers, 3);
 	ck_assert_int_eq(l->cfg.drain_timeout, 0);
 	ck_assert_str_eq(l->cfg.listen, "::1");
@@ -625,6 +628,8 @@ START_TEST(test_out_of_range)
 	assert_error_text("register_default_expires = 86401;\n", 1,
 			  "register_default_expires");
 	assert_error_text("register_max_expires = 86401;\n", 1, "register_max_expires");
+	assert_error_text("host_lease = 3999;\n", 1, "host_lease");
+	assert_error_text("host_lease = 60001;\n", 1, "host_lease");
 	assert_error_text("auth_fail_limit = 0;\n", 1, "auth_fail_limit");
 	assert_error_text("auth_fail_limit = 100001;\n", 1, "auth_fail_limit");
 	assert_error_text("auth_fail_window = 0;\n", 1, "auth_fail_window");

@@ -221,6 +221,17 @@ START_TEST(test_keys)
 	ck_assert_str_eq(key, "b2bua:cdr");
 	ck_assert_int_eq(store_cdr_seen_key("b2bua:cdr", "n1-7", key, sizeof key), 0);
 	ck_assert_str_eq(key, "b2bua:cdr:seen:n1-7");
+	ck_assert_int_eq(store_key("b2bua:", STORE_KEY_HOST, "edge1", key, sizeof key), 0);
+	ck_assert_str_eq(key, "b2bua:host:edge1");
+	ck_assert_int_eq(store_key("b2bua:", STORE_KEY_HOST_CLAIM, "edge1", key, sizeof key), 0);
+	ck_assert_str_eq(key, "b2bua:hostclaim:edge1");
+	ck_assert_int_eq(store_key("b2bua:", STORE_KEY_CALLS, "edge1", key, sizeof key), 0);
+	ck_assert_str_eq(key, "b2bua:calls:edge1");
+	ck_assert_int_eq(store_key("b2bua:", STORE_KEY_CALLS_BAD, "edge1", key, sizeof key), 0);
+	ck_assert_str_eq(key, "b2bua:callsbad:edge1");
+	ck_assert_int_eq(store_hosts_key("b2bua:", key, sizeof key), 0);
+	ck_assert_str_eq(key, "b2bua:hosts");
+	ck_assert_int_eq(store_hosts_key("b2bua:", small, 6), -ENAMETOOLONG);
 
 	/* Never a shorter key. */
 	ck_assert_int_eq(store_key("b2bua:", STORE_KEY_USER, "alice", small, sizeof small),
@@ -755,6 +766,141 @@ START_TEST(test_cdr_tail)
 }
 END_TEST
 
+/* ------------------------------------------------------------ hosts */
+
+/* One host of the list by node_id. */
+static const struct store_host *find_host(const struct store_host *h, size_t n, const char *node)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(h[i].node, node) == 0)
+			return &h[i];
+	return NULL;
+}
+
+/* The lease by Redis's clock, the claim (one closer only), closing a call
+ * (active entry, CDR, record in one go, idempotent), the note of the
+ * closing, and a restart's leftovers. */
+START_TEST(test_hosts)
+{
+	struct store_error err = { "" };
+	struct store_host *list;
+	const struct store_host *h;
+	struct store_host_claim cl, other;
+	struct store_call_rec *recs;
+	size_t n;
+	uint64_t now;
+	const char *names[] = { "bob" };
+	const char *fields[] = { "id", "caller", "cause", "closed_by" };
+	const char *values[] = { "edge2-w0-1-1", "sip:alice@example.com", "host_lost", "edge1" };
+	struct store_close_item item = {
+		.id = "edge2-w0-1-1", .names = names, .n_names = 1, .n = 4,
+		.fields = fields, .values = values,
+	};
+
+	start();
+	ck_assert_int_eq(store_host_beat(t_store, "edge1", 10, "10.0.0.1:5060", 4000, &err), 0);
+	ck_assert_int_eq(store_host_beat(t_store, "edge2", 20, "10.0.0.2:5060", 4000, &err), 0);
+	freeReplyObject(probe("HSET %s c1 x c2 y", PREFIX "calls:edge1"));
+	ck_assert_int_eq(store_hosts_list(t_store, &list, &n, &now, &err), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(list[0].node, "edge1");   /* sorted */
+	ck_assert_str_eq(list[0].sip, "10.0.0.1:5060");
+	ck_assert_uint_eq(list[0].epoch, 10);
+	ck_assert_uint_eq(list[0].lease_ms, 4000);
+	ck_assert_uint_eq(list[0].calls, 2);
+	ck_assert(list[0].beat_ms <= now && list[0].beat_ms + 1000 > now);   /* Redis's clock */
+	ck_assert_uint_eq(list[0].started_ms, list[0].beat_ms);
+	free(list);
+
+	/* Alive: no work, no claim. */
+	ck_assert_int_eq(store_host_claim(t_store, "edge2", "edge1", 30000, &cl, &err), 0);
+
+	/* edge1 stops on purpose: not while calls are left, and a stopped life
+	 * whose lease runs out is no work for a closer; a new beat clears it. */
+	ck_assert_int_eq(store_host_stop(t_store, "edge1", 10, &err), 0);
+	freeReplyObject(probe("DEL %s", PREFIX "calls:edge1"));
+	ck_assert_int_eq(store_host_stop(t_store, "edge1", 9, &err), 0);   /* not its life */
+	ck_assert_int_eq(store_host_stop(t_store, "edge1", 10, &err), 1);
+	freeReplyObject(probe("HSET %s beat_ms 1000", PREFIX "host:edge1"));
+	ck_assert_int_eq(store_host_claim(t_store, "edge1", "edge2", 30000, &cl, &err), 0);
+	ck_assert_int_eq(store_hosts_list(t_store, &list, &n, &now, &err), 0);
+	ck_assert_uint_eq(find_host(list, n, "edge1")->stopped_epoch, 10);
+	free(list);
+	ck_assert_int_eq(store_host_beat(t_store, "edge1", 10, "10.0.0.1:5060", 4000, &err), 0);
+	ck_assert_int_eq(probe_int("HEXISTS " PREFIX "host:edge1 %s", "stopped_epoch"), 0);
+
+	/* edge2 lost with one answered call, counted against bob. */
+	freeReplyObject(probe("HSET %s beat_ms 1000", PREFIX "host:edge2"));
+	freeReplyObject(probe("HSET %s edge2-w0-1-1 rec", PREFIX "calls:edge2"));
+	freeReplyObject(probe("ZADD %s 1 edge2-w0-1-1", PREFIX "active:bob"));
+	ck_assert_int_eq(store_host_claim(t_store, "edge2", "edge1", 30000, &cl, &err), 1);
+	ck_assert(cl.dead);
+	ck_assert_uint_eq(cl.epoch, 20);
+	ck_assert_uint_eq(cl.beat_ms, 1000);
+	ck_assert_uint_gt(cl.now_ms, 1000);
+	/* Exactly one closer: the next one finds it claimed. */
+	ck_assert_int_eq(store_host_claim(t_store, "edge2", "edge3", 30000, &other, &err), 0);
+
+	ck_assert_int_eq(store_call_recs(t_store, "edge2", &recs, &n, &err), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(recs[0].id, "edge2-w0-1-1");
+	ck_assert_str_eq(recs[0].text, "rec");
+	ck_assert_uint_eq(recs[0].len, 3);
+	store_call_recs_free(recs, n);
+
+	ck_assert_int_eq(store_host_close(t_store, "edge2", &item, 1, &err), 0);
+	ck_assert_int_eq(item.outcome, STORE_CDR_STORED);
+	ck_assert_int_eq(probe_int("XLEN %s", PREFIX "cdr"), 1);
+	ck_assert_int_eq(probe_int("HLEN %s", PREFIX "calls:edge2"), 0);
+	ck_assert_int_eq(probe_int("ZCARD %s", PREFIX "active:bob"), 0);
+	/* Again (a closer that died after it): stored once. */
+	freeReplyObject(probe("HSET %s edge2-w0-1-1 rec", PREFIX "calls:edge2"));
+	ck_assert_int_eq(store_host_close(t_store, "edge2", &item, 1, &err), 0);
+	ck_assert_int_eq(item.outcome, STORE_CDR_DUP);
+	ck_assert_int_eq(probe_int("XLEN %s", PREFIX "cdr"), 1);
+	ck_assert_int_eq(probe_int("HLEN %s", PREFIX "calls:edge2"), 0);
+
+	ck_assert_int_eq(store_host_closed(t_store, "edge2", "edge1", 20, 1, 1, &err), 0);
+	ck_assert_int_eq(probe_int("EXISTS %s", PREFIX "hostclaim:edge2"), 0);
+	ck_assert_int_eq(store_hosts_list(t_store, &list, &n, &now, &err), 0);
+	h = find_host(list, n, "edge2");
+	ck_assert_ptr_nonnull(h);
+	ck_assert_str_eq(h->closed_by, "edge1");
+	ck_assert_uint_eq(h->closed_calls, 1);
+	ck_assert_uint_eq(h->closed_epoch, 20);
+	ck_assert(h->closed_ms > 1000 && h->closed_ms <= now);
+	free(list);
+	/* Handled: nobody claims it again. */
+	ck_assert_int_eq(store_host_claim(t_store, "edge2", "edge3", 30000, &other, &err), 0);
+
+	/* edge2 restarts (epoch 21) with a record of its previous life left. */
+	freeReplyObject(probe("HSET %s edge2-w0-1-2 rec2", PREFIX "calls:edge2"));
+	ck_assert_int_eq(store_host_beat(t_store, "edge2", 21, "10.0.0.2:5060", 4000, &err), 0);
+	ck_assert_int_eq(store_hosts_list(t_store, &list, &n, &now, &err), 0);
+	h = find_host(list, n, "edge2");
+	ck_assert(h->prev_open);
+	ck_assert_uint_eq(h->epoch, 21);
+	free(list);
+	ck_assert_int_eq(store_host_claim(t_store, "edge2", "edge2", 30000, &cl, &err), 1);
+	ck_assert(!cl.dead);
+	ck_assert_uint_eq(cl.epoch, 21);
+	ck_assert_uint_eq(cl.prev_epoch, 20);
+	ck_assert_uint_eq(cl.prev_beat_ms, 1000);
+	/* A record that is no record goes aside. */
+	ck_assert_int_eq(store_call_rec_aside(t_store, "edge2", "edge2-w0-1-2", &err), 0);
+	ck_assert_int_eq(probe_int("HLEN %s", PREFIX "calls:edge2"), 0);
+	ck_assert_int_eq(probe_int("HLEN %s", PREFIX "callsbad:edge2"), 1);
+	ck_assert_int_eq(store_host_closed(t_store, "edge2", "edge2", 20, 0, 0, &err), 0);
+	ck_assert_int_eq(store_hosts_list(t_store, &list, &n, &now, &err), 0);
+	h = find_host(list, n, "edge2");
+	ck_assert(!h->prev_open);
+	ck_assert_str_eq(h->prev_closed_by, "edge2");
+	ck_assert_uint_eq(h->bad, 1);
+	free(list);
+	ck_assert_int_eq(store_host_claim(t_store, "edge2", "edge1", 30000, &cl, &err), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------ Redis unreachable */
 
 START_TEST(test_unreachable)
@@ -879,6 +1025,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_user_list);
 	tcase_add_test(tc, test_user_list_batches);
 	tcase_add_test(tc, test_cdr_tail);
+	tcase_add_test(tc, test_hosts);
 	tcase_add_test(tc, test_unreachable);
 	tcase_add_test(tc, test_silent);
 	tcase_add_test(tc, test_replica_and_sentinels);

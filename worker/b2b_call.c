@@ -40,6 +40,7 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_tag.h>
 
+#include "b2bua/hosts.h"
 #include "b2bua/log.h"
 #include "worker/b2b_int.h"
 #include "worker/cdr.h"
@@ -62,6 +63,8 @@ static enum shm_call_state b2b_shm_state(enum b2b_state s)
 	return SHM_CALL_ENDING;
 }
 
+static void b2b_keep_record(struct b2b_call *call);
+
 /* Move the call to `state`; the table shows the coarser shm state, and when
  * it first rang and was answered. */
 void b2b_publish_state(struct b2b_call *call, enum b2b_state state)
@@ -76,8 +79,10 @@ void b2b_publish_state(struct b2b_call *call, enum b2b_state state)
 	if (state == B2B_ANSWERED)
 		c->answer_ms = shm_now_ms();
 	shm_call_write_end(call->b2b->shm, call->slot);
-	if (state == B2B_ANSWERED)
+	if (state == B2B_ANSWERED) {
 		b2b_call_setup_done(call);
+		b2b_keep_record(call);
+	}
 }
 
 /* The caller has its final answer `status`; B-legs are still finishing
@@ -311,6 +316,51 @@ static void b2b_on_cdr_durable(void *arg, int err)
 	b2b_call_release(call);
 }
 
+/* What a call's CDR holds before it ends, from its shared-table record. */
+static void b2b_cdr_so_far(const struct b2b_call *call, const struct shm_call *rec,
+			   struct cdr *c)
+{
+	memset(c, 0, sizeof *c);
+	b2b_str_copy(c->id, sizeof c->id, call->id);
+	b2b_str_copy(c->a_call_id, sizeof c->a_call_id, rec->a.call_id);
+	b2b_str_copy(c->b_call_id, sizeof c->b_call_id, rec->b.call_id);
+	b2b_str_copy(c->caller, sizeof c->caller, rec->caller);
+	b2b_str_copy(c->callee, sizeof c->callee, rec->callee);
+	b2b_str_copy(c->answered_by, sizeof c->answered_by, call->answered_by);
+	b2b_str_copy(c->forwarded_to, sizeof c->forwarded_to, rec->forward_target);
+	c->start_ms = rec->start_ms;
+	c->ring_ms = rec->ring_ms;
+	c->answer_ms = rec->answer_ms;
+	c->sip_code = call->final_code;
+	c->disposition = CDR_ANSWERED;
+	b2b_str_copy(c->host, sizeof c->host, call->b2b->cfg->node_id);
+	c->worker = call->b2b->worker;
+}
+
+/*
+ * The call is answered: its record goes to Redis (b2bua/hosts.h), so that
+ * if this host is lost another one writes its CDR and frees its max_calls
+ * entries.  Fire and forget, one command; a record that cannot be sent
+ * (Redis down) only loses that protection, and says so.
+ */
+static void b2b_keep_record(struct b2b_call *call)
+{
+	struct cdr_record r;
+	struct shm_call rec;
+
+	if (call->b2b->cdr == NULL || call->no_cdr
+	    || shm_call_read(call->b2b->shm, call->slot, &rec) < 0)
+		return;
+	memset(&r, 0, sizeof r);
+	b2b_cdr_so_far(call, &rec, &r.cdr);
+	r.epoch = hosts_epoch();
+	for (unsigned i = 0; i < call->n_counted && r.n_names < CDR_RECORD_NAMES; i++)
+		b2b_str_copy(r.names[r.n_names++], sizeof r.names[0], call->counted[i]);
+	if (cdr_writer_keep(call->b2b->cdr, &r) < 0)
+		log_debug("call %s: no record kept in Redis: not closed if this host is lost",
+			  call->id);
+}
+
 /* The call's one CDR, from its shared-table record and what only we know.
  * Returns 1 when b2b_on_cdr_durable follows, 0 when there is nothing to
  * wait for (no CDR for this call, or it could not even be spooled). */
@@ -323,17 +373,7 @@ static int b2b_write_cdr(struct b2b_call *call)
 	if (b2b->cdr == NULL || call->no_cdr ||
 	    shm_call_read(b2b->shm, call->slot, &rec) < 0)
 		return 0;
-	memset(&c, 0, sizeof c);
-	b2b_str_copy(c.id, sizeof c.id, call->id);
-	b2b_str_copy(c.a_call_id, sizeof c.a_call_id, rec.a.call_id);
-	b2b_str_copy(c.b_call_id, sizeof c.b_call_id, rec.b.call_id);
-	b2b_str_copy(c.caller, sizeof c.caller, rec.caller);
-	b2b_str_copy(c.callee, sizeof c.callee, rec.callee);
-	b2b_str_copy(c.answered_by, sizeof c.answered_by, call->answered_by);
-	b2b_str_copy(c.forwarded_to, sizeof c.forwarded_to, rec.forward_target);
-	c.start_ms = rec.start_ms;
-	c.ring_ms = rec.ring_ms;
-	c.answer_ms = rec.answer_ms;
+	b2b_cdr_so_far(call, &rec, &c);
 	c.end_ms = call->end_ms ? call->end_ms : shm_now_ms();
 	c.billable_ms = rec.answer_ms ? c.end_ms - rec.answer_ms : 0;
 	c.sip_code = call->final_code;
@@ -347,8 +387,6 @@ static int b2b_write_cdr(struct b2b_call *call)
 	else
 		c.disposition = cdr_disposition_of(call->final_code, call->cancelled);
 	c.hangup_by = call->hangup_by;
-	b2b_str_copy(c.host, sizeof c.host, b2b->cfg->node_id);
-	c.worker = b2b->worker;
 	if (cdr_write_notify(b2b->cdr, &c, b2b_on_cdr_durable, call) == 0)
 		return 1;
 	log_error("call %s: CDR could not be written or spooled", c.id);

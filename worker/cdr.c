@@ -5,15 +5,16 @@
  *
  * Design note.  A record is fixed-size plain data, so it can be checked
  * once (cdr_check: every string ends inside its array, the enums are
- * known) and then turned into text two ways: the 18 field/value pairs of a
+ * known) and then turned into text two ways: the 19 field/value pairs of a
  * stream entry (cdr_encode, the order documented in docs/redis-schema.md),
  * and one spool line that comes back as the same record (cdr_to_line,
  * cdr_from_line).
  *
- * Spool line format, version "cdr2": the tag, then the 18 fields in
- * cdr_encode's order, separated by tabs.  Version "cdr1" (before the
- * `cause` field) is the same with the first 17 fields; it is still read, so
- * a spool written by an older b2bua replays after an upgrade.  In strings a backslash is written
+ * Spool line format, version "cdr3": the tag, then the 19 fields in
+ * cdr_encode's order, separated by tabs.  Versions "cdr2" (before the
+ * `closed_by` field) and "cdr1" (before `cause`) are the same with the
+ * first 18 and 17 fields; they are still read, so a spool written by an
+ * older b2bua replays after an upgrade.  In strings a backslash is written
  * \\, a tab \t, LF \n, CR \r and any other control byte \xHH (never \x00);
  * all other bytes, UTF-8 included, stay as they are.  Numbers are decimal,
  * the disposition and the hangup party are their names.
@@ -29,13 +30,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CDR_LINE_TAG        "cdr2"
+#define CDR_LINE_TAG        "cdr3"
+#define CDR_LINE_TAG_V2     "cdr2"
 #define CDR_LINE_TAG_V1     "cdr1"
+#define CDR_RECORD_TAG      "call1"
 
 static const char *const cdr_field_names[CDR_FIELDS] = {
 	"id", "a_call_id", "b_call_id", "caller", "callee", "answered_by", "forwarded_to",
 	"start_ms", "ring_ms", "answer_ms", "end_ms", "billable_ms", "disposition",
-	"sip_code", "hangup_by", "host", "worker", "cause",
+	"sip_code", "hangup_by", "host", "worker", "cause", "closed_by",
 };
 
 static const char *const cdr_disposition_names[] = {
@@ -92,7 +95,8 @@ int cdr_check(const struct cdr *c)
 
 	if (memchr(c->id, '\0', sizeof c->id) == NULL || c->id[0] == '\0'
 	    || memchr(c->host, '\0', sizeof c->host) == NULL
-	    || memchr(c->cause, '\0', sizeof c->cause) == NULL)
+	    || memchr(c->cause, '\0', sizeof c->cause) == NULL
+	    || memchr(c->closed_by, '\0', sizeof c->closed_by) == NULL)
 		return -EINVAL;
 	for (size_t i = 0; i < CDR_COUNT(strs); i++)
 		if (memchr(strs[i], '\0', CDR_STR) == NULL)
@@ -148,7 +152,7 @@ int cdr_encode(const struct cdr *c, const char **fields, const char **values, in
 		c->id, c->a_call_id, c->b_call_id, c->caller, c->callee, c->answered_by,
 		c->forwarded_to, start, ring, answer, end, billable,
 		cdr_disposition_name(c->disposition), code, cdr_party_name(c->hangup_by),
-		c->host, worker, c->cause,
+		c->host, worker, c->cause, c->closed_by,
 	};
 
 	for (int i = 0; i < CDR_FIELDS; i++) {
@@ -330,6 +334,11 @@ static int cdr_set_field(struct cdr *c, int i, const char *text)
 			return -EINVAL;
 		strcpy(c->cause, text);
 		return 0;
+	case 18:
+		if (strlen(text) >= sizeof c->closed_by)
+			return -EINVAL;
+		strcpy(c->closed_by, text);
+		return 0;
 	default:
 		if (cdr_parse_int(text, 0, UINT_MAX, &v) < 0)
 			return -EINVAL;
@@ -349,6 +358,8 @@ int cdr_from_line(const char *line, struct cdr *out)
 	memset(&c, 0, sizeof c);
 	if (strncmp(p, CDR_LINE_TAG, taglen) == 0 && p[taglen] == '\t')
 		nfields = CDR_FIELDS;
+	else if (strncmp(p, CDR_LINE_TAG_V2, taglen) == 0 && p[taglen] == '\t')
+		nfields = CDR_FIELDS_V2;   /* before closed_by */
 	else if (strncmp(p, CDR_LINE_TAG_V1, taglen) == 0 && p[taglen] == '\t')
 		nfields = CDR_FIELDS_V1;   /* an older spool: no cause */
 	else
@@ -372,3 +383,87 @@ int cdr_from_line(const char *line, struct cdr *out)
 	return 0;
 }
 
+
+/* ------------------------------------------------------------ an answered call's record */
+
+/* A name the record's first line can hold as it is. */
+static int cdr_record_name_ok(const char *name)
+{
+	size_t len = strnlen(name, CDR_RECORD_NAME_MAX);
+
+	return len > 0 && len < CDR_RECORD_NAME_MAX && strpbrk(name, "\t\n\r") == NULL;
+}
+
+int cdr_record_to_text(const struct cdr_record *r, char *out, size_t size)
+{
+	size_t n;
+	int len;
+
+	if (r->n_names > CDR_RECORD_NAMES)
+		return -EINVAL;
+	len = snprintf(out, size, CDR_RECORD_TAG "\t%" PRIu64, r->epoch);
+	if (len < 0 || (size_t)len >= size)
+		return -ENOSPC;
+	n = (size_t)len;
+	for (unsigned i = 0; i < r->n_names; i++) {
+		if (!cdr_record_name_ok(r->names[i]))
+			return -EINVAL;
+		len = snprintf(out + n, size - n, "\t%s", r->names[i]);
+		if (len < 0 || (size_t)len >= size - n)
+			return -ENOSPC;
+		n += (size_t)len;
+	}
+	if (n + 2 >= size)
+		return -ENOSPC;
+	out[n++] = '\n';
+	len = cdr_to_line(&r->cdr, out + n, size - n);
+	if (len < 0)
+		return len;
+	return (int)n + len;
+}
+
+/* The first line of a record ("call1\t<epoch>[\t<name>]..."), len bytes. */
+static int cdr_record_head(const char *p, size_t len, struct cdr_record *r)
+{
+	char buf[32 + CDR_RECORD_NAMES * CDR_RECORD_NAME_MAX];
+	char *save = NULL, *tok;
+
+	if (len >= sizeof buf)
+		return -EINVAL;
+	memcpy(buf, p, len);
+	buf[len] = '\0';
+	tok = strtok_r(buf, "\t", &save);
+	if (tok == NULL || strcmp(tok, CDR_RECORD_TAG) != 0)
+		return -EINVAL;
+	tok = strtok_r(NULL, "\t", &save);
+	if (tok == NULL || cdr_parse_u64(tok, &r->epoch) < 0)
+		return -EINVAL;
+	while ((tok = strtok_r(NULL, "\t", &save)) != NULL) {
+		if (r->n_names == CDR_RECORD_NAMES || !cdr_record_name_ok(tok))
+			return -EINVAL;
+		strcpy(r->names[r->n_names++], tok);
+	}
+	return 0;
+}
+
+int cdr_record_from_text(const char *text, size_t len, struct cdr_record *out)
+{
+	char line[CDR_LINE_MAX + 1];
+	struct cdr_record r;
+	const char *nl = memchr(text, '\n', len);
+	size_t rest;
+
+	memset(&r, 0, sizeof r);
+	if (nl == NULL || memchr(text, '\0', len) != NULL
+	    || cdr_record_head(text, (size_t)(nl - text), &r) < 0)
+		return -EINVAL;
+	rest = len - (size_t)(nl - text) - 1;
+	if (rest > CDR_LINE_MAX)
+		return -EINVAL;
+	memcpy(line, nl + 1, rest);
+	line[rest] = '\0';
+	if (cdr_from_line(line, &r.cdr) < 0)
+		return -EINVAL;
+	*out = r;
+	return 0;
+}

@@ -41,9 +41,11 @@ enum cdr_disposition {
 enum cdr_party { CDR_PARTY_NONE = 0, CDR_PARTY_CALLER, CDR_PARTY_CALLEE, CDR_PARTY_SYSTEM };
 
 #define CDR_STR 128
-/* Fields of a record in the stream and in a spool line ("cdr2"); a "cdr1"
- * line, written before `cause` existed, has the first 17. */
-#define CDR_FIELDS 18
+/* Fields of a record in the stream and in a spool line ("cdr3"); a "cdr2"
+ * line, written before `closed_by` existed, has the first 18, a "cdr1" line
+ * (before `cause`) the first 17. */
+#define CDR_FIELDS 19
+#define CDR_FIELDS_V2 18
 #define CDR_FIELDS_V1 17
 /* Room for a cause: "capacity", "overload", "auth", "rate_limit", ... */
 #define CDR_CAUSE_MAX 32
@@ -70,8 +72,14 @@ struct cdr {
 	enum cdr_party hangup_by;
 	char host[32];                /* node_id */
 	unsigned worker;
-	char cause[CDR_CAUSE_MAX];    /* why it was refused ("capacity", ...); "" for a call */
+	char cause[CDR_CAUSE_MAX];    /* why it was refused ("capacity", ...), "host_lost"
+				       * for a call its host lost; "" for a call */
+	char closed_by[32];           /* node_id of the host that wrote this CDR for a call
+				       * of a lost host (cause host_lost); "" otherwise */
 };
+
+/* The cause of a call closed by another host after its own host was lost. */
+#define CDR_CAUSE_HOST_LOST "host_lost"
 
 const char *cdr_disposition_name(enum cdr_disposition d);   /* "ANSWERED", ... */
 const char *cdr_party_name(enum cdr_party p);               /* "caller", ... */
@@ -94,10 +102,34 @@ int cdr_encode(const struct cdr *c, const char **fields, const char **values, in
 	       char *buf, size_t size);
 
 /* One spool line (no newline inside) and back: the format is stable.
- * cdr_to_line writes "cdr2" lines; cdr_from_line reads "cdr2" and the
- * "cdr1" lines of an older spool (their cause is ""). */
+ * cdr_to_line writes "cdr3" lines; cdr_from_line reads "cdr3" and the
+ * "cdr2" and "cdr1" lines of an older spool (their closed_by, and a cdr1
+ * line's cause, are ""). */
 int cdr_to_line(const struct cdr *c, char *out, size_t size);
 int cdr_from_line(const char *line, struct cdr *out);
+
+/*
+ * An answered call's record in Redis (`<p>calls:<node_id>`, field: the CDR
+ * id), from which another host writes its CDR if this host is lost (see
+ * b2bua/hosts.h): the first line "call1	<epoch>" then "	<name>" for each
+ * subscriber whose `<p>active:<name>` entry the call holds, a newline, and
+ * the CDR so far as one spool line.  Names holding a tab, a newline or a
+ * NUL cannot be held and make it -EINVAL.  Returns the length, or
+ * -ENOSPC / -EINVAL.
+ */
+#define CDR_RECORD_NAMES 4
+#define CDR_RECORD_NAME_MAX 64
+struct cdr_record {
+	struct cdr cdr;                                   /* the CDR so far */
+	uint64_t epoch;                                   /* of the host's life that wrote it */
+	unsigned n_names;
+	char names[CDR_RECORD_NAMES][CDR_RECORD_NAME_MAX]; /* active:<name> entries held */
+};
+int cdr_record_to_text(const struct cdr_record *r, char *out, size_t size);
+
+/* Back from the text (not NUL-terminated: len bytes): 0, or -EINVAL for
+ * anything that is not exactly such a record. */
+int cdr_record_from_text(const char *text, size_t len, struct cdr_record *out);
 
 typedef struct cdr_writer cdr_writer_t;
 
@@ -143,6 +175,14 @@ int cdr_write(cdr_writer_t *w, const struct cdr *c);
  * (synced) and its callback run before it returns.
  */
 void cdr_writer_flush(cdr_writer_t *w);
+
+/*
+ * An answered call's record (cdr_record_to_text) to <p>calls:<host> in
+ * Redis under its CDR id, on the writer's connection, fire and forget: the
+ * CDR sent later on the same connection deletes it (b2bua/hosts.h).
+ * Returns 0, or a negative errno (-ENOTCONN: Redis is down; -EINVAL).
+ */
+int cdr_writer_keep(cdr_writer_t *w, const struct cdr_record *r);
 
 /* Records in the spool that Redis has not confirmed yet (0 when everything
  * reached Redis). */

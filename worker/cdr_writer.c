@@ -620,6 +620,19 @@ void cdr_writer_flush(cdr_writer_t *w)
 	cdr_sync_now(w);
 }
 
+int cdr_writer_keep(cdr_writer_t *w, const struct cdr_record *r)
+{
+	char text[CDR_LINE_MAX + 512];
+	int len;
+
+	if (w->rds == NULL || !rds_connected(w->rds))
+		return -ENOTCONN;
+	len = cdr_record_to_text(r, text, sizeof text);
+	if (len < 0)
+		return len;
+	return store_call_record(w->rds, r->cdr.host, r->cdr.id, text, (size_t)len);
+}
+
 unsigned cdr_spooled(const cdr_writer_t *w)
 {
 	return w->spool_lines - w->acked_lines;

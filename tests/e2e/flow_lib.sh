@@ -210,7 +210,7 @@ assert_cdr() {
 
 # assert_cdr_fields I: the CDR has every field of the record, and no other.
 CDR_FIELDS=(a_call_id answer_ms answered_by b_call_id billable_ms callee caller cause
-	disposition end_ms forwarded_to hangup_by host id ring_ms sip_code start_ms worker)
+	closed_by disposition end_ms forwarded_to hangup_by host id ring_ms sip_code start_ms worker)
 assert_cdr_fields() {
 	local want got
 	want=$(printf '%s\n' "${CDR_FIELDS[@]}" stream_id | sort | paste -sd' ')

@@ -39,38 +39,47 @@ invites_at_least() {
 
 sipp_gone() { ! alive "${SIPP_PID[$1]}"; }
 
-# bound_on_new_primary LOG: the binding of the REGISTER in sipp log LOG is
-# on the new primary.  A 200 alone proves nothing: until Sentinel
-# reconfigures it, a demoted primary still accepts writes, which are wiped
-# when it resyncs.
+# bound_on_new_primary LOG PORT: the binding that the REGISTER in sipp log
+# LOG made from $ADDR:PORT is on the new primary.  A 200 alone proves
+# nothing: until Sentinel reconfigures it, a demoted primary still accepts
+# writes, which are wiped when it resyncs.
 bound_on_new_primary() {
 	local cid
 	cid=$(call_ids "$1" sent)
-	[ "$(_ha_cli "$HA_NEW_PRIMARY" HGET "${MH_PREFIX}loc:alice" "sip:alice@$ADDR:$REG_PORT" |
+	[ "$(_ha_cli "$HA_NEW_PRIMARY" HGET "${MH_PREFIX}loc:alice" "sip:alice@$ADDR:$2" |
 		jq -r .call_id 2>/dev/null)" = "$cid" ]
 }
 
-# register_all R SINCE_MS: through each host, REGISTER until a 200 whose
-# binding is on the new primary, each by SINCE_MS + REG_DEADLINE_MS (every
-# attempt bounded by sipp's -timeout).
+# register_all R SINCE_MS: through every host at once (host h from port
+# REG_PORT + h), REGISTER until a 200 whose binding is on the new primary,
+# each by SINCE_MS + REG_DEADLINE_MS (every attempt bounded by sipp's
+# -timeout).
 register_all() {
-	local r=$1 since=$2 h n now rc
+	local r=$1 since=$2 h n now rc name left=" "
 	for ((h = 1; h <= HOSTS; h++)); do
-		for ((n = 1; ; n++)); do
-			SIPP_TIMEOUT=3 mh_uac_start "$h" "reg$r-h$h-$n" reg_auth -p "$REG_PORT" \
+		left="$left$h "
+	done
+	for ((n = 1; ; n++)); do
+		for h in $left; do
+			SIPP_TIMEOUT=3 mh_uac_start "$h" "reg$r-h$h-$n" reg_auth -p $((REG_PORT + h)) \
 				-s alice -ap alicepw -m 1 -key exp_hdr "Expires: 3600" -key cparams ""
-			sipp_wait "reg$r-h$h-$n"
+		done
+		for h in $left; do
+			name=reg$r-h$h-$n
+			sipp_wait "$name"
 			rc=$?
 			now=$(date +%s%3N)
-			if [ "$rc" = 0 ] && [ "$(msg_count "$T/reg$r-h$h-$n.msg" recv 200)" = 1 ] &&
-				bound_on_new_primary "$T/reg$r-h$h-$n.msg"; then
-				log "ok: round $r: REGISTER through host $h: 200 $((now - since)) ms after the new primary (attempt $n)"
-				break
+			if [ "$rc" = 0 ] && [ "$(msg_count "$T/$name.msg" recv 200)" = 1 ] &&
+				bound_on_new_primary "$T/$name.msg" $((REG_PORT + h)); then
+				log "ok: round $r: REGISTER through host $h: 200, bound on the new primary, by $((now - since)) ms after the sentinels agreed on it (attempt $n)"
+				left=${left/ $h / }
+				continue
 			fi
 			[ $((now - since)) -lt "$REG_DEADLINE_MS" ] ||
-				fail "round $r: REGISTER through host $h: no 200 within $REG_DEADLINE_MS ms of the new primary ($n attempts; the last got $(msg_list "$T/reg$r-h$h-$n.msg" | awk '$1 == "recv" { k = $2 } END { print k }'), its binding $(bound_on_new_primary "$T/reg$r-h$h-$n.msg" || echo not) on the new primary)"
-			sleep 0.1
+				fail "round $r: REGISTER through host $h: no 200 within $REG_DEADLINE_MS ms of the new primary ($n attempts; the last got $(msg_list "$T/$name.msg" | awk '$1 == "recv" { k = $2 } END { print k }'), its binding $(bound_on_new_primary "$T/$name.msg" $((REG_PORT + h)) || echo not) on the new primary)"
 		done
+		[ -n "${left// /}" ] || return 0
+		sleep 0.1
 	done
 }
 
@@ -84,6 +93,7 @@ round() {
 	done
 	wait_for 30 invites_at_least "uas$r" $((total / 3)) ||
 		fail "round $r: the callee got fewer than $((total / 3)) INVITEs in 30 s"
+	log "round $r: $(grep -ac '^INVITE ' "$T/uas$r.msg") INVITEs reached the callee: the primary goes ($how)"
 	case $how in
 	failover) ha_failover ;;
 	kill) ha_kill_primary

@@ -24,7 +24,7 @@
 # lookup picked that host would.  Hosts trust $ADDR (trusted callers, as in
 # lib.sh) and each other (hand-offs between hosts).
 #
-# Redis (MH_REDIS, before mh_redis_start):
+# Redis (MH_REDIS, set before sourcing this file):
 #   unix      (default) lib.sh's redis_start: one redis-server on a Unix
 #             socket in $T; rcli talks to it;
 #   tcp       one redis-server on $ADDR:$MH_REDIS_PORT;
@@ -47,6 +47,14 @@ declare -A MH_PID=()       # host number -> its master's pid
 declare -A MH_KIDS=()      # host number -> pids of its children seen (mgmt, workers)
 MH_REGISTRAR=1             # 1: domain + auth_secret (registrar); 0: routes only
 MH_TRUSTED_EXTRA=""        # more trusted entries (quoted, comma-separated)
+
+# Sourced here, at the top level: its `declare -A` inside a function would
+# make its tables local to that function.
+if [ "$MH_REDIS" = sentinel ]; then
+	[ -f "$_here/redis_ha_lib.sh" ] ||
+		hard_error "MH_REDIS=sentinel needs tests/e2e/redis_ha_lib.sh (branch sentinel)"
+	declare -F ha_start >/dev/null || . "$_here/redis_ha_lib.sh"
+fi
 
 # ------------------------------------------------------------ addresses
 
@@ -105,9 +113,6 @@ mh_redis_start() {
 	unix) redis_start ;;
 	tcp) _mh_redis_tcp_start ;;
 	sentinel)
-		[ -f "$_here/redis_ha_lib.sh" ] ||
-			hard_error "MH_REDIS=sentinel needs tests/e2e/redis_ha_lib.sh (branch sentinel)"
-		declare -F ha_start >/dev/null || . "$_here/redis_ha_lib.sh"
 		ha_start
 		# rcli follows the primary the sentinels name.
 		rcli() { ha_rcli "$@"; } ;;

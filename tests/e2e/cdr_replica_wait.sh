@@ -14,10 +14,14 @@
 #      N + 1 CDRs, each id exactly once, each with its seen key, on the
 #      replica too; cdr_spooled 0.
 #   4. b2bua is stopped; the N spool lines saved in step 2 are put back in
-#      a worker's spool and each CDR gets a record in <p>calls:<node_id>
-#      (as the hosts' call records are).  b2bua starts again, replays them:
-#      all dup (the stream is unchanged) and every one of those records is
-#      gone, while a record of another call stays.
+#      a worker's spool and each CDR gets a (malformed) record in
+#      <p>calls:<node_id>, plus one of another call.  b2bua starts again:
+#      its master closes its previous life's records before any worker
+#      serves (b2bua/hosts.h): the malformed ones are set aside in
+#      <p>callsbad:<node_id>, none is left; then the spool replays, all
+#      dup: the stream is unchanged.  (That a dup deletes its call's record
+#      in the CDR script is asserted in check_store, where no start-up
+#      closer runs first.)
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/flow_lib.sh"
@@ -128,10 +132,11 @@ done
 rcli HSET "$CALLS_KEY" other-call record >/dev/null
 assert_eq $((N + 1)) "$(rcli HLEN "$CALLS_KEY")" "call records before the replay"
 b2b_start
-replayed() { [ "$(spooled)" -eq 0 ] && [ "$(rcli HLEN "$CALLS_KEY")" = 1 ]; }
+replayed() { [ "$(spooled)" -eq 0 ] && [ "$(rcli HLEN "$CALLS_KEY")" = 0 ]; }
 wait_for 10 replayed ||
 	fail "replay: $(spooled) spooled, $(rcli HLEN "$CALLS_KEY") call records left"
-assert_eq other-call "$(rcli HKEYS "$CALLS_KEY")" "the call record left"
+assert_eq $((N + 1)) "$(rcli HLEN "b2bua:callsbad:$NODE_ID")" \
+	"malformed records of the previous life set aside by the start-up"
 assert_eq $((N + 1)) "$(cdr_len)" "CDRs in the stream after the replay (all dup)"
 assert_grep "replayed $N CDRs from $T/spool/cdr-$NODE_ID-w0.spool" "$T/b2bua.log" \
 	"the replay is logged"

@@ -127,9 +127,13 @@ uac_run gone uac_expect_code -s bob -m 1 -key maxfwd 70 -key extra_hdr "X-Test: 
 assert_count "$T/gone.msg" recv 480 1
 
 # ---------------------------------------------------------------- a caller behind NAT
-uac_run rd reg_auth -p "$UAS_PORT" -s dave -ap davepw -m 1 -key exp_hdr "Expires: 3600" \
+# dave's UA has a port of its own: bob's last keepalive OPTIONS may still be
+# retransmitted to bob's old port (an unanswered non-INVITE transaction runs
+# for 32 s, RFC 3261 17.1.2.2, also after the binding was removed).
+DAVE_PORT=$((UAS_PORT + 40))
+uac_run rd reg_auth -p "$DAVE_PORT" -s dave -ap davepw -m 1 -key exp_hdr "Expires: 3600" \
 	-key cparams ""
-uas_start dave uas_send_bye -m 1 -d 500
+uas_start dave uas_send_bye -p "$DAVE_PORT" -m 1 -d 500
 uac_start_from "$(other_addr 2)" natcaller uac_nat_recv_bye -m 1 \
 	-key ruri "sip:dave@$ADDR:$SIP_PORT" -key contact "$NAT_CONTACT"
 sipp_wait natcaller || fail "sipp natcaller exited $? (dave's BYE did not reach it?)"

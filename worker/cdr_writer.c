@@ -53,8 +53,12 @@
  * (at most one on the wire) confirms the whole burst before it: acked_off
  * moves with WAIT answers only.  A WAIT that falls short (a replica down
  * or lagging) leaves the lines in the spool, unacknowledged, and the next
- * WAIT waits CDR_RETRY_MS (`wait_held`): a missing replica costs one WAIT
- * per round, never a loop.  On the same connection nothing is sent again
+ * WAIT waits (`wait_held`) CDR_RETRY_MS, doubling with every short WAIT in
+ * a row up to CDR_WAIT_HOLD_MAX_MS: a WAIT holds this connection (Redis
+ * answers nothing else on it until it returns), so a replica that is gone
+ * for long (the primary's only replica was killed) costs the worker's
+ * lookups at most one redis_wait_timeout stall per CDR_WAIT_HOLD_MAX_MS,
+ * never a loop.  On the same connection nothing is sent again
  * (the next WAIT still covers the scripts); a new connection's WAIT covers
  * nothing sent on the old one, so in this mode a lost connection rewinds
  * send_off to acked_off and the lines go again: a record already stored
@@ -98,6 +102,8 @@
 #define CDR_SYNC_MS         10
 /* After "not now" (e.g. LOADING) or a WAIT that fell short, ask again this late. */
 #define CDR_RETRY_MS        500
+/* The longest pause between two WAITs while the replicas do not answer. */
+#define CDR_WAIT_HOLD_MAX_MS 8000
 #define CDR_TRIM_MS         100     /* idle this long: the confirmed spool is truncated */
 #define CDR_TRIM_BYTES      (1 << 20) /* ... or when it is this long */
 
@@ -372,7 +378,7 @@ static void cdr_wait_send(cdr_writer_t *w)
 
 /*
  * A WAIT fell short: its lines stay in the spool, unacknowledged, synced
- * like those of a Redis that is down; the next WAIT waits CDR_RETRY_MS.
+ * like those of a Redis that is down; the next WAIT waits wait_hold_ms.
  * Each line is counted once in cdr_unreplicated, however many WAITs it
  * takes; the warning comes once per episode.
  */
@@ -389,7 +395,13 @@ static void cdr_wait_short(cdr_writer_t *w, const struct cdr_wait_req *req, int 
 	}
 	w->wait_held = 1;
 	w->backlog = 1;
-	su_timer_set_interval(w->retry_timer, cdr_on_retry_timer, w, CDR_RETRY_MS);
+	if (w->wait_hold_ms == 0)
+		w->wait_hold_ms = CDR_RETRY_MS;
+	else if (w->wait_hold_ms < CDR_WAIT_HOLD_MAX_MS / 2)
+		w->wait_hold_ms *= 2;
+	else
+		w->wait_hold_ms = CDR_WAIT_HOLD_MAX_MS;
+	su_timer_set_interval(w->retry_timer, cdr_on_retry_timer, w, w->wait_hold_ms);
 	if (w->unrepl_logged)
 		return;
 	w->unrepl_logged = 1;
@@ -415,6 +427,7 @@ static void cdr_wait_confirmed(cdr_writer_t *w, const struct cdr_wait_req *req)
 	w->wait_rejected -= set_aside;
 	w->acked_off = req->end;
 	w->acked_lines = req->lines;
+	w->wait_hold_ms = 0;
 	if (w->unrepl_logged)
 		log_info("redis %s: CDRs reach a replica again", rds_address(w->rds));
 	w->unrepl_logged = 0;

@@ -90,7 +90,8 @@ struct cdr_writer {
 	int wait_replicas;
 	int wait_timeout_ms;
 	struct cdr_wait_req *wait;  /* the WAIT on the wire, NULL if none */
-	int wait_held;              /* the last WAIT fell short: the next after CDR_RETRY_MS */
+	int wait_held;              /* the last WAIT fell short: the next after wait_hold_ms */
+	unsigned wait_hold_ms;      /* that pause: doubles per short WAIT in a row, 0 after one confirms */
 	unsigned wait_rejected;     /* lines set aside since the last WAIT that confirmed */
 	unsigned unrepl_counted;    /* lines before this one are counted in cdr_unreplicated */
 

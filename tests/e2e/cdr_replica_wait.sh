@@ -108,7 +108,8 @@ cat "$T"/spool/*.spool >"$T/saved.spool"
 # --- 3. the replica resumed
 log "resuming the replica (SIGCONT)"
 kill -CONT "$REPLICA_PID"
-wait_for 10 none_spooled || fail "not confirmed after the replica came back: $(spooled) spooled"
+# (the writer retries a short WAIT after 0.5 s, doubling up to 8 s: see cdr_writer.c)
+wait_for 15 none_spooled || fail "not confirmed after the replica came back: $(spooled) spooled"
 assert_grep 'CDRs reach a replica again' "$T/b2bua.log" "the daemon says the replica is back"
 cdr_load
 assert_eq $((N + 1)) "$(jq length "$CDR_JSON")" "CDRs in the stream"

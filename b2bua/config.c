@@ -150,6 +150,8 @@ void config_defaults(struct config *cfg)
 	snprintf(cfg->redis_address, sizeof cfg->redis_address, "unix:/run/b2bua/redis.sock");
 	cfg->redis_password[0] = '\0';
 	cfg->redis_db = 0;
+	cfg->n_redis_sentinels = 0;
+	cfg->redis_master_name[0] = '\0';
 	cfg->redis_timeout = 1000;
 	snprintf(cfg->redis_prefix, sizeof cfg->redis_prefix, "b2bua:");
 	snprintf(cfg->cdr_stream, sizeof cfg->cdr_stream, "cdr");
@@ -237,6 +239,24 @@ static int config_check_session_timer(const struct config_ctx *ctx,
 			   "least min_se", cfg->session_expires, cfg->min_se);
 }
 
+/* Sentinels and a master name go together: one without the other is a
+ * half-done Sentinel setup (redis_address is not used once sentinels are
+ * set, so it cannot be the fallback the operator meant). */
+static int config_check_sentinels(const struct config_ctx *ctx, const config_setting_t *root,
+				  const struct config *cfg)
+{
+	if (cfg->n_redis_sentinels > 0 && cfg->redis_master_name[0] == '\0')
+		return config_fail(ctx, config_setting_get_member(root, "redis_sentinels"),
+				   "redis_master_name", "missing: required when redis_sentinels "
+				   "is set (the name the sentinels monitor, as in `sentinel "
+				   "monitor NAME ip port quorum`)");
+	if (cfg->n_redis_sentinels == 0 && cfg->redis_master_name[0] != '\0')
+		return config_fail(ctx, config_setting_get_member(root, "redis_master_name"),
+				   "redis_master_name", "set without redis_sentinels: list the "
+				   "sentinels, or remove redis_master_name to use redis_address");
+	return 0;
+}
+
 /* Rules that involve several keys, checked on the final values. */
 static int config_finish(const struct config_ctx *ctx, const config_setting_t *root,
 			 struct config *cfg)
@@ -259,6 +279,8 @@ static int config_finish(const struct config_ctx *ctx, const config_setting_t *r
 		rc = config_check_expires(ctx, root, cfg);
 	if (rc == 0)
 		rc = config_check_session_timer(ctx, root, cfg);
+	if (rc == 0)
+		rc = config_check_sentinels(ctx, root, cfg);
 	return rc;
 }
 

@@ -22,6 +22,9 @@
 #define CONFIG_MAX_ROUTES   256
 #define CONFIG_MAX_WORKERS  64
 #define CONFIG_MAX_TRUSTED  64
+/* redis_sentinels: at most this many, each "ip:port" shorter than this. */
+#define CONFIG_MAX_SENTINELS 8
+#define CONFIG_SENTINEL_MAX  64
 
 /* One static route: a Request-URI user that starts with `prefix` goes to
  * `target` (a SIP URI, e.g. "sip:127.0.0.1:5080;transport=udp").  The
@@ -110,6 +113,11 @@ struct config {
 	int redis_db;                  /* redis_db: database number (SELECT) */
 	char redis_prefix[64];         /* redis_prefix: put before every key, e.g. "b2bua:" */
 	int redis_timeout;             /* redis_timeout: ms a command may wait for its reply */
+	/* Redis through Sentinel: when n_redis_sentinels > 0 the primary is
+	 * asked of these and redis_address is not used. */
+	size_t n_redis_sentinels;      /* redis_sentinels: ( "ip:port", ... ) */
+	char redis_sentinels[CONFIG_MAX_SENTINELS][CONFIG_SENTINEL_MAX];
+	char redis_master_name[64];    /* redis_master_name: the master the sentinels monitor */
 
 	/* call detail records and forwarding */
 	char cdr_stream[64];           /* cdr_stream: Redis Stream of CDRs (after redis_prefix) */

@@ -599,6 +599,72 @@ static int config_load_redis_prefix(const struct config_ctx *ctx, const config_s
 	return 0;
 }
 
+/* One sentinel, "ip:port" as redis_address's TCP form (store.h's parser). */
+static int config_load_redis_sentinel_one(const struct config_ctx *ctx,
+					  const config_setting_t *s, unsigned i,
+					  struct config *cfg)
+{
+	char key[32];
+	const char *why;
+	int rc;
+
+	snprintf(key, sizeof key, "redis_sentinels[%u]", i);
+	rc = config_get_string(ctx, s, key, cfg->redis_sentinels[i], CONFIG_SENTINEL_MAX);
+	if (rc < 0)
+		return rc;
+	if (store_sentinel_parse(cfg->redis_sentinels[i], NULL, &why) < 0)
+		return config_fail(ctx, s, key, "\"%s\": %s; write \"ip:port\" "
+				   "(\"[::1]:26379\" for IPv6)", cfg->redis_sentinels[i], why);
+	return 0;
+}
+
+/* A list ( "ip:port", ... ) or an array [ ... ]; at least one entry. */
+static int config_load_redis_sentinels(const struct config_ctx *ctx,
+				       const config_setting_t *s, struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int type = config_setting_type(s), n;
+
+	if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
+		return config_fail(ctx, s, key, "must be a list of strings: "
+				   "( \"192.0.2.1:26379\", \"192.0.2.2:26379\", ... )");
+	n = config_setting_length(s);
+	if (n < 1 || n > CONFIG_MAX_SENTINELS)
+		return config_fail(ctx, s, key, "%d entries: between 1 and %d allowed",
+				   n, CONFIG_MAX_SENTINELS);
+	cfg->n_redis_sentinels = 0;
+	for (int i = 0; i < n; i++) {
+		int rc = config_load_redis_sentinel_one(ctx,
+							config_setting_get_elem(s, (unsigned)i),
+							(unsigned)i, cfg);
+
+		if (rc < 0)
+			return rc;
+		cfg->n_redis_sentinels = (size_t)i + 1;
+	}
+	return 0;
+}
+
+/* What Sentinel accepts in `sentinel monitor NAME ...` and we can log. */
+static int config_load_redis_master_name(const struct config_ctx *ctx,
+					 const config_setting_t *s, struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int rc = config_get_string(ctx, s, key, cfg->redis_master_name,
+				   sizeof cfg->redis_master_name);
+
+	if (rc < 0)
+		return rc;
+	if (cfg->redis_master_name[0] == '\0')
+		return config_fail(ctx, s, key, "must not be empty");
+	for (const char *p = cfg->redis_master_name; *p != '\0'; p++)
+		if (!config_is_alnum(*p) && strchr("_-.", *p) == NULL)
+			return config_fail(ctx, s, key,
+					   "\"%s\" has '%c': only [A-Za-z0-9_.-] allowed",
+					   cfg->redis_master_name, *p);
+	return 0;
+}
+
 static int config_load_cdr_stream(const struct config_ctx *ctx, const config_setting_t *s,
 				  struct config *cfg)
 {
@@ -859,6 +925,8 @@ static const struct config_key config_keys[] = {
 	{ "redis_db",         config_load_redis_db },
 	{ "redis_prefix",     config_load_redis_prefix },
 	{ "redis_timeout",    config_load_redis_timeout },
+	{ "redis_sentinels",   config_load_redis_sentinels },
+	{ "redis_master_name", config_load_redis_master_name },
 	{ "cdr_stream",       config_load_cdr_stream },
 	{ "cdr_spool_dir",    config_load_cdr_spool_dir },
 	{ "no_answer_timeout", config_load_no_answer_timeout },

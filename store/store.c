@@ -1,6 +1,7 @@
 /*
- * store — the names of the schema: the redis_address parser and the key
- * builders.  See store.h; the keys are listed in docs/redis-schema.md.
+ * store — the names of the schema: the redis_address parser, the reading
+ * of a sentinel's answer and the key builders.  See store.h; the keys are
+ * listed in docs/redis-schema.md.
  *
  * Design note.  These are pure (libc only) and live in libb2bcore, so that
  * the configuration check, the workers' connection (worker/rds.c) and the
@@ -15,6 +16,8 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <hiredis/hiredis.h>
 
 /* ------------------------------------------------------------ addresses */
 
@@ -117,6 +120,108 @@ int store_address_parse(const char *text, struct store_address *out, const char 
 	if (out != NULL)
 		*out = a;
 	return 0;
+}
+
+/* ------------------------------------------------------------ Sentinel */
+
+int store_sentinel_parse(const char *text, struct store_address *out, const char **why)
+{
+	if (text != NULL && strncmp(text, "unix:", 5) == 0) {
+		if (why != NULL)
+			*why = "a sentinel listens on TCP: write \"ip:port\", not \"unix:\"";
+		return -EINVAL;
+	}
+	return store_address_parse(text, out, why);
+}
+
+void store_address_format(const struct store_address *a, char *out, size_t size)
+{
+	if (a->unix_path[0] != '\0')
+		snprintf(out, size, "unix:%s", a->unix_path);
+	else if (strchr(a->host, ':') != NULL)
+		snprintf(out, size, "[%s]:%d", a->host, a->port);
+	else
+		snprintf(out, size, "%s:%d", a->host, a->port);
+}
+
+/* The two strings of a sentinel's answer, host and port, as one address
+ * through the one parser (so a name, or a host with junk, is refused). */
+static int store_sentinel_pair(const redisReply *host, const redisReply *port,
+			       struct store_address *out, char *why, size_t whylen)
+{
+	char text[STORE_ADDRESS_TEXT_MAX + 8];
+	const char *reason;
+	int n;
+
+	if (host->len >= STORE_HOST_MAX || port->len > 5 || memchr(host->str, '\0', host->len)) {
+		snprintf(why, whylen, "answered an address too long to be one");
+		return -EBADMSG;
+	}
+	if (memchr(host->str, ':', host->len) != NULL)
+		n = snprintf(text, sizeof text, "[%.*s]:%.*s", (int)host->len, host->str,
+			     (int)port->len, port->str);
+	else
+		n = snprintf(text, sizeof text, "%.*s:%.*s", (int)host->len, host->str,
+			     (int)port->len, port->str);
+	if (n < 0 || (size_t)n >= sizeof text ||
+	    store_sentinel_parse(text, out, &reason) < 0) {
+		snprintf(why, whylen, "answered \"%.60s\": %s", text,
+			 n < 0 || (size_t)n >= sizeof text ? "too long" : reason);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int store_sentinel_answer(const struct redisReply *r, struct store_address *out, char *why,
+			  size_t whylen)
+{
+	if (r == NULL) {
+		snprintf(why, whylen, "no answer");
+		return -EBADMSG;
+	}
+	if (r->type == REDIS_REPLY_NIL) {
+		snprintf(why, whylen, "answered nil: it monitors no master of that name");
+		return -ENOENT;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(why, whylen, "answered an error: %.120s", r->str);
+		return -EBADMSG;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[1]->type != REDIS_REPLY_STRING) {
+		snprintf(why, whylen, "answered something other than [ip, port] (reply type %d, "
+			 "%zu elements)", r->type, r->type == REDIS_REPLY_ARRAY ? r->elements : 0);
+		return -EBADMSG;
+	}
+	return store_sentinel_pair(r->element[0], r->element[1], out, why, whylen);
+}
+
+int store_role_is_master(const struct redisReply *r, const char **role)
+{
+	const char *what = "no valid ROLE answer";
+	int master = 0;
+
+	if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+		what = "ROLE refused";
+	} else if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+		   (r->element[0]->type == REDIS_REPLY_STRING ||
+		    r->element[0]->type == REDIS_REPLY_STATUS)) {
+		/* Redis says "master", "slave" or "sentinel"; keep our text static. */
+		if (strcmp(r->element[0]->str, "master") == 0) {
+			what = "master";
+			master = 1;
+		} else if (strcmp(r->element[0]->str, "slave") == 0) {
+			what = "slave (a replica)";
+		} else if (strcmp(r->element[0]->str, "sentinel") == 0) {
+			what = "sentinel";
+		} else {
+			what = "unknown";
+		}
+	}
+	if (role != NULL)
+		*role = what;
+	return master;
 }
 
 /* ------------------------------------------------------------ key names */

@@ -19,9 +19,11 @@
  *     unix:/run/redis.sock: cannot connect: Connection refused"); formatting
  *     tables or JSON is the CLI's business.
  *
- * The pure parts (store.c: the address parser and the key names;
- * store_lua.c: every script) need nothing but libc, so config validation
- * uses the same address parser as both connections.
+ * The pure parts (store.c: the address parser, the key names and the
+ * reading of a sentinel's answer; store_lua.c: every script) need nothing
+ * but libc (and hiredis's reply struct, a header), so config validation
+ * uses the same address parser as both connections, and both connections
+ * read a sentinel the same way.
  *
  * CLI command -> store function
  *
@@ -68,6 +70,38 @@ struct store_address {
  * \"host:port\"".
  */
 int store_address_parse(const char *text, struct store_address *out, const char **why);
+
+/* ------------------------------------------------------------ Sentinel */
+
+/* "[v6]:65535" and its NUL fit in this. */
+#define STORE_ADDRESS_TEXT_MAX (STORE_HOST_MAX + 8)
+
+/*
+ * Parse one entry of redis_sentinels: redis_address's TCP form only
+ * ("a.b.c.d:port" or "[ipv6]:port"; Sentinel has no Unix sockets, and names
+ * would block).  Same contract as store_address_parse().
+ */
+int store_sentinel_parse(const char *text, struct store_address *out, const char **why);
+
+/* "a.b.c.d:port" or "[ipv6]:port" of a TCP address, for log lines. */
+void store_address_format(const struct store_address *a, char *out, size_t size);
+
+struct redisReply;
+
+/*
+ * Interpret a sentinel's answer to SENTINEL get-master-addr-by-name NAME:
+ * an array of two strings, an IP literal and a port.  Returns 0 and *out,
+ * or -ENOENT (nil: the sentinel monitors no master of that name) or
+ * -EBADMSG (an error reply, another shape, a name instead of an address, a
+ * bad port) with why[whylen] saying what was wrong, for a log line.  Only
+ * reads the reply struct (no hiredis call), so it stays a pure part.
+ */
+int store_sentinel_answer(const struct redisReply *r, struct store_address *out, char *why,
+			  size_t whylen);
+
+/* Is this ROLE reply that of a primary ("master" first)?  1 or 0; *role
+ * (may be NULL) is a short text for a log line ("slave", "sentinel", ...). */
+int store_role_is_master(const struct redisReply *r, const char **role);
 
 /* ------------------------------------------------------------ key names */
 

@@ -239,7 +239,7 @@ static int store_user_read(store_sync_t *s, const char *name, redisReply **user,
 		ret = store_conn_next(&conn, "HGETALL", loc);
 	if (ret == 0 && ((*user)->type != REDIS_REPLY_ARRAY || (*loc)->type != REDIS_REPLY_ARRAY))
 		ret = store_fail(err, -EBADMSG, "redis %s: unexpected answer to HGETALL",
-				 s->address);
+				 conn.address);
 	store_conn_close(&conn);
 	return ret;
 }
@@ -327,7 +327,7 @@ static void store_user_pattern(const char *prefix, char *out, size_t size)
 static int store_list_too_slow(struct store_conn *conn, size_t users)
 {
 	return store_fail(conn->err, -ETIMEDOUT, "redis %s: user list did not finish "
-			  "within %d ms (%zu users read)", conn->s->address, STORE_LIST_MAX_MS,
+			  "within %d ms (%zu users read)", conn->address, STORE_LIST_MAX_MS,
 			  users);
 }
 
@@ -431,7 +431,7 @@ static int store_list_batch(struct store_conn *conn, const struct store_user_row
 		if (ret == 0 && (user->type != REDIS_REPLY_ARRAY || user->elements != 3 ||
 				 vals->type != REDIS_REPLY_ARRAY))
 			ret = store_fail(conn->err, -EBADMSG, "redis %s: unexpected answer to "
-					 "HMGET", conn->s->address);
+					 "HMGET", conn->address);
 		if (ret == 0 && store_list_row(user, vals, now_ms, &row)) {
 			slot = store_rows_add(out);
 			if (slot)

@@ -13,6 +13,14 @@
  * user never exists half-written.  The password is turned into the two
  * HA1 values at once and goes no further.
  *
+ * With redis_sentinels, store_conn_open asks the sentinels in turn (each
+ * bounded by STORE_SENTINEL_TIMEOUT_MS to connect and to answer) for the
+ * primary, and takes the first one named that accepts AUTH and SELECT and
+ * says ROLE master; a sentinel that answers nonsense or names a replica is
+ * skipped.  Every connection checks ROLE, with or without sentinels, so a
+ * replica is never written to.  An operation costs at most one ask per
+ * sentinel plus one connect: a few seconds in the worst case, bounded.
+ *
  * Every failure is a negative errno and one line in the caller's struct
  * store_error, worded for the operator: "redis <address>: <what went
  * wrong>", "no such user NAME", "user NAME exists".
@@ -28,6 +36,9 @@
 
 #include "shm/shm.h"
 #include "store/store_lua.h"
+
+/* One sentinel's connect, and its answer. */
+#define STORE_SENTINEL_TIMEOUT_MS 500
 
 /* Most ARGV of store_lua_user_update / store_lua_user_forget: the four fwd_* fields and values. */
 #define STORE_UPDATE_ARGS_MAX 8
@@ -100,7 +111,7 @@ void store_conn_close(struct store_conn *conn)
 static int store_conn_check(struct store_conn *conn, const char *what, redisReply *rr,
 			    redisReply **out)
 {
-	const char *address = conn->s->address;
+	const char *address = conn->address;
 
 	if (!rr)
 		return store_fail(conn->err, store_conn_errno(conn->c), "redis %s: %s", address,
@@ -132,7 +143,7 @@ int store_conn_unexpected(struct store_conn *conn, const char *what, redisReply 
 {
 	freeReplyObject(rr);
 	return store_fail(conn->err, -EBADMSG, "redis %s: unexpected answer to %s",
-			  conn->s->address, what);
+			  conn->address, what);
 }
 
 /* Run a command whose answer does not matter beyond "not an error". */
@@ -146,19 +157,20 @@ static int store_conn_simple(struct store_conn *conn, int argc, const char **arg
 	return ret;
 }
 
-int store_conn_open(const store_sync_t *s, struct store_error *err, struct store_conn *conn)
+/* Connect to conn->address, AUTH, SELECT: 0, or the failure in err. */
+static int store_conn_handshake(const store_sync_t *s, struct store_conn *conn)
 {
 	const char *auth[] = { "AUTH", s->password };
 	const char *select[] = { "SELECT", NULL };
+	struct store_error *err = conn->err;
 	char db[16];
 	int ret = 0;
 
-	*conn = (struct store_conn){ .s = s, .err = err };
-	if (store_conn_dial(s->address, &conn->c) < 0)
-		return store_fail(err, -EINVAL, "redis %s: not a valid address", s->address);
+	if (store_conn_dial(conn->address, &conn->c) < 0)
+		return store_fail(err, -EINVAL, "redis %s: not a valid address", conn->address);
 	if (!conn->c || conn->c->err) {
 		ret = store_fail(err, conn->c ? -ENOTCONN : -ENOMEM, "redis %s: cannot connect: %s",
-				 s->address, store_conn_why(conn->c));
+				 conn->address, store_conn_why(conn->c));
 		store_conn_close(conn);
 		return ret;
 	}
@@ -170,6 +182,101 @@ int store_conn_open(const store_sync_t *s, struct store_error *err, struct store
 		select[1] = db;
 		ret = store_conn_simple(conn, 2, select);
 	}
+	if (ret < 0)
+		store_conn_close(conn);
+	return ret;
+}
+
+/* A replica is never written to: 0 when ROLE says master. */
+static int store_conn_role(struct store_conn *conn)
+{
+	const char *argv[] = { "ROLE" };
+	redisReply *rr;
+	const char *role;
+	int ret = store_conn_cmd(conn, 1, argv, &rr), master;
+
+	if (ret < 0)
+		return ret;
+	master = store_role_is_master(rr, &role);
+	freeReplyObject(rr);
+	if (!master)
+		return store_fail(conn->err, -ENOTCONN, "redis %s: ROLE is %s, not master: "
+				  "not used", conn->address, role);
+	return 0;
+}
+
+/* Ask sentinel i for the primary: 0 and its "ip:port" in out[size], or the
+ * failure in why[whylen]. */
+static int store_sentinel_ask(const store_sync_t *s, size_t i, char *out, size_t size,
+			      char *why, size_t whylen)
+{
+	struct timeval tv = store_timeval(STORE_SENTINEL_TIMEOUT_MS);
+	struct store_address a;
+	redisContext *c;
+	redisReply *rr;
+	int ret;
+
+	if (store_sentinel_parse(s->sentinels[i], &a, NULL) < 0) {
+		snprintf(why, whylen, "not a valid address");
+		return -EINVAL;
+	}
+	c = redisConnectWithTimeout(a.host, a.port, tv);
+	if (!c || c->err) {
+		snprintf(why, whylen, "cannot connect: %s", c ? c->errstr : "out of memory");
+		if (c)
+			redisFree(c);
+		return -ENOTCONN;
+	}
+	redisSetTimeout(c, tv);
+	rr = redisCommand(c, "SENTINEL get-master-addr-by-name %s", s->master_name);
+	if (!rr) {
+		snprintf(why, whylen, "no answer within %d ms", STORE_SENTINEL_TIMEOUT_MS);
+		ret = -EIO;
+	} else {
+		ret = store_sentinel_answer(rr, &a, why, whylen);
+		if (ret == 0)
+			store_address_format(&a, out, size);
+		freeReplyObject(rr);
+	}
+	redisFree(c);
+	return ret;
+}
+
+/* Sentinel mode: the first primary named that answers as one. */
+static int store_conn_open_sentinel(const store_sync_t *s, struct store_conn *conn)
+{
+	char why[STORE_ERROR_MAX], all[STORE_ERROR_MAX] = "";
+	size_t used = 0;
+
+	for (size_t i = 0; i < s->n_sentinels; i++) {
+		if (store_sentinel_ask(s, i, conn->address, sizeof conn->address, why,
+				       sizeof why) == 0) {
+			if (store_conn_handshake(s, conn) == 0 && store_conn_role(conn) == 0)
+				return 0;
+			store_conn_close(conn);
+			snprintf(why, sizeof why, "%s", conn->err->text);
+		}
+		used += (size_t)snprintf(all + used, used < sizeof all ? sizeof all - used : 0,
+					 "%ssentinel %s: %s", i ? "; " : "", s->sentinels[i], why);
+		if (used >= sizeof all)
+			break;
+	}
+	snprintf(conn->address, sizeof conn->address, "%s", s->address);
+	return store_fail(conn->err, -ENOTCONN, "redis %s: no usable primary (%.300s)",
+			  s->address, all);
+}
+
+int store_conn_open(const store_sync_t *s, struct store_error *err, struct store_conn *conn)
+{
+	int ret;
+
+	*conn = (struct store_conn){ .s = s, .err = err };
+	if (s->n_sentinels > 0)
+		return store_conn_open_sentinel(s, conn);
+	snprintf(conn->address, sizeof conn->address, "%s", s->address);
+	ret = store_conn_handshake(s, conn);
+	if (ret == 0)
+		ret = store_conn_role(conn);
 	if (ret < 0)
 		store_conn_close(conn);
 	return ret;
@@ -211,6 +318,11 @@ int store_sync_create(const struct config *cfg, store_sync_t **out)
 	/* config_defaults() says "cdr"; a struct filled by hand may leave it empty. */
 	snprintf(s->cdr_stream, sizeof s->cdr_stream, "%s",
 		 cfg->cdr_stream[0] ? cfg->cdr_stream : "cdr");
+	s->n_sentinels = cfg->n_redis_sentinels;
+	memcpy(s->sentinels, cfg->redis_sentinels, sizeof s->sentinels);
+	snprintf(s->master_name, sizeof s->master_name, "%s", cfg->redis_master_name);
+	if (s->n_sentinels > 0)   /* redis_address is not used: name the master */
+		snprintf(s->address, sizeof s->address, "master %s", s->master_name);
 	*out = s;
 	return 0;
 }

@@ -17,6 +17,10 @@ struct store_sync {
 	char prefix[sizeof ((struct config *)0)->redis_prefix];
 	char realm[sizeof ((struct config *)0)->realm];
 	char cdr_stream[sizeof ((struct config *)0)->cdr_stream];
+	/* Sentinel mode when n_sentinels > 0: address is then "master NAME". */
+	size_t n_sentinels;
+	char sentinels[CONFIG_MAX_SENTINELS][CONFIG_SENTINEL_MAX];
+	char master_name[sizeof ((struct config *)0)->redis_master_name];
 };
 
 /* One operation's connection; failures land in `err`. */
@@ -24,13 +28,17 @@ struct store_conn {
 	const store_sync_t *s;
 	redisContext *c;
 	struct store_error *err;
+	char address[sizeof ((struct config *)0)->redis_address];   /* for messages: the
+					 * address connected to (the primary, with sentinels) */
 };
 
 /* Set err->text and return code (a negative errno). */
 int store_fail(struct store_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Connect, authenticate and select the database: 0, or the failure in err. */
+/* Connect (with sentinels: to the primary they name, asked in turn),
+ * authenticate, select the database and check that ROLE says master: 0, or
+ * the failure in err. */
 int store_conn_open(const store_sync_t *s, struct store_error *err, struct store_conn *conn);
 void store_conn_close(struct store_conn *conn);
 

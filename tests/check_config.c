@@ -358,6 +358,72 @@ START_TEST(test_redis_address_forms)
 }
 END_TEST
 
+/* Sentinels: IPv4 and IPv6 literals, list or array form, with a master name. */
+START_TEST(test_redis_sentinels)
+{
+	struct loaded *l = load_text(
+		"redis_sentinels = ( \"127.0.0.1:26379\", \"[::1]:26380\" );\n"
+		"redis_master_name = \"b2bua-main\";\n");
+
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_uint_eq(l->cfg.n_redis_sentinels, 2);
+	ck_assert_str_eq(l->cfg.redis_sentinels[0], "127.0.0.1:26379");
+	ck_assert_str_eq(l->cfg.redis_sentinels[1], "[::1]:26380");
+	ck_assert_str_eq(l->cfg.redis_master_name, "b2bua-main");
+	/* redis_address may stay in the file: it is not used. */
+	ck_assert_str_eq(l->cfg.redis_address, "unix:/run/b2bua/redis.sock");
+	free(l);
+	assert_ok_text("redis_address = \"10.0.0.1:6379\";\n"
+		       "redis_sentinels = [ \"10.0.0.2:26379\" ];\n"
+		       "redis_master_name = \"m\";\n");
+	l = load_text("workers = 1;\n");
+	ck_assert_int_eq(l->rc, 0);
+	ck_assert_uint_eq(l->cfg.n_redis_sentinels, 0);
+	ck_assert_str_eq(l->cfg.redis_master_name, "");
+	free(l);
+}
+END_TEST
+
+START_TEST(test_bad_redis_sentinels)
+{
+	static const char *const bad[] = {
+		"\"unix:/run/sentinel.sock\"", "\"sentinel.example.net:26379\"",
+		"\"127.0.0.1\"", "\"127.0.0.1:0\"", "\"[::1:26379\"", "26379",
+	};
+	char text[512];
+	struct loaded *l;
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(text, sizeof text, "redis_master_name = \"m\";\n"
+			 "redis_sentinels = ( \"127.0.0.1:26379\", %s );\n", bad[i]);
+		assert_error_text(text, 2, "redis_sentinels[1]");
+	}
+	assert_error_text("redis_master_name = \"m\";\nredis_sentinels = \"127.0.0.1:1\";\n",
+			  2, "redis_sentinels");
+	assert_error_text("redis_master_name = \"m\";\nredis_sentinels = ( );\n",
+			  2, "redis_sentinels");
+	assert_error_text("redis_master_name = \"m\";\nredis_sentinels = ( \"127.0.0.1:1\", "
+			  "\"127.0.0.1:2\", \"127.0.0.1:3\", \"127.0.0.1:4\", \"127.0.0.1:5\", "
+			  "\"127.0.0.1:6\", \"127.0.0.1:7\", \"127.0.0.1:8\", \"127.0.0.1:9\" );\n",
+			  2, "redis_sentinels");
+	/* The master name is required with sentinels, and only with them. */
+	l = load_text("workers = 1;\nredis_sentinels = ( \"127.0.0.1:26379\" );\n");
+	assert_error(l, 2, "redis_master_name");
+	ck_assert_msg(strstr(l->err, "required when redis_sentinels is set") != NULL, "%s", l->err);
+	free(l);
+	l = load_text("workers = 1;\n\nredis_master_name = \"m\";\n");
+	assert_error(l, 3, "redis_master_name");
+	ck_assert_msg(strstr(l->err, "without redis_sentinels") != NULL, "%s", l->err);
+	free(l);
+	assert_error_text("redis_sentinels = ( \"127.0.0.1:1\" );\nredis_master_name = \"\";\n",
+			  2, "redis_master_name");
+	assert_error_text("redis_sentinels = ( \"127.0.0.1:1\" );\nredis_master_name = \"a b\";\n",
+			  2, "redis_master_name");
+	assert_error_text("redis_sentinels = ( \"127.0.0.1:1\" );\nredis_master_name = 5;\n",
+			  2, "redis_master_name");
+}
+END_TEST
+
 /* libconfig's array form of a string list is accepted for trusted too. */
 START_TEST(test_trusted_array)
 {
@@ -1055,6 +1121,7 @@ static Suite *config_suite(void)
 	tcase_add_test(ok, test_domain_realm_default);
 	tcase_add_test(ok, test_redis_address_forms);
 	tcase_add_test(ok, test_trusted_array);
+	tcase_add_test(ok, test_redis_sentinels);
 	tcase_add_test(ok, test_admission_keys);
 	tcase_add_test(ok, test_is_trusted);
 	tcase_add_test(ok, test_is_trusted_all_and_none);
@@ -1080,6 +1147,7 @@ static Suite *config_suite(void)
 	tcase_add_test(bad, test_bad_admission_keys);
 	tcase_add_test(bad, test_too_many_trusted);
 	tcase_add_test(bad, test_bad_redis_address);
+	tcase_add_test(bad, test_bad_redis_sentinels);
 	tcase_add_test(bad, test_overload_keys);
 	suite_add_tcase(s, bad);
 	return s;

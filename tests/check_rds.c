@@ -28,12 +28,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
 #include <sofia-sip/su_wait.h>
 
 #include "b2bua/log.h"
+#include "store/store.h"
 
 #define CONNECT_MS      2000    /* rds is up within this once the server answers */
 #define BACKOFF_MAX_MS  5000    /* rds.c's reconnect backoff bound */
@@ -773,6 +775,344 @@ START_TEST(test_config)
 }
 END_TEST
 
+/* ------------------------------------------------------------ Sentinel and ROLE */
+
+/* The pure reading of sentinel addresses (config and rds share it). */
+START_TEST(test_sentinel_parse)
+{
+	static const char *const good[] = { "127.0.0.1:26379", "[::1]:26379", "10.0.0.9:1" };
+	static const char *const bad[] = {
+		"unix:/run/sentinel.sock", "sentinel.example.net:26379", "127.0.0.1",
+		"127.0.0.1:65536", "[::1]", "", "127.0.0.1:26379x",
+	};
+	struct store_address a;
+	const char *why;
+	char text[STORE_ADDRESS_TEXT_MAX];
+
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		ck_assert_msg(store_sentinel_parse(good[i], &a, NULL) == 0, "%s", good[i]);
+		store_address_format(&a, text, sizeof text);
+		ck_assert_str_eq(text, good[i]);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		why = NULL;
+		ck_assert_msg(store_sentinel_parse(bad[i], &a, &why) == -EINVAL, "%s", bad[i]);
+		ck_assert_ptr_nonnull(why);
+	}
+}
+END_TEST
+
+/* A hand-made reply: type, and for an array up to two string elements. */
+struct fake_reply {
+	redisReply r;
+	redisReply e[2];
+	redisReply *ep[2];
+};
+
+static redisReply *fake(struct fake_reply *f, int type, const char *s0, const char *s1)
+{
+	memset(f, 0, sizeof *f);
+	f->r.type = type;
+	if (type == REDIS_REPLY_ERROR || type == REDIS_REPLY_STRING) {
+		f->r.str = (char *)s0;
+		f->r.len = strlen(s0);
+	}
+	if (type == REDIS_REPLY_ARRAY) {
+		for (size_t i = 0; i < 2; i++) {
+			const char *v = i == 0 ? s0 : s1;
+
+			if (v == NULL)
+				break;
+			f->e[i].type = REDIS_REPLY_STRING;
+			f->e[i].str = (char *)v;
+			f->e[i].len = strlen(v);
+			f->ep[i] = &f->e[i];
+			f->r.elements = i + 1;
+		}
+		f->r.element = f->ep;
+	}
+	return &f->r;
+}
+
+START_TEST(test_sentinel_answer)
+{
+	struct fake_reply f;
+	struct store_address a;
+	char why[200];
+	const char *role;
+
+	ck_assert_int_eq(store_sentinel_answer(fake(&f, REDIS_REPLY_ARRAY, "10.0.0.2", "6380"),
+					       &a, why, sizeof why), 0);
+	ck_assert_str_eq(a.host, "10.0.0.2");
+	ck_assert_int_eq(a.port, 6380);
+	ck_assert_int_eq(store_sentinel_answer(fake(&f, REDIS_REPLY_ARRAY, "2001:db8::5", "7000"),
+					       &a, why, sizeof why), 0);
+	ck_assert_str_eq(a.host, "2001:db8::5");
+	ck_assert_int_eq(a.port, 7000);
+
+	/* Nonsense of every kind is refused, with the reason for the log. */
+	ck_assert_int_eq(store_sentinel_answer(fake(&f, REDIS_REPLY_NIL, NULL, NULL), &a, why,
+					       sizeof why), -ENOENT);
+	ck_assert(strstr(why, "nil") != NULL);
+	ck_assert_int_eq(store_sentinel_answer(fake(&f, REDIS_REPLY_ERROR, "ERR unknown command",
+						    NULL), &a, why, sizeof why), -EBADMSG);
+	ck_assert(strstr(why, "ERR unknown command") != NULL);
+	ck_assert_int_eq(store_sentinel_answer(fake(&f, REDIS_REPLY_STRING, "10.0.0.2:6380", NULL),
+					       &a, why, sizeof why), -EBADMSG);
+	ck_assert_int_eq(store_sentinel_answer(fake(&f, REDIS_REPLY_ARRAY, "10.0.0.2", NULL),
+					       &a, why, sizeof why), -EBADMSG);
+	ck_assert_int_eq(store_sentinel_answer(fake(&f, REDIS_REPLY_ARRAY, "redis.example", "1"),
+					       &a, why, sizeof why), -EBADMSG);
+	ck_assert(strstr(why, "redis.example") != NULL);
+	ck_assert_int_eq(store_sentinel_answer(fake(&f, REDIS_REPLY_ARRAY, "10.0.0.2", "0"),
+					       &a, why, sizeof why), -EBADMSG);
+	ck_assert_int_eq(store_sentinel_answer(fake(&f, REDIS_REPLY_ARRAY, "10.0.0.2", "6x"),
+					       &a, why, sizeof why), -EBADMSG);
+	ck_assert_int_eq(store_sentinel_answer(fake(&f, REDIS_REPLY_ARRAY, "10.0.0.2:1", "6"),
+					       &a, why, sizeof why), -EBADMSG);
+	fake(&f, REDIS_REPLY_ARRAY, "10.0.0.2", "6380");
+	f.e[1].type = REDIS_REPLY_INTEGER;
+	ck_assert_int_eq(store_sentinel_answer(&f.r, &a, why, sizeof why), -EBADMSG);
+	ck_assert_int_eq(store_sentinel_answer(NULL, &a, why, sizeof why), -EBADMSG);
+
+	/* ROLE: only "master" is a primary. */
+	ck_assert_int_eq(store_role_is_master(fake(&f, REDIS_REPLY_ARRAY, "master", "0"), &role), 1);
+	ck_assert_int_eq(store_role_is_master(fake(&f, REDIS_REPLY_ARRAY, "slave", "x"), &role), 0);
+	ck_assert(strstr(role, "slave") != NULL);
+	ck_assert_int_eq(store_role_is_master(fake(&f, REDIS_REPLY_ARRAY, "sentinel", NULL),
+					      &role), 0);
+	ck_assert_int_eq(store_role_is_master(fake(&f, REDIS_REPLY_ERROR, "ERR", NULL), &role), 0);
+	ck_assert_int_eq(store_role_is_master(fake(&f, REDIS_REPLY_STRING, "master", NULL),
+					      &role), 0);
+	ck_assert_int_eq(store_role_is_master(NULL, NULL), 0);
+}
+END_TEST
+
+/* A replica is never "up": ROLE says slave, one error line per outage. */
+START_TEST(test_role_replica)
+{
+	char replicaof[16], needle[256];
+	const char *const extra[] = { "--replicaof", "127.0.0.1", replicaof, NULL };
+	const char *log;
+	rds_t *rds;
+
+	snprintf(replicaof, sizeof replicaof, "%d", testenv_free_port());
+	testenv_redis_start(0, extra);
+	testenv_log_capture_start();
+	rds = start_rds(unix_address(), NULL, 0);
+	testenv_run_for(1000);
+	ck_assert(!rds_connected(rds));
+	log = testenv_log_capture_stop();
+	snprintf(needle, sizeof needle, "error: redis %s: ROLE is slave (a replica), not master",
+		 unix_address());
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "connected"), 0);
+}
+END_TEST
+
+/* The primary becomes a replica under us: the READONLY reply still goes to
+ * its command (once), rds drops the connection, logs it once, does not come
+ * up while the server is a replica, and comes back once it is a primary. */
+START_TEST(test_readonly_drops)
+{
+	struct result res[3] = { 0 };
+	char port[16], needle[256];
+	redisContext *c;
+	redisReply *r;
+	const char *log;
+	rds_t *rds;
+
+	testenv_redis_start(0, NULL);
+	rds = start_rds(unix_address(), NULL, 0);
+	ck_assert(testenv_run_until(is_up, rds, CONNECT_MS));
+	c = testenv_redis_connect(NULL);
+	ck_assert_ptr_nonnull(c);
+	snprintf(port, sizeof port, "%d", testenv_free_port());
+	r = redisCommand(c, "REPLICAOF 127.0.0.1 %s", port);
+	ck_assert_ptr_nonnull(r);
+	freeReplyObject(r);
+	testenv_log_capture_start();
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(rds_command(rds, on_result, &res[i], "SET k%d v", i), 0);
+	ck_assert(testenv_run_until(result_done, &res[2], 2000));
+	ck_assert(testenv_run_until(is_down, rds, 500));
+	/* The first gets its READONLY; the others theirs, or NULL when their
+	 * replies had not been read when the connection was dropped. */
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(res[i].done, 1);
+		ck_assert(i > 0 || !res[i].null);
+		ck_assert(res[i].null || (res[i].type == REDIS_REPLY_ERROR &&
+					  strncmp(res[i].str, "READONLY", 8) == 0));
+	}
+	testenv_run_for(800);
+	ck_assert(!rds_connected(rds));
+	r = redisCommand(c, "REPLICAOF NO ONE");
+	ck_assert_ptr_nonnull(r);
+	freeReplyObject(r);
+	ck_assert(testenv_run_until(is_up, rds, BACKOFF_MAX_MS + 1000));
+	log = testenv_log_capture_stop();
+	redisFree(c);
+	snprintf(needle, sizeof needle, "warn: redis %s: answered \"READONLY", unix_address());
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "ROLE is slave"), 1);
+	assert_set_get(rds, "back", "primary");
+}
+END_TEST
+
+static rds_t *start_rds_sentinels(const char *const *sentinels, size_t n, const char *master)
+{
+	struct rds_config cfg = { .db = 0 };
+	rds_t *rds = NULL;
+
+	cfg.n_sentinels = n;
+	for (size_t i = 0; i < n; i++)
+		snprintf(cfg.sentinels[i], sizeof cfg.sentinels[i], "%s", sentinels[i]);
+	snprintf(cfg.master_name, sizeof cfg.master_name, "%s", master);
+	snprintf(cfg.prefix, sizeof cfg.prefix, "%s", PREFIX);
+	ck_assert_int_eq(rds_create(testenv_root(), &cfg, &rds), 0);
+	t_rds = rds;
+	return rds;
+}
+
+/* Sentinels that answer nonsense (a plain redis-server) or nothing (no
+ * listener): each is logged once per outage with its address and what was
+ * wrong, rounds go on (backoff at most 500 ms), commands get -ENOTCONN. */
+START_TEST(test_sentinel_nonsense)
+{
+	int port = testenv_free_port();
+	const char *const extra[] = { "--bind", "127.0.0.1", NULL };
+	char fake[64], dead[64], needle[256];
+	const char *const list[] = { fake, dead };
+	struct result res = { 0 };
+	const char *log;
+	rds_t *rds;
+
+	snprintf(fake, sizeof fake, "127.0.0.1:%d", port);
+	snprintf(dead, sizeof dead, "127.0.0.1:%d", testenv_free_port());
+	testenv_redis_start(port, extra);
+	testenv_log_capture_start();
+	rds = start_rds_sentinels(list, 2, "b2bua");
+	ck_assert_str_eq(rds_address(rds), "master b2bua");
+	testenv_run_for(2500);
+	ck_assert(!rds_connected(rds));
+	ck_assert_int_eq(rds_command(rds, on_result, &res, "PING"), -ENOTCONN);
+	log = testenv_log_capture_stop();
+	snprintf(needle, sizeof needle, "warn: redis sentinel %s (master b2bua): answered an "
+		 "error: ERR unknown command", fake);
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	snprintf(needle, sizeof needle, "warn: redis sentinel %s (master b2bua): cannot connect",
+		 dead);
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "no sentinel of 2 named a usable primary"), 1);
+	/* Several rounds ran meanwhile (the fake server saw them). */
+	ck_assert_int_ge(probe_stat(NULL, "total_connections_received"), 4);
+}
+END_TEST
+
+/* A real sentinel (redis-server --sentinel) on 127.0.0.1:port, monitoring
+ * master "b2bua" at 127.0.0.1:master_port with quorum 1; killed by PID by
+ * the caller (and with the test process in any case). */
+static pid_t start_sentinel(int port, int master_port)
+{
+	char conf[512];
+	long long deadline = testenv_now_ms() + TESTENV_REDIS_START_MS;
+	FILE *f;
+	pid_t pid;
+
+	snprintf(conf, sizeof conf, "%s/sentinel.conf", testenv_dir());
+	f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "bind 127.0.0.1\nport %d\ndaemonize no\ndir %s\n"
+		"sentinel monitor b2bua 127.0.0.1 %d 1\n", port, testenv_dir(), master_port);
+	fclose(f);
+	pid = testenv_fork(-1);
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execlp("redis-server", "redis-server", conf, "--sentinel", (char *)NULL);
+		_exit(127);
+	}
+	while (testenv_now_ms() < deadline) {
+		redisContext *c = redisConnect("127.0.0.1", port);
+		redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
+		int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+
+		if (r)
+			freeReplyObject(r);
+		if (c)
+			redisFree(c);
+		if (ok)
+			return pid;
+		usleep(20000);
+	}
+	ck_abort_msg("redis-server --sentinel did not answer on port %d", port);
+	return -1;
+}
+
+/* A real sentinel names a server whose ROLE is slave: skipped (logged once,
+ * with the sentinel and what it named); once that server is promoted, rds
+ * comes up on it and says through which sentinel. */
+START_TEST(test_sentinel_names_replica)
+{
+	int rport = testenv_free_port(), sport = testenv_free_port();
+	char dead[16], sentinel[64], needle[256];
+	const char *const extra[] = { "--bind", "127.0.0.1", "--replicaof", "127.0.0.1", dead,
+				      NULL };
+	const char *const list[] = { sentinel };
+	redisContext *c;
+	redisReply *r;
+	const char *log;
+	rds_t *rds;
+	pid_t spid;
+
+	snprintf(dead, sizeof dead, "%d", testenv_free_port());
+	snprintf(sentinel, sizeof sentinel, "127.0.0.1:%d", sport);
+	testenv_redis_start(rport, extra);
+	spid = start_sentinel(sport, rport);
+	testenv_log_capture_start();
+	rds = start_rds_sentinels(list, 1, "b2bua");
+	testenv_run_for(1500);
+	ck_assert(!rds_connected(rds));
+	c = testenv_redis_connect(NULL);
+	ck_assert_ptr_nonnull(c);
+	r = redisCommand(c, "REPLICAOF NO ONE");
+	ck_assert_ptr_nonnull(r);
+	freeReplyObject(r);
+	redisFree(c);
+	ck_assert(testenv_run_until(is_up, rds, 2000));
+	log = testenv_log_capture_stop();
+	kill(spid, SIGKILL);
+	waitpid(spid, NULL, 0);
+	snprintf(needle, sizeof needle, "warn: redis sentinel %s (master b2bua): named "
+		 "127.0.0.1:%d, whose ROLE is slave (a replica): skipped", sentinel, rport);
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	snprintf(needle, sizeof needle, "info: redis primary 127.0.0.1:%d (via sentinel %s, "
+		 "master b2bua): connected (down ", rport, sentinel);
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	snprintf(needle, sizeof needle, "127.0.0.1:%d", rport);
+	ck_assert_str_eq(rds_address(rds), needle);
+	assert_set_get(rds, "via", "sentinel");
+}
+END_TEST
+
+START_TEST(test_sentinel_config)
+{
+	struct rds_config cfg = { .db = 0 };
+	rds_t *rds = NULL;
+
+	cfg.n_sentinels = 1;
+	snprintf(cfg.sentinels[0], sizeof cfg.sentinels[0], "127.0.0.1:26379");
+	ck_assert_int_eq(rds_create(testenv_root(), &cfg, &rds), -EINVAL);   /* no master */
+	snprintf(cfg.master_name, sizeof cfg.master_name, "b2bua");
+	snprintf(cfg.sentinels[0], sizeof cfg.sentinels[0], "unix:/tmp/s.sock");
+	ck_assert_int_eq(rds_create(testenv_root(), &cfg, &rds), -EINVAL);
+	snprintf(cfg.sentinels[0], sizeof cfg.sentinels[0], "localhost:26379");
+	ck_assert_int_eq(rds_create(testenv_root(), &cfg, &rds), -EINVAL);
+	cfg.n_sentinels = RDS_SENTINELS_MAX + 1;
+	ck_assert_int_eq(rds_create(testenv_root(), &cfg, &rds), -EINVAL);
+	ck_assert_ptr_null(rds);
+}
+END_TEST
+
 static Suite *rds_suite(void)
 {
 	Suite *s = suite_create("rds");
@@ -797,6 +1137,13 @@ static Suite *rds_suite(void)
 	tcase_add_test(tc, test_deadline_hung_server);
 	tcase_add_test(tc, test_deadline_not_tripped);
 	tcase_add_test(tc, test_close_pending);
+	tcase_add_test(tc, test_sentinel_parse);
+	tcase_add_test(tc, test_sentinel_answer);
+	tcase_add_test(tc, test_role_replica);
+	tcase_add_test(tc, test_readonly_drops);
+	tcase_add_test(tc, test_sentinel_nonsense);
+	tcase_add_test(tc, test_sentinel_names_replica);
+	tcase_add_test(tc, test_sentinel_config);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -737,6 +737,47 @@ START_TEST(test_silent)
 }
 END_TEST
 
+/* The management side never uses a replica, and with sentinels it says
+ * what each one answered; every wait is bounded. */
+START_TEST(test_replica_and_sentinels)
+{
+	char replicaof[16], port[16], want[300];
+	const char *const extra[] = { "--bind", "127.0.0.1", "--replicaof", "127.0.0.1",
+				      replicaof, NULL };
+	struct store_error err = { "" };
+	struct config cfg;
+	long long t0;
+	int dead = testenv_free_port();
+
+	snprintf(port, sizeof port, "%d", testenv_free_port());
+	snprintf(replicaof, sizeof replicaof, "%d", dead);
+	testenv_redis_start(atoi(port), extra);
+	make_store(unix_address(), NULL);
+	ck_assert_int_eq(store_user_del(t_store, "bob", &err), -ENOTCONN);
+	snprintf(want, sizeof want, "redis %s: ROLE is slave (a replica), not master: not used",
+		 unix_address());
+	ck_assert_str_eq(err.text, want);
+	store_sync_destroy(t_store);
+
+	/* A plain server as a sentinel (it answers an error), then nobody. */
+	config_defaults(&cfg);
+	snprintf(cfg.redis_prefix, sizeof cfg.redis_prefix, PREFIX);
+	cfg.n_redis_sentinels = 2;
+	snprintf(cfg.redis_sentinels[0], sizeof cfg.redis_sentinels[0], "127.0.0.1:%s", port);
+	snprintf(cfg.redis_sentinels[1], sizeof cfg.redis_sentinels[1], "127.0.0.1:%d", dead);
+	snprintf(cfg.redis_master_name, sizeof cfg.redis_master_name, "b2bua");
+	ck_assert_int_eq(store_sync_create(&cfg, &t_store), 0);
+	t0 = testenv_now_ms();
+	ck_assert_int_eq(store_user_del(t_store, "bob", &err), -ENOTCONN);
+	ck_assert(testenv_now_ms() - t0 < 2000);
+	snprintf(want, sizeof want, "redis master b2bua: no usable primary (sentinel 127.0.0.1:%s: "
+		 "answered an error: ERR unknown command", port);
+	ck_assert_msg(strncmp(err.text, want, strlen(want)) == 0, "%s", err.text);
+	snprintf(want, sizeof want, "; sentinel 127.0.0.1:%d: cannot connect: ", dead);
+	ck_assert_msg(strstr(err.text, want) != NULL, "%s", err.text);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -761,6 +802,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_cdr_tail);
 	tcase_add_test(tc, test_unreachable);
 	tcase_add_test(tc, test_silent);
+	tcase_add_test(tc, test_replica_and_sentinels);
 	suite_add_tcase(s, tc);
 	return s;
 }

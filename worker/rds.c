@@ -1,5 +1,7 @@
 /*
- * rds — the worker's Redis client.  See rds.h for the life cycle.
+ * rds — the worker's Redis client.  See rds.h for the life cycle; asking
+ * the sentinels for the primary is rds_sentinel.c, on the same connection
+ * slot, event adapter and timer (rds_int.h is what the two share).
  *
  * The event adapter.  The socket is a Sofia registration (su_root_register)
  * rather than a bare uport_event: uport tags those with a generation, so a
@@ -30,7 +32,7 @@
  *   - the cleanup hook is hiredis's last word on a context: rds forgets
  *     the context there.
  */
-#include "worker/rds.h"
+#include "worker/rds_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,77 +48,6 @@
 
 #include "b2bua/log.h"
 #include "b2bua/mono.h"
-#include "store/store.h"
-
-#define RDS_BACKOFF_MIN_MS      100
-#define RDS_BACKOFF_MAX_MS      5000
-/* From connect(2) to the SELECT reply: a server that accepts but does not
- * answer (stopped, overloaded, a firewall eating packets) is given up. */
-#define RDS_CONNECT_TIMEOUT_MS  2000
-/* redis_timeout when the config says 0. */
-#define RDS_TIMEOUT_DEFAULT_MS  1000
-
-enum rds_state {
-	RDS_WAITING,      /* no context; the timer is the next attempt */
-	RDS_CONNECTING,   /* connect + handshake in flight; the timer is its deadline */
-	RDS_UP,           /* commands are taken */
-	RDS_CLOSING,      /* being dropped; hiredis is winding the context down */
-};
-
-/* What a command's reply goes to.  Every command has one, with or without
- * a callback, so that `pending` is exactly the connection's FIFO of
- * commands awaiting a reply.  Recycled through a free list. */
-struct rds_req {
-	rds_reply_f *cb;            /* NULL: no reply wanted */
-	void *arg;
-	long long sent_ms;          /* when it was queued (monotonic) */
-	struct rds_req *next;       /* in `pending`, or in the free list */
-};
-
-struct rds {
-	su_root_t *root;
-	su_timer_t *timer;          /* next attempt, handshake deadline or deferred drop */
-	redisAsyncContext *ac;      /* NULL while waiting */
-	enum rds_state state;
-
-	int fd;                     /* ac's socket while it is registered */
-	int wait_index;             /* its Sofia registration, 0 when none */
-	int want;                   /* poll events hiredis asked for */
-	int have;                   /* poll events registered */
-
-	int depth;                  /* entry points on the stack */
-	int flushing;               /* rds_settle is writing hiredis's buffer */
-	int destroying;
-	int reported_up;            /* on_state(1) told, on_state(0) not yet */
-	char drop_reason[256];      /* non-empty: drop this context at the next timer tick */
-	int drop_refused;           /* ... because the server refused AUTH or SELECT */
-
-	int outage_logged;          /* this outage's warning is out */
-	int refusal_logged;         /* this outage's AUTH/SELECT error is out */
-	long long down_since_ms;    /* when the outage began (monotonic) */
-	su_duration_t backoff_ms;   /* delay before the next attempt */
-
-	struct rds_req *free_reqs;
-	struct rds_req *pending;    /* oldest first: replies come in this order */
-	struct rds_req *pending_tail;
-	su_timer_t *deadline;       /* checks the oldest pending command */
-	int deadline_armed;
-	int timeout_ms;             /* redis_timeout */
-	int closed;                 /* rds_close(): no more commands, no reconnect */
-
-	rds_state_f *on_state;
-	void *state_arg;
-
-	char address[256];
-	char password[128];
-	char prefix[64];
-	int db;
-	char unix_path[STORE_UNIX_PATH_MAX];   /* "" for TCP */
-	char host[STORE_HOST_MAX];
-	int port;
-};
-
-static void rds_on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
 
 /* ------------------------------------------------------------ config */
 
@@ -157,6 +88,8 @@ static int rds_configure(rds_t *self, const struct rds_config *cfg)
 		return -EINVAL;
 	self->db = cfg->db;
 	self->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : RDS_TIMEOUT_DEFAULT_MS;
+	if (cfg->n_sentinels > 0)
+		return rds_sentinel_configure(self, cfg);
 	return rds_parse_address(self, self->address);
 }
 
@@ -271,10 +204,7 @@ static void rds_ev_cleanup(void *privdata)
 /* ------------------------------------------------------------ connection state */
 
 /* Ask for the current context to be dropped, from the top of the loop. */
-static void rds_fail(rds_t *self, int refused, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void rds_fail(rds_t *self, int refused, const char *fmt, ...)
+void rds_fail(rds_t *self, int refused, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -294,7 +224,9 @@ static void rds_fail(rds_t *self, int refused, const char *fmt, ...)
  * also once per outage. */
 static void rds_log_failure(rds_t *self, const char *reason, int refused)
 {
-	if (refused && !self->refusal_logged) {
+	if (self->watch) {   /* a sentinel watcher: its owner logs what matters */
+		log_debug("redis sentinel %s: %s", self->address, reason);
+	} else if (refused && !self->refusal_logged) {
 		log_error("redis %s: %s", self->address, reason);
 		self->refusal_logged = 1;
 	} else if (!refused && !self->outage_logged) {
@@ -308,24 +240,34 @@ static void rds_log_failure(rds_t *self, const char *reason, int refused)
 
 /* The context is gone or going: log, schedule the next attempt, tell the
  * user.  Called once per context (later calls for it do nothing). */
-static void rds_lost(rds_t *self, const char *reason, int refused)
+void rds_lost(rds_t *self, const char *reason, int refused)
 {
+	su_duration_t max = self->n_sentinels > 0 ? RDS_SENTINEL_BACKOFF_MAX_MS
+						  : RDS_BACKOFF_MAX_MS;
+
 	if (self->destroying || self->state == RDS_WAITING)
 		return;
 	self->state = RDS_WAITING;
 	self->ac = NULL;
 	if (!self->outage_logged)   /* the first failure of an outage */
 		self->down_since_ms = (long long)mono_ms();
+	if (self->n_sentinels > 0 && rds_sentinel_lost(self)) {
+		self->drop_reason[0] = '\0';
+		return;   /* a replica named: the next sentinel is asked */
+	}
 	if (!self->closed)
 		rds_log_failure(self, reason, refused);
 	self->drop_reason[0] = '\0';
 	if (self->closed)
 		su_timer_reset(self->timer);
 	else
-		su_timer_set_interval(self->timer, rds_on_timer, self, self->backoff_ms);
-	self->backoff_ms *= 2;
-	if (self->backoff_ms > RDS_BACKOFF_MAX_MS)
-		self->backoff_ms = RDS_BACKOFF_MAX_MS;
+		su_timer_set_interval(self->timer, rds_on_timer, self,
+				      self->drop_now ? 0 : self->backoff_ms);
+	if (!self->drop_now)
+		self->backoff_ms *= 2;
+	self->drop_now = 0;
+	if (self->backoff_ms > max)
+		self->backoff_ms = max;
 	if (self->reported_up) {
 		self->reported_up = 0;
 		if (self->on_state)
@@ -338,7 +280,12 @@ static void rds_up(rds_t *self)
 	su_timer_reset(self->timer);
 	self->state = RDS_UP;
 	self->backoff_ms = RDS_BACKOFF_MIN_MS;
-	if (self->outage_logged)
+	if (self->watch)
+		log_debug("redis sentinel %s: connected", self->address);
+	else if (self->n_sentinels > 0)
+		rds_sentinel_up(self, self->outage_logged
+				? (long long)mono_ms() - self->down_since_ms : -1);
+	else if (self->outage_logged)
 		log_info("redis %s: connected (down %lld ms)", self->address,
 			 (long long)mono_ms() - self->down_since_ms);
 	else
@@ -364,8 +311,6 @@ static void rds_on_auth(redisAsyncContext *ac, void *r, void *privdata)
 		rds_fail(self, 1, "AUTH failed: %s", reply->str);
 }
 
-/* SELECT is always sent, so its reply is also the proof that the server
- * answers before anyone is told the connection is up. */
 static void rds_on_select(redisAsyncContext *ac, void *r, void *privdata)
 {
 	rds_t *self = ac->data;
@@ -376,20 +321,56 @@ static void rds_on_select(redisAsyncContext *ac, void *r, void *privdata)
 		return;
 	if (reply->type == REDIS_REPLY_ERROR)
 		rds_fail(self, 1, "SELECT %d failed: %s", self->db, reply->str);
-	else
-		rds_up(self);
 }
 
-/* AUTH and SELECT go out pipelined, right behind the connect. */
+/* ROLE is always sent last, so its reply is also the proof that the server
+ * answers before anyone is told the connection is up; and a replica is
+ * never "up" (with sentinels, the next sentinel is asked). */
+static void rds_on_role(redisAsyncContext *ac, void *r, void *privdata)
+{
+	rds_t *self = ac->data;
+	const char *role;
+
+	(void)privdata;
+	if (r == NULL || self->destroying || self->drop_reason[0] != '\0')
+		return;
+	if (store_role_is_master(r, &role)) {
+		rds_up(self);
+		return;
+	}
+	snprintf(self->ask_why, sizeof self->ask_why, "ROLE is %s", role);
+	self->role_rejected = self->n_sentinels > 0;
+	rds_fail(self, self->n_sentinels == 0, "ROLE is %s, not master: not used", role);
+}
+
+/* A sentinel watcher's handshake: PING (a sentinel has no SELECT). */
+static void rds_on_pong(redisAsyncContext *ac, void *r, void *privdata)
+{
+	rds_t *self = ac->data;
+
+	(void)privdata;
+	if (r == NULL || self->destroying || self->drop_reason[0] != '\0')
+		return;
+	rds_up(self);
+}
+
+/* AUTH, SELECT and ROLE go out pipelined, right behind the connect. */
 static void rds_handshake(rds_t *self)
 {
 	const char *argv[2] = { "AUTH", self->password };
 	int ret = REDIS_OK;
 
+	if (self->watch) {
+		if (redisAsyncCommand(self->ac, rds_on_pong, NULL, "PING") != REDIS_OK)
+			rds_fail(self, 0, "cannot queue the handshake: %s", self->ac->c.errstr);
+		return;
+	}
 	if (self->password[0] != '\0')
 		ret = redisAsyncCommandArgv(self->ac, rds_on_auth, NULL, 2, argv, NULL);
 	if (ret == REDIS_OK)
 		ret = redisAsyncCommand(self->ac, rds_on_select, NULL, "SELECT %d", self->db);
+	if (ret == REDIS_OK)
+		ret = redisAsyncCommand(self->ac, rds_on_role, NULL, "ROLE");
 	if (ret != REDIS_OK)
 		rds_fail(self, 0, "cannot queue the handshake: %s", self->ac->c.errstr);
 }
@@ -427,6 +408,18 @@ static void rds_on_disconnect(const redisAsyncContext *ac, int status)
 	rds_lost(self, reason, 0);
 }
 
+/* READONLY or MASTERDOWN: this server is no primary (any more).  Drop it
+ * and find the primary again at once; the first such reply is logged, the
+ * rest of the pipeline's go to their callbacks only. */
+static void rds_check_primary(rds_t *self, const redisReply *r)
+{
+	if (r->type != REDIS_REPLY_ERROR || self->drop_reason[0] != '\0' ||
+	    (strncmp(r->str, "READONLY", 8) != 0 && strncmp(r->str, "MASTERDOWN", 10) != 0))
+		return;
+	self->drop_now = 1;
+	rds_fail(self, 0, "answered \"%.80s\": not the primary, finding it again", r->str);
+}
+
 static void rds_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	rds_t *self = ac->data;
@@ -440,13 +433,33 @@ static void rds_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	 * from here on, commands are refused at once. */
 	if (reply == NULL && self->state == RDS_UP)
 		self->state = RDS_CLOSING;
+	if (reply != NULL && !self->destroying)
+		rds_check_primary(self, reply);
 	if (cb != NULL)
 		cb(self, self->destroying ? NULL : reply, arg);
 }
 
 /* ------------------------------------------------------------ connecting */
 
-static void rds_connect(rds_t *self)
+/* Hook a new context into rds: the event adapter, the callbacks. */
+void rds_attach(rds_t *self, redisAsyncContext *ac, redisConnectCallback *on_connect,
+		redisDisconnectCallback *on_disconnect)
+{
+	fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC);
+	ac->data = self;
+	ac->ev.data = self;
+	ac->ev.addRead = rds_ev_add_read;
+	ac->ev.delRead = rds_ev_del_read;
+	ac->ev.addWrite = rds_ev_add_write;
+	ac->ev.delWrite = rds_ev_del_write;
+	ac->ev.cleanup = rds_ev_cleanup;
+	self->ac = ac;
+	self->fd = ac->c.fd;
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	redisAsyncSetConnectCallback(ac, on_connect);   /* waits for writability */
+}
+
+void rds_connect(rds_t *self)
 {
 	redisAsyncContext *ac;
 	char reason[sizeof self->drop_reason];
@@ -464,25 +477,16 @@ static void rds_connect(rds_t *self)
 		rds_lost(self, reason, 0);
 		return;
 	}
-	fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC);
-	ac->data = self;
-	ac->ev.data = self;
-	ac->ev.addRead = rds_ev_add_read;
-	ac->ev.delRead = rds_ev_del_read;
-	ac->ev.addWrite = rds_ev_add_write;
-	ac->ev.delWrite = rds_ev_del_write;
-	ac->ev.cleanup = rds_ev_cleanup;
-	self->ac = ac;
-	self->fd = ac->c.fd;
-	redisAsyncSetDisconnectCallback(ac, rds_on_disconnect);
-	redisAsyncSetConnectCallback(ac, rds_on_connect);   /* waits for writability */
+	rds_attach(self, ac, rds_on_connect, rds_on_disconnect);
 	su_timer_set_interval(self->timer, rds_on_timer, self, RDS_CONNECT_TIMEOUT_MS);
 }
 
 /* Free the context now (never from inside hiredis). */
 static void rds_drop(rds_t *self)
 {
-	if (self->ac != NULL) {
+	if (self->state == RDS_ASKING) {
+		rds_sentinel_free_context(self);
+	} else if (self->ac != NULL) {
 		self->state = RDS_CLOSING;
 		/* Pending callbacks get NULL, then cleanup, then on_disconnect
 		 * (only if the socket had connected). */
@@ -498,9 +502,11 @@ static void rds_free(rds_t *self)
 	self->state = RDS_CLOSING;
 	if (self->ac != NULL) {
 		self->depth++;
+		self->ask_closing = 1;
 		redisAsyncFree(self->ac);   /* pending callbacks get NULL */
 		self->depth--;
 	}
+	rds_sentinel_destroy(self);   /* the watcher's pending poll gets NULL */
 	if (self->wait_index > 0)
 		su_root_deregister(self->root, self->wait_index);
 	su_timer_destroy(self->timer);
@@ -549,14 +555,25 @@ static void rds_settle(rds_t *self)
 		rds_fail(self, 0, "cannot watch the socket: no poll slot");
 }
 
-static void rds_on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+/* The next attempt: the primary from the sentinels, or the one address. */
+static void rds_start(rds_t *self)
+{
+	if (self->n_sentinels > 0)
+		rds_sentinel_round(self);
+	else
+		rds_connect(self);
+}
+
+void rds_on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 {
 	rds_t *self = arg;
 
 	(void)magic; (void)t;
 	self->depth++;
 	if (self->state == RDS_WAITING) {
-		rds_connect(self);
+		rds_start(self);
+	} else if (self->state == RDS_ASKING) {
+		rds_sentinel_on_timer(self);
 	} else if (self->drop_reason[0] != '\0') {
 		rds_drop(self);
 	} else if (self->state == RDS_CONNECTING) {
@@ -702,7 +719,8 @@ int rds_commandargv(rds_t *self, rds_reply_f *cb, void *arg, int argc, const cha
 
 /* ------------------------------------------------------------ life cycle */
 
-int rds_create(su_root_t *root, const struct rds_config *cfg, rds_t **out)
+static int rds_create_mode(su_root_t *root, const struct rds_config *cfg, int watch,
+			   rds_t **out)
 {
 	rds_t *self = calloc(1, sizeof *self);
 	int ret;
@@ -714,6 +732,7 @@ int rds_create(su_root_t *root, const struct rds_config *cfg, rds_t **out)
 		free(self);
 		return ret;
 	}
+	self->watch = watch;
 	self->root = root;
 	self->fd = -1;
 	self->backoff_ms = RDS_BACKOFF_MIN_MS;
@@ -727,11 +746,26 @@ int rds_create(su_root_t *root, const struct rds_config *cfg, rds_t **out)
 		return -ENOMEM;
 	}
 	self->depth++;
-	rds_connect(self);
+	rds_start(self);
 	self->depth--;
 	rds_settle(self);
 	*out = self;
 	return 0;
+}
+
+int rds_create(su_root_t *root, const struct rds_config *cfg, rds_t **out)
+{
+	return rds_create_mode(root, cfg, 0, out);
+}
+
+/* A sentinel watcher (rds_sentinel.c): PING for a handshake, quiet logs. */
+int rds_create_watcher(su_root_t *root, const char *address, rds_t **out)
+{
+	struct rds_config cfg;
+
+	memset(&cfg, 0, sizeof cfg);
+	snprintf(cfg.address, sizeof cfg.address, "%s", address);
+	return rds_create_mode(root, &cfg, 1, out);
 }
 
 void rds_destroy(rds_t *self)
@@ -757,6 +791,9 @@ void rds_close(rds_t *self)
 	if (self->state == RDS_UP)
 		self->state = RDS_CLOSING;
 	su_timer_reset(self->timer);
+	if (self->poll != NULL)
+		su_timer_reset(self->poll);
+	rds_close(self->watcher);
 	for (struct rds_req *req = self->pending; req != NULL; req = req->next)
 		n++;
 	if (n > 0)

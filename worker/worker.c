@@ -273,6 +273,12 @@ static int worker_redis_start(const struct config *cfg, unsigned idx)
 	rc.db = cfg->redis_db;
 	rc.timeout_ms = cfg->redis_timeout;
 	snprintf(rc.prefix, sizeof rc.prefix, "%s", cfg->redis_prefix);
+	/* With sentinels, the primary is asked of them (redis_address unused). */
+	_Static_assert(CONFIG_MAX_SENTINELS <= RDS_SENTINELS_MAX, "rds takes every sentinel");
+	rc.n_sentinels = cfg->n_redis_sentinels;
+	for (size_t i = 0; i < cfg->n_redis_sentinels; i++)
+		snprintf(rc.sentinels[i], sizeof rc.sentinels[i], "%s", cfg->redis_sentinels[i]);
+	snprintf(rc.master_name, sizeof rc.master_name, "%s", cfg->redis_master_name);
 	ret = rds_create(worker.root, &rc, &worker.rds);
 	if (ret < 0)
 		return ret;

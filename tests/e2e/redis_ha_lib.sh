@@ -220,6 +220,8 @@ ha_kill_primary() {
 	[ -n "$pid" ] || fail "ha_kill_primary: no process recorded for $HA_OLD_PRIMARY"
 	kill -KILL "$pid" 2>/dev/null
 	wait_gone "$pid" 5 || fail "ha_kill_primary: pid $pid still alive"
+	wait "$pid" 2>/dev/null   # reap it here, quietly (no "Killed" job notice)
+	_REAPED[$pid]=1
 	log "redis HA: killed primary $HA_OLD_PRIMARY (pid $pid)"
 }
 

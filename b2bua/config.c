@@ -153,6 +153,8 @@ void config_defaults(struct config *cfg)
 	cfg->n_redis_sentinels = 0;
 	cfg->redis_master_name[0] = '\0';
 	cfg->redis_timeout = 1000;
+	cfg->redis_wait_replicas = 0;
+	cfg->redis_wait_timeout = 500;
 	snprintf(cfg->redis_prefix, sizeof cfg->redis_prefix, "b2bua:");
 	snprintf(cfg->cdr_stream, sizeof cfg->cdr_stream, "cdr");
 	snprintf(cfg->cdr_spool_dir, sizeof cfg->cdr_spool_dir, "/var/spool/b2bua");
@@ -257,6 +259,45 @@ static int config_check_sentinels(const struct config_ctx *ctx, const config_set
 	return 0;
 }
 
+/*
+ * redis_wait_replicas when the file does not set it: 1 when Redis is
+ * reached through Sentinel (replicas are then part of the deployment),
+ * else 0 (a lone Redis has no replica to wait for).  This is the one place
+ * that rule lives.
+ */
+static int config_wait_replicas_default(const struct config *cfg)
+{
+	return cfg->n_redis_sentinels > 0 ? 1 : 0;
+}
+
+/*
+ * A CDR WAIT holds the worker's Redis connection (Redis answers nothing
+ * else on it meanwhile) and is itself a command under redis_timeout: it
+ * must end well within it, or a missing replica would look like a hung
+ * Redis and drop the connection.  Unset, redis_wait_timeout is 500 or half
+ * of redis_timeout, whichever is less; set, it must be at most half.
+ */
+static int config_check_wait(const struct config_ctx *ctx, const config_setting_t *root,
+			     struct config *cfg)
+{
+	const config_setting_t *at = config_setting_get_member(root, "redis_wait_timeout");
+
+	if (config_setting_get_member(root, "redis_wait_replicas") == NULL)
+		cfg->redis_wait_replicas = config_wait_replicas_default(cfg);
+	if (at == NULL) {
+		if (cfg->redis_wait_timeout > cfg->redis_timeout / 2)
+			cfg->redis_wait_timeout = cfg->redis_timeout / 2;
+		return 0;
+	}
+	if (cfg->redis_wait_timeout <= cfg->redis_timeout / 2)
+		return 0;
+	return config_fail(ctx, at, "redis_wait_timeout",
+			   "%d ms is more than half of redis_timeout %d ms: a WAIT for a "
+			   "missing replica must end well before the connection is taken "
+			   "for hung; must be at most %d", cfg->redis_wait_timeout,
+			   cfg->redis_timeout, cfg->redis_timeout / 2);
+}
+
 /* Rules that involve several keys, checked on the final values. */
 static int config_finish(const struct config_ctx *ctx, const config_setting_t *root,
 			 struct config *cfg)
@@ -281,6 +322,8 @@ static int config_finish(const struct config_ctx *ctx, const config_setting_t *r
 		rc = config_check_session_timer(ctx, root, cfg);
 	if (rc == 0)
 		rc = config_check_sentinels(ctx, root, cfg);
+	if (rc == 0)
+		rc = config_check_wait(ctx, root, cfg);
 	return rc;
 }
 

@@ -118,6 +118,8 @@ struct config {
 	size_t n_redis_sentinels;      /* redis_sentinels: ( "ip:port", ... ) */
 	char redis_sentinels[CONFIG_MAX_SENTINELS][CONFIG_SENTINEL_MAX];
 	char redis_master_name[64];    /* redis_master_name: the master the sentinels monitor */
+	int redis_wait_replicas;       /* redis_wait_replicas: replicas a CDR must reach (WAIT), 0 = off */
+	int redis_wait_timeout;        /* redis_wait_timeout: ms one WAIT for them may take */
 
 	/* call detail records and forwarding */
 	char cdr_stream[64];           /* cdr_stream: Redis Stream of CDRs (after redis_prefix) */

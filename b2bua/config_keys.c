@@ -582,6 +582,21 @@ static int config_load_redis_timeout(const struct config_ctx *ctx, const config_
 	return config_get_int_field(ctx, s, 50, 1500, &cfg->redis_timeout);
 }
 
+/* Replicas a CDR must reach before it leaves the spool (WAIT).  More than
+ * a deployment ever runs would only make every CDR wait in vain. */
+static int config_load_redis_wait_replicas(const struct config_ctx *ctx,
+					   const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 0, 16, &cfg->redis_wait_replicas);
+}
+
+/* The bound of one WAIT; against redis_timeout in config.c (config_check_wait). */
+static int config_load_redis_wait_timeout(const struct config_ctx *ctx,
+					  const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 10, 750, &cfg->redis_wait_timeout);
+}
+
 /* Characters that need no quoting in redis-cli and no escaping in KEYS patterns. */
 static int config_load_redis_prefix(const struct config_ctx *ctx, const config_setting_t *s,
 				    struct config *cfg)
@@ -927,6 +942,8 @@ static const struct config_key config_keys[] = {
 	{ "redis_timeout",    config_load_redis_timeout },
 	{ "redis_sentinels",   config_load_redis_sentinels },
 	{ "redis_master_name", config_load_redis_master_name },
+	{ "redis_wait_replicas", config_load_redis_wait_replicas },
+	{ "redis_wait_timeout",  config_load_redis_wait_timeout },
 	{ "cdr_stream",       config_load_cdr_stream },
 	{ "cdr_spool_dir",    config_load_cdr_spool_dir },
 	{ "no_answer_timeout", config_load_no_answer_timeout },

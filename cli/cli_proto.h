@@ -60,6 +60,10 @@
  *                  untrusted_refused INVITEs the admission policy refused,
  *                  overload_refused the new INVITEs shed with a stateless 503
  *                  by overload control (they are in no other figure).
+ *                  Also cdr_spooled (CDRs in the workers' spools that Redis,
+ *                  and with redis_wait_replicas its replicas, has not
+ *                  confirmed yet: a gauge) and cdr_unreplicated (CDRs Redis
+ *                  stored that a WAIT found on too few replicas, each once).
  *   user add NAME --password PW [--display TEXT] [--max-calls N]
  *   user passwd NAME --password PW
  *                  store HA1s for the configured realm (never PW itself);

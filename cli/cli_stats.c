@@ -154,6 +154,17 @@ static json_t *cli_stats_workers_json(cli_server_t *srv)
 	return arr;
 }
 
+/* CDRs not yet confirmed by Redis (and its replicas, redis_wait_replicas),
+ * and those a WAIT found on too few replicas (each counted once). */
+static int cli_stats_cdr_json(json_t *o, const struct cli_stats *st)
+{
+	if (json_object_set_new(o, "cdr_spooled", cli_json_u64(st->ctr[SHM_CTR_CDR_SPOOLED])) < 0 ||
+	    json_object_set_new(o, "cdr_unreplicated",
+				cli_json_u64(st->ctr[SHM_CTR_CDR_UNREPLICATED])) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 static int cli_stats_json(cli_server_t *srv, const struct cli_stats *st, struct cli_buf *out)
 {
 	json_t *codes = json_object();
@@ -184,7 +195,8 @@ static int cli_stats_json(cli_server_t *srv, const struct cli_stats *st, struct 
 		"untrusted_refused", cli_json_u64(st->ctr[SHM_CTR_UNTRUSTED_REFUSED]),
 		"overload_refused", cli_json_u64(st->ctr[SHM_CTR_OVERLOAD_REFUSED]),
 		"draining", st->draining);
-	if (o == NULL || json_object_set_new(o, "workers", cli_stats_workers_json(srv)) < 0)
+	if (o == NULL || json_object_set_new(o, "workers", cli_stats_workers_json(srv)) < 0 ||
+	    cli_stats_cdr_json(o, st) < 0)
 		out->err = -ENOMEM;
 	cli_buf_add_json(out, o);
 	cli_buf_add(out, "\n", 1);
@@ -214,6 +226,8 @@ static int cli_stats_text(cli_server_t *srv, const struct cli_stats *st, struct 
 	/* New INVITEs shed with a stateless 503: not calls, never in the figures above. */
 	cli_buf_printf(out, "overload refused: %" PRIu64 "\n",
 		       st->ctr[SHM_CTR_OVERLOAD_REFUSED]);
+	cli_buf_printf(out, "cdr spooled:      %" PRIu64 " (unreplicated: %" PRIu64 ")\n",
+		       st->ctr[SHM_CTR_CDR_SPOOLED], st->ctr[SHM_CTR_CDR_UNREPLICATED]);
 	cli_buf_printf(out, "final codes sent:");
 	for (int code = SHM_CODE_MIN; code <= SHM_CODE_MAX; code++) {
 		uint64_t n = st->final_codes[code - SHM_CODE_MIN];

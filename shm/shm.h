@@ -218,6 +218,8 @@ enum shm_counter {
 	SHM_CTR_HANDED_IN,         /* datagrams another worker passed to us */
 	SHM_CTR_HANDOVER_DROPPED,  /* datagrams dropped: the owner's queue was full */
 	SHM_CTR_UNROUTABLE,        /* public-port datagrams without a readable Call-ID, or too long */
+	SHM_CTR_CDR_SPOOLED,       /* CDRs in the spool not yet confirmed (a gauge: cdr_spooled()) */
+	SHM_CTR_CDR_UNREPLICATED,  /* CDRs Redis stored that a WAIT found on too few replicas */
 	SHM_CTR__COUNT
 };
 

@@ -232,6 +232,7 @@ static const char *const store_key_kinds[] = {
 	[STORE_KEY_ACTIVE] = "active",
 	[STORE_KEY_NONCE_COUNT] = "nc",
 	[STORE_KEY_AUTH_FAIL] = "authfail",
+	[STORE_KEY_CALLS] = "calls",
 };
 
 int store_key(const char *prefix, enum store_key_kind kind, const char *id, char *out,

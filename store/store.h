@@ -114,6 +114,7 @@ enum store_key_kind {
 	STORE_KEY_ACTIVE,        /* <p>active:<name>    its calls now up (max_calls) */
 	STORE_KEY_NONCE_COUNT,   /* <p>nc:<nonce>:<nc>  a nonce-count already used */
 	STORE_KEY_AUTH_FAIL,     /* <p>authfail:<ip>    failed authentications of a source */
+	STORE_KEY_CALLS,         /* <p>calls:<node_id>  a host's answered calls, by CDR id */
 };
 
 /* "<prefix><kind>:<id>" into out.  0, or -ENAMETOOLONG when it does not fit. */
@@ -288,11 +289,29 @@ typedef void store_cdr_f(void *arg, enum store_cdr_outcome outcome, const char *
 /*
  * Add one CDR (n field/value pairs, its unique `id`) to the stream
  * `stream_key` (store_cdr_stream_key()) unless that id was stored in the
- * last 7 days.  done may be called with LOST when the connection drops.
+ * last 7 days, and in the same script delete the call's record, field `id`
+ * of <p>calls:<host> (`host`: the CDR's node_id).  A dup refreshes the seen
+ * key's TTL, a write that replicates, so that a WAIT after it (store_wait)
+ * proves the first copy reached the replicas.  done may be called with
+ * LOST when the connection drops.
  */
-int store_cdr_add(struct rds *rds, const char *stream_key, const char *id, int n,
-		  const char *const *fields, const char *const *values, store_cdr_f *done,
+int store_cdr_add(struct rds *rds, const char *stream_key, const char *id, const char *host,
+		  int n, const char *const *fields, const char *const *values, store_cdr_f *done,
 		  void *arg);
+
+/* The answer to WAIT: err 0 and the replicas that acknowledged every write
+ * this connection made before it; -ENOTCONN when the connection dropped
+ * first, -EIO for an error reply (e.g. the server is a replica now). */
+typedef void store_wait_f(void *arg, int err, long long replicas);
+
+/*
+ * WAIT replicas timeout_ms on rds: answers once `replicas` replicas
+ * acknowledged every write sent on this connection before it, or after
+ * timeout_ms with how many did.  The connection answers nothing else
+ * meanwhile, so keep timeout_ms well below redis_timeout.  replicas >= 1,
+ * timeout_ms >= 1 (0 would mean "forever").
+ */
+int store_wait(struct rds *rds, int replicas, int timeout_ms, store_wait_f *done, void *arg);
 
 /* ------------------------------------------------------------ synchronous side (management) */
 

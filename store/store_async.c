@@ -41,6 +41,7 @@ struct store_async_ctx {
 		store_lookup_f *lookup;
 		store_call_begin_f *begin;
 		store_cdr_f *cdr;
+		store_wait_f *wait;
 	} done;
 	void *arg;
 	enum digest_alg alg;      /* store_auth_get only */
@@ -419,36 +420,71 @@ static void store_on_cdr(rds_t *rds, redisReply *reply, void *arg)
 	free(ctx);
 }
 
-int store_cdr_add(rds_t *rds, const char *stream_key, const char *id, int n,
-		  const char *const *fields, const char *const *values, store_cdr_f *done,
+int store_cdr_add(rds_t *rds, const char *stream_key, const char *id, const char *host,
+		  int n, const char *const *fields, const char *const *values, store_cdr_f *done,
 		  void *arg)
 {
 	const char **argv;
-	char seen[STORE_KEY_MAX];
+	char seen[STORE_KEY_MAX], calls[STORE_KEY_MAX];
 	struct store_async_ctx *ctx;
 	int ret;
 
 	if (n < 0)
 		return -EINVAL;
-	if (store_cdr_seen_key(stream_key, id, seen, sizeof seen) < 0)
+	if (store_cdr_seen_key(stream_key, id, seen, sizeof seen) < 0 ||
+	    store_key(rds_prefix(rds), STORE_KEY_CALLS, host, calls, sizeof calls) < 0)
 		return -ENAMETOOLONG;
-	argv = calloc(6 + 2 * (size_t)n, sizeof *argv);
+	argv = calloc(8 + 2 * (size_t)n, sizeof *argv);
 	if (argv == NULL)
 		return -ENOMEM;
 	argv[0] = "EVAL";
 	argv[1] = store_lua_cdr_add;
-	argv[2] = "2";
+	argv[2] = "3";
 	argv[3] = stream_key;
 	argv[4] = seen;
-	argv[5] = STORE_CDR_SEEN_TTL;
+	argv[5] = calls;
+	argv[6] = STORE_CDR_SEEN_TTL;
+	argv[7] = id;
 	for (int i = 0; i < n; i++) {
-		argv[6 + 2 * i] = fields[i];
-		argv[7 + 2 * i] = values[i];
+		argv[8 + 2 * i] = fields[i];
+		argv[9 + 2 * i] = values[i];
 	}
 	ctx = store_ctx_new(arg);
 	if (ctx != NULL)
 		ctx->done.cdr = done;
-	ret = store_send(rds, store_on_cdr, ctx, 6 + 2 * n, argv);
+	ret = store_send(rds, store_on_cdr, ctx, 8 + 2 * n, argv);
 	free(argv);
 	return ret;
+}
+
+/* ------------------------------------------------------------ WAIT */
+
+static void store_on_wait(rds_t *rds, redisReply *reply, void *arg)
+{
+	struct store_async_ctx *ctx = arg;
+
+	(void)rds;
+	if (reply == NULL)
+		ctx->done.wait(ctx->arg, -ENOTCONN, 0);
+	else if (reply->type != REDIS_REPLY_INTEGER)
+		ctx->done.wait(ctx->arg, -EIO, 0);
+	else
+		ctx->done.wait(ctx->arg, 0, reply->integer);
+	free(ctx);
+}
+
+int store_wait(rds_t *rds, int replicas, int timeout_ms, store_wait_f *done, void *arg)
+{
+	char nrep[16], ms[16];
+	struct store_async_ctx *ctx;
+
+	if (replicas < 1 || timeout_ms < 1)
+		return -EINVAL;
+	snprintf(nrep, sizeof nrep, "%d", replicas);
+	snprintf(ms, sizeof ms, "%d", timeout_ms);
+	const char *argv[] = { "WAIT", nrep, ms };
+	ctx = store_ctx_new(arg);
+	if (ctx != NULL)
+		ctx->done.wait = done;
+	return store_send(rds, store_on_wait, ctx, 3, argv);
 }

@@ -102,18 +102,38 @@ const char store_lua_call_begin[] =
 	"redis.call('PEXPIRE', KEYS[2], 86400000) "
 	"return 1";
 
-/* KEYS[1] the CDR stream, KEYS[2] the record's seen key.  ARGV: the seen
- * key's TTL, then field/value pairs.  Returns the entry id, or "dup" when
- * the id was claimed before.  A failed XADD (the key is no stream) frees
- * the claim again, or a corrected retry would be taken for a duplicate. */
+/*
+ * KEYS[1] the CDR stream, KEYS[2] the record's seen key, KEYS[3] the calls
+ * hash of the record's host (<p>calls:<node_id>).  ARGV: the seen key's
+ * TTL, the CDR id (its field in KEYS[3]), then field/value pairs.  Returns
+ * the entry id, or "dup" when the id was claimed before.  A failed XADD
+ * (the key is no stream) frees the claim again, or a corrected retry would
+ * be taken for a duplicate.  Stored or dup, the call's record goes in the
+ * same script: "CDR stored" and "record gone" are one step (HDEL through
+ * pcall: a calls key of the wrong type must not fail a stored CDR).
+ *
+ * Why a dup writes (EXPIRE).  The writer follows its scripts with WAIT,
+ * and WAIT counts only this connection's writes: Redis 7 sets the
+ * client's c->woff in call() only when the command changed
+ * master_repl_offset (a SET NX that did not set, or an HDEL of nothing,
+ * propagates nothing).  A replayed record found dup on a new connection
+ * would leave woff at 0 and WAIT would answer "all replicas" at once,
+ * proving nothing.  EXPIRE on the existing seen key always propagates, so
+ * woff moves past the original XADD (earlier in the same replication
+ * stream) and WAIT then proves that the original reached the replicas.
+ */
 const char store_lua_cdr_add[] =
 	"if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then\n"
+	"  redis.call('EXPIRE', KEYS[2], ARGV[1])\n"
+	"  redis.pcall('HDEL', KEYS[3], ARGV[2])\n"
 	"  return 'dup'\n"
 	"end\n"
-	"local id = redis.pcall('XADD', KEYS[1], '*', unpack(ARGV, 2))\n"
+	"local id = redis.pcall('XADD', KEYS[1], '*', unpack(ARGV, 3))\n"
 	"if type(id) == 'table' and id.err then\n"
 	"  redis.call('DEL', KEYS[2])\n"
+	"  return id\n"
 	"end\n"
+	"redis.pcall('HDEL', KEYS[3], ARGV[2])\n"
 	"return id\n";
 
 /*

@@ -61,6 +61,9 @@ static char t_rejected[176];
 static pid_t t_proxy = -1;
 static rds_t *t_rds;
 static cdr_writer_t *t_writer;
+static pid_t t_replica = -1;  /* a redis-server replicating this test's one */
+static int t_replica_port;
+static shm_t *t_shm;          /* the counters show stats reads */
 
 /* ------------------------------------------------------------ redis-server */
 
@@ -229,6 +232,13 @@ static void teardown(void)
 	rds_destroy(t_rds);             /* before its root */
 	t_rds = NULL;
 	proxy_kill();
+	if (t_replica > 0) {
+		kill(t_replica, SIGKILL);
+		waitpid(t_replica, NULL, 0);
+		t_replica = -1;
+	}
+	shm_destroy(t_shm);
+	t_shm = NULL;
 	testenv_teardown();
 }
 
@@ -1291,6 +1301,217 @@ START_TEST(test_flush)
 }
 END_TEST
 
+/* ------------------------------------------------------------ on the replicas (WAIT) */
+
+/* The replica acknowledges a write made now: in sync, and acking. */
+static int replica_online(void *arg)
+{
+	redisContext *c = testenv_redis_connect(NULL);
+	redisReply *r;
+	int up;
+
+	(void)arg;
+	ck_assert_ptr_nonnull(c);
+	freeReplyObject(redisCommand(c, "SET test:probe 1"));
+	r = redisCommand(c, "WAIT 1 100");
+	up = r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	if (r != NULL)
+		freeReplyObject(r);
+	redisFree(c);
+	return up;
+}
+
+/*
+ * This test's redis-server on its socket and a TCP port, and a second
+ * redis-server replicating it (--replicaof, loopback TCP), in sync.
+ */
+static void replica_start(void)
+{
+	char port[16], primary[16], dir[200], logfile[220];
+	int tcp = testenv_free_port();
+	/* No 5 s wait before the first sync (repl-diskless-sync-delay). */
+	const char *const extra[] = { "--bind", "127.0.0.1", "--repl-diskless-sync-delay", "0",
+				      NULL };
+
+	testenv_redis_start(tcp, extra);
+	t_replica_port = testenv_free_port();
+	ck_assert_int_ne(t_replica_port, tcp);
+	snprintf(port, sizeof port, "%d", t_replica_port);
+	snprintf(primary, sizeof primary, "%d", tcp);
+	snprintf(dir, sizeof dir, "%s/replica", testenv_dir());
+	snprintf(logfile, sizeof logfile, "%s/replica.log", testenv_dir());
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	t_replica = testenv_fork(-1);
+	if (t_replica == 0) {
+		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
+		       "--replicaof", "127.0.0.1", primary, "--save", "", "--appendonly", "no",
+		       "--dir", dir, "--logfile", logfile, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert(testenv_run_until(replica_online, NULL, TESTENV_REDIS_START_MS));
+}
+
+/* XLEN of the stream on the replica. */
+static long long replica_xlen(void)
+{
+	redisContext *c = redisConnect("127.0.0.1", t_replica_port);
+	redisReply *r;
+	long long n;
+
+	ck_assert(c != NULL && c->err == 0);
+	r = redisCommand(c, "XLEN %s", STREAM);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+	n = r->integer;
+	freeReplyObject(r);
+	redisFree(c);
+	return n;
+}
+
+static uint64_t counter(enum shm_counter ctr)
+{
+	struct shm_worker_info info;
+
+	ck_assert_int_eq(shm_worker_read(t_shm, 3, &info), 0);
+	return info.counters[ctr];
+}
+
+/* Primary, replica, rds on the primary, a writer that waits for `replicas`
+ * (WAIT timeout 200 ms) and keeps its counters as worker 3. */
+static cdr_writer_t *start_replicated(int replicas, rds_t **rds)
+{
+	cdr_writer_t *w;
+
+	replica_start();
+	*rds = start_rds(testenv_redis_sock());
+	ck_assert(testenv_run_until(is_up, *rds, CONNECT_MS));
+	w = start_writer(*rds);
+	ck_assert_int_eq(cdr_writer_set_wait(w, replicas, 200), 0);
+	ck_assert_int_eq(shm_create(16, 4, &t_shm), 0);
+	cdr_writer_set_counters(w, t_shm, 3);
+	return w;
+}
+
+/*
+ * redis_wait_replicas 1: with the replica SIGSTOPped, CDRs the primary
+ * stored are not acknowledged: they stay in the spool, synced (the
+ * callers are told durable from the disk), counted once each however many
+ * WAITs fall short, warned about once; after SIGCONT they are confirmed
+ * and leave the spool, stored once, on the replica too.
+ */
+START_TEST(test_wait_replica_stopped)
+{
+	char needle[400];
+	const char *log;
+	rds_t *rds;
+	cdr_writer_t *w;
+	uint64_t u0;
+
+	w = start_replicated(1, &rds);
+	write_range(w, 1, 3);
+	ck_assert(testenv_run_until(spool_empty, w, T_WAIT_MS));
+	ck_assert(testenv_run_until(spool_file_empty, NULL, T_WAIT_MS));
+	u0 = counter(SHM_CTR_CDR_UNREPLICATED);   /* 0 unless the machine is very slow */
+
+	kill(t_replica, SIGSTOP);
+	testenv_log_capture_start();
+	write_notify_range(w, 4, 5);
+	ck_assert(testenv_run_until(durable_all, (void *)5, 2000));
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(t_durable[i].in_spool, 1);
+	testenv_run_for(1500);   /* several WAITs, each short */
+	ck_assert_int_eq(xlen(), 8);   /* the primary has them ... */
+	ck_assert_uint_eq(cdr_spooled(w), 5);   /* ... but they are not acknowledged */
+	ck_assert_uint_eq(counter(SHM_CTR_CDR_SPOOLED), 5);
+	ck_assert_uint_eq(counter(SHM_CTR_CDR_UNREPLICATED) - u0, 5);
+	log = testenv_log_capture_stop();
+	snprintf(needle, sizeof needle, "warn: redis unix:%s: CDRs not yet on a replica "
+		 "(WAIT 1 -> 0 within 200 ms): keeping them in %s", testenv_redis_sock(), t_spool);
+	ck_assert_int_eq(testenv_count_lines(log, needle), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "CDRs not yet on a replica"), 1);
+
+	testenv_log_capture_start();
+	kill(t_replica, SIGCONT);
+	ck_assert(testenv_run_until(spool_empty, w, T_WAIT_MS));
+	ck_assert(testenv_run_until(spool_file_empty, NULL, T_WAIT_MS));
+	log = testenv_log_capture_stop();
+	ck_assert_int_eq(testenv_count_lines(log, "CDRs reach a replica again"), 1);
+	ck_assert_int_eq(testenv_count_lines(log, "info: replayed 5 CDRs from"), 1);
+	ck_assert_uint_eq(counter(SHM_CTR_CDR_SPOOLED), 0);
+	ck_assert_uint_eq(counter(SHM_CTR_CDR_UNREPLICATED) - u0, 5);
+	assert_stream(1, 8);
+	ck_assert_int_eq(replica_xlen(), 8);
+	ck_assert_int_eq(durable_count(5), 5);   /* each told once */
+}
+END_TEST
+
+static int client_killed(void *arg)
+{
+	redisReply *r = probe("CLIENT KILL TYPE normal");
+
+	(void)arg;
+	freeReplyObject(r);
+	return 1;
+}
+
+/*
+ * A record resent on a new connection answers dup; its WAIT must still
+ * prove the first copy reached a replica (the dup refreshes the seen key,
+ * a write WAIT counts).  Without that write, WAIT on the new connection
+ * would count a stopped replica at once and the records would leave the
+ * spool unreplicated.
+ */
+START_TEST(test_wait_after_reconnect)
+{
+	rds_t *rds;
+	cdr_writer_t *w;
+
+	w = start_replicated(1, &rds);
+	log_set_level(LOG_ERROR);
+	kill(t_replica, SIGSTOP);
+	write_range(w, 1, 3);
+	testenv_run_for(400);
+	ck_assert_int_eq(xlen(), 3);
+	ck_assert_uint_eq(cdr_spooled(w), 3);
+
+	client_killed(NULL);   /* rds drops; it reconnects and the lines go again */
+	ck_assert(testenv_run_until(is_down, rds, 2000));
+	ck_assert(testenv_run_until(is_up, rds, RECONNECT_MS));
+	testenv_run_for(1200);
+	ck_assert_uint_eq(cdr_spooled(w), 3);   /* dup on the new connection: still waiting */
+	ck_assert_int_eq(xlen(), 3);
+
+	kill(t_replica, SIGCONT);
+	ck_assert(testenv_run_until(spool_empty, w, T_WAIT_MS));
+	assert_stream(1, 3);
+	ck_assert_int_eq(replica_xlen(), 3);
+	ck_assert_uint_ge(counter(SHM_CTR_CDR_UNREPLICATED), 3);
+}
+END_TEST
+
+/* redis_wait_replicas 0: Redis's answer is enough, as before, even with
+ * the replica stopped; no WAIT, nothing counted. */
+START_TEST(test_wait_off)
+{
+	rds_t *rds;
+	cdr_writer_t *w;
+
+	w = start_replicated(0, &rds);
+	kill(t_replica, SIGSTOP);
+	write_notify_range(w, 1, 4);
+	ck_assert(testenv_run_until(durable_all, (void *)4, 1000));
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_ge(t_durable[i].xlen, i + 1);   /* confirmed by Redis, not synced */
+	ck_assert(testenv_run_until(spool_empty, w, 1000));
+	ck_assert_uint_eq(counter(SHM_CTR_CDR_UNREPLICATED), 0);
+	ck_assert_uint_eq(counter(SHM_CTR_CDR_SPOOLED), 0);
+	assert_stream(1, 4);
+	kill(t_replica, SIGCONT);
+	ck_assert_int_eq(cdr_writer_set_wait(w, -1, 100), -EINVAL);
+	ck_assert_int_eq(cdr_writer_set_wait(w, 1, 0), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_create_errors)
 {
 	char path[256];
@@ -1388,6 +1609,9 @@ static Suite *cdr_suite(void)
 	tcase_add_test(tc, test_durable_when_redis_hangs);
 	tcase_add_test(tc, test_durable_spool_only);
 	tcase_add_test(tc, test_flush);
+	tcase_add_test(tc, test_wait_replica_stopped);
+	tcase_add_test(tc, test_wait_after_reconnect);
+	tcase_add_test(tc, test_wait_off);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -140,6 +140,8 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(cfg->redis_password, "");
 	ck_assert_int_eq(cfg->redis_db, 0);
 	ck_assert_int_eq(cfg->redis_timeout, 1000);
+	ck_assert_int_eq(cfg->redis_wait_replicas, 0);
+	ck_assert_int_eq(cfg->redis_wait_timeout, 500);
 	ck_assert_str_eq(cfg->redis_prefix, "b2bua:");
 	ck_assert_uint_eq(cfg->n_routes, 0);
 	free(cfg);
@@ -630,6 +632,10 @@ START_TEST(test_out_of_range)
 	assert_error_text("redis_db = -1;\n", 1, "redis_db");
 	assert_error_text("redis_timeout = 49;\n", 1, "redis_timeout");
 	assert_error_text("redis_timeout = 1501;\n", 1, "redis_timeout");
+	assert_error_text("redis_wait_replicas = -1;\n", 1, "redis_wait_replicas");
+	assert_error_text("redis_wait_replicas = 17;\n", 1, "redis_wait_replicas");
+	assert_error_text("redis_wait_timeout = 9;\n", 1, "redis_wait_timeout");
+	assert_error_text("redis_wait_timeout = 751;\n", 1, "redis_wait_timeout");
 }
 END_TEST
 
@@ -703,6 +709,35 @@ START_TEST(test_register_expires_order)
 		      "register_max_expires = 600;\n");
 	ck_assert_msg(l->rc == 0, "%s", l->err);
 	free(l);
+}
+END_TEST
+
+/* WAIT for CDRs: set values load, an unset timeout follows redis_timeout
+ * down, a set one may be at most half of it (the error says why). */
+START_TEST(test_redis_wait)
+{
+	struct loaded *l;
+
+	l = load_text("redis_wait_replicas = 2;\nredis_wait_timeout = 300;\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_int_eq(l->cfg.redis_wait_replicas, 2);
+	ck_assert_int_eq(l->cfg.redis_wait_timeout, 300);
+	free(l);
+
+	l = load_text("redis_timeout = 400;\nredis_wait_replicas = 1;\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_int_eq(l->cfg.redis_wait_timeout, 200);
+	free(l);
+
+	l = load_text("redis_timeout = 1000;\n\nredis_wait_timeout = 501;\n");
+	assert_error(l, 3, "redis_wait_timeout");
+	ck_assert_ptr_nonnull(strstr(l->err, "more than half of redis_timeout 1000 ms"));
+	ck_assert_ptr_nonnull(strstr(l->err, "at most 500"));
+	free(l);
+	assert_error_text("redis_wait_timeout = 100;\nredis_timeout = 150;\n", 1,
+			  "redis_wait_timeout");
+	assert_ok_text("redis_wait_timeout = 750;\nredis_timeout = 1500;\n");
+	assert_ok_text("redis_wait_replicas = 0;\nredis_wait_timeout = 10;\n");
 }
 END_TEST
 
@@ -1143,6 +1178,7 @@ static Suite *config_suite(void)
 	tcase_add_test(bad, test_missing_file);
 	tcase_add_test(bad, test_auth_secret);
 	tcase_add_test(bad, test_register_expires_order);
+	tcase_add_test(bad, test_redis_wait);
 	tcase_add_test(bad, test_bad_trusted);
 	tcase_add_test(bad, test_bad_admission_keys);
 	tcase_add_test(bad, test_too_many_trusted);

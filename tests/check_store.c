@@ -215,6 +215,8 @@ START_TEST(test_keys)
 	ck_assert_str_eq(key, "x:nc:n0nce:00000001");
 	ck_assert_int_eq(store_key("x:", STORE_KEY_AUTH_FAIL, "::1", key, sizeof key), 0);
 	ck_assert_str_eq(key, "x:authfail:::1");
+	ck_assert_int_eq(store_key("b2bua:", STORE_KEY_CALLS, "edge1", key, sizeof key), 0);
+	ck_assert_str_eq(key, "b2bua:calls:edge1");
 	ck_assert_int_eq(store_cdr_stream_key("b2bua:", "cdr", key, sizeof key), 0);
 	ck_assert_str_eq(key, "b2bua:cdr");
 	ck_assert_int_eq(store_cdr_seen_key("b2bua:cdr", "n1-7", key, sizeof key), 0);
@@ -632,8 +634,8 @@ static void add_cdr(const char *id, enum store_cdr_outcome want)
 	const char *values[] = { id, "sip:alice@example.com", "ANSWERED" };
 	struct cdr_result r = { 0 };
 
-	ck_assert_int_eq(store_cdr_add(t_rds, PREFIX "cdr", id, 3, fields, values, on_cdr, &r),
-			 0);
+	ck_assert_int_eq(store_cdr_add(t_rds, PREFIX "cdr", id, "n1", 3, fields, values, on_cdr,
+				       &r), 0);
 	ck_assert(testenv_run_until(cdr_done, &r, 2000));
 	ck_assert_int_eq(r.outcome, want);
 }
@@ -650,11 +652,22 @@ START_TEST(test_cdr_tail)
 	ck_assert_uint_eq(n, 0);
 	store_cdr_entries_free(e, n);
 
+	/* The calls' records (<p>calls:<node_id>) go with their CDRs. */
+	freeReplyObject(probe("HSET %s n1-1 rec1 n1-2 rec2 n1-9 rec9", PREFIX "calls:n1"));
 	add_cdr("n1-1", STORE_CDR_STORED);
+	ck_assert_int_eq(probe_int("HEXISTS %s n1-1", PREFIX "calls:n1"), 0);
+	ck_assert_int_eq(probe_int("HEXISTS %s n1-2", PREFIX "calls:n1"), 1);
 	add_cdr("n1-2", STORE_CDR_STORED);
 	add_cdr("n1-3", STORE_CDR_STORED);
+	/* A dup deletes the record too, and refreshes the seen key (a write
+	 * that replicates, for WAIT). */
+	freeReplyObject(probe("HSET %s n1-2 rec2again", PREFIX "calls:n1"));
+	freeReplyObject(probe("EXPIRE %s 100", PREFIX "cdr:seen:n1-2"));
 	add_cdr("n1-2", STORE_CDR_DUP);   /* stored once */
 	ck_assert_int_eq(probe_int("XLEN %s", PREFIX "cdr"), 3);
+	ck_assert_int_eq(probe_int("HEXISTS %s n1-2", PREFIX "calls:n1"), 0);
+	ck_assert_int_eq(probe_int("HEXISTS %s n1-9", PREFIX "calls:n1"), 1);   /* others stay */
+	ck_assert_int_gt(probe_int("TTL %s", PREFIX "cdr:seen:n1-2"), 600000);
 
 	ck_assert_int_eq(store_cdr_tail(t_store, 2, &e, &n, &err), 0);
 	ck_assert_uint_eq(n, 2);

@@ -25,6 +25,7 @@
 
 #include <sofia-sip/su_wait.h>
 
+#include "shm/shm.h"
 #include "worker/rds.h"
 
 enum cdr_disposition {
@@ -146,5 +147,18 @@ void cdr_writer_flush(cdr_writer_t *w);
 /* Records in the spool that Redis has not confirmed yet (0 when everything
  * reached Redis). */
 unsigned cdr_spooled(const cdr_writer_t *w);
+
+/*
+ * redis_wait_replicas and redis_wait_timeout: with replicas > 0 a record
+ * counts as confirmed only once a WAIT after it answered at least
+ * `replicas` (within timeout_ms, >= 1); until then it stays in the spool
+ * and is synced like one Redis did not take.  0 (the default): Redis's
+ * answer suffices.  Set it right after cdr_writer_create.  0, or -EINVAL.
+ */
+int cdr_writer_set_wait(cdr_writer_t *w, int replicas, int timeout_ms);
+
+/* Keep the figures show stats reads in worker `worker`'s shared counters:
+ * SHM_CTR_CDR_SPOOLED (cdr_spooled, a gauge) and SHM_CTR_CDR_UNREPLICATED. */
+void cdr_writer_set_counters(cdr_writer_t *w, shm_t *shm, unsigned worker);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * cdr_writer — call detail records to a Redis Stream, through a spool file
  * when Redis cannot take them.  See cdr.h for the contract; the record and
- * its line format are in cdr.c.
+ * its line format are in cdr.c, the spool file itself in cdr_spool.c (the
+ * two halves share cdr_writer_int.h).
  *
  * Design note.
  *
@@ -44,6 +45,26 @@
  * bad record cannot block the queue.  A spool line that does not parse is
  * moved there the same way.
  *
+ * On the replicas too (redis_wait_replicas > 0, cdr_writer_set_wait).
+ * Redis's answer to the script then only says the primary has the record;
+ * it is done with once a `WAIT replicas timeout` sent after it on the same
+ * connection answered at least `replicas`.  WAIT covers every write this
+ * connection made before it, so the scripts stay pipelined and one WAIT
+ * (at most one on the wire) confirms the whole burst before it: acked_off
+ * moves with WAIT answers only.  A WAIT that falls short (a replica down
+ * or lagging) leaves the lines in the spool, unacknowledged, and the next
+ * WAIT waits CDR_RETRY_MS (`wait_held`): a missing replica costs one WAIT
+ * per round, never a loop.  On the same connection nothing is sent again
+ * (the next WAIT still covers the scripts); a new connection's WAIT covers
+ * nothing sent on the old one, so in this mode a lost connection rewinds
+ * send_off to acked_off and the lines go again: a record already stored
+ * answers dup and refreshes its seen key, a write whose WAIT then proves
+ * the first copy reached the replicas (store_lua.c).  Meanwhile the spool
+ * is synced as when Redis is down, so a missing replica does not hold
+ * calls' slots for long (at most one WAIT, redis_wait_timeout).  A record
+ * Redis rejected goes to the rejected file once, even when its line is
+ * sent again before a WAIT confirmed it (`rejected_hi`).
+ *
  * Order.  Records reach the stream in cdr_write order, outages included.
  * The one exception: when Redis refuses a record temporarily while later
  * ones are already on the wire, those may be stored before it.
@@ -56,17 +77,13 @@
  */
 #define _GNU_SOURCE
 
-#include "worker/cdr.h"
+#include "worker/cdr_writer_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sofia-sip/su_wait.h>
@@ -75,403 +92,14 @@
 #include "store/store.h"
 
 #define CDR_REPLAY_WINDOW   64      /* records in flight at once */
-#define CDR_RECENT_MAX        (256 * 1024)   /* the spool's newest bytes, in memory */
-#define CDR_LOG_CHUNK       640     /* a line is logged in pieces that fit a log line */
 /* Unconfirmed records are synced together, at most this often: one
  * fdatasync (about 1.5 ms here) per batch keeps the loop free most of the
  * time even when Redis is down at full load. */
 #define CDR_SYNC_MS         10
-#define CDR_RETRY_MS        500     /* after "not now" (e.g. LOADING), ask again this late */
+/* After "not now" (e.g. LOADING) or a WAIT that fell short, ask again this late. */
+#define CDR_RETRY_MS        500
 #define CDR_TRIM_MS         100     /* idle this long: the confirmed spool is truncated */
 #define CDR_TRIM_BYTES      (1 << 20) /* ... or when it is this long */
-
-/* One record waiting for its reply.  Linked in send order. */
-struct cdr_req {
-	struct cdr_req *prev, *next;
-	cdr_writer_t *w;            /* NULL once the writer is gone */
-	unsigned gen;               /* the pass it was sent in */
-	off_t end;                  /* offset just past its line */
-	struct cdr rec;
-};
-
-/* A record whose writer waits to tell it durable (cdr_write_notify). */
-struct cdr_waiter {
-	struct cdr_waiter *next;
-	off_t end;                  /* offset just past its line */
-	cdr_durable_f *done;
-	void *arg;
-};
-
-struct cdr_writer {
-	su_root_t *root;
-	su_timer_t *sync_timer;     /* one fdatasync per CDR_SYNC_MS batch */
-	int sync_armed;
-	su_timer_t *retry_timer;    /* ends a stall (Redis said "not now") */
-	su_timer_t *trim_timer;     /* truncates a confirmed spool once idle */
-	int trim_armed;
-	rds_t *rds;                 /* NULL: spool only */
-	char *stream;
-	char *spool_path;
-	char *rejected_path;
-	int fd;
-
-	off_t spool_size;           /* bytes in the spool, whole lines only */
-	char *recent;               /* the spool's bytes [recent_off, spool_size) */
-	off_t recent_off;
-	unsigned spool_lines;
-	off_t acked_off;            /* every line before it is done with */
-	unsigned acked_lines;
-	off_t send_off;             /* the next line to send */
-	off_t synced_off;           /* every line before it is on disk */
-	unsigned replay_inflight;
-	unsigned gen;               /* bumped at every rewind */
-	int rewinding;              /* stale replies still due: send nothing yet */
-	int stalled;                /* Redis said "not now": wait for a write or a reconnect */
-	int pumping;
-	int flushing;               /* cdr_writer_flush(): durable before cdr_write returns */
-	int backlog;                /* lines waited for Redis: log the drain */
-
-	unsigned replayed;          /* this drain, for the closing log line */
-	unsigned rejected;
-	int outage_logged;          /* "spooling" warning given for this outage */
-	int refusal_logged;         /* "refuses" warning given for this drain */
-
-	struct cdr_req *head, *tail;
-	struct cdr_waiter *waiters, *waiters_tail;   /* in spool order */
-};
-
-/* ------------------------------------------------------------ logging whole lines */
-
-/* A record's line may exceed one log line: log it in numbered pieces, each
- * with the context, so the log alone can restore a lost record. */
-static void cdr_log_line(enum log_level level, const char *what, const char *line, size_t len)
-{
-	size_t parts = len == 0 ? 1 : (len + CDR_LOG_CHUNK - 1) / CDR_LOG_CHUNK;
-
-	for (size_t i = 0; i < parts; i++) {
-		size_t off = i * CDR_LOG_CHUNK;
-		size_t n = len - off < CDR_LOG_CHUNK ? len - off : CDR_LOG_CHUNK;
-
-		log_msg(level, "%s [%zu/%zu]: %.*s", what, i + 1, parts, (int)n, line + off);
-	}
-}
-
-/* ------------------------------------------------------------ files */
-
-static int cdr_write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int cdr_pread_all(int fd, char *buf, size_t len, off_t off)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got, off + (off_t)got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;   /* shorter than we wrote: someone else truncated it */
-		got += (size_t)n;
-	}
-	return 0;
-}
-
-/* The directory of path, for mkdir and fsync. */
-static void cdr_dirname(const char *path, char *dir, size_t size)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (slash == NULL)
-		snprintf(dir, size, ".");
-	else if (slash == path)
-		snprintf(dir, size, "/");
-	else
-		snprintf(dir, size, "%.*s", (int)(slash - path), path);
-}
-
-/* A new file's name is durable only once its directory is synced. */
-static void cdr_sync_dir(const char *path)
-{
-	char dir[PATH_MAX];
-	int fd;
-
-	cdr_dirname(path, dir, sizeof dir);
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (fsync(fd) < 0)
-		log_warn("cannot sync directory %s: %s", dir, strerror(errno));
-	close(fd);
-}
-
-static int cdr_make_dir(const char *path)
-{
-	char dir[PATH_MAX];
-	struct stat st;
-
-	cdr_dirname(path, dir, sizeof dir);
-	if (stat(dir, &st) == 0 || errno != ENOENT)
-		return 0;   /* anything else shows when the spool is opened */
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		int err = errno;
-
-		log_error("cannot create the CDR spool directory %s: %s", dir, strerror(err));
-		return -err;
-	}
-	log_info("created the CDR spool directory %s", dir);
-	return 0;
-}
-
-/* Append a line (a newline is added) to the rejected file, synced. */
-static int cdr_rejected_append(const cdr_writer_t *w, const char *line, size_t len)
-{
-	int fd = open(w->rejected_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	int ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = cdr_write_all(fd, line, len);
-	if (ret == 0)
-		ret = cdr_write_all(fd, "\n", 1);
-	if (ret == 0 && fdatasync(fd) < 0)
-		ret = -errno;
-	close(fd);
-	cdr_sync_dir(w->rejected_path);
-	return ret;
-}
-
-/* Move a line out of the queue for good, loudly. */
-static void cdr_reject_line(cdr_writer_t *w, const char *line, size_t len, const char *why)
-{
-	char what[512];
-	int ret = cdr_rejected_append(w, line, len);
-
-	if (ret == 0)
-		snprintf(what, sizeof what, "CDR %s; moved to %s", why, w->rejected_path);
-	else
-		snprintf(what, sizeof what, "CDR %s; cannot save it to %s (%s): it is only here",
-			 why, w->rejected_path, strerror(-ret));
-	cdr_log_line(LOG_ERROR, what, line, len);
-	w->rejected++;
-}
-
-static void cdr_reject_record(cdr_writer_t *w, const struct cdr *c, const char *error)
-{
-	char line[CDR_LINE_MAX];
-	char why[384];
-	int len = cdr_to_line(c, line, sizeof line);
-
-	snprintf(why, sizeof why, "%s rejected by redis %s (%.200s)", c->id,
-		 w->rds ? rds_address(w->rds) : "-", error);
-	cdr_reject_line(w, line, len > 0 ? (size_t)len : 0, why);
-}
-
-/* ------------------------------------------------------------ the spool */
-
-/* A line just appended at spool_size is kept in memory too (`recent`);
- * when that is full it starts again from this line (what came before
- * is read from the file, should it still be sent). */
-static void cdr_recent_add(cdr_writer_t *w, const char *line, size_t n)
-{
-	if (w->recent == NULL)
-		return;
-	if ((size_t)(w->spool_size - w->recent_off) + n > CDR_RECENT_MAX)
-		w->recent_off = w->spool_size;
-	if (n > CDR_RECENT_MAX) {
-		w->recent_off = w->spool_size + (off_t)n;
-		return;
-	}
-	memcpy(w->recent + (w->spool_size - w->recent_off), line, n);
-}
-
-/*
- * Append one record as one line.  Not synced yet (cdr_spool_sync).  A
- * failed write is cut off again, so the file never holds half a line.
- */
-static int cdr_spool_append(cdr_writer_t *w, const struct cdr *c)
-{
-	char line[CDR_LINE_MAX + 1];
-	char what[256];
-	int len = cdr_to_line(c, line, CDR_LINE_MAX);
-	int ret;
-
-	if (len < 0)
-		return len;
-	line[len] = '\n';
-	ret = cdr_write_all(w->fd, line, (size_t)len + 1);
-	if (ret < 0) {
-		if (ftruncate(w->fd, w->spool_size) < 0)
-			log_error("cannot cut a partial line off %s: %s", w->spool_path,
-				  strerror(errno));
-		snprintf(what, sizeof what, "CDR %s LOST: cannot append it to %s (%s)", c->id,
-			 w->spool_path, strerror(-ret));
-		cdr_log_line(LOG_ERROR, what, line, (size_t)len);
-		return ret;
-	}
-	cdr_recent_add(w, line, (size_t)len + 1);
-	w->spool_size += len + 1;
-	w->spool_lines++;
-	return 0;
-}
-
-static int cdr_spool_sync(cdr_writer_t *w)
-{
-	if (fdatasync(w->fd) == 0) {
-		w->synced_off = w->spool_size;
-		return 0;
-	}
-	log_error("cannot sync the CDR spool %s: %s: its latest CDRs may be lost in a crash",
-		  w->spool_path, strerror(errno));
-	return -EIO;
-}
-
-/* The warning that starts an outage's spooling. */
-static void cdr_spool_warn(cdr_writer_t *w)
-{
-	if (w->outage_logged || (w->rds != NULL && rds_connected(w->rds)))
-		return;
-	w->outage_logged = 1;
-	if (w->rds == NULL)
-		log_warn("no redis: spooling CDRs to %s", w->spool_path);
-	else
-		log_warn("redis %s unreachable: spooling CDRs to %s", rds_address(w->rds),
-			 w->spool_path);
-}
-
-/*
- * Read the line at off into buf (NUL-terminated, without its newline) and
- * set *next past it.  Returns its length, -EINVAL for text that is no line
- * (longer than any record, or cut short at the end of the file; buf then
- * holds its start), or another negative errno when reading fails.
- */
-static int cdr_spool_line(cdr_writer_t *w, off_t off, char *buf, size_t size, off_t *next)
-{
-	size_t want = size - 1;
-	char *nl;
-	int ret;
-
-	if ((off_t)want > w->spool_size - off)
-		want = (size_t)(w->spool_size - off);
-	if (w->recent != NULL && off >= w->recent_off) {
-		memcpy(buf, w->recent + (off - w->recent_off), want);   /* no read(2) */
-	} else {
-		ret = cdr_pread_all(w->fd, buf, want, off);
-		if (ret < 0)
-			return ret;
-	}
-	buf[want] = '\0';
-	nl = memchr(buf, '\n', want);
-	if (nl != NULL) {
-		*nl = '\0';
-		*next = off + (nl - buf) + 1;
-		return (int)(nl - buf);
-	}
-	/* No newline in reach: skip to the next one (or the end). */
-	*next = off + (off_t)want;
-	while (*next < w->spool_size) {
-		char chunk[512];
-		size_t n = sizeof chunk;
-
-		if ((off_t)n > w->spool_size - *next)
-			n = (size_t)(w->spool_size - *next);
-		ret = cdr_pread_all(w->fd, chunk, n, *next);
-		if (ret < 0)
-			return ret;
-		nl = memchr(chunk, '\n', n);
-		*next += nl != NULL ? (nl - chunk) + 1 : (off_t)n;
-		if (nl != NULL)
-			break;
-	}
-	return -EINVAL;
-}
-
-/*
- * Take stock of a spool left by an earlier process: count its lines, and
- * end a last line cut short by a crash, or the next record would be glued
- * to it.
- */
-static int cdr_spool_scan(cdr_writer_t *w)
-{
-	char buf[65536];
-	char last = '\n';
-	off_t off = 0;
-	int ret;
-
-	while (off < w->spool_size) {
-		size_t n = sizeof buf;
-
-		if ((off_t)n > w->spool_size - off)
-			n = (size_t)(w->spool_size - off);
-		ret = cdr_pread_all(w->fd, buf, n, off);
-		if (ret < 0)
-			return ret;
-		for (size_t i = 0; i < n; i++)
-			w->spool_lines += buf[i] == '\n';
-		last = buf[n - 1];
-		off += (off_t)n;
-	}
-	if (last == '\n')
-		return 0;
-	log_warn("CDR spool %s ends in a partial line (a crash while writing): "
-		 "it will be moved to %s", w->spool_path, w->rejected_path);
-	ret = cdr_write_all(w->fd, "\n", 1);
-	if (ret < 0)
-		return ret;
-	w->spool_size++;
-	w->spool_lines++;
-	return cdr_spool_sync(w);
-}
-
-static int cdr_spool_open(cdr_writer_t *w)
-{
-	struct stat st;
-	int ret;
-
-	w->fd = open(w->spool_path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (w->fd < 0) {
-		ret = -errno;
-		log_error("cannot open the CDR spool %s: %s", w->spool_path, strerror(-ret));
-		return ret;
-	}
-	if (flock(w->fd, LOCK_EX | LOCK_NB) < 0) {
-		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		log_error("CDR spool %s: %s", w->spool_path, ret == -EBUSY
-			  ? "in use by another writer" : strerror(-ret));
-		return ret;
-	}
-	if (fstat(w->fd, &st) < 0) {
-		ret = -errno;
-		log_error("cannot stat the CDR spool %s: %s", w->spool_path, strerror(-ret));
-		return ret;
-	}
-	cdr_sync_dir(w->spool_path);
-	w->spool_size = st.st_size;
-	ret = cdr_spool_scan(w);
-	w->recent_off = w->spool_size;   /* what an earlier process left is read from the file */
-	/* What the earlier process had not synced yet is made durable now. */
-	if (ret == 0 && w->spool_size > 0)
-		ret = cdr_spool_sync(w);
-	if (ret < 0)
-		log_error("cannot read the CDR spool %s: %s", w->spool_path, strerror(-ret));
-	return ret;
-}
 
 static void cdr_on_trim_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
 
@@ -486,7 +114,7 @@ static void cdr_on_trim_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_ar
 static void cdr_spool_finish(cdr_writer_t *w, int now)
 {
 	if (w->spool_size == 0 || w->acked_off != w->spool_size || w->replay_inflight > 0
-	    || w->waiters != NULL)
+	    || w->wait != NULL || w->waiters != NULL)
 		return;
 	if (!now && !w->backlog && w->rejected == 0 && w->spool_size < CDR_TRIM_BYTES) {
 		if (!w->trim_armed && su_timer_set_interval(w->trim_timer, cdr_on_trim_timer, w,
@@ -506,8 +134,9 @@ static void cdr_spool_finish(cdr_writer_t *w, int now)
 		log_info("replayed %u CDRs from %s", w->replayed, w->spool_path);
 	w->backlog = 0;
 	w->spool_size = w->acked_off = w->send_off = w->synced_off = w->recent_off = 0;
-	w->spool_lines = w->acked_lines = 0;
-	w->replayed = w->rejected = 0;
+	w->rejected_hi = 0;
+	w->spool_lines = w->acked_lines = w->send_lines = w->unrepl_counted = 0;
+	w->replayed = w->rejected = w->wait_rejected = 0;
 	w->refusal_logged = 0;
 }
 
@@ -552,8 +181,8 @@ static int cdr_send(cdr_writer_t *w, struct cdr_req *req)
 	if (n < 0)
 		return n;
 	req->w = w;
-	ret = store_cdr_add(w->rds, w->stream, req->rec.id, n, fields, values, cdr_on_stored,
-			    req);
+	ret = store_cdr_add(w->rds, w->stream, req->rec.id, req->rec.host, n, fields, values,
+			    cdr_on_stored, req);
 	if (ret == 0)
 		cdr_link(w, req);
 	return ret;
@@ -567,6 +196,7 @@ static void cdr_on_retry_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_a
 
 	(void)magic; (void)t;
 	w->stalled = 0;
+	w->wait_held = 0;
 	cdr_pump(w);
 }
 
@@ -584,7 +214,31 @@ static void cdr_stall(cdr_writer_t *w, const char *error)
 		 rds_address(w->rds), error, w->spool_path);
 }
 
-/* A line's reply: replies come in send order. */
+/* Send the unacknowledged lines again: Redis may not have them, or (with
+ * WAIT) the WAITs to come on a new connection would not cover them.
+ * Replies still due belong to the old pass and are ignored. */
+static void cdr_rewind(cdr_writer_t *w)
+{
+	w->send_off = w->acked_off;
+	w->send_lines = w->acked_lines;
+	w->gen++;
+	w->rewinding = w->replay_inflight > 0;
+}
+
+/* A record Redis refused for good: into the rejected file, once, even when
+ * its line is sent again before a WAIT confirmed it. */
+static void cdr_rejected_reply(cdr_writer_t *w, struct cdr_req *req, const char *error)
+{
+	if (req->end <= w->rejected_hi)
+		return;
+	cdr_reject_record(w, &req->rec, error);
+	w->rejected_hi = req->end;
+	if (w->wait_replicas > 0)
+		w->wait_rejected++;
+}
+
+/* A line's reply: replies come in send order.  With WAIT, stored or not,
+ * the line is done with only once the next WAIT confirms it. */
 static void cdr_replay_done(cdr_writer_t *w, struct cdr_req *req, enum store_cdr_outcome outcome,
 			    const char *error)
 {
@@ -601,14 +255,14 @@ static void cdr_replay_done(cdr_writer_t *w, struct cdr_req *req, enum store_cdr
 		else
 			cdr_spool_warn(w);
 		w->backlog = 1;
-		w->send_off = w->acked_off;
-		w->gen++;
-		w->rewinding = w->replay_inflight > 0;
+		cdr_rewind(w);
 		return;
 	}
 	if (outcome == STORE_CDR_REJECT)
-		cdr_reject_record(w, &req->rec, error);
-	else
+		cdr_rejected_reply(w, req, error);
+	if (w->wait_replicas > 0)
+		return;
+	if (outcome != STORE_CDR_REJECT)
 		w->replayed++;
 	w->acked_off = req->end;
 	w->acked_lines++;
@@ -645,6 +299,7 @@ static int cdr_replay_next(cdr_writer_t *w)
 	struct cdr_req *req;
 	off_t next = w->spool_size;
 	int len = cdr_spool_line(w, w->send_off, line, sizeof line, &next);
+	int pending = w->acked_off < w->send_off;   /* sent lines a WAIT must confirm */
 	int ret;
 
 	if (len < 0 && len != -EINVAL) {
@@ -658,10 +313,18 @@ static int cdr_replay_next(cdr_writer_t *w)
 		free(req);
 		if (w->replay_inflight > 0)
 			return -EAGAIN;   /* in its turn, once those before it are done */
-		snprintf(why, sizeof why, "line at offset %lld of %s is no record",
-			 (long long)w->send_off, w->spool_path);
-		cdr_reject_line(w, line, strlen(line), why);
-		w->acked_off = w->send_off = next;
+		if (next > w->rejected_hi) {
+			snprintf(why, sizeof why, "line at offset %lld of %s is no record",
+				 (long long)w->send_off, w->spool_path);
+			cdr_reject_line(w, line, strlen(line), why);
+			w->rejected_hi = next;
+			w->wait_rejected += pending;
+		}
+		w->send_off = next;
+		w->send_lines++;
+		if (pending)
+			return 0;   /* done with once the WAIT for the lines before it confirms */
+		w->acked_off = next;
 		w->acked_lines++;
 		return 0;
 	}
@@ -673,8 +336,120 @@ static int cdr_replay_next(cdr_writer_t *w)
 		return ret;
 	}
 	w->send_off = next;
+	w->send_lines++;
 	w->replay_inflight++;
 	return 0;
+}
+
+/* ------------------------------------------------------------ WAIT for the replicas */
+
+/* Lines sent on this connection and not confirmed yet: ask the replicas,
+ * one WAIT at a time, none while a short one is held back. */
+static int cdr_wait_due(const cdr_writer_t *w)
+{
+	return w->wait_replicas > 0 && w->wait == NULL && !w->wait_held && !w->rewinding
+		&& w->rds != NULL && rds_connected(w->rds) && w->send_off > w->acked_off;
+}
+
+static void cdr_on_waited(void *arg, int err, long long replicas);
+
+static void cdr_wait_send(cdr_writer_t *w)
+{
+	struct cdr_wait_req *req = calloc(1, sizeof *req);
+
+	if (req == NULL)
+		return;   /* the next event tries again */
+	req->w = w;
+	req->gen = w->gen;
+	req->end = w->send_off;
+	req->lines = w->send_lines;
+	if (store_wait(w->rds, w->wait_replicas, w->wait_timeout_ms, cdr_on_waited, req) < 0) {
+		free(req);
+		return;
+	}
+	w->wait = req;
+}
+
+/*
+ * A WAIT fell short: its lines stay in the spool, unacknowledged, synced
+ * like those of a Redis that is down; the next WAIT waits CDR_RETRY_MS.
+ * Each line is counted once in cdr_unreplicated, however many WAITs it
+ * takes; the warning comes once per episode.
+ */
+static void cdr_wait_short(cdr_writer_t *w, const struct cdr_wait_req *req, int err,
+			   long long replicas)
+{
+	unsigned from = w->unrepl_counted > w->acked_lines ? w->unrepl_counted : w->acked_lines;
+
+	if (req->lines > from) {
+		if (w->shm != NULL)
+			shm_counter_add(w->shm, w->worker, SHM_CTR_CDR_UNREPLICATED,
+					(int64_t)(req->lines - from));
+		w->unrepl_counted = req->lines;
+	}
+	w->wait_held = 1;
+	w->backlog = 1;
+	su_timer_set_interval(w->retry_timer, cdr_on_retry_timer, w, CDR_RETRY_MS);
+	if (w->unrepl_logged)
+		return;
+	w->unrepl_logged = 1;
+	if (err < 0)
+		log_warn("redis %s: CDRs not yet on a replica (WAIT %d: an error reply): "
+			 "keeping them in %s", rds_address(w->rds), w->wait_replicas,
+			 w->spool_path);
+	else
+		log_warn("redis %s: CDRs not yet on a replica (WAIT %d -> %lld within "
+			 "%d ms): keeping them in %s", rds_address(w->rds), w->wait_replicas,
+			 replicas, w->wait_timeout_ms, w->spool_path);
+}
+
+/* Every line before the WAIT reached the replicas. */
+static void cdr_wait_confirmed(cdr_writer_t *w, const struct cdr_wait_req *req)
+{
+	unsigned lines = req->lines - w->acked_lines;
+	/* A line that is no record, read after this WAIT went out, is counted
+	 * already: it belongs to the next one. */
+	unsigned set_aside = w->wait_rejected < lines ? w->wait_rejected : lines;
+
+	w->replayed += lines - set_aside;
+	w->wait_rejected -= set_aside;
+	w->acked_off = req->end;
+	w->acked_lines = req->lines;
+	if (w->unrepl_logged)
+		log_info("redis %s: CDRs reach a replica again", rds_address(w->rds));
+	w->unrepl_logged = 0;
+}
+
+static void cdr_on_waited(void *arg, int err, long long replicas)
+{
+	struct cdr_wait_req *req = arg;
+	cdr_writer_t *w = req->w;
+
+	if (w == NULL) {   /* the writer is gone */
+		free(req);
+		return;
+	}
+	w->wait = NULL;
+	/* Lost with the connection: cdr_on_state rewinds.  Another pass: stale. */
+	if (err != -ENOTCONN && req->gen == w->gen) {
+		if (err == 0 && replicas >= w->wait_replicas)
+			cdr_wait_confirmed(w, req);
+		else
+			cdr_wait_short(w, req, err, replicas);
+	}
+	free(req);
+	cdr_pump(w);
+}
+
+/* The cdr_spooled figure in the shared counters, for show stats. */
+static void cdr_publish(cdr_writer_t *w)
+{
+	unsigned n = cdr_spooled(w);
+
+	if (w->shm == NULL || n == w->published)
+		return;
+	shm_counter_add(w->shm, w->worker, SHM_CTR_CDR_SPOOLED, (int64_t)n - w->published);
+	w->published = n;
 }
 
 /* ------------------------------------------------------------ durability */
@@ -682,7 +457,7 @@ static int cdr_replay_next(cdr_writer_t *w)
 /* Redis can confirm what is sent now; otherwise the disk must. */
 static int cdr_redis_ok(const cdr_writer_t *w)
 {
-	return w->rds != NULL && rds_connected(w->rds) && !w->stalled;
+	return w->rds != NULL && rds_connected(w->rds) && !w->stalled && !w->wait_held;
 }
 
 /* Tell the waiters whose line is confirmed by Redis or synced to disk.  A
@@ -752,9 +527,12 @@ static void cdr_pump(cdr_writer_t *w)
 	w->pumping = 1;
 	while (cdr_can_send(w) && cdr_replay_next(w) == 0)
 		;
+	if (cdr_wait_due(w))
+		cdr_wait_send(w);
 	cdr_waiters_done(w, 0);
 	cdr_want_sync(w);
 	cdr_spool_finish(w, 0);
+	cdr_publish(w);
 	w->pumping = 0;
 }
 
@@ -764,8 +542,10 @@ static void cdr_on_trim_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_ar
 
 	(void)magic; (void)t;
 	w->trim_armed = 0;
-	if (!w->pumping)
-		cdr_spool_finish(w, 1);
+	if (w->pumping)
+		return;
+	cdr_spool_finish(w, 1);
+	cdr_publish(w);
 }
 
 static void cdr_on_state(rds_t *rds, int connected, void *arg)
@@ -775,10 +555,14 @@ static void cdr_on_state(rds_t *rds, int connected, void *arg)
 	(void)rds;
 	if (connected) {
 		w->stalled = 0;
+		w->wait_held = 0;
 		w->outage_logged = 0;
+	} else if (w->wait_replicas > 0) {
+		cdr_rewind(w);   /* WAITs on the next connection cover nothing sent on this one */
 	}
 	cdr_pump(w);   /* up: send; down: sync what waits */
 }
+
 
 /* ------------------------------------------------------------ the writer */
 
@@ -839,6 +623,29 @@ void cdr_writer_flush(cdr_writer_t *w)
 unsigned cdr_spooled(const cdr_writer_t *w)
 {
 	return w->spool_lines - w->acked_lines;
+}
+
+int cdr_writer_set_wait(cdr_writer_t *w, int replicas, int timeout_ms)
+{
+	if (replicas < 0 || (replicas > 0 && timeout_ms < 1))
+		return -EINVAL;
+	w->wait_replicas = replicas;
+	w->wait_timeout_ms = timeout_ms;
+	return 0;
+}
+
+void cdr_writer_set_counters(cdr_writer_t *w, shm_t *shm, unsigned worker)
+{
+	struct shm_worker_info info;
+
+	w->shm = shm;
+	w->worker = worker;
+	w->published = 0;
+	/* The figure a predecessor left is this writer's to restate. */
+	if (shm_worker_read(shm, worker, &info) == 0 && info.counters[SHM_CTR_CDR_SPOOLED] != 0)
+		shm_counter_add(shm, worker, SHM_CTR_CDR_SPOOLED,
+				-(int64_t)info.counters[SHM_CTR_CDR_SPOOLED]);
+	cdr_publish(w);
 }
 
 static void cdr_writer_free(cdr_writer_t *w)
@@ -926,6 +733,8 @@ void cdr_writer_destroy(cdr_writer_t *w)
 		cdr_unlink(w, req);
 		req->w = NULL;   /* its reply only frees it */
 	}
+	if (w->wait != NULL)
+		w->wait->w = NULL;   /* likewise */
 	if (w->rds != NULL)
 		rds_on_state(w->rds, NULL, NULL);
 	cdr_writer_free(w);

@@ -288,6 +288,10 @@ static int worker_redis_start(const struct config *cfg, unsigned idx)
 				spool, &worker.cdr);
 	if (ret < 0)
 		return ret;
+	cdr_writer_set_counters(worker.cdr, worker.shm, idx);
+	ret = cdr_writer_set_wait(worker.cdr, cfg->redis_wait_replicas, cfg->redis_wait_timeout);
+	if (ret < 0)
+		return ret;
 	b2b_set_cdr_writer(worker.b2b, worker.cdr);
 
 	if (cfg->domain[0] == '\0')

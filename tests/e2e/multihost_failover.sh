@@ -18,9 +18,9 @@
 #     as sipp's successful calls — the CDRs of round 1 included after round 2;
 #   - no b2bua was restarted (same master, no worker or management process
 #     restarted).
-# Depends on branches sentinel (redis_sentinels, redis_master_name: Sentinel
-# discovery, following a switch) and cdrwait (a CDR counts as stored once
-# WAIT confirms it on a replica; until then it stays in the spool).
+# Needs Sentinel discovery (redis_sentinels, redis_master_name; following a
+# switch) and CDRs confirmed on a replica with WAIT (redis_wait_replicas:
+# until then a CDR stays in the spool).
 
 . "$(dirname "$0")/lib.sh"
 MH_REDIS=sentinel

@@ -397,7 +397,8 @@ void b2b_set_registrar(b2b_t *b2b, struct registrar *reg)
 
 int b2b_keepalive_create(b2b_t *b2b, struct rds *rds, struct keepalive **out)
 {
-	return keepalive_create(b2b->root, b2b->agent, B2B_IDENT_OWN, rds, b2b->shm, b2b->cfg,
+	/* From the public port: the binding's NAT opened it for that one. */
+	return keepalive_create(b2b->root, b2b->agent, B2B_IDENT_PUBLIC, rds, b2b->shm, b2b->cfg,
 				b2b->worker, out);
 }
 

@@ -90,6 +90,11 @@ url_string_t const *b2b_leg_route(nta_leg_t *leg)
 	return call && call->a_nat ? URL_STRING_MAKE(call->a_nat->url) : NULL;
 }
 
+const char *b2b_leg_ident(nta_leg_t *leg)
+{
+	return b2b_leg_route(leg) ? B2B_IDENT_PUBLIC : B2B_IDENT_OWN;
+}
+
 /* ACK a 2xx to our INVITE with CSeq `cseq` on `leg` (RFC 3261 13.2.2.4). */
 void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq)
 {
@@ -102,7 +107,7 @@ void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq)
 	cs->cs_method_name = "ACK";
 	ack = leg ? nta_outgoing_tcreate(leg, NULL, NULL, b2b_leg_route(leg),
 					 SIP_METHOD_ACK, NULL,
-					 SIPTAG_CSEQ(cs), TPTAG_IDENT(B2B_IDENT_OWN), TAG_END())
+					 SIPTAG_CSEQ(cs), TPTAG_IDENT(b2b_leg_ident(leg)), TAG_END())
 		  : NULL;
 	if (ack == NULL)
 		log_warn("call %s: cannot send ACK", call->id);
@@ -131,7 +136,7 @@ void b2b_bye_and_forget(nta_leg_t *leg)
 {
 	nta_outgoing_t *bye = nta_outgoing_tcreate(leg, NULL, NULL, b2b_leg_route(leg),
 						   SIP_METHOD_BYE, NULL,
-						   TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
+						   TPTAG_IDENT(b2b_leg_ident(leg)), TAG_END());
 	if (bye)
 		nta_outgoing_destroy(bye);
 }
@@ -386,7 +391,8 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 				       TAG_IF(h.min_se[0], SIPTAG_MIN_SE_STR(h.min_se)),
 				       SIPTAG_CONTENT_TYPE(sip->sip_content_type),
 				       SIPTAG_PAYLOAD(sip->sip_payload),
-				       TPTAG_IDENT(B2B_IDENT_OWN),
+				       TPTAG_IDENT(br->nat && !br->nat->handoff[0] ? B2B_IDENT_PUBLIC
+						   : B2B_IDENT_OWN),
 				       TAG_END());
 	if (br->orq == NULL)
 		return -EIO;

@@ -315,6 +315,11 @@ unsigned b2b_pending_branches(const struct b2b_call *call);
 void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned n);
 void b2b_call_fork_to(struct b2b_call *call, const struct b2b_target *targets, unsigned n);
 url_string_t const *b2b_leg_route(nta_leg_t *leg);
+/* The socket `leg`'s requests leave from: the public port for a leg with a
+ * route (a party behind NAT: its NAT lets in only packets from the address
+ * and port it sent to, and it sent to the public port), else our own port.
+ * Answers to the public port reach this worker by our From tag (dgram.c). */
+const char *b2b_leg_ident(nta_leg_t *leg);
 
 /* ------------------------------------------------------------ b2b_relay.c */
 

@@ -87,7 +87,7 @@ static int b2b_relay_bye(struct b2b_call *call, int from_caller, nta_incoming_t 
 	call->bye_orq = nta_outgoing_tcreate(other, b2b_on_bye_response,
 					     (nta_outgoing_magic_t *)call, b2b_leg_route(other),
 					     SIP_METHOD_BYE,
-					     NULL, TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
+					     NULL, TPTAG_IDENT(b2b_leg_ident(other)), TAG_END());
 	if (call->bye_orq == NULL) {
 		log_warn("call %s: cannot relay BYE", call->id);
 		nta_incoming_treply(irq, SIP_200_OK, TAG_END());
@@ -165,7 +165,7 @@ static int b2b_on_relay_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, si
 				   SIPTAG_CSEQ(cseq),
 				   SIPTAG_CONTENT_TYPE(sip->sip_content_type),
 				   SIPTAG_PAYLOAD(sip->sip_payload),
-				   TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
+				   TPTAG_IDENT(b2b_leg_ident(other)), TAG_END());
 	if (ack)
 		nta_outgoing_destroy(ack);
 	b2b_relay_done(call);
@@ -268,7 +268,7 @@ static int b2b_relay_request(struct b2b_call *call, int from_caller, nta_incomin
 					       TAG_IF(h.min_se[0], SIPTAG_MIN_SE_STR(h.min_se)),
 					       SIPTAG_CONTENT_TYPE(sip->sip_content_type),
 					       SIPTAG_PAYLOAD(sip->sip_payload),
-					       TPTAG_IDENT(B2B_IDENT_OWN),
+					       TPTAG_IDENT(b2b_leg_ident(other)),
 					       TAG_END());
 	if (call->relay_orq == NULL)
 		return 500;

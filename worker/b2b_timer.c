@@ -474,7 +474,7 @@ static void b2b_session_refresh(struct b2b_call *call, enum b2b_leg leg)
 		TAG_IF(h.min_se[0], SIPTAG_MIN_SE_STR(h.min_se)),
 		TAG_IF(invite && ctype[0], SIPTAG_CONTENT_TYPE_STR(ctype)),
 		TAG_IF(invite, SIPTAG_PAYLOAD(pl)),
-		TPTAG_IDENT(B2B_IDENT_OWN), TAG_END());
+		TPTAG_IDENT(b2b_leg_ident(l)), TAG_END());
 	if (call->refresh_orq == NULL) {
 		log_warn("call %s: cannot send a session refresh", call->id);
 		s->next_try_ms = mono_ms() + B2B_REFRESH_RETRY_MS;

@@ -213,8 +213,17 @@ static unsigned dgram_owner(dgram_t *d, const char *data, size_t len)
 	uint32_t slot;
 	unsigned w;
 
-	if (len >= 8 && memcmp(data, "SIP/2.0 ", 8) == 0)
-		return d->self;   /* a response: ours by its Via, whoever got it */
+	if (len >= 8 && memcmp(data, "SIP/2.0 ", 8) == 0) {
+		struct overload_span from_tag;
+
+		/* A response to a request sent from our own port came to it; one
+		 * to a request sent from the public port (to a subscriber behind
+		 * NAT, b2b_leg_ident) names the sending worker in its From tag. */
+		if (overload_read_response(data, len, &from_tag) == 0 &&
+		    dgram_tag_worker(d, &from_tag, &w) == 0)
+			return w;
+		return d->self;
+	}
 	if (overload_read(data, len, &m) < 0) {
 		/* Unreadable here: Sofia answers it (400) or drops it, once. */
 		shm_counter_add(d->shm, d->self, SHM_CTR_UNROUTABLE, 1);

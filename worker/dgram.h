@@ -23,8 +23,11 @@
  *          CANCEL): the call's owner;
  *       3. else a new call: the ready worker that rendezvous hashing of the
  *          Call-ID picks (shm/handover.h).
- *     A response, or a request without a readable Call-ID, is served where
- *     it landed (Sofia answers it or drops it) and counted.  Another
+ *     A response with a From tag we made goes to the worker that tag names
+ *     (the answer to a request sent from the public port, to a party
+ *     behind NAT); any other response, or a request without a readable
+ *     Call-ID, is served where it landed (Sofia answers it or drops it),
+ *     the request counted.  Another
  *     owner's datagram is pushed, raw, with its source address and receive
  *     time, to that owner's queue (shm/handover.h); the owner reads it
  *     beside its own socket's datagrams, as if its public socket had

@@ -178,12 +178,16 @@ static int keepalive_on_response(nta_outgoing_magic_t *magic, nta_outgoing_t *or
 static int keepalive_send(keepalive_t *ka, struct keepalive_entry *e)
 {
 	char call_id[96];
+	char tag[96];
 
 	snprintf(call_id, sizeof call_id, "ka-%s-w%u-%" PRIu64 "-%" PRIu64, ka->cfg->node_id,
 		 ka->worker, shm_now_ms(), ++ka->seq);
+	/* The tag names this worker (NODE-WORKER-…): the answer comes back to
+	 * the public port, whichever worker gets it hands it here (dgram.c). */
+	snprintf(tag, sizeof tag, "%s-%u-ka%" PRIu64, ka->cfg->node_id, ka->worker, ka->seq);
 	e->leg = nta_leg_tcreate(ka->agent, NULL, NULL, SIPTAG_FROM_STR(ka->from),
 				 SIPTAG_TO_STR(e->contact), SIPTAG_CALL_ID_STR(call_id), TAG_END());
-	if (e->leg == NULL || nta_leg_tag(e->leg, NULL) == NULL) {
+	if (e->leg == NULL || nta_leg_tag(e->leg, tag) == NULL) {
 		keepalive_cancel(e);
 		return -ENOMEM;
 	}

@@ -191,6 +191,22 @@ int overload_read(const char *msg, size_t len, struct overload_msg *m)
 	return overload_find_tag(m->to, &m->to_tag) < 0 ? -1 : 0;
 }
 
+int overload_read_response(const char *msg, size_t len, struct overload_span *from_tag)
+{
+	struct overload_msg m;
+	const char *end = msg + len;
+	const char *eol = overload_eol(msg, end);
+
+	from_tag->p = NULL;
+	from_tag->len = 0;
+	if (len < 12 || memcmp(msg, "SIP/2.0 ", 8) != 0)
+		return -1;
+	memset(&m, 0, sizeof m);
+	if (overload_headers(&m, overload_next(eol, end), end) < 0 || !m.from.p)
+		return -1;
+	return overload_find_tag(m.from, from_tag) < 0 || from_tag->len == 0 ? -1 : 0;
+}
+
 enum overload_kind overload_parse(const char *msg, size_t len, const char *tag,
 				  struct overload_msg *m)
 {

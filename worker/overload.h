@@ -56,6 +56,13 @@ struct overload_msg {
  * public port's datagrams with it. */
 int overload_read(const char *msg, size_t len, struct overload_msg *m);
 
+/* Read a response's From tag (the tag of whoever sent the request): 0 and
+ * *from_tag, or -1 when it is no response or has no readable From tag.
+ * worker/dgram.c routes responses on the public port with it: a request
+ * b2bua sent from the public port (to a subscriber behind NAT) carries the
+ * sending worker's tag, and its answer may reach any worker. */
+int overload_read_response(const char *msg, size_t len, struct overload_span *from_tag);
+
 /* Classify the datagram [msg, msg + len); `tag` is our 503's To tag.
  * Fills *m for OVERLOAD_NEW_INVITE and OVERLOAD_OUR_ACK. */
 enum overload_kind overload_parse(const char *msg, size_t len, const char *tag,

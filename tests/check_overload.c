@@ -154,6 +154,34 @@ START_TEST(test_left_to_sofia)
 END_TEST
 
 /* More Vias than kept: left to Sofia, never answered with some missing. */
+/* A response's From tag: what dgram.c routes public-port answers by. */
+START_TEST(test_response_from_tag)
+{
+	const char *ok = "SIP/2.0 200 OK\r\n"
+		"Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1;rport=5060\r\n"
+		"f: \"B2B\" <sip:a@example.net>;x=1;tag=edge1-3-00ff\r\n"
+		"To: <sip:bob@192.0.2.1>;tag=phone\r\n"
+		"Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+	const char *no_tag = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1\r\n"
+		"From: <sip:a@example.net>\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n"
+		"CSeq: 1 BYE\r\n\r\n";
+	const char *request = "OPTIONS sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n"
+		"From: <sip:a@x>;tag=edge1-0-1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n"
+		"CSeq: 1 OPTIONS\r\n\r\n";
+	const char *twice = "SIP/2.0 200 OK\r\nFrom: <sip:a@x>;tag=edge1-0-1\r\n"
+		"From: <sip:a@x>;tag=edge1-1-1\r\n\r\n";
+	struct overload_span tag;
+
+	ck_assert_int_eq(overload_read_response(ok, strlen(ok), &tag), 0);
+	ck_assert_int_eq((int)tag.len, (int)strlen("edge1-3-00ff"));
+	ck_assert(memcmp(tag.p, "edge1-3-00ff", tag.len) == 0);
+	ck_assert_int_eq(overload_read_response(no_tag, strlen(no_tag), &tag), -1);
+	ck_assert_int_eq(overload_read_response(request, strlen(request), &tag), -1);
+	ck_assert_int_eq(overload_read_response(twice, strlen(twice), &tag), -1);
+	ck_assert_int_eq(overload_read_response(ok, 10, &tag), -1);
+}
+END_TEST
+
 START_TEST(test_too_many_vias)
 {
 	char msg[4096];
@@ -184,6 +212,7 @@ static Suite *overload_suite(void)
 	tcase_add_test(tc, test_our_ack);
 	tcase_add_test(tc, test_left_to_sofia);
 	tcase_add_test(tc, test_too_many_vias);
+	tcase_add_test(tc, test_response_from_tag);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -268,6 +268,7 @@ struct store_contact {
 	const char *source;           /* "ip:port" the REGISTER came from */
 	const char *host;             /* node_id of the host that took it */
 	const char *host_address;     /* that host's SIP address "ip:port" */
+	int host_lost;                /* that host's lease ran out, or it stopped */
 };
 
 /*

@@ -278,11 +278,11 @@ static const char *store_str_or_empty(const redisReply *r)
 }
 
 /* { status, fwd_always, fwd_busy, fwd_noanswer, fwd_noanswer_timeout,
- *   contact, source, host, host_address, ... } */
+ *   contact, source, host, host_address, host_lost, ... } */
 static void store_lookup_found(struct store_async_ctx *ctx, const redisReply *r,
 			       enum store_lookup_result result)
 {
-	struct store_contact *contacts = calloc(r->elements / 4 + 1, sizeof *contacts);
+	struct store_contact *contacts = calloc(r->elements / 5 + 1, sizeof *contacts);
 	struct store_forward fwd;
 	unsigned n = 0;
 
@@ -295,13 +295,15 @@ static void store_lookup_found(struct store_async_ctx *ctx, const redisReply *r,
 	store_copy_str(fwd.noanswer, sizeof fwd.noanswer, r->element[3]);
 	fwd.noanswer_timeout = r->element[4]->type == REDIS_REPLY_STRING ?
 			       atoi(r->element[4]->str) : 0;
-	for (size_t i = 5; i + 3 < r->elements; i += 4) {
+	for (size_t i = 5; i + 4 < r->elements; i += 5) {
 		if (r->element[i]->type != REDIS_REPLY_STRING)
 			continue;
 		contacts[n].uri = r->element[i]->str;
 		contacts[n].source = store_str_or_empty(r->element[i + 1]);
 		contacts[n].host = store_str_or_empty(r->element[i + 2]);
 		contacts[n].host_address = store_str_or_empty(r->element[i + 3]);
+		contacts[n].host_lost = r->element[i + 4]->type == REDIS_REPLY_STRING &&
+					strcmp(r->element[i + 4]->str, "1") == 0;
 		n++;
 	}
 	if (result == STORE_FOUND && n == 0)
@@ -333,21 +335,23 @@ static void store_on_lookup(rds_t *rds, redisReply *r, void *arg)
 int store_lookup(rds_t *rds, const char *user, const char *call_key, store_lookup_f *done,
 		 void *arg)
 {
-	char ukey[STORE_KEY_MAX], lkey[STORE_KEY_MAX], akey[STORE_KEY_MAX], now[24], stale[24];
+	char ukey[STORE_KEY_MAX], lkey[STORE_KEY_MAX], akey[STORE_KEY_MAX], hkey[STORE_KEY_MAX];
+	char now[24], stale[24];
 	const char *prefix = rds_prefix(rds);
 	struct store_async_ctx *ctx;
 
 	if (store_key(prefix, STORE_KEY_USER, user, ukey, sizeof ukey) < 0 ||
 	    store_key(prefix, STORE_KEY_LOCATION, user, lkey, sizeof lkey) < 0 ||
-	    store_key(prefix, STORE_KEY_ACTIVE, user, akey, sizeof akey) < 0)
+	    store_key(prefix, STORE_KEY_ACTIVE, user, akey, sizeof akey) < 0 ||
+	    store_key(prefix, STORE_KEY_HOST, "", hkey, sizeof hkey) < 0)
 		return -ENAMETOOLONG;
 	store_call_times(now, stale);
 	const char *argv[] = { "EVAL", store_lua_lookup, "3", ukey, lkey, akey, now,
-			       call_key ? call_key : "", stale };
+			       call_key ? call_key : "", stale, hkey };
 	ctx = store_ctx_new(arg);
 	if (ctx != NULL)
 		ctx->done.lookup = done;
-	return store_send(rds, store_on_lookup, ctx, 9, argv);
+	return store_send(rds, store_on_lookup, ctx, 10, argv);
 }
 
 /* ------------------------------------------------------------ call limits */

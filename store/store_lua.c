@@ -65,13 +65,17 @@ const char store_lua_register[] =
 	"return out";
 
 /* KEYS[1] user hash, KEYS[2] location hash, KEYS[3] active-calls set.
- * ARGV: now_ms, call key ("" = do not count), stale_before_ms.
+ * ARGV: now_ms, call key ("" = do not count), stale_before_ms, the host
+ * key prefix ("<p>host:").
  * Returns { 404 } (no such user / disabled), or { 0 | 480 | 486, fwd_always,
  * fwd_busy, fwd_noanswer, fwd_noanswer_timeout, contact, ... }: 480 when
  * not registered, 486 at max_calls, contacts newest registration first,
- * each as four strings: contact, source, host, host_address (the last
- * three "" for a binding stored before they existed); a 0 answer with a
- * call key counted the call in KEYS[3]. */
+ * each as five strings: contact, source, host, host_address (the three
+ * "" for a binding stored before they existed), host_lost ("1" when the
+ * host that took the REGISTER has let its lease run out, by Redis's clock,
+ * or stopped: a hand-off to it would go nowhere; "0" otherwise, also for a
+ * host with no lease record); a 0 answer with a call key counted the call
+ * in KEYS[3]. */
 const char store_lua_lookup[] =
 	"local u = redis.call('HMGET', KEYS[1], 'enabled', 'fwd_always', 'fwd_busy', "
 	"  'fwd_noanswer', 'fwd_noanswer_timeout', 'max_calls') "
@@ -93,9 +97,21 @@ const char store_lua_lookup[] =
 	"    redis.call('PEXPIRE', KEYS[3], 86400000) end "
 	"end "
 	"local out = { status, u[2] or '', u[3] or '', u[4] or '', u[5] or '0' } "
+	"local t = nil "
 	"if status == 0 then for _, e in ipairs(list) do "
+	"  local lost = '0' "
+	"  if e[4] ~= '' then "
+	"    local h = redis.call('HMGET', ARGV[4] .. e[4], 'beat_ms', 'lease_ms', 'epoch', "
+	"      'stopped_epoch') "
+	"    if h[1] and h[2] then "
+	"      if not t then t = redis.call('TIME') end "
+	"      local rnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+	"      if rnow - tonumber(h[1]) > tonumber(h[2]) or (h[4] and h[4] == h[3]) then "
+	"        lost = '1' end "
+	"    end "
+	"  end "
 	"  out[#out + 1] = e[1] out[#out + 1] = e[3] out[#out + 1] = e[4] "
-	"  out[#out + 1] = e[5] end end "
+	"  out[#out + 1] = e[5] out[#out + 1] = lost end end "
 	"return out";
 
 /* KEYS[1] location hash.  ARGV: contact, call_id, cseq.  Removes that

@@ -235,21 +235,29 @@ struct b2b_nat_routes {
  * Where a contact behind NAT is reached: its source when this host took
  * its REGISTER (or the binding names no host address), else the host that
  * holds the binding, with the hand-off.  A contact not behind NAT is
- * reached at its Contact, from any host.
+ * reached at its Contact, from any host.  -EHOSTDOWN when the host that
+ * holds it is lost (its lease ran out) or stopped: only that host's port
+ * gets through the subscriber's NAT, so the contact is skipped at once
+ * rather than tried until the INVITE times out; the phone registers again
+ * through a live host.
  */
-static void b2b_nat_target(b2b_t *b2b, const char *user, const struct registrar_contact *c,
-			   struct b2b_target *t, char *url, size_t size)
+static int b2b_nat_target(b2b_t *b2b, const char *user, const struct registrar_contact *c,
+			  struct b2b_target *t, char *url, size_t size)
 {
 	const char *via = c->source;
 
 	if (!registrar_behind_nat(c->uri, c->source))
-		return;
-	if (c->host[0] && strcmp(c->host, b2b->cfg->node_id) != 0 && c->host_address[0])
+		return 0;
+	if (c->host[0] && strcmp(c->host, b2b->cfg->node_id) != 0 && c->host_address[0]) {
+		if (c->host_lost)
+			return -EHOSTDOWN;
 		via = c->host_address;
+	}
 	if (registrar_addr_url(via, url, size) < 0)
-		return;
+		return 0;
 	t->route = url;
 	t->handoff = via == c->source ? NULL : user;
+	return 0;
 }
 
 static void b2b_on_lookup(void *arg, int status, const struct registrar_contact *contacts,
@@ -305,11 +313,18 @@ static void b2b_on_lookup(void *arg, int status, const struct registrar_contact 
 		if (u == NULL || u->url_host == NULL)
 			continue;
 		targets[m] = (struct b2b_target){ .ruri = u };
-		b2b_nat_target(call->b2b, call->cur_user, &contacts[i], &targets[m],
-			       routes.url[m], sizeof routes.url[m]);
+		if (b2b_nat_target(call->b2b, call->cur_user, &contacts[i], &targets[m],
+				   routes.url[m], sizeof routes.url[m]) < 0) {
+			log_info("call %s: '%s' at %s is behind NAT and registered through host "
+				 "%s, which is lost: skipped", call->id, call->cur_user,
+				 contacts[i].uri, contacts[i].host);
+			continue;
+		}
 		m++;
 	}
-	if (m == 0) {
+	if (m == 0 && n > 0 && fwd && fwd->noanswer[0]) {
+		b2b_forward(call, fwd->noanswer, "unavailable");
+	} else if (m == 0) {
 		b2b_call_refuse(call, SIP_480_TEMPORARILY_UNAVAILABLE);
 	} else {
 		b2b_call_fork_to(call, targets, m);

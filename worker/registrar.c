@@ -645,6 +645,7 @@ static void registrar_on_lookup(void *arg, int err, enum store_lookup_result res
 		snprintf(contacts[n].host, sizeof contacts[n].host, "%s", found[i].host);
 		snprintf(contacts[n].host_address, sizeof contacts[n].host_address, "%s",
 			 found[i].host_address);
+		contacts[n].host_lost = found[i].host_lost;
 	}
 	ctx->done(ctx->arg, status, n ? contacts : NULL, n, &fwd);
 	free(ctx);

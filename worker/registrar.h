@@ -31,6 +31,7 @@ struct registrar_contact {
 	char source[REGISTRAR_ADDR_MAX];   /* "ip:port" its REGISTER came from; "" unknown */
 	char host[64];                     /* node_id of the host that took the REGISTER */
 	char host_address[REGISTRAR_ADDR_MAX]; /* that host's SIP address "ip:port" */
+	int host_lost;                 /* that host is lost or stopped (its lease) */
 };
 
 struct keepalive;

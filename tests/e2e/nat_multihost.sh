@@ -24,7 +24,7 @@ HOSTS=3
 BOB_PORT=5084
 NAT_CONTACT=192.0.2.1:5060
 SIPP_TIMEOUT=20
-MH_CFG_EXTRA_ALL="nat_keepalive_interval = 2;"
+MH_CFG_EXTRA_ALL="nat_keepalive_interval = 2; host_lease = 4000;"
 
 # top_via_hosts LOG METHOD: the host of the top Via of every METHOD received.
 top_via_hosts() {
@@ -111,7 +111,30 @@ assert_eq 2 "$(mh_stat 1 peer_relayed)" "host1 relayed the two hand-offs"
 assert_eq 0 "$(mh_stat 2 peer_relayed)" "host2 relayed nothing"
 mh_log_has 1 "hand-off from a peer host" || fail "host1 did not log the hand-offs"
 
-for h in 1 2 3; do
+# ---------------------------------------------------------------- 5. the holding host dies
+# Only host1's port gets through bob's NAT: once host1's lease ran out, a
+# call to bob through host2 is answered 480 at once (not tried until the
+# INVITE times out), and says why in the log.
+mh_kill 1
+# (lost, or stopped: its management process may see the master go first
+# and mark the host stopped on its way out; neither relays anything)
+host1_lost() {
+	case "$(mh_cli_json 2 hosts '.[] | select(.node_id == "host1") | .state')" in
+	lost | stopped) return 0 ;;
+	*) return 1 ;;
+	esac
+}
+wait_for 12 host1_lost || fail "host2 does not see host1 lost: $(mh_cli 2 show hosts)"
+t0=$SECONDS
+mh_uac_start 2 c5 uac_expect_code -s bob -m 1 -key maxfwd 70 -key extra_hdr "X-Test: none"
+sipp_wait c5
+assert_count "$T/c5.msg" recv 480 1
+assert_eq 0 "$(msg_count "$T/c5.msg" recv 408)" "no 408: the dead holding host was not tried"
+[ $((SECONDS - t0)) -le 5 ] || fail "the 480 took $((SECONDS - t0)) s"
+mh_log_has 2 "'bob' at sip:bob@$NAT_CONTACT is behind NAT and registered through host host1, which is lost: skipped" ||
+	fail "host2 did not log why bob was skipped"
+
+for h in 2 3; do
 	! grep -Eq "(error|crit)" "$(mh_log "$h")" || fail "host $h logged an error"
 done
 log "PASS"

@@ -320,6 +320,8 @@ url_string_t const *b2b_leg_route(nta_leg_t *leg);
  * and port it sent to, and it sent to the public port), else our own port.
  * Answers to the public port reach this worker by our From tag (dgram.c). */
 const char *b2b_leg_ident(nta_leg_t *leg);
+/* 1 when the request came from one of the `trusted` sources (b2b_policy.c). */
+int b2b_source_trusted(b2b_t *b2b, nta_incoming_t *irq);
 
 /* ------------------------------------------------------------ b2b_relay.c */
 

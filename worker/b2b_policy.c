@@ -485,7 +485,7 @@ static int b2b_source_of(nta_incoming_t *irq, uint8_t key[RATELIMIT_KEY_MAX], si
 	return ret;
 }
 
-static int b2b_source_trusted(b2b_t *b2b, nta_incoming_t *irq)
+int b2b_source_trusted(b2b_t *b2b, nta_incoming_t *irq)
 {
 	uint8_t key[RATELIMIT_KEY_MAX];
 	su_sockaddr_t sa;

@@ -392,33 +392,6 @@ int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq
 	}
 }
 
-/* "ip:port" (IPv6 without brackets) of the request's source: 0, or -ENOENT
- * (then *trusted is not set); *trusted: it is one of the trusted sources. */
-static int b2b_request_source(b2b_t *b2b, nta_incoming_t *irq, char *out, size_t size,
-			      int *trusted)
-{
-	msg_t *msg = nta_incoming_getrequest(irq);
-	su_sockaddr_t const *sa = msg ? msg_addr(msg) : NULL;
-	char ip[INET6_ADDRSTRLEN];
-	int port, ret = 0;
-
-	if (sa && sa->su_family == AF_INET) {
-		inet_ntop(AF_INET, &sa->su_sin.sin_addr, ip, sizeof ip);
-		port = ntohs(sa->su_sin.sin_port);
-	} else if (sa && sa->su_family == AF_INET6) {
-		inet_ntop(AF_INET6, &sa->su_sin6.sin6_addr, ip, sizeof ip);
-		port = ntohs(sa->su_sin6.sin6_port);
-	} else {
-		ret = -ENOENT;
-	}
-	if (ret == 0) {
-		snprintf(out, size, "%s:%d", ip, port);
-		*trusted = config_is_trusted(b2b->cfg, &sa->su_sa);
-	}
-	msg_destroy(msg);
-	return ret;
-}
-
 /*
  * A caller behind NAT: a subscriber (not a trusted trunk, SBC or host,
  * which are reached at their Contact as they ask), with no proxy in
@@ -429,10 +402,10 @@ static int b2b_request_source(b2b_t *b2b, nta_incoming_t *irq, char *out, size_t
 static int b2b_a_leg_nat(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip)
 {
 	char source[REGISTRAR_ADDR_MAX], contact[REGISTRAR_URI_MAX];
-	int trusted = 0;
 
 	if (sip->sip_record_route || sip->sip_contact == NULL ||
-	    b2b_request_source(call->b2b, irq, source, sizeof source, &trusted) < 0 || trusted ||
+	    registrar_request_source(irq, source, sizeof source) < 0 ||
+	    b2b_source_trusted(call->b2b, irq) ||
 	    url_e(contact, sizeof contact, sip->sip_contact->m_url) < 0 ||
 	    !registrar_behind_nat(contact, source))
 		return 0;

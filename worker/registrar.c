@@ -94,13 +94,12 @@ struct registrar_req {
 
 /* ------------------------------------------------------------ helpers */
 
-/* "ip:port" of the peer that sent the request. */
-static void registrar_source(nta_incoming_t *irq, char *out, size_t size)
+int registrar_request_source(nta_incoming_t *irq, char *out, size_t size)
 {
 	msg_t *msg = nta_incoming_getrequest(irq);
 	su_sockaddr_t const *sa = msg ? msg_addr(msg) : NULL;
 	char ip[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
+	int port = 0, ret = 0;
 
 	if (sa && sa->su_family == AF_INET) {
 		inet_ntop(AF_INET, &sa->su_sin.sin_addr, ip, sizeof ip);
@@ -108,9 +107,12 @@ static void registrar_source(nta_incoming_t *irq, char *out, size_t size)
 	} else if (sa && sa->su_family == AF_INET6) {
 		inet_ntop(AF_INET6, &sa->su_sin6.sin6_addr, ip, sizeof ip);
 		port = ntohs(sa->su_sin6.sin6_port);
+	} else {
+		ret = -ENOENT;
 	}
 	snprintf(out, size, "%s:%d", ip, port);
 	msg_destroy(msg);
+	return ret;
 }
 
 static struct registrar_req *registrar_req_new(registrar_t *reg)
@@ -446,7 +448,7 @@ void registrar_on_register(registrar_t *reg, nta_incoming_t *irq, sip_t const *s
 	}
 	req->irq = irq;
 	snprintf(req->method, sizeof req->method, "REGISTER");
-	registrar_source(irq, req->source, sizeof req->source);
+	registrar_request_source(irq, req->source, sizeof req->source);
 
 	status = registrar_precheck(reg, sip->sip_authorization, req);
 	if (status != 0) {
@@ -580,7 +582,7 @@ void registrar_check_invite(registrar_t *reg, nta_incoming_t *irq, sip_t const *
 	req->auth_done = done;
 	req->arg = arg;
 	snprintf(req->method, sizeof req->method, "INVITE");
-	registrar_source(irq, req->source, sizeof req->source);
+	registrar_request_source(irq, req->source, sizeof req->source);
 	snprintf(req->from_user, sizeof req->from_user, "%s",
 		 sip->sip_from->a_url->url_user ? sip->sip_from->a_url->url_user : "");
 	/* Stateless first: no credentials (or a bad nonce) is challenged before

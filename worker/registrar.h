@@ -56,6 +56,9 @@ const char *registrar_host_address(const registrar_t *reg);
  *     around an IPv6 address), the route_url NTA sends to: 0, or -EINVAL.
  */
 int registrar_behind_nat(const char *contact, const char *source);
+/* "ip:port" (IPv6 without brackets) of the peer that sent the request into
+ * out: 0, or -ENOENT when NTA knows no address (out is then "?:0"). */
+int registrar_request_source(nta_incoming_t *irq, char *out, size_t size);
 int registrar_addr_url(const char *addr, char *out, size_t size);
 
 /* A REGISTER: answered here, asynchronously (the irq is ours). */

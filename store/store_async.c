@@ -28,7 +28,6 @@
 /* A call counted for max_calls longer than this is a crashed worker's left-over. */
 #define STORE_STALE_CALL_MS (24ull * 3600 * 1000)
 /* A CDR id is remembered this long (seconds): a record sent again within it is stored once. */
-#define STORE_CDR_SEEN_TTL "604800"
 /* The most Contacts one REGISTER hands to the script. */
 #define STORE_REGISTER_CONTACTS_MAX 64
 
@@ -488,32 +487,20 @@ int store_cdr_add(rds_t *rds, const char *stream_key, const char *id, const char
 	const char **argv;
 	char seen[STORE_KEY_MAX], calls[STORE_KEY_MAX];
 	struct store_async_ctx *ctx;
-	int ret;
+	int ret, argc;
 
 	if (n < 0)
 		return -EINVAL;
 	if (store_cdr_seen_key(stream_key, id, seen, sizeof seen) < 0 ||
 	    store_key(rds_prefix(rds), STORE_KEY_CALLS, host, calls, sizeof calls) < 0)
 		return -ENAMETOOLONG;
-	argv = calloc(8 + 2 * (size_t)n, sizeof *argv);
+	argv = store_lua_cdr_argv(stream_key, seen, calls, id, n, fields, values, &argc);
 	if (argv == NULL)
 		return -ENOMEM;
-	argv[0] = "EVAL";
-	argv[1] = store_lua_cdr_add;
-	argv[2] = "3";
-	argv[3] = stream_key;
-	argv[4] = seen;
-	argv[5] = calls;
-	argv[6] = STORE_CDR_SEEN_TTL;
-	argv[7] = id;
-	for (int i = 0; i < n; i++) {
-		argv[8 + 2 * i] = fields[i];
-		argv[9 + 2 * i] = values[i];
-	}
 	ctx = store_ctx_new(arg);
 	if (ctx != NULL)
 		ctx->done.cdr = done;
-	ret = store_send(rds, store_on_cdr, ctx, 8 + 2 * n, argv);
+	ret = store_send(rds, store_on_cdr, ctx, argc, argv);
 	free(argv);
 	return ret;
 }

@@ -23,7 +23,6 @@
 #include "store/store_lua.h"
 
 /* A CDR id is remembered this long (s): the same as the workers' (store_async.c). */
-#define STORE_HOSTS_CDR_SEEN_TTL "604800"
 /* ZREMs per call: one per name of a record (cdr.h: CDR_RECORD_NAMES). */
 #define STORE_HOSTS_NAMES_MAX 8
 
@@ -371,10 +370,12 @@ static int store_host_close_send(struct store_conn *conn, const char *stream,
 	char seen[STORE_KEY_MAX], akey[STORE_KEY_MAX];
 	const char **argv;
 	unsigned zrem = 0;
+	int argc;
 
 	if (it->n < 1 || store_cdr_seen_key(stream, it->id, seen, sizeof seen) < 0)
 		return 0;   /* nothing queued: its outcome stays LOST */
-	argv = calloc(8 + 2 * (size_t)it->n, sizeof *argv);
+	argv = store_lua_cdr_argv(stream, seen, calls, it->id, it->n, it->fields, it->values,
+				  &argc);
 	if (argv == NULL)
 		return 0;
 	for (unsigned k = 0; k < it->n_names && k < STORE_HOSTS_NAMES_MAX; k++) {
@@ -384,19 +385,7 @@ static int store_host_close_send(struct store_conn *conn, const char *stream,
 		redisAppendCommandArgv(conn->c, 3, z, NULL);
 		zrem++;
 	}
-	argv[0] = "EVAL";
-	argv[1] = store_lua_cdr_add;
-	argv[2] = "3";
-	argv[3] = stream;
-	argv[4] = seen;
-	argv[5] = calls;
-	argv[6] = STORE_HOSTS_CDR_SEEN_TTL;
-	argv[7] = it->id;
-	for (int i = 0; i < it->n; i++) {
-		argv[8 + 2 * i] = it->fields[i];
-		argv[9 + 2 * i] = it->values[i];
-	}
-	redisAppendCommandArgv(conn->c, 8 + 2 * it->n, argv, NULL);
+	redisAppendCommandArgv(conn->c, argc, argv, NULL);
 	free(argv);
 	return (int)zrem + 1;
 }

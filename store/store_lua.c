@@ -8,6 +8,8 @@
  * Calls counted for max_calls carry their start as score; those older than
  * a day (ARGV stale_before_ms) are a crashed worker's left-overs and go.
  */
+#include <stdlib.h>
+
 #include "store/store_lua.h"
 
 /* KEYS[1] user hash, KEYS[2] failure counter of the source.  ARGV: the HA1
@@ -291,3 +293,32 @@ const char store_lua_host_aside[] =
 	"redis.call('HSET', KEYS[2], ARGV[1], v) "
 	"redis.call('HDEL', KEYS[1], ARGV[1]) "
 	"return 1";
+
+/* ------------------------------------------------------------ the CDR script's arguments */
+
+/* A CDR is claimed for 7 days (docs/redis-schema.md, "Stored once"). */
+#define STORE_LUA_CDR_SEEN_TTL "604800"
+
+const char **store_lua_cdr_argv(const char *stream, const char *seen, const char *calls,
+				const char *id, int n, const char *const *fields,
+				const char *const *values, int *argc)
+{
+	const char **argv = calloc(8 + 2 * (size_t)n, sizeof *argv);
+
+	if (argv == NULL)
+		return NULL;
+	argv[0] = "EVAL";
+	argv[1] = store_lua_cdr_add;
+	argv[2] = "3";
+	argv[3] = stream;
+	argv[4] = seen;
+	argv[5] = calls;
+	argv[6] = STORE_LUA_CDR_SEEN_TTL;
+	argv[7] = id;
+	for (int i = 0; i < n; i++) {
+		argv[8 + 2 * i] = fields[i];
+		argv[9 + 2 * i] = values[i];
+	}
+	*argc = 8 + 2 * n;
+	return argv;
+}

@@ -20,6 +20,18 @@ extern const char store_lua_binding_drop[];
 extern const char store_lua_call_begin[];
 extern const char store_lua_cdr_add[];
 
+/*
+ * The EVAL of store_lua_cdr_add for one CDR: its keys (the stream, the
+ * CDR's seen key, the calls hash of its host), its id and n field/value
+ * pairs, in the order the script reads them.  Both sides write CDRs with
+ * it (a worker's, and a closer's for a lost host).  Returns the argv,
+ * allocated (free() it; the strings are the caller's), and *argc; NULL
+ * when out of memory.
+ */
+const char **store_lua_cdr_argv(const char *stream, const char *seen, const char *calls,
+				const char *id, int n, const char *const *fields,
+				const char *const *values, int *argc);
+
 /* Management side (store_sync.c). */
 extern const char store_lua_user_add[];
 extern const char store_lua_user_update[];

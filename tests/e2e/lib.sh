@@ -423,20 +423,31 @@ uas_start() {
 	_wait_udp_bound "$ADDR" "$(_port_arg "$UAS_PORT" "$@")" || fail "sipp $name did not bind"
 }
 
-# uac_start NAME SCENARIO [SIPP ARGS...]: a sipp UAC towards the daemon's
-# public port in the background; callee user 1000 unless -s is given.  Its
-# port is its own (sipp would otherwise try 5060 and up on $ADDR).
-uac_start() {
-	local name=$1 scen=$2
-	shift 2
+# uac_launch NAME SCENARIO SOURCE TARGET [SIPP ARGS...]: a sipp UAC bound
+# to address SOURCE, on a port of its own (sipp would otherwise try 5060
+# and up), towards TARGET ("host:port", sipp's remote host: the Request-URI
+# and To name it unless -rsa sends the datagrams elsewhere), in the
+# background; callee user 1000 unless -s is given.  Every UAC starter
+# below is this with its SOURCE and TARGET.
+uac_launch() {
+	local name=$1 scen=$2 src=$3 target=$4
+	shift 4
 	_sipp_common "$name"
 	_UAC_PORT_NEXT=$((_UAC_PORT_NEXT + 1))
 	(cd "$T" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SIPP_DIR/$scen.xml" \
-		-i "$ADDR" -p "$_UAC_PORT_NEXT" -s 1000 "${_SIPP_ARGS[@]}" "$@" \
-		"$ADDR:$SIP_PORT") \
+		-i "$src" -p "$_UAC_PORT_NEXT" -s 1000 "${_SIPP_ARGS[@]}" "$@" \
+		"$target") \
 		>"$T/$name.out" 2>&1 &
 	SIPP_PID[$name]=$!
 	_track "$!"
+}
+
+# uac_start NAME SCENARIO [SIPP ARGS...]: a sipp UAC towards the daemon's
+# public port in the background; callee user 1000 unless -s is given.
+uac_start() {
+	local name=$1 scen=$2
+	shift 2
+	uac_launch "$name" "$scen" "$ADDR" "$ADDR:$SIP_PORT" "$@"
 }
 
 # uac_start_from SOURCE NAME SCENARIO [SIPP ARGS...]: uac_start, but the
@@ -445,14 +456,7 @@ uac_start() {
 uac_start_from() {
 	local src=$1 name=$2 scen=$3
 	shift 3
-	_sipp_common "$name"
-	_UAC_PORT_NEXT=$((_UAC_PORT_NEXT + 1))
-	(cd "$T" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SIPP_DIR/$scen.xml" \
-		-i "$src" -p "$_UAC_PORT_NEXT" -s 1000 "${_SIPP_ARGS[@]}" "$@" \
-		"$ADDR:$SIP_PORT") \
-		>"$T/$name.out" 2>&1 &
-	SIPP_PID[$name]=$!
-	_track "$!"
+	uac_launch "$name" "$scen" "$src" "$ADDR:$SIP_PORT" "$@"
 }
 
 # other_addr N: a loopback address beside $ADDR (N = 1, 2, ...) for peers
@@ -575,6 +579,25 @@ msg_header() {
 	NF == 0 { inmsg = 0; next }
 	d == dir && key == want && tolower($1) == hdr { sub(/^[^:]*: */, ""); print }
 	' "$1"
+}
+
+# msg_top_vias LOG METHOD: the distinct sent-by ("host:port", ":5060" when
+# the Via names no port) of the top Via of every METHOD received: the
+# address the request was sent from.
+msg_top_vias() {
+	awk -v want="$2" '
+	/^-----------------------------------------------/ { inmsg = 0; next }
+	/^[A-Z]+ message received/ { inmsg = 1; key = ""; via = 0; next }
+	/^[A-Z]+ message sent/ { inmsg = 0; next }
+	!inmsg { next }
+	{ sub(/\r$/, "") }
+	key == "" { if (NF > 0) key = $1; next }
+	NF == 0 { inmsg = 0; next }
+	key == want && !via && tolower($1) == "via:" {
+		via = 1; h = $3; sub(/;.*/, "", h)
+		if (h !~ /:[0-9]+$/) h = h ":5060"
+		print h
+	}' "$1" | sort -u
 }
 
 # call_ids LOG DIR: the distinct Call-IDs of messages DIR (sent|recv).

@@ -352,14 +352,8 @@ mh_add_user() {
 mh_uac_start() {
 	local i=$1 name=$2 scen=$3
 	shift 3
-	_sipp_common "$name"
-	_UAC_PORT_NEXT=$((_UAC_PORT_NEXT + 1))
-	(cd "$T" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SIPP_DIR/$scen.xml" \
-		-i "$ADDR" -p "$_UAC_PORT_NEXT" -s 1000 "${_SIPP_ARGS[@]}" \
-		-rsa "$(mh_addr "$i"):$SIP_PORT" "$@" "$MH_DOMAIN:$SIP_PORT") \
-		>"$T/$name.out" 2>&1 &
-	SIPP_PID[$name]=$!
-	_track "$!"
+	uac_launch "$name" "$scen" "$ADDR" "$MH_DOMAIN:$SIP_PORT" \
+		-rsa "$(mh_addr "$i"):$SIP_PORT" "$@"
 }
 
 # mh_uac_route N NAME SCENARIO [SIPP ARGS...]: a call on the static routes
@@ -369,14 +363,7 @@ mh_uac_start() {
 mh_uac_route() {
 	local i=$1 name=$2 scen=$3
 	shift 3
-	_sipp_common "$name"
-	_UAC_PORT_NEXT=$((_UAC_PORT_NEXT + 1))
-	(cd "$T" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SIPP_DIR/$scen.xml" \
-		-i "$ADDR" -p "$_UAC_PORT_NEXT" -s 1000 "${_SIPP_ARGS[@]}" "$@" \
-		"$(mh_addr "$i"):$SIP_PORT") \
-		>"$T/$name.out" 2>&1 &
-	SIPP_PID[$name]=$!
-	_track "$!"
+	uac_launch "$name" "$scen" "$ADDR" "$(mh_addr "$i"):$SIP_PORT" "$@"
 }
 
 # mh_uac_run N NAME SCENARIO [ARGS...]: mh_uac_start then wait; fails the

@@ -26,23 +26,6 @@
 
 . "$(dirname "$0")/lib.sh"
 
-# top_vias LOG METHOD: host:port of the top Via of every METHOD received.
-top_vias() {
-	awk -v want="$2" '
-	/^-----------------------------------------------/ { inmsg = 0; next }
-	/^[A-Z]+ message received/ { inmsg = 1; key = ""; via = 0; next }
-	/^[A-Z]+ message sent/ { inmsg = 0; next }
-	!inmsg { next }
-	{ sub(/\r$/, "") }
-	key == "" { if (NF > 0) key = $1; next }
-	NF == 0 { inmsg = 0; next }
-	key == want && !via && tolower($1) == "via:" {
-		via = 1; h = $3; sub(/;.*/, "", h)
-		if (h !~ /:[0-9]+$/) h = h ":5060"   # no port: the default
-		print h
-	}' "$1" | sort -u
-}
-
 PREFIX=b2bua:
 NAT_CONTACT=192.0.2.1:5060
 SIPP_TIMEOUT=20
@@ -93,7 +76,7 @@ log "ok: INVITE, ACK, re-INVITE, ACK and BYE reached bob's source address"
 # (a NAT that filters by address and port drops anything else): the top
 # Via is the socket a request left from.
 for m in INVITE ACK BYE; do
-	assert_eq "$ADDR:$SIP_PORT" "$(top_vias "$T/uas.msg" "$m")" "the top Via of every $m bob received"
+	assert_eq "$ADDR:$SIP_PORT" "$(msg_top_vias "$T/uas.msg" "$m")" "the top Via of every $m bob received"
 done
 wait_for 5 calls_empty || fail "the call is still in the table"
 wait_for 5 eval '[ "$(rcli XLEN "${PREFIX}cdr")" -eq $((cdrs0 + 1)) ]' ||
@@ -104,7 +87,7 @@ wait_for 10 eval '[ "$(msg_count "$T/uas.msg" recv OPTIONS)" -ge 3 ]' ||
 	fail "keepalive OPTIONS did not reach bob ($(msg_count "$T/uas.msg" recv OPTIONS))"
 opt_ruri=$(grep -a -m1 '^OPTIONS ' "$T/uas.msg" | tr -d '\r')
 assert_eq "OPTIONS sip:bob@$NAT_CONTACT SIP/2.0" "$opt_ruri" "the keepalive's Request-URI"
-assert_eq "$ADDR:$SIP_PORT" "$(top_vias "$T/uas.msg" OPTIONS)" "the top Via of the keepalives (sent from the public port)"
+assert_eq "$ADDR:$SIP_PORT" "$(msg_top_vias "$T/uas.msg" OPTIONS)" "the top Via of the keepalives (sent from the public port)"
 assert_ge 3 "$(stat_of keepalives_sent)" "keepalives counted"
 assert_eq 0 "$(stat_of keepalives_failed)" "no keepalive failed while bob answers"
 

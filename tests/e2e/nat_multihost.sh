@@ -27,19 +27,7 @@ SIPP_TIMEOUT=20
 MH_CFG_EXTRA_ALL="nat_keepalive_interval = 2; host_lease = 4000;"
 
 # top_via_hosts LOG METHOD: the host of the top Via of every METHOD received.
-top_via_hosts() {
-	awk -v want="$2" '
-	/^-----------------------------------------------/ { inmsg = 0; next }
-	/^[A-Z]+ message received/ { inmsg = 1; key = ""; via = 0; next }
-	/^[A-Z]+ message sent/ { inmsg = 0; next }
-	!inmsg { next }
-	{ sub(/\r$/, "") }
-	key == "" { if (NF > 0) key = $1; next }
-	NF == 0 { inmsg = 0; next }
-	key == want && !via && tolower($1) == "via:" {
-		via = 1; h = $3; sub(/[:;].*/, "", h); print h
-	}' "$1" | sort -u
-}
+top_via_hosts() { msg_top_vias "$1" "$2" | sed 's/:[0-9]*$//' | sort -u; }
 
 # from_host1 LOG METHOD: every METHOD bob's socket received was sent by host1.
 from_host1() {

@@ -14,7 +14,10 @@
 #     or an option of the client itself (cli/cli_client.c, --json) is not
 #     the tag of an entry in b2bua-cli.8;
 #   - an option of the getopt string in b2bua/main.c is not the tag of an
-#     entry in b2bua.8.
+#     entry in b2bua.8;
+#   - the keys whose entries in b2bua.conf.5 say "Restart needed." are not
+#     exactly those of its RELOAD list, or (once b2bua/config_reload.c
+#     exists) not exactly those of its config_restart_only[] table.
 # The lists are read from the sources, never written here, so a new key,
 # command or option fails this test until its page documents it.  A list
 # that reads back (almost) empty fails too: a changed table layout must not
@@ -137,6 +140,64 @@ daemon_opts() {
 		tr -d ':' | grep -o . | sed 's/^/-/'
 }
 
+# ------------------------------------------------------------ restart-only keys
+
+# Keys whose entry in b2bua.conf.5 has the line "Restart needed.", sorted.
+page_restart_keys() {
+	awk '
+		/^\.(TP|TQ)([ \t]|$)/ { tag = 1; key = ""; next }
+		tag { key = $0; sub(/^\.[A-Za-z]+[ \t]+/, "", key); tag = 0; next }
+		/^\.(SH|SS)([ \t]|$)/ { key = "" }
+		/^Restart needed\.$/ && key != "" { print key }' "$1" | sort -u
+}
+
+# Keys of the RELOAD section's list, between its two comment lines, sorted.
+page_reload_list() {
+	awk '/^\.\\" restart-only keys/ { on = 1; next } /^\.\\" end of restart-only keys/ { on = 0 }
+		on && /^\.BR? / { print $2 }' "$1" | sort -u
+}
+
+# Keys of config_restart_only[] in b2bua/config_reload.c, sorted.
+source_restart_keys() {
+	awk '/config_restart_only\[\][ \t]*=/ { on = 1; next } on && /^\};/ { on = 0 } on' \
+		"$top/b2bua/config_reload.c" |
+		sed -nE 's/^[ \t]*\{[ \t]*"([A-Za-z0-9_]+)".*/\1/p' | sort -u
+}
+
+# Two sorted lists ($3, $4) must be equal; $1 and $2 name them.  1 when not.
+check_same() {
+	local only1 only2
+
+	only1=$(comm -23 <(echo "$3") <(echo "$4") | tr '\n' ' ' | sed 's/ $//')
+	only2=$(comm -13 <(echo "$3") <(echo "$4") | tr '\n' ' ' | sed 's/ $//')
+	[ -z "$only1" ] && [ -z "$only2" ] && return 0
+	fail "restart-only keys differ: only in $1: ${only1:-none}; only in $2: ${only2:-none}"
+	return 1
+}
+
+check_restart_keys() {
+	local page=$1 marked listed
+
+	marked=$(page_restart_keys "$page")
+	listed=$(page_reload_list "$page")
+	[ -n "$listed" ] || fail "$(basename "$page"): no RELOAD list between its comment lines"
+	check_same "the entries marked 'Restart needed.'" "the RELOAD list" "$marked" "$listed"
+	if [ -f "$top/b2bua/config_reload.c" ]; then
+		local src
+
+		src=$(source_restart_keys)
+		[ -n "$src" ] || fail "read no config_restart_only[] from b2bua/config_reload.c:" \
+			"has its layout changed? Fix tests/man_check.sh"
+		check_same "the entries marked 'Restart needed.'" \
+			"b2bua/config_reload.c" "$marked" "$src" &&
+			echo "man_check: $(basename "$page"): restart-only keys match" \
+				"b2bua/config_reload.c"
+	else
+		echo "man_check: $(basename "$page"): restart-only keys: b2bua/config_reload.c" \
+			"not there, entries checked against the RELOAD list only"
+	fi
+}
+
 # ------------------------------------------------------------ main
 
 for page in "${pages[@]}"; do
@@ -157,6 +218,7 @@ daemon_opts >"$lists/daemon_opts"
 [ -f "$man_dir/b2bua.conf.5" ] && check_items "$man_dir/b2bua.conf.5" "config keys" "$lists/keys" 40
 [ -f "$man_dir/b2bua-cli.8" ] && check_items "$man_dir/b2bua-cli.8" "commands" "$lists/commands" 15
 [ -f "$man_dir/b2bua-cli.8" ] && check_items "$man_dir/b2bua-cli.8" "options" "$lists/cli_opts" 12
+[ -f "$man_dir/b2bua.conf.5" ] && check_restart_keys "$man_dir/b2bua.conf.5"
 [ -f "$man_dir/b2bua.8" ] && check_items "$man_dir/b2bua.8" "options" "$lists/daemon_opts" 4
 
 if [ "$failures" -gt 0 ]; then

@@ -7,9 +7,9 @@ PACKAGES=(
 	build-essential autoconf automake libtool pkg-config
 	libsofia-sip-ua-dev liburing-dev libhiredis-dev libconfig-dev libjansson-dev nettle-dev check
 	sip-tester redis-server redis-tools jq valgrind procps iproute2
+	groff-base man-db
 	sipvicious
 	clang libclang-rt-14-dev python3
-	groff-base man-db
 )
 
 missing=()

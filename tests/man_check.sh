@@ -57,6 +57,10 @@ check_render() {
 	[ -z "$out" ] || fail "groff -ww warns about $page:"$'\n'"$out"
 	out=$(LC_ALL=C.UTF-8 MANROFFSEQ='' man --warnings -l "$page" 2>&1 >/dev/null)
 	[ -z "$out" ] || fail "man --warnings -l warns about $page:"$'\n'"$out"
+	# As lintian runs it on the package's pages (groff-message).
+	out=$(env -i PATH="$PATH" LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=120 \
+		man --warnings -E UTF-8 -l -Tutf8 -Z "$page" 2>&1 >/dev/null)
+	[ -z "$out" ] || fail "man as lintian runs it warns about $page:"$'\n'"$out"
 }
 
 # ------------------------------------------------------------ tags

@@ -15,6 +15,8 @@
 #     the tag of an entry in b2bua-cli.8;
 #   - an option of the getopt string in b2bua/main.c is not the tag of an
 #     entry in b2bua.8;
+#   - b2bua -t refuses a configuration example of b2bua.conf.5 (an .EX
+#     block after a comment line "config example"), when b2bua is built;
 #   - the keys whose entries in b2bua.conf.5 say "Restart needed." are not
 #     exactly those of its RELOAD list, or (once b2bua/config_reload.c
 #     exists) not exactly those of its config_restart_only[] table.
@@ -202,6 +204,39 @@ check_restart_keys() {
 	fi
 }
 
+# ------------------------------------------------------------ configuration examples
+
+# Each example of b2bua.conf.5 must be a file the real parser accepts.
+check_examples() {
+	local page=$1 b2bua=${top_builddir:-$top}/b2bua/b2bua dir n=0 bad=0 out
+
+	if [ ! -x "$b2bua" ]; then
+		echo "man_check: $b2bua not built: configuration examples not checked"
+		return
+	fi
+	dir=$(mktemp -d)
+	awk -v dir="$dir" '
+		/^\.\\" config example/ { want = 1; n++; next }
+		want && /^\.EX/ { on = 1; next }
+		on && /^\.EE/ { on = 0; want = 0; next }
+		on { print > (dir "/example" n ".conf") }' "$page"
+	for conf in "$dir"/example*.conf; do
+		[ -f "$conf" ] || continue
+		n=$((n + 1))
+		sed -i -e 's/\\-/-/g' -e 's/\\(dq/"/g' -e 's/\\&//g' -e 's/\\e/\\/g' "$conf"
+		if ! out=$("$b2bua" -t -c "$conf" 2>&1); then
+			fail "$(basename "$page"): b2bua -t refuses example $n: $out"
+			bad=1
+		fi
+	done
+	rm -rf "$dir"
+	if [ "$n" -lt 2 ]; then
+		fail "$(basename "$page"): $n configuration examples found (2 expected)"
+	elif [ "$bad" -eq 0 ]; then
+		echo "man_check: $(basename "$page"): $n configuration examples accepted by b2bua -t"
+	fi
+}
+
 # ------------------------------------------------------------ main
 
 for page in "${pages[@]}"; do
@@ -223,6 +258,7 @@ daemon_opts >"$lists/daemon_opts"
 [ -f "$man_dir/b2bua-cli.8" ] && check_items "$man_dir/b2bua-cli.8" "commands" "$lists/commands" 15
 [ -f "$man_dir/b2bua-cli.8" ] && check_items "$man_dir/b2bua-cli.8" "options" "$lists/cli_opts" 12
 [ -f "$man_dir/b2bua.conf.5" ] && check_restart_keys "$man_dir/b2bua.conf.5"
+[ -f "$man_dir/b2bua.conf.5" ] && check_examples "$man_dir/b2bua.conf.5"
 [ -f "$man_dir/b2bua.8" ] && check_items "$man_dir/b2bua.8" "options" "$lists/daemon_opts" 4
 
 if [ "$failures" -gt 0 ]; then

@@ -28,7 +28,6 @@
  *
  *   type              from → to              answered  payload
  *   CTL_KILL_CALL     management → worker    yes       the call id (b2bua-cli call kill)
- *   CTL_LOG_LEVEL     master → any child     yes       the new log level (SIGHUP)
  *   CTL_DRAIN         master → management    no        draining started (SIGTERM)
  *   CTL_RELOAD        management → master    yes       reload the file (b2bua-cli reload);
  *                                                      answered once every child has taken
@@ -56,7 +55,6 @@
 enum ctl_type {
 	CTL_REPLY = 1,
 	CTL_KILL_CALL,
-	CTL_LOG_LEVEL,
 	CTL_DRAIN,
 	CTL_RELOAD,
 	CTL_TYPE__END
@@ -83,10 +81,6 @@ struct ctl_kill_call {
 	char id[SHM_ID_MAX];     /* the call id */
 };
 
-struct ctl_log_level {
-	int32_t level;           /* enum log_level */
-};
-
 struct ctl_reload {
 	uint32_t generation;     /* of the board; 0 in the management process's request */
 };
@@ -96,7 +90,6 @@ struct ctl_msg {
 	union {
 		struct ctl_reply reply;
 		struct ctl_kill_call kill_call;
-		struct ctl_log_level log_level;
 		struct ctl_reload reload;
 	} u;
 };
@@ -156,8 +149,6 @@ int ctl_read_all(int fd, const char *from, ctl_handle_f *handle, void *arg);
  * failure to send is logged. */
 void ctl_answer(int fd, const struct ctl_msg *req, int status, const char *text);
 
-/* CTL_LOG_LEVEL, the same in every child: take the level and answer. */
-void ctl_take_log_level(int fd, const struct ctl_msg *m);
 
 /*
  * Send request *req on `fd` and wait at most `timeout_ms` for its answer

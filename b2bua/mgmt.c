@@ -75,9 +75,6 @@ static void mgmt_on_message(void *arg, const struct ctl_msg *m)
 {
 	(void)arg;
 	switch (m->hdr.type) {
-	case CTL_LOG_LEVEL:
-		ctl_take_log_level(mgmt.ctl, m);
-		return;
 	case CTL_RELOAD:
 		mgmt_take_reload(m);
 		return;

@@ -178,8 +178,11 @@ static void worker_arm_ctl(void)
 static int worker_reload(uint32_t gen)
 {
 	static struct config next, old;   /* large: not on the stack */
-	int ret = board_get(worker.board, gen, &next, sizeof next);
+	int ret;
 
+	if (worker.b2b == NULL)
+		return -EAGAIN;   /* still starting: it forked with the new one anyway */
+	ret = board_get(worker.board, gen, &next, sizeof next);
 	if (ret < 0)
 		return ret;
 	old = *worker.cfg;
@@ -218,9 +221,6 @@ static void worker_on_message(void *arg, const struct ctl_msg *m)
 	case CTL_KILL_CALL:
 		ret = b2b_kill(worker.b2b, m->u.kill_call.id);
 		ctl_answer(worker.ctl, m, ret, ret == 0 ? NULL : "no such call");
-		return;
-	case CTL_LOG_LEVEL:
-		ctl_take_log_level(worker.ctl, m);
 		return;
 	case CTL_RELOAD:
 		worker_take_reload(m);

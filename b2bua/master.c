@@ -43,8 +43,8 @@
  * the file again, which may have changed since) at a safe point of its own
  * loop and answers.  The reload is over when every child answered or after
  * MASTER_RELOAD_WAIT_MS; the answer names the children that did not, or
- * refused (they keep the old settings until they restart, and a restarted
- * child is forked with the new ones).  The master never waits for it: its
+ * refused (a late one takes the settings when it gets to the message; a
+ * restarted child is forked with them).  The master never waits for it: its
  * loop goes on, and the answer goes out from master_reload_finish().  One
  * reload at a time: a SIGHUP meanwhile runs once this one is over, a
  * `b2bua-cli reload` is refused as busy.

@@ -173,6 +173,10 @@ void config_reload_plan(const struct config *cur, struct config *next,
 	/* No auth_secret in the file: the running one, maybe this start's random one. */
 	if (next->auth_secret[0] == '\0')
 		memcpy(next->auth_secret, cur->auth_secret, sizeof next->auth_secret);
+	/* realm follows domain unless set (config.c): while a new domain waits
+	 * for a restart, a realm that only follows it waits too. */
+	if (strcmp(next->realm, next->domain) == 0 && strcmp(cur->realm, cur->domain) == 0)
+		memcpy(next->realm, cur->realm, sizeof next->realm);
 	for (size_t i = 0; (key = config_key_name(i)) != NULL; i++) {
 		const struct config_field *f = config_field_of(key);
 

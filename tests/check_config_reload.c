@@ -222,6 +222,30 @@ START_TEST(test_auth_secret)
 }
 END_TEST
 
+/* A realm that follows domain waits for the restart with it; a realm of
+ * its own applies at once. */
+START_TEST(test_realm_follows_domain)
+{
+	struct config_reload_plan p;
+	struct config *cur, *next;
+
+	plan_of(BASE "domain = \"a.example\";\n", BASE "domain = \"b.example\";\n",
+		&p, &cur, &next);
+	ck_assert_uint_eq(p.n_applied, 0);
+	ck_assert_str_eq(names(p.restart_needed, p.n_restart), "domain");
+	ck_assert_str_eq(next->realm, "a.example");
+	free(cur);
+	free(next);
+
+	plan_of(BASE "domain = \"a.example\";\n",
+		BASE "domain = \"a.example\";\nrealm = \"r.example\";\n", &p, &cur, &next);
+	ck_assert_str_eq(names(p.applied, p.n_applied), "realm");
+	ck_assert_str_eq(next->realm, "r.example");
+	free(cur);
+	free(next);
+}
+END_TEST
+
 START_TEST(test_format)
 {
 	struct config_reload_plan p = { 0 };
@@ -294,6 +318,7 @@ static Suite *config_reload_suite(void)
 	tcase_add_test(tc, test_lists_and_removed_keys);
 	tcase_add_test(tc, test_restart_only_kept_whole);
 	tcase_add_test(tc, test_auth_secret);
+	tcase_add_test(tc, test_realm_follows_domain);
 	tcase_add_test(tc, test_format);
 	tcase_add_test(tc, test_board_across_fork);
 	suite_add_tcase(s, tc);

@@ -127,7 +127,7 @@ struct master {
 };
 
 static void master_begin_stop(struct master *m, int sig);
-static void master_reload_gone(struct master *m, const struct master_proc *p);
+static void master_reload_gone(struct master *m, const struct master_proc *p, pid_t pid);
 
 /* "worker 3" or "the management process", for log lines. */
 static const char *master_name(const struct master_proc *p, char *buf, size_t size)
@@ -230,14 +230,16 @@ static void master_child_died(struct master *m, struct master_proc *p, int statu
 	uint64_t now = shm_now_ms();
 	char name[32];
 	int start_failed;
+	pid_t dead;
 
 	master_log_exit(p, status);
-	master_reload_gone(m, p);
+	dead = p->pid;
 	p->pid = 0;
 	if (p->ctl >= 0) {
 		close(p->ctl);   /* its peer is gone: poll() would report it for ever */
 		p->ctl = -1;
 	}
+	master_reload_gone(m, p, dead);
 	if (p->id != CTL_MGMT) {
 		shm_worker_set(m->shm, p->id, 0, master_worker_port(m, p->id), 0, now);
 		/* New calls go to the other workers until it is back and ready. */
@@ -445,17 +447,27 @@ static unsigned master_reload_slot(const struct master_proc *p)
 	return p->id == CTL_MGMT ? CONFIG_MAX_WORKERS : p->id;
 }
 
-/* Answer the management process's request (b2bua-cli reload), if any. */
-static void master_reload_reply(struct master *m, int status, const char *text)
+/*
+ * Every reload ends here, whatever happened (applied, nothing to apply, a
+ * bad file): the answer to the management process when b2bua-cli asked,
+ * and the SIGHUP that came meanwhile, if any.
+ */
+static void master_reload_end(struct master *m, int status, const char *text)
 {
+	struct master_reload *r = &m->reload;
 	struct ctl_msg answer;
 
-	if (!m->reload.cli)
-		return;
-	m->reload.cli = 0;
-	ctl_reply_to(&m->reload.request, status, text, &answer);
-	answer.hdr.from = CTL_MASTER;
-	master_send(m, &m->mgmt, &answer);
+	if (r->cli) {
+		ctl_reply_to(&r->request, status, text, &answer);
+		answer.hdr.from = CTL_MASTER;
+		master_send(m, &m->mgmt, &answer);
+	}
+	r->cli = 0;
+	r->active = 0;
+	if (r->again) {
+		r->again = 0;
+		master_reload_begin(m, "SIGHUP", NULL);
+	}
 }
 
 /* Append "worker 2" (and " (why)") to the list in buf. */
@@ -495,12 +507,7 @@ static void master_reload_finish(struct master *m)
 		log_warn("%s: %s: in force in the master; not acknowledged within %d ms: %s; "
 			 "refused: %s", r->by, m->cfg->path, MASTER_RELOAD_WAIT_MS,
 			 late[0] ? late : "none", r->refused[0] ? r->refused : "none");
-	master_reload_reply(m, 0, text);
-	r->active = 0;
-	if (r->again) {
-		r->again = 0;
-		master_reload_begin(m, "SIGHUP", NULL);
-	}
+	master_reload_end(m, 0, text);
 }
 
 static int master_reload_done(const struct master *m)
@@ -534,12 +541,13 @@ static void master_reload_answer(struct master *m, const struct master_proc *p,
 		master_reload_finish(m);
 }
 
-/* A child died during a reload: its successor forks with the new configuration. */
-static void master_reload_gone(struct master *m, const struct master_proc *p)
+/* Child p (pid `pid`) died during a reload: its successor forks with the
+ * new configuration. */
+static void master_reload_gone(struct master *m, const struct master_proc *p, pid_t pid)
 {
 	struct master_reload *r = &m->reload;
 
-	if (!r->active || r->waiting[master_reload_slot(p)] != p->pid)
+	if (!r->active || r->waiting[master_reload_slot(p)] != pid)
 		return;
 	r->waiting[master_reload_slot(p)] = 0;
 	if (master_reload_done(m))
@@ -550,13 +558,14 @@ static void master_reload_gone(struct master *m, const struct master_proc *p)
 static void master_reload_refuse(struct master *m, const char *by, int status, const char *why)
 {
 	log_error("%s: %s", by, why);
-	master_reload_reply(m, status, why);
+	master_reload_end(m, status, why);
 }
 
 /* Send the new configuration's generation to every running child. */
 static void master_reload_tell(struct master *m, uint32_t gen)
 {
 	struct ctl_msg msg;
+	char name[32];
 
 	m->reload.seq = ++m->seq;
 	memset(m->reload.waiting, 0, sizeof m->reload.waiting);
@@ -572,8 +581,7 @@ static void master_reload_tell(struct master *m, uint32_t gen)
 			m->reload.waiting[master_reload_slot(p)] = p->pid;
 		else
 			master_reload_note(m->reload.refused, sizeof m->reload.refused,
-					   p->id == CTL_MGMT ? "the management process" : "a worker",
-					   "its channel is full");
+					   master_name(p, name, sizeof name), "not delivered");
 	}
 	m->reload.deadline_ms = shm_now_ms() + MASTER_RELOAD_WAIT_MS;
 }
@@ -654,7 +662,7 @@ static void master_reload_begin(struct master *m, const char *by, const struct c
 		snprintf(r->plan, sizeof r->plan, "applied (too many keys to list)\n");
 	master_reload_log(by, m->cfg->path, &plan);
 	if (plan.n_applied == 0) {
-		master_reload_reply(m, 0, r->plan);
+		master_reload_end(m, 0, r->plan);
 		return;
 	}
 	ret = board_put(m->board, &next, sizeof next, &gen);

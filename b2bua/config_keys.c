@@ -986,3 +986,10 @@ int config_key_load(const struct config_ctx *ctx, const config_setting_t *s,
 			return config_keys[i].load(ctx, s, cfg);
 	return config_fail(ctx, s, name, "unknown key");
 }
+
+/* The name of the i-th key of the table, or NULL past its end (config_reload.c
+ * walks every key to compare two configurations). */
+const char *config_key_name(size_t i)
+{
+	return i < sizeof config_keys / sizeof config_keys[0] ? config_keys[i].name : NULL;
+}

@@ -36,6 +36,9 @@ int config_fail(const struct config_ctx *ctx, const config_setting_t *s,
 int config_key_load(const struct config_ctx *ctx, const config_setting_t *s,
 		    struct config *cfg);
 
+/* The name of the i-th key the file may contain, or NULL past the last one. */
+const char *config_key_name(size_t i);
+
 /* workers = 0: one per online CPU, at least 1, at most CONFIG_MAX_WORKERS. */
 int config_cpu_workers(void);
 

@@ -3,8 +3,7 @@
  *
  * Everything here is about one message at a time: checking it, sending it,
  * reading it, answering it, and the one bounded wait (ctl_request).  Routing
- * is the master's business (master.c), handling each type the addressee's,
- * except CTL_LOG_LEVEL, which every child handles alike.
+ * is the master's business (master.c), handling each type the addressee's.
  */
 #include "b2bua/ctl.h"
 
@@ -22,15 +21,15 @@ int ctl_payload_size(unsigned type)
 	switch (type) {
 	case CTL_REPLY:       return (int)sizeof(struct ctl_reply);
 	case CTL_KILL_CALL:   return (int)sizeof(struct ctl_kill_call);
-	case CTL_LOG_LEVEL:   return (int)sizeof(struct ctl_log_level);
 	case CTL_DRAIN:       return 0;
+	case CTL_RELOAD:      return (int)sizeof(struct ctl_reload);
 	}
 	return -1;
 }
 
 int ctl_is_request(unsigned type)
 {
-	return type == CTL_KILL_CALL || type == CTL_LOG_LEVEL;
+	return type == CTL_KILL_CALL || type == CTL_RELOAD;
 }
 
 const char *ctl_type_name(unsigned type)
@@ -38,8 +37,8 @@ const char *ctl_type_name(unsigned type)
 	switch (type) {
 	case CTL_REPLY:       return "reply";
 	case CTL_KILL_CALL:   return "kill_call";
-	case CTL_LOG_LEVEL:   return "log_level";
 	case CTL_DRAIN:       return "drain";
+	case CTL_RELOAD:      return "reload";
 	}
 	return "unknown";
 }
@@ -202,16 +201,4 @@ void ctl_answer(int fd, const struct ctl_msg *req, int status, const char *text)
 	if (err < 0)
 		log_warn("control: cannot answer %s: %s", ctl_type_name(req->hdr.type),
 			 strerror(-err));
-}
-
-void ctl_take_log_level(int fd, const struct ctl_msg *m)
-{
-	int level = m->u.log_level.level;
-
-	if (level < LOG_ERROR || level > LOG_DEBUG) {
-		ctl_answer(fd, m, -EINVAL, "no such log level");
-		return;
-	}
-	log_set_level((enum log_level)level);
-	ctl_answer(fd, m, 0, NULL);
 }

@@ -28,8 +28,13 @@
  *
  *   type              from → to              answered  payload
  *   CTL_KILL_CALL     management → worker    yes       the call id (b2bua-cli call kill)
- *   CTL_LOG_LEVEL     master → any child     yes       the new log level (SIGHUP)
  *   CTL_DRAIN         master → management    no        draining started (SIGTERM)
+ *   CTL_RELOAD        management → master    yes       reload the file (b2bua-cli reload);
+ *                                                      answered once every child has taken
+ *                                                      it, with the applied and
+ *                                                      restart_needed keys (config_reload.h)
+ *   CTL_RELOAD        master → any child     yes       take generation N of the board
+ *                                                      (shm/board.h): the new configuration
  *   CTL_REPLY         any → requester        -         status and text
  */
 #ifndef B2BUA_CTL_H
@@ -50,13 +55,13 @@
 enum ctl_type {
 	CTL_REPLY = 1,
 	CTL_KILL_CALL,
-	CTL_LOG_LEVEL,
 	CTL_DRAIN,
+	CTL_RELOAD,
 	CTL_TYPE__END
 };
 
-/* Longest text of an answer, NUL included. */
-#define CTL_TEXT_MAX 160
+/* Longest text of an answer, NUL included: a reload's answer names keys. */
+#define CTL_TEXT_MAX 2048
 
 struct ctl_hdr {
 	uint16_t version;        /* CTL_VERSION */
@@ -76,8 +81,8 @@ struct ctl_kill_call {
 	char id[SHM_ID_MAX];     /* the call id */
 };
 
-struct ctl_log_level {
-	int32_t level;           /* enum log_level */
+struct ctl_reload {
+	uint32_t generation;     /* of the board; 0 in the management process's request */
 };
 
 struct ctl_msg {
@@ -85,7 +90,7 @@ struct ctl_msg {
 	union {
 		struct ctl_reply reply;
 		struct ctl_kill_call kill_call;
-		struct ctl_log_level log_level;
+		struct ctl_reload reload;
 	} u;
 };
 
@@ -144,8 +149,6 @@ int ctl_read_all(int fd, const char *from, ctl_handle_f *handle, void *arg);
  * failure to send is logged. */
 void ctl_answer(int fd, const struct ctl_msg *req, int status, const char *text);
 
-/* CTL_LOG_LEVEL, the same in every child: take the level and answer. */
-void ctl_take_log_level(int fd, const struct ctl_msg *m);
 
 /*
  * Send request *req on `fd` and wait at most `timeout_ms` for its answer

@@ -28,11 +28,26 @@
  *                    management process is stopped too.  Children still
  *                    alive after drain_timeout + MASTER_KILL_GRACE_S are
  *                    killed, so no process is ever left behind
- *   SIGHUP           re-read the configuration file: log_level takes effect
- *                    at once in the master and every child; any other
- *                    change is named in the log and waits for a restart
- *                    (ports, the call table and the workers' dialogs cannot
- *                    change under live calls); a bad file changes nothing
+ *   SIGHUP           reload: the same as `b2bua-cli reload` (below)
+ *
+ * Reload (SIGHUP, or CTL_RELOAD from the management process for `b2bua-cli
+ * reload`).  The master reads and checks the file once; a bad file changes
+ * nothing anywhere and the answer (and the log) says why, "file:line: key:
+ * why".  Otherwise config_reload_plan() (config_reload.h) compares it with
+ * the running configuration key by key: keys on its short restart-only
+ * list (sockets, the call table's size, node_id, the Redis connections...)
+ * keep their running values and are named `restart_needed`; every other
+ * key that changed is `applied`.  The master takes the result itself,
+ * publishes it on the board (shm/board.h) and sends CTL_RELOAD with the
+ * board's generation to every child; each copies exactly those bytes (never
+ * the file again, which may have changed since) at a safe point of its own
+ * loop and answers.  The reload is over when every child answered or after
+ * MASTER_RELOAD_WAIT_MS; the answer names the children that did not, or
+ * refused (a late one takes the settings when it gets to the message; a
+ * restarted child is forked with them).  The master never waits for it: its
+ * loop goes on, and the answer goes out from master_reload_finish().  One
+ * reload at a time: a SIGHUP meanwhile runs once this one is over, a
+ * `b2bua-cli reload` is refused as busy.
  *
  * Control channels: each child has a SOCK_SEQPACKET socketpair to the
  * master, made before its fork.  Messages are typed (b2bua/ctl.h); the
@@ -53,11 +68,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "b2bua/config_reload.h"
 #include "b2bua/ctl.h"
 #include "b2bua/hosts.h"
 #include "b2bua/log.h"
 #include "b2bua/mgmt.h"
 #include "cli/cli_server.h"
+#include "shm/board.h"
 #include "shm/handover.h"
 #include "shm/shm.h"
 #include "worker/worker.h"
@@ -65,6 +82,7 @@
 #define MASTER_KILL_GRACE_S 5
 #define MASTER_YOUNG_DEATH_MS 5000    /* died sooner than this: back off */
 #define MASTER_BACKOFF_MAX_MS 5000
+#define MASTER_RELOAD_WAIT_MS 2000    /* every child must take a reload within */
 
 /* A child process: a worker, or the management process (id CTL_MGMT). */
 struct master_proc {
@@ -77,8 +95,24 @@ struct master_proc {
 	int ctl;                 /* our end of its control channel, -1 if none */
 };
 
+/* The reload in progress (see the top of this file). */
+struct master_reload {
+	int active;
+	int again;               /* a SIGHUP came meanwhile: reload again after */
+	const char *by;          /* "SIGHUP" or "reload" (the CLI), for the log */
+	uint32_t seq;            /* of the CTL_RELOAD sent to the children */
+	uint64_t deadline_ms;
+	pid_t waiting[CONFIG_MAX_WORKERS + 1]; /* workers, then the management process */
+	int cli;                 /* asked by the management process: answer `request` */
+	struct ctl_msg request;
+	char plan[CTL_TEXT_MAX]; /* config_reload_format()'s lines */
+	char refused[CTL_TEXT_MAX / 2]; /* "worker 2 (why), ..." */
+};
+
 struct master {
-	const struct config *cfg;
+	struct config *cfg;      /* main's: a reload writes it, and children fork with it */
+	board_t *board;          /* where a reload's configuration goes to the children */
+	struct master_reload reload;
 	shm_t *shm;
 	handover_t *ho;          /* the workers' datagram queues; never freed */
 	cli_server_t *cli;
@@ -93,6 +127,7 @@ struct master {
 };
 
 static void master_begin_stop(struct master *m, int sig);
+static void master_reload_gone(struct master *m, const struct master_proc *p, pid_t pid);
 
 /* "worker 3" or "the management process", for log lines. */
 static const char *master_name(const struct master_proc *p, char *buf, size_t size)
@@ -131,9 +166,9 @@ static void master_become_child(struct master *m, struct master_proc *p, int ctl
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (p->id == CTL_MGMT)
-		mgmt_run(m->cfg, m->cli, ctl);
+		mgmt_run(m->cfg, m->board, m->cli, ctl);
 	close(cli_server_fd(m->cli));
-	worker_run(m->cfg, m->shm, m->ho, p->id, ctl);
+	worker_run(m->cfg, m->shm, m->ho, m->board, p->id, ctl);
 }
 
 static void master_spawn(struct master *m, struct master_proc *p)
@@ -195,13 +230,16 @@ static void master_child_died(struct master *m, struct master_proc *p, int statu
 	uint64_t now = shm_now_ms();
 	char name[32];
 	int start_failed;
+	pid_t dead;
 
 	master_log_exit(p, status);
+	dead = p->pid;
 	p->pid = 0;
 	if (p->ctl >= 0) {
 		close(p->ctl);   /* its peer is gone: poll() would report it for ever */
 		p->ctl = -1;
 	}
+	master_reload_gone(m, p, dead);
 	if (p->id != CTL_MGMT) {
 		shm_worker_set(m->shm, p->id, 0, master_worker_port(m, p->id), 0, now);
 		/* New calls go to the other workers until it is back and ready. */
@@ -295,17 +333,21 @@ static int master_send(struct master *m, struct master_proc *p, const struct ctl
 	return err;
 }
 
-/* An answer to one of the master's own requests (log_level). */
+static void master_reload_answer(struct master *m, const struct master_proc *p,
+				 const struct ctl_msg *msg);
+static void master_reload_begin(struct master *m, const char *by, const struct ctl_msg *req);
+
+/* A message for the master itself: a child's answer to our reload, or the
+ * management process asking for one (b2bua-cli reload). */
 static void master_on_answer(struct master *m, const struct ctl_msg *msg)
 {
 	struct master_proc *p = master_proc_of(m, msg->hdr.from);
-	char name[32];
 
-	if (msg->hdr.type == CTL_REPLY && msg->u.reply.status < 0 && p != NULL)
-		log_warn("SIGHUP: %s refused the new log_level: %s",
-			 master_name(p, name, sizeof name),
-			 msg->u.reply.text[0] ? msg->u.reply.text : strerror(-msg->u.reply.status));
-	else if (msg->hdr.type != CTL_REPLY)
+	if (msg->hdr.type == CTL_RELOAD && msg->hdr.from == CTL_MGMT)
+		master_reload_begin(m, "reload", msg);
+	else if (msg->hdr.type == CTL_REPLY && p != NULL)
+		master_reload_answer(m, p, msg);
+	else
 		log_warn("control: unexpected %s message for the master",
 			 ctl_type_name(msg->hdr.type));
 }
@@ -397,37 +439,250 @@ static void master_begin_stop(struct master *m, int sig)
 	master_signal_workers(m, SIGTERM);
 }
 
-/* SIGHUP: see the design note at the top. */
-static void master_reload(struct master *m)
-{
-	static struct config next;   /* large: not on the stack */
-	struct config cmp;
-	struct ctl_msg msg;
-	char err[512];
+/* ------------------------------------------------------------ reload */
 
-	if (config_load(m->cfg->path, &next, err, sizeof err) < 0) {
-		log_error("SIGHUP: %s: the running configuration stays in force", err);
+/* The child slot of p in reload.waiting: workers by index, then the management process. */
+static unsigned master_reload_slot(const struct master_proc *p)
+{
+	return p->id == CTL_MGMT ? CONFIG_MAX_WORKERS : p->id;
+}
+
+/*
+ * Every reload ends here, whatever happened (applied, nothing to apply, a
+ * bad file): the answer to the management process when b2bua-cli asked,
+ * and the SIGHUP that came meanwhile, if any.
+ */
+static void master_reload_end(struct master *m, int status, const char *text)
+{
+	struct master_reload *r = &m->reload;
+	struct ctl_msg answer;
+
+	if (r->cli) {
+		ctl_reply_to(&r->request, status, text, &answer);
+		answer.hdr.from = CTL_MASTER;
+		master_send(m, &m->mgmt, &answer);
+	}
+	r->cli = 0;
+	r->active = 0;
+	if (r->again) {
+		r->again = 0;
+		master_reload_begin(m, "SIGHUP", NULL);
+	}
+}
+
+/* Append "worker 2" (and " (why)") to the list in buf. */
+static void master_reload_note(char *buf, size_t size, const char *who, const char *why)
+{
+	size_t len = strlen(buf);
+
+	snprintf(buf + len, size - len, "%s%s%s%s%s", len ? ", " : "", who,
+		 why ? " (" : "", why ? why : "", why ? ")" : "");
+}
+
+/*
+ * The reload is over: every child answered, or MASTER_RELOAD_WAIT_MS
+ * passed.  One log line, and the answer for b2bua-cli: the plan's lines,
+ * then "not_acknowledged ..." and "refused ..." lines when it applies.
+ */
+static void master_reload_finish(struct master *m)
+{
+	struct master_reload *r = &m->reload;
+	char late[CTL_TEXT_MAX / 4] = "", name[32], text[CTL_TEXT_MAX];
+	size_t len;
+
+	for (unsigned i = 0; i <= CONFIG_MAX_WORKERS; i++) {
+		const struct master_proc *p = i < CONFIG_MAX_WORKERS ? &m->workers[i] : &m->mgmt;
+
+		if (r->waiting[i] != 0)
+			master_reload_note(late, sizeof late, master_name(p, name, sizeof name),
+					   NULL);
+	}
+	len = (size_t)snprintf(text, sizeof text, "%s", r->plan);
+	if (late[0] && len < sizeof text)
+		len += (size_t)snprintf(text + len, sizeof text - len,
+					"not_acknowledged %s\n", late);
+	if (r->refused[0] && len < sizeof text)
+		snprintf(text + len, sizeof text - len, "refused %s\n", r->refused);
+	if (late[0] || r->refused[0])
+		log_warn("%s: %s: in force in the master; not acknowledged within %d ms: %s; "
+			 "refused: %s", r->by, m->cfg->path, MASTER_RELOAD_WAIT_MS,
+			 late[0] ? late : "none", r->refused[0] ? r->refused : "none");
+	master_reload_end(m, 0, text);
+}
+
+static int master_reload_done(const struct master *m)
+{
+	for (unsigned i = 0; i <= CONFIG_MAX_WORKERS; i++)
+		if (m->reload.waiting[i] != 0)
+			return 0;
+	return 1;
+}
+
+/* A child's CTL_REPLY: to the reload in progress, or a stale one. */
+static void master_reload_answer(struct master *m, const struct master_proc *p,
+				 const struct ctl_msg *msg)
+{
+	struct master_reload *r = &m->reload;
+	unsigned slot = master_reload_slot(p);
+	char name[32];
+
+	if (!r->active || msg->hdr.seq != r->seq || r->waiting[slot] == 0) {
+		log_debug("control: late answer %u from %s dropped", (unsigned)msg->hdr.seq,
+			  master_name(p, name, sizeof name));
 		return;
 	}
-	if (next.log_level != log_get_level()) {
-		log_set_level(next.log_level);
-		ctl_init(&msg, CTL_LOG_LEVEL, CTL_MASTER, 0, ++m->seq);
-		msg.u.log_level.level = (int32_t)next.log_level;
-		master_tell_all(m, &msg, 1, 1);   /* answers come back to master_on_answer */
-		log_info("SIGHUP: log_level is now %s", log_level_name(next.log_level));
+	r->waiting[slot] = 0;
+	if (msg->u.reply.status < 0)
+		master_reload_note(r->refused, sizeof r->refused,
+				   master_name(p, name, sizeof name),
+				   msg->u.reply.text[0] ? msg->u.reply.text
+							: strerror(-msg->u.reply.status));
+	if (master_reload_done(m))
+		master_reload_finish(m);
+}
+
+/* Child p (pid `pid`) died during a reload: its successor forks with the
+ * new configuration. */
+static void master_reload_gone(struct master *m, const struct master_proc *p, pid_t pid)
+{
+	struct master_reload *r = &m->reload;
+
+	if (!r->active || r->waiting[master_reload_slot(p)] != pid)
+		return;
+	r->waiting[master_reload_slot(p)] = 0;
+	if (master_reload_done(m))
+		master_reload_finish(m);
+}
+
+/* A reload that cannot start: said in the log, and to the CLI when it asked. */
+static void master_reload_refuse(struct master *m, const char *by, int status, const char *why)
+{
+	log_error("%s: %s", by, why);
+	master_reload_end(m, status, why);
+}
+
+/* Send the new configuration's generation to every running child. */
+static void master_reload_tell(struct master *m, uint32_t gen)
+{
+	struct ctl_msg msg;
+	char name[32];
+
+	m->reload.seq = ++m->seq;
+	memset(m->reload.waiting, 0, sizeof m->reload.waiting);
+	ctl_init(&msg, CTL_RELOAD, CTL_MASTER, 0, m->reload.seq);
+	msg.u.reload.generation = gen;
+	for (unsigned i = 0; i <= (unsigned)m->cfg->workers; i++) {
+		struct master_proc *p = i < (unsigned)m->cfg->workers ? &m->workers[i] : &m->mgmt;
+
+		if (p->pid == 0)
+			continue;
+		msg.hdr.to = (uint16_t)p->id;
+		if (master_send(m, p, &msg) == 0)
+			m->reload.waiting[master_reload_slot(p)] = p->pid;
+		else
+			master_reload_note(m->reload.refused, sizeof m->reload.refused,
+					   master_name(p, name, sizeof name), "not delivered");
 	}
-	/* Anything else that differs needs a restart. */
-	cmp = next;
-	cmp.log_level = m->cfg->log_level;
-	memcpy(cmp.auth_secret, m->cfg->auth_secret, sizeof cmp.auth_secret);
-	if (next.auth_secret[0] != '\0' &&
-	    strcmp(next.auth_secret, m->cfg->auth_secret) != 0)
-		memset(cmp.auth_secret, 0, sizeof cmp.auth_secret);   /* really changed */
-	if (memcmp(&cmp, m->cfg, sizeof cmp) != 0)
-		log_warn("SIGHUP: %s has other changes: they take effect at the next restart",
-			 m->cfg->path);
+	m->reload.deadline_ms = shm_now_ms() + MASTER_RELOAD_WAIT_MS;
+}
+
+/* Append " KEY KEY..." (or " none") to buf. */
+static void master_reload_keys(char *buf, size_t size, const char *const *keys, size_t n)
+{
+	size_t len = strlen(buf);
+
+	if (n == 0)
+		snprintf(buf + len, size - len, " none");
+	for (size_t i = 0; i < n && len < size; i++) {
+		snprintf(buf + len, size - len, " %s", keys[i]);
+		len = strlen(buf);
+	}
+}
+
+/* One line: "SIGHUP: FILE: applied: KEY...; restart_needed: KEY...". */
+static void master_reload_log(const char *by, const char *path,
+			      const struct config_reload_plan *plan)
+{
+	char line[CTL_TEXT_MAX] = "applied:";
+
+	master_reload_keys(line, sizeof line, plan->applied, plan->n_applied);
+	snprintf(line + strlen(line), sizeof line - strlen(line), "; restart_needed:");
+	master_reload_keys(line, sizeof line, plan->restart_needed, plan->n_restart);
+	if (plan->n_restart > 0)
+		log_warn("%s: %s: %s (those wait for a restart)", by, path, line);
 	else
-		log_info("SIGHUP: %s re-read", m->cfg->path);
+		log_info("%s: %s: %s", by, path, line);
+}
+
+/* A second b2bua-cli reload while one is in progress. */
+static void master_reload_refuse_busy(struct master *m, const struct ctl_msg *req)
+{
+	struct ctl_msg answer;
+
+	ctl_reply_to(req, -EBUSY, "a reload is in progress: nothing changed, try again",
+		     &answer);
+	answer.hdr.from = CTL_MASTER;
+	master_send(m, &m->mgmt, &answer);
+}
+
+/* Read the file, take what changed, and tell the children (top of this file). */
+static void master_reload_begin(struct master *m, const char *by, const struct ctl_msg *req)
+{
+	static struct config next;   /* large: not on the stack */
+	struct master_reload *r = &m->reload;
+	struct config_reload_plan plan;
+	char err[512], why[640];
+	uint32_t gen;
+	int ret;
+
+	if (r->active) {
+		if (req == NULL)
+			r->again = 1;
+		else
+			master_reload_refuse_busy(m, req);
+		return;
+	}
+	memset(r, 0, sizeof *r);
+	r->by = by;
+	if (req != NULL) {
+		r->cli = 1;
+		r->request = *req;
+	}
+	if (m->stopping) {
+		master_reload_refuse(m, by, -ECANCELED, "draining: nothing changed");
+		return;
+	}
+	if (config_load(m->cfg->path, &next, err, sizeof err) < 0) {
+		snprintf(why, sizeof why, "%s: nothing changed", err);
+		master_reload_refuse(m, by, -EINVAL, why);
+		return;
+	}
+	config_reload_plan(m->cfg, &next, &plan);
+	if (config_reload_format(&plan, r->plan, sizeof r->plan) < 0)
+		snprintf(r->plan, sizeof r->plan, "applied (too many keys to list)\n");
+	master_reload_log(by, m->cfg->path, &plan);
+	if (plan.n_applied == 0) {
+		master_reload_end(m, 0, r->plan);
+		return;
+	}
+	ret = board_put(m->board, &next, sizeof next, &gen);
+	if (ret < 0) {
+		master_reload_refuse(m, by, ret, "cannot publish the configuration: nothing changed");
+		return;
+	}
+	*m->cfg = next;
+	log_set_level(m->cfg->log_level);
+	r->active = 1;
+	master_reload_tell(m, gen);
+	if (master_reload_done(m))
+		master_reload_finish(m);
+}
+
+/* Called every turn of the loop: a reload whose children are late ends here. */
+static void master_reload_timer(struct master *m, uint64_t now)
+{
+	if (m->reload.active && now >= m->reload.deadline_ms)
+		master_reload_finish(m);
 }
 
 static void master_on_signals(struct master *m)
@@ -444,7 +699,7 @@ static void master_on_signals(struct master *m)
 			master_begin_stop(m, (int)si.ssi_signo);
 			break;
 		case SIGHUP:
-			master_reload(m);
+			master_reload_begin(m, "SIGHUP", NULL);
 			break;
 		}
 	}
@@ -476,6 +731,8 @@ static int master_next_timeout(const struct master *m, uint64_t now)
 	}
 	if (m->stopping && m->kill_at_ms < next)
 		next = m->kill_at_ms;
+	if (m->reload.active && m->reload.deadline_ms < next)
+		next = m->reload.deadline_ms;
 	return next > now ? (int)(next - now) : 0;
 }
 
@@ -483,6 +740,7 @@ static void master_on_timers(struct master *m)
 {
 	uint64_t now = shm_now_ms();
 
+	master_reload_timer(m, now);
 	if (m->stopping) {
 		/* The workers are done: the management process may go too. */
 		if (master_workers_alive(m) == 0 && m->mgmt.pid != 0 && !m->mgmt_stopped) {
@@ -524,6 +782,12 @@ static int master_setup(struct master *m)
 	if (ret < 0) {
 		log_error("cannot create the hand-over queues for %d workers: %s",
 			  m->cfg->workers, strerror(-ret));
+		return ret;
+	}
+	/* Where a reloaded configuration goes to the children: mapped before fork. */
+	ret = board_create(sizeof *m->cfg, &m->board);
+	if (ret < 0) {
+		log_error("cannot map the reload board: %s", strerror(-ret));
 		return ret;
 	}
 	ret = cli_server_open(m->cfg, m->shm, &m->cli);
@@ -586,7 +850,7 @@ static void master_start_life(const struct config *cfg)
 	hosts_destroy(h);
 }
 
-int master_run(const struct config *cfg)
+int master_run(struct config *cfg)
 {
 	static struct master m;
 	int ret;
@@ -615,6 +879,7 @@ int master_run(const struct config *cfg)
 	log_info("stopped");
 	cli_server_close(m.cli);
 	shm_destroy(m.shm);
+	board_destroy(m.board);
 	close(m.sigfd);
 	return m.exit_code;
 }

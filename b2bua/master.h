@@ -8,7 +8,9 @@
 
 #include "b2bua/config.h"
 
-/* Run until SIGTERM/SIGINT and a completed drain.  Returns the exit code. */
-int master_run(const struct config *cfg);
+/* Run until SIGTERM/SIGINT and a completed drain.  Returns the exit code.
+ * *cfg is the running configuration: a reload (SIGHUP, b2bua-cli reload)
+ * writes it, and every child forked after that starts with it. */
+int master_run(struct config *cfg);
 
 #endif

@@ -8,6 +8,11 @@
  * typed control requests to that worker, switched by the master, with a
  * bounded wait (ctl_request); whatever else arrives on the channel during
  * that wait is handled as soon as the wait is over.
+ *
+ * `b2bua-cli reload` is a CTL_RELOAD request to the master, which answers
+ * only once every child took the new configuration, this process too: so
+ * a CTL_RELOAD that arrives while we wait is taken at once, not kept for
+ * after the wait (the master would wait for us while we wait for it).
  */
 #include "b2bua/mgmt.h"
 
@@ -27,10 +32,15 @@
 
 /* How long a worker has to answer a control request. */
 #define MGMT_REQUEST_TIMEOUT_MS 1000
+/* How long the master has to answer a reload: its own wait for every
+ * child (MASTER_RELOAD_WAIT_MS, 2 s) and a margin. */
+#define MGMT_RELOAD_TIMEOUT_MS 4000
 /* Messages that arrived during a request, handled after it. */
 #define MGMT_PENDING_MAX 16
 
 struct mgmt {
+	struct config *cfg;                  /* our own copy (fork): a reload writes it */
+	const board_t *board;                /* where a reloaded configuration waits */
 	cli_server_t *cli;
 	int ctl;
 	int sigfd;
@@ -43,13 +53,30 @@ struct mgmt {
 
 static struct mgmt mgmt;   /* one per process */
 
+/* CTL_RELOAD: take generation N of the board, and what the CLI derived from it. */
+static void mgmt_take_reload(const struct ctl_msg *m)
+{
+	static struct config next;   /* large: not on the stack */
+	int ret = board_get(mgmt.board, m->u.reload.generation, &next, sizeof next);
+
+	if (ret == 0) {
+		*mgmt.cfg = next;
+		cli_server_reload(mgmt.cli, mgmt.cfg);
+		log_set_level(mgmt.cfg->log_level);
+	} else {
+		log_error("reload: the running configuration stays in force: %s",
+			  strerror(-ret));
+	}
+	ctl_answer(mgmt.ctl, m, ret, ret < 0 ? strerror(-ret) : NULL);
+}
+
 /* ctl_handle_f: one message from the master's channel, outside a request of ours. */
 static void mgmt_on_message(void *arg, const struct ctl_msg *m)
 {
 	(void)arg;
 	switch (m->hdr.type) {
-	case CTL_LOG_LEVEL:
-		ctl_take_log_level(mgmt.ctl, m);
+	case CTL_RELOAD:
+		mgmt_take_reload(m);
 		return;
 	case CTL_DRAIN:
 		cli_server_set_draining(mgmt.cli, 1);
@@ -66,11 +93,14 @@ static void mgmt_on_message(void *arg, const struct ctl_msg *m)
 	}
 }
 
-/* ctl_handle_f: kept for after the request (the CLI client is waiting). */
+/* ctl_handle_f: kept for after the request (the CLI client is waiting);
+ * a reload at once (see the top of this file). */
 static void mgmt_keep(void *arg, const struct ctl_msg *m)
 {
 	(void)arg;
-	if (mgmt.n_pending < MGMT_PENDING_MAX)
+	if (m->hdr.type == CTL_RELOAD)
+		mgmt_take_reload(m);
+	else if (mgmt.n_pending < MGMT_PENDING_MAX)
 		mgmt.pending[mgmt.n_pending++] = *m;
 	else
 		log_warn("control channel: %s message dropped during a request",
@@ -86,17 +116,19 @@ static void mgmt_run_pending(void)
 
 /*
  * cli_ctl_request_f: a control request of the CLI (call kill) to a worker,
- * switched by the master, answered within MGMT_REQUEST_TIMEOUT_MS.  The
- * master itself answers -ESRCH when that worker is not running.
+ * switched by the master, answered within MGMT_REQUEST_TIMEOUT_MS; or a
+ * reload, to the master, within MGMT_RELOAD_TIMEOUT_MS.  The master itself
+ * answers -ESRCH when that worker is not running.
  */
 static int mgmt_ctl_request(void *arg, struct ctl_msg *req, struct ctl_msg *reply)
 {
+	int wait = req->hdr.type == CTL_RELOAD ? MGMT_RELOAD_TIMEOUT_MS : MGMT_REQUEST_TIMEOUT_MS;
 	int err;
 
 	(void)arg;
 	req->hdr.from = CTL_MGMT;
 	req->hdr.seq = ++mgmt.seq;
-	err = ctl_request(mgmt.ctl, req, reply, MGMT_REQUEST_TIMEOUT_MS, mgmt_keep, NULL);
+	err = ctl_request(mgmt.ctl, req, reply, wait, mgmt_keep, NULL);
 	if (err < 0)
 		return err;
 	if (reply->hdr.from == CTL_MASTER && reply->u.reply.status == -ESRCH)
@@ -137,7 +169,7 @@ static int mgmt_setup_signals(void)
 	return mgmt.sigfd < 0 ? -errno : 0;
 }
 
-void mgmt_run(const struct config *cfg, cli_server_t *cli, int ctl)
+void mgmt_run(struct config *cfg, const board_t *board, cli_server_t *cli, int ctl)
 {
 	log_set_role("mgmt");
 	prctl(PR_SET_NAME, "b2bua-mgmt");   /* what ps, top and pgrep show */
@@ -145,6 +177,8 @@ void mgmt_run(const struct config *cfg, cli_server_t *cli, int ctl)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() == 1)
 		exit(1);
+	mgmt.cfg = cfg;
+	mgmt.board = board;
 	mgmt.cli = cli;
 	mgmt.ctl = ctl;
 	/* A late answer to a request of our dead predecessor must not match

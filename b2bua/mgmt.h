@@ -15,6 +15,7 @@
 
 #include "b2bua/config.h"
 #include "cli/cli_server.h"
+#include "shm/board.h"
 
 /* Exit status of a management process that could not start. */
 #define MGMT_EXIT_START 3
@@ -22,9 +23,10 @@
 /*
  * Run the management process (in the child, after fork): serve `cli` (which
  * reads the call table itself) and the master's control channel `ctl` until
- * SIGTERM or until the master goes away.  Never returns.
+ * SIGTERM or until the master goes away.  A reload (CTL_RELOAD) copies the
+ * configuration the master published on `board` into *cfg.  Never returns.
  */
-void mgmt_run(const struct config *cfg, cli_server_t *cli, int ctl)
+void mgmt_run(struct config *cfg, const board_t *board, cli_server_t *cli, int ctl)
 	__attribute__((noreturn));
 
 #endif

@@ -82,6 +82,9 @@ const struct cli_cmd cli_cmds[CLI_CMD__COUNT] = {
 	  "  user show NAME a subscriber, its call forwarding and current registrations\n" },
 	{ CLI_CMD_USER_LIST, { "user", "list" }, CLI_OPERAND_NONE, 0, 0, 0,
 	  "  user list      every subscriber with its number of registrations\n" },
+	{ CLI_CMD_RELOAD, { "reload", NULL }, CLI_OPERAND_NONE, 0, 0, 0,
+	  "  reload         re-read the configuration file, as SIGHUP does: apply what changed\n"
+	  "                 in every process, name the keys that wait for a restart\n" },
 	{ CLI_CMD_HELP, { "help", NULL }, CLI_OPERAND_NONE, 0, 0, 0,
 	  "  help           this text\n" },
 };

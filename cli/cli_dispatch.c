@@ -42,6 +42,7 @@ static cli_handler_f *const cli_handlers[CLI_CMD__COUNT] = {
 	[CLI_CMD_USER_FORWARD] = cli_user_forward,
 	[CLI_CMD_USER_SHOW]    = cli_user_show,
 	[CLI_CMD_USER_LIST]    = cli_user_list,
+	[CLI_CMD_RELOAD]       = cli_reload,
 	[CLI_CMD_HELP]         = cli_help,
 };
 

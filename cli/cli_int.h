@@ -5,7 +5,7 @@
  * cli_dispatch.c (a request line to a handler), cli_buf.c (the answer being
  * built, and the JSON and text helpers every handler uses), and one file
  * per family of commands: cli_calls.c, cli_stats.c, cli_users.c and
- * cli_users_view.c, cli_cdr.c.  The last three reach Redis only through
+ * cli_users_view.c, cli_cdr.c, cli_hosts.c, cli_reload.c.  The last three reach Redis only through
  * the server's store handle (store/store.h, its synchronous side): no CLI
  * file knows a key, a field or a script.  A handler gets the server, the
  * checked request (struct cli_cmd_args, see cli_cmd.h: operands and option
@@ -75,6 +75,7 @@ cli_handler_f cli_show_workers, cli_show_stats;                 /* cli_stats.c *
 cli_handler_f cli_show_calls, cli_show_call, cli_call_kill;     /* cli_calls.c */
 cli_handler_f cli_cdr_tail;                                     /* cli_cdr.c */
 cli_handler_f cli_show_hosts;                                   /* cli_hosts.c */
+cli_handler_f cli_reload;                                       /* cli_reload.c */
 
 /* cli_hosts.c: `show hosts`'s body from the list and Redis's time (pure). */
 int cli_hosts_answer(const struct store_host *h, size_t n, uint64_t now_ms, int json,

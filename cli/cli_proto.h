@@ -127,6 +127,16 @@
  *                  {call_id, local_tag, remote_tag, remote_target} (null
  *                  for empty strings).  `show call ID` answers one object;
  *                  status 1 "no such call ID".
+ *   reload         the same as SIGHUP: the master re-reads the configuration
+ *                  file and every process takes what changed (b2bua/master.c,
+ *                  b2bua/config_reload.h).  Text "applied: KEY...\n
+ *                  restart_needed: KEY...\n" ("none" for an empty list), or
+ *                  a JSON object {applied: [KEY...], restart_needed: [KEY...]}.
+ *                  Status 1 with "FILE:LINE: KEY: why: nothing changed" for
+ *                  a bad file, "a reload is in progress..." while one is,
+ *                  and "reload: in force in the master (applied: ...); not
+ *                  acknowledged within 2 s: worker N; refused: ..." when a
+ *                  process did not take it.
  *   help           the usage text (cli_cmd_usage) as the body.
  *
  * The client is plain libc: it validates the words, sends them and copies

@@ -365,6 +365,13 @@ void cli_server_set_draining(cli_server_t *srv, int draining)
 	srv->draining = draining != 0;
 }
 
+void cli_server_reload(cli_server_t *srv, const struct config *cfg)
+{
+	srv->no_answer_timeout = cfg->no_answer_timeout;
+	if (srv->store != NULL)
+		store_sync_set_realm(srv->store, cfg->realm);
+}
+
 void cli_server_set_ctl_request(cli_server_t *srv, cli_ctl_request_f *fn, void *arg)
 {
 	srv->ctl_request = fn;

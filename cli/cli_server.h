@@ -31,6 +31,10 @@ int cli_server_fd(const cli_server_t *srv);
 /* Tell the CLI whether the daemon is draining (shown by `show workers`/`show stats`). */
 void cli_server_set_draining(cli_server_t *srv, int draining);
 
+/* A reload is in force in the management process: take what the CLI copied
+ * from the configuration at start (no_answer_timeout, the realm of new HA1s). */
+void cli_server_reload(cli_server_t *srv, const struct config *cfg);
+
 /* The listening socket is readable: accept and answer pending clients.
  * Never blocks for long: a client that sends nothing within 1 s is dropped. */
 void cli_server_handle(cli_server_t *srv);

@@ -372,6 +372,8 @@ struct store_error {
  */
 int store_sync_create(const struct config *cfg, store_sync_t **out);
 void store_sync_destroy(store_sync_t *s);
+/* A reload changed `realm`: HA1s stored from now on are made for it. */
+void store_sync_set_realm(store_sync_t *s, const char *realm);
 
 /* The longest display text and forward target kept in struct store_user
  * (what b2bua-cli accepts); a longer value written by hand is cut there. */

@@ -332,6 +332,11 @@ void store_sync_destroy(store_sync_t *s)
 	free(s);
 }
 
+void store_sync_set_realm(store_sync_t *s, const char *realm)
+{
+	snprintf(s->realm, sizeof s->realm, "%s", realm);
+}
+
 /* ------------------------------------------------------------ subscriber changes */
 
 /* The user hash key of `name`, and with `lkey` its location hash key. */

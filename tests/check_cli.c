@@ -2872,6 +2872,8 @@ static const char t_usage[] =
 	"                 set a subscriber's call forwarding, or remove all of it\n"
 	"  user show NAME a subscriber, its call forwarding and current registrations\n"
 	"  user list      every subscriber with its number of registrations\n"
+	"  reload         re-read the configuration file, as SIGHUP does: apply what changed\n"
+	"                 in every process, name the keys that wait for a restart\n"
 	"  help           this text\n"
 	"\n"
 	"options:\n"

@@ -41,7 +41,7 @@ static size_t wire_len(const struct ctl_msg *m)
 
 START_TEST(test_round_trip)
 {
-	static const unsigned types[] = { CTL_REPLY, CTL_KILL_CALL, CTL_LOG_LEVEL, CTL_DRAIN };
+	static const unsigned types[] = { CTL_REPLY, CTL_KILL_CALL, CTL_DRAIN, CTL_RELOAD };
 
 	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
 		struct ctl_msg m, out;
@@ -51,8 +51,8 @@ START_TEST(test_round_trip)
 		case CTL_KILL_CALL:
 			strcpy(m.u.kill_call.id, "edge1-w3-19af3c2b1d4-17");
 			break;
-		case CTL_LOG_LEVEL:
-			m.u.log_level.level = 3;
+		case CTL_RELOAD:
+			m.u.reload.generation = 3;
 			break;
 		case CTL_REPLY:
 			m.u.reply.status = -ENOENT;
@@ -71,7 +71,7 @@ END_TEST
 START_TEST(test_is_request)
 {
 	ck_assert(ctl_is_request(CTL_KILL_CALL));
-	ck_assert(ctl_is_request(CTL_LOG_LEVEL));
+	ck_assert(ctl_is_request(CTL_RELOAD));
 	ck_assert(!ctl_is_request(CTL_REPLY));
 	ck_assert(!ctl_is_request(CTL_DRAIN));
 }
@@ -122,8 +122,8 @@ START_TEST(test_header_lies)
 {
 	struct ctl_msg m, bad, out;
 
-	ctl_init(&m, CTL_LOG_LEVEL, CTL_MASTER, 1, 9);
-	m.u.log_level.level = 2;
+	ctl_init(&m, CTL_RELOAD, CTL_MASTER, 1, 9);
+	m.u.reload.generation = 2;
 
 	bad = m;
 	bad.hdr.version = CTL_VERSION + 1;
@@ -292,7 +292,7 @@ START_TEST(test_request_timeout)
 
 	socket_pair(sv);
 	pid = start_peer(sv[1], PEER_SILENT);
-	ctl_init(&req, CTL_LOG_LEVEL, CTL_MASTER, 0, 1);
+	ctl_init(&req, CTL_RELOAD, CTL_MASTER, 0, 1);
 	t0 = now_ms();
 	ck_assert_int_eq(ctl_request(sv[0], &req, &ans, 300, NULL, NULL), -ETIMEDOUT);
 	took = now_ms() - t0;
@@ -313,7 +313,7 @@ START_TEST(test_request_peer_gone)
 	socket_pair(sv);
 	pid = start_peer(sv[1], PEER_HANGUP);
 	close(sv[1]);   /* the peer's copy is the last one */
-	ctl_init(&req, CTL_LOG_LEVEL, CTL_MASTER, 0, 1);
+	ctl_init(&req, CTL_RELOAD, CTL_MASTER, 0, 1);
 	ck_assert_int_eq(ctl_request(sv[0], &req, &ans, 5000, NULL, NULL), -ECONNRESET);
 	waitpid(pid, NULL, 0);
 	close(sv[0]);
@@ -341,17 +341,19 @@ START_TEST(test_recv_refuses_oversize)
 }
 END_TEST
 
-/* ctl_handle_f for test_read_all: CTL_LOG_LEVEL is taken and answered on *fd. */
-static void take_level(void *arg, const struct ctl_msg *m)
+/* ctl_handle_f for test_read_all: a CTL_RELOAD is answered on *fd, refused
+ * for generation 0 (as a child refuses a generation the board does not hold). */
+static void take_reload(void *arg, const struct ctl_msg *m)
 {
 	int *fd = arg;
+	int ok = m->u.reload.generation != 0;
 
-	ck_assert_uint_eq(m->hdr.type, CTL_LOG_LEVEL);
-	ctl_take_log_level(*fd, m);
+	ck_assert_uint_eq(m->hdr.type, CTL_RELOAD);
+	ctl_answer(*fd, m, ok ? 0 : -ESTALE, ok ? NULL : "no such generation");
 }
 
-/* ctl_read_all skips a bad message and reads the rest; ctl_take_log_level
- * answers each level request, refusing one that does not exist. */
+/* ctl_read_all skips a bad message and reads the rest; ctl_answer answers
+ * each request with its own sequence number. */
 START_TEST(test_read_all)
 {
 	unsigned char junk[5] = { 9, 9, 9, 9, 9 };
@@ -360,16 +362,15 @@ START_TEST(test_read_all)
 
 	socket_pair(sv);
 	ck_assert_int_eq(send(sv[1], junk, sizeof junk, 0), (ssize_t)sizeof junk);
-	ctl_init(&m, CTL_LOG_LEVEL, CTL_MASTER, 0, 7);
-	m.u.log_level.level = LOG_WARN;
+	ctl_init(&m, CTL_RELOAD, CTL_MASTER, 0, 7);
+	m.u.reload.generation = 4;
 	ck_assert_int_eq(ctl_send(sv[1], &m), 0);
-	ctl_init(&m, CTL_LOG_LEVEL, CTL_MASTER, 0, 8);
-	m.u.log_level.level = 42;
+	ctl_init(&m, CTL_RELOAD, CTL_MASTER, 0, 8);
+	m.u.reload.generation = 0;
 	ck_assert_int_eq(ctl_send(sv[1], &m), 0);
 
 	log_set_level(LOG_ERROR);
-	ck_assert_int_eq(ctl_read_all(sv[0], "the test", take_level, &sv[0]), 0);
-	ck_assert_int_eq(log_get_level(), LOG_WARN);
+	ck_assert_int_eq(ctl_read_all(sv[0], "the test", take_reload, &sv[0]), 0);
 
 	ck_assert_int_eq(ctl_recv(sv[1], &ans), 0);
 	ck_assert_uint_eq(ans.hdr.type, CTL_REPLY);
@@ -377,12 +378,12 @@ START_TEST(test_read_all)
 	ck_assert_int_eq(ans.u.reply.status, 0);
 	ck_assert_int_eq(ctl_recv(sv[1], &ans), 0);
 	ck_assert_uint_eq(ans.hdr.seq, 8);
-	ck_assert_int_eq(ans.u.reply.status, -EINVAL);
-	ck_assert_str_eq(ans.u.reply.text, "no such log level");
+	ck_assert_int_eq(ans.u.reply.status, -ESTALE);
+	ck_assert_str_eq(ans.u.reply.text, "no such generation");
 	ck_assert_int_eq(ctl_recv(sv[1], &ans), -EAGAIN);
 
 	close(sv[1]);
-	ck_assert_int_eq(ctl_read_all(sv[0], "the test", take_level, &sv[0]), -ECONNRESET);
+	ck_assert_int_eq(ctl_read_all(sv[0], "the test", take_reload, &sv[0]), -ECONNRESET);
 	close(sv[0]);
 }
 END_TEST

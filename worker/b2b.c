@@ -328,6 +328,19 @@ static int b2b_agent_create(b2b_t *b2b)
 	return 0;
 }
 
+int b2b_reload(b2b_t *b2b, const struct config *old)
+{
+	int ret = b2b_policy_reload(b2b, old);
+
+	if (ret < 0)
+		return ret;
+	/* New transactions; a call already ringing keeps its own deadline,
+	 * set from invite_timeout when its INVITE arrived (b2b_timer.c). */
+	nta_agent_set_params(b2b->agent,
+			     NTATAG_TIMER_C((unsigned)b2b->cfg->invite_timeout * 1000u), TAG_END());
+	return 0;
+}
+
 int b2b_create(su_root_t *root, const struct config *cfg, shm_t *shm,
 	       unsigned worker, b2b_t **out)
 {

@@ -37,6 +37,14 @@ int b2b_create(su_root_t *root, const struct config *cfg, shm_t *shm,
 
 void b2b_destroy(b2b_t *b2b);
 
+/*
+ * The worker took a reloaded configuration: the cfg given to b2b_create
+ * now holds it, `old` is the one before.  What was derived from it at
+ * start is derived again (route targets, rate limiters, NTA's Timer C for
+ * invite_timeout).  0, or a negative errno with nothing changed here.
+ */
+int b2b_reload(b2b_t *b2b, const struct config *old);
+
 /* Serve REGISTER, authenticate local callers and route to registered users
  * through `reg` (NULL: static routes only). */
 struct registrar;

@@ -364,6 +364,8 @@ int b2b_session_refreshing(const struct b2b_call *call, enum b2b_leg leg);
 int b2b_parse_routes(b2b_t *b2b);
 int b2b_limits_create(b2b_t *b2b);
 void b2b_limits_destroy(b2b_t *b2b);
+/* b2b_policy.c: routes and rate limiters derived again after a reload (b2b_reload). */
+int b2b_policy_reload(b2b_t *b2b, const struct config *old);
 int b2b_rate_limited(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip);
 void b2b_admit(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip);
 int b2b_forward_on_failure(struct b2b_call *call);

@@ -84,21 +84,38 @@
 
 /* ------------------------------------------------------------ static routes */
 
-int b2b_parse_routes(b2b_t *b2b)
+/* Free a table of parsed targets (NULL-terminated, from b2b_routes_build). */
+static void b2b_routes_free(b2b_t *b2b, url_t **urls)
 {
-	const struct config *cfg = b2b->cfg;
+	if (urls == NULL)
+		return;
+	for (size_t i = 0; urls[i] != NULL; i++)
+		su_free(b2b->home, urls[i]);
+	su_free(b2b->home, urls);
+}
 
-	b2b->route_urls = su_zalloc(b2b->home, (cfg->n_routes + 1) * sizeof *b2b->route_urls);
-	if (b2b->route_urls == NULL)
+/* Parse every route's target of cfg into *out (NULL-terminated). */
+static int b2b_routes_build(b2b_t *b2b, const struct config *cfg, url_t ***out)
+{
+	url_t **urls = su_zalloc(b2b->home, (cfg->n_routes + 1) * sizeof *urls);
+
+	if (urls == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_routes; i++) {
-		b2b->route_urls[i] = url_make(b2b->home, cfg->routes[i].target);
-		if (b2b->route_urls[i] == NULL || b2b->route_urls[i]->url_host == NULL) {
+		urls[i] = url_make(b2b->home, cfg->routes[i].target);
+		if (urls[i] == NULL || urls[i]->url_host == NULL) {
 			log_error("route %zu: cannot parse target %s", i, cfg->routes[i].target);
+			b2b_routes_free(b2b, urls);
 			return -EINVAL;
 		}
 	}
+	*out = urls;
 	return 0;
+}
+
+int b2b_parse_routes(b2b_t *b2b)
+{
+	return b2b_routes_build(b2b, b2b->cfg, &b2b->route_urls);
 }
 
 /* ------------------------------------------------------------ forwarding */
@@ -539,22 +556,35 @@ int b2b_rate_limited(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 	return 1;
 }
 
-int b2b_limits_create(b2b_t *b2b)
+/* The two per-source rate limiters of cfg (NULL for one that is off). */
+static int b2b_limits_build(const b2b_t *b2b, const struct config *cfg, ratelimit_t **invite,
+			    ratelimit_t **reg)
 {
-	const struct config *cfg = b2b->cfg;
 	uint64_t seed;
 	int ret = 0;
 
+	*invite = NULL;
+	*reg = NULL;
 	if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
 		seed = shm_now_ms() ^ (uint64_t)b2b->worker << 48;
 	if (cfg->rate_limit_invite > 0)
 		ret = ratelimit_create(B2B_RATELIMIT_SOURCES, (unsigned)cfg->rate_limit_invite,
-				       (unsigned)cfg->rate_limit_invite_burst, seed,
-				       &b2b->rl_invite);
+				       (unsigned)cfg->rate_limit_invite_burst, seed, invite);
 	if (ret == 0 && cfg->rate_limit_register > 0)
 		ret = ratelimit_create(B2B_RATELIMIT_SOURCES, (unsigned)cfg->rate_limit_register,
-				       (unsigned)cfg->rate_limit_register_burst, ~seed,
-				       &b2b->rl_register);
+				       (unsigned)cfg->rate_limit_register_burst, ~seed, reg);
+	if (ret < 0) {
+		ratelimit_destroy(*invite);
+		*invite = NULL;
+	}
+	return ret;
+}
+
+int b2b_limits_create(b2b_t *b2b)
+{
+	const struct config *cfg = b2b->cfg;
+	int ret = b2b_limits_build(b2b, cfg, &b2b->rl_invite, &b2b->rl_register);
+
 	if (b2b->worker == 0 && cfg->domain[0] == '\0' && cfg->n_trusted == 0)
 		log_warn("no domain and no trusted sources: every INVITE will be refused "
 			 "with 403 (set trusted to the addresses of your trunks and SBCs)");
@@ -567,6 +597,48 @@ void b2b_limits_destroy(b2b_t *b2b)
 	ratelimit_destroy(b2b->rl_register);
 	b2b->rl_invite = NULL;
 	b2b->rl_register = NULL;
+}
+
+/* Did the rate limits change between old and the configuration in force? */
+static int b2b_limits_changed(const b2b_t *b2b, const struct config *old)
+{
+	const struct config *cfg = b2b->cfg;
+
+	return old->rate_limit_invite != cfg->rate_limit_invite ||
+	       old->rate_limit_invite_burst != cfg->rate_limit_invite_burst ||
+	       old->rate_limit_register != cfg->rate_limit_register ||
+	       old->rate_limit_register_burst != cfg->rate_limit_register_burst;
+}
+
+/*
+ * A reload: b2b->cfg holds the new configuration, `old` the one before.
+ * The route targets are parsed again (a call in progress already has its
+ * B-leg: NTA copied the target into its INVITE) and, when the limits
+ * changed, the rate limiters start afresh with them (what a source had
+ * used of its burst is forgotten).  Everything is built before anything
+ * is swapped, so a failure changes nothing.
+ */
+int b2b_policy_reload(b2b_t *b2b, const struct config *old)
+{
+	ratelimit_t *invite = NULL, *reg = NULL;
+	int limits = b2b_limits_changed(b2b, old);
+	url_t **urls;
+	int ret = b2b_routes_build(b2b, b2b->cfg, &urls);
+
+	if (ret < 0)
+		return ret;
+	if (limits && (ret = b2b_limits_build(b2b, b2b->cfg, &invite, &reg)) < 0) {
+		b2b_routes_free(b2b, urls);
+		return ret;
+	}
+	b2b_routes_free(b2b, b2b->route_urls);
+	b2b->route_urls = urls;
+	if (limits) {
+		b2b_limits_destroy(b2b);
+		b2b->rl_invite = invite;
+		b2b->rl_register = reg;
+	}
+	return 0;
 }
 
 /* An INVITE the admission policy refuses: counted, then 403 (a CDR). */

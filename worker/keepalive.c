@@ -320,6 +320,36 @@ unsigned keepalive_count(const keepalive_t *ka)
 
 /* ------------------------------------------------------------ life cycle */
 
+/* The tick that sends the OPTIONS, for nat_keepalive_interval > 0. */
+static int keepalive_start_tick(keepalive_t *ka)
+{
+	ka->tick = su_timer_create(su_root_task(ka->root), KEEPALIVE_TICK_MS);
+	if (ka->tick == NULL ||
+	    su_timer_set_for_ever(ka->tick, keepalive_on_tick, (su_timer_arg_t *)ka) < 0) {
+		if (ka->tick)
+			su_timer_destroy(ka->tick);
+		ka->tick = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int keepalive_reload(keepalive_t *ka)
+{
+	if (ka == NULL)
+		return 0;
+	if (ka->cfg->nat_keepalive_interval > 0)
+		return ka->tick ? 0 : keepalive_start_tick(ka);
+	/* Off: stop sending, and forget the bindings (keepalive_note keeps none now). */
+	if (ka->tick)
+		su_timer_destroy(ka->tick);
+	ka->tick = NULL;
+	for (unsigned i = 0; i < KEEPALIVE_BUCKETS; i++)
+		while (ka->buckets[i])
+			keepalive_unlink(ka, &ka->buckets[i]);
+	return 0;
+}
+
 int keepalive_create(su_root_t *root, nta_agent_t *agent, const char *ident, rds_t *rds,
 		     shm_t *shm, const struct config *cfg, unsigned worker, keepalive_t **out)
 {
@@ -336,13 +366,9 @@ int keepalive_create(su_root_t *root, nta_agent_t *agent, const char *ident, rds
 	ka->worker = worker;
 	snprintf(ka->from, sizeof ka->from, strchr(cfg->advertise, ':') ?
 		 "<sip:%s@[%s]>" : "<sip:%s@%s>", cfg->node_id, cfg->advertise);
-	if (cfg->nat_keepalive_interval > 0) {
-		ka->tick = su_timer_create(su_root_task(root), KEEPALIVE_TICK_MS);
-		if (ka->tick == NULL ||
-		    su_timer_set_for_ever(ka->tick, keepalive_on_tick, (su_timer_arg_t *)ka) < 0) {
-			keepalive_destroy(ka);
-			return -ENOMEM;
-		}
+	if (cfg->nat_keepalive_interval > 0 && keepalive_start_tick(ka) < 0) {
+		keepalive_destroy(ka);
+		return -ENOMEM;
 	}
 	*out = ka;
 	return 0;

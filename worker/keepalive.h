@@ -66,6 +66,10 @@ struct keepalive_binding {
 int keepalive_create(su_root_t *root, nta_agent_t *agent, const char *ident, rds_t *rds,
 		     shm_t *shm, const struct config *cfg, unsigned worker, keepalive_t **out);
 void keepalive_destroy(keepalive_t *ka);
+/* After a reload: nat_keepalive_interval turned on starts the OPTIONS,
+ * turned off stops them and forgets the bindings; a new interval applies
+ * from each binding's next OPTIONS.  0, or -ENOMEM.  NULL: nothing. */
+int keepalive_reload(keepalive_t *ka);
 
 /* A binding was added or refreshed (expires_s > 0), or removed (0). */
 void keepalive_note(keepalive_t *ka, const struct keepalive_binding *b);

@@ -728,6 +728,12 @@ int registrar_create(const struct config *cfg, rds_t *rds, unsigned worker, regi
 	return 0;
 }
 
+void registrar_reload(registrar_t *reg)
+{
+	if (reg != NULL)
+		snprintf(reg->secret, sizeof reg->secret, "%s", reg->cfg->auth_secret);
+}
+
 void registrar_destroy(registrar_t *reg)
 {
 	free(reg);

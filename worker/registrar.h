@@ -38,6 +38,9 @@ struct keepalive;
 
 int registrar_create(const struct config *cfg, rds_t *rds, unsigned worker, registrar_t **out);
 void registrar_destroy(registrar_t *reg);
+/* After a reload (cfg holds the new configuration): the nonce key again
+ * (nonces signed with the old auth_secret are then stale).  NULL: nothing. */
+void registrar_reload(registrar_t *reg);
 
 /* Tell the NAT keepalives (worker/keepalive.h) of every binding this worker
  * accepts or removes; NULL: none. */

@@ -14,6 +14,18 @@
  * max_call_duration, and gives freed memory back to the system once the
  * worker is quiet (worker_trim_when_quiet).
  *
+ * Reload (CTL_RELOAD from the master, after SIGHUP or `b2bua-cli reload`):
+ * the new configuration is copied from the board the master published it
+ * on into the worker's own struct config, which every module reads when it
+ * uses a setting, and what was derived from it at start is derived again
+ * (b2b_reload, registrar_reload, keepalive_reload).  It happens in the
+ * control channel's handler, i.e. between two completions of the loop, with
+ * no SIP handler on the stack: no message is ever handled half with the old
+ * settings and half with the new.  A call in progress keeps what was
+ * decided when it was set up (its route and B-leg, its invite_timeout
+ * deadline, its session interval); what a call checks later reads the new
+ * values (max_call_duration, forwarding on no answer, the log level).
+ *
  * Start-up order: Sofia's root on our io_uring port, signals and the
  * master's control socket on the same ring, the NTA agent (b2b), Redis and
  * the CDR writer, then the calls a dead predecessor of this index left in
@@ -61,7 +73,8 @@
 #define WORKER_TRIM_FOR_S 45
 
 struct worker {
-	const struct config *cfg;
+	struct config *cfg;       /* our own copy (fork): a reload writes it */
+	const board_t *board;     /* where a reloaded configuration waits */
 	shm_t *shm;
 	handover_t *ho;           /* datagrams to and from the other workers */
 	dgram_t *dgram;           /* the SIP sockets' I/O (worker/dgram.h) */
@@ -157,6 +170,47 @@ static void worker_arm_ctl(void)
 		log_error("cannot watch the control socket");
 }
 
+/*
+ * CTL_RELOAD: take generation `gen` of the board into *worker.cfg and derive
+ * again what was derived from it.  Any failure leaves the old
+ * configuration in force, here as everywhere in this worker.
+ */
+static int worker_reload(uint32_t gen)
+{
+	static struct config next, old;   /* large: not on the stack */
+	int ret;
+
+	if (worker.b2b == NULL)
+		return -EAGAIN;   /* still starting: it forked with the new one anyway */
+	ret = board_get(worker.board, gen, &next, sizeof next);
+	if (ret < 0)
+		return ret;
+	old = *worker.cfg;
+	*worker.cfg = next;
+	ret = b2b_reload(worker.b2b, &old);
+	if (ret < 0) {
+		*worker.cfg = old;
+		return ret;
+	}
+	registrar_reload(worker.reg);
+	if (keepalive_reload(worker.ka) < 0)
+		log_warn("reload: nat_keepalive_interval: cannot start the keepalive timer");
+	log_set_level(worker.cfg->log_level);
+	return 0;
+}
+
+static void worker_take_reload(const struct ctl_msg *m)
+{
+	int ret = worker_reload(m->u.reload.generation);
+
+	if (ret < 0)
+		log_error("reload: the running configuration stays in force: %s",
+			  strerror(-ret));
+	else
+		log_debug("reload: generation %u in force", (unsigned)m->u.reload.generation);
+	ctl_answer(worker.ctl, m, ret, ret < 0 ? strerror(-ret) : NULL);
+}
+
 /* ctl_handle_f: one message from the control channel (types: b2bua/ctl.h). */
 static void worker_on_message(void *arg, const struct ctl_msg *m)
 {
@@ -168,8 +222,8 @@ static void worker_on_message(void *arg, const struct ctl_msg *m)
 		ret = b2b_kill(worker.b2b, m->u.kill_call.id);
 		ctl_answer(worker.ctl, m, ret, ret == 0 ? NULL : "no such call");
 		return;
-	case CTL_LOG_LEVEL:
-		ctl_take_log_level(worker.ctl, m);
+	case CTL_RELOAD:
+		worker_take_reload(m);
 		return;
 	default:
 		log_warn("control channel: unexpected %s message from %u",
@@ -331,7 +385,7 @@ static int worker_dgram_start(const struct config *cfg, unsigned idx)
 	return ret;
 }
 
-static int worker_start(const struct config *cfg, shm_t *shm, unsigned idx)
+static int worker_start(struct config *cfg, shm_t *shm, unsigned idx)
 {
 	int ret;
 
@@ -408,13 +462,15 @@ static void worker_stop(void)
 	su_deinit();
 }
 
-void worker_run(const struct config *cfg, shm_t *shm, handover_t *ho, unsigned idx, int ctl)
+void worker_run(struct config *cfg, shm_t *shm, handover_t *ho, const board_t *board,
+		unsigned idx, int ctl)
 {
 	char role[32];
 	int ret;
 
 	worker.ctl = ctl;
 	worker.ho = ho;
+	worker.board = board;
 	snprintf(role, sizeof role, "worker %u", idx);
 	log_set_role(role);
 	/* What ps, top and pgrep show (at most 15 bytes): b2bua-w0, b2bua-w1... */

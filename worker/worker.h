@@ -10,6 +10,7 @@
 #define B2BUA_WORKER_H
 
 #include "b2bua/config.h"
+#include "shm/board.h"
 #include "shm/handover.h"
 #include "shm/shm.h"
 
@@ -19,8 +20,11 @@
 
 /* Run worker `idx` in this freshly forked process; `ctl` is its end of the
  * control channel to the master (b2bua/ctl.h), `ho` the queues through
- * which workers pass each other datagrams (shm/handover.h). */
-void worker_run(const struct config *cfg, shm_t *shm, handover_t *ho, unsigned idx, int ctl)
+ * which workers pass each other datagrams (shm/handover.h), `board` where
+ * the master publishes a reloaded configuration (shm/board.h), which the
+ * worker then copies into *cfg. */
+void worker_run(struct config *cfg, shm_t *shm, handover_t *ho, const board_t *board,
+		unsigned idx, int ctl)
 	__attribute__((noreturn));
 
 /* reuseport.c: register this worker's SIP sockets, the datagram sockets bound

@@ -147,11 +147,11 @@ int metrics_create(const struct config *cfg, const shm_t *shm, metrics_t **out)
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	m->daemon = MHD_start_daemon(flags, 0, NULL, NULL, metrics_on_request, m,
-				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONN_MAX,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_CONN_TIMEOUT_S,
-				     MHD_OPTION_EXTERNAL_LOGGER, metrics_mhd_log, NULL,
-				     MHD_OPTION_END);
+			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+			MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONN_MAX,
+			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_CONN_TIMEOUT_S,
+			MHD_OPTION_EXTERNAL_LOGGER, metrics_mhd_log, NULL,
+			MHD_OPTION_END);
 	if (m->daemon == NULL) {
 		log_error("metrics: cannot listen on %s (in use, or not an address of this "
 			  "host): metrics are off", cfg->metrics_address);

@@ -868,7 +868,8 @@ START_TEST(test_metrics_address)
 		free(l);
 	}
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		snprintf(text, sizeof text, "sip_port = 5060;\nmetrics_address = \"%s\";\n", bad[i]);
+		snprintf(text, sizeof text, "sip_port = 5060;\nmetrics_address = \"%s\";\n",
+			 bad[i]);
 		assert_error_text(text, 2, "metrics_address");
 	}
 	assert_error_text("metrics_address = 9464;\n", 1, "metrics_address");

@@ -16,6 +16,11 @@
 #   - Docs and code agree: every metric named in docs/metrics.md's tables
 #     has a sample in the scrape, and every family the scrape announces is
 #     in those tables.
+#   - A scraper that sends half a request and waits blocks neither the CLI
+#     nor another scrape (both share the management process's loop).
+#   - A Redis outage: redis_up 0 on every worker, a failed call's CDR in
+#     the spool (b2bua_cdr_spooled 1); Redis back: redis_up 1, the spool
+#     drained, b2bua_cdr_replayed_total moved by exactly 1.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -164,6 +169,49 @@ for name in $(awk '$1 == "#" && $2 == "TYPE" { print $3 }' "$T/after"); do
 		fail "metric $name is served but not documented in docs/metrics.md"
 done
 log "ok: every family served is documented"
+
+# ---------------------------------------------------------------- a stuck scraper blocks nothing
+# A client that sends half a request and waits: the CLI and other scrapes go on.
+exec 3<>"/dev/tcp/$ADDR/$MPORT" || fail "cannot connect to $URL"
+printf 'GET /metr' >&3
+start=$(date +%s%N)
+assert_eq 0 "$(stat_of calls_active)" "CLI answers while a scraper is stuck"
+scrape stuck
+took=$((($(date +%s%N) - start) / 1000000))
+[ "$took" -lt 2000 ] || fail "CLI and scrape took $took ms beside a stuck scraper"
+log "ok: CLI and a scrape beside a stuck scraper: $took ms"
+exec 3>&-
+
+# ---------------------------------------------------------------- a Redis outage
+# Redis goes: every worker's redis_up drops to 0.  A call to bob then fails
+# (no location service) and its CDR waits in the spool; Redis comes back:
+# redis_up is 1 again and the drain counts that CDR as replayed.
+scrape o0
+log "killing redis-server (pid $REDIS_PID)"
+_stop "$REDIS_PID"
+redis_down() {
+	scrape o1
+	[ "$(grep -c '^b2bua_redis_up{worker="[0-9]*"} 0$' "$T/o1")" = "$CFG_WORKERS" ]
+}
+wait_for 5 redis_down || fail "redis_up: $(grep '^b2bua_redis_up' "$T/o1" | tr '\n' ' ')"
+log "ok: every worker's redis_up is 0"
+uac_run uo uac_expect_code -s bob -m 1 -key maxfwd 70 -key extra_hdr "X-Test: none"
+assert_count "$T/uo.msg" recv 200 0
+one_spooled() { scrape o2; [ "$(sample o2 b2bua_cdr_spooled)" = 1 ]; }
+wait_for 5 one_spooled || fail "b2bua_cdr_spooled: $(sample o2 b2bua_cdr_spooled)"
+log "ok: the call's CDR waits in the spool"
+redis_start
+replayed() {
+	scrape o3
+	[ "$(grep -c '^b2bua_redis_up{worker="[0-9]*"} 1$' "$T/o3")" = "$CFG_WORKERS" ] &&
+		[ "$(sample o3 b2bua_cdr_spooled)" = 0 ] &&
+		[ "$(sample o3 b2bua_cdr_replayed_total)" != "$(sample o0 b2bua_cdr_replayed_total)" ]
+}
+wait_for 15 replayed || fail "after Redis came back: $(grep -E '^b2bua_(redis_up|cdr_)' "$T/o3")"
+assert_delta o0 o3 b2bua_cdr_replayed_total 1
+assert_delta o0 o3 b2bua_cdr_written_total 1
+assert_delta o0 o3 b2bua_cdr_rejected_total 0
+log "ok: Redis back, the spooled CDR replayed"
 
 assert_no_grep "(error|crit)" "$T/b2bua.log" "no errors in the daemon's log"
 log "PASS"

@@ -128,6 +128,7 @@ void config_defaults(struct config *cfg)
 	cfg->overload_retry_after = 5;
 	snprintf(cfg->cli_socket, sizeof cfg->cli_socket, "/run/b2bua/b2bua.sock");
 	cfg->log_level = LOG_INFO;
+	cfg->metrics_address[0] = '\0';   /* metrics off */
 
 	/* No domain: no registrar, every call follows the static routes. */
 	cfg->domain[0] = '\0';

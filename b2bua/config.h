@@ -85,6 +85,7 @@ struct config {
 	/* operations */
 	char cli_socket[PATH_MAX];     /* cli_socket: Unix socket of the CLI, created mode 0600 */
 	enum log_level log_level;      /* log_level: error | warn | info | debug */
+	char metrics_address[64];      /* metrics_address: "ip:port" of /metrics; "" = off */
 
 	/* registrar and authentication */
 	char domain[128];              /* domain: the SIP domain whose users we serve; default = advertise */

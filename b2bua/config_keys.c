@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "b2bua/metrics_text.h"
 #include "store/store.h"
 
 /* sizeof(((struct sockaddr_un *)0)->sun_path) on Linux. */
@@ -362,6 +363,24 @@ static int config_load_cli_socket(const struct config_ctx *ctx, const config_set
 	if (cfg->cli_socket[0] == '\0')
 		return config_fail(ctx, s, key, "must not be empty: a Unix socket path "
 				   "shorter than %d bytes", CONFIG_SUN_PATH_MAX);
+	return 0;
+}
+
+/* "ip:port" or "[v6]:port" of the metrics endpoint (metrics_text.h's parser);
+ * "" turns it off. */
+static int config_load_metrics_address(const struct config_ctx *ctx, const config_setting_t *s,
+				       struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	const char *why = NULL;
+	int rc = config_get_string(ctx, s, key, cfg->metrics_address, sizeof cfg->metrics_address);
+
+	if (rc < 0 || cfg->metrics_address[0] == '\0')
+		return rc;
+	if (metrics_address_parse(cfg->metrics_address, NULL, NULL, &why) < 0)
+		return config_fail(ctx, s, key, "\"%s\": %s; it is \"ip:port\" (e.g. "
+				   "\"127.0.0.1:9464\" or \"[::1]:9464\"), or \"\" for off",
+				   cfg->metrics_address, why);
 	return 0;
 }
 
@@ -936,6 +955,7 @@ static const struct config_key config_keys[] = {
 	{ "call_capacity",    config_load_call_capacity },
 	{ "cli_socket",       config_load_cli_socket },
 	{ "log_level",        config_load_log_level },
+	{ "metrics_address",  config_load_metrics_address },
 	{ "domain",           config_load_domain },
 	{ "realm",            config_load_realm },
 	{ "auth_secret",      config_load_auth_secret },

@@ -114,6 +114,7 @@ static const struct config_field {
 	{ "overload_setup_calls",    CONFIG_FIELD(overload_setup_calls), CONFIG_NO_COUNT },
 	{ "overload_retry_after",    CONFIG_FIELD(overload_retry_after), CONFIG_NO_COUNT },
 	{ "routes",           CONFIG_FIELD(routes), CONFIG_FIELD(n_routes) },
+	{ "metrics_address",  CONFIG_FIELD(metrics_address), CONFIG_NO_COUNT },
 };
 
 int config_key_restart_only(const char *key)

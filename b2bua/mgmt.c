@@ -4,7 +4,9 @@
  * One poll() loop, like the master's: a signalfd (SIGTERM/SIGINT: stop),
  * the CLI socket it inherited, and its control channel to the master
  * (ctl.h), and this host's liveness (hosts.h: the heartbeat, the calls of
- * lost hosts), due every poll timeout.  CLI commands that only a worker can carry out (call kill) are
+ * lost hosts), due every poll timeout, and the metrics endpoint (metrics.h:
+ * libmicrohttpd's epoll descriptor in the same poll(), no thread; a scrape
+ * reads shm only).  CLI commands that only a worker can carry out (call kill) are
  * typed control requests to that worker, switched by the master, with a
  * bounded wait (ctl_request); whatever else arrives on the channel during
  * that wait is handled as soon as the wait is over.
@@ -29,6 +31,7 @@
 #include "b2bua/ctl.h"
 #include "b2bua/hosts.h"
 #include "b2bua/log.h"
+#include "b2bua/metrics.h"
 
 /* How long a worker has to answer a control request. */
 #define MGMT_REQUEST_TIMEOUT_MS 1000
@@ -46,6 +49,7 @@ struct mgmt {
 	int sigfd;
 	int stop;
 	hosts_t *hosts;                      /* heartbeat, lost hosts' calls */
+	metrics_t *metrics;                  /* /metrics; NULL when off */
 	uint32_t seq;                        /* of our last request */
 	struct ctl_msg pending[MGMT_PENDING_MAX];
 	unsigned n_pending;
@@ -193,20 +197,25 @@ void mgmt_run(struct config *cfg, const board_t *board, cli_server_t *cli, int c
 		log_error("cannot set up host liveness: out of memory");
 		exit(MGMT_EXIT_START);
 	}
+	/* A metrics_address that cannot be listened on is logged: the CLI goes on. */
+	metrics_create(cfg, cli_server_shm(cli), &mgmt.metrics);
 	log_info("management process ready: cli %s", cfg->cli_socket);
 
 	while (!mgmt.stop) {
-		struct pollfd pfd[3] = {
+		struct pollfd pfd[4] = {
 			{ .fd = mgmt.sigfd, .events = POLLIN },
 			{ .fd = cli_server_fd(cli), .events = POLLIN },
 			{ .fd = mgmt.ctl, .events = POLLIN },
+			{ .fd = metrics_fd(mgmt.metrics), .events = POLLIN },   /* -1: ignored */
 		};
-		int n = poll(pfd, 3, hosts_tick(mgmt.hosts));
+		int n = poll(pfd, 4, metrics_timeout_ms(mgmt.metrics, hosts_tick(mgmt.hosts)));
 
 		if (n < 0 && errno != EINTR) {
 			log_error("poll: %m");
 			break;
 		}
+		/* Scrapers that are ready, and their connections' timeouts. */
+		metrics_run(mgmt.metrics);
 		if (n <= 0)
 			continue;
 		if (pfd[0].revents & POLLIN)
@@ -218,6 +227,7 @@ void mgmt_run(struct config *cfg, const board_t *board, cli_server_t *cli, int c
 		mgmt_run_pending();
 	}
 	/* The socket file is the master's: it stays for the next management process. */
+	metrics_destroy(mgmt.metrics);
 	hosts_stop(mgmt.hosts);
 	hosts_destroy(mgmt.hosts);
 	log_info("stopped");

@@ -1,6 +1,7 @@
 /*
- * mgmt — the management process: serves the operator's CLI socket (and,
- * later, metrics), so that the master does nothing but supervise.
+ * mgmt — the management process: serves the operator's CLI socket and the
+ * metrics endpoint (b2bua/metrics.h), so that the master does nothing but
+ * supervise.
  *
  * The master opens the CLI socket before it forks anything (a second
  * daemon on the same socket is refused at once) and keeps it open; the

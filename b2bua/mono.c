@@ -1,5 +1,5 @@
 /*
- * mono — the monotonic millisecond clock.  See mono.h.
+ * mono — the monotonic millisecond (and microsecond) clock.  See mono.h.
  */
 #include <time.h>
 
@@ -11,4 +11,12 @@ uint64_t mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }

@@ -13,4 +13,8 @@
  * anything. */
 uint64_t mono_ms(void);
 
+/* The same clock in microseconds, for durations shorter than a millisecond
+ * (a Redis round trip, a loop's lag: the metrics' histograms). */
+uint64_t mono_us(void);
+
 #endif

@@ -360,6 +360,11 @@ int cli_server_fd(const cli_server_t *srv)
 	return srv->fd;
 }
 
+const shm_t *cli_server_shm(const cli_server_t *srv)
+{
+	return srv->shm;
+}
+
 void cli_server_set_draining(cli_server_t *srv, int draining)
 {
 	srv->draining = draining != 0;

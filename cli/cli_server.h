@@ -28,6 +28,9 @@ int cli_server_open(const struct config *cfg, shm_t *shm, cli_server_t **out);
 /* The listening descriptor, for the management process's poll loop. */
 int cli_server_fd(const cli_server_t *srv);
 
+/* The call table it answers from: the metrics endpoint reads the same one. */
+const shm_t *cli_server_shm(const cli_server_t *srv);
+
 /* Tell the CLI whether the daemon is draining (shown by `show workers`/`show stats`). */
 void cli_server_set_draining(cli_server_t *srv, int draining);
 

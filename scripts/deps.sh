@@ -10,6 +10,7 @@ PACKAGES=(
 	groff-base man-db
 	sipvicious
 	clang libclang-rt-14-dev python3
+	libmicrohttpd-dev curl
 )
 
 missing=()

@@ -1,5 +1,6 @@
 /*
- * shm — the shared-memory call table and per-worker counters (rules: shm.h).
+ * shm — the shared-memory call table (rules: shm.h; the workers' slots are
+ * shm_worker.c, the layout both share shm_int.h).
  *
  * Region layout: one mmap(MAP_SHARED|MAP_ANONYMOUS), page aligned, zero-filled
  * by the kernel, so a fresh region is already an empty table:
@@ -14,7 +15,8 @@
  *                INVITEs while its call is not answered (shm.h)
  *   workers_off  max_workers × struct wslot, each 64-byte aligned: pid, port,
  *                restarts and started_ms (master-written, small seqlock),
- *                then counters and final-code totals (relaxed atomics)
+ *                then counters, final-code totals and histograms (relaxed
+ *                atomics; written and read in shm_worker.c)
  *   size         the end, rounded up to the page size
  *
  * A slot is a seqlock (seq), an owner word, the key hash and the call.  The
@@ -65,6 +67,7 @@
  * nothing in the table records that moment.
  */
 #include "shm/shm.h"
+#include "shm/shm_int.h"
 #include "b2bua/log.h"
 
 #include <errno.h>
@@ -78,12 +81,10 @@
 #include <unistd.h>
 
 #define SHM_MAGIC        0x31304d4853423242ull  /* "B2BSHM01" in memory order */
-#define SHM_VERSION      2u
-#define SHM_LINE         64
+#define SHM_VERSION      3u
 #define SHM_WINDOW       64u
 #define SHM_CAPACITY_MAX (1u << 22)              /* 2^22 calls, ~19 GB: beyond is a typo */
 #define SHM_WORKERS_MAX  1024u
-#define SHM_CODES        (SHM_CODE_MAX - SHM_CODE_MIN + 1)
 #define READ_STUCK_NS    100000000L              /* 100 ms: no live writer takes that long */
 #define SPIN_FAST        64u
 
@@ -105,36 +106,6 @@ struct slot {
 struct invite_rec {
 	_Alignas(SHM_LINE) _Atomic uint32_t seq;  /* odd while a write is open */
 	struct shm_invite inv;
-};
-
-struct wslot {
-	_Alignas(SHM_LINE) _Atomic uint32_t seq;  /* guards pid..started_ms */
-	_Atomic int32_t pid;
-	_Atomic uint32_t port;
-	_Atomic uint32_t restarts;
-	_Atomic uint64_t started_ms;
-	/* The worker's hot counters start on their own line, away from the master's fields. */
-	_Alignas(SHM_LINE) _Atomic uint64_t counters[SHM_CTR__COUNT];
-	_Atomic uint64_t codes[SHM_CODES];
-};
-
-struct shm {
-	uint64_t magic;
-	uint32_t version;
-	uint32_t capacity;
-	uint32_t max_workers;
-	uint32_t nindex;       /* index entries: a power of two */
-	uint32_t window;       /* probe window, <= nindex */
-	uint32_t slot_size;
-	uint32_t wslot_size;
-	uint64_t index_off;
-	uint64_t slots_off;
-	uint64_t invites_off;
-	uint64_t workers_off;
-	uint64_t size;
-	/* Every insert and remove hits these: keep them off the read-mostly line. */
-	_Alignas(SHM_LINE) _Atomic uint32_t live;
-	_Atomic uint64_t free_head;   /* tag << 32 | top slot + 1; low half 0 = empty */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -185,7 +156,7 @@ static struct invite_rec *invite_at(const shm_t *shm, uint32_t idx)
 	return (struct invite_rec *)((char *)shm + shm->invites_off) + idx;
 }
 
-static struct wslot *wslot_at(const shm_t *shm, unsigned idx)
+struct wslot *shm_wslot_at(const shm_t *shm, unsigned idx)
 {
 	if (!shm || idx >= shm->max_workers)
 		return NULL;
@@ -247,10 +218,6 @@ static void call_terminate(struct shm_call *call)
  * hundred nanoseconds from done), then yield so that a preempted writer on
  * this CPU can finish, and give up after READ_STUCK_NS.
  */
-struct spin {
-	unsigned n;
-	struct timespec deadline;
-};
 
 static void cpu_relax(void)
 {
@@ -259,7 +226,7 @@ static void cpu_relax(void)
 #endif
 }
 
-static bool spin_wait(struct spin *sp)
+bool shm_spin_wait(struct spin *sp)
 {
 	struct timespec now;
 
@@ -503,7 +470,7 @@ static void slot_unclaim(shm_t *shm, uint32_t idx)
 }
 
 /* Open a write: seq goes odd before any field changes (store-store order). */
-static uint32_t seq_open(_Atomic uint32_t *seq)
+uint32_t shm_seq_open(_Atomic uint32_t *seq)
 {
 	uint32_t q = atomic_load_explicit(seq, memory_order_relaxed);
 
@@ -513,7 +480,7 @@ static uint32_t seq_open(_Atomic uint32_t *seq)
 }
 
 /* Close it: every field written before seq goes even again. */
-static void seq_close(_Atomic uint32_t *seq, uint32_t odd)
+void shm_seq_close(_Atomic uint32_t *seq, uint32_t odd)
 {
 	atomic_store_explicit(seq, odd + 1, memory_order_release);
 }
@@ -544,17 +511,17 @@ int shm_call_insert(shm_t *shm, const struct shm_call *init, uint32_t *slot)
 	}
 
 	struct invite_rec *r = invite_at(shm, idx);
-	uint32_t q = seq_open(&r->seq);
+	uint32_t q = shm_seq_open(&r->seq);
 
 	/* The slot's INVITE record still describes its previous call: empty it. */
 	r->inv.n = 0;
-	seq_close(&r->seq, q);
-	q = seq_open(&s->seq);
+	shm_seq_close(&r->seq, q);
+	q = shm_seq_open(&s->seq);
 	memcpy(&s->call, init, sizeof s->call);
 	call_terminate(&s->call);
 	atomic_store_explicit(&s->owner, owner_word(init->worker, PHASE_LIVE),
 			      memory_order_relaxed);
-	seq_close(&s->seq, q);
+	shm_seq_close(&s->seq, q);
 	*slot = idx;
 	return 0;
 }
@@ -567,7 +534,7 @@ struct shm_call *shm_call_write_begin(shm_t *shm, uint32_t idx)
 		return NULL;
 	if (atomic_load_explicit(&s->seq, memory_order_relaxed) & 1)
 		return NULL;  /* a begin is already open: refuse rather than corrupt seq */
-	seq_open(&s->seq);
+	shm_seq_open(&s->seq);
 	return &s->call;
 }
 
@@ -589,7 +556,7 @@ void shm_call_write_end(shm_t *shm, uint32_t idx)
 	else if (s->call.worker != owner_worker(owner))
 		atomic_store_explicit(&s->owner, owner_word(s->call.worker, PHASE_LIVE),
 				      memory_order_relaxed);
-	seq_close(&s->seq, q);
+	shm_seq_close(&s->seq, q);
 }
 
 /*
@@ -606,10 +573,10 @@ static void slot_release(shm_t *shm, struct slot *s)
 	uint32_t idx = (uint32_t)(s - slots(shm));
 
 	if (!(q & 1))
-		q = seq_open(&s->seq);
+		q = shm_seq_open(&s->seq);
 	atomic_store_explicit(&s->owner, owner_word(owner_worker(owner), PHASE_CLAIMED),
 			      memory_order_relaxed);
-	seq_close(&s->seq, q);
+	shm_seq_close(&s->seq, q);
 	if (hash != 0)
 		index_del(shm, hash, idx);
 	/* Release: the next owner's CAS sees seq even before it opens its own bracket. */
@@ -687,7 +654,7 @@ static int slot_copy(struct slot *s, struct shm_call *out, uint64_t *hash)
 				return 0;
 			}
 		}
-		if (!spin_wait(&spin))
+		if (!shm_spin_wait(&spin))
 			return -ENOENT;  /* writer died mid-write; the reaper will free it */
 	}
 }
@@ -813,9 +780,9 @@ int shm_invite_put(shm_t *shm, uint32_t slot, unsigned idx, const char *text, si
 
 	if (!r)
 		return -EINVAL;
-	q = seq_open(&r->seq);
+	q = shm_seq_open(&r->seq);
 	ret = shm_invite_pack(&r->inv, idx, text, len);
-	seq_close(&r->seq, q);
+	shm_seq_close(&r->seq, q);
 	return ret;
 }
 
@@ -835,91 +802,7 @@ int shm_invite_read(const shm_t *shm, uint32_t slot, struct shm_invite *out)
 			if (atomic_load_explicit(&r->seq, memory_order_relaxed) == q)
 				return out->n > 0 && out->n <= SHM_INVITE_MAX ? 0 : -ENOENT;
 		}
-		if (!spin_wait(&spin))
+		if (!shm_spin_wait(&spin))
 			return -ENOENT;  /* its writer died mid-write */
 	}
-}
-
-/* ------------------------------------------------------------ workers */
-
-void shm_worker_set(shm_t *shm, unsigned idx, pid_t pid, uint16_t port,
-		    int restarted, uint64_t now_ms)
-{
-	struct wslot *w = wslot_at(shm, idx);
-
-	if (!w)
-		return;
-	/* The master is the only writer of these fields: a plain seqlock suffices. */
-	uint32_t q = seq_open(&w->seq);
-	atomic_store_explicit(&w->pid, (int32_t)pid, memory_order_relaxed);
-	atomic_store_explicit(&w->port, port, memory_order_relaxed);
-	atomic_store_explicit(&w->started_ms, now_ms, memory_order_relaxed);
-	if (restarted) {
-		uint32_t r = atomic_load_explicit(&w->restarts, memory_order_relaxed);
-		atomic_store_explicit(&w->restarts, r + 1, memory_order_relaxed);
-	}
-	seq_close(&w->seq, q);
-}
-
-void shm_counter_add(shm_t *shm, unsigned idx, enum shm_counter ctr, int64_t n)
-{
-	struct wslot *w = wslot_at(shm, idx);
-
-	if (!w || (unsigned)ctr >= SHM_CTR__COUNT)
-		return;
-	/* Two's complement wrap-around makes a negative n a decrement. */
-	atomic_fetch_add_explicit(&w->counters[ctr], (uint64_t)n, memory_order_relaxed);
-}
-
-void shm_code_count(shm_t *shm, unsigned idx, int code)
-{
-	struct wslot *w = wslot_at(shm, idx);
-
-	if (!w || code < SHM_CODE_MIN || code > SHM_CODE_MAX)
-		return;
-	atomic_fetch_add_explicit(&w->codes[code - SHM_CODE_MIN], 1, memory_order_relaxed);
-}
-
-/* pid/port/restarts/started_ms as one consistent set (bounded like call reads). */
-static void wslot_copy_ident(struct wslot *w, struct shm_worker_info *out)
-{
-	struct spin spin = { 0 };
-
-	for (;;) {
-		uint32_t q = atomic_load_explicit(&w->seq, memory_order_acquire);
-
-		out->pid = atomic_load_explicit(&w->pid, memory_order_relaxed);
-		out->port = (uint16_t)atomic_load_explicit(&w->port, memory_order_relaxed);
-		out->restarts = atomic_load_explicit(&w->restarts, memory_order_relaxed);
-		out->started_ms = atomic_load_explicit(&w->started_ms, memory_order_relaxed);
-		atomic_thread_fence(memory_order_acquire);
-		if (!(q & 1) && atomic_load_explicit(&w->seq, memory_order_relaxed) == q)
-			return;
-		if (!spin_wait(&spin))
-			return;  /* the master died mid-update: the last values will do */
-	}
-}
-
-int shm_worker_read(const shm_t *shm, unsigned idx, struct shm_worker_info *out)
-{
-	struct wslot *w = wslot_at(shm, idx);
-
-	if (!w || !out)
-		return -EINVAL;
-	wslot_copy_ident(w, out);
-	for (unsigned i = 0; i < SHM_CTR__COUNT; i++)
-		out->counters[i] = atomic_load_explicit(&w->counters[i], memory_order_relaxed);
-	return 0;
-}
-
-uint64_t shm_code_total(const shm_t *shm, int code)
-{
-	uint64_t sum = 0;
-
-	if (!shm || code < SHM_CODE_MIN || code > SHM_CODE_MAX)
-		return 0;
-	for (unsigned i = 0; i < shm->max_workers; i++)
-		sum += atomic_load_explicit(&wslot_at(shm, i)->codes[code - SHM_CODE_MIN],
-					    memory_order_relaxed);
-	return sum;
 }

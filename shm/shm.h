@@ -224,7 +224,37 @@ enum shm_counter {
 	SHM_CTR_KEEPALIVES_FAILED, /* ... unanswered within the interval, or a transport error */
 	SHM_CTR_BINDINGS_REMOVED,  /* bindings removed after nat_keepalive failures */
 	SHM_CTR_PEER_RELAYED,      /* calls another host handed us for a binding we hold */
+	SHM_CTR_RETRANS_OUT,       /* requests and responses NTA sent again (its timers) */
+	SHM_CTR_RETRANS_IN,        /* retransmitted requests received (NTA matched them) */
+	SHM_CTR_REG_ACCEPTED,      /* REGISTERs answered 200 that added or refreshed a binding */
+	SHM_CTR_REG_REMOVED,       /* REGISTERs answered 200 that only removed bindings */
+	SHM_CTR_AUTH_FAILED,       /* digest checks that failed (REGISTER or INVITE) */
+	SHM_CTR_CDR_WRITTEN,       /* CDRs written to the spool journal (one a call) */
+	SHM_CTR_CDR_REPLAYED,      /* CDRs a drain of the spool stored after an outage */
+	SHM_CTR_CDR_REJECTED,      /* CDRs set aside in <spool>.rejected */
+	SHM_CTR_REDIS_UP,          /* a gauge: 1 while the worker's Redis connection is up */
 	SHM_CTR__COUNT
+};
+
+/*
+ * Histograms a worker fills: a count per bucket, non-cumulative, the last
+ * one for what is above every bound, and the sum of what was observed.
+ * The bounds are fixed here, in microseconds (shm_hist_bounds), so that a
+ * worker chooses a bucket with no configuration and every reader agrees.
+ */
+enum shm_hist {
+	SHM_HIST_SETUP = 0,        /* call set-up: INVITE received to final answer sent */
+	SHM_HIST_REDIS,            /* a Redis command's round trip */
+	SHM_HIST_LOOP_LAG,         /* how late the worker's tick timer ran */
+	SHM_HIST__COUNT
+};
+
+#define SHM_HIST_BOUNDS 12     /* finite bucket bounds per histogram */
+
+struct shm_hist_info {
+	uint64_t buckets[SHM_HIST_BOUNDS + 1];   /* per bucket; [SHM_HIST_BOUNDS]: above all */
+	uint64_t count;                          /* the sum of buckets[] */
+	uint64_t sum_us;                         /* of every observation */
 };
 
 /* Final response codes are counted per code, 100..699. */
@@ -255,5 +285,22 @@ int shm_worker_read(const shm_t *shm, unsigned idx, struct shm_worker_info *out)
 
 /* Any process: how often code `code` was sent as a final answer, summed over workers. */
 uint64_t shm_code_total(const shm_t *shm, int code);
+
+/* Worker: set a gauge kept among the counters (SHM_CTR_REDIS_UP) to `v`. */
+void shm_gauge_set(shm_t *shm, unsigned idx, enum shm_counter ctr, uint64_t v);
+
+/* Pure: histogram h's SHM_HIST_BOUNDS bucket bounds (µs, ascending), NULL for a bad h. */
+const uint64_t *shm_hist_bounds(enum shm_hist h);
+
+/* Pure: the bucket an observation of `us` falls in (0..SHM_HIST_BOUNDS): the
+ * first whose bound is >= us, SHM_HIST_BOUNDS above every bound. */
+unsigned shm_hist_bucket(enum shm_hist h, uint64_t us);
+
+/* Worker: one observation of `us` microseconds in its histogram h (two
+ * relaxed atomic adds on its own lines: no lock, no system call). */
+void shm_hist_observe(shm_t *shm, unsigned idx, enum shm_hist h, uint64_t us);
+
+/* Any process: snapshot of worker idx's histogram h: 0, or -EINVAL. */
+int shm_hist_read(const shm_t *shm, unsigned idx, enum shm_hist h, struct shm_hist_info *out);
 
 #endif

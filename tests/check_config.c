@@ -139,6 +139,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg->rate_limit_register, 20);
 	ck_assert_int_eq(cfg->rate_limit_register_burst, 40);
 	ck_assert_str_eq(cfg->redis_address, "unix:/run/b2bua/redis.sock");
+	ck_assert_str_eq(cfg->metrics_address, "");   /* metrics off by default */
 	ck_assert_str_eq(cfg->redis_password, "");
 	ck_assert_int_eq(cfg->redis_db, 0);
 	ck_assert_int_eq(cfg->redis_timeout, 1000);
@@ -845,6 +846,36 @@ START_TEST(test_bad_redis_address)
 }
 END_TEST
 
+/* metrics_address: "ip:port" or "[v6]:port", "" is off; names, bare IPv6
+ * and bad ports name file, line and key. */
+START_TEST(test_metrics_address)
+{
+	static const char *const good[] = { "", "127.0.0.1:9464", "0.0.0.0:1", "[::1]:65535" };
+	static const char *const bad[] = {
+		"localhost:9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+		"127.0.0.1:94a4", "::1:9464", "[::1]", "[::1]9464", "[zz::1]:9464",
+		"127.0.0.256:9464", ":9464", "[]:9464",
+	};
+	char text[256];
+
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		struct loaded *l;
+
+		snprintf(text, sizeof text, "metrics_address = \"%s\";\n", good[i]);
+		l = load_text(text);
+		ck_assert_msg(l->rc == 0, "%s: %s", good[i], l->err);
+		ck_assert_str_eq(l->cfg.metrics_address, good[i]);
+		free(l);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(text, sizeof text, "sip_port = 5060;\nmetrics_address = \"%s\";\n",
+			 bad[i]);
+		assert_error_text(text, 2, "metrics_address");
+	}
+	assert_error_text("metrics_address = 9464;\n", 1, "metrics_address");
+}
+END_TEST
+
 START_TEST(test_unknown_key_top)
 {
 	struct loaded *l = load_text("sip_port = 5060;\nsip_prot = 5061;\n");
@@ -1191,6 +1222,7 @@ static Suite *config_suite(void)
 	tcase_add_test(bad, test_bad_admission_keys);
 	tcase_add_test(bad, test_too_many_trusted);
 	tcase_add_test(bad, test_bad_redis_address);
+	tcase_add_test(bad, test_metrics_address);
 	tcase_add_test(bad, test_bad_redis_sentinels);
 	tcase_add_test(bad, test_overload_keys);
 	suite_add_tcase(s, bad);

@@ -606,6 +606,72 @@ START_TEST(test_code_totals)
 }
 END_TEST
 
+/* Bucket bounds are inclusive (Prometheus' le), the last bucket takes the rest. */
+START_TEST(test_hist_buckets)
+{
+	const uint64_t *b = shm_hist_bounds(SHM_HIST_REDIS);
+
+	ck_assert_ptr_nonnull(b);
+	ck_assert_ptr_null(shm_hist_bounds(SHM_HIST__COUNT));
+	for (int h = 0; h < SHM_HIST__COUNT; h++)
+		for (unsigned i = 1; i < SHM_HIST_BOUNDS; i++)
+			ck_assert_uint_lt(shm_hist_bounds(h)[i - 1], shm_hist_bounds(h)[i]);
+	ck_assert_uint_eq(shm_hist_bucket(SHM_HIST_REDIS, 0), 0);
+	ck_assert_uint_eq(shm_hist_bucket(SHM_HIST_REDIS, b[0]), 0);
+	ck_assert_uint_eq(shm_hist_bucket(SHM_HIST_REDIS, b[0] + 1), 1);
+	ck_assert_uint_eq(shm_hist_bucket(SHM_HIST_REDIS, b[SHM_HIST_BOUNDS - 1]),
+			  SHM_HIST_BOUNDS - 1);
+	ck_assert_uint_eq(shm_hist_bucket(SHM_HIST_REDIS, b[SHM_HIST_BOUNDS - 1] + 1),
+			  SHM_HIST_BOUNDS);
+	ck_assert_uint_eq(shm_hist_bucket(SHM_HIST__COUNT, 1), SHM_HIST_BOUNDS);
+}
+END_TEST
+
+/* Observations land in their worker's histogram only; count is the sum of the buckets. */
+START_TEST(test_hist_observe)
+{
+	struct shm_hist_info h;
+	shm_t *shm;
+
+	ck_assert_int_eq(shm_create(8, 2, &shm), 0);
+	shm_hist_observe(shm, 1, SHM_HIST_SETUP, 3000);       /* <= 5 ms */
+	shm_hist_observe(shm, 1, SHM_HIST_SETUP, 7000);       /* <= 10 ms */
+	shm_hist_observe(shm, 1, SHM_HIST_SETUP, 60000000);   /* above every bound */
+	shm_hist_observe(shm, 2, SHM_HIST_SETUP, 1);          /* bad worker: ignored */
+	shm_hist_observe(shm, 1, SHM_HIST__COUNT, 1);         /* bad histogram: ignored */
+	ck_assert_int_eq(shm_hist_read(shm, 1, SHM_HIST_SETUP, &h), 0);
+	ck_assert_uint_eq(h.count, 3);
+	ck_assert_uint_eq(h.sum_us, 60010000);
+	ck_assert_uint_eq(h.buckets[0], 1);
+	ck_assert_uint_eq(h.buckets[1], 1);
+	ck_assert_uint_eq(h.buckets[SHM_HIST_BOUNDS], 1);
+	ck_assert_int_eq(shm_hist_read(shm, 0, SHM_HIST_SETUP, &h), 0);
+	ck_assert_uint_eq(h.count, 0);
+	ck_assert_int_eq(shm_hist_read(shm, 1, SHM_HIST_REDIS, &h), 0);
+	ck_assert_uint_eq(h.count, 0);
+	ck_assert_int_eq(shm_hist_read(shm, 2, SHM_HIST_SETUP, &h), -EINVAL);
+	shm_destroy(shm);
+}
+END_TEST
+
+/* A gauge among the counters is set, not added to: a restarted worker starts it afresh. */
+START_TEST(test_gauge_set)
+{
+	struct shm_worker_info w;
+	shm_t *shm;
+
+	ck_assert_int_eq(shm_create(8, 1, &shm), 0);
+	shm_gauge_set(shm, 0, SHM_CTR_REDIS_UP, 1);
+	shm_gauge_set(shm, 0, SHM_CTR_REDIS_UP, 1);
+	ck_assert_int_eq(shm_worker_read(shm, 0, &w), 0);
+	ck_assert_uint_eq(w.counters[SHM_CTR_REDIS_UP], 1);
+	shm_gauge_set(shm, 0, SHM_CTR_REDIS_UP, 0);
+	ck_assert_int_eq(shm_worker_read(shm, 0, &w), 0);
+	ck_assert_uint_eq(w.counters[SHM_CTR_REDIS_UP], 0);
+	shm_destroy(shm);
+}
+END_TEST
+
 /* ------------------------------------------------------------ processes */
 
 static uint64_t rng_next(uint64_t *s)
@@ -1155,6 +1221,9 @@ static Suite *shm_suite(void)
 	tcase_add_test(unit, test_bad_slots);
 	tcase_add_test(unit, test_worker_info);
 	tcase_add_test(unit, test_code_totals);
+	tcase_add_test(unit, test_hist_buckets);
+	tcase_add_test(unit, test_hist_observe);
+	tcase_add_test(unit, test_gauge_set);
 	tcase_add_test(unit, test_invite_pack);
 	tcase_add_test(unit, test_invite_slot);
 	suite_add_tcase(s, unit);

@@ -99,6 +99,16 @@ int b2b_count_code(b2b_t *b2b, int code)
 	return code;
 }
 
+void b2b_observe_setup(const struct b2b_call *call)
+{
+	uint64_t now = shm_now_ms();
+	uint64_t ms = now > call->start_ms ? now - call->start_ms : 0;   /* the clock stepped */
+
+	if (call->start_ms == 0)
+		return;   /* taken over from a dead worker: its set-up was not ours */
+	shm_hist_observe(call->b2b->shm, call->b2b->worker, SHM_HIST_SETUP, ms * 1000);
+}
+
 /* Answer a request we will not turn into a call, with an optional header. */
 static void b2b_refuse(b2b_t *b2b, nta_incoming_t *irq, int status, const char *phrase,
 		       const char *retry_after)
@@ -472,10 +482,18 @@ int b2b_kill(b2b_t *b2b, const char *id)
 
 void b2b_publish_stats(b2b_t *b2b)
 {
-	usize_t in = 0, out = 0;
+	usize_t in = 0, out = 0, rtx_req = 0, rtx_resp = 0, rtx_in = 0;
 
 	nta_agent_get_stats(b2b->agent, NTATAG_S_RECV_MSG_REF(in),
-			    NTATAG_S_SENT_MSG_REF(out), TAG_END());
+			    NTATAG_S_SENT_MSG_REF(out), NTATAG_S_RETRY_REQUEST_REF(rtx_req),
+			    NTATAG_S_RETRY_RESPONSE_REF(rtx_resp), NTATAG_S_RECV_RETRY_REF(rtx_in),
+			    TAG_END());
+	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_RETRANS_OUT,
+			(int64_t)(rtx_req + rtx_resp - b2b->published_rtx_out));
+	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_RETRANS_IN,
+			(int64_t)(rtx_in - b2b->published_rtx_in));
+	b2b->published_rtx_out = rtx_req + rtx_resp;
+	b2b->published_rtx_in = rtx_in;
 	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_MSGS_IN,
 			(int64_t)(in - b2b->published_in));
 	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_MSGS_OUT,

@@ -232,6 +232,7 @@ static void b2b_on_b_answer(struct b2b_branch *br, int status, sip_t const *sip)
 	b2b_cancel_pending(call, call->winner);
 	b2b_publish_b_answered(call, br, sip);
 	b2b_count_code(call->b2b, status);
+	b2b_observe_setup(call);
 	b2b_session_uac_2xx(call, B2B_LEG_B, sip);
 	b2b_session_keep_sdp(call, B2B_LEG_B, nta_outgoing_getrequest(br->orq));
 	b2b_relay_answer(call, status, sip);

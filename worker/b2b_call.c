@@ -132,6 +132,7 @@ void b2b_record_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip, const cha
  * the call's from now on.  0, or a negative errno when the table is full. */
 int b2b_publish_call(struct b2b_call *call, const struct shm_call *rec)
 {
+	call->start_ms = rec->start_ms;
 	return shm_call_insert(call->b2b->shm, rec, &call->slot);
 }
 
@@ -458,6 +459,7 @@ void b2b_reply_a(struct b2b_call *call, int status, const char *phrase)
 	if (status == 487)
 		call->cancelled = 1;
 	b2b_count_code(call->b2b, status);
+	b2b_observe_setup(call);
 	/* 503: the location service (Redis) did not answer, or we are
 	 * stopping: tell the caller when to try again. */
 	nta_incoming_treply(call->a_irq, status, phrase,

@@ -154,6 +154,7 @@ struct b2b_call {
 	int in_setup;                /* counted in b2b->setup (overload control) */
 	int final_code;              /* final answer sent to the caller */
 	uint64_t answer_ms;          /* when it was answered, 0 before */
+	uint64_t start_ms;           /* INVITE received (its slot's start_ms): set-up time */
 	enum cdr_party hangup_by;
 	char answered_by[SHM_URI_MAX];
 
@@ -249,6 +250,7 @@ struct b2b {
 	uint64_t rng;                 /* xorshift state for Call-IDs and tags */
 	struct b2b_takeover *takeover; /* a dead predecessor's calls being ended (b2b_adopt.c) */
 	unsigned long long published_in, published_out;
+	unsigned long long published_rtx_in, published_rtx_out;   /* retransmissions */
 };
 
 /* ------------------------------------------------------------ b2b.c */
@@ -262,6 +264,9 @@ void b2b_url_copy(char *dst, size_t size, url_t const *url);
 void b2b_str_copy(char *dst, size_t size, const char *src);
 /* Count a final answer to a caller in the worker's counters; returns `code`. */
 int b2b_count_code(b2b_t *b2b, int code);
+/* The call's set-up time, INVITE received to its final answer sent, into
+ * the metrics' histogram (SHM_HIST_SETUP). */
+void b2b_observe_setup(const struct b2b_call *call);
 /* The CDR of an INVITE refused before it became a call, with its cause
  * ("capacity", "auth", "rate_limit"; at most CDR_CAUSE_MAX - 1 bytes):
  * 0, or a negative errno (logged). */

@@ -161,6 +161,7 @@ void cdr_reject_line(cdr_writer_t *w, const char *line, size_t len, const char *
 			 why, w->rejected_path, strerror(-ret));
 	cdr_log_line(LOG_ERROR, what, line, len);
 	w->rejected++;
+	shm_counter_add(w->shm, w->worker, SHM_CTR_CDR_REJECTED, 1);
 }
 
 void cdr_reject_record(cdr_writer_t *w, const struct cdr *c, const char *error)

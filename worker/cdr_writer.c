@@ -138,6 +138,8 @@ static void cdr_spool_finish(cdr_writer_t *w, int now)
 			 w->spool_path, w->rejected, w->rejected_path);
 	else if (w->backlog)
 		log_info("replayed %u CDRs from %s", w->replayed, w->spool_path);
+	if (w->backlog)   /* a drain after an outage (or of an earlier run's spool) */
+		shm_counter_add(w->shm, w->worker, SHM_CTR_CDR_REPLAYED, w->replayed);
 	w->backlog = 0;
 	w->spool_size = w->acked_off = w->send_off = w->synced_off = w->recent_off = 0;
 	w->rejected_hi = 0;
@@ -613,6 +615,7 @@ int cdr_write_notify(cdr_writer_t *w, const struct cdr *c, cdr_durable_f *done, 
 			w->waiters = wt;
 		w->waiters_tail = wt;
 	}
+	shm_counter_add(w->shm, w->worker, SHM_CTR_CDR_WRITTEN, 1);
 	w->stalled = 0;   /* a new record is the occasion to ask Redis again */
 	cdr_pump(w);
 	return 0;

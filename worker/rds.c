@@ -270,6 +270,7 @@ void rds_lost(rds_t *self, const char *reason, int refused)
 		self->backoff_ms = max;
 	if (self->reported_up) {
 		self->reported_up = 0;
+		shm_gauge_set(self->shm, self->worker, SHM_CTR_REDIS_UP, 0);
 		if (self->on_state)
 			self->on_state(self, 0, self->state_arg);
 	}
@@ -293,6 +294,7 @@ static void rds_up(rds_t *self)
 	self->outage_logged = 0;
 	self->refusal_logged = 0;
 	self->reported_up = 1;
+	shm_gauge_set(self->shm, self->worker, SHM_CTR_REDIS_UP, 1);
 	if (self->on_state)
 		self->on_state(self, 1, self->state_arg);
 }
@@ -427,6 +429,10 @@ static void rds_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	rds_reply_f *cb = req->cb;
 	void *arg = req->arg;
 
+	/* A reply's round trip, for the metrics; NULL is a lost connection. */
+	if (reply != NULL && self->shm != NULL)
+		shm_hist_observe(self->shm, self->worker, SHM_HIST_REDIS,
+				  mono_us() - req->sent_us);
 	rds_pending_remove(self, req);
 	rds_req_put(self, req);
 	/* hiredis answers with NULL only when the context is being freed:
@@ -666,6 +672,7 @@ static int rds_send(rds_t *self, rds_reply_f *cb, void *arg, const char *cmd, in
 	req->cb = cb;
 	req->arg = arg;
 	req->sent_ms = (long long)mono_ms();
+	req->sent_us = self->shm != NULL ? mono_us() : 0;
 	self->depth++;
 	ret = redisAsyncFormattedCommand(self->ac, rds_on_reply, req, cmd, (size_t)len);
 	self->depth--;
@@ -816,6 +823,14 @@ const char *rds_prefix(const rds_t *self)
 const char *rds_address(const rds_t *self)
 {
 	return self->address;
+}
+
+void rds_set_counters(rds_t *self, shm_t *shm, unsigned worker)
+{
+	self->shm = shm;
+	self->worker = worker;
+	/* A restarted worker finds its predecessor's value: say what is true now. */
+	shm_gauge_set(shm, worker, SHM_CTR_REDIS_UP, self->reported_up ? 1 : 0);
 }
 
 void rds_on_state(rds_t *self, rds_state_f *fn, void *arg)

@@ -144,4 +144,12 @@ const char *rds_address(const rds_t *rds);
 /* Set (or clear, fn NULL) the state callback, e.g. to replay spooled CDRs. */
 void rds_on_state(rds_t *rds, rds_state_f *fn, void *arg);
 
+/*
+ * Publish this connection's figures in worker `worker`'s shared counters:
+ * SHM_CTR_REDIS_UP (1 while commands are taken) and the round trip of every
+ * command answered (SHM_HIST_REDIS).  The worker's main connection only.
+ */
+struct shm;
+void rds_set_counters(rds_t *rds, struct shm *shm, unsigned worker);
+
 #endif

@@ -8,6 +8,7 @@
 #include <hiredis/async.h>
 #include <sofia-sip/su_wait.h>
 
+#include "shm/shm.h"
 #include "store/store.h"
 #include "worker/rds.h"
 
@@ -42,6 +43,7 @@ struct rds_req {
 	rds_reply_f *cb;            /* NULL: no reply wanted */
 	void *arg;
 	long long sent_ms;          /* when it was queued (monotonic) */
+	uint64_t sent_us;           /* the same in µs: the round trip's histogram */
 	struct rds_req *next;       /* in `pending`, or in the free list */
 };
 
@@ -78,6 +80,9 @@ struct rds {
 
 	rds_state_f *on_state;
 	void *state_arg;
+
+	shm_t *shm;                 /* metrics (rds_set_counters): NULL for none */
+	unsigned worker;
 
 	char address[256];          /* redis_address, or the current primary (sentinel mode) */
 	char password[128];

@@ -57,6 +57,7 @@
 
 #include "b2bua/digest.h"
 #include "b2bua/log.h"
+#include "shm/shm.h"
 #include "store/store.h"
 #include "worker/keepalive.h"
 
@@ -69,6 +70,7 @@ struct registrar {
 	char secret[sizeof ((struct config *)0)->auth_secret];
 	char host_address[REGISTRAR_ADDR_MAX];
 	struct keepalive *ka;            /* NULL: no NAT keepalives */
+	shm_t *shm;                      /* counters (metrics); NULL: none */
 };
 
 /* One REGISTER or INVITE authentication waiting for Redis. */
@@ -224,6 +226,7 @@ static void registrar_on_auth(void *arg, int err, const struct store_auth *auth)
 	ok = digest_verify(&req->cred, req->method, ha1) == 0 && auth->known;
 	if (!ok) {
 		registrar_count_failure(reg, req->source);
+		shm_counter_add(reg->shm, reg->worker, SHM_CTR_AUTH_FAILED, 1);
 		log_info("authentication of '%s' from %s failed", req->cred.username, req->source);
 		next(req, 401);
 		return;
@@ -297,6 +300,22 @@ static void registrar_tell_keepalive(const struct registrar_req *req)
 	}
 }
 
+/* A REGISTER answered 200: accepted when it adds or refreshes a binding,
+ * removed when it only removes some (Contact: *, or every expires 0); a
+ * query (no Contact) is neither. */
+static void registrar_count_registered(const struct registrar_req *req)
+{
+	int adds = 0;
+
+	for (unsigned i = 0; i < req->n_contacts; i++)
+		if (req->expires[i] > 0)
+			adds = 1;
+	if (adds && !req->star)
+		shm_counter_add(req->reg->shm, req->reg->worker, SHM_CTR_REG_ACCEPTED, 1);
+	else if (req->star || req->n_contacts > 0)
+		shm_counter_add(req->reg->shm, req->reg->worker, SHM_CTR_REG_REMOVED, 1);
+}
+
 static void registrar_on_registered(void *arg, int err, enum store_register_result result,
 				    const struct store_binding_left *left, size_t n_left)
 {
@@ -336,6 +355,7 @@ static void registrar_on_registered(void *arg, int err, enum store_register_resu
 		len += (size_t)n;
 	}
 	log_info("REGISTER '%s' from %s: %zu bindings", req->cred.username, req->source, n_left);
+	registrar_count_registered(req);
 	registrar_tell_keepalive(req);
 	nta_incoming_treply(req->irq, SIP_200_OK,
 			    TAG_IF(len > 0, SIPTAG_CONTACT_STR(contacts)),
@@ -742,6 +762,11 @@ void registrar_destroy(registrar_t *reg)
 void registrar_set_keepalive(registrar_t *reg, struct keepalive *ka)
 {
 	reg->ka = ka;
+}
+
+void registrar_set_counters(registrar_t *reg, shm_t *shm)
+{
+	reg->shm = shm;
 }
 
 const char *registrar_host_address(const registrar_t *reg)

@@ -46,6 +46,11 @@ void registrar_reload(registrar_t *reg);
  * accepts or removes; NULL: none. */
 void registrar_set_keepalive(registrar_t *reg, struct keepalive *ka);
 
+/* Count registrations and failed authentications in worker `worker`'s
+ * shared counters (the worker given to registrar_create); NULL: none. */
+struct shm;
+void registrar_set_counters(registrar_t *reg, struct shm *shm);
+
 /* This host's SIP address as bindings record it ("host_address"): the
  * advertised address and the public port, "ip:port" ("[v6]:port"). */
 const char *registrar_host_address(const registrar_t *reg);

@@ -54,6 +54,7 @@
 
 #include "b2bua/ctl.h"
 #include "b2bua/log.h"
+#include "b2bua/mono.h"
 #include "worker/b2b.h"
 #include "worker/cdr.h"
 #include "worker/dgram.h"
@@ -97,6 +98,7 @@ struct worker {
 	uint64_t msgs_seen;       /* SHM_CTR_MSGS_IN at the last tick */
 	time_t busy_at;           /* the last tick with more than WORKER_TRIM_QUIET_MSGS */
 	time_t trimmed_at;        /* last malloc_trim() */
+	uint64_t tick_due_us;     /* when the next tick is due (mono_us), 0 before the first */
 };
 
 static struct worker worker;   /* one per process */
@@ -272,11 +274,27 @@ static void worker_trim_when_quiet(time_t now)
 	worker.trimmed_at = now;
 }
 
+/*
+ * The event loop's lag, for the metrics: how late this tick ran.  Sofia
+ * re-arms the tick WORKER_TICK_MS after it fires, so it is due then; a
+ * loop busy with other work (or a timer slack, uport.c) runs it late.
+ */
+static void worker_note_lag(void)
+{
+	uint64_t now = mono_us();
+
+	if (worker.tick_due_us != 0)
+		shm_hist_observe(worker.shm, worker.idx, SHM_HIST_LOOP_LAG,
+				 now > worker.tick_due_us ? now - worker.tick_due_us : 0);
+	worker.tick_due_us = now + WORKER_TICK_MS * 1000u;
+}
+
 static void worker_on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 {
 	time_t now = time(NULL);
 
 	(void)magic; (void)t; (void)arg;
+	worker_note_lag();
 	b2b_publish_stats(worker.b2b);
 	b2b_expire_calls(worker.b2b);
 	worker_trim_when_quiet(now);
@@ -338,6 +356,7 @@ static int worker_redis_start(const struct config *cfg, unsigned idx)
 	ret = rds_create(worker.root, &rc, &worker.rds);
 	if (ret < 0)
 		return ret;
+	rds_set_counters(worker.rds, worker.shm, idx);
 
 	snprintf(spool, sizeof spool, "%s/cdr-%s-w%u.spool", cfg->cdr_spool_dir, cfg->node_id, idx);
 	ret = cdr_writer_create(worker.root, worker.rds, cfg->redis_prefix, cfg->cdr_stream,
@@ -355,6 +374,7 @@ static int worker_redis_start(const struct config *cfg, unsigned idx)
 	ret = registrar_create(cfg, worker.rds, idx, &worker.reg);
 	if (ret < 0)
 		return ret;
+	registrar_set_counters(worker.reg, worker.shm);
 	b2b_set_registrar(worker.b2b, worker.reg);
 	ret = b2b_keepalive_create(worker.b2b, worker.rds, &worker.ka);
 	if (ret < 0)

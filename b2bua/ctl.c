@@ -24,13 +24,14 @@ int ctl_payload_size(unsigned type)
 	case CTL_KILL_CALL:   return (int)sizeof(struct ctl_kill_call);
 	case CTL_LOG_LEVEL:   return (int)sizeof(struct ctl_log_level);
 	case CTL_DRAIN:       return 0;
+	case CTL_PING:        return 0;
 	}
 	return -1;
 }
 
 int ctl_is_request(unsigned type)
 {
-	return type == CTL_KILL_CALL || type == CTL_LOG_LEVEL;
+	return type == CTL_KILL_CALL || type == CTL_LOG_LEVEL || type == CTL_PING;
 }
 
 const char *ctl_type_name(unsigned type)
@@ -40,6 +41,7 @@ const char *ctl_type_name(unsigned type)
 	case CTL_KILL_CALL:   return "kill_call";
 	case CTL_LOG_LEVEL:   return "log_level";
 	case CTL_DRAIN:       return "drain";
+	case CTL_PING:        return "ping";
 	}
 	return "unknown";
 }

@@ -30,6 +30,8 @@
  *   CTL_KILL_CALL     management → worker    yes       the call id (b2bua-cli call kill)
  *   CTL_LOG_LEVEL     master → any child     yes       the new log level (SIGHUP)
  *   CTL_DRAIN         master → management    no        draining started (SIGTERM)
+ *   CTL_PING          master → any child     yes       none: the answer says the
+ *                                                      child's loop runs (notify.h)
  *   CTL_REPLY         any → requester        -         status and text
  */
 #ifndef B2BUA_CTL_H
@@ -52,6 +54,7 @@ enum ctl_type {
 	CTL_KILL_CALL,
 	CTL_LOG_LEVEL,
 	CTL_DRAIN,
+	CTL_PING,
 	CTL_TYPE__END
 };
 

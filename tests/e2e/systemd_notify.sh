@@ -111,8 +111,9 @@ for try in 1 2 3; do
 		caught=1
 		break
 	fi
-	log "worker 1 was ready before it could be stopped (try $try): again"
 	kill -CONT "$W1"
+	log "READY=1 came before worker 1 could be stopped (try $try)"
+	[ "$try" = 3 ] && break   # go on with this daemon: the log's order is checked below
 	b2b_stop 10 || fail "b2bua did not stop cleanly"
 done
 if [ "$caught" = 1 ]; then
@@ -122,7 +123,7 @@ if [ "$caught" = 1 ]; then
 	kill -CONT "$W1"
 	log "ok: no READY=1 while worker 1 was stopped (2 s)"
 else
-	log "NOT CHECKED: worker 1 was ready within 0.3 s of its fork three times"
+	log "NOT CHECKED: READY=1 came within 0.3 s of worker 1's fork three times"
 fi
 wait_for 10 grep -q ' READY=1$' "$NOTIFY_OUT" || fail "no READY=1 within 10 s"
 _remember_workers

@@ -238,7 +238,7 @@ void notify_heard(notify_t *n, unsigned id, uint64_t now_ms)
 	int was_up;
 
 	/* Before its fork: a message of its predecessor's, not of this process. */
-	if (s == NULL || !s->running || now_ms < s->started_ms)
+	if (!n->enabled || s == NULL || !s->running || now_ms < s->started_ms)
 		return;
 	was_up = notify_slot_up(s);
 	s->heard_ms = now_ms ? now_ms : 1;

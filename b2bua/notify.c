@@ -7,7 +7,10 @@
  * when it has been silent because it died or was just forked (the start of
  * its grace).  Every message goes through notify_send(), one sd_notify()
  * per event; a failure to send is logged once in a while, never fatal:
- * systemd's absence must not stop SIP.
+ * systemd's absence must not stop SIP.  sd_notify() sends one datagram on a
+ * socket of its own, which is blocking: the master could only wait there if
+ * systemd (PID 1) stopped reading its notification socket, and a few
+ * datagrams a second never fill it otherwise.
  */
 #include "b2bua/notify.h"
 

@@ -10,7 +10,7 @@
 #     as it is forked, and no READY=1 comes while it is stopped; after
 #     SIGCONT it comes, once, after every "worker N ready" line of the log,
 #     with STATUS lines before and after.
-#  3. WATCHDOG_USEC=1 s: WATCHDOG=1 every 0.5 s, no gap of a whole interval.
+#  3. WATCHDOG_USEC=2 s: WATCHDOG=1 every 1 s, no gap of a whole interval.
 #  4. A hung worker (SIGSTOP) stops the feeding and says so in STATUS; it
 #     resumes after SIGCONT.
 #  5. A worker that crashes (SIGKILL) is restarted by the master within its
@@ -22,7 +22,8 @@
 
 command -v python3 >/dev/null || skip "python3 not found (Debian package python3)"
 
-WD_USEC=1000000          # systemd's WatchdogSec=1s: the master feeds every 0.5 s
+WD_USEC=2000000          # systemd's WatchdogSec=2s: the master feeds every second
+WD_S=2                   # the same in seconds: no gap between feeds may reach it
 NOTIFY_SOCK=$T/notify.sock
 NOTIFY_OUT=$T/notify.out
 
@@ -70,7 +71,7 @@ EOF
 : >"$NOTIFY_OUT"
 python3 "$T/listen.py" "$NOTIFY_SOCK" "$NOTIFY_OUT" 2>"$T/listen.err" &
 _track $!
-wait_for 5 test -S "$NOTIFY_SOCK" || hard_error "the listener did not bind $NOTIFY_SOCK"
+wait_for 30 test -S "$NOTIFY_SOCK" || hard_error "the listener did not bind $NOTIFY_SOCK"
 
 got() { grep -c -- " $1\$" "$NOTIFY_OUT"; }     # how many lines LINE arrived
 feeds() { got WATCHDOG=1; }
@@ -87,7 +88,9 @@ logged_at_least() { [ "$(grep -Ec -- "$2" "$T/b2bua.log")" -ge "$1" ]; }
 # --- 2. READY=1 only once every worker is ready
 write_config
 # start_stopping_w1: start b2bua under NOTIFY_SOCKET and stop worker 1 as
-# soon as it is forked.  0 when it was stopped before READY=1 came.
+# soon as it is forked.  0 when it was stopped before it logged "worker 1
+# ready:": it writes that line (one write(2)) before its loop runs, and only
+# its loop answers the master's pings, so from then on a READY=1 is a bug.
 start_stopping_w1() {
 	local i
 	: >"$NOTIFY_OUT"
@@ -102,9 +105,11 @@ start_stopping_w1() {
 	done
 	[ -n "$W1" ] || fail "worker 1 was not forked within 5 s"
 	kill -STOP "$W1"
-	sleep 0.3   # a READY=1 sent before the stop has arrived by now
-	[ "$(got READY=1)" = 0 ]
+	wait_for 10 stopped_state "$W1" || fail "worker 1 (pid $W1) did not stop"
+	! grep -q 'worker 1 ready:' "$T/b2bua.log"
 }
+# The process is stopped (state T): SIGSTOP has taken effect, not only been sent.
+stopped_state() { [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" = T ]; }
 caught=0
 for try in 1 2 3; do
 	if start_stopping_w1; then
@@ -112,7 +117,7 @@ for try in 1 2 3; do
 		break
 	fi
 	kill -CONT "$W1"
-	log "READY=1 came before worker 1 could be stopped (try $try)"
+	log "worker 1 was ready before it could be stopped (try $try)"
 	[ "$try" = 3 ] && break   # go on with this daemon: the log's order is checked below
 	b2b_stop 10 || fail "b2bua did not stop cleanly"
 done
@@ -123,9 +128,9 @@ if [ "$caught" = 1 ]; then
 	kill -CONT "$W1"
 	log "ok: no READY=1 while worker 1 was stopped (2 s)"
 else
-	log "NOT CHECKED: READY=1 came within 0.3 s of worker 1's fork three times"
+	log "NOT CHECKED: worker 1 was ready before it could be stopped, three times"
 fi
-wait_for 10 grep -q ' READY=1$' "$NOTIFY_OUT" || fail "no READY=1 within 10 s"
+wait_for 20 grep -q ' READY=1$' "$NOTIFY_OUT" || fail "no READY=1 within 20 s"
 _remember_workers
 wait_for 5 test -S "$CLI_SOCK" || fail "no CLI socket"
 ready_line=$(line_of 'systemd: every worker is ready: READY=1')
@@ -146,36 +151,37 @@ log "ok: READY=1 once, after every worker and the management process"
 
 # --- 3. the watchdog's rate
 c1=$(feeds)
-sleep 3
+sleep 5
 c2=$(feeds)
 n=$((c2 - c1))
-[ "$n" -ge 4 ] && [ "$n" -le 8 ] || fail "$n WATCHDOG=1 in 3 s (expected about 6)"
+[ "$n" -ge 3 ] && [ "$n" -le 7 ] || fail "$n WATCHDOG=1 in 5 s (expected about 5)"
 gap=$(max_gap_from "$((c1 + 1))")
-awk -v g="$gap" 'BEGIN { exit !(g < 1.0) }' || fail "a gap of $gap s between WATCHDOG=1 (interval 1 s)"
-log "ok: $n WATCHDOG=1 in 3 s, largest gap $gap s"
+gap_ok() { awk -v g="$1" -v w="$WD_S" 'BEGIN { exit !(g < w) }'; }
+gap_ok "$gap" || fail "a gap of $gap s between WATCHDOG=1 (interval $WD_S s)"
+log "ok: $n WATCHDOG=1 in 5 s, largest gap $gap s"
 
 # --- 4. a hung worker stops the feeding
 W0=$(cli_json workers '.[] | select(.index == 0) | .pid')
 kill -STOP "$W0"
-# Stopped: no WATCHDOG=1 for 1.2 s (more than two feeding periods).
+# Stopped: no WATCHDOG=1 for 2.5 s (more than two feeding periods).
 stopped_feeding() {
 	local a b
 	a=$(feeds)
-	sleep 1.2
+	sleep 2.5
 	b=$(feeds)
 	[ "$a" = "$b" ]
 }
-wait_for 6 stopped_feeding || { kill -CONT "$W0"; fail "WATCHDOG=1 still sent while worker 0 is stopped"; }
+wait_for 10 stopped_feeding || { kill -CONT "$W0"; fail "WATCHDOG=1 still sent while worker 0 is stopped"; }
 c1=$(feeds)
-sleep 2
+sleep 3
 c2=$(feeds)
-assert_eq "$c1" "$c2" "no WATCHDOG=1 for 2 more seconds while worker 0 is stopped"
+assert_eq "$c1" "$c2" "no WATCHDOG=1 for 3 more seconds while worker 0 is stopped"
 assert_ge 1 "$(got 'STATUS=worker 0 not answering')" "STATUS says which worker"
 assert_grep 'worker 0 did not answer the master.s ping: the watchdog is not fed' "$T/b2bua.log" \
 	"the log says why"
 kill -CONT "$W0"
-wait_for 3 got_at_least "$((c2 + 1))" WATCHDOG=1 || fail "WATCHDOG=1 did not resume after SIGCONT"
-wait_for 3 got_at_least 2 'STATUS=ready: 2 workers' || fail "STATUS did not say ready again"
+wait_for 5 got_at_least "$((c2 + 1))" WATCHDOG=1 || fail "WATCHDOG=1 did not resume after SIGCONT"
+wait_for 5 got_at_least 2 'STATUS=ready: 2 workers' || fail "STATUS did not say ready again"
 log "ok: a stopped worker stops the feeding; it resumes after SIGCONT"
 
 # --- 5. a crashed worker is restarted within its grace: the feeding goes on
@@ -185,9 +191,9 @@ W1=$(cli_json workers '.[] | select(.index == 1) | .pid')
 kill -KILL "$W1"
 wait_for 10 logged_at_least 2 'worker 1 ready:' ||
 	fail "worker 1 was not restarted within 10 s"
-sleep 1.5
+sleep 2.5
 gap=$(max_gap_from "$c1")
-awk -v g="$gap" 'BEGIN { exit !(g < 1.0) }' ||
+gap_ok "$gap" ||
 	fail "a gap of $gap s in WATCHDOG=1 while worker 1 restarted (grace: no gap expected)"
 assert_ge 1 "$(got 'STATUS=worker 1 restarting')" "STATUS says worker 1 restarts"
 assert_ge 3 "$(got 'STATUS=ready: 2 workers')" "STATUS says ready again after the restart"

@@ -266,7 +266,8 @@ int notify_ping_due(notify_t *n, uint64_t now_ms)
 		due = 1;
 	if (due)
 		n->last_ping_ms = now_ms;
-	return due;
+	/* Draining children leave one by one: pinging them tells nothing. */
+	return due && !n->stopping;
 }
 
 int notify_next_ms(const notify_t *n, uint64_t now_ms)

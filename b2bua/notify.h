@@ -87,7 +87,7 @@ void notify_heard(notify_t *n, unsigned id, uint64_t now_ms);
 /*
  * Ask on every turn of the master's loop.  1: ping every running child now
  * (a round ended: the watchdog was fed or not by the rule above, or a child
- * is still awaited); 0: not yet.
+ * is still awaited); 0: not yet, or draining (rounds still feed the watchdog).
  */
 int notify_ping_due(notify_t *n, uint64_t now_ms);
 

@@ -23,13 +23,14 @@ int ctl_payload_size(unsigned type)
 	case CTL_KILL_CALL:   return (int)sizeof(struct ctl_kill_call);
 	case CTL_DRAIN:       return 0;
 	case CTL_RELOAD:      return (int)sizeof(struct ctl_reload);
+	case CTL_PING:        return 0;
 	}
 	return -1;
 }
 
 int ctl_is_request(unsigned type)
 {
-	return type == CTL_KILL_CALL || type == CTL_RELOAD;
+	return type == CTL_KILL_CALL || type == CTL_RELOAD || type == CTL_PING;
 }
 
 const char *ctl_type_name(unsigned type)
@@ -39,6 +40,7 @@ const char *ctl_type_name(unsigned type)
 	case CTL_KILL_CALL:   return "kill_call";
 	case CTL_DRAIN:       return "drain";
 	case CTL_RELOAD:      return "reload";
+	case CTL_PING:        return "ping";
 	}
 	return "unknown";
 }

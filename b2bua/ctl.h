@@ -35,6 +35,8 @@
  *                                                      restart_needed keys (config_reload.h)
  *   CTL_RELOAD        master → any child     yes       take generation N of the board
  *                                                      (shm/board.h): the new configuration
+ *   CTL_PING          master → any child     yes       none: the answer says the
+ *                                                      child's loop runs (notify.h)
  *   CTL_REPLY         any → requester        -         status and text
  */
 #ifndef B2BUA_CTL_H
@@ -57,6 +59,7 @@ enum ctl_type {
 	CTL_KILL_CALL,
 	CTL_DRAIN,
 	CTL_RELOAD,
+	CTL_PING,
 	CTL_TYPE__END
 };
 

@@ -49,6 +49,10 @@
  * reload at a time: a SIGHUP meanwhile runs once this one is over, a
  * `b2bua-cli reload` is refused as busy.
  *
+ * Under systemd (Type=notify) the master tells it READY, STATUS, STOPPING
+ * and feeds its watchdog only while every worker answers its pings
+ * (b2bua/notify.h has the rule); without NOTIFY_SOCKET it sends nothing.
+ *
  * Control channels: each child has a SOCK_SEQPACKET socketpair to the
  * master, made before its fork.  Messages are typed (b2bua/ctl.h); the
  * master passes each one to its addressee's channel without waiting, and
@@ -73,6 +77,8 @@
 #include "b2bua/hosts.h"
 #include "b2bua/log.h"
 #include "b2bua/mgmt.h"
+#include "b2bua/mono.h"
+#include "b2bua/notify.h"
 #include "cli/cli_server.h"
 #include "shm/board.h"
 #include "shm/handover.h"
@@ -116,6 +122,7 @@ struct master {
 	shm_t *shm;
 	handover_t *ho;          /* the workers' datagram queues; never freed */
 	cli_server_t *cli;
+	notify_t *notify;        /* what systemd is told (notify.h) */
 	int sigfd;
 	int stopping;
 	int mgmt_stopped;        /* SIGTERM sent to the management process at the end */
@@ -203,6 +210,7 @@ static void master_spawn(struct master *m, struct master_proc *p)
 	p->pid = pid;
 	p->started_ms = shm_now_ms();
 	p->restart_at_ms = 0;
+	notify_started(m->notify, p->id, mono_ms());
 	if (p->id != CTL_MGMT)
 		shm_worker_set(m->shm, p->id, pid, master_worker_port(m, p->id), p->generation > 0,
 			       p->started_ms);
@@ -235,6 +243,7 @@ static void master_child_died(struct master *m, struct master_proc *p, int statu
 	master_log_exit(p, status);
 	dead = p->pid;
 	p->pid = 0;
+	notify_died(m->notify, p->id, mono_ms());
 	if (p->ctl >= 0) {
 		close(p->ctl);   /* its peer is gone: poll() would report it for ever */
 		p->ctl = -1;
@@ -400,7 +409,11 @@ static void master_on_ctl(struct master *m, struct master_proc *p)
 	struct master_from from = { m, p };
 	char name[32];
 
-	ctl_read_all(p->ctl, master_name(p, name, sizeof name), master_on_message, &from);
+	if (ctl_read_all(p->ctl, master_name(p, name, sizeof name), master_on_message, &from) < 0)
+		return;
+	/* Its loop turns; a worker's counts once it takes calls (notify.h). */
+	if (p->id == CTL_MGMT || handover_ready(m->ho, p->id))
+		notify_heard(m->notify, p->id, mono_ms());
 }
 
 /* Send a copy of *tmpl to every running worker (when `workers`) and to the
@@ -421,6 +434,18 @@ static void master_tell_all(struct master *m, const struct ctl_msg *tmpl, int wo
 	}
 }
 
+/* Ping every running child when notify.h's rounds say so; the answers come
+ * back through master_on_ctl() like any message. */
+static void master_ping(struct master *m)
+{
+	struct ctl_msg ping;
+
+	if (!notify_ping_due(m->notify, mono_ms()))
+		return;
+	ctl_init(&ping, CTL_PING, CTL_MASTER, 0, ++m->seq);
+	master_tell_all(m, &ping, 1, 1);
+}
+
 /* ------------------------------------------------------------ signals */
 
 static void master_begin_stop(struct master *m, int sig)
@@ -430,6 +455,7 @@ static void master_begin_stop(struct master *m, int sig)
 	if (m->stopping)
 		return;
 	m->stopping = 1;
+	notify_stopping(m->notify, shm_call_count(m->shm));
 	m->kill_at_ms = shm_now_ms() +
 			(uint64_t)(m->cfg->drain_timeout + MASTER_KILL_GRACE_S) * 1000u;
 	log_info("%s: draining %u calls for up to %d s, then stopping", strsignal(sig),
@@ -464,6 +490,7 @@ static void master_reload_end(struct master *m, int status, const char *text)
 	}
 	r->cli = 0;
 	r->active = 0;
+	notify_ready(m->notify);        /* ends RELOADING=1; nothing before READY or when draining */
 	if (r->again) {
 		r->again = 0;
 		master_reload_begin(m, "SIGHUP", NULL);
@@ -652,6 +679,7 @@ static void master_reload_begin(struct master *m, const char *by, const struct c
 		master_reload_refuse(m, by, -ECANCELED, "draining: nothing changed");
 		return;
 	}
+	notify_reloading(m->notify);    /* READY=1 again in master_reload_end() */
 	if (config_load(m->cfg->path, &next, err, sizeof err) < 0) {
 		snprintf(why, sizeof why, "%s: nothing changed", err);
 		master_reload_refuse(m, by, -EINVAL, why);
@@ -723,6 +751,7 @@ static void master_restart_due(struct master *m, struct master_proc *p, uint64_t
 static int master_next_timeout(const struct master *m, uint64_t now)
 {
 	uint64_t next = now + 1000;
+	int ping_ms = notify_next_ms(m->notify, mono_ms());
 
 	for (int i = 0; i <= m->cfg->workers; i++) {
 		const struct master_proc *p = i < m->cfg->workers ? &m->workers[i] : &m->mgmt;
@@ -733,6 +762,8 @@ static int master_next_timeout(const struct master *m, uint64_t now)
 		next = m->kill_at_ms;
 	if (m->reload.active && m->reload.deadline_ms < next)
 		next = m->reload.deadline_ms;
+	if (ping_ms >= 0 && now + (uint64_t)ping_ms < next)
+		next = now + (uint64_t)ping_ms;
 	return next > now ? (int)(next - now) : 0;
 }
 
@@ -741,7 +772,9 @@ static void master_on_timers(struct master *m)
 	uint64_t now = shm_now_ms();
 
 	master_reload_timer(m, now);
+	master_ping(m);
 	if (m->stopping) {
+		notify_draining(m->notify, shm_call_count(m->shm));
 		/* The workers are done: the management process may go too. */
 		if (master_workers_alive(m) == 0 && m->mgmt.pid != 0 && !m->mgmt_stopped) {
 			kill(m->mgmt.pid, SIGTERM);
@@ -865,6 +898,12 @@ int master_run(struct config *cfg)
 			shm_destroy(m.shm);
 		return 1;
 	}
+	if (notify_create((unsigned)cfg->workers, mono_ms(), &m.notify) < 0) {
+		log_error("systemd notifications: out of memory");
+		cli_server_close(m.cli);
+		shm_destroy(m.shm);
+		return 1;
+	}
 	master_start_life(cfg);
 	master_spawn(&m, &m.mgmt);
 	for (int i = 0; i < cfg->workers; i++)
@@ -881,5 +920,6 @@ int master_run(struct config *cfg)
 	shm_destroy(m.shm);
 	board_destroy(m.board);
 	close(m.sigfd);
+	notify_destroy(m.notify);
 	return m.exit_code;
 }

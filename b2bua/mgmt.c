@@ -85,6 +85,9 @@ static void mgmt_on_message(void *arg, const struct ctl_msg *m)
 	case CTL_DRAIN:
 		cli_server_set_draining(mgmt.cli, 1);
 		return;
+	case CTL_PING:   /* the master's readiness check (b2bua/notify.h) */
+		ctl_answer(mgmt.ctl, m, 0, NULL);
+		return;
 	case CTL_REPLY:
 		log_debug("control channel: late answer to request %u dropped",
 			  (unsigned)m->hdr.seq);

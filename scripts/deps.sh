@@ -11,6 +11,7 @@ PACKAGES=(
 	sipvicious
 	clang libclang-rt-14-dev python3
 	libmicrohttpd-dev curl
+	libsystemd-dev systemd
 )
 
 missing=()

@@ -41,7 +41,8 @@ static size_t wire_len(const struct ctl_msg *m)
 
 START_TEST(test_round_trip)
 {
-	static const unsigned types[] = { CTL_REPLY, CTL_KILL_CALL, CTL_DRAIN, CTL_RELOAD };
+	static const unsigned types[] = { CTL_REPLY, CTL_KILL_CALL, CTL_DRAIN, CTL_RELOAD,
+					  CTL_PING };
 
 	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
 		struct ctl_msg m, out;
@@ -72,6 +73,7 @@ START_TEST(test_is_request)
 {
 	ck_assert(ctl_is_request(CTL_KILL_CALL));
 	ck_assert(ctl_is_request(CTL_RELOAD));
+	ck_assert(ctl_is_request(CTL_PING));
 	ck_assert(!ctl_is_request(CTL_REPLY));
 	ck_assert(!ctl_is_request(CTL_DRAIN));
 }

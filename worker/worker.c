@@ -227,6 +227,9 @@ static void worker_on_message(void *arg, const struct ctl_msg *m)
 	case CTL_RELOAD:
 		worker_take_reload(m);
 		return;
+	case CTL_PING:   /* the master's watchdog (b2bua/notify.h): our loop turns */
+		ctl_answer(worker.ctl, m, 0, NULL);
+		return;
 	default:
 		log_warn("control channel: unexpected %s message from %u",
 			 ctl_type_name(m->hdr.type), (unsigned)m->hdr.from);

@@ -15,6 +15,7 @@
 #     resumes after SIGCONT.
 #  5. A worker that crashes (SIGKILL, five times in a row) is restarted by
 #     the master within its grace: the feeding never stops.
+#  5b. b2bua-cli reload: RELOADING=1, then READY=1 again.
 #  6. SIGTERM: STOPPING=1 and a draining STATUS; b2bua exits 0.
 #  7. Without NOTIFY_SOCKET nothing is sent.
 
@@ -194,7 +195,9 @@ r1=$(got 'STATUS=ready: 2 workers')
 W1=$(cli_json workers '.[] | select(.index == 1) | .pid')
 for k in 1 2 3 4 5; do
 	kill -KILL "$W1"
-	[ "$k" = 5 ] && break
+	# Counted after the last kill: a "ready" before it (a successor that
+	# answered between two kills) must not end the wait below.
+	[ "$k" = 5 ] && { r1=$(got 'STATUS=ready: 2 workers'); break; }
 	old=$W1
 	W1=
 	for ((i = 0; i < 1000; i++)); do
@@ -206,13 +209,25 @@ for k in 1 2 3 4 5; do
 done
 wait_for 15 got_at_least "$((r1 + 1))" 'STATUS=ready: 2 workers' ||
 	fail "worker 1 not back and answering within 15 s of its last kill"
-assert_ge 5 "$(cli_json workers '.[] | select(.index == 1) | .restarts')" "restarts of worker 1"
+restarts1() { [ "$(cli_json workers '.[] | select(.index == 1) | .restarts')" -ge 5 ]; }
+wait_for 10 restarts1 || fail "restarts of worker 1: expected >= 5, got \
+'$(cli_json workers '.[] | select(.index == 1) | .restarts')'"
 sleep 2.5
 gap=$(max_gap_from "$c1")
 gap_ok "$gap" ||
 	fail "a gap of $gap s in WATCHDOG=1 while worker 1 restarted (grace: no gap expected)"
 assert_ge 1 "$(got 'STATUS=worker 1 restarting')" "STATUS says worker 1 restarts"
 log "ok: the feeding went on while worker 1 died five times (largest gap $gap s)"
+
+# --- 5b. reload (b2bua-cli reload, as SIGHUP): RELOADING=1, then READY=1 again
+r0=$(got READY=1)
+cli reload >"$T/reload.out" 2>&1 || fail "b2bua-cli reload failed: $(cat "$T/reload.out")"
+wait_for 10 got_at_least "$((r0 + 1))" READY=1 || fail "no READY=1 after the reload"
+assert_eq 1 "$(got RELOADING=1)" "RELOADING=1 once for one reload"
+reloading=$(grep -n -m1 ' RELOADING=1$' "$NOTIFY_OUT" | cut -d: -f1)
+ready2=$(grep -n ' READY=1$' "$NOTIFY_OUT" | tail -1 | cut -d: -f1)
+[ "$reloading" -lt "$ready2" ] || fail "READY=1 did not follow RELOADING=1"
+log "ok: a reload says RELOADING=1, then READY=1"
 
 # --- 6. SIGTERM: STOPPING=1
 b2b_stop 15

@@ -47,18 +47,14 @@ void config_set_err(const struct config_ctx *ctx, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The file is the one libconfig recorded for the setting (it differs from
- * ctx->path inside an @include). */
-int config_fail(const struct config_ctx *ctx, const config_setting_t *s,
-		const char *key, const char *fmt, ...)
+/* "file:line" (or "file" when libconfig recorded no line) of setting s into
+ * where[PATH_MAX + 16].  The file is the one libconfig recorded for the
+ * setting (it differs from ctx->path inside an @include). */
+static void config_where(const struct config_ctx *ctx, const config_setting_t *s, char *where)
 {
-	char why[512], file[PATH_MAX];
+	char file[PATH_MAX];
 	const char *src = NULL;
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof why, fmt, ap);
-	va_end(ap);
 	if (s != NULL)
 		src = config_setting_source_file(s);
 	/* libconfig records an included file as written in @include. */
@@ -69,11 +65,36 @@ int config_fail(const struct config_ctx *ctx, const config_setting_t *s,
 	else
 		snprintf(file, sizeof file, "%s", src);
 	if (s != NULL && config_setting_source_line(s) > 0)
-		config_set_err(ctx, "%s:%u: %s: %s", file,
-			       (unsigned)config_setting_source_line(s), key, why);
+		snprintf(where, PATH_MAX + 16, "%s:%u", file, (unsigned)config_setting_source_line(s));
 	else
-		config_set_err(ctx, "%s: %s: %s", file, key, why);
+		snprintf(where, PATH_MAX + 16, "%s", file);
+}
+
+int config_fail(const struct config_ctx *ctx, const config_setting_t *s,
+		const char *key, const char *fmt, ...)
+{
+	char why[512], where[PATH_MAX + 16];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	config_where(ctx, s, where);
+	config_set_err(ctx, "%s: %s: %s", where, key, why);
 	return -EINVAL;
+}
+
+void config_warn(const struct config_ctx *ctx, const config_setting_t *s,
+		 const char *key, const char *fmt, ...)
+{
+	char why[512], where[PATH_MAX + 16];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	config_where(ctx, s, where);
+	log_warn("%s: %s: %s", where, key, why);
 }
 
 /* ------------------------------------------------------------ defaults */
@@ -135,7 +156,9 @@ void config_defaults(struct config *cfg)
 	cfg->realm[0] = '\0';
 	cfg->auth_secret[0] = '\0';	/* the master generates one */
 	cfg->nonce_ttl = 300;
-	cfg->auth_sha256 = 1;
+	/* MD5 only: what every phone answers (docs/configuration.md, auth_algorithms). */
+	cfg->n_auth_algorithms = 1;
+	cfg->auth_algorithms[0] = DIGEST_MD5;
 	cfg->register_min_expires = 60;
 	cfg->register_default_expires = 3600;
 	cfg->register_max_expires = 86400;

@@ -17,11 +17,14 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include "b2bua/digest.h"
 #include "b2bua/log.h"
 
 #define CONFIG_MAX_ROUTES   256
 #define CONFIG_MAX_WORKERS  64
 #define CONFIG_MAX_TRUSTED  64
+/* auth_algorithms: one challenge per digest algorithm b2bua knows (enum digest_alg). */
+#define CONFIG_MAX_AUTH_ALGORITHMS 2
 /* redis_sentinels: at most this many, each "ip:port" shorter than this. */
 #define CONFIG_MAX_SENTINELS 8
 #define CONFIG_SENTINEL_MAX  64
@@ -92,7 +95,8 @@ struct config {
 	char realm[128];               /* realm: digest realm in challenges; default = domain */
 	char auth_secret[128];         /* auth_secret: nonce key shared by all hosts; "" = random per start */
 	int nonce_ttl;                 /* nonce_ttl: seconds a nonce stays fresh (then stale=true) */
-	int auth_sha256;               /* auth_sha256: offer a SHA-256 challenge before the MD5 one */
+	size_t n_auth_algorithms;      /* auth_algorithms: [ "MD5" ]: the challenges of a 401/407, */
+	enum digest_alg auth_algorithms[CONFIG_MAX_AUTH_ALGORITHMS]; /* in order; only these are verified */
 	int register_min_expires;      /* register_min_expires: below it 423 Interval Too Brief */
 	int register_default_expires;  /* register_default_expires: when REGISTER names none */
 	int register_max_expires;      /* register_max_expires: longer requests are cut to it */

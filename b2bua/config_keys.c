@@ -453,15 +453,6 @@ static int config_load_nonce_ttl(const struct config_ctx *ctx, const config_sett
 	return config_get_int_field(ctx, s, 10, 3600, &cfg->nonce_ttl);
 }
 
-static int config_load_auth_sha256(const struct config_ctx *ctx, const config_setting_t *s,
-				   struct config *cfg)
-{
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-		return config_fail(ctx, s, config_setting_name(s), "must be true or false");
-	cfg->auth_sha256 = config_setting_get_bool(s);
-	return 0;
-}
-
 /* The order min <= default <= max is checked by config_finish. */
 static int config_load_register_min_expires(const struct config_ctx *ctx,
 					    const config_setting_t *s, struct config *cfg)
@@ -960,7 +951,8 @@ static const struct config_key config_keys[] = {
 	{ "realm",            config_load_realm },
 	{ "auth_secret",      config_load_auth_secret },
 	{ "nonce_ttl",        config_load_nonce_ttl },
-	{ "auth_sha256",      config_load_auth_sha256 },
+	{ "auth_algorithms",  config_load_auth_algorithms },
+	{ "auth_sha256",      config_load_auth_sha256 },	/* deprecated alias */
 	{ "register_min_expires",     config_load_register_min_expires },
 	{ "register_default_expires", config_load_register_default_expires },
 	{ "register_max_expires",     config_load_register_max_expires },

@@ -32,6 +32,20 @@ int config_fail(const struct config_ctx *ctx, const config_setting_t *s,
 		const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/*
+ * Log (warn) "file:line: key: why" for setting `s`: a file that loads but
+ * says something the operator should change (a deprecated key).
+ */
+void config_warn(const struct config_ctx *ctx, const config_setting_t *s,
+		 const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* The authentication keys' loaders (config_auth.c). */
+int config_load_auth_algorithms(const struct config_ctx *ctx, const config_setting_t *s,
+				struct config *cfg);
+int config_load_auth_sha256(const struct config_ctx *ctx, const config_setting_t *s,
+			    struct config *cfg);
+
 /* Load one top-level setting through its key's loader; an unknown key is an error. */
 int config_key_load(const struct config_ctx *ctx, const config_setting_t *s,
 		    struct config *cfg);

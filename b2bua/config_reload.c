@@ -79,7 +79,9 @@ static const struct config_field {
 	{ "realm",            CONFIG_FIELD(realm), CONFIG_NO_COUNT },
 	{ "auth_secret",      CONFIG_FIELD(auth_secret), CONFIG_NO_COUNT },
 	{ "nonce_ttl",        CONFIG_FIELD(nonce_ttl), CONFIG_NO_COUNT },
-	{ "auth_sha256",      CONFIG_FIELD(auth_sha256), CONFIG_NO_COUNT },
+	{ "auth_algorithms",  CONFIG_FIELD(auth_algorithms), CONFIG_FIELD(n_auth_algorithms) },
+	/* auth_sha256: the deprecated spelling of auth_algorithms (config_auth.c) */
+	{ "auth_sha256",      CONFIG_FIELD(auth_algorithms), CONFIG_FIELD(n_auth_algorithms) },
 	{ "register_min_expires",     CONFIG_FIELD(register_min_expires), CONFIG_NO_COUNT },
 	{ "register_default_expires", CONFIG_FIELD(register_default_expires), CONFIG_NO_COUNT },
 	{ "register_max_expires",     CONFIG_FIELD(register_max_expires), CONFIG_NO_COUNT },
@@ -183,6 +185,8 @@ void config_reload_plan(const struct config *cur, struct config *next,
 
 		if (f == NULL || !config_field_differs(f, cur, next))
 			continue;
+		if (strcmp(key, "auth_sha256") == 0)
+			continue;   /* the same field as auth_algorithms: named once, by that name */
 		if (config_key_restart_only(key)) {
 			if (plan->n_restart < CONFIG_RELOAD_KEYS_MAX)
 				plan->restart_needed[plan->n_restart++] = key;

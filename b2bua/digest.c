@@ -60,17 +60,6 @@ _Static_assert(NONCE_MAC_LEN <= SHA256_DIGEST_SIZE, "MAC longer than HMAC-SHA256
 
 static const char hexdigits[] = "0123456789abcdef";
 
-const char *digest_alg_name(enum digest_alg alg)
-{
-	switch (alg) {
-	case DIGEST_MD5:
-		return "MD5";
-	case DIGEST_SHA256:
-		return "SHA-256";
-	}
-	return NULL;
-}
-
 static size_t hex_len(enum digest_alg alg)
 {
 	return alg == DIGEST_SHA256 ? SHA256_HEX_LEN : MD5_HEX_LEN;

@@ -8,10 +8,12 @@
  * lookup, the replay check with SET NX on digest_replay_key()).
  *
  * A registrar or proxy uses it like this:
- *   no credentials      -> digest_nonce_make(), then one 401/407 with two
- *                          challenges, SHA-256 first, then MD5, same nonce;
+ *   no credentials      -> digest_nonce_make(), then one 401/407 with one
+ *                          challenge per offered algorithm (auth_algorithms,
+ *                          most preferred first: RFC 8760 §2.3), same nonce;
  *   credentials arrive  -> digest_parse() / digest_parse_auth(), compare realm
- *                          and uri with the request, digest_nonce_check()
+ *                          and uri with the request, refuse an algorithm that
+ *                          was not offered, digest_nonce_check()
  *                          (STALE: challenge again with stale=true), fetch the
  *                          HA1 for c.alg, digest_verify(), then SET NX the
  *                          digest_replay_key() with the nonce TTL: an existing
@@ -20,8 +22,10 @@
 #ifndef B2BUA_DIGEST_H
 #define B2BUA_DIGEST_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <strings.h>
 
 /* Sofia-SIP's parsed Authorization header (msg_auth_t, sip_authorization_t). */
 struct msg_auth_s;
@@ -73,10 +77,37 @@ struct digest_credentials {
 };
 
 /*
- * The algorithm's name as it appears on the wire: "MD5" or "SHA-256"; NULL for
- * a value outside enum digest_alg.
+ * The algorithm's name as it appears on the wire and in auth_algorithms:
+ * "MD5" or "SHA-256"; NULL for a value outside enum digest_alg.  Inline so
+ * that the configuration (libb2bcore, without nettle) reads the same names.
  */
-const char *digest_alg_name(enum digest_alg alg);
+static inline const char *digest_alg_name(enum digest_alg alg)
+{
+	switch (alg) {
+	case DIGEST_MD5:
+		return "MD5";
+	case DIGEST_SHA256:
+		return "SHA-256";
+	}
+	return NULL;
+}
+
+/*
+ * The algorithm called `name` (any case, as RFC 7616 compares them): 0 and
+ * *out, or -EINVAL for a NULL or unknown name (e.g. "MD5-sess").
+ */
+static inline int digest_alg_parse(const char *name, enum digest_alg *out)
+{
+	const enum digest_alg all[] = { DIGEST_MD5, DIGEST_SHA256 };
+
+	for (size_t i = 0; name != NULL && i < sizeof all / sizeof all[0]; i++) {
+		if (strcasecmp(name, digest_alg_name(all[i])) == 0) {
+			*out = all[i];
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
 
 /*
  * HA1 = H(user:realm:password) as lowercase hex into out (64 characters for
@@ -114,8 +145,8 @@ enum digest_nonce_state digest_nonce_check(const char *secret, const char *nonce
  * Write one challenge value (what follows "WWW-Authenticate: " or
  * "Proxy-Authenticate: ") into out:
  *   Digest realm="<realm>", nonce="<nonce>", qop="auth", algorithm=<alg>
- * followed by ", stale=true" when stale is non-zero.  A 401/407 carries the
- * SHA-256 challenge before the MD5 one (RFC 8760 §2.4), both with one nonce.
+ * followed by ", stale=true" when stale is non-zero.  A 401/407 carries one
+ * per offered algorithm, most preferred first (RFC 8760 §2.3), one nonce.
  * Returns 0, -EINVAL for NULL arguments, an unknown algorithm, an empty realm
  * or nonce, or one containing '"', '\\' or control characters (they cannot be
  * quoted safely), -ENOSPC when the value does not fit in size bytes

@@ -6,8 +6,8 @@
 # Design note.  COUNT registrations (default 2000) of COUNT different users
 # (user1..userCOUNT in a private redis-server, created with `b2bua-cli user
 # add` once the daemon is up, as an operator would: some 10 s per thousand
-# users on a 2-core machine, before the measurement; auth_sha256 = false, as
-# sipp 3.6 cannot answer SHA-256), offered at RATE
+# users on a 2-core machine, before the measurement; auth_algorithms = [ "MD5" ],
+# as sipp 3.6 cannot answer SHA-256), offered at RATE
 # per second (default 500) by one sipp (tests/sipp/reg_inf.xml, users from an
 # injection file): each one REGISTER, 401, REGISTER with Authorization, 200,
 # i.e. two Redis round trips (the AUTH and REGISTER Lua scripts) per
@@ -79,7 +79,7 @@ routes = ( );
 domain = "$ADDR";
 redis_address = "unix:$REDIS_SOCK";
 auth_secret = "bench-secret-0123456789";
-auth_sha256 = false;
+auth_algorithms = [ "MD5" ];
 auth_fail_limit = 100000;
 rate_limit_register = 0;
 EOF

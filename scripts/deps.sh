@@ -12,6 +12,7 @@ PACKAGES=(
 	clang libclang-rt-14-dev python3
 	libmicrohttpd-dev curl
 	libsystemd-dev systemd
+	baresip-core gnuplot-nox
 )
 
 missing=()

@@ -116,7 +116,8 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(cfg->realm, "");
 	ck_assert_str_eq(cfg->auth_secret, "");
 	ck_assert_int_eq(cfg->nonce_ttl, 300);
-	ck_assert_int_eq(cfg->auth_sha256, 1);
+	ck_assert_uint_eq(cfg->n_auth_algorithms, 1);
+	ck_assert_int_eq(cfg->auth_algorithms[0], DIGEST_MD5);
 	ck_assert_int_eq(cfg->max_call_duration, 43200);
 	ck_assert_int_eq(cfg->session_expires, 1800);
 	ck_assert_int_eq(cfg->min_se, 90);

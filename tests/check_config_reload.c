@@ -153,6 +153,29 @@ START_TEST(test_applied_and_restart_needed)
 }
 END_TEST
 
+/* The digest algorithms reload, under one name whichever key spelled them
+ * (auth_sha256 is the deprecated alias of auth_algorithms). */
+START_TEST(test_auth_algorithms)
+{
+	struct config_reload_plan p;
+	struct config *cur, *next;
+
+	plan_of(BASE ROUTE_A, BASE "auth_algorithms = [ \"SHA-256\", \"MD5\" ];\n" ROUTE_A,
+		&p, &cur, &next);
+	ck_assert_str_eq(names(p.applied, p.n_applied), "auth_algorithms");
+	ck_assert_uint_eq(p.n_restart, 0);
+	ck_assert_uint_eq(next->n_auth_algorithms, 2);
+	ck_assert_int_eq(next->auth_algorithms[0], DIGEST_SHA256);
+	free(cur);
+	free(next);
+
+	plan_of(BASE ROUTE_A, BASE "auth_sha256 = true;\n" ROUTE_A, &p, &cur, &next);
+	ck_assert_str_eq(names(p.applied, p.n_applied), "auth_algorithms");
+	free(cur);
+	free(next);
+}
+END_TEST
+
 /* A list that only grows or shrinks (its count) is a change too; and a
  * key removed from the file is a change back to its default. */
 START_TEST(test_lists_and_removed_keys)
@@ -316,6 +339,7 @@ static Suite *config_reload_suite(void)
 	tcase_add_test(tc, test_same_file_changes_nothing);
 	tcase_add_test(tc, test_applied_and_restart_needed);
 	tcase_add_test(tc, test_lists_and_removed_keys);
+	tcase_add_test(tc, test_auth_algorithms);
 	tcase_add_test(tc, test_restart_only_kept_whole);
 	tcase_add_test(tc, test_auth_secret);
 	tcase_add_test(tc, test_realm_follows_domain);

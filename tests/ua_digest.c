@@ -11,7 +11,9 @@
  * The 401 is parsed with Sofia-SIP's message parser; every WWW-Authenticate
  * challenge is printed in the order received ("challenge 1: SHA-256 ..."),
  * and the one of the requested algorithm (-a sha256, the default, or -a md5)
- * is answered.  HA1 comes from digest_ha1() (b2bua/digest.h); HA2 and the
+ * is answered.  With -f the requested algorithm is used even when the 401
+ * offers no challenge of it (with the first challenge's realm and nonce):
+ * a client that tries an algorithm the registrar did not offer.  HA1 comes from digest_ha1() (b2bua/digest.h); HA2 and the
  * response are computed here with nettle, independently of the daemon's
  * verifier, and then checked against digest_verify() before sending, so a
  * mismatch between the two implementations is reported as such.
@@ -20,7 +22,7 @@
  * final answer or the -w timeout.
  *
  * usage: ua_digest -l LOCAL_IP[:PORT] -r SERVER_IP:PORT -u USER -p PASSWORD
- *                  [-a sha256|md5] [-d DOMAIN] [-e EXPIRES] [-w TIMEOUT_MS]
+ *                  [-a sha256|md5] [-f] [-d DOMAIN] [-e EXPIRES] [-w TIMEOUT_MS]
  * DOMAIN (the AOR's host) defaults to SERVER_IP.  Prints the challenges,
  * "final: CODE PHRASE" and the Contact headers of the final answer.
  * Exit status: 0 on 200, 1 on another final answer (e.g. 401, 403),
@@ -67,6 +69,7 @@ struct ua {
 	char server_text[64];
 	const char *user, *password, *domain;
 	enum digest_alg alg;
+	int force;               /* -f: answer with alg even when not offered */
 	int expires;
 	int timeout_ms;
 	char call_id[64], from_tag[32];
@@ -377,6 +380,8 @@ static int ua_register(struct ua *ua)
 	for (int i = 0; i < n && pick == NULL; i++)
 		if (strcasecmp(ch[i].algorithm, digest_alg_name(ua->alg)) == 0)
 			pick = &ch[i];
+	if (pick == NULL && ua->force && n > 0)
+		pick = &ch[0];
 	if (pick == NULL) {
 		fprintf(stderr, "ua_digest: the 401 offers no %s challenge\n",
 			digest_alg_name(ua->alg));
@@ -419,7 +424,7 @@ static int ua_open(struct ua *ua)
 static void ua_usage(void)
 {
 	fprintf(stderr, "usage: ua_digest -l LOCAL_IP[:PORT] -r SERVER_IP:PORT -u USER "
-			"-p PASSWORD [-a sha256|md5] [-d DOMAIN] [-e EXPIRES] [-w TIMEOUT_MS]\n");
+			"-p PASSWORD [-a sha256|md5] [-f] [-d DOMAIN] [-e EXPIRES] [-w TIMEOUT_MS]\n");
 }
 
 int main(int argc, char **argv)
@@ -429,13 +434,14 @@ int main(int argc, char **argv)
 	char tag_hex[17], id_hex[25];
 	int opt, rc;
 
-	while ((opt = getopt(argc, argv, "l:r:u:p:a:d:e:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "l:r:u:p:a:fd:e:w:")) != -1) {
 		switch (opt) {
 		case 'l': local = optarg; break;
 		case 'r': server = optarg; break;
 		case 'u': ua.user = optarg; break;
 		case 'p': ua.password = optarg; break;
 		case 'd': ua.domain = optarg; break;
+		case 'f': ua.force = 1; break;
 		case 'e': ua.expires = atoi(optarg); break;
 		case 'w': ua.timeout_ms = atoi(optarg); break;
 		case 'a':

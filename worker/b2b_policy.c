@@ -442,7 +442,7 @@ static void b2b_on_caller_counted(void *arg, int status)
 	b2b_call_route(call);
 }
 
-static void b2b_on_auth(void *arg, int status, const char *sha256, const char *md5)
+static void b2b_on_auth(void *arg, int status, const struct registrar_challenges *ch)
 {
 	struct b2b_call *call = arg;
 
@@ -455,9 +455,10 @@ static void b2b_on_auth(void *arg, int status, const char *sha256, const char *m
 	if (status == 407 && call->a_irq) {
 		call->no_cdr = 1;   /* a challenge, not a call attempt */
 		b2b_count_code(call->b2b, 407);
+		_Static_assert(CONFIG_MAX_AUTH_ALGORITHMS == 2, "one tag per possible challenge");
 		nta_incoming_treply(call->a_irq, SIP_407_PROXY_AUTH_REQUIRED,
-				    TAG_IF(sha256 && sha256[0], SIPTAG_PROXY_AUTHENTICATE_STR(sha256)),
-				    SIPTAG_PROXY_AUTHENTICATE_STR(md5),
+				    TAG_IF(ch->n > 0, SIPTAG_PROXY_AUTHENTICATE_STR(ch->value[0])),
+				    TAG_IF(ch->n > 1, SIPTAG_PROXY_AUTHENTICATE_STR(ch->value[1])),
 				    TAG_END());
 		nta_incoming_destroy(call->a_irq);
 		call->a_irq = NULL;

@@ -126,29 +126,30 @@ static struct registrar_req *registrar_req_new(registrar_t *reg)
 	return req;
 }
 
-/* Both challenges, SHA-256 first (RFC 8760), with one fresh nonce; sha is ""
- * when auth_sha256 is off. */
-static void registrar_challenges(registrar_t *reg, int stale, char sha[DIGEST_CHALLENGE_SIZE],
-				 char md5[DIGEST_CHALLENGE_SIZE])
+/* One challenge per auth_algorithms entry, in its order (RFC 8760 §2.3: most
+ * preferred first; a client answers the topmost it supports), one fresh
+ * nonce for all. */
+static void registrar_challenges_make(registrar_t *reg, int stale,
+				      struct registrar_challenges *ch)
 {
 	char nonce[DIGEST_NONCE_LEN + 1];
 
 	digest_nonce_make(reg->secret, (uint64_t)time(NULL), nonce, sizeof nonce);
-	sha[0] = '\0';
-	if (reg->cfg->auth_sha256)
-		digest_challenge(DIGEST_SHA256, reg->cfg->realm, nonce, stale, sha,
-				 DIGEST_CHALLENGE_SIZE);
-	digest_challenge(DIGEST_MD5, reg->cfg->realm, nonce, stale, md5, DIGEST_CHALLENGE_SIZE);
+	ch->n = reg->cfg->n_auth_algorithms;
+	for (size_t i = 0; i < ch->n; i++)
+		digest_challenge(reg->cfg->auth_algorithms[i], reg->cfg->realm, nonce, stale,
+				 ch->value[i], DIGEST_CHALLENGE_SIZE);
 }
 
 static void registrar_reply_401(registrar_t *reg, nta_incoming_t *irq, int stale)
 {
-	char sha[DIGEST_CHALLENGE_SIZE], md5[DIGEST_CHALLENGE_SIZE];
+	struct registrar_challenges ch;
 
-	registrar_challenges(reg, stale, sha, md5);
+	_Static_assert(CONFIG_MAX_AUTH_ALGORITHMS == 2, "one tag per possible challenge");
+	registrar_challenges_make(reg, stale, &ch);
 	nta_incoming_treply(irq, SIP_401_UNAUTHORIZED,
-			    TAG_IF(sha[0], SIPTAG_WWW_AUTHENTICATE_STR(sha)),
-			    SIPTAG_WWW_AUTHENTICATE_STR(md5),
+			    TAG_IF(ch.n > 0, SIPTAG_WWW_AUTHENTICATE_STR(ch.value[0])),
+			    TAG_IF(ch.n > 1, SIPTAG_WWW_AUTHENTICATE_STR(ch.value[1])),
 			    TAG_END());
 	nta_incoming_destroy(irq);
 }
@@ -252,6 +253,15 @@ static int registrar_auth_start(struct registrar_req *req, registrar_authed_f *n
 	return ret;
 }
 
+/* Is `alg` one of auth_algorithms? */
+static int registrar_alg_offered(const registrar_t *reg, enum digest_alg alg)
+{
+	for (size_t i = 0; i < reg->cfg->n_auth_algorithms; i++)
+		if (reg->cfg->auth_algorithms[i] == alg)
+			return 1;
+	return 0;
+}
+
 /* Parse and pre-check credentials of `au` (stateless: realm, nonce).
  * Returns 0 when Redis must be asked, or the status to challenge with:
  * 401 (none / invalid nonce) or -401 (stale nonce: stale=true). */
@@ -259,6 +269,9 @@ static int registrar_precheck(registrar_t *reg, const msg_auth_t *au, struct reg
 {
 	if (au == NULL || digest_parse_auth((const struct msg_auth_s *)au, reg->cfg->realm,
 					    &req->cred) < 0)
+		return 401;
+	/* Only what we offered: with [ "SHA-256" ] an MD5 answer is a downgrade. */
+	if (!registrar_alg_offered(reg, req->cred.alg))
 		return 401;
 	switch (digest_nonce_check(reg->secret, req->cred.nonce, (uint64_t)time(NULL),
 				   (unsigned)reg->cfg->nonce_ttl)) {
@@ -517,13 +530,13 @@ int registrar_is_local(const registrar_t *reg, url_t const *url)
 
 static void registrar_invite_done(struct registrar_req *req, int status)
 {
-	char sha[DIGEST_CHALLENGE_SIZE], md5[DIGEST_CHALLENGE_SIZE];
+	struct registrar_challenges ch;
 
 	if (status == 401) {
-		registrar_challenges(req->reg, 0, sha, md5);
-		req->auth_done(req->arg, 407, sha, md5);
+		registrar_challenges_make(req->reg, 0, &ch);
+		req->auth_done(req->arg, 407, &ch);
 	} else {
-		req->auth_done(req->arg, status, NULL, NULL);
+		req->auth_done(req->arg, status, NULL);
 	}
 	free(req);
 }
@@ -591,12 +604,12 @@ enum registrar_admission registrar_invite_admission(const registrar_t *reg, sip_
 void registrar_check_invite(registrar_t *reg, nta_incoming_t *irq, sip_t const *sip,
 			    registrar_auth_f *done, void *arg)
 {
-	char sha[DIGEST_CHALLENGE_SIZE], md5[DIGEST_CHALLENGE_SIZE];
+	struct registrar_challenges ch;
 	struct registrar_req *req = registrar_req_new(reg);
 	int status;
 
 	if (req == NULL) {
-		done(arg, 503, NULL, NULL);
+		done(arg, 503, NULL);
 		return;
 	}
 	req->auth_done = done;
@@ -609,14 +622,14 @@ void registrar_check_invite(registrar_t *reg, nta_incoming_t *irq, sip_t const *
 	 * Redis is asked anything, the same for every user name. */
 	status = registrar_precheck(reg, sip->sip_proxy_authorization, req);
 	if (status != 0) {
-		registrar_challenges(reg, status < 0, sha, md5);
+		registrar_challenges_make(reg, status < 0, &ch);
 		free(req);
-		done(arg, 407, sha, md5);
+		done(arg, 407, &ch);
 		return;
 	}
 	if (registrar_auth_start(req, registrar_on_invite_authed) < 0) {
 		free(req);
-		done(arg, 503, NULL, NULL);
+		done(arg, 503, NULL);
 	}
 }
 

@@ -16,6 +16,7 @@
 #include <sofia-sip/sip.h>
 
 #include "b2bua/config.h"
+#include "b2bua/digest.h"
 #include "worker/rds.h"
 
 typedef struct registrar registrar_t;
@@ -95,17 +96,28 @@ enum registrar_admission {
 enum registrar_admission registrar_invite_admission(const registrar_t *reg, sip_t const *sip);
 
 /*
+ * The challenges of one 401/407: one per entry of auth_algorithms, in its
+ * order (most preferred first, RFC 8760 §2.3), all with one fresh nonce.
+ */
+struct registrar_challenges {
+	size_t n;
+	char value[CONFIG_MAX_AUTH_ALGORITHMS][DIGEST_CHALLENGE_SIZE];
+};
+
+/*
  * Authenticate an INVITE as a local subscriber: later calls
- * done(arg, status, sha256, md5) (perhaps before returning) with status
+ * done(arg, status, challenges) (perhaps before returning) with status
  *   0    the caller is authenticated and is the From user: go on;
- *   407  send 407 with these two Proxy-Authenticate values (SHA-256 first):
- *        no credentials, wrong ones, an unknown user, a stale nonce;
+ *   407  send 407 with these Proxy-Authenticate values, in their order:
+ *        no credentials, wrong ones, an unknown user, a stale nonce, an
+ *        algorithm that auth_algorithms does not offer;
  *   403  authenticated as someone else, a disabled user, or throttled;
  *   503  Redis is unreachable: the subscriber cannot be checked.
  * An INVITE without credentials gets its 407 at once, whoever it names.
  * The registrar never answers the INVITE itself: the call (b2b) does.
  */
-typedef void registrar_auth_f(void *arg, int status, const char *sha256, const char *md5);
+typedef void registrar_auth_f(void *arg, int status,
+			      const struct registrar_challenges *challenges);
 void registrar_check_invite(registrar_t *reg, nta_incoming_t *irq, sip_t const *sip,
 			    registrar_auth_f *done, void *arg);
 

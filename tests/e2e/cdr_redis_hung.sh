@@ -32,7 +32,7 @@ DOMAIN=sub.test   # subscribers' domain; calls to $ADDR take the static route
 redis_start
 CFG_EXTRA="domain = \"$DOMAIN\";
 auth_secret = \"e2e-secret-0123456789\";
-auth_sha256 = false;
+auth_algorithms = [ \"MD5\" ];
 redis_timeout = 1000;"
 write_config   # lib.sh trusts $ADDR (CFG_TRUSTED)
 b2b_start

@@ -4,7 +4,7 @@
 # host = our domain, source not trusted) must authenticate its INVITE.
 #
 #   - the first INVITE gets 100 then 407 with one Proxy-Authenticate (MD5
-#     here, auth_sha256 = false), acknowledged in its transaction, and
+#     here, auth_algorithms = [ "MD5" ]), acknowledged in its transaction, and
 #     nothing reaches the callee;
 #   - the INVITE again with Proxy-Authorization (alice's password): the call
 #     goes through to bob's registered UA (180, 200, ACK, BYE);

@@ -259,12 +259,13 @@ redis_up() { [ "$(grep -c 'redis unix:.*: connected' "$T/b2bua.log")" -ge "$CFG_
 # registrar_config [LINES]: serve domain $ADDR from the private Redis
 # (write_config always points redis_address at $T/redis.sock).
 # sipp 3.6 cannot skip a SHA-256 challenge, so sipp-driven tests offer MD5
-# only; a test that wants the default passes "auth_sha256 = true;".
+# only (also the default); a test that wants SHA-256 passes its own
+# auth_algorithms line, e.g. "auth_algorithms = [ \"SHA-256\", \"MD5\" ];".
 registrar_config() {
 	CFG_TRUSTED=""
 	CFG_EXTRA="domain = \"$ADDR\";
 auth_secret = \"e2e-secret-0123456789\";
-${1:-auth_sha256 = false;}"
+${1:-auth_algorithms = [ \"MD5\" ];}"
 }
 
 # ------------------------------------------------------------ the daemon

@@ -179,7 +179,7 @@ redis_prefix = "$MH_PREFIX";
 $(_mh_redis_lines)
 routes = ( $CFG_ROUTES );
 trusted = ( $trusted );
-$([ "$MH_REGISTRAR" = 1 ] && printf 'domain = "%s";\nauth_secret = "%s";\nauth_sha256 = false;' \
+$([ "$MH_REGISTRAR" = 1 ] && printf 'domain = "%s";\nauth_secret = "%s";\nauth_algorithms = [ "MD5" ];' \
 		"$MH_DOMAIN" "$MH_SECRET")
 $MH_CFG_EXTRA_ALL
 ${MH_CFG_EXTRA[$i]:-}

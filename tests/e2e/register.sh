@@ -5,7 +5,7 @@
 #
 # What each part proves (every sipp run is one user agent on a port of its
 # own, so each binding is told apart by its Contact):
-#   - the 401 carries one MD5 challenge (auth_sha256 = false here) with our
+#   - the 401 carries one MD5 challenge (auth_algorithms = [ "MD5" ] here) with our
 #     realm, qop="auth" and a fresh nonce; the authenticated REGISTER gets a
 #     200 listing the binding with its expiry, and Redis holds the binding
 #     (source ip:port, Call-ID, CSeq, absolute expiry, host = node_id,

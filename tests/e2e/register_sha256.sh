@@ -1,6 +1,8 @@
 #!/bin/bash
 #
-# register_sha256 — call flow 1 with the default auth_sha256 = true.
+# register_sha256 — call flow 1 with SHA-256 offered first:
+# auth_algorithms = [ "SHA-256", "MD5" ] (the default offers MD5 only; see
+# auth_algorithms.sh).
 #
 #   - a REGISTER without credentials (sipp, expecting only the 401) gets two
 #     WWW-Authenticate headers, SHA-256 first, then MD5 (RFC 8760), with one
@@ -29,7 +31,7 @@ ua() {
 }
 
 redis_start
-registrar_config "auth_sha256 = true;"
+registrar_config "auth_algorithms = [ \"SHA-256\", \"MD5\" ];"
 write_config
 b2b_start
 wait_for 5 redis_up || fail "workers not connected to Redis"

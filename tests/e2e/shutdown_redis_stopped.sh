@@ -20,7 +20,7 @@
 SIPP_TIMEOUT=15
 N=6
 redis_start
-registrar_config "auth_sha256 = false;
+registrar_config "auth_algorithms = [ \"MD5\" ];
 redis_timeout = 1500;"
 write_config
 b2b_start

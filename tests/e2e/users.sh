@@ -20,7 +20,7 @@ redis_start
 CFG_EXTRA="domain = \"$ADDR\";
 redis_prefix = \"$PREFIX\";
 auth_secret = \"e2e-users-0123456789\";
-auth_sha256 = false;"
+auth_algorithms = [ \"MD5\" ];"
 b2b_start
 
 # md5/sha256 of user:realm:password, as Redis must hold them.

@@ -9,6 +9,7 @@ PACKAGES=(
 	sip-tester redis-server redis-tools jq valgrind procps iproute2
 	sipvicious
 	clang libclang-rt-14-dev python3
+	debhelper dpkg-dev fakeroot lintian adduser git libmicrohttpd-dev libsystemd-dev
 )
 
 missing=()

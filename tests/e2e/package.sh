@@ -58,7 +58,7 @@ package_copy_tree() {
 package_build() {
 	local arch
 	log "building the package in $SRC"
-	(cd "$SRC" && DEB_BUILD_OPTIONS="nocheck parallel=2" DEB_BUILD_PROFILES=nocheck \
+	(cd "$SRC" && DEB_BUILD_OPTIONS="nocheck noautodbgsym parallel=2" DEB_BUILD_PROFILES=nocheck \
 		timeout 300 nice -n 10 dpkg-buildpackage -us -uc -b) >"$T/build.log" 2>&1 ||
 		{ tail -n 30 "$T/build.log" >&2; fail "dpkg-buildpackage failed (see build.log)"; }
 	arch=$(dpkg --print-architecture)

@@ -61,7 +61,7 @@ package_build() {
 	local arch
 	log "building the package in $SRC"
 	(cd "$SRC" && DEB_BUILD_OPTIONS="nocheck noautodbgsym parallel=2" DEB_BUILD_PROFILES=nocheck \
-		timeout 480 nice -n 5 dpkg-buildpackage -us -uc -b) >"$T/build.log" 2>&1 ||
+		timeout 600 nice -n 19 dpkg-buildpackage -us -uc -b) >"$T/build.log" 2>&1 ||
 		{ tail -n 30 "$T/build.log" >&2; fail "dpkg-buildpackage failed (see build.log)"; }
 	arch=$(dpkg --print-architecture)
 	DEB=$T/pkg/b2bua_${VERSION}_$arch.deb

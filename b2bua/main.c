@@ -38,7 +38,7 @@ static void main_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: b2bua [-c FILE] [-t] [-h] [-V]\n"
-		"  -c FILE  configuration file (default %s/b2bua.conf)\n"
+		"  -c FILE  configuration file (default %s/b2bua/b2bua.conf)\n"
 		"  -t       check the configuration and exit\n"
 		"  -h       this help\n"
 		"  -V       print the version\n", SYSCONFDIR);
@@ -47,7 +47,7 @@ static void main_usage(FILE *out)
 int main(int argc, char **argv)
 {
 	static struct config cfg;
-	const char *path = SYSCONFDIR "/b2bua.conf";
+	const char *path = SYSCONFDIR "/b2bua/b2bua.conf";
 	char err[512];
 	int test_only = 0;
 	int opt;

@@ -13,6 +13,7 @@ PACKAGES=(
 	libmicrohttpd-dev curl
 	libsystemd-dev systemd
 	baresip-core gnuplot-nox
+	debhelper dpkg-dev fakeroot lintian adduser git
 )
 
 missing=()

@@ -95,6 +95,13 @@ const char *b2b_leg_ident(nta_leg_t *leg)
 	return b2b_leg_route(leg) ? B2B_IDENT_PUBLIC : B2B_IDENT_OWN;
 }
 
+sip_contact_t const *b2b_leg_contact(struct b2b_call *call, enum b2b_leg which)
+{
+	if (which == B2B_LEG_A && call->a_stream && call->b2b->contact_tcp)
+		return call->b2b->contact_tcp;
+	return call->b2b->contact;
+}
+
 /* ACK a 2xx to our INVITE with CSeq `cseq` on `leg` (RFC 3261 13.2.2.4). */
 void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq)
 {
@@ -171,7 +178,7 @@ static void b2b_relay_provisional(struct b2b_branch *br, int status, sip_t const
 	     call->state != B2B_FORWARDING) || call->forward_pending)
 		return;
 	nta_incoming_treply(call->a_irq, status, sip->sip_status->st_phrase,
-			    SIPTAG_CONTACT(call->b2b->contact),
+			    SIPTAG_CONTACT(b2b_leg_contact(call, B2B_LEG_A)),
 			    SIPTAG_CONTENT_TYPE(sip->sip_content_type),
 			    SIPTAG_PAYLOAD(sip->sip_payload),
 			    TAG_END());
@@ -186,7 +193,7 @@ static void b2b_relay_answer(struct b2b_call *call, int status, sip_t const *sip
 
 	b2b_session_answer_hdrs(call, B2B_LEG_A, &h);
 	nta_incoming_treply(call->a_irq, status, sip->sip_status->st_phrase,
-			    SIPTAG_CONTACT(call->b2b->contact),
+			    SIPTAG_CONTACT(b2b_leg_contact(call, B2B_LEG_A)),
 			    TAG_IF(h.supported, SIPTAG_SUPPORTED_STR(h.supported)),
 			    TAG_IF(h.se[0], SIPTAG_SESSION_EXPIRES_STR(h.se)),
 			    TAG_IF(h.require, SIPTAG_REQUIRE_STR(h.require)),

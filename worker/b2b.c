@@ -3,7 +3,8 @@
  * the b2b files is in b2b_int.h.
  *
  * Design note.  This file owns the NTA agent and its two transports (the
- * public port and this worker's own port, see b2b.h), and every request
+ * public port and this worker's own port, see b2b.h; each also on TCP when
+ * transports has "tcp": b2b_tcp_create), and every request
  * that matches no dialog: a new INVITE (refused here when it cannot become
  * a call: a stray re-INVITE, draining, Max-Forwards 0, a loop through us, a
  * full call table; otherwise it gets a pool entry, a slot in the call table,

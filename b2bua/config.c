@@ -141,6 +141,7 @@ void config_defaults(struct config *cfg)
 	cfg->worker_port_base = 5070;
 	cfg->udp_rcvbuf = 1048576;
 	snprintf(cfg->socket_io, sizeof cfg->socket_io, "auto");
+	cfg->transports = CONFIG_TP_UDP;
 	cfg->max_forwards = 70;
 	cfg->invite_timeout = 180;
 	cfg->call_capacity = 16384;

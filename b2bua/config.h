@@ -53,6 +53,12 @@ enum config_untrusted {
 	CONFIG_UNTRUSTED_REJECT,        /* "reject": 403 at once */
 };
 
+/* transports: the SIP transports the public and own ports listen on.  UDP
+ * is always there; TCP is the first slice of issue 11 (docs/architecture.md,
+ * "Connections: TCP and TLS"). */
+#define CONFIG_TP_UDP 1u
+#define CONFIG_TP_TCP 2u
+
 struct config {
 	char path[PATH_MAX];           /* the file it was read from */
 
@@ -71,6 +77,7 @@ struct config {
 	int worker_port_base;          /* worker_port_base: worker i also binds worker_port_base + i */
 	int udp_rcvbuf;                /* udp_rcvbuf: SO_RCVBUF bytes for SIP sockets */
 	char socket_io[8];             /* socket_io: "auto" | "ring" | "poll" (worker/dgram.h) */
+	unsigned transports;           /* transports: CONFIG_TP_* bits the SIP ports listen on */
 	int max_forwards;              /* max_forwards: Max-Forwards put on B-legs when the A-leg had none */
 	int invite_timeout;            /* invite_timeout: seconds without a final answer from the callee before 408 */
 	int max_call_duration;         /* max_call_duration: seconds an answered call may last, 0 = no limit */

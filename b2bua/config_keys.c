@@ -321,6 +321,37 @@ static int config_load_socket_io(const struct config_ctx *ctx, const config_sett
 	return 0;
 }
 
+/* transports = ["udp", "tcp"]: a list of names, "udp" always among them
+ * (every worker's own port, and so every dialog, needs it).  "tls" is named
+ * in the error: it is the next part of issue 11, not yet built. */
+static int config_load_transports(const struct config_ctx *ctx, const config_setting_t *s,
+				  struct config *cfg)
+{
+	const char *key = config_setting_name(s);
+	int type = config_setting_type(s);
+	unsigned bits = 0;
+
+	if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
+		return config_fail(ctx, s, key, "must be a list: [ \"udp\", \"tcp\" ]");
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_type(e) == CONFIG_TYPE_STRING ?
+				config_setting_get_string(e) : "";
+
+		if (strcmp(v, "udp") == 0)
+			bits |= CONFIG_TP_UDP;
+		else if (strcmp(v, "tcp") == 0)
+			bits |= CONFIG_TP_TCP;
+		else
+			return config_fail(ctx, s, key, "entry %d: \"%s\": only \"udp\" and "
+					   "\"tcp\" are built (\"tls\" is not yet)", i, v);
+	}
+	if (!(bits & CONFIG_TP_UDP))
+		return config_fail(ctx, s, key, "must name \"udp\"");
+	cfg->transports = bits;
+	return 0;
+}
+
 static int config_load_udp_rcvbuf(const struct config_ctx *ctx, const config_setting_t *s,
 				  struct config *cfg)
 {
@@ -941,6 +972,7 @@ static const struct config_key config_keys[] = {
 	{ "worker_port_base", config_load_worker_port_base },
 	{ "udp_rcvbuf",       config_load_udp_rcvbuf },
 	{ "socket_io",        config_load_socket_io },
+	{ "transports",       config_load_transports },
 	{ "max_forwards",     config_load_max_forwards },
 	{ "invite_timeout",   config_load_invite_timeout },
 	{ "call_capacity",    config_load_call_capacity },

@@ -517,6 +517,30 @@ START_TEST(test_socket_io)
 }
 END_TEST
 
+/* transports: "udp" by default; a list with "udp" and optionally "tcp";
+ * anything else, or a list without "udp", is refused by name. */
+START_TEST(test_transports)
+{
+	struct loaded *l = load_text("# nothing\n");
+
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_uint_eq(l->cfg.transports, CONFIG_TP_UDP);
+	free(l);
+	l = load_text("transports = [ \"udp\", \"tcp\" ];\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_uint_eq(l->cfg.transports, CONFIG_TP_UDP | CONFIG_TP_TCP);
+	free(l);
+	l = load_text("transports = ( \"udp\" );\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_uint_eq(l->cfg.transports, CONFIG_TP_UDP);
+	free(l);
+	assert_error_text("# line 1\ntransports = [ \"tcp\" ];\n", 2, "transports");
+	assert_error_text("# line 1\ntransports = [ \"udp\", \"tls\" ];\n", 2, "transports");
+	assert_error_text("# line 1\ntransports = \"udp\";\n", 2, "transports");
+	assert_error_text("# line 1\ntransports = [ ];\n", 2, "transports");
+}
+END_TEST
+
 /* A 64-bit literal (L suffix) is accepted when in range. */
 START_TEST(test_int64_literal)
 {
@@ -1193,6 +1217,7 @@ static Suite *config_suite(void)
 	tcase_add_test(ok, test_advertise_defaults_to_listen);
 	tcase_add_test(ok, test_int64_literal);
 	tcase_add_test(ok, test_socket_io);
+	tcase_add_test(ok, test_transports);
 	tcase_add_test(ok, test_domain_realm_default);
 	tcase_add_test(ok, test_redis_address_forms);
 	tcase_add_test(ok, test_trusted_array);

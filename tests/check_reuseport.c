@@ -2,9 +2,10 @@
  * check_reuseport — the bind() interposition of worker/reuseport.c touches
  * only the worker's SIP sockets: a UDP socket bound to the registered listen
  * address and public port gets SO_REUSEPORT and the receive buffer, one on
- * the worker's own port gets the buffer only, and every other bind (another
- * port, another address, TCP, a Unix socket, or before registration) is the
- * plain system call.  The test program links reuseport.c, so its bind()
+ * the worker's own port gets the buffer only, a TCP socket on the public
+ * port (transports "tcp") gets SO_REUSEPORT only, and every other bind
+ * (another port, another address, TCP on the own port, a Unix socket, or
+ * before registration) is the plain system call.  The test program links reuseport.c, so its bind()
  * calls go through the interposition exactly as Sofia's do in the daemon.
  */
 #include <check.h>
@@ -160,16 +161,33 @@ START_TEST(test_other_port_or_address_untouched)
 }
 END_TEST
 
-START_TEST(test_tcp_on_public_port_untouched)
+/* TCP on the public port: SO_REUSEPORT (every worker listens there), the
+ * kernel's buffer (each accepted connection inherits it); on the own port:
+ * untouched. */
+START_TEST(test_tcp_on_public_port_reuseport_only)
 {
 	int plain = default_rcvbuf(AF_INET, SOCK_STREAM);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd2 = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sin;
 	int pub, own, other;
 
 	free_ports(&pub, &own, &other);
 	sin = addr4("127.0.0.1", pub);
 	ck_assert_int_eq(reuseport_configure("127.0.0.1", pub, own, RCVBUF), 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_ge(fd2, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(opt(fd, SO_REUSEPORT), 1);
+	ck_assert_int_eq(opt(fd, SO_RCVBUF), plain);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	/* A second worker's listener on the same port. */
+	ck_assert_int_eq(bind(fd2, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(listen(fd2, 4), 0);
+	close(fd2);
+	close(fd);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	sin = addr4("127.0.0.1", own);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
 	ck_assert_int_eq(opt(fd, SO_REUSEPORT), 0);
@@ -261,7 +279,7 @@ int main(void)
 	tcase_add_test(tc, test_public_port_gets_reuseport_and_rcvbuf);
 	tcase_add_test(tc, test_own_port_gets_rcvbuf_only);
 	tcase_add_test(tc, test_other_port_or_address_untouched);
-	tcase_add_test(tc, test_tcp_on_public_port_untouched);
+	tcase_add_test(tc, test_tcp_on_public_port_reuseport_only);
 	tcase_add_test(tc, test_unix_socket_passes_through);
 	tcase_add_test(tc, test_nothing_before_configure);
 	tcase_add_test(tc, test_ipv6_listen);

@@ -3,7 +3,8 @@
  * the b2b files is in b2b_int.h.
  *
  * Design note.  This file owns the NTA agent and its two transports (the
- * public port and this worker's own port, see b2b.h), and every request
+ * public port and this worker's own port, see b2b.h; each also on TCP when
+ * transports has "tcp": b2b_tcp_create), and every request
  * that matches no dialog: a new INVITE (refused here when it cannot become
  * a call: a stray re-INVITE, draining, Max-Forwards 0, a loop through us, a
  * full call table; otherwise it gets a pool entry, a slot in the call table,
@@ -300,6 +301,32 @@ static char *b2b_host_for_uri(su_home_t *home, const char *host)
 	return strchr(host, ':') ? su_sprintf(home, "[%s]", host) : su_strdup(home, host);
 }
 
+/*
+ * transports has "tcp": the public and own ports listen on TCP too, with
+ * the same idents as their UDP twins, so TPTAG_IDENT(own) with a
+ * ;transport=tcp target sends from the own TCP primary.  The public TCP
+ * socket is shared by every worker (worker/reuseport.c sets SO_REUSEPORT
+ * on stream sockets of the public port too): the kernel picks the worker
+ * that accepts each connection.  0, or -EADDRINUSE.
+ */
+static int b2b_tcp_create(b2b_t *b2b, const char *listen, int own_port)
+{
+	char *pub = su_sprintf(b2b->home, "sip:%s:%d;transport=tcp", listen, b2b->cfg->sip_port);
+	char *own = su_sprintf(b2b->home, "sip:%s:%d;transport=tcp", listen, own_port);
+
+	if (nta_agent_add_tport(b2b->agent, URL_STRING_MAKE(pub),
+				TPTAG_IDENT(B2B_IDENT_PUBLIC), TAG_END()) < 0) {
+		log_error("cannot listen on %s: %m", pub);
+		return -EADDRINUSE;
+	}
+	if (nta_agent_add_tport(b2b->agent, URL_STRING_MAKE(own),
+				TPTAG_IDENT(B2B_IDENT_OWN), TAG_END()) < 0) {
+		log_error("cannot listen on %s: %m", own);
+		return -EADDRINUSE;
+	}
+	return 0;
+}
+
 static int b2b_agent_create(b2b_t *b2b)
 {
 	const struct config *cfg = b2b->cfg;
@@ -331,6 +358,12 @@ static int b2b_agent_create(b2b_t *b2b)
 	}
 	b2b->contact = sip_contact_format(b2b->home, "<sip:%s@%s:%d;transport=udp>",
 					  cfg->node_id, adv, own_port);
+	if ((cfg->transports & CONFIG_TP_TCP) && b2b_tcp_create(b2b, listen, own_port) < 0)
+		return -EADDRINUSE;
+	if ((cfg->transports & CONFIG_TP_TCP) &&
+	    (b2b->contact_tcp = sip_contact_format(b2b->home, "<sip:%s@%s:%d;transport=tcp>",
+						   cfg->node_id, adv, own_port)) == NULL)
+		return -ENOMEM;
 	b2b->default_leg = nta_leg_tcreate(b2b->agent, b2b_on_request, (nta_leg_magic_t *)b2b,
 					   NTATAG_NO_DIALOG(1), TAG_END());
 	if (b2b->contact == NULL || b2b->default_leg == NULL)

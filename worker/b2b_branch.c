@@ -44,8 +44,10 @@
 #include <sofia-sip/nta.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_string.h>
 #include <sofia-sip/su_tag.h>
 #include <sofia-sip/tport_tag.h>
+#include <sofia-sip/url.h>
 
 #include "b2bua/log.h"
 #include "worker/b2b_int.h"
@@ -93,6 +95,13 @@ url_string_t const *b2b_leg_route(nta_leg_t *leg)
 const char *b2b_leg_ident(nta_leg_t *leg)
 {
 	return b2b_leg_route(leg) ? B2B_IDENT_PUBLIC : B2B_IDENT_OWN;
+}
+
+sip_contact_t const *b2b_leg_contact(struct b2b_call *call, enum b2b_leg which)
+{
+	if (which == B2B_LEG_A && call->a_stream && call->b2b->contact_tcp)
+		return call->b2b->contact_tcp;
+	return call->b2b->contact;
 }
 
 /* ACK a 2xx to our INVITE with CSeq `cseq` on `leg` (RFC 3261 13.2.2.4). */
@@ -171,7 +180,7 @@ static void b2b_relay_provisional(struct b2b_branch *br, int status, sip_t const
 	     call->state != B2B_FORWARDING) || call->forward_pending)
 		return;
 	nta_incoming_treply(call->a_irq, status, sip->sip_status->st_phrase,
-			    SIPTAG_CONTACT(call->b2b->contact),
+			    SIPTAG_CONTACT(b2b_leg_contact(call, B2B_LEG_A)),
 			    SIPTAG_CONTENT_TYPE(sip->sip_content_type),
 			    SIPTAG_PAYLOAD(sip->sip_payload),
 			    TAG_END());
@@ -186,7 +195,7 @@ static void b2b_relay_answer(struct b2b_call *call, int status, sip_t const *sip
 
 	b2b_session_answer_hdrs(call, B2B_LEG_A, &h);
 	nta_incoming_treply(call->a_irq, status, sip->sip_status->st_phrase,
-			    SIPTAG_CONTACT(call->b2b->contact),
+			    SIPTAG_CONTACT(b2b_leg_contact(call, B2B_LEG_A)),
 			    TAG_IF(h.supported, SIPTAG_SUPPORTED_STR(h.supported)),
 			    TAG_IF(h.se[0], SIPTAG_SESSION_EXPIRES_STR(h.se)),
 			    TAG_IF(h.require, SIPTAG_REQUIRE_STR(h.require)),
@@ -359,6 +368,20 @@ static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 
 /* ------------------------------------------------------------ starting branches */
 
+/* Our Contact on a B-leg INVITE: ;transport=tcp when its Request-URI
+ * names TCP (a route target "sip:...;transport=tcp"), so the callee's
+ * requests come back over TCP to this worker's own port; else UDP. */
+static sip_contact_t const *b2b_branch_contact(b2b_t *b2b, url_t const *ruri)
+{
+	char tp[8];
+
+	if (b2b->contact_tcp && ruri && ruri->url_params &&
+	    url_param(ruri->url_params, "transport", tp, sizeof tp) > 0 &&
+	    su_casematch(tp, "tcp"))
+		return b2b->contact_tcp;
+	return b2b->contact;
+}
+
 /* The branch's INVITE (the caller's `sip` gives body and Max-Forwards) on
  * its dialog; `se` overrides our Session-Expires offer (after a 422). */
 static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip,
@@ -383,7 +406,7 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 	br->orq = nta_outgoing_tcreate(br->leg, b2b_on_b_response, (nta_outgoing_magic_t *)br,
 				       br->nat ? URL_STRING_MAKE(br->nat->url) : NULL,
 				       SIP_METHOD_INVITE, (url_string_t const *)ruri,
-				       SIPTAG_CONTACT(b2b->contact),
+				       SIPTAG_CONTACT(b2b_branch_contact(b2b, ruri)),
 				       SIPTAG_MAX_FORWARDS(mf),
 				       TAG_IF(call->diversion[0], SIPTAG_HEADER_STR(diversion)),
 				       TAG_IF(handoff[0], SIPTAG_HEADER_STR(handoff)),

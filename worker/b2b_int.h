@@ -162,6 +162,8 @@ struct b2b_call {
 	nta_incoming_t *a_irq;       /* the caller's INVITE, until ACKed/final */
 	struct b2b_nat_route *a_nat; /* the caller is behind NAT: where requests to it
 				      * go (b2b_leg_route); NULL: its Contact */
+	int a_stream;                /* the caller's INVITE came over TCP: the A-leg is
+				      * the caller's connection (b2b_a_leg_stream) */
 
 	struct b2b_branch br[B2B_MAX_BRANCHES];
 	unsigned n_br;
@@ -221,6 +223,8 @@ struct b2b {
 	nta_agent_t *agent;
 	nta_leg_t *default_leg;       /* receives every request outside a dialog */
 	sip_contact_t *contact;       /* ours: advertise host, own port */
+	sip_contact_t *contact_tcp;   /* the same, ;transport=tcp: legs whose peer reached us
+				       * over a connection; NULL when TCP is off */
 	url_t **route_urls;           /* cfg->routes[i].target, parsed once */
 
 	struct b2b_call *pool;
@@ -325,6 +329,9 @@ url_string_t const *b2b_leg_route(nta_leg_t *leg);
  * and port it sent to, and it sent to the public port), else our own port.
  * Answers to the public port reach this worker by our From tag (dgram.c). */
 const char *b2b_leg_ident(nta_leg_t *leg);
+/* Our Contact on the call's leg `which`: ;transport=tcp on an A-leg that
+ * is the caller's connection, else the UDP one. */
+sip_contact_t const *b2b_leg_contact(struct b2b_call *call, enum b2b_leg which);
 /* 1 when the request came from one of the `trusted` sources (b2b_policy.c). */
 int b2b_source_trusted(b2b_t *b2b, nta_incoming_t *irq);
 

@@ -36,6 +36,7 @@
 #include <sofia-sip/nta.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_string.h>
 #include <sofia-sip/su_tag.h>
 #include <sofia-sip/tport_tag.h>
 
@@ -208,7 +209,8 @@ static int b2b_on_relay_response(nta_outgoing_magic_t *magic, nta_outgoing_t *or
 	}
 	nta_incoming_treply(call->relay_irq, status,
 			    sip && sip->sip_status ? sip->sip_status->st_phrase : NULL,
-			    TAG_IF(status < 300, SIPTAG_CONTACT(call->b2b->contact)),
+			    TAG_IF(status < 300, SIPTAG_CONTACT(b2b_leg_contact(call,
+					call->relay_from_caller ? B2B_LEG_A : B2B_LEG_B))),
 			    TAG_IF(h.supported, SIPTAG_SUPPORTED_STR(h.supported)),
 			    TAG_IF(h.se[0], SIPTAG_SESSION_EXPIRES_STR(h.se)),
 			    TAG_IF(h.require, SIPTAG_REQUIRE_STR(h.require)),
@@ -262,7 +264,8 @@ static int b2b_relay_request(struct b2b_call *call, int from_caller, nta_incomin
 					       (nta_outgoing_magic_t *)call, b2b_leg_route(other),
 					       method, sip->sip_request->rq_method_name, NULL,
 					       TAG_IF(b2b_is_refresh(method),
-						      SIPTAG_CONTACT(call->b2b->contact)),
+						      SIPTAG_CONTACT(b2b_leg_contact(call,
+							from_caller ? B2B_LEG_B : B2B_LEG_A))),
 					       TAG_IF(h.supported, SIPTAG_SUPPORTED_STR(h.supported)),
 					       TAG_IF(h.se[0], SIPTAG_SESSION_EXPIRES_STR(h.se)),
 					       TAG_IF(h.min_se[0], SIPTAG_MIN_SE_STR(h.min_se)),
@@ -419,6 +422,40 @@ static int b2b_a_leg_nat(struct b2b_call *call, nta_incoming_t *irq, sip_t const
 	return 0;
 }
 
+/*
+ * A caller whose INVITE came over TCP (top Via SIP/2.0/TCP): the A-leg is
+ * its connection.  Requests to it go to the INVITE's source with
+ * ;transport=tcp, so Sofia finds the connection the INVITE came on (tport
+ * reuses a connection to the same peer address) instead of dialling the
+ * Contact, which a client behind NAT or one that does not listen cannot
+ * take; our Contact on this leg says ;transport=tcp (b2b_leg_contact).
+ * The connection is this worker's: it accepted it, so the call is ours
+ * (docs/architecture.md, "Connections: TCP and TLS").  0, or -ENOMEM.
+ */
+static int b2b_a_leg_stream(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip)
+{
+	char source[REGISTRAR_ADDR_MAX];
+	char *udp;
+
+	if (sip->sip_via == NULL || sip->sip_via->v_protocol == NULL ||
+	    !su_casematch(sip->sip_via->v_protocol, sip_transport_tcp) ||
+	    call->b2b->contact_tcp == NULL)
+		return 0;
+	call->a_stream = 1;
+	if (registrar_request_source(irq, source, sizeof source) < 0)
+		return 0;
+	if (call->a_nat == NULL && (call->a_nat = calloc(1, sizeof *call->a_nat)) == NULL)
+		return -ENOMEM;
+	if (registrar_addr_url(source, call->a_nat->url, sizeof call->a_nat->url) < 0 ||
+	    (udp = strstr(call->a_nat->url, ";transport=udp")) == NULL) {
+		free(call->a_nat);
+		call->a_nat = NULL;
+		return 0;
+	}
+	memcpy(udp, ";transport=tcp", sizeof ";transport=tcp");
+	return 0;
+}
+
 /* The A-leg dialog, answering the caller's INVITE from now on. */
 int b2b_a_leg_create(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip,
 		     const char *a_tag)
@@ -430,7 +467,7 @@ int b2b_a_leg_create(struct b2b_call *call, nta_incoming_t *irq, sip_t const *si
 				      SIPTAG_TO(sip->sip_from),    /* remote: the caller */
 				      TAG_END());
 	if (call->a_leg == NULL || nta_leg_tag(call->a_leg, a_tag) == NULL ||
-	    b2b_a_leg_nat(call, irq, sip) < 0)
+	    b2b_a_leg_nat(call, irq, sip) < 0 || b2b_a_leg_stream(call, irq, sip) < 0)
 		return -ENOMEM;
 	nta_leg_server_route(call->a_leg, sip->sip_record_route, sip->sip_contact);
 	nta_incoming_bind(irq, b2b_on_a_irq, (nta_incoming_magic_t *)call);

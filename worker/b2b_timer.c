@@ -368,7 +368,7 @@ int b2b_session_answer_update(struct b2b_call *call, enum b2b_leg leg, nta_incom
 	} else {
 		b2b_session_answer_hdrs(call, leg, &h);
 		b2b_session_answered(call, leg);
-		nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT(call->b2b->contact),
+		nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT(b2b_leg_contact(call, leg)),
 				    TAG_IF(h.se[0], SIPTAG_SESSION_EXPIRES_STR(h.se)),
 				    TAG_IF(h.require, SIPTAG_REQUIRE_STR(h.require)),
 				    SIPTAG_SUPPORTED_STR("timer"), TAG_END());
@@ -468,7 +468,7 @@ static void b2b_session_refresh(struct b2b_call *call, enum b2b_leg leg)
 	call->refresh_orq = nta_outgoing_tcreate(
 		l, b2b_on_refresh_response, (nta_outgoing_magic_t *)call, b2b_leg_route(l),
 		invite ? sip_method_invite : sip_method_update, invite ? "INVITE" : "UPDATE", NULL,
-		SIPTAG_CONTACT(call->b2b->contact),
+		SIPTAG_CONTACT(b2b_leg_contact(call, leg)),
 		SIPTAG_SUPPORTED_STR(h.supported),
 		TAG_IF(h.se[0], SIPTAG_SESSION_EXPIRES_STR(h.se)),
 		TAG_IF(h.min_se[0], SIPTAG_MIN_SE_STR(h.min_se)),

@@ -31,9 +31,9 @@
  *     owner's datagram is pushed, raw, with its source address and receive
  *     time, to that owner's queue (shm/handover.h); the owner reads it
  *     beside its own socket's datagrams, as if its public socket had
- *     received it.  TCP and TLS fit the same rule: a connection is read by
- *     the worker that accepted it, and a message for a call of another
- *     worker is handed over the same way.
+ *     received it.  Connections (transports "tcp") do not come here: Sofia
+ *     reads them itself, and a call that arrives on one is the accepting
+ *     worker's (docs/architecture.md, "Connections: TCP and TLS").
  *   - To Sofia.  Sofia's registrations for both sockets are detached from
  *     polling (uport_detach_fd); each loop turn the queued datagrams are
  *     given to Sofia one callback at a time (uport_wake_fd), the own port

@@ -15,7 +15,9 @@
  *     worker reads it.
  * A bind() to any other address or port goes straight to the system call,
  * without even a getsockopt; the socket type is asked only when the address
- * matches (a TCP socket on the same address and port is left alone).  Until
+ * matches.  A TCP listener on the public port (transports "tcp") gets
+ * SO_REUSEPORT only, so every worker accepts there; any other TCP socket on
+ * these addresses is left alone.  Until
  * reuseport_configure() runs (and always in the master) nothing matches.
  */
 #define _GNU_SOURCE
@@ -74,12 +76,23 @@ static int reuseport_sip_port_of(const struct sockaddr *addr, socklen_t len)
 	return -1;
 }
 
-static int reuseport_is_datagram(int fd)
+static int reuseport_type(int fd)
 {
 	int type = 0;
 	socklen_t tlen = sizeof type;
 
-	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type == SOCK_DGRAM;
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 ? type : -1;
+}
+
+/* A TCP listener on the public port (transports "tcp"): SO_REUSEPORT only,
+ * so that every worker listens there and the kernel spreads the
+ * connections; the receive buffer of a connection stays the kernel's. */
+static void reuseport_prepare_stream(int fd, int port)
+{
+	int one = 1;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+		log_warn("SO_REUSEPORT on TCP port %d: %m", port);
 }
 
 static void reuseport_prepare(int fd, int port)
@@ -102,8 +115,12 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	int port = reuseport_family ? reuseport_sip_port_of(addr, len) : -1;
 
-	if ((port == reuseport_public_port || port == reuseport_own_port) &&
-	    reuseport_is_datagram(fd))
+	int type = port == reuseport_public_port || port == reuseport_own_port ?
+		   reuseport_type(fd) : -1;
+
+	if (type == SOCK_DGRAM)
 		reuseport_prepare(fd, port);
+	else if (type == SOCK_STREAM && port == reuseport_public_port)
+		reuseport_prepare_stream(fd, port);
 	return (int)syscall(SYS_bind, fd, addr, len);
 }

@@ -20,7 +20,6 @@ SIPP_TIMEOUT=15
 redis_start
 b2b_start
 
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
 
 # kill_call ID: `call kill ID` must exit 0 and say so; its output in $KILL_OUT.
 kill_call() {

@@ -64,8 +64,7 @@ assert_ge 1 "$(cli_json workers ".[] | select(.index == $other) | .handed_out")"
 	"worker $other handed the CANCEL over"
 assert_ge 1 "$(cli_json workers ".[] | select(.index == $owner) | .handed_in")" \
 	"worker $owner received it"
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "the call is still in the table: $(cli show calls)"
+wait_for 5 calls_empty || fail "the call is still in the table: $(cli show calls)"
 wait_cdrs 1
 assert_cdr 0 "a_call_id=$cid" "disposition=CANCELLED" "sip_code=487" "hangup_by=caller"
 log "ok: cancel_handover"

@@ -32,7 +32,6 @@ SIPP_TIMEOUT=20
 redis_start
 b2b_start
 
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
 
 # sent_most LOG DIR KEY CSEQ-METHOD: the most copies (retransmissions
 # included) of one message DIR (sent|recv) with start line KEY (a method or
@@ -100,7 +99,7 @@ assert_eq 1 "$(sent_most "$T/uac.msg" recv 500 INVITE)" "copies of the 500 a cal
 assert_eq "$N" "$(msg_count "$T/uas.msg" recv CANCEL)" "every callee got CANCEL"
 assert_eq "$N" "$(msg_count "$T/uas.msg" recv ACK)" "every callee's 487 was ACKed"
 assert_eq 0 "$(msg_count "$T/uas.msg" recv BYE)" "no BYE for calls never answered"
-wait_for 5 empty || fail "calls left in the table: $(cli show calls)"
+wait_for 5 calls_empty || fail "calls left in the table: $(cli show calls)"
 wait_cdrs $N
 assert_eq "$N" "$(jq '[.[] | select(.disposition == "FAILED" and .sip_code == "500" and .hangup_by == "system" and .answer_ms == "0")] | length' "$CDR_JSON")" \
 	"$N CDRs FAILED 500, hung up by the system"
@@ -144,7 +143,7 @@ max_sent=$(sent_most "$T/uas2.msg" sent 200 INVITE)
 	fail "a callee sent its 2xx $max_sent times (1 to 3 expected)"
 log "ok: no callee sent its 2xx more than $max_sent times"
 # An ending call leaves the table at its caller's ACK (or Timer H, 32 s).
-wait_for 3 empty || fail "calls left in the table: $(cli show calls)"
+wait_for 3 calls_empty || fail "calls left in the table: $(cli show calls)"
 wait_cdrs $((N + M))
 assert_eq "$((N + M))" "$(jq '[.[] | select(.disposition == "FAILED" and .sip_code == "500" and .hangup_by == "system")] | length' "$CDR_JSON")" \
 	"$((N + M)) CDRs FAILED 500, hung up by the system"
@@ -163,7 +162,7 @@ assert_sipp_ok uac3 $K
 assert_sipp_ok uas3 $K
 assert_eq "$K" "$(msg_count "$T/uac3.msg" recv 487/INVITE)" "every caller that cancelled got 487"
 assert_eq "$K" "$(msg_count "$T/uas3.msg" recv ACK)" "every callee's 487 was ACKed"
-wait_for 5 empty || fail "calls left in the table: $(cli show calls)"
+wait_for 5 calls_empty || fail "calls left in the table: $(cli show calls)"
 wait_cdrs $((N + M + K))
 assert_eq "$K" "$(jq '[.[] | select(.disposition == "CANCELLED" and .sip_code == "487" and .hangup_by == "caller")] | length' "$CDR_JSON")" \
 	"$K CDRs CANCELLED 487, hung up by the caller"

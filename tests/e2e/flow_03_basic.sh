@@ -64,8 +64,7 @@ assert_eq "$A_CID" "$(jq -r .a_call_id "$T/call.json")" "show calls: a_call_id"
 assert_eq "$B_CID" "$(jq -r .b_call_id "$T/call.json")" "show calls: b_call_id"
 
 # --- after the call
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "show calls not empty after the call: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after the call: $(cli show calls)"
 log "ok: show calls empty after the call"
 
 wait_cdrs 1

@@ -91,8 +91,7 @@ assert_no_grep "$ADDR:$UAS_PORT" <(msg_header "$T/uac.msg" recv INVITE Contact) 
 	"re-INVITEs to the caller carry our Contact"
 
 # --- the call table and the CDR
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "show calls not empty after the call: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after the call: $(cli show calls)"
 wait_cdrs 1
 assert_cdr_fields 0
 assert_cdr_id 0 "$(jq -r .id "$T/call.json")" "$(jq -r .worker "$T/call.json")"

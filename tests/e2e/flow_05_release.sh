@@ -56,8 +56,7 @@ assert_eq "$(call_ids "$T/uac1.msg" sent)" "$(msg_list "$T/uac1.msg" |
 assert_grep 'tag=[0-9]+SIPpTag001' <(msg_header "$T/uac1.msg" recv BYE To) \
 	"call 1: the BYE's To carries the caller's tag"
 assert_no_leak "$T/uac1.msg" "$T/uas1.msg"
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "show calls not empty after call 1: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after call 1: $(cli show calls)"
 wait_cdrs 1
 check_cdr 0 "$T/uac1.msg" "$T/uas1.msg" callee 2000
 
@@ -75,7 +74,7 @@ assert_seq "$T/uas2.msg" "call 2 callee" \
 	"recv INVITE" "sent 100/INVITE" "sent 180/INVITE" "sent 200/INVITE" "recv ACK" \
 	"recv BYE" "sent 200/BYE"
 assert_no_leak "$T/uac2.msg" "$T/uas2.msg"
-wait_for 5 empty || fail "show calls not empty after call 2: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after call 2: $(cli show calls)"
 wait_cdrs 2
 check_cdr 1 "$T/uac2.msg" "$T/uas2.msg" caller 1000
 

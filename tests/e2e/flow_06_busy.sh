@@ -33,8 +33,7 @@ assert_eq "$(msg_header "$T/uas.msg" recv INVITE Via | grep -o 'branch=[^;]*')" 
 assert_no_leak "$T/uac.msg" "$T/uas.msg"
 assert_eq 0 "$(sipp_stat uas 'Retransmissions(C)')" "uas: 486 ACKed at once (no retransmission)"
 
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "show calls not empty after the call: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after the call: $(cli show calls)"
 
 wait_cdrs 1
 assert_cdr_fields 0

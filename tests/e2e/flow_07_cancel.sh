@@ -54,7 +54,6 @@ rcli DEL "$CDR_STREAM" >/dev/null
 # --- 2. a CANCEL crossing the callee's 200, on either leg
 # (sipp -pause_msg_ign: the peer does not see what arrives during its pause,
 # as if it were still on the wire, so each crossing happens every time.)
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
 
 # 2a. On the B-leg: the caller cancels 300 ms after the 180; our CANCEL
 # reaches the callee, which answers 200 anyway at 600 ms.  The caller's
@@ -77,7 +76,7 @@ assert_ge 1 "$(msg_count "$T/uas2a.msg" recv CANCEL)" "2a callee: our CANCEL rea
 	fail "2a: the callee's 200 left before our CANCEL arrived: no crossing"
 log "ok: 2a: our CANCEL and the callee's 200 crossed on the B-leg"
 assert_no_leak "$T/uac2a.msg" "$T/uas2a.msg"
-wait_for 5 empty || fail "show calls not empty after 2a: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after 2a: $(cli show calls)"
 wait_cdrs 1
 assert_cdr_fields 0
 assert_cdr 0 "a_call_id=$(call_ids "$T/uac2a.msg" sent)" \
@@ -106,7 +105,7 @@ assert_seq "$T/uas2b.msg" "2b callee" \
 	"recv INVITE" "sent 100/INVITE" "sent 180/INVITE" "sent 200/INVITE" "recv ACK" \
 	"recv BYE" "sent 200/BYE"
 assert_no_leak "$T/uac2b.msg" "$T/uas2b.msg"
-wait_for 5 empty || fail "show calls not empty after 2b: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after 2b: $(cli show calls)"
 wait_cdrs 1
 assert_cdr_fields 0
 assert_cdr 0 "a_call_id=$(call_ids "$T/uac2b.msg" sent)" \

@@ -60,8 +60,7 @@ assert_seq "$T/uas2.msg" "2: callee" \
 	"recv INVITE" "sent 100/INVITE" "sent 180/INVITE" "recv CANCEL" "sent 200/CANCEL" \
 	"sent 487/INVITE" "recv ACK"
 assert_no_leak "$T/uac2.msg" "$T/uas2.msg"
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "show calls not empty after the call: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after the call: $(cli show calls)"
 wait_cdrs 1
 assert_cdr_fields 0
 assert_cdr 0 "a_call_id=$(call_ids "$T/uac2.msg" sent)" "b_call_id=$(call_ids "$T/uas2.msg" recv)" \

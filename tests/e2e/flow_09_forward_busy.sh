@@ -70,8 +70,7 @@ assert_no_leak "$T/uac.msg" "$T/carol.msg"
 	fail "1: bob and carol got the same B-leg Call-ID"
 log "ok: 1: a new B-leg dialog for carol"
 
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "show calls not empty after call 1: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after call 1: $(cli show calls)"
 wait_cdrs 1
 assert_cdr_fields 0
 assert_cdr_id 0 "$(jq -r .id "$T/call.json")" "$(jq -r .worker "$T/call.json")"
@@ -98,7 +97,7 @@ assert_seq "$T/carol2.msg" "2: carol" "recv INVITE" "sent 100/INVITE" "sent 486/
 	"recv ACK"
 assert_eq "<sip:bob@$ADDR>;reason=user-busy;counter=1" \
 	"$(msg_header "$T/carol2.msg" recv INVITE Diversion)" "2: carol's INVITE: Diversion"
-wait_for 5 empty || fail "show calls not empty after call 2: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after call 2: $(cli show calls)"
 wait_cdrs 1
 assert_cdr_fields 0
 assert_cdr 0 "a_call_id=$(call_ids "$T/uac2.msg" sent)" \

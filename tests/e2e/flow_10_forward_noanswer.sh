@@ -76,8 +76,7 @@ assert_eq "$(msg_body "$T/uac.msg" sent INVITE)" "$(msg_body "$T/carol.msg" recv
 assert_no_leak "$T/uac.msg" "$T/bob.msg"
 assert_no_leak "$T/uac.msg" "$T/carol.msg"
 
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "show calls not empty after the call: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after the call: $(cli show calls)"
 wait_cdrs 1
 assert_cdr_fields 0
 assert_cdr_id 0 "$(jq -r .id "$T/call.json")" "$(jq -r .worker "$T/call.json")"

@@ -77,8 +77,7 @@ for i in 1 2 3 4; do
 done
 assert_no_leak "$T/uac.msg" "$T/uas.msg"
 
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "show calls not empty after the call: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after the call: $(cli show calls)"
 wait_cdrs 1
 assert_cdr_fields 0
 assert_cdr_id 0 "$(jq -r .id "$T/call.json")" "$(jq -r .worker "$T/call.json")"

@@ -95,8 +95,7 @@ assert_no_leak "$T/bob.msg" "$T/alice.msg"
 assert_no_leak "$T/carol.msg" "$T/alice.msg"
 
 # --- one CDR per call
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "show calls not empty after the calls: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after the calls: $(cli show calls)"
 wait_cdrs 2
 i_bob=$(cdr_index ".a_call_id == \"$(call_ids "$T/bob.msg" sent)\"")
 i_carol=$(cdr_index ".a_call_id == \"$(call_ids "$T/carol.msg" sent)\"")

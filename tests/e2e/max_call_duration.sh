@@ -27,8 +27,7 @@ assert_seq "$T/uas.msg" "callee" \
 	"recv INVITE" "sent 100/INVITE" "sent 180/INVITE" "sent 200/INVITE" "recv ACK" \
 	"recv BYE" "sent 200/BYE"
 assert_grep 'longer than max_call_duration: ending it' "$T/b2bua.log" "the log says why"
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "show calls not empty: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty: $(cli show calls)"
 
 wait_cdrs 1
 assert_cdr 0 "disposition=ANSWERED" "sip_code=200" "hangup_by=system" "host=$(node_id)"

@@ -70,8 +70,7 @@ assert_count "$T/fast.msg" recv INVITE 1   # not one of the shed INVITEs reached
 sipp_wait ringing || fail "the ringing call's caller exited $?"
 uas_wait slow
 assert_sipp_ok ringing 1
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "calls left: $(cli show calls)"
+wait_for 5 calls_empty || fail "calls left: $(cli show calls)"
 
 # ---------------------------------------------------------------- 2. capacity
 uas_start fast2 uas_basic -m 2

@@ -26,13 +26,12 @@ CFG_EXTRA="session_expires = 6;
 min_se = 4;"
 redis_start
 b2b_start
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
 
 # --- 0. too small: 422 with our Min-SE
 uac_run uac0 uac_expect_code -m 1 -key maxfwd 70 -key extra_hdr "Session-Expires: 2"
 assert_seq "$T/uac0.msg" "0: caller" "sent INVITE" "recv 100/INVITE" "recv 422/INVITE" "sent ACK"
 assert_eq 4 "$(msg_header "$T/uac0.msg" recv 422 Min-SE | tr -d ' \r')" "0: Min-SE of the 422"
-wait_for 5 empty || fail "0: show calls not empty: $(cli show calls)"
+wait_for 5 calls_empty || fail "0: show calls not empty: $(cli show calls)"
 sleep 0.5
 assert_eq 0 "$(cdr_len)" "0: no CDR for the 422"
 
@@ -49,7 +48,7 @@ up=$(($(msg_time_ms "$T/uac1.msg" recv BYE) - $(msg_time_ms "$T/uac1.msg" recv 2
 assert_between 3500 $((6000 + 32000)) "$up" "1: ms the call lasted (callee's session 6 s)"
 assert_between 3500 6500 "$up" "1: ms the call lasted (4 s expected, checked once a second)"
 assert_no_leak "$T/uac1.msg" "$T/uas1.msg"
-wait_for 5 empty || fail "1: show calls not empty: $(cli show calls)"
+wait_for 5 calls_empty || fail "1: show calls not empty: $(cli show calls)"
 wait_cdrs 1
 assert_cdr_fields 0
 assert_cdr 0 "disposition=ANSWERED" "sip_code=200" "hangup_by=callee"
@@ -69,7 +68,7 @@ assert_between 6000 $((refreshed + 6000 + 32000)) "$up" \
 	"2: ms the call lasted (its last refresh + 6 s interval, + 32 s at most)"
 assert_between 6000 $((refreshed + 7500)) "$up" \
 	"2: ms the call lasted (last refresh + 6 s expected, checked once a second)"
-wait_for 5 empty || fail "2: show calls not empty: $(cli show calls)"
+wait_for 5 calls_empty || fail "2: show calls not empty: $(cli show calls)"
 wait_cdrs 1
 assert_cdr 0 "disposition=ANSWERED" "sip_code=200" "hangup_by=callee"
 assert_cdr_times 0
@@ -82,7 +81,7 @@ uas_wait uas3
 assert_count "$T/uac3.msg" recv 200/UPDATE 5
 assert_ge 4 "$(msg_count "$T/uas3.msg" recv UPDATE)" "3: refreshes that reached the callee"
 assert_no_leak "$T/uac3.msg" "$T/uas3.msg"
-wait_for 5 empty || fail "3: show calls not empty: $(cli show calls)"
+wait_for 5 calls_empty || fail "3: show calls not empty: $(cli show calls)"
 wait_cdrs 1
 assert_cdr 0 "disposition=ANSWERED" "sip_code=200" "hangup_by=caller"
 assert_cdr_times 0

@@ -25,7 +25,6 @@ CFG_EXTRA="session_expires = 6;
 min_se = 4;"
 redis_start
 b2b_start
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
 
 # --- 1. refreshes answered by b2bua
 uas_start uas1 uas_basic -m 1
@@ -33,7 +32,7 @@ uac_run uac1 uac_st_refresh -m 1
 uas_wait uas1
 assert_count "$T/uac1.msg" recv 200/UPDATE 5
 assert_count "$T/uas1.msg" recv UPDATE 0
-wait_for 5 empty || fail "1: show calls not empty: $(cli show calls)"
+wait_for 5 calls_empty || fail "1: show calls not empty: $(cli show calls)"
 wait_cdrs 1
 assert_cdr 0 "disposition=ANSWERED" "sip_code=200" "hangup_by=caller"
 assert_ge 9500 "$(cdr_get 0 billable_ms)" "1: ms billed (the session interval is 6 s)"
@@ -50,7 +49,7 @@ assert_count "$T/uac2.msg" sent 200/INVITE "$n"
 assert_eq $((n + 1)) "$(grep -c '^o=uas 53655765 2353687637' "$T/uac2.msg")" \
 	"2: the callee's SDP in the 200 and in every refresh"
 assert_count "$T/uas2.msg" recv INVITE 1
-wait_for 5 empty || fail "2: show calls not empty: $(cli show calls)"
+wait_for 5 calls_empty || fail "2: show calls not empty: $(cli show calls)"
 wait_cdrs 1
 assert_cdr 0 "disposition=ANSWERED" "sip_code=200" "hangup_by=callee"
 assert_ge 8500 "$(cdr_get 0 billable_ms)" "2: ms billed (the session interval is 6 s)"
@@ -67,7 +66,7 @@ assert_seq "$T/uac3.msg" "3: caller" "sent INVITE" "recv 100/INVITE" "recv 200/I
 	"sent ACK" "recv BYE" "sent 200/BYE"
 up=$(($(msg_time_ms "$T/uac3.msg" recv BYE) - $(msg_time_ms "$T/uac3.msg" recv 200)))
 assert_between 5000 7000 "$up" "3: ms the call lasted (callee's session 8 s: 8 - 8/3 s)"
-wait_for 5 empty || fail "3: show calls not empty: $(cli show calls)"
+wait_for 5 calls_empty || fail "3: show calls not empty: $(cli show calls)"
 wait_cdrs 1
 assert_cdr 0 "disposition=ANSWERED" "sip_code=200" "hangup_by=callee"
 assert_no_grep '\] error:' "$T/b2bua.log" "no error in the daemon's log"

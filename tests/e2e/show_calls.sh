@@ -57,8 +57,7 @@ log "ok: every JSON id is in the text table"
 sipp_wait uac || fail "uac exited $? ($(sipp_stat uac 'FailedCall(C)') failed calls)"
 uas_wait uas
 assert_sipp_ok uac $N
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "show calls not empty after the calls ended: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after the calls ended: $(cli show calls)"
 assert_eq 0 "$(cli show calls | grep -c 'ANSWERED')" "text: no ANSWERED line left"
 assert_eq 0 "$(stat_of calls_active)" "stats: calls_active"
 

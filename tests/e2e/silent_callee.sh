@@ -61,8 +61,7 @@ assert_count "$T/uas3.msg" recv CANCEL 0
 # The B-legs end when NTA gives up on them (the callee's port is closed now,
 # or Timer B); then each call has its one CDR, dated when the caller got its
 # answer.
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 40 empty || fail "show calls not empty: $(cli show calls)"
+wait_for 40 calls_empty || fail "show calls not empty: $(cli show calls)"
 wait_cdrs 3
 i=$(cdr_index ".a_call_id == \"$(call_ids "$T/uac1.msg" sent)\"")
 assert_cdr_fields "$i"

@@ -69,8 +69,7 @@ B_CID=$(call_ids "$T/uas.msg" recv)
 assert_eq "$A_CID" "$(jq -r .a_call_id "$T/call.json")" "show calls: a_call_id"
 assert_eq "$B_CID" "$(jq -r .b_call_id "$T/call.json")" "show calls: b_call_id"
 
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "show calls not empty after the call: $(cli show calls)"
+wait_for 5 calls_empty || fail "show calls not empty after the call: $(cli show calls)"
 wait_cdrs 1
 assert_cdr_fields 0
 assert_cdr 0 \

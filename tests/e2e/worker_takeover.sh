@@ -41,8 +41,7 @@ assert_sipp_ok uac $N
 assert_sipp_ok uas $N
 assert_eq "$N" "$(msg_count "$T/uas.msg" recv BYE)" "every callee got its BYE"
 assert_eq "$N" "$(msg_count "$T/uac.msg" recv 200/BYE)" "every caller's BYE was answered"
-empty() { [ "$(cli_json calls 'length')" = 0 ]; }
-wait_for 5 empty || fail "calls left in the table: $(cli show calls)"
+wait_for 5 calls_empty || fail "calls left in the table: $(cli show calls)"
 wait_cdrs $N
 assert_eq "$N" "$(jq '[.[] | select(.disposition == "ANSWERED" and .hangup_by == "caller")] | length' "$CDR_JSON")" \
 	"$N CDRs ANSWERED, hung up by the caller"

@@ -301,6 +301,17 @@ static char *b2b_host_for_uri(su_home_t *home, const char *host)
 	return strchr(host, ':') ? su_sprintf(home, "[%s]", host) : su_strdup(home, host);
 }
 
+/* One more transport for the agent, named `ident`: 0, or -EADDRINUSE (logged). */
+static int b2b_add_tport(b2b_t *b2b, const char *url, const char *ident)
+{
+	if (nta_agent_add_tport(b2b->agent, URL_STRING_MAKE(url),
+				TPTAG_IDENT(ident), TAG_END()) < 0) {
+		log_error("cannot listen on %s: %m", url);
+		return -EADDRINUSE;
+	}
+	return 0;
+}
+
 /*
  * transports has "tcp": the public and own ports listen on TCP too, with
  * the same idents as their UDP twins, so TPTAG_IDENT(own) with a
@@ -314,16 +325,9 @@ static int b2b_tcp_create(b2b_t *b2b, const char *listen, int own_port)
 	char *pub = su_sprintf(b2b->home, "sip:%s:%d;transport=tcp", listen, b2b->cfg->sip_port);
 	char *own = su_sprintf(b2b->home, "sip:%s:%d;transport=tcp", listen, own_port);
 
-	if (nta_agent_add_tport(b2b->agent, URL_STRING_MAKE(pub),
-				TPTAG_IDENT(B2B_IDENT_PUBLIC), TAG_END()) < 0) {
-		log_error("cannot listen on %s: %m", pub);
+	if (b2b_add_tport(b2b, pub, B2B_IDENT_PUBLIC) < 0 ||
+	    b2b_add_tport(b2b, own, B2B_IDENT_OWN) < 0)
 		return -EADDRINUSE;
-	}
-	if (nta_agent_add_tport(b2b->agent, URL_STRING_MAKE(own),
-				TPTAG_IDENT(B2B_IDENT_OWN), TAG_END()) < 0) {
-		log_error("cannot listen on %s: %m", own);
-		return -EADDRINUSE;
-	}
 	return 0;
 }
 
@@ -351,11 +355,8 @@ static int b2b_agent_create(b2b_t *b2b)
 		log_error("cannot listen on %s: %m", pub_url);
 		return -EADDRINUSE;
 	}
-	if (nta_agent_add_tport(b2b->agent, URL_STRING_MAKE(own_url),
-				TPTAG_IDENT(B2B_IDENT_OWN), TAG_END()) < 0) {
-		log_error("cannot listen on %s: %m", own_url);
+	if (b2b_add_tport(b2b, own_url, B2B_IDENT_OWN) < 0)
 		return -EADDRINUSE;
-	}
 	b2b->contact = sip_contact_format(b2b->home, "<sip:%s@%s:%d;transport=udp>",
 					  cfg->node_id, adv, own_port);
 	if ((cfg->transports & CONFIG_TP_TCP) && b2b_tcp_create(b2b, listen, own_port) < 0)

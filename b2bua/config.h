@@ -58,6 +58,7 @@ enum config_untrusted {
  * "Connections: TCP and TLS"). */
 #define CONFIG_TP_UDP 1u
 #define CONFIG_TP_TCP 2u
+#define CONFIG_TP_TLS 4u
 
 struct config {
 	char path[PATH_MAX];           /* the file it was read from */

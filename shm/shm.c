@@ -806,3 +806,13 @@ int shm_invite_read(const shm_t *shm, uint32_t slot, struct shm_invite *out)
 			return -ENOENT;  /* its writer died mid-write */
 	}
 }
+
+const char *shm_transport_name(unsigned transport)
+{
+	switch (transport) {
+	case SHM_TP_UDP: return "udp";
+	case SHM_TP_TCP: return "tcp";
+	case SHM_TP_TLS: return "tls";
+	default: return "?";
+	}
+}

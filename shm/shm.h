@@ -39,7 +39,11 @@ enum shm_call_state {
 
 enum shm_party { SHM_PARTY_NONE = 0, SHM_PARTY_CALLER = 1, SHM_PARTY_CALLEE = 2 };
 
-enum shm_transport { SHM_TP_UDP = 0, SHM_TP_TCP = 1 };
+enum shm_transport { SHM_TP_UDP = 0, SHM_TP_TCP = 1, SHM_TP_TLS = 2 };
+
+/* "udp", "tcp" or "tls" (the names of config, CDR, CLI and logs); "?" for
+ * a value no build writes. */
+const char *shm_transport_name(unsigned transport);
 
 #define SHM_ID_MAX      80   /* a call id: NODE-wWORKER-EPOCH-N, see worker/b2b.c */
 #define SHM_CALLID_MAX 128

@@ -1203,6 +1203,16 @@ START_TEST(test_invite_slot)
 }
 END_TEST
 
+/* One name per transport, the one config, CDR and CLI use. */
+START_TEST(test_transport_name)
+{
+	ck_assert_str_eq(shm_transport_name(SHM_TP_UDP), "udp");
+	ck_assert_str_eq(shm_transport_name(SHM_TP_TCP), "tcp");
+	ck_assert_str_eq(shm_transport_name(SHM_TP_TLS), "tls");
+	ck_assert_str_eq(shm_transport_name(99), "?");
+}
+END_TEST
+
 static Suite *shm_suite(void)
 {
 	Suite *s = suite_create("shm");
@@ -1226,6 +1236,7 @@ static Suite *shm_suite(void)
 	tcase_add_test(unit, test_gauge_set);
 	tcase_add_test(unit, test_invite_pack);
 	tcase_add_test(unit, test_invite_slot);
+	tcase_add_test(unit, test_transport_name);
 	suite_add_tcase(s, unit);
 
 	tcase_set_timeout(procs, 20);

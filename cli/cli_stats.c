@@ -120,6 +120,7 @@ static int cli_stats_nat_json(json_t *o, const struct cli_stats *st)
 		{ "keepalives_failed", SHM_CTR_KEEPALIVES_FAILED },
 		{ "bindings_removed", SHM_CTR_BINDINGS_REMOVED },
 		{ "peer_relayed", SHM_CTR_PEER_RELAYED },
+		{ "flow_failed", SHM_CTR_FLOW_FAILED },
 	};
 
 	for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)

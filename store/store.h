@@ -148,7 +148,7 @@ struct store_binding {
 	char *call_id;           /* of the REGISTER that made it */
 	int64_t cseq;
 	char *source;            /* "ip:port" it came from */
-	char *transport;         /* "udp" */
+	char *transport;         /* "udp", "tcp", "tls" */
 	char *user_agent;
 	char *host;              /* node_id of the host that took it */
 	int64_t worker;          /* and its worker index */
@@ -213,11 +213,14 @@ struct store_register_req {
 	const char *call_id;
 	uint32_t cseq;
 	const char *source;           /* "ip:port" */
-	const char *transport;        /* "udp" */
+	const char *transport;        /* "udp", "tcp", "tls" */
 	const char *user_agent;       /* "" when none */
 	const char *host;             /* node_id */
 	unsigned worker;
 	const char *host_address;     /* this host's SIP address "ip:port" */
+	const char *flow;             /* a REGISTER read on a connection: its token
+				       * (worker/flow.h); "" or NULL: none (a datagram) */
+	unsigned flow_worker;         /* the worker that holds that connection */
 	int remove_all;               /* Contact: * with Expires: 0 */
 	unsigned n_contacts;
 	const char *const *contacts;  /* Contact URIs ... */
@@ -269,6 +272,9 @@ struct store_contact {
 	const char *host;             /* node_id of the host that took it */
 	const char *host_address;     /* that host's SIP address "ip:port" */
 	int host_lost;                /* that host's lease ran out, or it stopped */
+	const char *transport;        /* "udp", "tcp", "tls" ("udp" when it predates them) */
+	const char *flow;             /* its connection's token, "" when it has no flow */
+	int flow_worker;              /* the worker holding that connection, -1: none */
 };
 
 /*

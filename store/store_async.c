@@ -203,8 +203,9 @@ static void store_on_register(rds_t *rds, redisReply *r, void *arg)
 int store_register(rds_t *rds, const struct store_register_req *req, store_register_f *done,
 		   void *arg)
 {
-	const char *argv[16 + 2 * STORE_REGISTER_CONTACTS_MAX];
+	const char *argv[18 + 2 * STORE_REGISTER_CONTACTS_MAX];
 	char lkey[STORE_KEY_MAX], nkey[STORE_KEY_MAX], now[24], ttl[16], cseq[16], worker[16];
+	char flow_worker[16];
 	char exp[STORE_REGISTER_CONTACTS_MAX][16];
 	const char *prefix = rds_prefix(rds);
 	struct store_async_ctx *ctx;
@@ -222,6 +223,7 @@ int store_register(rds_t *rds, const struct store_register_req *req, store_regis
 	snprintf(ttl, sizeof ttl, "%d", req->nonce_ttl);
 	snprintf(cseq, sizeof cseq, "%u", req->cseq);
 	snprintf(worker, sizeof worker, "%u", req->worker);
+	snprintf(flow_worker, sizeof flow_worker, "%u", req->flow_worker);
 
 	argv[argc++] = "EVAL";
 	argv[argc++] = store_lua_register;
@@ -239,6 +241,8 @@ int store_register(rds_t *rds, const struct store_register_req *req, store_regis
 	argv[argc++] = worker;
 	argv[argc++] = req->remove_all ? "1" : "0";
 	argv[argc++] = req->host_address ? req->host_address : "";
+	argv[argc++] = req->flow ? req->flow : "";
+	argv[argc++] = flow_worker;
 	for (unsigned i = 0; i < req->n_contacts; i++) {
 		snprintf(exp[i], sizeof exp[i], "%d", req->expires[i]);
 		argv[argc++] = req->contacts[i];
@@ -277,11 +281,12 @@ static const char *store_str_or_empty(const redisReply *r)
 }
 
 /* { status, fwd_always, fwd_busy, fwd_noanswer, fwd_noanswer_timeout,
- *   contact, source, host, host_address, host_lost, ... } */
+ *   contact, source, host, host_address, host_lost, transport, flow,
+ *   flow_worker, ... } */
 static void store_lookup_found(struct store_async_ctx *ctx, const redisReply *r,
 			       enum store_lookup_result result)
 {
-	struct store_contact *contacts = calloc(r->elements / 5 + 1, sizeof *contacts);
+	struct store_contact *contacts = calloc(r->elements / 8 + 1, sizeof *contacts);
 	struct store_forward fwd;
 	unsigned n = 0;
 
@@ -294,7 +299,7 @@ static void store_lookup_found(struct store_async_ctx *ctx, const redisReply *r,
 	store_copy_str(fwd.noanswer, sizeof fwd.noanswer, r->element[3]);
 	fwd.noanswer_timeout = r->element[4]->type == REDIS_REPLY_STRING ?
 			       atoi(r->element[4]->str) : 0;
-	for (size_t i = 5; i + 4 < r->elements; i += 5) {
+	for (size_t i = 5; i + 7 < r->elements; i += 8) {
 		if (r->element[i]->type != REDIS_REPLY_STRING)
 			continue;
 		contacts[n].uri = r->element[i]->str;
@@ -303,6 +308,10 @@ static void store_lookup_found(struct store_async_ctx *ctx, const redisReply *r,
 		contacts[n].host_address = store_str_or_empty(r->element[i + 3]);
 		contacts[n].host_lost = r->element[i + 4]->type == REDIS_REPLY_STRING &&
 					strcmp(r->element[i + 4]->str, "1") == 0;
+		contacts[n].transport = store_str_or_empty(r->element[i + 5]);
+		contacts[n].flow = store_str_or_empty(r->element[i + 6]);
+		contacts[n].flow_worker = r->element[i + 7]->type == REDIS_REPLY_STRING ?
+					  atoi(r->element[i + 7]->str) : -1;
 		n++;
 	}
 	if (result == STORE_FOUND && n == 0)

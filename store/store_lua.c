@@ -27,7 +27,9 @@ const char store_lua_auth_fail[] =
 
 /* KEYS[1] location hash, KEYS[2] nonce-count replay key ('' for none).
  * ARGV: now_ms nonce_ttl call_id cseq source transport ua host worker star
- *       host_address, then pairs (contact, expires_s) — expires 0 removes.
+ *       host_address flow flow_worker, then pairs (contact, expires_s) —
+ *       expires 0 removes.  flow "" (a datagram REGISTER): the binding gets
+ *       no flow and no flow_worker. 
  * Returns { "ok", contact, remaining_s, ... } or { "replay" } / { "cseq" }. */
 const char store_lua_register[] =
 	"if KEYS[2] ~= '' and not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then "
@@ -44,7 +46,7 @@ const char store_lua_register[] =
 	"  for c, b in pairs(cur) do if not ordered(b) then return { 'cseq' } end end "
 	"  redis.call('DEL', KEYS[1]) cur = {} "
 	"else "
-	"  for i = 12, #ARGV, 2 do "
+	"  for i = 14, #ARGV, 2 do "
 	"    local c = ARGV[i] local e = tonumber(ARGV[i + 1]) "
 	"    if cur[c] and not ordered(cur[c]) then return { 'cseq' } end "
 	"    if e == 0 then "
@@ -54,6 +56,7 @@ const char store_lua_register[] =
 	"                  source = ARGV[5], transport = ARGV[6], user_agent = ARGV[7], "
 	"                  host = ARGV[8], worker = tonumber(ARGV[9]), registered = now, "
 	"                  host_address = ARGV[11] } "
+	"      if ARGV[12] ~= '' then b.flow = ARGV[12] b.flow_worker = tonumber(ARGV[13]) end "
 	"      redis.call('HSET', KEYS[1], c, cjson.encode(b)) cur[c] = b "
 	"    end "
 	"  end "
@@ -72,12 +75,13 @@ const char store_lua_register[] =
  * Returns { 404 } (no such user / disabled), or { 0 | 480 | 486, fwd_always,
  * fwd_busy, fwd_noanswer, fwd_noanswer_timeout, contact, ... }: 480 when
  * not registered, 486 at max_calls, contacts newest registration first,
- * each as five strings: contact, source, host, host_address (the three
+ * each as eight strings: contact, source, host, host_address (the three
  * "" for a binding stored before they existed), host_lost ("1" when the
  * host that took the REGISTER has let its lease run out, by Redis's clock,
  * or stopped: a hand-off to it would go nowhere; "0" otherwise, also for a
- * host with no lease record); a 0 answer with a call key counted the call
- * in KEYS[3]. */
+ * host with no lease record), transport ("udp" when absent), flow and
+ * flow_worker ("" and "-1" for a binding without a flow); a 0 answer with a
+ * call key counted the call in KEYS[3]. */
 const char store_lua_lookup[] =
 	"local u = redis.call('HMGET', KEYS[1], 'enabled', 'fwd_always', 'fwd_busy', "
 	"  'fwd_noanswer', 'fwd_noanswer_timeout', 'max_calls') "
@@ -87,7 +91,8 @@ const char store_lua_lookup[] =
 	"for i = 1, #all, 2 do "
 	"  local b = cjson.decode(all[i + 1]) "
 	"  if b.expires > now then list[#list + 1] = { all[i], b.registered or 0, "
-	"    b.source or '', b.host or '', b.host_address or '' } end "
+	"    b.source or '', b.host or '', b.host_address or '', b.transport or 'udp', "
+	"    b.flow or '', tostring(b.flow_worker or -1) } end "
 	"end "
 	"table.sort(list, function(x, y) return x[2] > y[2] end) "
 	"local status = #list == 0 and 480 or 0 "
@@ -113,7 +118,8 @@ const char store_lua_lookup[] =
 	"    end "
 	"  end "
 	"  out[#out + 1] = e[1] out[#out + 1] = e[3] out[#out + 1] = e[4] "
-	"  out[#out + 1] = e[5] out[#out + 1] = lost end end "
+	"  out[#out + 1] = e[5] out[#out + 1] = lost "
+	"  out[#out + 1] = e[6] out[#out + 1] = e[7] out[#out + 1] = e[8] end end "
 	"return out";
 
 /* KEYS[1] location hash.  ARGV: contact, call_id, cseq.  Removes that

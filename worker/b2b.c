@@ -228,7 +228,7 @@ static int b2b_on_invite(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 		b2b_refuse(b2b, irq, SIP_483_TOO_MANY_HOPS, NULL);
 		return 0;
 	}
-	if (b2b_via_is_ours(b2b, sip->sip_via)) {
+	if (b2b_via_is_ours(b2b, sip->sip_via) && !b2b_flow_sibling_handoff(b2b, irq, sip)) {
 		b2b_refuse(b2b, irq, SIP_482_LOOP_DETECTED, NULL);
 		return 0;
 	}

@@ -31,6 +31,17 @@
  * The callee's 2xx Contact then becomes the leg's remote target, as RFC
  * 3261 wants, and is still not where the packets go.
  *
+ * A subscriber registered over a connection (a flow, worker/flow.h): the
+ * worker that holds the connection sends the INVITE over it (NTATAG_TPORT:
+ * never a new connection to the phone's Contact) and routes the later
+ * requests to its peer address over the same primary, which finds the
+ * connection again (TPTAG_REUSE); any other worker hands the call to that
+ * worker like a host hands a NAT'd call to the holding host (b2b_policy.c).
+ *
+ * The MTU switch (RFC 3261 §18.1.1): an INVITE larger than B2B_UDP_MTU to a
+ * route target that names no transport goes over TCP when TCP is on
+ * (b2b_branch_mtu_route); a target that says transport=udp stays on UDP.
+ *
  * Nothing of one leg's topology is copied to the other: the B-leg gets a new
  * Call-ID, new tags, its own CSeq, our Via and our Contact; only From/To
  * URIs (identities, without tags or parameters), the SDP body and
@@ -46,6 +57,8 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_string.h>
 #include <sofia-sip/su_tag.h>
+#include <sofia-sip/nta_tag.h>
+#include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
 #include <sofia-sip/url.h>
 
@@ -94,6 +107,11 @@ url_string_t const *b2b_leg_route(nta_leg_t *leg)
 
 const char *b2b_leg_ident(nta_leg_t *leg)
 {
+	struct b2b_branch *br = leg ? (struct b2b_branch *)nta_leg_magic(leg, b2b_on_b_request)
+				    : NULL;
+
+	if (br && br->nat && br->nat->ident[0] && !br->nat->handoff[0])
+		return br->nat->ident;   /* a flow: the primary holding its connection */
 	return b2b_leg_route(leg) ? B2B_IDENT_PUBLIC : B2B_IDENT_OWN;
 }
 
@@ -286,6 +304,13 @@ static void b2b_on_b_failure(struct b2b_branch *br, int status, sip_t const *sip
 		call->timed_out = 1;
 		sip = NULL;
 	}
+	/* 430 Flow Failed: the worker holding the callee's connection found it
+	 * gone (RFC 5626 §5.3; b2b_policy.c).  It is for us, not the caller:
+	 * to the caller that binding is only unavailable. */
+	if (status == 430) {
+		status = 480;
+		sip = NULL;
+	}
 	if (b2b_better_failure(status, call->best_final)) {
 		call->best_final = status;
 		b2b_str_copy(call->best_phrase, sizeof call->best_phrase,
@@ -308,7 +333,7 @@ static void b2b_on_b_failure(struct b2b_branch *br, int status, sip_t const *sip
 }
 
 static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip,
-			     url_t const *ruri, unsigned se);
+			     url_t const *ruri, unsigned se, tport_t *conn);
 
 /* A 422 (our Session-Expires is below the callee's Min-SE): send the
  * INVITE again on the same dialog with its Min-SE, once (RFC 4028 7.4).
@@ -331,7 +356,7 @@ static int b2b_branch_retry_422(struct b2b_branch *br, sip_t const *resp)
 	nta_outgoing_destroy(br->orq);
 	br->orq = NULL;
 	br->st_retried = 1;
-	rc = ruri ? b2b_branch_invite(call, br, inv, ruri, se) : -ENOMEM;
+	rc = ruri ? b2b_branch_invite(call, br, inv, ruri, se, NULL) : -ENOMEM;
 	su_home_deinit(home);
 	if (rc == 0)
 		log_info("call %s: the callee wants Session-Expires >= %u: INVITE again", call->id, se);
@@ -368,25 +393,82 @@ static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 
 /* ------------------------------------------------------------ starting branches */
 
-/* Our Contact on a B-leg INVITE: ;transport=tcp when its Request-URI
- * names TCP (a route target "sip:...;transport=tcp"), so the callee's
+/* Our Contact on a B-leg INVITE: ;transport=tcp when the INVITE goes over
+ * TCP (its route, else its Request-URI, names TCP: a route target
+ * "sip:...;transport=tcp", a flow, the MTU switch), so the callee's
  * requests come back over TCP to this worker's own port; else UDP. */
-static sip_contact_t const *b2b_branch_contact(b2b_t *b2b, url_t const *ruri)
+static sip_contact_t const *b2b_branch_contact(b2b_t *b2b, url_t const *ruri,
+					       const char *route)
 {
+	su_home_t home[1] = { SU_HOME_INIT(home) };
+	url_t const *url = route ? url_make(home, route) : ruri;
+	sip_contact_t const *m = b2b->contact;
 	char tp[8];
 
-	if (b2b->contact_tcp && ruri && ruri->url_params &&
-	    url_param(ruri->url_params, "transport", tp, sizeof tp) > 0 &&
+	if (b2b->contact_tcp && url && url->url_params &&
+	    url_param(url->url_params, "transport", tp, sizeof tp) > 0 &&
 	    su_casematch(tp, "tcp"))
-		return b2b->contact_tcp;
-	return b2b->contact;
+		m = b2b->contact_tcp;
+	su_home_deinit(home);
+	return m;
+}
+
+/* The size of the branch's INVITE before it is built: the caller's body,
+ * which crosses unchanged, and our headers (Via, From, To, Call-ID, CSeq,
+ * Contact, Max-Forwards, session timer, Diversion), measured at 450-650
+ * bytes (tests/e2e/tcp_mtu.sh): B2B_HEADERS_MAX bounds them. */
+#define B2B_HEADERS_MAX 700
+
+static size_t b2b_branch_size(struct b2b_call *call, sip_t const *sip)
+{
+	size_t body = sip->sip_payload ? sip->sip_payload->pl_len : 0;
+
+	return body + B2B_HEADERS_MAX + strlen(call->diversion);
+}
+
+/*
+ * The MTU switch: NTATAG_UDP_MTU(65535) keeps NTA from switching by
+ * itself (it would switch a ;transport=udp target too), so the rule is
+ * here.  A route target that names no transport, with TCP on, gets an
+ * INVITE larger than B2B_UDP_MTU over TCP: the route_url is its
+ * Request-URI with ;transport=tcp, for this INVITE only (its CANCEL
+ * follows it; the dialog's later requests go to the callee's Contact).
+ * Into url (size bytes): 1 when switched, else 0.
+ */
+static int b2b_branch_mtu_route(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip,
+				url_t const *ruri, char *url, size_t size)
+{
+	char tp[8];
+	int n;
+
+	if (!br->mtu_switch || br->nat || call->b2b->contact_tcp == NULL ||
+	    ruri->url_type != url_sip ||
+	    (ruri->url_params && url_param(ruri->url_params, "transport", tp, sizeof tp) > 0) ||
+	    b2b_branch_size(call, sip) <= B2B_UDP_MTU)
+		return 0;
+	n = snprintf(url, size, "sip:%s%s%s;transport=tcp", ruri->url_host,
+		     ruri->url_port ? ":" : "", ruri->url_port ? ruri->url_port : "");
+	return n > 0 && (size_t)n < size;
+}
+
+/* The socket the branch's INVITE leaves from: the public port towards a
+ * party behind NAT, the primary holding a flow's connection, else our own
+ * port. */
+static const char *b2b_branch_ident(const struct b2b_branch *br)
+{
+	if (br->nat == NULL || br->nat->handoff[0])
+		return B2B_IDENT_OWN;
+	return br->nat->ident[0] ? br->nat->ident : B2B_IDENT_PUBLIC;
 }
 
 /* The branch's INVITE (the caller's `sip` gives body and Max-Forwards) on
- * its dialog; `se` overrides our Session-Expires offer (after a 422). */
+ * its dialog; `se` overrides our Session-Expires offer (after a 422);
+ * `conn`, when not NULL, is the flow's connection it must go over. */
 static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip,
-			     url_t const *ruri, unsigned se)
+			     url_t const *ruri, unsigned se, tport_t *conn)
 {
+	char mtu_url[REGISTRAR_URI_MAX];
+	const char *route = br->nat ? br->nat->url : NULL;
 	b2b_t *b2b = call->b2b;
 	char diversion[sizeof call->diversion + 16];
 	sip_max_forwards_t mf[1];
@@ -403,10 +485,15 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 	if (se && h.se[0])
 		snprintf(h.se, sizeof h.se, "%u", se);
 	br->st_se = h.se[0] ? (unsigned)strtoul(h.se, NULL, 10) : 0;
+	if (b2b_branch_mtu_route(call, br, sip, ruri, mtu_url, sizeof mtu_url)) {
+		route = mtu_url;
+		log_info("call %s: INVITE of about %zu bytes, over %d: over TCP", call->id,
+			 b2b_branch_size(call, sip), B2B_UDP_MTU);
+	}
 	br->orq = nta_outgoing_tcreate(br->leg, b2b_on_b_response, (nta_outgoing_magic_t *)br,
-				       br->nat ? URL_STRING_MAKE(br->nat->url) : NULL,
+				       route ? URL_STRING_MAKE(route) : NULL,
 				       SIP_METHOD_INVITE, (url_string_t const *)ruri,
-				       SIPTAG_CONTACT(b2b_branch_contact(b2b, ruri)),
+				       SIPTAG_CONTACT(b2b_branch_contact(b2b, ruri, route)),
 				       SIPTAG_MAX_FORWARDS(mf),
 				       TAG_IF(call->diversion[0], SIPTAG_HEADER_STR(diversion)),
 				       TAG_IF(handoff[0], SIPTAG_HEADER_STR(handoff)),
@@ -415,8 +502,8 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 				       TAG_IF(h.min_se[0], SIPTAG_MIN_SE_STR(h.min_se)),
 				       SIPTAG_CONTENT_TYPE(sip->sip_content_type),
 				       SIPTAG_PAYLOAD(sip->sip_payload),
-				       TPTAG_IDENT(br->nat && !br->nat->handoff[0] ? B2B_IDENT_PUBLIC
-						   : B2B_IDENT_OWN),
+				       TPTAG_IDENT(b2b_branch_ident(br)),
+				       TAG_IF(conn, NTATAG_TPORT(conn)),
 				       TAG_END());
 	if (br->orq == NULL)
 		return -EIO;
@@ -424,10 +511,12 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 	return 0;
 }
 
-/* A target behind NAT: its route (and hand-off) for every request of the
+/* A target behind NAT, or a flow: its route (and hand-off, or the ident
+ * of the primary holding the flow's connection) for every request of the
  * branch.  0, or -ENOMEM. */
 static int b2b_branch_nat(struct b2b_branch *br, const struct b2b_target *t)
 {
+	br->mtu_switch = t->mtu_switch;
 	if (t->route == NULL)
 		return 0;
 	br->nat = calloc(1, sizeof *br->nat);
@@ -435,6 +524,9 @@ static int b2b_branch_nat(struct b2b_branch *br, const struct b2b_target *t)
 		return -ENOMEM;
 	b2b_str_copy(br->nat->url, sizeof br->nat->url, t->route);
 	b2b_str_copy(br->nat->handoff, sizeof br->nat->handoff, t->handoff);
+	if (t->conn)
+		b2b_str_copy(br->nat->ident, sizeof br->nat->ident,
+			     tport_ident(tport_parent(t->conn)));
 	return 0;
 }
 
@@ -468,7 +560,7 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, const struc
 		b2b_branch_drop(br);
 		return -ENOMEM;
 	}
-	if (b2b_branch_invite(call, br, sip, ruri, 0) < 0) {
+	if (b2b_branch_invite(call, br, sip, ruri, 0, t->conn) < 0) {
 		b2b_branch_drop(br);
 		return -EIO;
 	}
@@ -508,6 +600,6 @@ void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned 
 	if (n > B2B_MAX_BRANCHES)
 		n = B2B_MAX_BRANCHES;
 	for (unsigned i = 0; i < n; i++)
-		t[i] = (struct b2b_target){ .ruri = targets[i] };
+		t[i] = (struct b2b_target){ .ruri = targets[i], .mtu_switch = 1 };
 	b2b_call_fork_to(call, t, n);
 }

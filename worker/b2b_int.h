@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include <sofia-sip/nta.h>
+#include <sofia-sip/nta_tport.h>
 #include <sofia-sip/sip.h>
 #include <sofia-sip/su_wait.h>
 #include <sofia-sip/url.h>
@@ -85,6 +86,11 @@ struct b2b_st_hdrs {
 	const char *require;         /* "timer" or NULL */
 };
 
+/* RFC 3261 §18.1.1: a request larger than this goes over a congestion-
+ * controlled transport when its target allows (docs/architecture.md, "The
+ * MTU switch"). */
+#define B2B_UDP_MTU 1300
+
 /* Parallel forking to several registered contacts: one B-leg each. */
 #define B2B_MAX_BRANCHES 8
 
@@ -100,6 +106,8 @@ struct b2b_nat_route {
 	char url[REGISTRAR_ADDR_MAX + 32];   /* NTA's route_url: "sip:ip:port;transport=udp" */
 	char handoff[64];                    /* to another host: the binding's AOR user, sent
 					      * as B2B_HANDOFF_HEADER; "" when direct */
+	char ident[16];                      /* TPTAG_IDENT its requests leave from: a flow's
+					      * connection's primary; "" the public port */
 };
 
 /* One target of b2b_call_fork_to: a Request-URI and, for a subscriber behind
@@ -109,6 +117,10 @@ struct b2b_target {
 	url_t const *ruri;
 	const char *route;
 	const char *handoff;
+	tport_t *conn;               /* a binding's flow held here: its INVITE goes over
+				      * this connection (NTATAG_TPORT), route is its peer */
+	int mtu_switch;              /* a route target without transport: a request over
+				      * B2B_UDP_MTU goes over TCP (b2b_branch.c) */
 };
 
 /* One B-leg attempt: its own dialog (Call-ID, tags) and INVITE transaction. */
@@ -122,6 +134,7 @@ struct b2b_branch {
 	unsigned st_se;              /* the Session-Expires its INVITE offered */
 	int st_retried;              /* re-sent once after a 422 */
 	struct b2b_nat_route *nat;   /* NULL: requests go to the remote target */
+	int mtu_switch;              /* its target allows TCP for a large INVITE */
 };
 
 /* A body we sent on a leg, kept for a refresh re-INVITE (b2b_timer.c): one
@@ -381,5 +394,27 @@ int b2b_policy_reload(b2b_t *b2b, const struct config *old);
 int b2b_rate_limited(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip);
 void b2b_admit(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip);
 int b2b_forward_on_failure(struct b2b_call *call);
+/* The value of the hand-off header (B2B_HANDOFF_HEADER) of a request, or NULL. */
+const char *b2b_handoff_of(sip_t const *sip);
+
+/* ------------------------------------------------------------ b2b_flow.c */
+
+/* 1 when the request came from another worker of this host (its own port
+ * on our listen or advertised address): a hand-off from it is trusted. */
+int b2b_flow_sibling(b2b_t *b2b, nta_incoming_t *irq);
+/* 1 when a request whose Via is ours is no loop: a hand-off from a
+ * sibling worker, with its one Via. */
+int b2b_flow_sibling_handoff(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip);
+/* A binding with a flow, for the call's B-leg (the caller's worker):
+ * *t gets the connection (held here) or the hand-off to the holding worker
+ * or host, its route written into url.  0, -EHOSTDOWN (the holding host is
+ * lost), or -ENOTCONN (the connection is gone: counted and logged). */
+int b2b_flow_target(struct b2b_call *call, const struct registrar_contact *c,
+		    struct b2b_target *t, char *url, size_t size);
+/* The same for a hand-off this worker received for binding `c`: over the
+ * connection when it is ours, to the flow worker when it came from another
+ * host; -ENOTCONN otherwise (answer 430: counted and logged). */
+int b2b_flow_handoff(struct b2b_call *call, const struct registrar_contact *c,
+		     int from_sibling, struct b2b_target *t, char *url, size_t size);
 
 #endif

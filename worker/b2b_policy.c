@@ -258,11 +258,14 @@ struct b2b_nat_routes {
  * rather than tried until the INVITE times out; the phone registers again
  * through a live host.
  */
-static int b2b_nat_target(b2b_t *b2b, const char *user, const struct registrar_contact *c,
+static int b2b_nat_target(struct b2b_call *call, const struct registrar_contact *c,
 			  struct b2b_target *t, char *url, size_t size)
 {
+	b2b_t *b2b = call->b2b;
 	const char *via = c->source;
 
+	if (c->flow[0])   /* registered over a connection: only that reaches it */
+		return b2b_flow_target(call, c, t, url, size);
 	if (!registrar_behind_nat(c->uri, c->source))
 		return 0;
 	if (c->host[0] && strcmp(c->host, b2b->cfg->node_id) != 0 && c->host_address[0]) {
@@ -273,7 +276,7 @@ static int b2b_nat_target(b2b_t *b2b, const char *user, const struct registrar_c
 	if (registrar_addr_url(via, url, size) < 0)
 		return 0;
 	t->route = url;
-	t->handoff = via == c->source ? NULL : user;
+	t->handoff = via == c->source ? NULL : call->cur_user;
 	return 0;
 }
 
@@ -285,6 +288,7 @@ static void b2b_on_lookup(void *arg, int status, const struct registrar_contact 
 	struct b2b_nat_routes routes;
 	su_home_t home[1] = { SU_HOME_INIT(home) };
 	unsigned m = 0;
+	int rc;
 
 	if (!b2b_call_release(call))
 		return;
@@ -330,8 +334,11 @@ static void b2b_on_lookup(void *arg, int status, const struct registrar_contact 
 		if (u == NULL || u->url_host == NULL)
 			continue;
 		targets[m] = (struct b2b_target){ .ruri = u };
-		if (b2b_nat_target(call->b2b, call->cur_user, &contacts[i], &targets[m],
-				   routes.url[m], sizeof routes.url[m]) < 0) {
+		rc = b2b_nat_target(call, &contacts[i], &targets[m], routes.url[m],
+				    sizeof routes.url[m]);
+		if (rc == -ENOTCONN)
+			continue;   /* its connection is gone (b2b_flow.c logged it) */
+		if (rc < 0) {
 			log_info("call %s: '%s' at %s is behind NAT and registered through host "
 				 "%s, which is lost: skipped", call->id, call->cur_user,
 				 contacts[i].uri, contacts[i].host);
@@ -654,7 +661,7 @@ static void b2b_not_admitted(struct b2b_call *call, const char *why)
 }
 
 /* The hand-off header's value, or NULL. */
-static const char *b2b_handoff_of(sip_t const *sip)
+const char *b2b_handoff_of(sip_t const *sip)
 {
 	for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next)
 		if (u->un_name && strcasecmp(u->un_name, B2B_HANDOFF_HEADER) == 0)
@@ -688,6 +695,7 @@ static void b2b_on_handoff_lookup(void *arg, int status, const struct registrar_
 	const struct registrar_contact *b;
 	char route[REGISTRAR_ADDR_MAX + 32];
 	struct b2b_target t = { .route = route };
+	int from_sibling = call->a_irq && b2b_flow_sibling(call->b2b, call->a_irq);
 
 	(void)fwd;
 	if (!b2b_call_release(call))
@@ -704,12 +712,19 @@ static void b2b_on_handoff_lookup(void *arg, int status, const struct registrar_
 		return;
 	}
 	t.ruri = sip->sip_request->rq_url;
-	if (!registrar_behind_nat(b->uri, b->source) ||
-	    registrar_addr_url(b->source, route, sizeof route) < 0)
+	if (b->flow[0]) {
+		if (b2b_flow_handoff(call, b, from_sibling, &t, route, sizeof route) < 0) {
+			b2b_call_refuse(call, 430, "Flow Failed");
+			return;
+		}
+	} else if (!registrar_behind_nat(b->uri, b->source) ||
+		   registrar_addr_url(b->source, route, sizeof route) < 0) {
 		t.route = NULL;
+	}
 	shm_counter_add(call->b2b->shm, call->b2b->worker, SHM_CTR_PEER_RELAYED, 1);
-	log_info("call %s: hand-off from a peer host for '%s': to %s via %s (the peer writes "
-		 "the CDR)", call->id, call->cur_user, b->uri, t.route ? b->source : "its Contact");
+	log_info("call %s: hand-off from a %s for '%s': to %s via %s (the %s writes the CDR)",
+		 call->id, from_sibling ? "sibling worker" : "peer host", call->cur_user, b->uri,
+		 t.route ? t.route : "its Contact", from_sibling ? "sibling" : "peer");
 	b2b_call_fork_to(call, &t, 1);
 }
 
@@ -728,7 +743,7 @@ static void b2b_peer_handoff(struct b2b_call *call, nta_incoming_t *irq, const c
 	static struct log_limit forged_limit = { .what = "hand-offs from untrusted sources refused" };
 	b2b_t *b2b = call->b2b;
 
-	if (!b2b_source_trusted(b2b, irq)) {
+	if (!b2b_source_trusted(b2b, irq) && !b2b_flow_sibling(b2b, irq)) {
 		log_limited(&forged_limit, LOG_WARN,
 			    "call %s: " B2B_HANDOFF_HEADER " from a source that is not trusted: 403",
 			    call->id);

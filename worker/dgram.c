@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -99,6 +100,7 @@ struct dgram {
 	int started;
 	int stopped;                /* dgram_stop: sends are system calls */
 	struct dgram_sock pub, own;
+	struct sockaddr_storage own_addr;  /* the own socket's address (dgram_from_sibling) */
 	struct dgram_send *sends;
 	int send_free;              /* first free slot, -1: none */
 	uint64_t cursor[DGRAM_MAX_WORKERS];   /* per source worker: read position */
@@ -240,11 +242,44 @@ static unsigned dgram_owner(dgram_t *d, const char *data, size_t len)
 	return handover_owner(d->ho, m.call_id.p, m.call_id.len, d->self);
 }
 
+/*
+ * A datagram on our own port from another worker's own port (our address,
+ * a port of the workers' range): a call handed to us because we hold the
+ * callee's connection (worker/b2b_flow.c), and its CANCEL.  It is ours
+ * whatever its Call-ID says: the call table knows that Call-ID as the
+ * sending worker's B-leg.
+ */
+static int dgram_from_sibling(const dgram_t *d, const struct dgram_item *it)
+{
+	const struct sockaddr_in *a = (const struct sockaddr_in *)it->from;
+	const struct sockaddr_in *o = (const struct sockaddr_in *)&d->own_addr;
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)it->from;
+	const struct sockaddr_in6 *o6 = (const struct sockaddr_in6 *)&d->own_addr;
+	unsigned port, own, base;
+
+	if (it->from == NULL || it->from->sa_family != d->own_addr.ss_family)
+		return 0;
+	if (it->from->sa_family == AF_INET && it->fromlen >= sizeof *a &&
+	    a->sin_addr.s_addr == o->sin_addr.s_addr) {
+		port = ntohs(a->sin_port);
+		own = ntohs(o->sin_port);
+	} else if (it->from->sa_family == AF_INET6 && it->fromlen >= sizeof *a6 &&
+		   memcmp(&a6->sin6_addr, &o6->sin6_addr, sizeof a6->sin6_addr) == 0) {
+		port = ntohs(a6->sin6_port);
+		own = ntohs(o6->sin6_port);
+	} else {
+		return 0;
+	}
+	base = own - d->self;
+	return port != own && port >= base && port < base + d->workers;
+}
+
 /* A datagram received on socket s: to Sofia's queue, or to its owner. */
 static void dgram_ingest(struct dgram_sock *s, struct dgram_item *it)
 {
 	dgram_t *d = s->d;
-	unsigned owner = dgram_owner(d, it->data, it->len);
+	unsigned owner = s == &d->own && dgram_from_sibling(d, it) ? d->self
+				   : dgram_owner(d, it->data, it->len);
 
 	if (owner != d->self) {
 		int ret = handover_push(d->ho, d->self, owner, it->data, it->len, it->from,
@@ -726,7 +761,11 @@ static int dgram_sock_ring(struct dgram_sock *s)
 
 int dgram_start(dgram_t *d, int pub_fd, int own_fd)
 {
+	socklen_t alen = sizeof d->own_addr;
 	int ret = dgram_sock_init(d, &d->pub, pub_fd, 1);
+
+	if (getsockname(own_fd, (struct sockaddr *)&d->own_addr, &alen) < 0)
+		d->own_addr.ss_family = AF_UNSPEC;   /* no sibling is recognised */
 
 	if (ret == 0)
 		ret = dgram_sock_init(d, &d->own, own_fd, 2);

@@ -18,6 +18,10 @@
  * No worker caches a binding, so a de-registration or an expiry is seen by
  * every worker and every host at the next lookup.
  *
+ * Flows (worker/flow.h): a REGISTER read on a connection records its
+ * transport, the connection's token and this worker (flow_worker), so that
+ * calls reach the subscriber over that connection, through this worker.
+ *
  * Subscribers behind NAT (a source that is not the Contact,
  * registrar_behind_nat): each binding records this host's SIP address
  * (host_address) beside its source, host and worker, and the worker that
@@ -59,6 +63,7 @@
 #include "b2bua/log.h"
 #include "shm/shm.h"
 #include "store/store.h"
+#include "worker/flow.h"
 #include "worker/keepalive.h"
 
 #define REGISTRAR_MAX_REGISTER_CONTACTS 16
@@ -83,6 +88,7 @@ struct registrar_req {
 	struct digest_credentials cred;
 	char method[16];
 	char source[64];                 /* "ip:port" of the request */
+	struct flow flow;                /* REGISTER: the connection it came over */
 	char from_user[DIGEST_USER_MAX];
 	/* REGISTER: what the script needs after authentication. */
 	char call_id[128];
@@ -307,8 +313,12 @@ static void registrar_tell_keepalive(const struct registrar_req *req)
 			.expires_s = req->expires[i],
 		};
 
-		if (b.expires_s > 0 && !registrar_behind_nat(b.contact, b.source))
-			b.expires_s = 0;   /* not behind NAT: nothing to keep open */
+		/* Not behind NAT, or on a connection (it keeps its own NAT
+		 * mapping open; an OPTIONS to its source over UDP would reach
+		 * nothing): nothing to keep open. */
+		if (b.expires_s > 0 && (!registrar_behind_nat(b.contact, b.source) ||
+					req->flow.token[0]))
+			b.expires_s = 0;
 		keepalive_note(reg->ka, &b);
 	}
 }
@@ -389,11 +399,13 @@ static void registrar_register_update(struct registrar_req *req)
 		.call_id = req->call_id,
 		.cseq = req->cseq,
 		.source = req->source,
-		.transport = "udp",
+		.transport = req->flow.transport,
 		.user_agent = req->user_agent,
 		.host = reg->cfg->node_id,
 		.worker = reg->worker,
 		.host_address = reg->host_address,
+		.flow = req->flow.token,
+		.flow_worker = reg->worker,
 		.remove_all = req->star,
 		.n_contacts = req->n_contacts,
 		.contacts = contacts,
@@ -482,6 +494,7 @@ void registrar_on_register(registrar_t *reg, nta_incoming_t *irq, sip_t const *s
 	req->irq = irq;
 	snprintf(req->method, sizeof req->method, "REGISTER");
 	registrar_request_source(irq, req->source, sizeof req->source);
+	flow_of_request(irq, &req->flow);
 
 	status = registrar_precheck(reg, sip->sip_authorization, req);
 	if (status != 0) {
@@ -681,6 +694,10 @@ static void registrar_on_lookup(void *arg, int err, enum store_lookup_result res
 		snprintf(contacts[n].host_address, sizeof contacts[n].host_address, "%s",
 			 found[i].host_address);
 		contacts[n].host_lost = found[i].host_lost;
+		snprintf(contacts[n].transport, sizeof contacts[n].transport, "%s",
+			 found[i].transport);
+		snprintf(contacts[n].flow, sizeof contacts[n].flow, "%s", found[i].flow);
+		contacts[n].flow_worker = found[i].flow_worker;
 	}
 	ctx->done(ctx->arg, status, n ? contacts : NULL, n, &fwd);
 	free(ctx);

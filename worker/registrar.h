@@ -17,6 +17,7 @@
 
 #include "b2bua/config.h"
 #include "b2bua/digest.h"
+#include "worker/flow.h"
 #include "worker/rds.h"
 
 typedef struct registrar registrar_t;
@@ -33,6 +34,9 @@ struct registrar_contact {
 	char host[64];                     /* node_id of the host that took the REGISTER */
 	char host_address[REGISTRAR_ADDR_MAX]; /* that host's SIP address "ip:port" */
 	int host_lost;                 /* that host is lost or stopped (its lease) */
+	char transport[8];             /* "udp", "tcp", "tls": what the REGISTER came over */
+	char flow[FLOW_TOKEN_MAX];     /* its connection's token (worker/flow.h); "" none */
+	int flow_worker;               /* the worker of `host` holding it; -1 none */
 };
 
 struct keepalive;

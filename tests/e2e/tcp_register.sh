@@ -15,6 +15,9 @@
 #     calls); every one reaches bob over his connection (Via SIP/2.0/TCP,
 #     sent from the public port bob connected to, never a new connection),
 #     the caller gets 200s, and every call has exactly one CDR;
+#   - carol, registered over TCP the same way, rings and never answers:
+#     callers that CANCEL get 487, and every CANCEL reaches her over her
+#     connection, through the flow worker for the calls of the other one;
 #   - bob de-registers over the same connection (Expires 0, challenged):
 #     the binding is gone.
 
@@ -35,6 +38,7 @@ write_config
 b2b_start
 wait_for 5 redis_up || fail "workers not connected to Redis"
 add_user bob bobpw
+add_user carol carolpw
 
 # bob: registers over TCP, holds the connection 12 s, then de-registers.
 _sipp_common bob
@@ -43,8 +47,16 @@ _sipp_common bob
 	-m 1 -d 12000 "${_SIPP_ARGS[@]}" "$ADDR:$SIP_PORT") >"$T/bob.out" 2>&1 &
 SIPP_PID[bob]=$!
 _track "$!"
-registered() { [ "$(msg_count "$T/bob.msg" recv 200/REGISTER)" -ge 1 ]; }
-wait_for 5 registered || fail "bob's REGISTER over TCP got no 200"
+# carol: the same on port $UAS_PORT + 1, a phone that rings and never answers.
+_sipp_common carol
+(cd "$T" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SIPP_DIR/reg_tcp_hold.xml" \
+	-oocsf "$SIPP_DIR/uas_ring_forever.xml" -i "$ADDR" -p "$((UAS_PORT + 1))" -t t1 -s carol \
+	-ap carolpw -m 1 -d 12000 "${_SIPP_ARGS[@]}" "$ADDR:$SIP_PORT") >"$T/carol.out" 2>&1 &
+SIPP_PID[carol]=$!
+_track "$!"
+registered() { [ "$(msg_count "$T/$1.msg" recv 200/REGISTER)" -ge 1 ]; }
+wait_for 5 registered bob || fail "bob's REGISTER over TCP got no 200"
+wait_for 5 registered carol || fail "carol's REGISTER over TCP got no 200"
 assert_count "$T/bob.msg" recv 401 1
 assert_count "$T/bob.msg" recv 200/REGISTER 1
 
@@ -107,9 +119,23 @@ assert_eq "$created_other" "$(cdr_workers | grep -cx "$OTHER")" \
 	"the CDRs of the handed-off calls were written by the worker that took them"
 assert_eq 0 "$(stat_of flow_failed)" "no flow failed"
 
+# ---------------------------------------------------------------- CANCEL, from both workers
+uac_run cancel uac_cancel -s carol -m 6 -r 10 -l 6
+assert_sipp_ok cancel 6
+assert_count "$T/cancel.msg" recv 487 6
+wait_for 5 eval '[ "$(msg_count "$T/carol.msg" recv ACK)" -ge 6 ]' ||
+	fail "carol got $(msg_count "$T/carol.msg" recv ACK) ACKs for her 487s, 6 expected"
+assert_count "$T/carol.msg" recv INVITE 6
+assert_count "$T/carol.msg" recv CANCEL 6
+assert_eq "SIP/2.0/TCP" "$(msg_header "$T/carol.msg" recv CANCEL Via | awk '{print $1}' | sort -u)" \
+	"every CANCEL reached carol over TCP"
+assert_ge "$((relayed + 1))" "$(stat_of peer_relayed)" "some cancelled calls went through the flow worker"
+wait_for 5 calls_empty || fail "calls left in the table: $(cli show calls)"
+
 # ---------------------------------------------------------------- de-registration over TCP
 uas_wait bob
 assert_count "$T/bob.msg" recv 200/REGISTER 2
+uas_wait carol
 assert_eq 0 "$(rcli EXISTS "${PREFIX}loc:bob")" "bob's binding is gone after the de-registration"
 assert_no_grep 'error:' "$T/b2bua.log" "no error in the daemon's log"
 log "PASS"

@@ -463,6 +463,9 @@ struct looked_up {
 	char first_source[64];
 	char first_host[64];
 	char first_host_address[64];
+	char first_transport[8];
+	char first_flow[128];
+	int first_flow_worker;
 	char busy[STORE_URI_MAX];
 };
 
@@ -481,6 +484,9 @@ static void on_lookup(void *arg, int err, enum store_lookup_result result,
 	snprintf(l->first_host, sizeof l->first_host, "%s", n ? contacts[0].host : "");
 	snprintf(l->first_host_address, sizeof l->first_host_address, "%s",
 		 n ? contacts[0].host_address : "");
+	snprintf(l->first_transport, sizeof l->first_transport, "%s", n ? contacts[0].transport : "");
+	snprintf(l->first_flow, sizeof l->first_flow, "%s", n ? contacts[0].flow : "");
+	l->first_flow_worker = n ? contacts[0].flow_worker : -2;
 	snprintf(l->busy, sizeof l->busy, "%s", fwd ? fwd->busy : "-");
 }
 
@@ -547,6 +553,9 @@ START_TEST(test_show_bindings)
 	ck_assert_str_eq(l.first_source, "192.0.2.1:5062");
 	ck_assert_str_eq(l.first_host, "node7");
 	ck_assert_str_eq(l.first_host_address, "198.51.100.7:5060");
+	ck_assert_str_eq(l.first_transport, "udp");
+	ck_assert_str_eq(l.first_flow, "");        /* a datagram REGISTER: no flow */
+	ck_assert_int_eq(l.first_flow_worker, -1);
 	ck_assert_str_eq(l.busy, "carol");
 
 	/* Disabled: unknown to the worker side. */
@@ -556,6 +565,66 @@ START_TEST(test_show_bindings)
 	ck_assert(testenv_run_until(lookup_done, &l, 2000));
 	ck_assert_int_eq(l.result, STORE_UNKNOWN);
 	ck_assert_str_eq(l.busy, "-");
+}
+END_TEST
+
+/* ------------------------------------------------------------ a binding's flow */
+
+/* A REGISTER read on a connection stores its transport, token and worker;
+ * the lookup hands them back; the JSON of a datagram binding has neither
+ * flow nor flow_worker, and one written before flows existed reads as udp
+ * without a flow. */
+START_TEST(test_flow_binding)
+{
+	const char *contacts[] = { "sip:alice@192.0.2.9:5090;transport=tcp" };
+	const int exp[] = { 600 };
+	struct store_register_req req = {
+		.user = "alice", .nonce_ttl = 300, .call_id = "cid-f", .cseq = 1,
+		.source = "192.0.2.9:40118", .transport = "tcp", .user_agent = "",
+		.host = "node7", .worker = 1, .host_address = "198.51.100.7:5060",
+		.flow = "198.51.100.7:5060/192.0.2.9:40118", .flow_worker = 1,
+		.n_contacts = 1, .contacts = contacts, .expires = exp,
+	};
+	struct registered r = { 0 };
+	struct looked_up l = { 0 };
+	redisReply *v;
+
+	start();
+	start_rds();
+	add_user("alice", "pw");
+	ck_assert_int_eq(store_register(t_rds, &req, on_registered, &r), 0);
+	ck_assert(testenv_run_until(registered_done, &r, 2000));
+	ck_assert_int_eq(r.err, 0);
+	ck_assert_int_eq(store_lookup(t_rds, "alice", NULL, on_lookup, &l), 0);
+	ck_assert(testenv_run_until(lookup_done, &l, 2000));
+	ck_assert_int_eq(l.result, STORE_FOUND);
+	ck_assert_str_eq(l.first_transport, "tcp");
+	ck_assert_str_eq(l.first_flow, "198.51.100.7:5060/192.0.2.9:40118");
+	ck_assert_int_eq(l.first_flow_worker, 1);
+
+	/* A binding as an older b2bua wrote it. */
+	freeReplyObject(probe("DEL " PREFIX "loc:alice"));
+	freeReplyObject(probe("HSET " PREFIX "loc:alice sip:old {\"expires\":99999999999999}"));
+	memset(&l, 0, sizeof l);
+	ck_assert_int_eq(store_lookup(t_rds, "alice", NULL, on_lookup, &l), 0);
+	ck_assert(testenv_run_until(lookup_done, &l, 2000));
+	ck_assert_str_eq(l.first, "sip:old");
+	ck_assert_str_eq(l.first_transport, "udp");
+	ck_assert_str_eq(l.first_flow, "");
+	ck_assert_int_eq(l.first_flow_worker, -1);
+
+	/* A datagram REGISTER writes no flow keys at all. */
+	req.transport = "udp";
+	req.flow = "";
+	req.call_id = "cid-u";
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(store_register(t_rds, &req, on_registered, &r), 0);
+	ck_assert(testenv_run_until(registered_done, &r, 2000));
+	v = probe("HGET " PREFIX "loc:alice sip:alice@192.0.2.9:5090;transport=tcp");
+	ck_assert_int_eq(v->type, REDIS_REPLY_STRING);
+	ck_assert_ptr_null(strstr(v->str, "flow"));
+	ck_assert_ptr_nonnull(strstr(v->str, "\"transport\":\"udp\""));
+	freeReplyObject(v);
 }
 END_TEST
 
@@ -1021,6 +1090,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_user_forward);
 	tcase_add_test(tc, test_user_del);
 	tcase_add_test(tc, test_show_bindings);
+	tcase_add_test(tc, test_flow_binding);
 	tcase_add_test(tc, test_binding_drop);
 	tcase_add_test(tc, test_user_list);
 	tcase_add_test(tc, test_user_list_batches);

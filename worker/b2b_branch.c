@@ -400,17 +400,17 @@ static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 static sip_contact_t const *b2b_branch_contact(b2b_t *b2b, url_t const *ruri,
 					       const char *route)
 {
-	su_home_t home[1] = { SU_HOME_INIT(home) };
-	url_t const *url = route ? url_make(home, route) : ruri;
-	sip_contact_t const *m = b2b->contact;
 	char tp[8];
 
-	if (b2b->contact_tcp && url && url->url_params &&
-	    url_param(url->url_params, "transport", tp, sizeof tp) > 0 &&
+	if (b2b->contact_tcp == NULL)
+		return b2b->contact;
+	if (route)   /* ours: "sip:host:port;transport=X", written in lower case */
+		return strstr(route, ";transport=tcp") ? b2b->contact_tcp : b2b->contact;
+	if (ruri && ruri->url_params &&
+	    url_param(ruri->url_params, "transport", tp, sizeof tp) > 0 &&
 	    su_casematch(tp, "tcp"))
-		m = b2b->contact_tcp;
-	su_home_deinit(home);
-	return m;
+		return b2b->contact_tcp;
+	return b2b->contact;
 }
 
 /* The size of the branch's INVITE before it is built: the caller's body,

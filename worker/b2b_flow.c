@@ -125,27 +125,28 @@ int b2b_flow_target(struct b2b_call *call, const struct registrar_contact *c,
 {
 	b2b_t *b2b = call->b2b;
 
+	int ret;
+
 	if (c->host[0] && strcmp(c->host, b2b->cfg->node_id) != 0) {
 		/* Another host holds the connection: hand the call to it. */
 		if (c->host_lost)
 			return -EHOSTDOWN;
-		if (registrar_addr_url(c->host_address, url, size) < 0)
-			return -ENOTCONN;
-		t->route = url;
-		t->handoff = call->cur_user;
-		return 0;
+		ret = registrar_addr_url(c->host_address, url, size);
+	} else if (c->flow_worker != (int)b2b->worker) {
+		ret = b2b_flow_sibling_url(b2b, c->flow_worker, url, size);
+	} else {
+		ret = b2b_flow_here(b2b, c, t, url, size);
+		if (ret == 0)
+			return 0;
 	}
-	if (c->flow_worker != (int)b2b->worker) {
-		if (b2b_flow_sibling_url(b2b, c->flow_worker, url, size) < 0)
-			return -ENOTCONN;
-		t->route = url;
-		t->handoff = call->cur_user;
-		return 0;
-	}
-	if (b2b_flow_here(b2b, c, t, url, size) < 0) {
+	if (ret < 0) {
+		/* Gone, or a binding that names no reachable holder (a worker
+		 * index beyond `workers` after a restart with fewer). */
 		b2b_flow_failed(call, c);
 		return -ENOTCONN;
 	}
+	t->route = url;
+	t->handoff = call->cur_user;
 	return 0;
 }
 

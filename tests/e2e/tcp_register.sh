@@ -40,18 +40,18 @@ wait_for 5 redis_up || fail "workers not connected to Redis"
 add_user bob bobpw
 add_user carol carolpw
 
-# bob: registers over TCP, holds the connection 12 s, then de-registers.
+# bob: registers over TCP, holds the connection 20 s, then de-registers.
 _sipp_common bob
 (cd "$T" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SIPP_DIR/reg_tcp_hold.xml" \
 	-oocsf "$SIPP_DIR/uas_basic.xml" -i "$ADDR" -p "$UAS_PORT" -t t1 -s bob -ap bobpw \
-	-m 1 -d 12000 "${_SIPP_ARGS[@]}" "$ADDR:$SIP_PORT") >"$T/bob.out" 2>&1 &
+	-m 1 -d 20000 "${_SIPP_ARGS[@]}" "$ADDR:$SIP_PORT") >"$T/bob.out" 2>&1 &
 SIPP_PID[bob]=$!
 _track "$!"
 # carol: the same on port $UAS_PORT + 1, a phone that rings and never answers.
 _sipp_common carol
 (cd "$T" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SIPP_DIR/reg_tcp_hold.xml" \
 	-oocsf "$SIPP_DIR/uas_ring_forever.xml" -i "$ADDR" -p "$((UAS_PORT + 1))" -t t1 -s carol \
-	-ap carolpw -m 1 -d 12000 "${_SIPP_ARGS[@]}" "$ADDR:$SIP_PORT") >"$T/carol.out" 2>&1 &
+	-ap carolpw -m 1 -d 20000 "${_SIPP_ARGS[@]}" "$ADDR:$SIP_PORT") >"$T/carol.out" 2>&1 &
 SIPP_PID[carol]=$!
 _track "$!"
 registered() { [ "$(msg_count "$T/$1.msg" recv 200/REGISTER)" -ge 1 ]; }
@@ -120,13 +120,13 @@ assert_eq "$created_other" "$(cdr_workers | grep -cx "$OTHER")" \
 assert_eq 0 "$(stat_of flow_failed)" "no flow failed"
 
 # ---------------------------------------------------------------- CANCEL, from both workers
-uac_run cancel uac_cancel -s carol -m 6 -r 10 -l 6
-assert_sipp_ok cancel 6
-assert_count "$T/cancel.msg" recv 487 6
-wait_for 5 eval '[ "$(msg_count "$T/carol.msg" recv ACK)" -ge 6 ]' ||
-	fail "carol got $(msg_count "$T/carol.msg" recv ACK) ACKs for her 487s, 6 expected"
-assert_count "$T/carol.msg" recv INVITE 6
-assert_count "$T/carol.msg" recv CANCEL 6
+uac_run cancel uac_cancel -s carol -m 12 -r 10 -l 12
+assert_sipp_ok cancel 12
+assert_count "$T/cancel.msg" recv 487 12
+wait_for 5 eval '[ "$(msg_count "$T/carol.msg" recv ACK)" -ge 12 ]' ||
+	fail "carol got $(msg_count "$T/carol.msg" recv ACK) ACKs for her 487s, 12 expected"
+assert_count "$T/carol.msg" recv INVITE 12
+assert_count "$T/carol.msg" recv CANCEL 12
 assert_eq "SIP/2.0/TCP" "$(msg_header "$T/carol.msg" recv CANCEL Via | awk '{print $1}' | sort -u)" \
 	"every CANCEL reached carol over TCP"
 assert_ge "$((relayed + 1))" "$(stat_of peer_relayed)" "some cancelled calls went through the flow worker"

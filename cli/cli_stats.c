@@ -249,6 +249,7 @@ static int cli_stats_text(cli_server_t *srv, const struct cli_stats *st, struct 
 		       " bindings removed\n", st->ctr[SHM_CTR_KEEPALIVES_SENT],
 		       st->ctr[SHM_CTR_KEEPALIVES_FAILED], st->ctr[SHM_CTR_BINDINGS_REMOVED]);
 	cli_buf_printf(out, "peer relayed:     %" PRIu64 "\n", st->ctr[SHM_CTR_PEER_RELAYED]);
+	cli_buf_printf(out, "flow failed:      %" PRIu64 "\n", st->ctr[SHM_CTR_FLOW_FAILED]);
 	cli_buf_printf(out, "final codes sent:");
 	for (int code = SHM_CODE_MIN; code <= SHM_CODE_MAX; code++) {
 		uint64_t n = st->final_codes[code - SHM_CODE_MIN];

@@ -227,7 +227,7 @@ enum shm_counter {
 	SHM_CTR_KEEPALIVES_SENT,   /* NAT keepalive OPTIONS sent (worker/keepalive.c) */
 	SHM_CTR_KEEPALIVES_FAILED, /* ... unanswered within the interval, or a transport error */
 	SHM_CTR_BINDINGS_REMOVED,  /* bindings removed after nat_keepalive failures */
-	SHM_CTR_PEER_RELAYED,      /* calls another host handed us for a binding we hold */
+	SHM_CTR_PEER_RELAYED,      /* calls another host (or worker) handed us for a binding we hold */
 	SHM_CTR_FLOW_FAILED,       /* calls to a binding whose connection was gone (430) */
 	SHM_CTR_RETRANS_OUT,       /* requests and responses NTA sent again (its timers) */
 	SHM_CTR_RETRANS_IN,        /* retransmitted requests received (NTA matched them) */

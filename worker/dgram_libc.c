@@ -67,6 +67,18 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 	return recvfrom(fd, buf, len, flags, NULL, NULL);
 }
 
+/* Sofia is built with _FORTIFY_SOURCE: a recv() into a buffer of known size
+ * (its CRLF keepalive check on a stream, tport_recv_stream) is compiled to
+ * __recv_chk, which would bypass recv() above. */
+extern void __chk_fail(void) __attribute__((noreturn));
+
+ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
+{
+	if (len > buflen)
+		__chk_fail();
+	return recv(fd, buf, len, flags);
+}
+
 /* ioctl(FIONREAD) on one of our sockets: the size of the next datagram,
  * which is what the kernel says for a datagram socket (Sofia sizes its
  * receive buffer with it).  Every ioctl takes at most one argument. */

@@ -3,8 +3,9 @@
 and tcp_bad_input.sh.  Every mode is bounded in time and prints one JSON
 object on stdout: what it did and when the daemon closed each connection.
 
-  flood SRC DST PORT N WAIT
-      open N connections from SRC, send nothing; watch them for WAIT s.
+  flood SRC[,SRC...] DST PORT N WAIT
+      open N connections from each SRC in turn, send nothing; watch them
+      for WAIT s.
       closed_after: per connection, seconds from its connect until the
       daemon closed it (null: still open at the end).
   trickle SRC DST PORT INTERVAL WAIT
@@ -67,12 +68,13 @@ def drain(s):
         return got, True
 
 
-def flood(src, dst, port, n, wait):
+def flood(srcs, dst, port, n, wait):
     socks, t0 = [], []
-    for _ in range(n):
-        socks.append(connect(src, dst, port))
-        t0.append(time.monotonic())
-    closed = [None] * n
+    for src in srcs.split(","):
+        for _ in range(n):
+            socks.append(connect(src, dst, port))
+            t0.append(time.monotonic())
+    closed = [None] * len(socks)
     end = time.monotonic() + wait
     while time.monotonic() < end and None in closed:
         live = [s for i, s in enumerate(socks) if closed[i] is None]
@@ -84,7 +86,7 @@ def flood(src, dst, port, n, wait):
                 closed[i] = round(time.monotonic() - t0[i], 3)
     for s in socks:
         s.close()
-    return {"n": n, "closed_after": closed}
+    return {"n": len(socks), "closed_after": closed}
 
 
 def trickle(src, dst, port, interval, wait):

@@ -14,7 +14,8 @@ object on stdout: what it did and when the daemon closed each connection.
   keepalive SRC DST PORT INTERVAL SECONDS
       send a CRLF pair every INTERVAL s for SECONDS s: open at the end?
   send SRC DST PORT KIND WAIT
-      send one bad message (KIND: partial, cl_long, cl_short, huge, huge_body)
+      send one message (KIND: good, or a bad one: partial, cl_long,
+      cl_short, huge, huge_body)
       and read until the daemon closes (or WAIT s pass): what came back.
   udp_options SRC DST PORT
       one OPTIONS over UDP; the status code of the answer (0: none in 2 s).
@@ -133,6 +134,8 @@ def keepalive(src, dst, port, interval, seconds):
 
 
 def bad_message(kind, src, dst, port):
+    if kind == "good":
+        return request("OPTIONS", dst, port, src)
     if kind == "partial":
         return request("REGISTER", dst, port, src)[:120]
     if kind == "cl_long":

@@ -75,7 +75,7 @@ closed_between() {
 # counted METRIC N: the metric summed over workers reaches N (bounded wait).
 counted() {
 	_reached() { [ "$(metric_sum "$1")" -ge "$2" ]; }
-	wait_for 5 _reached "$1" "$2" || fail "$1: $(metric_sum "$1"), expected $2"
+	wait_for 20 _reached "$1" "$2" || fail "$1: $(metric_sum "$1"), expected $2"
 	assert_eq "$2" "$(metric_sum "$1")" "$1"
 }
 
@@ -84,7 +84,7 @@ udp_ok "at the start"
 send good 1
 assert_eq '["SIP/2.0 200 OK"]' "$(jq -c .answers "$T/good.json")" "a good OPTIONS over TCP: answered"
 assert_eq null "$(jq .closed_after "$T/good.json")" "a good OPTIONS over TCP: the connection stayed open"
-wait_for 5 none_open || fail "open connections: $(open_sum)"
+wait_for 20 none_open || fail "open connections: $(open_sum)"
 declare -A BASE
 for p in $PIDS; do BASE[$p]=$(fds_of "$p"); done
 
@@ -97,7 +97,7 @@ send cl_long 8 &
 LONG=$!
 _track "$LONG"
 one_open() { [ "$(open_sum)" = 1 ]; }
-wait_for 10 one_open || fail "the cl_long connection is not open: $(open_sum)"
+wait_for 30 one_open || fail "the cl_long connection is not open: $(open_sum)"
 udp_ok "while a message with a too long Content-Length hangs"
 wait "$LONG" || fail "send cl_long failed"
 _REAPED[$LONG]=1
@@ -122,13 +122,13 @@ closed_between huge_body 0 2
 counted b2bua_messages_oversized_total 2
 udp_ok "after messages over 64 KB"
 
-wait_for 10 none_open || fail "open connections at the end: $(open_sum)"
+wait_for 30 none_open || fail "open connections at the end: $(open_sum)"
 assert_eq 0 "$(metric_sum b2bua_connections_open)" "b2bua_connections_open at the end"
 _fds_back() {
 	local p
 	for p in $PIDS; do [ "$(fds_of "$p")" = "${BASE[$p]}" ] || return 1; done
 }
-wait_for 10 _fds_back ||
+wait_for 30 _fds_back ||
 	fail "descriptors: $(for p in $PIDS; do printf '%s=%s (was %s) ' "$p" "$(fds_of "$p")" "${BASE[$p]}"; done)"
 log "ok: each worker's descriptor count is back to its baseline"
 assert_eq "$PIDS" "$(cli_json workers '.[].pid')" "the workers are the same processes"

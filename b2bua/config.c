@@ -148,6 +148,10 @@ void config_defaults(struct config *cfg)
 	cfg->overload_queue_delay_ms = 20;
 	cfg->overload_setup_calls = 0;
 	cfg->overload_retry_after = 5;
+	cfg->tcp_idle_timeout = 300;
+	cfg->tcp_message_timeout = 10;
+	cfg->tcp_max_connections = 1000;
+	cfg->tcp_max_per_source = 100;
 	snprintf(cfg->cli_socket, sizeof cfg->cli_socket, "/run/b2bua/b2bua.sock");
 	cfg->log_level = LOG_INFO;
 	cfg->metrics_address[0] = '\0';   /* metrics off */

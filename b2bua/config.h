@@ -93,6 +93,12 @@ struct config {
 	int overload_setup_calls;      /* overload_setup_calls: calls not yet answered, at most; 0 = no limit */
 	int overload_retry_after;      /* overload_retry_after: Retry-After (s) of the overload 503 */
 
+	/* TCP and TLS connections, per worker (worker/conn.c) */
+	int tcp_idle_timeout;          /* tcp_idle_timeout: s a connection may stay silent between messages */
+	int tcp_message_timeout;       /* tcp_message_timeout: s from a message's first byte to its last */
+	int tcp_max_connections;       /* tcp_max_connections: accepted connections a worker keeps open */
+	int tcp_max_per_source;        /* tcp_max_per_source: ... from one source IP address */
+
 	/* operations */
 	char cli_socket[PATH_MAX];     /* cli_socket: Unix socket of the CLI, created mode 0600 */
 	enum log_level log_level;      /* log_level: error | warn | info | debug */

@@ -955,6 +955,32 @@ static int config_load_overload_retry_after(const struct config_ctx *ctx,
 	return config_get_int_field(ctx, s, 1, 3600, &cfg->overload_retry_after);
 }
 
+/* TCP and TLS connections (worker/conn.c).  tcp_max_connections stays
+ * below the worker's table of watched sockets (worker/uport.c). */
+static int config_load_tcp_idle_timeout(const struct config_ctx *ctx, const config_setting_t *s,
+					struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 86400, &cfg->tcp_idle_timeout);
+}
+
+static int config_load_tcp_message_timeout(const struct config_ctx *ctx,
+					   const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 300, &cfg->tcp_message_timeout);
+}
+
+static int config_load_tcp_max_connections(const struct config_ctx *ctx,
+					   const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 4000, &cfg->tcp_max_connections);
+}
+
+static int config_load_tcp_max_per_source(const struct config_ctx *ctx,
+					  const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 1, 4000, &cfg->tcp_max_per_source);
+}
+
 struct config_key {
 	const char *name;
 	int (*load)(const struct config_ctx *ctx, const config_setting_t *s, struct config *cfg);
@@ -973,6 +999,10 @@ static const struct config_key config_keys[] = {
 	{ "udp_rcvbuf",       config_load_udp_rcvbuf },
 	{ "socket_io",        config_load_socket_io },
 	{ "transports",       config_load_transports },
+	{ "tcp_idle_timeout",    config_load_tcp_idle_timeout },
+	{ "tcp_message_timeout", config_load_tcp_message_timeout },
+	{ "tcp_max_connections", config_load_tcp_max_connections },
+	{ "tcp_max_per_source",  config_load_tcp_max_per_source },
 	{ "max_forwards",     config_load_max_forwards },
 	{ "invite_timeout",   config_load_invite_timeout },
 	{ "call_capacity",    config_load_call_capacity },

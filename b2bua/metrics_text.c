@@ -246,6 +246,18 @@ static const struct metrics_ctr metrics_per_worker[] = {
 	  "Retransmitted requests the worker received." },
 	{ "b2bua_redis_up", "gauge", SHM_CTR_REDIS_UP,
 	  "1 while the worker's Redis connection takes commands, else 0." },
+	{ "b2bua_connections_open", "gauge", SHM_CTR_CONN_OPEN,
+	  "TCP and TLS connections the worker accepted, open now." },
+	{ "b2bua_connections_refused_total", "counter", SHM_CTR_CONN_REFUSED,
+	  "Connections closed at accept: tcp_max_connections or tcp_max_per_source." },
+	{ "b2bua_connections_closed_idle_total", "counter", SHM_CTR_CONN_IDLE,
+	  "Connections closed after tcp_idle_timeout without traffic." },
+	{ "b2bua_connections_closed_message_timeout_total", "counter", SHM_CTR_CONN_MSG_TIMEOUT,
+	  "Connections closed: a message not complete within tcp_message_timeout." },
+	{ "b2bua_messages_oversized_total", "counter", SHM_CTR_CONN_OVERSIZED,
+	  "Connections closed for a message over 64 KB." },
+	{ "b2bua_connections_closed_partial_total", "counter", SHM_CTR_CONN_PARTIAL,
+	  "Connections that ended in the middle of a message (peer closed, or garbage)." },
 };
 
 static const char *const metrics_state_names[] = {

@@ -35,7 +35,8 @@ const struct cli_option cli_options[CLI_N_OPTIONS] = {
 const struct cli_cmd cli_cmds[CLI_CMD__COUNT] = {
 	{ CLI_CMD_SHOW_WORKERS, { "show", "workers" }, CLI_OPERAND_NONE, 0, 0, 0,
 	  "  show workers   worker processes: pid, own SIP port, active calls, uptime, restarts,\n"
-	  "                 calls created, messages in/out, datagrams handed over/in\n"
+	  "                 calls created, messages in/out, datagrams handed over/in,\n"
+	  "                 open TCP/TLS connections\n"
 	},
 	{ CLI_CMD_SHOW_CALLS, { "show", "calls" }, CLI_OPERAND_NONE, CLI_OPT_LONG, 0, 0,
 	  "  show calls [--long]\n"

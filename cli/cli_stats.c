@@ -43,6 +43,7 @@ static int cli_stats_worker_counters(json_t *o, const struct shm_worker_info *w)
 		{ "handed_in", SHM_CTR_HANDED_IN },
 		{ "handover_dropped", SHM_CTR_HANDOVER_DROPPED },
 		{ "unroutable", SHM_CTR_UNROUTABLE },
+		{ "connections_open", SHM_CTR_CONN_OPEN },
 	};
 
 	for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
@@ -63,9 +64,9 @@ int cli_show_workers(cli_server_t *srv, const struct cli_cmd_args *req,
 		if (!arr)
 			return -ENOMEM;
 	} else {
-		cli_buf_printf(out, "%-6s %-8s %-6s %-8s %-9s %-9s %-9s %-10s %-10s %-11s %s\n",
+		cli_buf_printf(out, "%-6s %-8s %-6s %-8s %-9s %-9s %-9s %-10s %-10s %-11s %-10s %s\n",
 			       "INDEX", "PID", "PORT", "ACTIVE", "UPTIME_S", "RESTARTS", "CALLS",
-			       "MSGS_IN", "MSGS_OUT", "HANDED_OUT", "HANDED_IN");
+			       "MSGS_IN", "MSGS_OUT", "HANDED_OUT", "HANDED_IN", "CONNECTIONS");
 	}
 	for (unsigned i = 0; i < n; i++) {
 		struct shm_worker_info w;
@@ -89,13 +90,14 @@ int cli_show_workers(cli_server_t *srv, const struct cli_cmd_args *req,
 			continue;
 		}
 		cli_buf_printf(out, "%-6u %-8s %-6u %-8" PRIu64 " %-9s %-9" PRIu32 " %-9" PRIu64
-			       " %-10" PRIu64 " %-10" PRIu64 " %-11" PRIu64 " %" PRIu64 "\n",
+			       " %-10" PRIu64 " %-10" PRIu64 " %-11" PRIu64 " %-10" PRIu64 " %" PRIu64
+			       "\n",
 			       i, w.pid ? cli_stats_itoa((int)w.pid, pid, sizeof pid) : "-",
 			       (unsigned)w.port, w.counters[SHM_CTR_ACTIVE],
 			       w.pid ? cli_stats_itoa((int)up, upt, sizeof upt) : "-", w.restarts,
 			       w.counters[SHM_CTR_CALLS_CREATED], w.counters[SHM_CTR_MSGS_IN],
 			       w.counters[SHM_CTR_MSGS_OUT], w.counters[SHM_CTR_HANDED_OUT],
-			       w.counters[SHM_CTR_HANDED_IN]);
+			       w.counters[SHM_CTR_HANDED_IN], w.counters[SHM_CTR_CONN_OPEN]);
 	}
 	if (arr) {
 		/* A failed json_pack above leaves the array short: report it, don't lie. */

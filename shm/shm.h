@@ -238,6 +238,12 @@ enum shm_counter {
 	SHM_CTR_CDR_REPLAYED,      /* CDRs a drain of the spool stored after an outage */
 	SHM_CTR_CDR_REJECTED,      /* CDRs set aside in <spool>.rejected */
 	SHM_CTR_REDIS_UP,          /* a gauge: 1 while the worker's Redis connection is up */
+	SHM_CTR_CONN_OPEN,         /* a gauge: TCP/TLS connections the worker accepted, open now */
+	SHM_CTR_CONN_REFUSED,      /* ... closed at accept: tcp_max_connections or _per_source */
+	SHM_CTR_CONN_IDLE,         /* ... closed after tcp_idle_timeout of silence */
+	SHM_CTR_CONN_MSG_TIMEOUT,  /* ... closed: a message not complete in tcp_message_timeout */
+	SHM_CTR_CONN_OVERSIZED,    /* ... closed: a message over 64 KB (worker/conn.c) */
+	SHM_CTR_CONN_PARTIAL,      /* ... that ended (peer or Sofia closed) in the middle of a message */
 	SHM_CTR__COUNT
 };
 

@@ -204,6 +204,7 @@ static void fill_table(void)
 	shm_counter_add(t_shm, 0, SHM_CTR_HANDED_OUT, 41);
 	shm_counter_add(t_shm, 1, SHM_CTR_HANDED_IN, 40);
 	shm_counter_add(t_shm, 1, SHM_CTR_HANDOVER_DROPPED, 1);
+	shm_gauge_set(t_shm, 1, SHM_CTR_CONN_OPEN, 7);
 	shm_counter_add(t_shm, 0, SHM_CTR_OVERLOAD_REFUSED, 5);
 	shm_counter_add(t_shm, 1, SHM_CTR_OVERLOAD_REFUSED, 2);
 	shm_counter_add(t_shm, 0, SHM_CTR_CALLS_TOTAL, 10);
@@ -939,6 +940,8 @@ START_TEST(test_workers)
 	ck_assert_int_eq(int_field(w1, "calls_created"), 4);
 	ck_assert_int_eq(int_field(w1, "handed_in"), 40);
 	ck_assert_int_eq(int_field(w1, "handover_dropped"), 1);
+	ck_assert_int_eq(int_field(w0, "connections_open"), 0);
+	ck_assert_int_eq(int_field(w1, "connections_open"), 7);
 	up = int_field(w0, "uptime_s");
 	ck_assert(up >= 100 && up <= 105);
 	ck_assert_int_eq(int_field(w1, "pid"), 2222);
@@ -2847,7 +2850,8 @@ static const char t_usage[] =
 	"\n"
 	"commands:\n"
 	"  show workers   worker processes: pid, own SIP port, active calls, uptime, restarts,\n"
-	  "                 calls created, messages in/out, datagrams handed over/in\n"
+	  "                 calls created, messages in/out, datagrams handed over/in,\n"
+	  "                 open TCP/TLS connections\n"
 	"  show calls [--long]\n"
 	"                 calls in progress: id, caller, callee, state, age, worker, forward\n"
 	"                 target; --long adds both legs (Call-IDs, tags, targets) and times\n"

@@ -582,6 +582,49 @@ START_TEST(test_overload_keys)
 }
 END_TEST
 
+/* TCP and TLS connection limits (worker/conn.c): defaults, each key's range
+ * ends included; out of range names the key and the range. */
+START_TEST(test_tcp_limit_keys)
+{
+	struct loaded *l = load_text("sip_port = 5060;\n");
+
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_int_eq(l->cfg.tcp_idle_timeout, 300);
+	ck_assert_int_eq(l->cfg.tcp_message_timeout, 10);
+	ck_assert_int_eq(l->cfg.tcp_max_connections, 1000);
+	ck_assert_int_eq(l->cfg.tcp_max_per_source, 100);
+	free(l);
+	l = load_text("tcp_idle_timeout = 1;\ntcp_message_timeout = 300;\n"
+		      "tcp_max_connections = 4000;\ntcp_max_per_source = 1;\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_int_eq(l->cfg.tcp_idle_timeout, 1);
+	ck_assert_int_eq(l->cfg.tcp_message_timeout, 300);
+	ck_assert_int_eq(l->cfg.tcp_max_connections, 4000);
+	ck_assert_int_eq(l->cfg.tcp_max_per_source, 1);
+	free(l);
+	l = load_text("tcp_idle_timeout = 86400;\ntcp_message_timeout = 1;\n"
+		      "tcp_max_connections = 1;\ntcp_max_per_source = 4000;\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_int_eq(l->cfg.tcp_idle_timeout, 86400);
+	ck_assert_int_eq(l->cfg.tcp_message_timeout, 1);
+	ck_assert_int_eq(l->cfg.tcp_max_connections, 1);
+	ck_assert_int_eq(l->cfg.tcp_max_per_source, 4000);
+	free(l);
+
+	assert_error_text("tcp_idle_timeout = 0;\n", 1, "tcp_idle_timeout");
+	assert_error_text("tcp_idle_timeout = 86401;\n", 1, "tcp_idle_timeout");
+	assert_error_text("tcp_message_timeout = 0;\n", 1, "tcp_message_timeout");
+	assert_error_text("tcp_message_timeout = 301;\n", 1, "tcp_message_timeout");
+	assert_error_text("tcp_max_connections = 0;\n", 1, "tcp_max_connections");
+	assert_error_text("tcp_max_connections = 4001;\n", 1, "tcp_max_connections");
+	assert_error_text("tcp_max_per_source = 0;\n", 1, "tcp_max_per_source");
+	assert_error_text("tcp_max_per_source = 4001;\n", 1, "tcp_max_per_source");
+	l = load_text("tcp_message_timeout = 301;\n");
+	ck_assert_ptr_nonnull(strstr(l->err, "between 1 and 300"));
+	free(l);
+}
+END_TEST
+
 /* ------------------------------------------------------------ errors */
 
 START_TEST(test_syntax_error)
@@ -1251,6 +1294,7 @@ static Suite *config_suite(void)
 	tcase_add_test(bad, test_metrics_address);
 	tcase_add_test(bad, test_bad_redis_sentinels);
 	tcase_add_test(bad, test_overload_keys);
+	tcase_add_test(bad, test_tcp_limit_keys);
 	suite_add_tcase(s, bad);
 	return s;
 }

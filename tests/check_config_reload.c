@@ -107,6 +107,8 @@ START_TEST(test_restart_only_keys)
 		"max_call_duration", "session_expires", "nonce_ttl", "auth_secret",
 		"no_answer_timeout", "overload_setup_calls", "nat_keepalive_interval",
 		"drain_timeout", "realm",
+		"tcp_idle_timeout", "tcp_message_timeout", "tcp_max_connections",
+		"tcp_max_per_source",
 	};
 
 	for (size_t i = 0; i < sizeof restart / sizeof restart[0]; i++)

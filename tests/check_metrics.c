@@ -113,6 +113,12 @@ START_TEST(test_render)
 	shm_counter_add(shm, 1, SHM_CTR_MSGS_IN, 42);
 	shm_counter_add(shm, 0, SHM_CTR_CDR_WRITTEN, 8);
 	shm_gauge_set(shm, 1, SHM_CTR_REDIS_UP, 1);
+	shm_gauge_set(shm, 0, SHM_CTR_CONN_OPEN, 3);
+	shm_counter_add(shm, 1, SHM_CTR_CONN_REFUSED, 11);
+	shm_counter_add(shm, 1, SHM_CTR_CONN_IDLE, 2);
+	shm_counter_add(shm, 0, SHM_CTR_CONN_MSG_TIMEOUT, 4);
+	shm_counter_add(shm, 0, SHM_CTR_CONN_OVERSIZED, 1);
+	shm_counter_add(shm, 1, SHM_CTR_CONN_PARTIAL, 5);
 	for (int i = 0; i < 3; i++)
 		shm_code_count(shm, 0, 486);
 	shm_code_count(shm, 1, 200);
@@ -134,6 +140,15 @@ START_TEST(test_render)
 	ck_assert(!has_line(text, "b2bua_sip_messages_received_total{worker=\"2\"} 0"));
 	assert_line(text, "b2bua_redis_up{worker=\"0\"} 0");
 	assert_line(text, "b2bua_redis_up{worker=\"1\"} 1");
+	assert_line(text, "# TYPE b2bua_connections_open gauge");
+	assert_line(text, "b2bua_connections_open{worker=\"0\"} 3");
+	assert_line(text, "b2bua_connections_open{worker=\"1\"} 0");
+	assert_line(text, "# TYPE b2bua_connections_refused_total counter");
+	assert_line(text, "b2bua_connections_refused_total{worker=\"1\"} 11");
+	assert_line(text, "b2bua_connections_closed_idle_total{worker=\"1\"} 2");
+	assert_line(text, "b2bua_connections_closed_message_timeout_total{worker=\"0\"} 4");
+	assert_line(text, "b2bua_messages_oversized_total{worker=\"0\"} 1");
+	assert_line(text, "b2bua_connections_closed_partial_total{worker=\"1\"} 5");
 	assert_line(text, "b2bua_worker_up{worker=\"1\"} 1");
 	assert_line(text, "b2bua_worker_restarts_total{worker=\"1\"} 1");
 	assert_line(text, "b2bua_worker_restarts_total{worker=\"0\"} 0");

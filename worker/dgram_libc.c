@@ -8,6 +8,10 @@
  * the control channel, the CLI) and in the master and the management
  * process (no dgram is active there) each one is the plain system call.
  *
+ * On a stream socket, what Sofia read (not peeked) and that it wrote is
+ * told to worker/conn.c, which frames and times the connections a worker
+ * accepted (conn.h); conn ignores every other descriptor.
+ *
  * Linked into the b2bua executable only: the fuzzers and unit tests keep
  * their sanitizers' own versions of these functions.
  */
@@ -19,15 +23,21 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "worker/conn.h"
 #include "worker/dgram.h"
 
 ssize_t recvmsg(int fd, struct msghdr *mh, int flags)
 {
 	struct dgram_sock *s = dgram_sock_of(fd);
+	ssize_t n;
 
 	/* MSG_ERRQUEUE: ICMP errors stay the kernel's to report. */
-	if (s == NULL || (flags & MSG_ERRQUEUE))
-		return (ssize_t)syscall(SYS_recvmsg, fd, mh, flags);
+	if (s == NULL || (flags & MSG_ERRQUEUE)) {
+		n = (ssize_t)syscall(SYS_recvmsg, fd, mh, flags);
+		if (s == NULL && n > 0 && !(flags & (MSG_PEEK | MSG_ERRQUEUE)))
+			conn_on_recvmsg(fd, mh, n);
+		return n;
+	}
 	return dgram_take(s, mh, flags);
 }
 
@@ -40,8 +50,12 @@ ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from
 			     .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
-	if (s == NULL)
-		return (ssize_t)syscall(SYS_recvfrom, fd, buf, len, flags, from, fromlen);
+	if (s == NULL) {
+		n = (ssize_t)syscall(SYS_recvfrom, fd, buf, len, flags, from, fromlen);
+		if (n > 0 && !(flags & MSG_PEEK))
+			conn_on_recv(fd, buf, n);
+		return n;
+	}
 	n = dgram_take(s, &mh, flags);
 	if (n >= 0 && fromlen)
 		*fromlen = mh.msg_namelen;
@@ -51,6 +65,18 @@ ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from
 ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
 	return recvfrom(fd, buf, len, flags, NULL, NULL);
+}
+
+/* Sofia is built with _FORTIFY_SOURCE: a recv() into a buffer of known size
+ * (its CRLF keepalive check on a stream, tport_recv_stream) is compiled to
+ * __recv_chk, which would bypass recv() above. */
+extern void __chk_fail(void) __attribute__((noreturn));
+
+ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
+{
+	if (len > buflen)
+		__chk_fail();
+	return recv(fd, buf, len, flags);
 }
 
 /* ioctl(FIONREAD) on one of our sockets: the size of the next datagram,
@@ -76,8 +102,10 @@ ssize_t sendmsg(int fd, const struct msghdr *mh, int flags)
 {
 	struct dgram_sock *s = dgram_sock_of(fd);
 
-	if (s == NULL)
+	if (s == NULL) {
+		conn_on_send(fd);
 		return (ssize_t)syscall(SYS_sendmsg, fd, mh, flags);
+	}
 	return dgram_send(s, fd, mh, flags);
 }
 
@@ -89,8 +117,10 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sock
 			     .msg_iov = &iov, .msg_iovlen = 1 };
 	struct dgram_sock *s = dgram_sock_of(fd);
 
-	if (s == NULL)
+	if (s == NULL) {
+		conn_on_send(fd);
 		return (ssize_t)syscall(SYS_sendto, fd, buf, len, flags, to, tolen);
+	}
 	return dgram_send(s, fd, &mh, flags);
 }
 

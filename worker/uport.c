@@ -30,9 +30,11 @@
 #include "b2bua/log.h"
 #include "worker/sofia_port_abi.h"
 
-/* Registrations a worker needs: two UDP sockets, the mailbox, a few more.
- * A fixed table means a callback's su_wait_t pointer never moves. */
-#define UPORT_MAX_WAITS 256
+/* Registrations a worker needs: two UDP sockets, the mailbox, a few more,
+ * and one per TCP/TLS connection (tcp_max_connections is at most 4000,
+ * worker/conn.c).  A fixed table means a callback's su_wait_t pointer
+ * never moves. */
+#define UPORT_MAX_WAITS 4096
 /*
  * A wait for a timer lasts at least this long (ms).  NTA arms one timer
  * per transaction, each due at its own millisecond: at a few hundred calls

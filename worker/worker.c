@@ -57,6 +57,7 @@
 #include "b2bua/mono.h"
 #include "worker/b2b.h"
 #include "worker/cdr.h"
+#include "worker/conn.h"
 #include "worker/dgram.h"
 #include "worker/rds.h"
 #include "worker/registrar.h"
@@ -300,6 +301,7 @@ static void worker_on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t
 	worker_note_lag();
 	b2b_publish_stats(worker.b2b);
 	b2b_expire_calls(worker.b2b);
+	conn_tick();
 	worker_trim_when_quiet(now);
 	log_limit_flush();
 	if (worker.drain_deadline == 0)
@@ -434,6 +436,9 @@ static int worker_start(struct config *cfg, shm_t *shm, unsigned idx)
 
 	ret = reuseport_configure(cfg->listen, cfg->sip_port, cfg->worker_port_base + (int)idx,
 				  cfg->udp_rcvbuf);
+	if (ret < 0)
+		return ret;
+	ret = conn_configure(cfg, shm, idx);
 	if (ret < 0)
 		return ret;
 	ret = b2b_create(worker.root, cfg, shm, idx, &worker.b2b);

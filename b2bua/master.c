@@ -908,8 +908,10 @@ int master_run(struct config *cfg)
 	master_spawn(&m, &m.mgmt);
 	for (int i = 0; i < cfg->workers; i++)
 		master_spawn(&m, &m.workers[i]);
-	log_info("master ready: %d workers, sip %s:%d, call capacity %u, cli %s "
-		 "(call table %zu bytes)", cfg->workers, cfg->listen, cfg->sip_port,
+	log_info(strchr(cfg->listen, ':') ? "master ready: %d workers, sip [%s]:%d, call "
+		 "capacity %u, cli %s (call table %zu bytes)" : "master ready: %d workers, sip "
+		 "%s:%d, call capacity %u, cli %s (call table %zu bytes)",
+		 cfg->workers, cfg->listen, cfg->sip_port,
 		 cfg->call_capacity, cfg->cli_socket, shm_size(m.shm));
 
 	while (!m.stopping || master_alive(&m) > 0)

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include <sofia-sip/nta.h>
@@ -181,6 +182,17 @@ static void b2b_refuse_full(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 
 /* ------------------------------------------------------------ new calls */
 
+/* Is a Via host (an IPv6 one in brackets) the address or name `addr`
+ * (written without brackets)?  1 or 0. */
+static int b2b_host_is(const char *host, const char *addr)
+{
+	size_t len = strlen(host);
+
+	if (host[0] == '[' && len >= 2 && host[len - 1] == ']')
+		return strlen(addr) == len - 2 && strncasecmp(host + 1, addr, len - 2) == 0;
+	return strcasecmp(host, addr) == 0;
+}
+
 /* Is one of our own addresses in this Via chain?  Then the request looped. */
 static int b2b_via_is_ours(const b2b_t *b2b, sip_via_t const *v)
 {
@@ -189,8 +201,8 @@ static int b2b_via_is_ours(const b2b_t *b2b, sip_via_t const *v)
 	for (; v; v = v->v_next) {
 		int port = v->v_port ? atoi(v->v_port) : 5060;
 
-		if (!v->v_host || (strcasecmp(v->v_host, cfg->advertise) != 0 &&
-				   strcasecmp(v->v_host, cfg->listen) != 0))
+		if (!v->v_host || (!b2b_host_is(v->v_host, cfg->advertise) &&
+				   !b2b_host_is(v->v_host, cfg->listen)))
 			continue;
 		if (port == cfg->sip_port ||
 		    (port >= cfg->worker_port_base &&

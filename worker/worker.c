@@ -521,7 +521,9 @@ void worker_run(struct config *cfg, shm_t *shm, handover_t *ho, const board_t *b
 	}
 	/* Calls may now be handed to us (rendezvous hashing counts us in). */
 	dgram_ready(worker.dgram);
-	log_info("worker %u ready: sip %s:%d, own port %d, event loop io_uring, socket I/O %s",
+	log_info(strchr(cfg->listen, ':') ?
+		 "worker %u ready: sip [%s]:%d, own port %d, event loop io_uring, socket I/O %s" :
+		 "worker %u ready: sip %s:%d, own port %d, event loop io_uring, socket I/O %s",
 		 idx, cfg->listen, cfg->sip_port, cfg->worker_port_base + (int)idx,
 		 dgram_io_name(worker.dgram));
 	su_root_run(worker.root);

@@ -364,8 +364,8 @@ int keepalive_create(su_root_t *root, nta_agent_t *agent, const char *ident, rds
 	ka->shm = shm;
 	ka->cfg = cfg;
 	ka->worker = worker;
-	snprintf(ka->from, sizeof ka->from, strchr(cfg->advertise, ':') ?
-		 "<sip:%s@[%s]>" : "<sip:%s@%s>", cfg->node_id, cfg->advertise);
+	snprintf(ka->from, sizeof ka->from, strchr(cfg->advertise[0], ':') ?
+		 "<sip:%s@[%s]>" : "<sip:%s@%s>", cfg->node_id, cfg->advertise[0]);
 	if (cfg->nat_keepalive_interval > 0 && keepalive_start_tick(ka) < 0) {
 		keepalive_destroy(ka);
 		return -ENOMEM;

@@ -771,7 +771,8 @@ int registrar_create(const struct config *cfg, rds_t *rds, unsigned worker, regi
 	reg->worker = worker;
 	snprintf(reg->secret, sizeof reg->secret, "%s", cfg->auth_secret);
 	snprintf(reg->host_address, sizeof reg->host_address,
-		 strchr(cfg->advertise, ':') ? "[%s]:%d" : "%s:%d", cfg->advertise, cfg->sip_port);
+		 strchr(cfg->advertise[0], ':') ? "[%s]:%d" : "%s:%d", cfg->advertise[0],
+		 cfg->sip_port);
 	*out = reg;
 	return 0;
 }

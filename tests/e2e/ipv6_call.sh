@@ -139,7 +139,7 @@ wait_for 5 calls_empty || fail "show calls not empty after the 16 calls: $(cli s
 
 # ---------------------------------------------------------------- 4. a call over TCP
 uas_start_at ::1 uast uas_basic -m 1 -t t1
-uac_launch uact uac_v6 ::1 "$V6:$SIP_PORT" -s 2000 -m 1 -d 500 -t tn -max_socket 100
+uac_launch uact uac_v6 ::1 "$V6:$SIP_PORT" -s 2000 -m 1 -d 2000 -t tn -max_socket 100
 wait_state 5 'length == 1 and .[0].state == "ANSWERED"' "the TCP call ANSWERED"
 T_WORKER=$(cli_json calls '.[0].worker')
 T_OWN=$((WORKER_PORT_BASE + T_WORKER))

@@ -4,7 +4,9 @@
  *
  * Design note.  This file owns the NTA agent and its two transports (the
  * public port and this worker's own port, see b2b.h; each also on TCP when
- * transports has "tcp": b2b_tcp_create), and every request
+ * transports has "tcp": b2b_tcp_create), on every listen address (dual
+ * stack: b2b_addr_create; a leg uses the address of its peer's family,
+ * b2b_addr_for_host), and every request
  * that matches no dialog: a new INVITE (refused here when it cannot become
  * a call: a stray re-INVITE, draining, Max-Forwards 0, a loop through us, a
  * full call table; otherwise it gets a pool entry, a slot in the call table,
@@ -566,9 +568,16 @@ void b2b_set_registrar(b2b_t *b2b, struct registrar *reg)
 
 int b2b_keepalive_create(b2b_t *b2b, struct rds *rds, struct keepalive **out)
 {
-	/* From the public port: the binding's NAT opened it for that one. */
-	return keepalive_create(b2b->root, b2b->agent, B2B_IDENT_PUBLIC, rds, b2b->shm, b2b->cfg,
-				b2b->worker, out);
+	/* From the public port: the binding's NAT opened it for that one; of
+	 * the binding's family (dual stack). */
+	int ret = keepalive_create(b2b->root, b2b->agent, B2B_IDENT_PUBLIC, rds, b2b->shm,
+				   b2b->cfg, b2b->worker, out);
+
+	if (ret == 0 && b2b->n_addr > 1)
+		keepalive_set_family_idents(*out,
+			b2b->addr[b2b_addr_of_family(b2b, AF_INET)].ident_public,
+			b2b->addr[b2b_addr_of_family(b2b, AF_INET6)].ident_public);
+	return ret;
 }
 
 void b2b_set_draining(b2b_t *b2b, int draining)

@@ -102,6 +102,11 @@ struct dgram {
 	struct dgram_sock pub[DGRAM_MAX_ADDRS];   /* per listen address (dual stack) */
 	struct dgram_sock own[DGRAM_MAX_ADDRS];
 	unsigned n_addrs;
+	/* Datagrams handed in by other workers, in the order of their queues
+	 * (released in that order: handover_release is positional), each lent
+	 * to the public socket of its family while Sofia reads it (lend). */
+	struct dgram_sock hand;
+	struct dgram_sock *lend;
 	struct dgram_send *sends;
 	int send_free;              /* first free slot, -1: none */
 	uint64_t cursor[DGRAM_MAX_WORKERS];   /* per source worker: read position */
@@ -283,28 +288,25 @@ static struct dgram_sock *dgram_pub_for(dgram_t *d, const struct sockaddr *from)
 	return &d->pub[0];
 }
 
-/* Datagrams other workers handed to us: into the queue of the public
- * socket of their family, keeping room for what our own buffers may bring. */
+/* Datagrams other workers handed to us: into the hand-in queue. */
 static void dgram_take_handed_in(dgram_t *d)
 {
+	struct dgram_sock *s = &d->hand;
+
 	for (unsigned from = 0; from < d->workers; from++) {
 		struct handover_msg m;
-		uint64_t cursor = d->cursor[from];
 
 		if (from == d->self)
 			continue;
-		while (handover_peek(d->ho, d->self, from, &cursor, &m) == 0) {
+		while (dgram_fifo_len(s) < DGRAM_FIFO &&
+		       handover_peek(d->ho, d->self, from, &d->cursor[from], &m) == 0) {
 			/* The record stays in shared memory until Sofia read it. */
 			struct dgram_item it = {
 				.data = m.data, .len = (uint32_t)m.len, .bid = DGRAM_NO_BID,
 				.from_worker = (uint16_t)from, .end = m.end, .rx_ns = m.rx_ns,
 				.from = m.from, .fromlen = m.fromlen,
 			};
-			struct dgram_sock *s = dgram_pub_for(d, m.from);
 
-			if (DGRAM_FIFO - dgram_fifo_len(s) <= DGRAM_BUFS)
-				break;     /* no room: read again from here next turn */
-			d->cursor[from] = cursor;
 			dgram_fifo_push(s, &it);   /* room checked above */
 			shm_counter_add(d->shm, d->self, SHM_CTR_HANDED_IN, 1);
 		}
@@ -481,18 +483,20 @@ static void dgram_serve_own(dgram_t *d, struct dgram_sock *s)
 	}
 }
 
-/* Give Sofia what is queued on a public port, judged first; *judged counts
- * the judgements of this turn over every public port.  0, or -EAGAIN when
- * the judge had its share of this turn. */
+/* Give Sofia what is queued on a public port, or (s = &d->hand) what
+ * other workers handed in, each lent to the public socket of its family;
+ * judged first.  *judged counts the judgements of this turn over every
+ * queue.  0, or -EAGAIN when the judge had its share of this turn. */
 static int dgram_serve_pub(dgram_t *d, struct dgram_sock *s, unsigned *judged)
 {
 	for (unsigned n = 0; n < DGRAM_PUB_BURST && dgram_fifo_len(s); ) {
 		struct dgram_item *it = dgram_fifo_head(s);
+		struct dgram_sock *to = s == &d->hand ? dgram_pub_for(d, it->from) : s;
 		unsigned before = s->fifo_head;
 
 		if (d->judge) {
 			struct dgram_view v = { it->data, it->len, it->from, it->fromlen, it->rx_ns,
-						s->fd };
+						to->fd };
 
 			if ((*judged)++ == DGRAM_JUDGE_MAX)
 				return -EAGAIN;   /* the rest next turn: timers run meanwhile */
@@ -501,8 +505,10 @@ static int dgram_serve_pub(dgram_t *d, struct dgram_sock *s, unsigned *judged)
 				continue;
 			}
 		}
-		if (uport_wake_fd(d->port, s->fd) == -ENOENT || s->fifo_head == before)
+		d->lend = s == &d->hand ? to : NULL;
+		if (uport_wake_fd(d->port, to->fd) == -ENOENT || s->fifo_head == before)
 			dgram_fifo_pop(s);
+		d->lend = NULL;
 		n++;
 	}
 	return 0;
@@ -517,7 +523,8 @@ static void dgram_serve(dgram_t *d)
 		dgram_serve_own(d, &d->own[k]);
 	for (unsigned k = 0; k < d->n_addrs; k++)
 		if (dgram_serve_pub(d, &d->pub[k], &judged) < 0)
-			break;
+			return;
+	dgram_serve_pub(d, &d->hand, &judged);
 }
 
 static int dgram_after_reap(void *arg)
@@ -567,6 +574,8 @@ static int dgram_before_wait(void *arg)
 	}
 	dgram_arm_efd(d);
 	dgram_take_handed_in(d);
+	if (dgram_fifo_len(&d->hand))
+		return 1;
 	for (unsigned k = 0; k < d->n_addrs; k++)
 		if (dgram_fifo_len(&d->pub[k]) || dgram_fifo_len(&d->own[k]))
 			return 1;
@@ -593,8 +602,17 @@ struct dgram_sock *dgram_sock_of(int fd)
 /* recvmsg() on one of our sockets: the head of its queue. */
 ssize_t dgram_take(struct dgram_sock *s, struct msghdr *mh, int flags)
 {
-	struct dgram_item *it = dgram_fifo_head(s);
+	struct dgram_item *it;
 	size_t copied = 0;
+
+	if (s == s->d->lend) {
+		/* A handed-in datagram lent to this socket: read once, then the
+		 * socket's own queue again. */
+		if (!(flags & MSG_PEEK))
+			s->d->lend = NULL;
+		s = &s->d->hand;
+	}
+	it = dgram_fifo_head(s);
 
 	if (it == NULL) {
 		errno = EAGAIN;
@@ -623,7 +641,7 @@ ssize_t dgram_take(struct dgram_sock *s, struct msghdr *mh, int flags)
 
 int dgram_next_len(struct dgram_sock *s)
 {
-	struct dgram_item *it = dgram_fifo_head(s);
+	struct dgram_item *it = dgram_fifo_head(s == s->d->lend ? &s->d->hand : s);
 
 	return it ? (int)it->len : 0;
 }
@@ -710,7 +728,8 @@ int dgram_create(uport_t *port, shm_t *shm, handover_t *ho, unsigned self,
 	d->io_forced = strcmp(socket_io, "ring") == 0;
 	for (unsigned k = 0; k < DGRAM_MAX_ADDRS; k++)
 		d->pub[k].fd = d->own[k].fd = -1;
-	d->efd = -1;
+	d->hand.fd = d->efd = -1;
+	d->hand.d = d;
 	d->efd_ev.cb = dgram_noop;   /* woken: dgram_after_reap reads the queues */
 	d->noop_ev.cb = dgram_noop;
 	*out = d;
@@ -857,8 +876,9 @@ static unsigned dgram_head_age(const struct dgram_sock *s, uint64_t now_ns)
 void dgram_load(const dgram_t *d, uint64_t now_ns, unsigned *pub_ms, unsigned *own_ms,
 		size_t *queued)
 {
-	*pub_ms = *own_ms = 0;
-	*queued = 0;
+	*pub_ms = dgram_head_age(&d->hand, now_ns);
+	*own_ms = 0;
+	*queued = d->hand.queued;
 	for (unsigned k = 0; k < d->n_addrs; k++) {
 		unsigned p = dgram_head_age(&d->pub[k], now_ns);
 		unsigned o = dgram_head_age(&d->own[k], now_ns);

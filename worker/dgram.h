@@ -31,7 +31,10 @@
  *     owner's datagram is pushed, raw, with its source address and receive
  *     time, to that owner's queue (shm/handover.h); the owner reads it
  *     beside its own socket's datagrams, as if its public socket had
- *     received it.  Connections (transports "tcp") do not come here: Sofia
+ *     received it (with several listen addresses, the public socket of the
+ *     sender's family; the hand-in queue keeps the order of the hand-over
+ *     queues, whose records are released in order).  Connections
+ *     (transports "tcp") do not come here: Sofia
  *     reads them itself, and a call that arrives on one is the accepting
  *     worker's (docs/architecture.md, "Connections: TCP and TLS").
  *   - To Sofia.  Sofia's registrations for both sockets are detached from

@@ -135,8 +135,9 @@ void config_defaults(struct config *cfg)
 	cfg->host_lease = 5000;
 	cfg->workers = config_cpu_workers();
 	cfg->drain_timeout = 30;
-	snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1");
-	snprintf(cfg->advertise, sizeof cfg->advertise, "127.0.0.1");
+	snprintf(cfg->listen[0], sizeof cfg->listen[0], "127.0.0.1");
+	snprintf(cfg->advertise[0], sizeof cfg->advertise[0], "127.0.0.1");
+	cfg->n_listen = 1;
 	cfg->sip_port = 5060;
 	cfg->worker_port_base = 5070;
 	cfg->udp_rcvbuf = 1048576;
@@ -329,6 +330,38 @@ static int config_check_wait(const struct config_ctx *ctx, const config_setting_
 			   cfg->redis_timeout, cfg->redis_timeout / 2);
 }
 
+/*
+ * advertise, when given, names one host per listen address, in the same
+ * order (a string with one listen address); an IP literal in it must be of
+ * its address's family: a leg on an IPv6 socket cannot be reached at an
+ * IPv4 address.
+ */
+static int config_check_advertise(const struct config_ctx *ctx, const config_setting_t *root,
+				  struct config *cfg)
+{
+	const config_setting_t *at = config_setting_get_member(root, "advertise");
+	unsigned char buf[sizeof(struct in6_addr)];
+	size_t n;
+
+	if (at == NULL)
+		return 0;
+	n = config_setting_type(at) == CONFIG_TYPE_STRING ? 1 : (size_t)config_setting_length(at);
+	if (n != cfg->n_listen)
+		return config_fail(ctx, at, "advertise", "%zu entries for %zu listen addresses: "
+				   "give one host per listen address, in the same order",
+				   n, cfg->n_listen);
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		int v6 = strchr(cfg->listen[i], ':') != NULL;
+
+		if ((inet_pton(AF_INET, cfg->advertise[i], buf) == 1 && v6) ||
+		    (inet_pton(AF_INET6, cfg->advertise[i], buf) == 1 && !v6))
+			return config_fail(ctx, at, "advertise", "\"%s\" is not of the family of "
+					   "listen address \"%s\"", cfg->advertise[i],
+					   cfg->listen[i]);
+	}
+	return 0;
+}
+
 /* Rules that involve several keys, checked on the final values. */
 static int config_finish(const struct config_ctx *ctx, const config_setting_t *root,
 			 struct config *cfg)
@@ -338,6 +371,9 @@ static int config_finish(const struct config_ctx *ctx, const config_setting_t *r
 	/* Whole fields are copied so that trailing bytes stay zero. */
 	if (config_setting_get_member(root, "advertise") == NULL)
 		memcpy(cfg->advertise, cfg->listen, sizeof cfg->advertise);
+	rc = config_check_advertise(ctx, root, cfg);
+	if (rc < 0)
+		return rc;
 	if (config_setting_get_member(root, "realm") == NULL) {
 		_Static_assert(sizeof cfg->realm == sizeof cfg->domain,
 			       "realm must hold any domain value");
@@ -479,6 +515,21 @@ static int config_prefix_match(const unsigned char *a, const unsigned char *b, i
  * source: it is matched against the IPv4 entries, and never against IPv6
  * ones, so that "::/0" does not silently trust every IPv4 address too.
  */
+void config_listen_text(const struct config *cfg, int port, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < cfg->n_listen && used < size; i++) {
+		int n = snprintf(buf + used, size - used, strchr(cfg->listen[i], ':') ?
+				 "%s[%s]:%d" : "%s%s:%d", i ? ", " : "", cfg->listen[i], port);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
 int config_is_trusted(const struct config *cfg, const struct sockaddr *sa)
 {
 	unsigned char addr[16];

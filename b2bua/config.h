@@ -23,6 +23,7 @@
 #define CONFIG_MAX_ROUTES   256
 #define CONFIG_MAX_WORKERS  64
 #define CONFIG_MAX_TRUSTED  64
+#define CONFIG_MAX_LISTEN   4   /* addresses in listen (and advertise) */
 /* auth_algorithms: one challenge per digest algorithm b2bua knows (enum digest_alg). */
 #define CONFIG_MAX_AUTH_ALGORITHMS 2
 /* redis_sentinels: at most this many, each "ip:port" shorter than this. */
@@ -72,8 +73,12 @@ struct config {
 	int drain_timeout;             /* drain_timeout: seconds calls may take to end after SIGTERM */
 
 	/* SIP */
-	char listen[64];               /* listen: IPv4/IPv6 address the SIP ports bind to */
-	char advertise[64];            /* advertise: host put in Via/Contact; default = listen */
+	/* listen: the IPv4/IPv6 addresses the SIP ports bind to, each with its
+	 * own sockets (a string in the file is a list of one); advertise[i]:
+	 * the host put in the Contact of a leg on listen[i] (default: listen[i]) */
+	char listen[CONFIG_MAX_LISTEN][64];
+	char advertise[CONFIG_MAX_LISTEN][64];
+	size_t n_listen;               /* entries in listen and advertise, 1..CONFIG_MAX_LISTEN */
 	int sip_port;                  /* sip_port: the public port, shared by all workers (SO_REUSEPORT) */
 	int worker_port_base;          /* worker_port_base: worker i also binds worker_port_base + i */
 	int udp_rcvbuf;                /* udp_rcvbuf: SO_RCVBUF bytes for SIP sockets */
@@ -156,6 +161,10 @@ struct config {
 };
 
 struct sockaddr;
+
+/* Every listen address with `port`, for the logs: "192.0.2.1:5060, [::1]:5060"
+ * (an IPv6 one in brackets); cut to `size`. */
+void config_listen_text(const struct config *cfg, int port, char *buf, size_t size);
 
 /* Is this source address inside one of cfg->trusted?  1 or 0. */
 int config_is_trusted(const struct config *cfg, const struct sockaddr *sa);

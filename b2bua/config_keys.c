@@ -264,35 +264,82 @@ static int config_load_drain_timeout(const struct config_ctx *ctx, const config_
 	return config_get_int_field(ctx, s, 0, 3600, &cfg->drain_timeout);
 }
 
+/*
+ * listen and advertise: a string, or a list of strings (one per address,
+ * docs/architecture.md "IPv6").  The entries of `s` (the string itself, or
+ * each element) go to `dst`; *n their number, 1..CONFIG_MAX_LISTEN.
+ */
+static int config_get_addr_list(const struct config_ctx *ctx, const config_setting_t *s,
+				char (*dst)[64], size_t *n)
+{
+	const char *key = config_setting_name(s);
+	int type = config_setting_type(s);
+	int len;
+	char name[32];
+
+	memset(dst, 0, sizeof(char[CONFIG_MAX_LISTEN][64]));
+	if (type == CONFIG_TYPE_STRING) {
+		*n = 1;
+		return config_get_string(ctx, s, key, dst[0], sizeof dst[0]);
+	}
+	if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
+		return config_fail(ctx, s, key, "must be a string or a list of strings: "
+				   "\"::1\" or [ \"192.0.2.1\", \"2001:db8::1\" ]");
+	len = config_setting_length(s);
+	if (len < 1 || len > CONFIG_MAX_LISTEN)
+		return config_fail(ctx, s, key, "%d entries: 1 to %d allowed", len,
+				   CONFIG_MAX_LISTEN);
+	for (int i = 0; i < len; i++) {
+		int rc;
+
+		snprintf(name, sizeof name, "%s[%d]", key, i);
+		rc = config_get_string(ctx, config_setting_get_elem(s, (unsigned)i), name,
+				       dst[i], sizeof dst[i]);
+		if (rc < 0)
+			return rc;
+	}
+	*n = (size_t)len;
+	return 0;
+}
+
 static int config_load_listen(const struct config_ctx *ctx, const config_setting_t *s,
 			      struct config *cfg)
 {
 	const char *key = config_setting_name(s);
-	int rc = config_get_string(ctx, s, key, cfg->listen, sizeof cfg->listen);
+	int rc = config_get_addr_list(ctx, s, cfg->listen, &cfg->n_listen);
 
 	if (rc < 0)
 		return rc;
-	if (!config_is_ip(cfg->listen))
-		return config_fail(ctx, s, key,
-				   "\"%s\" is not an IP address: write an IPv4 or IPv6 literal "
-				   "(e.g. \"127.0.0.1\", \"::1\"), no brackets, no host name",
-				   cfg->listen);
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		if (!config_is_ip(cfg->listen[i]))
+			return config_fail(ctx, s, key,
+					   "\"%s\" is not an IP address: write an IPv4 or IPv6 "
+					   "literal (e.g. \"127.0.0.1\", \"::1\"), no brackets, "
+					   "no host name", cfg->listen[i]);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(cfg->listen[i], cfg->listen[j]) == 0)
+				return config_fail(ctx, s, key, "\"%s\" is listed twice",
+						   cfg->listen[i]);
+	}
 	return 0;
 }
 
+/* Its count is checked against listen's once both are read (config.c). */
 static int config_load_advertise(const struct config_ctx *ctx, const config_setting_t *s,
 				 struct config *cfg)
 {
 	const char *key = config_setting_name(s);
-	int rc = config_get_string(ctx, s, key, cfg->advertise, sizeof cfg->advertise);
+	size_t n = 0;
+	int rc = config_get_addr_list(ctx, s, cfg->advertise, &n);
 
 	if (rc < 0)
 		return rc;
-	if (!config_is_ip(cfg->advertise) &&
-	    !config_is_hostname(cfg->advertise, strlen(cfg->advertise)))
-		return config_fail(ctx, s, key,
-				   "\"%s\" is neither a host name nor an IPv4/IPv6 address "
-				   "(no brackets, no port)", cfg->advertise);
+	for (size_t i = 0; i < n; i++)
+		if (!config_is_ip(cfg->advertise[i]) &&
+		    !config_is_hostname(cfg->advertise[i], strlen(cfg->advertise[i])))
+			return config_fail(ctx, s, key,
+					   "\"%s\" is neither a host name nor an IPv4/IPv6 address "
+					   "(no brackets, no port)", cfg->advertise[i]);
 	return 0;
 }
 

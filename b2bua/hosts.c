@@ -60,8 +60,10 @@ int hosts_create(const struct config *cfg, hosts_t **out)
 	}
 	h->cfg = cfg;
 	h->lease_ms = (unsigned)cfg->host_lease;
-	snprintf(h->sip, sizeof h->sip, "%s:%d",
-		 cfg->advertise[0] ? cfg->advertise : cfg->listen, cfg->sip_port);
+	/* "host:port", an IPv6 address in brackets, as in a URI; the first
+	 * address (where other hosts send to this one). */
+	snprintf(h->sip, sizeof h->sip, strchr(cfg->advertise[0], ':') ? "[%s]:%d" : "%s:%d",
+		 cfg->advertise[0], cfg->sip_port);
 	*out = h;
 	return 0;
 }

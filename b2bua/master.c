@@ -886,6 +886,7 @@ static void master_start_life(const struct config *cfg)
 int master_run(struct config *cfg)
 {
 	static struct master m;
+	char sip[CONFIG_MAX_LISTEN * 72];
 	int ret;
 
 	log_set_role("master");
@@ -908,8 +909,9 @@ int master_run(struct config *cfg)
 	master_spawn(&m, &m.mgmt);
 	for (int i = 0; i < cfg->workers; i++)
 		master_spawn(&m, &m.workers[i]);
-	log_info("master ready: %d workers, sip %s:%d, call capacity %u, cli %s "
-		 "(call table %zu bytes)", cfg->workers, cfg->listen, cfg->sip_port,
+	config_listen_text(cfg, cfg->sip_port, sip, sizeof sip);
+	log_info("master ready: %d workers, sip %s, call capacity %u, cli %s "
+		 "(call table %zu bytes)", cfg->workers, sip,
 		 cfg->call_capacity, cfg->cli_socket, shm_size(m.shm));
 
 	while (!m.stopping || master_alive(&m) > 0)

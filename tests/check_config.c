@@ -99,8 +99,8 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg->host_lease, 5000);
 	ck_assert_int_eq(cfg->workers, expected_workers());
 	ck_assert_int_eq(cfg->drain_timeout, 30);
-	ck_assert_str_eq(cfg->listen, "127.0.0.1");
-	ck_assert_str_eq(cfg->advertise, "127.0.0.1");
+	ck_assert_str_eq(cfg->listen[0], "127.0.0.1");
+	ck_assert_str_eq(cfg->advertise[0], "127.0.0.1");
 	ck_assert_int_eq(cfg->sip_port, 5060);
 	ck_assert_int_eq(cfg->worker_port_base, 5070);
 	ck_assert_int_eq(cfg->udp_rcvbuf, 1048576);
@@ -213,8 +213,8 @@ START_TEST(test_full_file)
 	ck_assert_int_eq(l->cfg.host_lease, 4000);
 	ck_assert_int_eq(l->cfg.workers, 3);
 	ck_assert_int_eq(l->cfg.drain_timeout, 0);
-	ck_assert_str_eq(l->cfg.listen, "::1");
-	ck_assert_str_eq(l->cfg.advertise, "sbc.example.net");
+	ck_assert_str_eq(l->cfg.listen[0], "::1");
+	ck_assert_str_eq(l->cfg.advertise[0], "sbc.example.net");
 	ck_assert_int_eq(l->cfg.sip_port, 15060);
 	ck_assert_int_eq(l->cfg.worker_port_base, 15070);
 	ck_assert_int_eq(l->cfg.udp_rcvbuf, 65536);
@@ -274,7 +274,7 @@ START_TEST(test_sample_file)
 	snprintf(path, sizeof path, "%s/etc/b2bua.conf", top != NULL ? top : ".");
 	rc = config_load(path, cfg, err, sizeof err);
 	ck_assert_msg(rc == 0, "%s: %s", path, err);
-	ck_assert_str_eq(cfg->listen, "127.0.0.1");
+	ck_assert_str_eq(cfg->listen[0], "127.0.0.1");
 	ck_assert_int_eq(cfg->sip_port, 5060);
 	ck_assert_int_eq(cfg->worker_port_base, 5070);
 	ck_assert_int_eq(cfg->workers, expected_workers());
@@ -310,12 +310,39 @@ START_TEST(test_advertise_defaults_to_listen)
 	struct loaded *l = load_text("listen = \"::1\";\n");
 
 	ck_assert_int_eq(l->rc, 0);
-	ck_assert_str_eq(l->cfg.advertise, "::1");
+	ck_assert_str_eq(l->cfg.advertise[0], "::1");
 	free(l);
 }
 END_TEST
 
 /* No domain means no registrar; realm follows the final domain. */
+/* Dual stack: listen and advertise as lists, one host per address. */
+START_TEST(test_listen_list)
+{
+	struct loaded *l = load_text("listen = [ \"192.0.2.1\", \"2001:db8::1\" ];\n");
+
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_uint_eq(l->cfg.n_listen, 2);
+	ck_assert_str_eq(l->cfg.listen[0], "192.0.2.1");
+	ck_assert_str_eq(l->cfg.listen[1], "2001:db8::1");
+	ck_assert_str_eq(l->cfg.advertise[0], "192.0.2.1");
+	ck_assert_str_eq(l->cfg.advertise[1], "2001:db8::1");
+	free(l);
+
+	l = load_text("listen = ( \"10.0.0.1\", \"::1\" );\n"
+		      "advertise = [ \"sbc.example.net\", \"2001:db8::5\" ];\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_str_eq(l->cfg.advertise[0], "sbc.example.net");
+	ck_assert_str_eq(l->cfg.advertise[1], "2001:db8::5");
+	free(l);
+
+	l = load_text("listen = \"::1\";\n");
+	ck_assert_msg(l->rc == 0, "%s", l->err);
+	ck_assert_uint_eq(l->cfg.n_listen, 1);
+	free(l);
+}
+END_TEST
+
 START_TEST(test_domain_realm_default)
 {
 	struct loaded *l = load_text("listen = \"::1\";\n");
@@ -333,7 +360,7 @@ START_TEST(test_domain_realm_default)
 
 	l = load_text("domain = \"example.net\";\nadvertise = \"10.0.0.1\";\n");
 	ck_assert_msg(l->rc == 0, "%s", l->err);
-	ck_assert_str_eq(l->cfg.advertise, "10.0.0.1");
+	ck_assert_str_eq(l->cfg.advertise[0], "10.0.0.1");
 	ck_assert_str_eq(l->cfg.domain, "example.net");
 	ck_assert_str_eq(l->cfg.realm, "example.net");
 	free(l);
@@ -976,6 +1003,26 @@ START_TEST(test_bad_listen)
 	assert_error_text("listen = \"127.0.0.256\";\n", 1, "listen");
 	assert_error_text("listen = \"[::1]\";\n", 1, "listen");
 	assert_error_text("listen = \"\";\n", 1, "listen");
+	assert_error_text("listen = [ \"127.0.0.1\", \"localhost\" ];\n", 1, "listen");
+	assert_error_text("listen = [ \"::1\", \"::1\" ];\n", 1, "listen");
+	assert_error_text("listen = [ ];\n", 1, "listen");
+	assert_error_text("listen = [ \"10.0.0.1\", \"10.0.0.2\", \"10.0.0.3\", \"10.0.0.4\", "
+			  "\"10.0.0.5\" ];\n", 1, "listen");
+	assert_error_text("listen = 127;\n", 1, "listen");
+}
+END_TEST
+
+/* advertise: one host per listen address, of its family when an IP. */
+START_TEST(test_bad_advertise_list)
+{
+	assert_error_text("listen = [ \"127.0.0.1\", \"::1\" ];\nadvertise = \"sbc.example.net\";\n",
+			  2, "advertise");
+	assert_error_text("listen = \"127.0.0.1\";\nadvertise = [ \"a.example\", \"b.example\" ];\n",
+			  2, "advertise");
+	assert_error_text("listen = [ \"127.0.0.1\", \"::1\" ];\n"
+			  "advertise = [ \"::2\", \"sbc.example.net\" ];\n", 2, "advertise");
+	assert_error_text("listen = \"::1\";\nadvertise = \"10.0.0.1\";\n", 2, "advertise");
+	assert_error_text("advertise = [ \"-bad-\" ];\n", 1, "advertise");
 }
 END_TEST
 
@@ -1258,6 +1305,7 @@ static Suite *config_suite(void)
 	tcase_add_test(ok, test_sample_file);
 	tcase_add_test(ok, test_workers_zero_is_nproc);
 	tcase_add_test(ok, test_advertise_defaults_to_listen);
+	tcase_add_test(ok, test_listen_list);
 	tcase_add_test(ok, test_int64_literal);
 	tcase_add_test(ok, test_socket_io);
 	tcase_add_test(ok, test_transports);
@@ -1277,6 +1325,7 @@ static Suite *config_suite(void)
 	tcase_add_test(bad, test_unknown_key_top);
 	tcase_add_test(bad, test_unknown_key_route);
 	tcase_add_test(bad, test_bad_listen);
+	tcase_add_test(bad, test_bad_advertise_list);
 	tcase_add_test(bad, test_port_overlap);
 	tcase_add_test(bad, test_bad_route_target);
 	tcase_add_test(bad, test_duplicate_prefix);

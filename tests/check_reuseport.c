@@ -268,6 +268,44 @@ START_TEST(test_ipv6_listen)
 }
 END_TEST
 
+/* Dual stack: a second listen address (reuseport_add) gets the same
+ * treatment on the same ports, and the first keeps it. */
+START_TEST(test_dual_stack)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	socklen_t len = sizeof sin6;
+	int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+	int pub, own, other, spare, v4, v6b;
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin6, sizeof sin6) < 0) {
+		fprintf(stderr, "check_reuseport: no IPv6 loopback here, dual stack case not run\n");
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin6, &len), 0);
+	pub = ntohs(sin6.sin6_port);
+	close(fd);
+	free_ports(&own, &other, &spare);
+	ck_assert_int_eq(reuseport_add("::1"), -EINVAL);   /* before reuseport_configure */
+	ck_assert_int_eq(reuseport_configure("127.0.0.1", pub, own, RCVBUF), 0);
+	ck_assert_int_eq(reuseport_add("localhost"), -EINVAL);
+	ck_assert_int_eq(reuseport_add("::1"), 0);
+	fd = socket(AF_INET6, SOCK_DGRAM, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin6, sizeof sin6), 0);
+	ck_assert_int_eq(opt(fd, SO_REUSEPORT), 1);
+	ck_assert_int_eq(opt(fd, SO_RCVBUF), 2 * RCVBUF);
+	/* A second worker binds the same IPv6 public port. */
+	v6b = socket(AF_INET6, SOCK_DGRAM, 0);
+	ck_assert_int_eq(bind(v6b, (struct sockaddr *)&sin6, sizeof sin6), 0);
+	v4 = tried_udp4("127.0.0.1", pub);
+	ck_assert_int_eq(opt(v4, SO_REUSEPORT), 1);
+	close(v4);
+	close(v6b);
+	close(fd);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("reuseport");
@@ -283,6 +321,7 @@ int main(void)
 	tcase_add_test(tc, test_unix_socket_passes_through);
 	tcase_add_test(tc, test_nothing_before_configure);
 	tcase_add_test(tc, test_ipv6_listen);
+	tcase_add_test(tc, test_dual_stack);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

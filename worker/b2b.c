@@ -4,7 +4,9 @@
  *
  * Design note.  This file owns the NTA agent and its two transports (the
  * public port and this worker's own port, see b2b.h; each also on TCP when
- * transports has "tcp": b2b_tcp_create), and every request
+ * transports has "tcp": b2b_tcp_create), on every listen address (dual
+ * stack: b2b_addr_create; a leg uses the address of its peer's family,
+ * b2b_addr_for_host), and every request
  * that matches no dialog: a new INVITE (refused here when it cannot become
  * a call: a stray re-INVITE, draining, Max-Forwards 0, a loop through us, a
  * full call table; otherwise it gets a pool entry, a slot in the call table,
@@ -20,8 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nta.h>
 #include <sofia-sip/nta_tport.h>
 #include <sofia-sip/sip_header.h>
@@ -181,6 +188,17 @@ static void b2b_refuse_full(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 
 /* ------------------------------------------------------------ new calls */
 
+/* Is a Via host (an IPv6 one in brackets) the address or name `addr`
+ * (written without brackets)?  1 or 0. */
+static int b2b_host_is(const char *host, const char *addr)
+{
+	size_t len = strlen(host);
+
+	if (host[0] == '[' && len >= 2 && host[len - 1] == ']')
+		return strlen(addr) == len - 2 && strncasecmp(host + 1, addr, len - 2) == 0;
+	return strcasecmp(host, addr) == 0;
+}
+
 /* Is one of our own addresses in this Via chain?  Then the request looped. */
 static int b2b_via_is_ours(const b2b_t *b2b, sip_via_t const *v)
 {
@@ -189,8 +207,12 @@ static int b2b_via_is_ours(const b2b_t *b2b, sip_via_t const *v)
 	for (; v; v = v->v_next) {
 		int port = v->v_port ? atoi(v->v_port) : 5060;
 
-		if (!v->v_host || (strcasecmp(v->v_host, cfg->advertise) != 0 &&
-				   strcasecmp(v->v_host, cfg->listen) != 0))
+		size_t i = 0;
+
+		while (v->v_host && i < cfg->n_listen && !b2b_host_is(v->v_host, cfg->advertise[i]) &&
+		       !b2b_host_is(v->v_host, cfg->listen[i]))
+			i++;
+		if (!v->v_host || i == cfg->n_listen)
 			continue;
 		if (port == cfg->sip_port ||
 		    (port >= cfg->worker_port_base &&
@@ -293,6 +315,51 @@ static int b2b_on_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t
 	}
 }
 
+/* ------------------------------------------------------------ addresses */
+
+/* The family of an IP literal (an IPv6 one with or without brackets), or
+ * AF_UNSPEC for a host name. */
+static int b2b_host_family(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	char v6[INET6_ADDRSTRLEN];
+	size_t len = host ? strlen(host) : 0;
+
+	if (len >= 2 && host[0] == '[' && host[len - 1] == ']' && len - 2 < sizeof v6) {
+		memcpy(v6, host + 1, len - 2);
+		v6[len - 2] = '\0';
+		return inet_pton(AF_INET6, v6, buf) == 1 ? AF_INET6 : AF_UNSPEC;
+	}
+	if (len && inet_pton(AF_INET, host, buf) == 1)
+		return AF_INET;
+	if (len && inet_pton(AF_INET6, host, buf) == 1)
+		return AF_INET6;
+	return AF_UNSPEC;
+}
+
+static unsigned b2b_addr_of_family(const b2b_t *b2b, int family)
+{
+	for (unsigned i = 0; family != AF_UNSPEC && i < b2b->n_addr; i++)
+		if (b2b->addr[i].family == family)
+			return i;
+	return 0;
+}
+
+unsigned b2b_addr_for_host(const b2b_t *b2b, const char *host)
+{
+	return b2b_addr_of_family(b2b, b2b_host_family(host));
+}
+
+unsigned b2b_addr_for_source(const b2b_t *b2b, nta_incoming_t *irq)
+{
+	msg_t *msg = b2b->n_addr > 1 ? nta_incoming_getrequest(irq) : NULL;
+	su_sockaddr_t const *sa = msg ? msg_addr(msg) : NULL;
+	unsigned i = sa ? b2b_addr_of_family(b2b, sa->su_family) : 0;
+
+	msg_destroy(msg);
+	return i;
+}
+
 /* ------------------------------------------------------------ agent */
 
 static char *b2b_host_for_uri(su_home_t *home, const char *host)
@@ -320,26 +387,77 @@ static int b2b_add_tport(b2b_t *b2b, const char *url, const char *ident)
  * on stream sockets of the public port too): the kernel picks the worker
  * that accepts each connection.  0, or -EADDRINUSE.
  */
-static int b2b_tcp_create(b2b_t *b2b, const char *listen, int own_port)
+static int b2b_tcp_create(b2b_t *b2b, const char *listen, int own_port,
+			  const struct b2b_addr *a)
 {
 	char *pub = su_sprintf(b2b->home, "sip:%s:%d;transport=tcp", listen, b2b->cfg->sip_port);
 	char *own = su_sprintf(b2b->home, "sip:%s:%d;transport=tcp", listen, own_port);
 
-	if (b2b_add_tport(b2b, pub, B2B_IDENT_PUBLIC) < 0 ||
-	    b2b_add_tport(b2b, own, B2B_IDENT_OWN) < 0)
+	if (b2b_add_tport(b2b, pub, a->ident_public) < 0 ||
+	    b2b_add_tport(b2b, own, a->ident_own) < 0)
 		return -EADDRINUSE;
 	return 0;
+}
+
+/*
+ * Listen address i (dual stack: each has its own primaries, Sofia binds
+ * one address per primary): its idents, its UDP public and own ports (the
+ * first address's public port is the agent's own, made with it), TCP, and
+ * our Contacts on it.  0, -EADDRINUSE or -ENOMEM.
+ */
+static int b2b_addr_create(b2b_t *b2b, unsigned i, int own_port)
+{
+	const struct config *cfg = b2b->cfg;
+	struct b2b_addr *a = &b2b->addr[i];
+	char *listen = b2b_host_for_uri(b2b->home, cfg->listen[i]);
+	char *adv = b2b_host_for_uri(b2b->home, cfg->advertise[i]);
+	char *pub_url = su_sprintf(b2b->home, "sip:%s:%d;transport=udp", listen, cfg->sip_port);
+	char *own_url = su_sprintf(b2b->home, "sip:%s:%d;transport=udp", listen, own_port);
+
+	if (i > 0 && b2b_add_tport(b2b, pub_url, a->ident_public) < 0)
+		return -EADDRINUSE;
+	if (b2b_add_tport(b2b, own_url, a->ident_own) < 0)
+		return -EADDRINUSE;
+	a->contact = sip_contact_format(b2b->home, "<sip:%s@%s:%d;transport=udp>",
+					cfg->node_id, adv, own_port);
+	if ((cfg->transports & CONFIG_TP_TCP) && b2b_tcp_create(b2b, listen, own_port, a) < 0)
+		return -EADDRINUSE;
+	if ((cfg->transports & CONFIG_TP_TCP) &&
+	    (a->contact_tcp = sip_contact_format(b2b->home, "<sip:%s@%s:%d;transport=tcp>",
+						 cfg->node_id, adv, own_port)) == NULL)
+		return -ENOMEM;
+	return a->contact ? 0 : -ENOMEM;
+}
+
+/* The idents and family of every listen address, before any transport. */
+static void b2b_addrs_init(b2b_t *b2b)
+{
+	const struct config *cfg = b2b->cfg;
+
+	b2b->n_addr = (unsigned)cfg->n_listen;
+	for (unsigned i = 0; i < b2b->n_addr; i++) {
+		struct b2b_addr *a = &b2b->addr[i];
+
+		a->family = strchr(cfg->listen[i], ':') ? AF_INET6 : AF_INET;
+		if (i == 0) {
+			snprintf(a->ident_public, sizeof a->ident_public, B2B_IDENT_PUBLIC);
+			snprintf(a->ident_own, sizeof a->ident_own, B2B_IDENT_OWN);
+		} else {
+			snprintf(a->ident_public, sizeof a->ident_public, B2B_IDENT_PUBLIC "%u", i);
+			snprintf(a->ident_own, sizeof a->ident_own, B2B_IDENT_OWN "%u", i);
+		}
+	}
 }
 
 static int b2b_agent_create(b2b_t *b2b)
 {
 	const struct config *cfg = b2b->cfg;
 	int own_port = cfg->worker_port_base + (int)b2b->worker;
-	char *listen = b2b_host_for_uri(b2b->home, cfg->listen);
-	char *adv = b2b_host_for_uri(b2b->home, cfg->advertise);
+	char *listen = b2b_host_for_uri(b2b->home, cfg->listen[0]);
 	char *pub_url = su_sprintf(b2b->home, "sip:%s:%d;transport=udp", listen, cfg->sip_port);
-	char *own_url = su_sprintf(b2b->home, "sip:%s:%d;transport=udp", listen, own_port);
+	int ret = 0;
 
+	b2b_addrs_init(b2b);
 	b2b->agent = nta_agent_create(b2b->root, URL_STRING_MAKE(pub_url),
 				      b2b_adopt_on_stray, (nta_agent_magic_t *)b2b,
 				      TPTAG_IDENT(B2B_IDENT_PUBLIC),
@@ -355,16 +473,12 @@ static int b2b_agent_create(b2b_t *b2b)
 		log_error("cannot listen on %s: %m", pub_url);
 		return -EADDRINUSE;
 	}
-	if (b2b_add_tport(b2b, own_url, B2B_IDENT_OWN) < 0)
-		return -EADDRINUSE;
-	b2b->contact = sip_contact_format(b2b->home, "<sip:%s@%s:%d;transport=udp>",
-					  cfg->node_id, adv, own_port);
-	if ((cfg->transports & CONFIG_TP_TCP) && b2b_tcp_create(b2b, listen, own_port) < 0)
-		return -EADDRINUSE;
-	if ((cfg->transports & CONFIG_TP_TCP) &&
-	    (b2b->contact_tcp = sip_contact_format(b2b->home, "<sip:%s@%s:%d;transport=tcp>",
-						   cfg->node_id, adv, own_port)) == NULL)
-		return -ENOMEM;
+	for (unsigned i = 0; ret == 0 && i < b2b->n_addr; i++)
+		ret = b2b_addr_create(b2b, i, own_port);
+	if (ret < 0)
+		return ret;
+	b2b->contact = b2b->addr[0].contact;
+	b2b->contact_tcp = b2b->addr[0].contact_tcp;
 	b2b->default_leg = nta_leg_tcreate(b2b->agent, b2b_on_request, (nta_leg_magic_t *)b2b,
 					   NTATAG_NO_DIALOG(1), TAG_END());
 	if (b2b->contact == NULL || b2b->default_leg == NULL)
@@ -454,9 +568,16 @@ void b2b_set_registrar(b2b_t *b2b, struct registrar *reg)
 
 int b2b_keepalive_create(b2b_t *b2b, struct rds *rds, struct keepalive **out)
 {
-	/* From the public port: the binding's NAT opened it for that one. */
-	return keepalive_create(b2b->root, b2b->agent, B2B_IDENT_PUBLIC, rds, b2b->shm, b2b->cfg,
-				b2b->worker, out);
+	/* From the public port: the binding's NAT opened it for that one; of
+	 * the binding's family (dual stack). */
+	int ret = keepalive_create(b2b->root, b2b->agent, B2B_IDENT_PUBLIC, rds, b2b->shm,
+				   b2b->cfg, b2b->worker, out);
+
+	if (ret == 0 && b2b->n_addr > 1)
+		keepalive_set_family_idents(*out,
+			b2b->addr[b2b_addr_of_family(b2b, AF_INET)].ident_public,
+			b2b->addr[b2b_addr_of_family(b2b, AF_INET6)].ident_public);
+	return ret;
 }
 
 void b2b_set_draining(b2b_t *b2b, int draining)

@@ -123,12 +123,14 @@ static int b2b_adopt_put(char *buf, size_t size, size_t *n, msg_header_t const *
 int b2b_adopt_encode(b2b_t *b2b, char *buf, size_t size, sip_t const *sip,
 		     const char *branch, size_t *len)
 {
-	url_t const *own = b2b->contact->m_url;
+	url_t const *own;
 	size_t n = 0;
 	int ret;
 
 	if (sip == NULL || sip->sip_request == NULL)
 		return -EINVAL;
+	/* Our address of the Request-URI's family: where the INVITE left from. */
+	own = b2b->addr[b2b_addr_for_host(b2b, sip->sip_request->rq_url->url_host)].contact->m_url;
 	ret = b2b_adopt_put(buf, size, &n, (msg_header_t const *)sip->sip_request);
 	if (ret == 0 && branch) {
 		int m = snprintf(buf + n, size - n, "Via: SIP/2.0/UDP %s%s%s;branch=%s\r\n",
@@ -216,9 +218,12 @@ static nta_outgoing_t *b2b_adopt_send(b2b_t *b2b, sip_t const *inv, sip_method_t
 		msg_destroy(msg);
 		return NULL;
 	}
-	/* mcreate takes the message, even when it fails. */
+	/* mcreate takes the message, even when it fails; from our address of
+	 * the family of its next hop (dual stack). */
 	return nta_outgoing_mcreate(b2b->agent, how->cb, (nta_outgoing_magic_t *)how->magic,
-				    NULL, msg, TPTAG_IDENT(B2B_IDENT_OWN),
+				    NULL, msg, TPTAG_IDENT(b2b->addr[b2b_addr_for_host(b2b,
+					    route ? route->r_url->url_host :
+					    ruri ? ruri->url_host : NULL)].ident_own),
 				    TAG_IF(how->branch, NTATAG_BRANCH_KEY(how->branch)),
 				    TAG_IF(how->ack_branch, NTATAG_ACK_BRANCH(how->ack_branch)),
 				    TAG_IF(how->cb == NULL, NTATAG_STATELESS(1)),
@@ -428,11 +433,15 @@ static int b2b_adopt_answer_caller(b2b_t *b2b, struct b2b_ending *e,
 				   int status)
 {
 	msg_t *msg = b2b_adopt_parse(inv, 0);
-	tport_t *tp = b2b_adopt_tport(b2b, B2B_IDENT_PUBLIC);
+	sip_via_t const *v = msg ? sip_object(msg)->sip_via : NULL;
+	tport_t *tp;
 	nta_incoming_t *irq;
 
 	if (msg == NULL)
 		return -EINVAL;
+	/* The public port of the caller's family (dual stack: its top Via). */
+	tp = b2b_adopt_tport(b2b, b2b->addr[b2b_addr_for_host(b2b, v->v_received ? v->v_received
+							       : v->v_host)].ident_public);
 	irq = nta_incoming_create(b2b->agent, NULL, msg, sip_object(msg),
 				  TAG_IF(tp, NTATAG_TPORT(tp)), TAG_END());
 	if (irq == NULL)
@@ -574,8 +583,11 @@ static int b2b_takeover_create(b2b_t *b2b, unsigned calls)
 
 /* ------------------------------------------------------------ answered calls */
 
+/* The leg of `l` again; *addr: our address for its peer (the family of its
+ * remote target, dual stack). */
 static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
-				const struct shm_leg *l, uint32_t local_cseq, int we_are_uac)
+				const struct shm_leg *l, uint32_t local_cseq, int we_are_uac,
+				unsigned *addr)
 {
 	su_home_t home[1] = { SU_HOME_INIT(home) };
 	sip_contact_t *target = sip_contact_make(home, l->remote_target);
@@ -592,6 +604,7 @@ static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
 	leg = nta_leg_tcreate(b2b->agent, cb, (nta_leg_magic_t *)magic,
 			      SIPTAG_CALL_ID_STR(l->call_id), SIPTAG_FROM_STR(from),
 			      SIPTAG_TO_STR(to), SIPTAG_CSEQ(cseq), TAG_END());
+	*addr = target ? b2b_addr_for_host(b2b, target->m_url->url_host) : 0;
 	if (leg && target) {
 		if (we_are_uac)
 			nta_leg_client_reroute(leg, NULL, target, 1);
@@ -637,11 +650,12 @@ static int b2b_adopt(b2b_t *b2b, struct b2b_call *call, const struct shm_call *r
 	call->held_by = (enum shm_party)rec->held_by;
 	b2b_str_copy(call->answered_by, sizeof call->answered_by, rec->b.remote_target);
 
-	call->a_leg = b2b_adopt_leg(b2b, b2b_on_a_request, call, &rec->a, a_cseq, 0);
+	call->a_leg = b2b_adopt_leg(b2b, b2b_on_a_request, call, &rec->a, a_cseq, 0,
+				    &call->a_addr);
 	br = &call->br[0];
 	br->call = call;
 	br->leg = b2b_adopt_leg(b2b, b2b_on_b_request, br, &rec->b,
-				rec->b.local_cseq + B2B_ADOPT_CSEQ_GAP, 1);
+				rec->b.local_cseq + B2B_ADOPT_CSEQ_GAP, 1, &br->addr);
 	br->acked = 1;
 	br->final = 200;
 	call->n_br = 1;

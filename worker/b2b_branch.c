@@ -105,21 +105,41 @@ url_string_t const *b2b_leg_route(nta_leg_t *leg)
 	return call && call->a_nat ? URL_STRING_MAKE(call->a_nat->url) : NULL;
 }
 
+/* Our address for `leg`'s peer (b2b_int.h, struct b2b_addr), or NULL for
+ * a leg that is not a call's. */
+static const struct b2b_addr *b2b_leg_addr(nta_leg_t *leg)
+{
+	struct b2b_branch *br = (struct b2b_branch *)nta_leg_magic(leg, b2b_on_b_request);
+	struct b2b_call *call;
+
+	if (br)
+		return &br->call->b2b->addr[br->addr];
+	call = (struct b2b_call *)nta_leg_magic(leg, b2b_on_a_request);
+	return call ? &call->b2b->addr[call->a_addr] : NULL;
+}
+
 const char *b2b_leg_ident(nta_leg_t *leg)
 {
 	struct b2b_branch *br = leg ? (struct b2b_branch *)nta_leg_magic(leg, b2b_on_b_request)
 				    : NULL;
+	const struct b2b_addr *a = leg ? b2b_leg_addr(leg) : NULL;
 
 	if (br && br->nat && br->nat->ident[0] && !br->nat->handoff[0])
 		return br->nat->ident;   /* a flow: the primary holding its connection */
-	return b2b_leg_route(leg) ? B2B_IDENT_PUBLIC : B2B_IDENT_OWN;
+	if (a == NULL)
+		return b2b_leg_route(leg) ? B2B_IDENT_PUBLIC : B2B_IDENT_OWN;
+	return b2b_leg_route(leg) ? a->ident_public : a->ident_own;
 }
 
 sip_contact_t const *b2b_leg_contact(struct b2b_call *call, enum b2b_leg which)
 {
-	if (which == B2B_LEG_A && call->a_stream && call->b2b->contact_tcp)
-		return call->b2b->contact_tcp;
-	return call->b2b->contact;
+	struct b2b_branch *br = which == B2B_LEG_B ? b2b_winner(call) : NULL;
+	const struct b2b_addr *a = &call->b2b->addr[which == B2B_LEG_A ? call->a_addr :
+						     br ? br->addr : 0];
+
+	if (which == B2B_LEG_A && call->a_stream && a->contact_tcp)
+		return a->contact_tcp;
+	return a->contact;
 }
 
 /* ACK a 2xx to our INVITE with CSeq `cseq` on `leg` (RFC 3261 13.2.2.4). */
@@ -398,19 +418,19 @@ static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
  * "sip:...;transport=tcp", a flow, the MTU switch), so the callee's
  * requests come back over TCP to this worker's own port; else UDP. */
 static sip_contact_t const *b2b_branch_contact(b2b_t *b2b, url_t const *ruri,
-					       const char *route)
+					       const char *route, const struct b2b_addr *a)
 {
 	char tp[8];
 
-	if (b2b->contact_tcp == NULL)
-		return b2b->contact;
+	if (a->contact_tcp == NULL)
+		return a->contact;
 	if (route)   /* ours: "sip:host:port;transport=X", written in lower case */
-		return strstr(route, ";transport=tcp") ? b2b->contact_tcp : b2b->contact;
+		return strstr(route, ";transport=tcp") ? a->contact_tcp : a->contact;
 	if (ruri && ruri->url_params &&
 	    url_param(ruri->url_params, "transport", tp, sizeof tp) > 0 &&
 	    su_casematch(tp, "tcp"))
-		return b2b->contact_tcp;
-	return b2b->contact;
+		return a->contact_tcp;
+	return a->contact;
 }
 
 /* The size of the branch's INVITE before it is built: the caller's body,
@@ -441,7 +461,7 @@ static int b2b_branch_mtu_route(struct b2b_call *call, struct b2b_branch *br, si
 	char tp[8];
 	int n;
 
-	if (!br->mtu_switch || br->nat || call->b2b->contact_tcp == NULL ||
+	if (!br->mtu_switch || br->nat || call->b2b->addr[br->addr].contact_tcp == NULL ||
 	    ruri->url_type != url_sip ||
 	    (ruri->url_params && url_param(ruri->url_params, "transport", tp, sizeof tp) > 0) ||
 	    b2b_branch_size(call, sip) <= B2B_UDP_MTU)
@@ -451,14 +471,14 @@ static int b2b_branch_mtu_route(struct b2b_call *call, struct b2b_branch *br, si
 	return n > 0 && (size_t)n < size;
 }
 
-/* The socket the branch's INVITE leaves from: the public port towards a
- * party behind NAT, the primary holding a flow's connection, else our own
- * port. */
-static const char *b2b_branch_ident(const struct b2b_branch *br)
+/* The socket the branch's INVITE leaves from: the public port (of its
+ * address `a`) towards a party behind NAT, the primary holding a flow's
+ * connection, else our own port. */
+static const char *b2b_branch_ident(const struct b2b_branch *br, const struct b2b_addr *a)
 {
 	if (br->nat == NULL || br->nat->handoff[0])
-		return B2B_IDENT_OWN;
-	return br->nat->ident[0] ? br->nat->ident : B2B_IDENT_PUBLIC;
+		return a->ident_own;
+	return br->nat->ident[0] ? br->nat->ident : a->ident_public;
 }
 
 /* The branch's INVITE (the caller's `sip` gives body and Max-Forwards) on
@@ -474,6 +494,7 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 	sip_max_forwards_t mf[1];
 	struct b2b_st_hdrs h;
 	char handoff[sizeof B2B_HANDOFF_HEADER + sizeof br->nat->handoff + 2] = "";
+	const struct b2b_addr *a = &b2b->addr[br->addr];
 
 	if (br->nat && br->nat->handoff[0])
 		snprintf(handoff, sizeof handoff, B2B_HANDOFF_HEADER ": %s", br->nat->handoff);
@@ -493,7 +514,7 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 	br->orq = nta_outgoing_tcreate(br->leg, b2b_on_b_response, (nta_outgoing_magic_t *)br,
 				       route ? URL_STRING_MAKE(route) : NULL,
 				       SIP_METHOD_INVITE, (url_string_t const *)ruri,
-				       SIPTAG_CONTACT(b2b_branch_contact(b2b, ruri, route)),
+				       SIPTAG_CONTACT(b2b_branch_contact(b2b, ruri, route, a)),
 				       SIPTAG_MAX_FORWARDS(mf),
 				       TAG_IF(call->diversion[0], SIPTAG_HEADER_STR(diversion)),
 				       TAG_IF(handoff[0], SIPTAG_HEADER_STR(handoff)),
@@ -502,7 +523,7 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 				       TAG_IF(h.min_se[0], SIPTAG_MIN_SE_STR(h.min_se)),
 				       SIPTAG_CONTENT_TYPE(sip->sip_content_type),
 				       SIPTAG_PAYLOAD(sip->sip_payload),
-				       TPTAG_IDENT(b2b_branch_ident(br)),
+				       TPTAG_IDENT(b2b_branch_ident(br, a)),
 				       TAG_IF(conn, NTATAG_TPORT(conn)),
 				       TAG_END());
 	if (br->orq == NULL)
@@ -528,6 +549,17 @@ static int b2b_branch_nat(struct b2b_branch *br, const struct b2b_target *t)
 		b2b_str_copy(br->nat->ident, sizeof br->nat->ident,
 			     tport_ident(tport_parent(t->conn)));
 	return 0;
+}
+
+/* The address (b2b->addr) a branch sends from: of the family of its route
+ * (NAT or hand-off: "sip:ip:port...", an IPv6 address in brackets), else
+ * of its Request-URI's. */
+static unsigned b2b_branch_addr(const b2b_t *b2b, const struct b2b_branch *br,
+				url_t const *ruri)
+{
+	if (br->nat)
+		return b2b_addr_for_host(b2b, strchr(br->nat->url, '[') ? "[::]" : "0.0.0.0");
+	return ruri ? b2b_addr_for_host(b2b, ruri->url_host) : 0;
 }
 
 /* One B-leg attempt towards `t`: a new dialog and its INVITE.
@@ -560,6 +592,8 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, const struc
 		b2b_branch_drop(br);
 		return -ENOMEM;
 	}
+	/* Our address of the family of where its requests go (dual stack). */
+	br->addr = b2b_branch_addr(b2b, br, ruri);
 	if (b2b_branch_invite(call, br, sip, ruri, 0, t->conn) < 0) {
 		b2b_branch_drop(br);
 		return -EIO;

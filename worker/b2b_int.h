@@ -47,9 +47,26 @@
 #include "worker/session_timer.h"
 
 /* TPTAG_IDENT of the two transports (see architecture.md: select the
- * worker's own port for everything we send). */
+ * worker's own port for everything we send) on the first listen address;
+ * a further address (dual stack) has its own, "public1", "own1"... */
 #define B2B_IDENT_PUBLIC "public"
 #define B2B_IDENT_OWN    "own"
+
+/*
+ * One address of `listen` (docs/architecture.md, "Connections: TCP and
+ * TLS", IPv6): the idents of its transports and our Contacts on it.  Sofia
+ * picks a primary transport by ident and protocol, not by the family of an
+ * IPv6 target in brackets, so each address has idents of its own, and a
+ * leg sends with those of the address of its peer's family
+ * (b2b_addr_for_host, b2b_addr_for_source).
+ */
+struct b2b_addr {
+	int family;                  /* AF_INET or AF_INET6 */
+	char ident_public[16];       /* B2B_IDENT_PUBLIC, "public1", ... */
+	char ident_own[16];          /* B2B_IDENT_OWN, "own1", ... */
+	sip_contact_t *contact;      /* advertise[i], own port, UDP */
+	sip_contact_t *contact_tcp;  /* the same, ;transport=tcp; NULL when TCP is off */
+};
 
 enum b2b_state {
 	B2B_ROUTING,      /* waiting for authentication or the location service */
@@ -135,6 +152,7 @@ struct b2b_branch {
 	int st_retried;              /* re-sent once after a 422 */
 	struct b2b_nat_route *nat;   /* NULL: requests go to the remote target */
 	int mtu_switch;              /* its target allows TCP for a large INVITE */
+	unsigned addr;               /* our address for it (b2b->addr[], its target's family) */
 };
 
 /* A body we sent on a leg, kept for a refresh re-INVITE (b2b_timer.c): one
@@ -177,6 +195,8 @@ struct b2b_call {
 				      * go (b2b_leg_route); NULL: its Contact */
 	int a_stream;                /* the caller's INVITE came over TCP: the A-leg is
 				      * the caller's connection (b2b_a_leg_stream) */
+	unsigned a_addr;             /* our address for the caller (b2b->addr[], the
+				      * family its INVITE came from) */
 
 	struct b2b_branch br[B2B_MAX_BRANCHES];
 	unsigned n_br;
@@ -235,9 +255,11 @@ struct b2b {
 	cdr_writer_t *cdr;            /* NULL: no CDRs (unit tests only) */
 	nta_agent_t *agent;
 	nta_leg_t *default_leg;       /* receives every request outside a dialog */
-	sip_contact_t *contact;       /* ours: advertise host, own port */
+	sip_contact_t *contact;       /* ours: advertise host, own port (addr[0]'s) */
 	sip_contact_t *contact_tcp;   /* the same, ;transport=tcp: legs whose peer reached us
 				       * over a connection; NULL when TCP is off */
+	struct b2b_addr addr[CONFIG_MAX_LISTEN];   /* one per listen address */
+	unsigned n_addr;
 	url_t **route_urls;           /* cfg->routes[i].target, parsed once */
 
 	struct b2b_call *pool;
@@ -279,6 +301,12 @@ void b2b_make_id(b2b_t *b2b, char *buf, size_t size);
 /* Bounded copies; a URL that does not encode gives "". */
 void b2b_url_copy(char *dst, size_t size, url_t const *url);
 void b2b_str_copy(char *dst, size_t size, const char *src);
+/* Our address (index in b2b->addr) for a peer at `host` (an IP literal, an
+ * IPv6 one with or without brackets): the first of its family; 0 for a
+ * host name or a family we do not listen on. */
+unsigned b2b_addr_for_host(const b2b_t *b2b, const char *host);
+/* The same for the source of a request. */
+unsigned b2b_addr_for_source(const b2b_t *b2b, nta_incoming_t *irq);
 /* Count a final answer to a caller in the worker's counters; returns `code`. */
 int b2b_count_code(b2b_t *b2b, int code);
 /* The call's set-up time, INVITE received to its final answer sent, into

@@ -209,7 +209,9 @@ static int b2b_overload_judge(void *arg, const struct dgram_view *v)
 	n = overload_answer(&m, o->tag, (unsigned)o->b2b->cfg->overload_retry_after, o->out,
 			    sizeof o->out);
 	if (n > 0)
-		(void)sendto(o->pub_fd, o->out, (size_t)n, MSG_DONTWAIT, v->from, v->fromlen);
+		/* From the public socket it came to: of the sender's family. */
+		(void)sendto(v->fd >= 0 ? v->fd : o->pub_fd, o->out, (size_t)n, MSG_DONTWAIT,
+			     v->from, v->fromlen);
 	b2b_overload_count(o);
 	return 1;
 }

@@ -129,7 +129,9 @@ static void b2b_add_diversion(struct b2b_call *call, const char *reason)
 	int n;
 
 	memcpy(prev, call->diversion, sizeof prev);
-	n = snprintf(call->diversion, sizeof call->diversion, "<sip:%s@%s>;reason=%s;counter=%u",
+	n = snprintf(call->diversion, sizeof call->diversion,
+		     strchr(call->b2b->cfg->domain, ':') ? "<sip:%s@[%s]>;reason=%s;counter=%u" :
+		     "<sip:%s@%s>;reason=%s;counter=%u",
 		     call->cur_user, call->b2b->cfg->domain, reason, call->hops);
 	if (prev[0] && n > 0 && (size_t)n < sizeof call->diversion)
 		snprintf(call->diversion + n, sizeof call->diversion - (size_t)n, ", %.*s",

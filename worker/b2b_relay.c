@@ -439,7 +439,7 @@ static int b2b_a_leg_stream(struct b2b_call *call, nta_incoming_t *irq, sip_t co
 
 	if (sip->sip_via == NULL || sip->sip_via->v_protocol == NULL ||
 	    !su_casematch(sip->sip_via->v_protocol, sip_transport_tcp) ||
-	    call->b2b->contact_tcp == NULL)
+	    call->b2b->addr[call->a_addr].contact_tcp == NULL)
 		return 0;
 	call->a_stream = 1;
 	if (registrar_request_source(irq, source, sizeof source) < 0)
@@ -466,6 +466,7 @@ int b2b_a_leg_create(struct b2b_call *call, nta_incoming_t *irq, sip_t const *si
 				      SIPTAG_FROM(sip->sip_to),    /* local: the callee side */
 				      SIPTAG_TO(sip->sip_from),    /* remote: the caller */
 				      TAG_END());
+	call->a_addr = b2b_addr_for_source(call->b2b, irq);
 	if (call->a_leg == NULL || nta_leg_tag(call->a_leg, a_tag) == NULL ||
 	    b2b_a_leg_nat(call, irq, sip) < 0 || b2b_a_leg_stream(call, irq, sip) < 0)
 		return -ENOMEM;

@@ -66,6 +66,7 @@ struct dgram_sock {
 	struct uport_event rx_ev;   /* multishot recvmsg (ring) or POLL_ADD (poll) */
 	struct dgram *d;
 	int fd;
+	int family;                 /* of its address: AF_INET or AF_INET6 */
 	int received;               /* ring: a datagram came through the multishot recvmsg */
 	uint16_t bgid;
 	struct io_uring_buf_ring *br;
@@ -99,8 +100,16 @@ struct dgram {
 	int io_forced;              /* socket_io = "ring": no fallback */
 	int started;
 	int stopped;                /* dgram_stop: sends are system calls */
-	struct dgram_sock pub, own;
-	struct sockaddr_storage own_addr;  /* the own socket's address (dgram_from_sibling) */
+	struct dgram_sock pub[DGRAM_MAX_ADDRS];   /* per listen address (dual stack) */
+	struct dgram_sock own[DGRAM_MAX_ADDRS];
+	/* each own socket's address (dgram_from_sibling) */
+	struct sockaddr_storage own_addr[DGRAM_MAX_ADDRS];
+	unsigned n_addrs;
+	/* Datagrams handed in by other workers, in the order of their queues
+	 * (released in that order: handover_release is positional), each lent
+	 * to the public socket of its family while Sofia reads it (lend). */
+	struct dgram_sock hand;
+	struct dgram_sock *lend;
 	struct dgram_send *sends;
 	int send_free;              /* first free slot, -1: none */
 	uint64_t cursor[DGRAM_MAX_WORKERS];   /* per source worker: read position */
@@ -249,15 +258,17 @@ static unsigned dgram_owner(dgram_t *d, const char *data, size_t len)
  * whatever its Call-ID says: the call table knows that Call-ID as the
  * sending worker's B-leg.
  */
-static int dgram_from_sibling(const dgram_t *d, const struct dgram_item *it)
+static int dgram_from_sibling(const dgram_t *d, const struct dgram_sock *s,
+			      const struct dgram_item *it)
 {
+	const struct sockaddr_storage *oa = &d->own_addr[s - d->own];
 	const struct sockaddr_in *a = (const struct sockaddr_in *)it->from;
-	const struct sockaddr_in *o = (const struct sockaddr_in *)&d->own_addr;
+	const struct sockaddr_in *o = (const struct sockaddr_in *)oa;
 	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)it->from;
-	const struct sockaddr_in6 *o6 = (const struct sockaddr_in6 *)&d->own_addr;
+	const struct sockaddr_in6 *o6 = (const struct sockaddr_in6 *)oa;
 	unsigned port, own, base;
 
-	if (it->from == NULL || it->from->sa_family != d->own_addr.ss_family)
+	if (it->from == NULL || it->from->sa_family != oa->ss_family)
 		return 0;
 	if (it->from->sa_family == AF_INET && it->fromlen >= sizeof *a &&
 	    a->sin_addr.s_addr == o->sin_addr.s_addr) {
@@ -278,7 +289,8 @@ static int dgram_from_sibling(const dgram_t *d, const struct dgram_item *it)
 static void dgram_ingest(struct dgram_sock *s, struct dgram_item *it)
 {
 	dgram_t *d = s->d;
-	unsigned owner = s == &d->own && dgram_from_sibling(d, it) ? d->self
+	int is_own = s >= d->own && s < d->own + d->n_addrs;
+	unsigned owner = is_own && dgram_from_sibling(d, s, it) ? d->self
 				   : dgram_owner(d, it->data, it->len);
 
 	if (owner != d->self) {
@@ -304,18 +316,28 @@ static void dgram_ingest(struct dgram_sock *s, struct dgram_item *it)
 	}
 }
 
-/* Datagrams other workers handed to us: into the public socket's queue,
- * keeping room for what our own buffers may bring. */
+/* The public socket a datagram from `from` is given to Sofia on: the first
+ * of its address family (the one that received it at the other worker),
+ * so that Sofia answers from a socket that can reach the sender. */
+static struct dgram_sock *dgram_pub_for(dgram_t *d, const struct sockaddr *from)
+{
+	for (unsigned k = 0; from != NULL && k < d->n_addrs; k++)
+		if (d->pub[k].family == from->sa_family)
+			return &d->pub[k];
+	return &d->pub[0];
+}
+
+/* Datagrams other workers handed to us: into the hand-in queue. */
 static void dgram_take_handed_in(dgram_t *d)
 {
-	struct dgram_sock *s = &d->pub;
+	struct dgram_sock *s = &d->hand;
 
 	for (unsigned from = 0; from < d->workers; from++) {
 		struct handover_msg m;
 
 		if (from == d->self)
 			continue;
-		while (DGRAM_FIFO - dgram_fifo_len(s) > DGRAM_BUFS &&
+		while (dgram_fifo_len(s) < DGRAM_FIFO &&
 		       handover_peek(d->ho, d->self, from, &d->cursor[from], &m) == 0) {
 			/* The record stays in shared memory until Sofia read it. */
 			struct dgram_item it = {
@@ -378,8 +400,10 @@ static void dgram_fall_back(dgram_t *d, int err)
 	log_warn("io_uring cannot receive with multishot recvmsg here (%s): "
 		 "socket I/O falls back to poll", strerror(-err));
 	d->io = DGRAM_IO_POLL;
-	dgram_sock_to_poll(&d->pub);
-	dgram_sock_to_poll(&d->own);
+	for (unsigned k = 0; k < d->n_addrs; k++) {
+		dgram_sock_to_poll(&d->pub[k]);
+		dgram_sock_to_poll(&d->own[k]);
+	}
 }
 
 /* Ring I/O: one completion of the multishot recvmsg = one datagram. */
@@ -487,35 +511,59 @@ static void dgram_arm_recv(struct dgram_sock *s)
 
 /* ------------------------------------------------------------ the loop's hooks */
 
-/* Give Sofia what is queued, own port first; judge the public port's. */
+/* Give Sofia what is queued on an own port. */
+static void dgram_serve_own(dgram_t *d, struct dgram_sock *s)
+{
+	for (unsigned n = 0; n < DGRAM_OWN_BURST && dgram_fifo_len(s); n++) {
+		unsigned before = s->fifo_head;
+
+		if (uport_wake_fd(d->port, s->fd) == -ENOENT || s->fifo_head == before)
+			dgram_fifo_pop(s);   /* Sofia did not read it: never loop on it */
+	}
+}
+
+/* Give Sofia what is queued on a public port, or (s = &d->hand) what
+ * other workers handed in, each lent to the public socket of its family;
+ * judged first.  *judged counts the judgements of this turn over every
+ * queue.  0, or -EAGAIN when the judge had its share of this turn. */
+static int dgram_serve_pub(dgram_t *d, struct dgram_sock *s, unsigned *judged)
+{
+	for (unsigned n = 0; n < DGRAM_PUB_BURST && dgram_fifo_len(s); ) {
+		struct dgram_item *it = dgram_fifo_head(s);
+		struct dgram_sock *to = s == &d->hand ? dgram_pub_for(d, it->from) : s;
+		unsigned before = s->fifo_head;
+
+		if (d->judge) {
+			struct dgram_view v = { it->data, it->len, it->from, it->fromlen, it->rx_ns,
+						to->fd };
+
+			if ((*judged)++ == DGRAM_JUDGE_MAX)
+				return -EAGAIN;   /* the rest next turn: timers run meanwhile */
+			if (d->judge(d->judge_arg, &v)) {
+				dgram_fifo_pop(s);
+				continue;
+			}
+		}
+		d->lend = s == &d->hand ? to : NULL;
+		if (uport_wake_fd(d->port, to->fd) == -ENOENT || s->fifo_head == before)
+			dgram_fifo_pop(s);
+		d->lend = NULL;
+		n++;
+	}
+	return 0;
+}
+
+/* Give Sofia what is queued, own ports first; judge the public ports'. */
 static void dgram_serve(dgram_t *d)
 {
 	unsigned judged = 0;
 
-	for (unsigned n = 0; n < DGRAM_OWN_BURST && dgram_fifo_len(&d->own); n++) {
-		unsigned before = d->own.fifo_head;
-
-		if (uport_wake_fd(d->port, d->own.fd) == -ENOENT || d->own.fifo_head == before)
-			dgram_fifo_pop(&d->own);   /* Sofia did not read it: never loop on it */
-	}
-	for (unsigned n = 0; n < DGRAM_PUB_BURST && dgram_fifo_len(&d->pub); ) {
-		struct dgram_item *it = dgram_fifo_head(&d->pub);
-		unsigned before = d->pub.fifo_head;
-
-		if (d->judge) {
-			struct dgram_view v = { it->data, it->len, it->from, it->fromlen, it->rx_ns };
-
-			if (judged++ == DGRAM_JUDGE_MAX)
-				break;   /* the rest next turn: timers run meanwhile */
-			if (d->judge(d->judge_arg, &v)) {
-				dgram_fifo_pop(&d->pub);
-				continue;
-			}
-		}
-		if (uport_wake_fd(d->port, d->pub.fd) == -ENOENT || d->pub.fifo_head == before)
-			dgram_fifo_pop(&d->pub);
-		n++;
-	}
+	for (unsigned k = 0; k < d->n_addrs; k++)
+		dgram_serve_own(d, &d->own[k]);
+	for (unsigned k = 0; k < d->n_addrs; k++)
+		if (dgram_serve_pub(d, &d->pub[k], &judged) < 0)
+			return;
+	dgram_serve_pub(d, &d->hand, &judged);
 }
 
 static int dgram_after_reap(void *arg)
@@ -559,11 +607,18 @@ static int dgram_before_wait(void *arg)
 		}
 		d->any_wake = 0;
 	}
-	dgram_arm_recv(&d->pub);
-	dgram_arm_recv(&d->own);
+	for (unsigned k = 0; k < d->n_addrs; k++) {
+		dgram_arm_recv(&d->pub[k]);
+		dgram_arm_recv(&d->own[k]);
+	}
 	dgram_arm_efd(d);
 	dgram_take_handed_in(d);
-	return dgram_fifo_len(&d->pub) || dgram_fifo_len(&d->own);
+	if (dgram_fifo_len(&d->hand))
+		return 1;
+	for (unsigned k = 0; k < d->n_addrs; k++)
+		if (dgram_fifo_len(&d->pub[k]) || dgram_fifo_len(&d->own[k]))
+			return 1;
+	return 0;
 }
 
 /* ------------------------------------------------------------ what Sofia reads */
@@ -574,18 +629,29 @@ struct dgram_sock *dgram_sock_of(int fd)
 
 	if (d == NULL || fd < 0 || !d->started)
 		return NULL;
-	if (fd == d->pub.fd)
-		return &d->pub;
-	if (fd == d->own.fd)
-		return &d->own;
+	for (unsigned k = 0; k < d->n_addrs; k++) {
+		if (fd == d->pub[k].fd)
+			return &d->pub[k];
+		if (fd == d->own[k].fd)
+			return &d->own[k];
+	}
 	return NULL;
 }
 
 /* recvmsg() on one of our sockets: the head of its queue. */
 ssize_t dgram_take(struct dgram_sock *s, struct msghdr *mh, int flags)
 {
-	struct dgram_item *it = dgram_fifo_head(s);
+	struct dgram_item *it;
 	size_t copied = 0;
+
+	if (s == s->d->lend) {
+		/* A handed-in datagram lent to this socket: read once, then the
+		 * socket's own queue again. */
+		if (!(flags & MSG_PEEK))
+			s->d->lend = NULL;
+		s = &s->d->hand;
+	}
+	it = dgram_fifo_head(s);
 
 	if (it == NULL) {
 		errno = EAGAIN;
@@ -614,7 +680,7 @@ ssize_t dgram_take(struct dgram_sock *s, struct msghdr *mh, int flags)
 
 int dgram_next_len(struct dgram_sock *s)
 {
-	struct dgram_item *it = dgram_fifo_head(s);
+	struct dgram_item *it = dgram_fifo_head(s == s->d->lend ? &s->d->hand : s);
 
 	return it ? (int)it->len : 0;
 }
@@ -699,7 +765,10 @@ int dgram_create(uport_t *port, shm_t *shm, handover_t *ho, unsigned self,
 	d->node_len = strlen(d->node);
 	d->io = strcmp(socket_io, "poll") == 0 ? DGRAM_IO_POLL : DGRAM_IO_RING;
 	d->io_forced = strcmp(socket_io, "ring") == 0;
-	d->pub.fd = d->own.fd = d->efd = -1;
+	for (unsigned k = 0; k < DGRAM_MAX_ADDRS; k++)
+		d->pub[k].fd = d->own[k].fd = -1;
+	d->hand.fd = d->efd = -1;
+	d->hand.d = d;
 	d->efd_ev.cb = dgram_noop;   /* woken: dgram_after_reap reads the queues */
 	d->noop_ev.cb = dgram_noop;
 	*out = d;
@@ -709,10 +778,13 @@ int dgram_create(uport_t *port, shm_t *shm, handover_t *ho, unsigned self,
 /* Receive buffers for one socket, and in ring I/O their provided-buffer ring. */
 static int dgram_sock_init(dgram_t *d, struct dgram_sock *s, int fd, uint16_t bgid)
 {
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof ss;
 	int one = 1;
 
 	s->d = d;
 	s->fd = fd;
+	s->family = getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0 ? ss.ss_family : AF_UNSPEC;
 	s->bgid = bgid;
 	s->rx_ev.cb = dgram_on_rx;
 	/* Untouched pages cost nothing: only what datagrams fill is resident. */
@@ -759,22 +831,29 @@ static int dgram_sock_ring(struct dgram_sock *s)
 	return 0;
 }
 
-int dgram_start(dgram_t *d, int pub_fd, int own_fd)
+int dgram_start(dgram_t *d, const int *pub_fd, const int *own_fd, unsigned n)
 {
-	socklen_t alen = sizeof d->own_addr;
-	int ret = dgram_sock_init(d, &d->pub, pub_fd, 1);
+	int ret = n >= 1 && n <= DGRAM_MAX_ADDRS ? 0 : -EINVAL;
 
-	if (getsockname(own_fd, (struct sockaddr *)&d->own_addr, &alen) < 0)
-		d->own_addr.ss_family = AF_UNSPEC;   /* no sibling is recognised */
+	/* Buffer group ids: 1, 2 for the first address, 3, 4 for the next... */
+	for (unsigned k = 0; ret == 0 && k < n; k++) {
+		socklen_t alen = sizeof d->own_addr[k];
 
-	if (ret == 0)
-		ret = dgram_sock_init(d, &d->own, own_fd, 2);
+		if (getsockname(own_fd[k], (struct sockaddr *)&d->own_addr[k], &alen) < 0)
+			d->own_addr[k].ss_family = AF_UNSPEC;   /* no sibling is recognised */
+		ret = dgram_sock_init(d, &d->pub[k], pub_fd[k], (uint16_t)(1 + 2 * k));
+		if (ret == 0)
+			ret = dgram_sock_init(d, &d->own[k], own_fd[k], (uint16_t)(2 + 2 * k));
+	}
 	if (ret < 0)
 		return ret;
+	d->n_addrs = n;
 	if (d->io == DGRAM_IO_RING) {
-		ret = dgram_sock_ring(&d->pub);
-		if (ret == 0)
-			ret = dgram_sock_ring(&d->own);
+		for (unsigned k = 0; ret == 0 && k < n; k++) {
+			ret = dgram_sock_ring(&d->pub[k]);
+			if (ret == 0)
+				ret = dgram_sock_ring(&d->own[k]);
+		}
 		if (ret < 0) {
 			if (d->io_forced) {
 				log_error("socket_io = \"ring\": this kernel cannot (%s)",
@@ -797,9 +876,10 @@ int dgram_start(dgram_t *d, int pub_fd, int own_fd)
 		}
 		d->send_free = 0;
 	}
-	if ((ret = uport_detach_fd(d->port, pub_fd)) < 0 ||
-	    (ret = uport_detach_fd(d->port, own_fd)) < 0)
-		return ret;
+	for (unsigned k = 0; k < n; k++)
+		if ((ret = uport_detach_fd(d->port, pub_fd[k])) < 0 ||
+		    (ret = uport_detach_fd(d->port, own_fd[k])) < 0)
+			return ret;
 	d->efd = handover_eventfd(d->ho, d->self);
 	for (unsigned w = 0; w < d->workers; w++)
 		d->cursor[w] = handover_cursor(d->ho, d->self, w);
@@ -825,21 +905,31 @@ const char *dgram_io_name(const dgram_t *d)
 	return d->io == DGRAM_IO_RING ? "ring" : "poll";
 }
 
+/* How long the head of s's queue has waited at now_ns, ms (0: empty). */
+static unsigned dgram_head_age(const struct dgram_sock *s, uint64_t now_ns)
+{
+	const struct dgram_item *it = dgram_fifo_len(s)
+		? &s->fifo[s->fifo_head & (DGRAM_FIFO - 1)] : NULL;
+
+	return it && it->rx_ns && now_ns > it->rx_ns
+	       ? (unsigned)((now_ns - it->rx_ns) / 1000000u) : 0;
+}
+
+/* With several addresses, the longest wait of each kind of port. */
 void dgram_load(const dgram_t *d, uint64_t now_ns, unsigned *pub_ms, unsigned *own_ms,
 		size_t *queued)
 {
-	const struct dgram_sock *socks[2] = { &d->pub, &d->own };
-	unsigned *out[2] = { pub_ms, own_ms };
+	*pub_ms = dgram_head_age(&d->hand, now_ns);
+	*own_ms = 0;
+	*queued = d->hand.queued;
+	for (unsigned k = 0; k < d->n_addrs; k++) {
+		unsigned p = dgram_head_age(&d->pub[k], now_ns);
+		unsigned o = dgram_head_age(&d->own[k], now_ns);
 
-	for (int i = 0; i < 2; i++) {
-		const struct dgram_sock *s = socks[i];
-		const struct dgram_item *it = dgram_fifo_len(s)
-			? &s->fifo[s->fifo_head & (DGRAM_FIFO - 1)] : NULL;
-
-		*out[i] = it && it->rx_ns && now_ns > it->rx_ns
-			  ? (unsigned)((now_ns - it->rx_ns) / 1000000u) : 0;
+		*pub_ms = p > *pub_ms ? p : *pub_ms;
+		*own_ms = o > *own_ms ? o : *own_ms;
+		*queued += d->pub[k].queued + d->own[k].queued;
 	}
-	*queued = d->pub.queued + d->own.queued;
 }
 
 void dgram_stop(dgram_t *d)

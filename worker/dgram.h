@@ -31,7 +31,10 @@
  *     owner's datagram is pushed, raw, with its source address and receive
  *     time, to that owner's queue (shm/handover.h); the owner reads it
  *     beside its own socket's datagrams, as if its public socket had
- *     received it.  Connections (transports "tcp") do not come here: Sofia
+ *     received it (with several listen addresses, the public socket of the
+ *     sender's family; the hand-in queue keeps the order of the hand-over
+ *     queues, whose records are released in order).  Connections
+ *     (transports "tcp") do not come here: Sofia
  *     reads them itself, and a call that arrives on one is the accepting
  *     worker's (docs/architecture.md, "Connections: TCP and TLS").
  *   - To Sofia.  Sofia's registrations for both sockets are detached from
@@ -64,6 +67,10 @@
 
 typedef struct dgram dgram_t;
 
+/* Listen addresses a worker reads (dual stack: one pair of sockets each;
+ * b2bua/config.h's CONFIG_MAX_LISTEN). */
+#define DGRAM_MAX_ADDRS 4
+
 /* One datagram as it came from the network (or another worker). */
 struct dgram_view {
 	const char *data;
@@ -71,6 +78,8 @@ struct dgram_view {
 	const struct sockaddr *from;
 	socklen_t fromlen;
 	uint64_t rx_ns;             /* CLOCK_REALTIME when the kernel received it; 0: unknown */
+	int fd;                     /* the public socket it is given to Sofia on (answers
+				     * to `from` leave from there: its family) */
 };
 
 /* Overload control's look at the next datagram of the public port: 1 when
@@ -85,9 +94,11 @@ typedef int dgram_judge_f(void *arg, const struct dgram_view *v);
 int dgram_create(uport_t *port, shm_t *shm, handover_t *ho, unsigned self,
 		 const char *node_id, const char *socket_io, dgram_t **out);
 
-/* Take over the two sockets once Sofia has them: 0, or a negative errno
- * (-ENOTSUP: "ring" asked for and the kernel has not). */
-int dgram_start(dgram_t *d, int pub_fd, int own_fd);
+/* Take over the sockets once Sofia has them, a public and an own one per
+ * listen address (pub_fd[k], own_fd[k], k < n <= DGRAM_MAX_ADDRS; dual
+ * stack: one pair per address): 0, or a negative errno (-ENOTSUP: "ring"
+ * asked for and the kernel has not). */
+int dgram_start(dgram_t *d, const int *pub_fd, const int *own_fd, unsigned n);
 
 /* Start taking new calls (handover_set_ready) and say which I/O runs. */
 void dgram_ready(dgram_t *d);

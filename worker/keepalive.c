@@ -50,6 +50,7 @@ struct keepalive {
 	su_root_t *root;
 	nta_agent_t *agent;
 	const char *ident;
+	const char *ident4, *ident6;     /* dual stack: per family of the binding, or NULL */
 	rds_t *rds;
 	shm_t *shm;
 	const struct config *cfg;
@@ -175,6 +176,15 @@ static int keepalive_on_response(nta_outgoing_magic_t *magic, nta_outgoing_t *or
 	return 0;
 }
 
+/* The transport an OPTIONS leaves from: the public port of the binding's
+ * family (its route "sip:[v6]:port..." or "sip:v4:port..."), dual stack. */
+static const char *keepalive_ident(const keepalive_t *ka, const struct keepalive_entry *e)
+{
+	const char *fam = strchr(e->route, '[') ? ka->ident6 : ka->ident4;
+
+	return fam ? fam : ka->ident;
+}
+
 static int keepalive_send(keepalive_t *ka, struct keepalive_entry *e)
 {
 	char call_id[96];
@@ -195,7 +205,7 @@ static int keepalive_send(keepalive_t *ka, struct keepalive_entry *e)
 				      URL_STRING_MAKE(e->route), SIP_METHOD_OPTIONS,
 				      URL_STRING_MAKE(e->contact),
 				      SIPTAG_MAX_FORWARDS_STR("1"),
-				      TPTAG_IDENT(ka->ident), TAG_END());
+				      TPTAG_IDENT(keepalive_ident(ka, e)), TAG_END());
 	if (e->orq == NULL) {
 		keepalive_cancel(e);
 		return -EIO;
@@ -364,8 +374,8 @@ int keepalive_create(su_root_t *root, nta_agent_t *agent, const char *ident, rds
 	ka->shm = shm;
 	ka->cfg = cfg;
 	ka->worker = worker;
-	snprintf(ka->from, sizeof ka->from, strchr(cfg->advertise, ':') ?
-		 "<sip:%s@[%s]>" : "<sip:%s@%s>", cfg->node_id, cfg->advertise);
+	snprintf(ka->from, sizeof ka->from, strchr(cfg->advertise[0], ':') ?
+		 "<sip:%s@[%s]>" : "<sip:%s@%s>", cfg->node_id, cfg->advertise[0]);
 	if (cfg->nat_keepalive_interval > 0 && keepalive_start_tick(ka) < 0) {
 		keepalive_destroy(ka);
 		return -ENOMEM;
@@ -376,6 +386,12 @@ int keepalive_create(su_root_t *root, nta_agent_t *agent, const char *ident, rds
 
 /* Entries waiting for a removal stay until its callback (rds_close answers
  * every pending command first, see worker_stop()). */
+void keepalive_set_family_idents(keepalive_t *ka, const char *ident4, const char *ident6)
+{
+	ka->ident4 = ident4;
+	ka->ident6 = ident6;
+}
+
 void keepalive_destroy(keepalive_t *ka)
 {
 	if (ka == NULL)

@@ -65,6 +65,10 @@ struct keepalive_binding {
  */
 int keepalive_create(su_root_t *root, nta_agent_t *agent, const char *ident, rds_t *rds,
 		     shm_t *shm, const struct config *cfg, unsigned worker, keepalive_t **out);
+/* Dual stack: OPTIONS to a binding of IPv4 (IPv6) source leave with
+ * TPTAG_IDENT(`ident4`) (`ident6`); NULL: `ident` of keepalive_create.
+ * The strings must outlive `ka`. */
+void keepalive_set_family_idents(keepalive_t *ka, const char *ident4, const char *ident6);
 void keepalive_destroy(keepalive_t *ka);
 /* After a reload: nat_keepalive_interval turned on starts the OPTIONS,
  * turned off stops them and forgets the bindings; a new interval applies

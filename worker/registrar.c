@@ -118,7 +118,8 @@ int registrar_request_source(nta_incoming_t *irq, char *out, size_t size)
 	} else {
 		ret = -ENOENT;
 	}
-	snprintf(out, size, "%s:%d", ip, port);
+	/* "ip:port", an IPv6 address in brackets ("[v6]:port"), as in a URI. */
+	snprintf(out, size, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
 	msg_destroy(msg);
 	return ret;
 }
@@ -169,15 +170,28 @@ static void registrar_reply(nta_incoming_t *irq, int status, const char *phrase)
 	nta_incoming_destroy(irq);
 }
 
+/* Is a URI's host (an IPv6 one in brackets) the address `ip`?  1 or 0. */
+static int registrar_same_host(const char *host, const char *ip)
+{
+	size_t len = strlen(host);
+
+	if (host[0] == '[' && len >= 2 && host[len - 1] == ']')
+		return strlen(ip) == len - 2 && strncasecmp(host + 1, ip, len - 2) == 0;
+	return strcasecmp(host, ip) == 0;
+}
+
 /* The address part of "ip:port" (IPv6 addresses have colons of their own). */
 static void registrar_source_ip(const char *source, char *ip, size_t size)
 {
 	char *colon;
 
-	snprintf(ip, size, "%s", source);
+	/* "[v6]:port" counts as the address without its brackets. */
+	snprintf(ip, size, "%s", source[0] == '[' ? source + 1 : source);
 	colon = strrchr(ip, ':');
 	if (colon)
 		*colon = '\0';
+	if (source[0] == '[' && colon && colon > ip && colon[-1] == ']')
+		colon[-1] = '\0';
 }
 
 /* Count one failed attempt of this source (fire and forget). */
@@ -538,7 +552,8 @@ void registrar_on_register(registrar_t *reg, nta_incoming_t *irq, sip_t const *s
 
 int registrar_is_local(const registrar_t *reg, url_t const *url)
 {
-	return url && url->url_host && strcasecmp(url->url_host, reg->cfg->domain) == 0;
+	/* A domain that is an IPv6 literal is written without brackets. */
+	return url && url->url_host && registrar_same_host(url->url_host, reg->cfg->domain);
 }
 
 static void registrar_invite_done(struct registrar_req *req, int status)
@@ -773,7 +788,8 @@ int registrar_create(const struct config *cfg, rds_t *rds, unsigned worker, regi
 	reg->worker = worker;
 	snprintf(reg->secret, sizeof reg->secret, "%s", cfg->auth_secret);
 	snprintf(reg->host_address, sizeof reg->host_address,
-		 strchr(cfg->advertise, ':') ? "[%s]:%d" : "%s:%d", cfg->advertise, cfg->sip_port);
+		 strchr(cfg->advertise[0], ':') ? "[%s]:%d" : "%s:%d", cfg->advertise[0],
+		 cfg->sip_port);
 	*out = reg;
 	return 0;
 }
@@ -827,16 +843,6 @@ static int registrar_addr_split(const char *addr, char *ip, size_t size, unsigne
 	ip[len] = '\0';
 	*port = (unsigned)strtoul(colon + 1, &end, 10);
 	return *end == '\0' && *port > 0 && *port < 65536 ? 0 : -EINVAL;
-}
-
-/* Is a URI's host (an IPv6 one in brackets) the address `ip`?  1 or 0. */
-static int registrar_same_host(const char *host, const char *ip)
-{
-	size_t len = strlen(host);
-
-	if (host[0] == '[' && len >= 2 && host[len - 1] == ']')
-		return strlen(ip) == len - 2 && strncasecmp(host + 1, ip, len - 2) == 0;
-	return strcasecmp(host, ip) == 0;
 }
 
 int registrar_addr_url(const char *addr, char *out, size_t size)

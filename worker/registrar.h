@@ -30,7 +30,7 @@ typedef struct registrar registrar_t;
 
 struct registrar_contact {
 	char uri[REGISTRAR_URI_MAX];       /* the registered Contact: the INVITE's Request-URI */
-	char source[REGISTRAR_ADDR_MAX];   /* "ip:port" its REGISTER came from; "" unknown */
+	char source[REGISTRAR_ADDR_MAX];   /* "ip:port" ("[v6]:port") its REGISTER came from; "" unknown */
 	char host[64];                     /* node_id of the host that took the REGISTER */
 	char host_address[REGISTRAR_ADDR_MAX]; /* that host's SIP address "ip:port" */
 	int host_lost;                 /* that host is lost or stopped (its lease) */

@@ -6,8 +6,9 @@
  * the dynamic linker resolves Sofia's calls to it, and every other bind() in
  * the program (the master's CLI socket, anything a library binds) comes here
  * too.  So it acts only on the worker's two SIP sockets, which the worker
- * registers with reuseport_configure() before it creates its Sofia agent:
- * datagram sockets bound to exactly the configured listen address with
+ * registers with reuseport_configure() (and reuseport_add() for each further
+ * listen address: dual stack) before it creates its Sofia agent:
+ * datagram sockets bound to exactly one of the configured listen addresses with
  *   - the public port: SO_REUSEPORT, so the kernel spreads callers over the
  *     workers and keeps one source address/port on one worker;
  *   - the public port or the worker's own port: the receive buffer
@@ -32,47 +33,72 @@
 #include "b2bua/log.h"
 #include "worker/worker.h"
 
-static int reuseport_family;              /* AF_INET or AF_INET6; 0: not configured */
-static struct in_addr reuseport_addr4;    /* the listen address, when AF_INET */
-static struct in6_addr reuseport_addr6;   /* the listen address, when AF_INET6 */
+#define REUSEPORT_MAX_ADDRS 8
+
+/* The listen addresses (dual stack: one per entry of `listen`). */
+static struct reuseport_addr {
+	int family;                        /* AF_INET or AF_INET6 */
+	struct in_addr addr4;
+	struct in6_addr addr6;
+} reuseport_addrs[REUSEPORT_MAX_ADDRS];
+static unsigned reuseport_n;              /* 0: not configured */
 static int reuseport_public_port;
 static int reuseport_own_port;
 static int reuseport_rcvbuf;              /* 0: leave the kernel's default */
 
 int reuseport_configure(const char *listen, int public_port, int own_port, int rcvbuf)
 {
-	reuseport_family = 0;
+	reuseport_n = 0;
 	if (listen == NULL || public_port < 1 || public_port > 65535 ||
 	    own_port < 1 || own_port > 65535 || rcvbuf < 0)
-		return -EINVAL;
-	if (inet_pton(AF_INET, listen, &reuseport_addr4) == 1)
-		reuseport_family = AF_INET;
-	else if (inet_pton(AF_INET6, listen, &reuseport_addr6) == 1)
-		reuseport_family = AF_INET6;
-	else
 		return -EINVAL;
 	reuseport_public_port = public_port;
 	reuseport_own_port = own_port;
 	reuseport_rcvbuf = rcvbuf;
+	return reuseport_add(listen);
+}
+
+int reuseport_add(const char *listen)
+{
+	struct reuseport_addr *a = &reuseport_addrs[reuseport_n];
+
+	if (reuseport_public_port == 0 || reuseport_n == REUSEPORT_MAX_ADDRS || listen == NULL)
+		return -EINVAL;
+	memset(a, 0, sizeof *a);
+	if (inet_pton(AF_INET, listen, &a->addr4) == 1)
+		a->family = AF_INET;
+	else if (inet_pton(AF_INET6, listen, &a->addr6) == 1)
+		a->family = AF_INET6;
+	else
+		return -EINVAL;
+	reuseport_n++;
 	return 0;
 }
 
-/* The port of `addr` when it is the registered listen address, else -1. */
+/* Is `addr` the listen address `a`?  1 or 0. */
+static int reuseport_is(const struct reuseport_addr *a, const struct sockaddr *addr,
+			socklen_t len)
+{
+	if (addr->sa_family != a->family)
+		return 0;
+	if (a->family == AF_INET && len >= sizeof(struct sockaddr_in))
+		return ((const struct sockaddr_in *)addr)->sin_addr.s_addr == a->addr4.s_addr;
+	if (a->family == AF_INET6 && len >= sizeof(struct sockaddr_in6))
+		return memcmp(&((const struct sockaddr_in6 *)addr)->sin6_addr, &a->addr6,
+			      sizeof a->addr6) == 0;
+	return 0;
+}
+
+/* The port of `addr` when it is one of the registered listen addresses, else -1. */
 static int reuseport_sip_port_of(const struct sockaddr *addr, socklen_t len)
 {
-	if (addr == NULL || len < sizeof addr->sa_family || addr->sa_family != reuseport_family)
+	if (addr == NULL || len < sizeof addr->sa_family)
 		return -1;
-	if (reuseport_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
-
-		if (sin->sin_addr.s_addr == reuseport_addr4.s_addr)
-			return ntohs(sin->sin_port);
-	} else if (reuseport_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)addr;
-
-		if (memcmp(&sin6->sin6_addr, &reuseport_addr6, sizeof reuseport_addr6) == 0)
-			return ntohs(sin6->sin6_port);
-	}
+	for (unsigned i = 0; i < reuseport_n; i++)
+		if (reuseport_is(&reuseport_addrs[i], addr, len))
+			return addr->sa_family == AF_INET
+			       ? ntohs(((const struct sockaddr_in *)addr)->sin_port)
+			       : ntohs(((const struct sockaddr_in6 *)addr)->sin6_port);
 	return -1;
 }
 
@@ -113,7 +139,7 @@ static void reuseport_prepare(int fd, int port)
 
 int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	int port = reuseport_family ? reuseport_sip_port_of(addr, len) : -1;
+	int port = reuseport_n ? reuseport_sip_port_of(addr, len) : -1;
 
 	int type = port == reuseport_public_port || port == reuseport_own_port ?
 		   reuseport_type(fd) : -1;

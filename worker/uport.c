@@ -15,6 +15,7 @@
  */
 #include "worker/uport.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -547,6 +548,57 @@ int uport_find_udp_fd(const uport_t *self, int local_port)
 		const struct uport_wait *w = &self->waits[i];
 
 		if (w->used && uport_udp_port_of(w->wait.fd) == local_port)
+			return w->wait.fd;
+	}
+	return -ENOENT;
+}
+
+/* Is fd a datagram socket bound to exactly `want` (address and port)?  1 or 0. */
+static int uport_udp_bound_to(int fd, const struct sockaddr_storage *want)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int type = 0;
+	socklen_t tlen = sizeof type;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_DGRAM ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0 || ss.ss_family != want->ss_family)
+		return 0;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+		const struct sockaddr_in *b = (const struct sockaddr_in *)want;
+
+		return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+	}
+	{
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+		const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)want;
+
+		return a->sin6_port == b->sin6_port &&
+		       memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr) == 0;
+	}
+}
+
+int uport_find_udp_fd_at(const uport_t *self, const char *addr, int local_port)
+{
+	struct sockaddr_storage want;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&want;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&want;
+
+	memset(&want, 0, sizeof want);
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)local_port);
+	} else if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)local_port);
+	} else {
+		return -EINVAL;
+	}
+	for (unsigned i = 1; i < UPORT_MAX_WAITS; i++) {
+		const struct uport_wait *w = &self->waits[i];
+
+		if (w->used && uport_udp_bound_to(w->wait.fd, &want))
 			return w->wait.fd;
 	}
 	return -ENOENT;

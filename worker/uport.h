@@ -85,6 +85,11 @@ void uport_flush(uport_t *port);
 /* The fd of a Sofia registration whose datagram socket is bound to local
  * port `port` (the worker's SIP sockets), or -ENOENT. */
 int uport_find_udp_fd(const uport_t *port, int local_port);
+/* The same for a socket bound to address `addr` (an IPv4 or IPv6 literal)
+ * and `local_port`: with several listen addresses (dual stack) each has
+ * its own socket on the same port.  The fd, or -ENOENT (-EINVAL: `addr`
+ * is no IP literal). */
+int uport_find_udp_fd_at(const uport_t *port, const char *addr, int local_port);
 
 /* Counters for the benchmark notes. */
 struct uport_stats {

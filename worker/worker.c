@@ -388,25 +388,31 @@ static int worker_redis_start(const struct config *cfg, unsigned idx)
 	return 0;
 }
 
-/* The agent's two sockets now exist: from here the ring reads and sends
- * them, and routes the public port's datagrams to their owners. */
+/* The agent's UDP sockets now exist (a public and an own one per listen
+ * address): from here the ring reads and sends them, and routes the public
+ * ports' datagrams to their owners. */
 static int worker_dgram_start(const struct config *cfg, unsigned idx)
 {
-	int pub_fd = uport_find_udp_fd(worker.port, cfg->sip_port);
-	int own_fd = uport_find_udp_fd(worker.port, cfg->worker_port_base + (int)idx);
+	int pub_fd[CONFIG_MAX_LISTEN], own_fd[CONFIG_MAX_LISTEN];
 	int ret;
 
-	if (pub_fd < 0 || own_fd < 0) {
-		log_error("the SIP sockets (ports %d and %d) are not on the loop", cfg->sip_port,
-			  cfg->worker_port_base + (int)idx);
-		return -ENOENT;
+	_Static_assert(CONFIG_MAX_LISTEN <= DGRAM_MAX_ADDRS, "dgram reads every listen address");
+	for (size_t k = 0; k < cfg->n_listen; k++) {
+		pub_fd[k] = uport_find_udp_fd_at(worker.port, cfg->listen[k], cfg->sip_port);
+		own_fd[k] = uport_find_udp_fd_at(worker.port, cfg->listen[k],
+						 cfg->worker_port_base + (int)idx);
+		if (pub_fd[k] < 0 || own_fd[k] < 0) {
+			log_error("the SIP sockets of %s (ports %d and %d) are not on the loop",
+				  cfg->listen[k], cfg->sip_port, cfg->worker_port_base + (int)idx);
+			return -ENOENT;
+		}
 	}
 	ret = dgram_create(worker.port, worker.shm, worker.ho, idx, cfg->node_id,
 			   cfg->socket_io, &worker.dgram);
 	if (ret == 0)
-		ret = dgram_start(worker.dgram, pub_fd, own_fd);
+		ret = dgram_start(worker.dgram, pub_fd, own_fd, (unsigned)cfg->n_listen);
 	if (ret == 0)
-		ret = b2b_overload_start(worker.b2b, worker.dgram, pub_fd);
+		ret = b2b_overload_start(worker.b2b, worker.dgram, pub_fd[0]);
 	return ret;
 }
 
@@ -434,8 +440,10 @@ static int worker_start(struct config *cfg, shm_t *shm, unsigned idx)
 	worker.ctl_ev.cb = worker_on_ctl;
 	worker_arm_ctl();
 
-	ret = reuseport_configure(cfg->listen, cfg->sip_port, cfg->worker_port_base + (int)idx,
+	ret = reuseport_configure(cfg->listen[0], cfg->sip_port, cfg->worker_port_base + (int)idx,
 				  cfg->udp_rcvbuf);
+	for (size_t k = 1; ret == 0 && k < cfg->n_listen; k++)
+		ret = reuseport_add(cfg->listen[k]);
 	if (ret < 0)
 		return ret;
 	ret = conn_configure(cfg, shm, idx);
@@ -493,7 +501,7 @@ static void worker_stop(void)
 void worker_run(struct config *cfg, shm_t *shm, handover_t *ho, const board_t *board,
 		unsigned idx, int ctl)
 {
-	char role[32];
+	char role[32], sip[CONFIG_MAX_LISTEN * 72];
 	int ret;
 
 	worker.ctl = ctl;
@@ -526,8 +534,9 @@ void worker_run(struct config *cfg, shm_t *shm, handover_t *ho, const board_t *b
 	}
 	/* Calls may now be handed to us (rendezvous hashing counts us in). */
 	dgram_ready(worker.dgram);
-	log_info("worker %u ready: sip %s:%d, own port %d, event loop io_uring, socket I/O %s",
-		 idx, cfg->listen, cfg->sip_port, cfg->worker_port_base + (int)idx,
+	config_listen_text(cfg, cfg->sip_port, sip, sizeof sip);
+	log_info("worker %u ready: sip %s, own port %d, event loop io_uring, socket I/O %s",
+		 idx, sip, cfg->worker_port_base + (int)idx,
 		 dgram_io_name(worker.dgram));
 	su_root_run(worker.root);
 	log_info("stopped (%u calls left)", b2b_active_calls(worker.b2b));

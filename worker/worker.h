@@ -33,5 +33,8 @@ void worker_run(struct config *cfg, shm_t *shm, handover_t *ho, const board_t *b
  * `rcvbuf` (0: untouched) on both; every other bind() is the plain system
  * call.  Returns 0, or -EINVAL for an address or port it cannot use. */
 int reuseport_configure(const char *listen, int public_port, int own_port, int rcvbuf);
+/* One more listen address (dual stack), after reuseport_configure: the same
+ * ports and rules on it.  0, or -EINVAL (not an IP literal, too many). */
+int reuseport_add(const char *listen);
 
 #endif

@@ -467,6 +467,28 @@ other_addr() {
 	echo "${ADDR%.*}.$(((last - 2 + $1) % 250 + 2))"
 }
 
+# uri_host ADDR: ADDR as the host of a URI or of sipp's remote host: an
+# IPv6 address in brackets ([::1]), anything else as it is.
+uri_host() { case $1 in *:*) echo "[$1]" ;; *) echo "$1" ;; esac; }
+
+# uas_start_at ADDR NAME SCENARIO [SIPP ARGS...]: uas_start on address ADDR
+# (IPv4 or IPv6, e.g. ::1) instead of $ADDR, port $UAS_PORT unless -p is
+# given; with -t t1 it listens on TCP, and the wait is for that listener.
+uas_start_at() {
+	local at=$1 name=$2 scen=$3 port bound
+	shift 3
+	_sipp_common "$name"
+	(cd "$T" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SIPP_DIR/$scen.xml" \
+		-i "$at" -p "$UAS_PORT" "${_SIPP_ARGS[@]}" "$@") >"$T/$name.out" 2>&1 &
+	SIPP_PID[$name]=$!
+	_track "$!"
+	port=$(_port_arg "$UAS_PORT" "$@")
+	bound="$(uri_host "$at"):$port"
+	wait_for 5 _bound_at "$bound" || fail "sipp $name did not bind $bound"
+}
+# _bound_at HOST:PORT: a UDP socket or a TCP listener is bound there.
+_bound_at() { { ss -Huan; ss -Htln; } 2>/dev/null | awk '{print $4}' | grep -qxF "$1"; }
+
 # sipp_wait NAME: wait for a sipp run to end; returns its exit status
 # (0: every call succeeded).
 sipp_wait() {

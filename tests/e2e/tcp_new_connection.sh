@@ -14,7 +14,10 @@
 #      relays them to the callee, and the answers come back;
 #   2. the same call, its BYE on a new connection to the public port that
 #      the other worker accepted (the client retries until `ss` says so);
-#   3. a BYE on a new connection for a call no worker has: 481 as before.
+#   3. a call whose caller sends its re-INVITE through the other worker,
+#      then the callee hangs up: the owner sends the BYE to the caller's
+#      Contact (its old connection is closed), where the caller takes it;
+#   4. a BYE on a new connection for a call no worker has: 481 as before.
 # Asserted for 1 and 2: every request got its 2xx on its new connection,
 # the callee got the re-INVITE (1) and the BYE, the owner logged that the
 # caller came back through another worker, the call table is empty after,
@@ -75,7 +78,20 @@ assert_eq 2 "$(jq '[.[] | select(.disposition == "ANSWERED" and .hangup_by == "c
 assert_eq 2 "$(grep -c 'the caller came back on a connection of another worker' "$T/b2bua.log")" \
 	"each owner saw its caller come back through the other worker"
 
-# --- 3: a call nobody has: 481, as before
+# --- 3: the callee hangs up after the caller came back through the other worker
+uas_start uas3 uas_reinvite_bye -m 1 -d 500
+caller c3 invite:public reinvite:own@other answer:BYE || fail "caller 3: $(tail -3 "$T/c3.log")"
+uas_wait uas3
+assert_sipp_ok uas3 1
+assert_grep "^recv BYE$" "$T/c3.log" "the callee's BYE reached the caller at its Contact"
+wait_for 5 calls_empty || fail "show calls not empty after call 3: $(cli show calls)"
+wait_cdrs 3
+assert_eq 1 "$(jq '[.[] | select(.disposition == "ANSWERED" and .hangup_by == "callee")] | length' "$CDR_JSON")" \
+	"call 3: one CDR, hung up by the callee"
+assert_eq 3 "$(grep -c 'the caller came back on a connection of another worker' "$T/b2bua.log")" \
+	"call 3's owner saw its caller come back through the other worker"
+
+# --- 4: a call nobody has: 481, as before
 if python3 - "$ADDR" "$SIP_PORT" <<'EOF'; then
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5,

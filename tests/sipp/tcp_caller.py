@@ -7,7 +7,10 @@ connection and comes back on another one, landing on a worker that does not
 own the call (docs/architecture.md, "A request that arrives on another
 connection").  This client can: each STEP opens a fresh connection to where
 it says, sends one request, reads until that request's final answer and,
-for an INVITE's 2xx, sends the ACK on the same connection.  It prints one
+for an INVITE's 2xx, sends the ACK on the same connection.  Its Contact is
+a TCP port it listens on, where the step "answer:BYE" takes a BYE from the
+callee's side (on a connection b2bua opens to that Contact) and answers
+it 200.  It prints one
 line per message ("sent INVITE", "recv 200/INVITE", "conn 1 own@1", ...)
 and exits 0 when every request got a 2xx, 1 at the first that did not (or
 timed out), 2 on a usage error.
@@ -20,8 +23,10 @@ accepted it, found with `ss -tnp` and the pids in PIDS_FILE ("INDEX PID"
 lines, read at each step: a restarted worker has a new pid).
 
 usage: tcp_caller.py ADDR PUBLIC_PORT PORT_BASE WORKERS PIDS_FILE STEP...
-  STEP: invite:DEST | reinvite:DEST | bye:DEST | wait:FILE (until FILE exists, 60 s)
+  STEP: invite:DEST | reinvite:DEST | bye:DEST | answer:BYE (30 s) |
+        wait:FILE (until FILE exists, 60 s)
   DEST: public | public@W | own@W   (W: an index, "owner" or "other")
+  The callee is user 1000, or $TCP_CALLER_USER.
 """
 import os
 import random
@@ -92,12 +97,16 @@ class Caller:
         self.workers, self.pids_file = workers, pids_file
         self.call_id = rand(16) + "@tcp-caller"
         self.from_tag = rand()
-        self.to_hdr = "<sip:1000@%s:%d>" % (addr, public)
+        user = os.environ.get("TCP_CALLER_USER", "1000")
+        self.to_hdr = "<sip:%s@%s:%d>" % (user, addr, public)
         self.cseq = 0
-        self.target = "sip:1000@%s:%d" % (addr, public)
+        self.target = "sip:%s@%s:%d" % (user, addr, public)
         self.owner = None
         self.sdp_version = 1
         self.conns = 0
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind((addr, 0))
+        self.listener.listen(4)
 
     # -------------------------------------------------------------- where to
     def worker_of(self, name):
@@ -162,7 +171,8 @@ class Caller:
             "To: %s" % self.to_hdr,
             "Call-ID: %s" % self.call_id,
             "CSeq: %d %s" % (cseq, method),
-            "Contact: <sip:caller@%s:%d;transport=tcp>" % (self.addr, lport),
+            "Contact: <sip:caller@%s:%d;transport=tcp>" % (self.addr,
+                                                          self.listener.getsockname()[1]),
         ]
         if body:
             lines.append("Content-Type: application/sdp")
@@ -214,17 +224,51 @@ class Caller:
         return status
 
 
+    def answer(self, method):
+        """Take `method` on a connection to our Contact and answer it 200."""
+        self.listener.settimeout(30)
+        try:
+            sock, _ = self.listener.accept()
+        except socket.timeout:
+            print("timeout waiting for a connection to our Contact", flush=True)
+            return None
+        conn = Conn.__new__(Conn)
+        conn.sock, conn.buf = sock, b""
+        msg = conn.read_message(time.time() + TIMEOUT)
+        if msg is None or not msg[0].startswith(method + " "):
+            print("no %s on the connection to our Contact" % method, flush=True)
+            return None
+        print("recv %s" % method, flush=True)
+        _, hdrs, _ = msg
+        lines = ["SIP/2.0 200 OK"]
+        lines += ["Via: %s" % v for v in hdrs.get("via", [])]
+        for name in ("from", "to", "call-id", "cseq"):
+            lines.append("%s: %s" % (name.title(), hdrs[name][0]))
+        lines.append("Content-Length: 0")
+        conn.send("\r\n".join(lines) + "\r\n\r\n")
+        print("sent 200/%s" % method, flush=True)
+        conn.close()
+        return 200
+
+
 def main(argv):
     if len(argv) < 7:
         sys.stderr.write(__doc__.split("\n\n")[-1])
         return 2
     caller = Caller(argv[1], int(argv[2]), int(argv[3]), int(argv[4]), argv[5])
+    print("call-id %s" % caller.call_id, flush=True)
     for step in argv[6:]:
         what, _, arg = step.partition(":")
         if what == "wait":
             deadline = time.time() + 60
             while not os.path.exists(arg) and time.time() < deadline:
                 time.sleep(0.05)
+            continue
+        if what == "answer":
+            status = caller.answer(arg)
+            print("final %s %s" % (what, status), flush=True)
+            if status is None:
+                return 1
             continue
         method = {"invite": "INVITE", "reinvite": "INVITE", "bye": "BYE"}.get(what)
         if method is None:

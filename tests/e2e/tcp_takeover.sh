@@ -1,0 +1,96 @@
+#!/bin/bash
+#
+# tcp_takeover — answered calls whose callers were on connections of a
+# worker that crashed survive it (issue 11, item 5; worker/b2b_adopt.c,
+# worker/b2b_stream.c).
+#
+# 2 workers, transports ["udp", "tcp"], callees on UDP (sipp).  Two callers
+# (tests/sipp/tcp_caller.py) set up their calls over TCP to worker 0's own
+# TCP port, so worker 0 owns both.  Worker 0 is killed with SIGKILL: its
+# connections die with it.  Once the master has restarted it and the new
+# process has taken both calls over from the call table, each caller comes
+# back on a new connection:
+#   - caller 1 to worker 0's own TCP port (our Contact), which the new
+#     process listens on again: its adopted dialog takes the BYE;
+#   - caller 2 to the public port, on a connection worker 1 accepted:
+#     worker 1 relays the BYE to worker 0 (our To tag names it).
+# Asserted: the takeover of 2 answered calls, the TCP A-leg kept in the
+# table, each BYE answered 200 on its new connection, each callee got its
+# BYE, the table empty after, and exactly one CDR per call (ANSWERED, hung
+# up by the caller, worker 0).
+
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/flow_lib.sh"
+
+command -v ss >/dev/null || skip "ss not found (Debian package iproute2)"
+
+SIPP_TIMEOUT=60
+redis_start
+CFG_EXTRA='transports = [ "udp", "tcp" ];'
+b2b_start
+
+write_pids() {
+	cli_json workers '.[] | "\(.index) \(.pid)"' >"$T/pids"
+}
+write_pids
+
+# caller_start NAME STEP...: tcp_caller.py in the background, its lines in
+# $T/NAME.log; CALLER_PID[NAME] is its pid.
+declare -A CALLER_PID
+caller_start() {
+	local name=$1
+	shift
+	timeout 120 python3 "$SIPP_DIR/tcp_caller.py" "$ADDR" "$SIP_PORT" "$WORKER_PORT_BASE" \
+		"$CFG_WORKERS" "$T/pids" "$@" >"$T/$name.log" 2>&1 &
+	CALLER_PID[$name]=$!
+	_track "$!"
+}
+
+uas_start uas uas_basic -m 2
+caller_start c1 invite:own@0 "wait:$T/go" bye:own@owner
+caller_start c2 invite:own@0 "wait:$T/go" bye:public@other
+wait_state 10 'length == 2 and all(.[]; .state == "ANSWERED" and .worker == 0)' \
+	"2 calls ANSWERED on worker 0"
+
+# --- the crash
+VICTIM=$(cli_json workers '.[] | select(.index == 0) | .pid')
+before=$(grep -c 'took over 2 answered calls' "$T/b2bua.log")
+log "killing worker 0 (pid $VICTIM)"
+kill -KILL "$VICTIM"
+restarted() {
+	local p
+	p=$(cli_json workers '.[] | select(.index == 0) | .pid')
+	[ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$VICTIM" ] &&
+		[ "$(grep -c 'took over 2 answered calls' "$T/b2bua.log")" -gt "$before" ]
+}
+wait_for 10 restarted || fail "worker 0 was not restarted, or did not take its 2 calls over"
+log "ok: worker 0 restarted, its 2 calls taken over"
+assert_eq 2 "$(cli_json calls '[.[] | select(.worker == 0)] | length')" "show calls after the takeover"
+assert_eq 2 "$(grep -c 'its caller was on a connection of the previous process' "$T/b2bua.log")" \
+	"both A-legs restored as TCP legs"
+# Worker 0 listens on its own TCP port again before the callers come back.
+own_tcp() { [ "$(ss -Htln "sport = :$WORKER_PORT_BASE" | grep -c "$ADDR:$WORKER_PORT_BASE")" = 1 ]; }
+wait_for 5 own_tcp || fail "the new worker 0 does not listen on TCP $ADDR:$WORKER_PORT_BASE"
+write_pids
+touch "$T/go"
+
+# --- the callers come back on new connections
+for c in c1 c2; do
+	wait "${CALLER_PID[$c]}" || fail "caller $c: $(tail -3 "$T/$c.log")"
+	assert_grep "^final bye 200$" "$T/$c.log" "caller $c: its BYE answered 200 on a new connection"
+done
+assert_grep "^conn 2 own@owner " "$T/c1.log" "caller 1 came back to worker 0's own port"
+assert_grep "^conn 2 public@other " "$T/c2.log" "caller 2 came back through worker 1"
+uas_wait uas
+assert_sipp_ok uas 2
+assert_eq 2 "$(msg_count "$T/uas.msg" recv BYE)" "every callee got its BYE"
+wait_for 5 calls_empty || fail "calls left in the table: $(cli show calls)"
+wait_cdrs 2
+assert_eq 2 "$(jq '[.[] | select(.disposition == "ANSWERED" and .hangup_by == "caller" and (.worker | tostring) == "0")] | length' "$CDR_JSON")" \
+	"2 CDRs ANSWERED, hung up by the caller, written by worker 0"
+for c in c1 c2; do
+	cid=$(sed -n 's/^call-id //p' "$T/$c.log")
+	cdr_index ".a_call_id == \"$cid\"" >/dev/null
+done
+log "ok: one CDR for each caller's call"
+log "PASS"

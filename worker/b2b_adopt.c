@@ -582,11 +582,16 @@ static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
 				const struct shm_leg *l, uint32_t local_cseq, int we_are_uac)
 {
 	su_home_t home[1] = { SU_HOME_INIT(home) };
-	sip_contact_t *target = sip_contact_make(home, l->remote_target);
+	sip_contact_t *target;
 	sip_cseq_t cseq[1];
 	nta_leg_t *leg;
 	char from[SHM_URI_MAX + SHM_TAG_MAX + 8], to[SHM_URI_MAX + SHM_TAG_MAX + 8];
+	char uri[SHM_URI_MAX + 2];
 
+	/* In angle brackets: the URI's parameters (;transport=tcp) stay the
+	 * URI's, not the Contact header's. */
+	snprintf(uri, sizeof uri, "<%s>", l->remote_target);
+	target = sip_contact_make(home, uri);
 	snprintf(from, sizeof from, "<%s>;tag=%s", l->local_uri, l->local_tag);
 	snprintf(to, sizeof to, "<%s>;tag=%s", l->remote_uri, l->remote_tag);
 	sip_cseq_init(cseq);

@@ -37,13 +37,19 @@
  * the INVITE's connection, which is the owner's), and a request without a
  * To tag (a new call stays where its connection is).
  *
- * The owner's side (b2b_stream_caller_moved): a caller whose in-dialog
- * request came through another worker is no longer on the connection its
- * INVITE used, and its new one is held by that other worker.  Requests we
- * send to it from then on go to its Contact (its remote target, RFC 3261
- * 12.2), as for a call taken over after a crash (b2b_adopt.c), instead of to
- * the dead connection's address, where NTA would dial a port nobody listens
- * on.  Sending them back through the relaying worker would need that worker
+ * The owner's side (b2b_stream_caller_moved, for each in-dialog request
+ * of the caller): a caller whose request came through another worker, or
+ * on a new connection of ours, while the one its INVITE came on is closed,
+ * has left the connection b2b_a_leg_stream routes its A-leg to.  Requests we send to it from then on
+ * go to its Contact (its remote target, RFC 3261 12.2), as for a call taken
+ * over after a crash (b2b_adopt.c), instead of to the old connection's
+ * address, where NTA would dial a port nobody listens on.  A caller that
+ * keeps its first connection open and follows our Contact on a second one
+ * (sipp, tests/e2e/tcp_basic.sh) keeps the route: its first connection is
+ * still the way to it, through a NAT too.  (A route to the new connection
+ * of ours instead would need the primary that accepted it: b2b_leg_ident
+ * sends routed requests from the public port's primary, and Sofia reuses
+ * only that primary's connections.)  Sending them back through the relaying worker would need that worker
  * to keep the connection per call and to tell its requests from the peer's
  * (its dgram.c hands a request it gets on its own port to the call's owner
  * again): not built; a caller that cannot take a connection at its Contact
@@ -305,27 +311,34 @@ int b2b_stream_relay(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 
 /* ------------------------------------------------------------ the owner's side */
 
-/* Is this Via one of another worker's own ports (a relay of ours)? */
-static int b2b_stream_via_sibling(const b2b_t *b2b, sip_via_t const *v)
+/* Is the connection the A-leg's route names (the INVITE's source, sent
+ * to from the public port's primary: b2b_leg_ident) still open?  Sofia
+ * removes a connection from its primary's set when it closes (EOF, error,
+ * idle): tport_by_name then finds only the primary. */
+static int b2b_stream_route_open(struct b2b_call *call)
 {
-	const struct config *cfg = b2b->cfg;
-	int port;
+	su_home_t home[1] = { SU_HOME_INIT(home) };
+	url_t *url = url_hdup(home, URL_STRING_MAKE(call->a_nat->url)->us_url);
+	tport_t *tps = nta_agent_tports(call->b2b->agent);
+	tport_t *tp = NULL;
 
-	if (v == NULL || v->v_host == NULL || v->v_port == NULL ||
-	    (!su_casematch(v->v_host, cfg->listen) && !su_casematch(v->v_host, cfg->advertise)))
-		return 0;
-	port = atoi(v->v_port);
-	return port >= cfg->worker_port_base && port < cfg->worker_port_base + cfg->workers &&
-	       port != cfg->worker_port_base + (int)b2b->worker;
+	if (url && url->url_host && url->url_port && tps) {
+		tp_name_t tpn = { .tpn_proto = "tcp", .tpn_canon = url->url_host,
+				  .tpn_host = url->url_host, .tpn_port = url->url_port,
+				  .tpn_ident = B2B_IDENT_PUBLIC };
+
+		tp = tport_by_name(tps, &tpn);
+	}
+	su_home_deinit(home);
+	return tp != NULL && tport_is_secondary(tp);
 }
 
-void b2b_stream_caller_moved(struct b2b_call *call, sip_t const *sip)
+void b2b_stream_caller_moved(struct b2b_call *call)
 {
-	if (!call->a_stream || call->a_nat == NULL ||
-	    !b2b_stream_via_sibling(call->b2b, sip->sip_via) || sip->sip_via->v_next == NULL)
+	if (!call->a_stream || call->a_nat == NULL || b2b_stream_route_open(call))
 		return;
-	log_info("call %s: the caller came back on a connection of another worker: "
-		 "requests to it go to its Contact from now on", call->id);
+	log_info("call %s: the connection of the caller's INVITE is closed, the caller came "
+		 "back on another: requests to it go to its Contact from now on", call->id);
 	free(call->a_nat);
 	call->a_nat = NULL;
 }

@@ -17,6 +17,7 @@
 #   3. a call whose caller sends its re-INVITE through the other worker,
 #      then the callee hangs up: the owner sends the BYE to the caller's
 #      Contact (its old connection is closed), where the caller takes it;
+#      3b: the same with the re-INVITE on a new connection to the owner;
 #   4. a BYE on a new connection for a call no worker has: 481 as before.
 # Asserted for 1 and 2: every request got its 2xx on its new connection,
 # the callee got the re-INVITE (1) and the BYE, the owner logged that the
@@ -75,7 +76,7 @@ wait_for 5 calls_empty || fail "show calls not empty after call 2: $(cli show ca
 wait_cdrs 2
 assert_eq 2 "$(jq '[.[] | select(.disposition == "ANSWERED" and .hangup_by == "caller")] | length' "$CDR_JSON")" \
 	"2 CDRs ANSWERED, hung up by the caller"
-assert_eq 2 "$(grep -c 'the caller came back on a connection of another worker' "$T/b2bua.log")" \
+assert_eq 2 "$(grep -c 'the connection of the caller.s INVITE is closed' "$T/b2bua.log")" \
 	"each owner saw its caller come back through the other worker"
 
 # --- 3: the callee hangs up after the caller came back through the other worker
@@ -88,8 +89,19 @@ wait_for 5 calls_empty || fail "show calls not empty after call 3: $(cli show ca
 wait_cdrs 3
 assert_eq 1 "$(jq '[.[] | select(.disposition == "ANSWERED" and .hangup_by == "callee")] | length' "$CDR_JSON")" \
 	"call 3: one CDR, hung up by the callee"
-assert_eq 3 "$(grep -c 'the caller came back on a connection of another worker' "$T/b2bua.log")" \
+assert_eq 3 "$(grep -c 'the connection of the caller.s INVITE is closed' "$T/b2bua.log")" \
 	"call 3's owner saw its caller come back through the other worker"
+
+# --- 3b: the same, the caller's re-INVITE on a new connection to the owner itself
+uas_start uas3b uas_reinvite_bye -m 1 -d 500
+caller c3b invite:public reinvite:own@owner answer:BYE || fail "caller 3b: $(tail -3 "$T/c3b.log")"
+uas_wait uas3b
+assert_sipp_ok uas3b 1
+assert_grep "^recv BYE$" "$T/c3b.log" "call 3b: the callee's BYE reached the caller at its Contact"
+wait_for 5 calls_empty || fail "show calls not empty after call 3b: $(cli show calls)"
+wait_cdrs 4
+assert_eq 4 "$(grep -c 'the connection of the caller.s INVITE is closed' "$T/b2bua.log")" \
+	"call 3b's owner saw its caller come back on a new connection"
 
 # --- 4: a call nobody has: 481, as before
 if python3 - "$ADDR" "$SIP_PORT" <<'EOF'; then

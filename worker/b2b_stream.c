@@ -11,50 +11,55 @@
  * finds no dialog and gives the request to the default leg (b2b_on_request),
  * which used to answer 481 while the call went on elsewhere.
  *
- * Here (b2b_stream_relay, called first by b2b_on_request) such a request is
- * looked up like a datagram: our To tag names the owner (NODE-WORKER-...,
- * b2b_make_tag), else the Call-ID in the call table does.  When another
- * worker owns it, this worker stays in the path as a stateful proxy, the
- * pattern of Sofia's own test proxy (tests/test_proxy.c): a copy of the
- * request (Max-Forwards one less) goes out as a client transaction to the
- * owner's own UDP port, NTA puts our Via on top, the owner's dgram.c keeps
- * it (the To tag names it) and its dialog takes it as from the peer itself;
- * each answer comes back to our own port, loses our Via and is answered on
- * the server transaction, so on the peer's connection.  Why stateful, not
- * nta_msg_tsend: NTA then retransmits the UDP hop, matches the answers by
- * our branch, answers the peer with 408/503 when the owner is silent or
- * gone, and absorbs the peer's retransmissions.  The ACK of a 2xx is no
- * transaction: it reaches the relayed INVITE's server transaction here
- * (NTA as a UA matches it), or the default leg when that is gone, and is
- * forwarded statelessly either way.  Why UDP to the owner: its own UDP port
- * is always there (the owner's TCP ports are not, with transports "udp"
- * only on a later restart), and loopback has no MTU worth the name
- * (NTATAG_UDP_MTU is 65535).
- *
+ * The relay (b2b_stream_relay, called first by b2b_on_request).  Such a
+ * request is looked up like a datagram: our To tag names the owner
+ * (NODE-WORKER-..., b2b_make_tag), else the Call-ID in the call table does.
+ * When another worker owns it, this worker stays in the path as a stateful
+ * proxy, the pattern of Sofia's own test proxy (tests/test_proxy.c): a copy
+ * of the request (Max-Forwards one less) goes out as a client transaction
+ * to the owner's own UDP port, NTA puts our Via on top, the owner's dgram.c
+ * keeps it (the To tag names the owner) and its dialog takes it as if from
+ * the peer; each answer comes back to our own port, loses our Via and is
+ * sent on the server transaction, so on the peer's connection.
+ *   - Why stateful, not nta_msg_tsend with a Via of our own: NTA then
+ *     retransmits the UDP hop, matches the answers by our branch, gives us
+ *     408/503 to answer when the owner is silent or gone (restarting), and
+ *     absorbs the peer's retransmissions.
+ *   - The ACK of a relayed 2xx is no transaction: it reaches the relayed
+ *     INVITE's server transaction here (NTA as a UA matches it by tags and
+ *     CSeq, whatever connection it came on), or the default leg when that is
+ *     gone, and is forwarded statelessly either way.
+ *   - Why UDP to the owner: every worker has its own UDP port whatever the
+ *     transports, the owner's dgram.c already routes what reaches it, and
+ *     between two processes on one host nothing is lost that NTA's
+ *     retransmission does not cover (NTATAG_UDP_MTU is 65535: no switch to
+ *     TCP for a large request).
  * Not relayed: a request no worker owns (481 as before), one owned by this
  * worker (its dialog is gone: 481), a CANCEL (it must reach the INVITE's
- * server transaction, which matches by the Via of the INVITE; it came on
+ * server transaction, which matches by the Via of the INVITE; it comes on
  * the INVITE's connection, which is the owner's), and a request without a
  * To tag (a new call stays where its connection is).
  *
- * The owner's side (b2b_stream_caller_moved, for each in-dialog request
- * of the caller): a caller whose request came through another worker, or
- * on a new connection of ours, while the one its INVITE came on is closed,
- * has left the connection b2b_a_leg_stream routes its A-leg to.  Requests we send to it from then on
- * go to its Contact (its remote target, RFC 3261 12.2), as for a call taken
- * over after a crash (b2b_adopt.c), instead of to the old connection's
- * address, where NTA would dial a port nobody listens on.  A caller that
- * keeps its first connection open and follows our Contact on a second one
- * (sipp, tests/e2e/tcp_basic.sh) keeps the route: its first connection is
- * still the way to it, through a NAT too.  (A route to the new connection
- * of ours instead would need the primary that accepted it: b2b_leg_ident
- * sends routed requests from the public port's primary, and Sofia reuses
- * only that primary's connections.)  Sending them back through the relaying worker would need that worker
- * to keep the connection per call and to tell its requests from the peer's
- * (its dgram.c hands a request it gets on its own port to the call's owner
- * again): not built; a caller that cannot take a connection at its Contact
- * loses those requests (the callee's BYE is still answered and the call
- * ends, its CDR written once).
+ * The owner's side (b2b_stream_caller_moved, at each in-dialog request of
+ * the caller).  b2b_a_leg_stream routes the A-leg of a TCP caller to the
+ * connection its INVITE came on.  Once that connection is closed (Sofia
+ * drops it from its primary's set: tport_by_name no longer finds it), the
+ * caller has come back on another one, through another worker or to us,
+ * and requests we send to it go to its Contact from then on (its remote
+ * target, RFC 3261 12.2), as for a call taken over after a crash
+ * (b2b_adopt.c), instead of to the old connection's address, where NTA
+ * would dial a port nobody listens on.  A caller that keeps its first
+ * connection open and follows our Contact on a second one (sipp,
+ * tests/e2e/tcp_basic.sh) keeps the route: its first connection is still
+ * the way to it, through a NAT too.  Not built: requests back through the
+ * worker that holds the caller's new connection.  That worker would have to
+ * keep the connection per call and tell our requests from the peer's (its
+ * dgram.c hands a request with the caller's To tag to the call's owner
+ * again); a route to a new connection of our own would need the primary
+ * that accepted it (b2b_leg_ident sends routed requests from the public
+ * port's primary, and Sofia reuses that primary's connections only).  A
+ * caller that takes no connection at its Contact loses those requests; the
+ * callee's BYE is still answered and the call ends with one CDR.
  */
 #include <errno.h>
 #include <stdio.h>

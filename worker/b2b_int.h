@@ -361,9 +361,10 @@ void b2b_adopt_destroy(b2b_t *b2b);
  * took the request (relayed or answered), -ENOENT when it is not such a
  * request (the caller goes on as before), -ENOMEM. */
 int b2b_stream_relay(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip);
-/* The caller sent an in-dialog request: if the connection its INVITE came
- * on (the A-leg's route) is closed, the A-leg goes to its Contact. */
-void b2b_stream_caller_moved(struct b2b_call *call);
+/* The caller sent an in-dialog request `sip`: if it came through another
+ * worker, or the connection its INVITE came on (the A-leg's route) is
+ * closed, the A-leg goes to its Contact. */
+void b2b_stream_caller_moved(struct b2b_call *call, sip_t const *sip);
 
 /* ------------------------------------------------------------ b2b_timer.c */
 

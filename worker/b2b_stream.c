@@ -42,10 +42,13 @@
  *
  * The owner's side (b2b_stream_caller_moved, at each in-dialog request of
  * the caller).  b2b_a_leg_stream routes the A-leg of a TCP caller to the
- * connection its INVITE came on.  Once that connection is closed (Sofia
- * drops it from its primary's set: tport_by_name no longer finds it), the
- * caller has come back on another one, through another worker or to us,
- * and requests we send to it go to its Contact from then on (its remote
+ * connection its INVITE came on.  Once the caller's request comes through
+ * another worker (the top Via is another worker's own port: always, as the
+ * owner may handle the relayed datagram before it sees the old
+ * connection's end), or the old connection is closed (Sofia drops it from
+ * its primary's set: tport_by_name no longer finds it), the caller has come
+ * back on another one, and requests we send to it go to its Contact from
+ * then on (its remote
  * target, RFC 3261 12.2), as for a call taken over after a crash
  * (b2b_adopt.c), instead of to the old connection's address, where NTA
  * would dial a port nobody listens on.  A caller that keeps its first
@@ -338,12 +341,28 @@ static int b2b_stream_route_open(struct b2b_call *call)
 	return tp != NULL && tport_is_secondary(tp);
 }
 
-void b2b_stream_caller_moved(struct b2b_call *call)
+/* Is this Via one of another worker's own ports (a relay of ours)? */
+static int b2b_stream_via_sibling(const b2b_t *b2b, sip_via_t const *v)
 {
-	if (!call->a_stream || call->a_nat == NULL || b2b_stream_route_open(call))
+	const struct config *cfg = b2b->cfg;
+	int port;
+
+	if (v == NULL || v->v_host == NULL || v->v_port == NULL || v->v_next == NULL ||
+	    (!su_casematch(v->v_host, cfg->listen) && !su_casematch(v->v_host, cfg->advertise)))
+		return 0;
+	port = atoi(v->v_port);
+	return port >= cfg->worker_port_base && port < cfg->worker_port_base + cfg->workers &&
+	       port != cfg->worker_port_base + (int)b2b->worker;
+}
+
+void b2b_stream_caller_moved(struct b2b_call *call, sip_t const *sip)
+{
+	if (!call->a_stream || call->a_nat == NULL)
 		return;
-	log_info("call %s: the connection of the caller's INVITE is closed, the caller came "
-		 "back on another: requests to it go to its Contact from now on", call->id);
+	if (!b2b_stream_via_sibling(call->b2b, sip->sip_via) && b2b_stream_route_open(call))
+		return;
+	log_info("call %s: the caller came back on another connection than its INVITE's: "
+		 "requests to it go to its Contact from now on", call->id);
 	free(call->a_nat);
 	call->a_nat = NULL;
 }

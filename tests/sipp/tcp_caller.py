@@ -220,9 +220,21 @@ class Caller:
                 self.owner = int(port.group(1)) - self.base
                 print("owner %d" % self.owner, flush=True)
             self.request(conn, "ACK", cseq)
-        conn.close()
+        self.close(conn)
         return status
 
+    def close(self, conn):
+        """Close conn and wait (2 s at most) until b2bua closed its end too, so
+        that the next step comes after b2bua saw this connection end (as a
+        caller that comes back later would)."""
+        lport = conn.local_port()
+        conn.close()
+        for _ in range(100):
+            out = subprocess.run(["ss", "-tnH", "( dport = :%d )" % lport],
+                                 capture_output=True, text=True).stdout
+            if not out.strip():
+                return
+            time.sleep(0.02)
 
     def answer(self, method):
         """Take `method` on a connection to our Contact and answer it 200."""

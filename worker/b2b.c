@@ -294,6 +294,8 @@ static int b2b_on_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t
 
 	if (b2b_rate_limited(b2b, irq, sip))
 		return 0;     /* over its source's limit: answered 503 */
+	if (b2b_stream_relay(b2b, irq, sip) == 0)
+		return 0;     /* on a connection, for another worker's call: relayed */
 	switch (sip->sip_request->rq_method) {
 	case sip_method_invite:
 		return b2b_on_invite(b2b, irq, sip);

@@ -8,7 +8,11 @@
  * Answered calls go on.  The table holds both legs' dialogs (Call-IDs, tags,
  * URIs, remote targets, CSeqs): recreating the two NTA legs is enough for a
  * BYE (or a re-INVITE) from either side to be relayed as before
- * (b2b_relay.c); an adopted call starts CONFIRMED.
+ * (b2b_relay.c); an adopted call starts CONFIRMED.  A leg whose peer was
+ * on a connection (TCP) lost it with the process: the peer reconnects, to
+ * our own port or to the public port (b2b_stream.c relays it here from the
+ * worker that accepts it), and requests to it go to its Contact
+ * (b2b_adopt_stream).
  *
  * Calls not answered yet are ended cleanly ("endings").  Their INVITE
  * transactions died with the process, but while a call is not answered its
@@ -590,11 +594,16 @@ static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
 				unsigned *addr)
 {
 	su_home_t home[1] = { SU_HOME_INIT(home) };
-	sip_contact_t *target = sip_contact_make(home, l->remote_target);
+	sip_contact_t *target;
 	sip_cseq_t cseq[1];
 	nta_leg_t *leg;
 	char from[SHM_URI_MAX + SHM_TAG_MAX + 8], to[SHM_URI_MAX + SHM_TAG_MAX + 8];
+	char uri[SHM_URI_MAX + 2];
 
+	/* In angle brackets: the URI's parameters (;transport=tcp) stay the
+	 * URI's, not the Contact header's. */
+	snprintf(uri, sizeof uri, "<%s>", l->remote_target);
+	target = sip_contact_make(home, uri);
 	snprintf(from, sizeof from, "<%s>;tag=%s", l->local_uri, l->local_tag);
 	snprintf(to, sizeof to, "<%s>;tag=%s", l->remote_uri, l->remote_tag);
 	sip_cseq_init(cseq);
@@ -613,6 +622,25 @@ static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
 	}
 	su_home_deinit(home);
 	return leg;
+}
+
+/*
+ * A caller that reached the predecessor over TCP: its connection died with
+ * that process, so requests to it go to its Contact (the leg's remote
+ * target, no route: call->a_nat stays NULL), where a caller that listens
+ * takes a new connection; and our Contact on its leg still says
+ * ;transport=tcp, on the same own port, which this process listens on
+ * again.  The caller's own requests come back on a new connection, to this
+ * port (our Contact) or to the public port, where the worker that accepts
+ * it relays them here (b2b_stream.c).
+ */
+static void b2b_adopt_stream(b2b_t *b2b, struct b2b_call *call, const struct shm_call *rec)
+{
+	if (rec->a.transport != SHM_TP_TCP || b2b->addr[call->a_addr].contact_tcp == NULL)
+		return;
+	call->a_stream = 1;
+	log_info("call %s: its caller was on a connection of the previous process: "
+		 "reached at its Contact %s from now on", call->id, rec->a.remote_target);
 }
 
 /* A pool entry for the call a dead predecessor left in `slot`. */
@@ -652,6 +680,7 @@ static int b2b_adopt(b2b_t *b2b, struct b2b_call *call, const struct shm_call *r
 
 	call->a_leg = b2b_adopt_leg(b2b, b2b_on_a_request, call, &rec->a, a_cseq, 0,
 				    &call->a_addr);
+	b2b_adopt_stream(b2b, call, rec);
 	br = &call->br[0];
 	br->call = call;
 	br->leg = b2b_adopt_leg(b2b, b2b_on_b_request, br, &rec->b,

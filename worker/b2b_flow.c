@@ -44,23 +44,34 @@
 #include "worker/flow.h"
 #include "worker/registrar.h"
 
-/* The address this host's workers reach each other at: the listen
- * address, or the advertised one when listen is a wildcard. */
+/* The address this host's workers reach each other at: the first listen
+ * address, or its advertised one when it is a wildcard (no brackets). */
 static const char *b2b_flow_host(const b2b_t *b2b)
 {
-	const char *l = b2b->cfg->listen;
+	const char *l = b2b->cfg->listen[0];
 
-	return strcmp(l, "0.0.0.0") == 0 || strcmp(l, "::") == 0 ? b2b->cfg->advertise : l;
+	return strcmp(l, "0.0.0.0") == 0 || strcmp(l, "::") == 0 ? b2b->cfg->advertise[0] : l;
+}
+
+/* Is `host` (no brackets) one of our listen or advertise addresses? */
+static int b2b_flow_our_host(const struct config *cfg, const char *host)
+{
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		if (strcasecmp(host, cfg->listen[i]) == 0 || strcasecmp(host, cfg->advertise[i]) == 0)
+			return 1;
+	return 0;
 }
 
 /* "sip:host:port;transport=udp" of worker `w`'s own port: 0, or -EINVAL. */
 static int b2b_flow_sibling_url(const b2b_t *b2b, int w, char *url, size_t size)
 {
-	char addr[sizeof b2b->cfg->listen + 16];
+	const char *host = b2b_flow_host(b2b);
+	char addr[sizeof b2b->cfg->listen[0] + 16];
 
 	if (w < 0 || w >= b2b->cfg->workers)
 		return -EINVAL;
-	snprintf(addr, sizeof addr, "%s:%d", b2b_flow_host(b2b), b2b->cfg->worker_port_base + w);
+	snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
+		 b2b->cfg->worker_port_base + w);
 	return registrar_addr_url(addr, url, size);
 }
 
@@ -68,7 +79,8 @@ int b2b_flow_sibling(b2b_t *b2b, nta_incoming_t *irq)
 {
 	const struct config *cfg = b2b->cfg;
 	char source[REGISTRAR_ADDR_MAX];
-	char *colon;
+	char *colon, *host = source;
+	size_t n;
 	int port;
 
 	if (registrar_request_source(irq, source, sizeof source) < 0 ||
@@ -76,7 +88,12 @@ int b2b_flow_sibling(b2b_t *b2b, nta_incoming_t *irq)
 		return 0;
 	*colon = '\0';
 	port = atoi(colon + 1);
-	return (strcasecmp(source, cfg->listen) == 0 || strcasecmp(source, cfg->advertise) == 0) &&
+	n = strlen(source);
+	if (n >= 2 && source[0] == '[' && source[n - 1] == ']') {   /* "[v6]:port" */
+		source[n - 1] = '\0';
+		host = source + 1;
+	}
+	return b2b_flow_our_host(cfg, host) &&
 	       port >= cfg->worker_port_base && port < cfg->worker_port_base + cfg->workers &&
 	       port != cfg->worker_port_base + (int)b2b->worker;
 }

@@ -12,6 +12,8 @@
  *   b2b_branch.c  B-leg attempts: starting them, forking, their answers
  *   b2b_relay.c   in-dialog requests between the legs, the A-leg's ACK/CANCEL
  *   b2b_adopt.c   taking over the calls of a dead predecessor
+ *   b2b_stream.c  an in-dialog request on a connection of a worker that
+ *                 does not own the call: relayed to its owner
  *   b2b_policy.c  where a call goes and whether it may: routes, the
  *                 registrar (auth, lookup, max_calls), forwarding
  *   b2b_timer.c   the timers that bound a call whatever its peers do:
@@ -392,6 +394,18 @@ int b2b_adopt_encode(b2b_t *b2b, char *buf, size_t size, sip_t const *sip,
 		     const char *branch, size_t *len);
 int b2b_adopt_on_stray(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip);
 void b2b_adopt_destroy(b2b_t *b2b);
+
+/* ------------------------------------------------------------ b2b_stream.c */
+
+/* A request the default leg got on a connection, for a call of another
+ * worker: relayed there, its answers back on the connection.  0 when it
+ * took the request (relayed or answered), -ENOENT when it is not such a
+ * request (the caller goes on as before), -ENOMEM. */
+int b2b_stream_relay(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip);
+/* The caller sent an in-dialog request `sip`: if it came through another
+ * worker, or the connection its INVITE came on (the A-leg's route) is
+ * closed, the A-leg goes to its Contact. */
+void b2b_stream_caller_moved(struct b2b_call *call, sip_t const *sip);
 
 /* ------------------------------------------------------------ b2b_timer.c */
 

@@ -380,6 +380,7 @@ int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq
 {
 	struct b2b_call *call = (struct b2b_call *)magic;
 
+	b2b_stream_caller_moved(call, sip);
 	switch (sip->sip_request->rq_method) {
 	case sip_method_bye:
 		return b2b_relay_bye(call, 1, irq);

@@ -246,6 +246,9 @@ static const struct metrics_ctr metrics_per_worker[] = {
 	  "Retransmitted requests the worker received." },
 	{ "b2bua_redis_up", "gauge", SHM_CTR_REDIS_UP,
 	  "1 while the worker's Redis connection takes commands, else 0." },
+	{ "b2bua_tls_handshake_failures_total", "counter", SHM_CTR_TLS_HANDSHAKE_FAILED,
+	  "TLS handshakes that failed (garbage, an untrusted or missing certificate), "
+	  "accepted or opened by the worker; the connection was closed." },
 };
 
 static const char *const metrics_state_names[] = {

@@ -237,6 +237,7 @@ enum shm_counter {
 	SHM_CTR_CDR_REPLAYED,      /* CDRs a drain of the spool stored after an outage */
 	SHM_CTR_CDR_REJECTED,      /* CDRs set aside in <spool>.rejected */
 	SHM_CTR_REDIS_UP,          /* a gauge: 1 while the worker's Redis connection is up */
+	SHM_CTR_TLS_HANDSHAKE_FAILED, /* TLS handshakes that failed, either way (b2b_tls.c) */
 	SHM_CTR__COUNT
 };
 

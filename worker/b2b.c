@@ -4,7 +4,8 @@
  *
  * Design note.  This file owns the NTA agent and its two transports (the
  * public port and this worker's own port, see b2b.h; each also on TCP when
- * transports has "tcp": b2b_tcp_create), and every request
+ * transports has "tcp": b2b_tcp_create, and a TLS pair of its own with
+ * "tls": b2b_tls.c), and every request
  * that matches no dialog: a new INVITE (refused here when it cannot become
  * a call: a stray re-INVITE, draining, Max-Forwards 0, a loop through us, a
  * full call table; otherwise it gets a pool entry, a slot in the call table,
@@ -365,6 +366,12 @@ static int b2b_agent_create(b2b_t *b2b)
 	    (b2b->contact_tcp = sip_contact_format(b2b->home, "<sip:%s@%s:%d;transport=tcp>",
 						   cfg->node_id, adv, own_port)) == NULL)
 		return -ENOMEM;
+	if (cfg->transports & CONFIG_TP_TLS) {
+		int ret = b2b_tls_create(b2b, listen, adv);
+
+		if (ret < 0)
+			return ret;
+	}
 	b2b->default_leg = nta_leg_tcreate(b2b->agent, b2b_on_request, (nta_leg_magic_t *)b2b,
 					   NTATAG_NO_DIALOG(1), TAG_END());
 	if (b2b->contact == NULL || b2b->default_leg == NULL)
@@ -436,6 +443,7 @@ void b2b_destroy(b2b_t *b2b)
 		nta_leg_destroy(b2b->default_leg);
 	if (b2b->agent)
 		nta_agent_destroy(b2b->agent);
+	b2b_tls_destroy(b2b);
 	b2b_overload_free(b2b);   /* after the agent: its sockets' gate is gone */
 	free(b2b->pool);
 	b2b_limits_destroy(b2b);

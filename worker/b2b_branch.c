@@ -99,7 +99,9 @@ const char *b2b_leg_ident(nta_leg_t *leg)
 
 sip_contact_t const *b2b_leg_contact(struct b2b_call *call, enum b2b_leg which)
 {
-	if (which == B2B_LEG_A && call->a_stream && call->b2b->contact_tcp)
+	if (which == B2B_LEG_A && call->a_stream == SHM_TP_TLS && call->b2b->contact_tls)
+		return call->b2b->contact_tls;
+	if (which == B2B_LEG_A && call->a_stream == SHM_TP_TCP && call->b2b->contact_tcp)
 		return call->b2b->contact_tcp;
 	return call->b2b->contact;
 }
@@ -369,15 +371,19 @@ static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 /* ------------------------------------------------------------ starting branches */
 
 /* Our Contact on a B-leg INVITE: ;transport=tcp when its Request-URI
- * names TCP (a route target "sip:...;transport=tcp"), so the callee's
- * requests come back over TCP to this worker's own port; else UDP. */
+ * names TCP (a route target "sip:...;transport=tcp"), ;transport=tls when
+ * it names TLS or is a sips: URI, so the callee's requests come back over
+ * the same transport to this worker's own port; else UDP. */
 static sip_contact_t const *b2b_branch_contact(b2b_t *b2b, url_t const *ruri)
 {
-	char tp[8];
+	char tp[8] = "";
 
-	if (b2b->contact_tcp && ruri && ruri->url_params &&
-	    url_param(ruri->url_params, "transport", tp, sizeof tp) > 0 &&
-	    su_casematch(tp, "tcp"))
+	if (ruri && ruri->url_params)
+		url_param(ruri->url_params, "transport", tp, sizeof tp);
+	if (b2b->contact_tls && ruri &&
+	    (ruri->url_type == url_sips || su_casematch(tp, "tls")))
+		return b2b->contact_tls;
+	if (b2b->contact_tcp && su_casematch(tp, "tcp"))
 		return b2b->contact_tcp;
 	return b2b->contact;
 }

@@ -18,6 +18,8 @@
  *                 invite_timeout, and RFC 4028 session timers per leg
  *   b2b_overload.c  overload control: the own port first, new INVITEs
  *                 shed with a stateless 503 while the worker falls behind
+ *   b2b_tls.c     the TLS transports: their certificate directory, the
+ *                 lowest version, failed handshakes counted
  *
  * A call, seen from here:
  *
@@ -162,8 +164,9 @@ struct b2b_call {
 	nta_incoming_t *a_irq;       /* the caller's INVITE, until ACKed/final */
 	struct b2b_nat_route *a_nat; /* the caller is behind NAT: where requests to it
 				      * go (b2b_leg_route); NULL: its Contact */
-	int a_stream;                /* the caller's INVITE came over TCP: the A-leg is
-				      * the caller's connection (b2b_a_leg_stream) */
+	int a_stream;                /* 0, or SHM_TP_TCP / SHM_TP_TLS: the caller's INVITE
+				      * came over a connection, the A-leg is that
+				      * connection (b2b_a_leg_stream) */
 
 	struct b2b_branch br[B2B_MAX_BRANCHES];
 	unsigned n_br;
@@ -225,6 +228,8 @@ struct b2b {
 	sip_contact_t *contact;       /* ours: advertise host, own port */
 	sip_contact_t *contact_tcp;   /* the same, ;transport=tcp: legs whose peer reached us
 				       * over a connection; NULL when TCP is off */
+	sip_contact_t *contact_tls;   /* ;transport=tls on the own TLS port; NULL: TLS off */
+	char *tls_dir;                /* Sofia's certificate directory (b2b_tls.c), until read */
 	url_t **route_urls;           /* cfg->routes[i].target, parsed once */
 
 	struct b2b_call *pool;
@@ -329,11 +334,21 @@ url_string_t const *b2b_leg_route(nta_leg_t *leg);
  * and port it sent to, and it sent to the public port), else our own port.
  * Answers to the public port reach this worker by our From tag (dgram.c). */
 const char *b2b_leg_ident(nta_leg_t *leg);
-/* Our Contact on the call's leg `which`: ;transport=tcp on an A-leg that
- * is the caller's connection, else the UDP one. */
+/* Our Contact on the call's leg `which`: ;transport=tcp (tls) on an A-leg
+ * that is the caller's TCP (TLS) connection, else the UDP one. */
 sip_contact_t const *b2b_leg_contact(struct b2b_call *call, enum b2b_leg which);
 /* 1 when the request came from one of the `trusted` sources (b2b_policy.c). */
 int b2b_source_trusted(b2b_t *b2b, nta_incoming_t *irq);
+
+/* ------------------------------------------------------------ b2b_tls.c */
+
+/* transports has "tls": the certificate directory, the public and own TLS
+ * primaries (idents as their UDP twins) and contact_tls.  0 or a negative
+ * errno (-EADDRINUSE: a port is taken; logged). */
+int b2b_tls_create(b2b_t *b2b, const char *listen, const char *adv);
+/* Remove the certificate directory if it is still there (b2b_tls_create
+ * removes it once Sofia has read it; this is for its error paths). */
+void b2b_tls_destroy(b2b_t *b2b);
 
 /* ------------------------------------------------------------ b2b_relay.c */
 

@@ -15,7 +15,8 @@
  *     worker reads it.
  * A bind() to any other address or port goes straight to the system call,
  * without even a getsockopt; the socket type is asked only when the address
- * matches.  A TCP listener on the public port (transports "tcp") gets
+ * matches.  A TCP listener on the public port (transports "tcp") or on the
+ * public TLS port (transports "tls", reuseport_configure_tls) gets
  * SO_REUSEPORT only, so every worker accepts there; any other TCP socket on
  * these addresses is left alone.  Until
  * reuseport_configure() runs (and always in the master) nothing matches.
@@ -38,6 +39,7 @@ static struct in6_addr reuseport_addr6;   /* the listen address, when AF_INET6 *
 static int reuseport_public_port;
 static int reuseport_own_port;
 static int reuseport_rcvbuf;              /* 0: leave the kernel's default */
+static int reuseport_tls_port;            /* the public TLS port; 0: no TLS */
 
 int reuseport_configure(const char *listen, int public_port, int own_port, int rcvbuf)
 {
@@ -54,6 +56,14 @@ int reuseport_configure(const char *listen, int public_port, int own_port, int r
 	reuseport_public_port = public_port;
 	reuseport_own_port = own_port;
 	reuseport_rcvbuf = rcvbuf;
+	return 0;
+}
+
+int reuseport_configure_tls(int tls_public_port)
+{
+	if (tls_public_port < 0 || tls_public_port > 65535)
+		return -EINVAL;
+	reuseport_tls_port = tls_public_port;
 	return 0;
 }
 
@@ -115,12 +125,13 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	int port = reuseport_family ? reuseport_sip_port_of(addr, len) : -1;
 
-	int type = port == reuseport_public_port || port == reuseport_own_port ?
+	int tls = port > 0 && port == reuseport_tls_port;
+	int type = port == reuseport_public_port || port == reuseport_own_port || tls ?
 		   reuseport_type(fd) : -1;
 
-	if (type == SOCK_DGRAM)
+	if (type == SOCK_DGRAM && !tls)
 		reuseport_prepare(fd, port);
-	else if (type == SOCK_STREAM && port == reuseport_public_port)
+	else if (type == SOCK_STREAM && (port == reuseport_public_port || tls))
 		reuseport_prepare_stream(fd, port);
 	return (int)syscall(SYS_bind, fd, addr, len);
 }

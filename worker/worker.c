@@ -434,6 +434,8 @@ static int worker_start(struct config *cfg, shm_t *shm, unsigned idx)
 
 	ret = reuseport_configure(cfg->listen, cfg->sip_port, cfg->worker_port_base + (int)idx,
 				  cfg->udp_rcvbuf);
+	if (ret == 0)
+		ret = reuseport_configure_tls(cfg->transports & CONFIG_TP_TLS ? cfg->tls_port : 0);
 	if (ret < 0)
 		return ret;
 	ret = b2b_create(worker.root, cfg, shm, idx, &worker.b2b);

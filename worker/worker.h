@@ -33,5 +33,8 @@ void worker_run(struct config *cfg, shm_t *shm, handover_t *ho, const board_t *b
  * `rcvbuf` (0: untouched) on both; every other bind() is the plain system
  * call.  Returns 0, or -EINVAL for an address or port it cannot use. */
 int reuseport_configure(const char *listen, int public_port, int own_port, int rcvbuf);
+/* The public TLS port too (transports "tls"): a TCP listener bound there on
+ * the listen address gets SO_REUSEPORT.  0: none.  0 or -EINVAL. */
+int reuseport_configure_tls(int tls_public_port);
 
 #endif

@@ -16,7 +16,11 @@
 #   - host 2 owns the call on the worker that accepted the connection, and
 #     no handshake failed on either host;
 #   - one CDR per host (each is a B2BUA of its own), with the caller and
-#     callee of the call.
+#     callee of the call;
+#   - host 2 restarted with a certificate of another CA: host 1 refuses it
+#     (handshake failed, counted on both, logged with the reason); Sofia
+#     does not tell NTA, so the caller gets 408 when invite_timeout runs
+#     out, as for a callee that does not answer.
 
 . "$(dirname "$0")/lib.sh"
 _here=$(dirname "$0")
@@ -28,6 +32,7 @@ command -v ss >/dev/null || skip "ss not found (Debian package iproute2)"
 command -v curl >/dev/null || skip "curl not found (Debian package curl)"
 
 MH_REGISTRAR=0
+CFG_INVITE_TIMEOUT=6   # the refused callee below: its caller waits this long
 mh_pick_addrs 2
 H2=$(mh_addr 2)
 # One server certificate for both hosts (Sofia compares no names).
@@ -89,6 +94,26 @@ assert_eq "host1 host2" "$(mh_cdrs | jq -r .host | sort | tr '\n' ' ' | sed 's/ 
 	"one CDR from each host"
 assert_eq "ANSWERED ANSWERED" "$(mh_cdrs | jq -r .disposition | tr '\n' ' ' | sed 's/ $//')" \
 	"both CDRs: answered"
+mh_stop 2
+
+# --- host 2 shows a certificate another CA signed: host 1 refuses it
+MH_CFG_EXTRA[2]="$(tls_lines 2 | sed -e "s|$T/pki/server.pem|$T/pki/rogue.pem|" \
+	-e "s|$T/pki/server.key|$T/pki/rogue.key|")"
+mh_write_config 2
+mh_start 2
+mh_uac_route 1 refused uac_expect_code -m 1 -key maxfwd 70 -key extra_hdr "X-Test: none"
+sipp_wait refused || fail "the refused call's caller exited $?"
+assert_eq 408 "$(grep -a -o '^SIP/2.0 [0-9]*' "$T/refused.msg" | tail -1 | cut -d' ' -f2)" \
+	"the caller got 408 when invite_timeout ran out (the handshake failure is not told to NTA)"
+METRICS_URL="http://$(mh_addr 1):9464"
+assert_eq 1 "$(tls_metric b2bua_tls_handshake_failures_total)" \
+	"host 1 counted its refusal of host 2's certificate"
+METRICS_URL="http://$(mh_addr 2):9464"
+assert_eq 1 "$(tls_metric b2bua_tls_handshake_failures_total)" "host 2 counted the abort"
+assert_grep "TLS handshake \(connect\) with $H2:$TLS_PORT failed: certificate verify failed" \
+	"$(mh_log 1)" "host 1 logged why"
+assert_eq 0 "$(mh_cli_json 2 calls length)" "no call reached host 2"
+log "ok: a TLS callee whose certificate does not verify is refused, counted, and the caller gets 408"
 mh_stop 1
 mh_stop 2
 log "PASS"

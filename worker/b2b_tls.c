@@ -98,9 +98,12 @@ SSL_CTX *SSL_CTX_new(const SSL_METHOD *method)
 	    real_ctrl(ctx, B2B_TLS_SSL_CTRL_SET_MIN_PROTO_VERSION, b2b_tls_min_version,
 		      NULL) != 1) {
 		/* A context that would accept less than configured is no context. */
+		void (*ctx_free)(SSL_CTX *) = (void (*)(SSL_CTX *))b2b_tls_real("SSL_CTX_free");
+
 		log_error("tls_min_version: OpenSSL refused the minimum version %#x",
 			  b2b_tls_min_version);
-		((void (*)(SSL_CTX *))b2b_tls_real("SSL_CTX_free"))(ctx);
+		if (ctx_free != NULL)
+			ctx_free(ctx);
 		return NULL;
 	}
 	return ctx;
@@ -140,6 +143,8 @@ static int b2b_tls_step(SSL *ssl, int ret, const char *who)
 	static unsigned long (*peek_error)(void);
 	static const char *(*reason)(unsigned long);
 	char peer[INET6_ADDRSTRLEN + 8];
+	const char *why = NULL;
+	unsigned long e;
 	int err;
 
 	if (ret == 1)
@@ -155,9 +160,11 @@ static int b2b_tls_step(SSL *ssl, int ret, const char *who)
 	if (b2b_tls_shm != NULL)
 		shm_counter_add(b2b_tls_shm, b2b_tls_worker, SHM_CTR_TLS_HANDSHAKE_FAILED, 1);
 	b2b_tls_peer(ssl, peer, sizeof peer);
+	e = peek_error ? peek_error() : 0;
+	if (e != 0 && reason != NULL)
+		why = reason(e);
 	log_limited(&lim, LOG_WARN, "TLS handshake (%s) with %s failed: %s: connection closed",
-		    who, peer, peek_error && reason && peek_error() && reason(peek_error()) ?
-		    reason(peek_error()) : "closed or reset by the peer");
+		    who, peer, why ? why : "closed or reset by the peer");
 	return ret;
 }
 

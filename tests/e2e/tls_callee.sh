@@ -18,7 +18,7 @@
 #   - one CDR per host (each is a B2BUA of its own), with the caller and
 #     callee of the call;
 #   - host 2 restarted with a certificate of another CA: host 1 refuses it
-#     (handshake failed, counted on both, logged with the reason); Sofia
+#     (handshake failed, counted, logged with the reason); Sofia
 #     does not tell NTA, so the caller gets 408 when invite_timeout runs
 #     out, as for a callee that does not answer.
 
@@ -108,8 +108,10 @@ assert_eq 408 "$(grep -a -o '^SIP/2.0 [0-9]*' "$T/refused.msg" | tail -1 | cut -
 METRICS_URL="http://$(mh_addr 1):9464"
 assert_eq 1 "$(tls_metric b2bua_tls_handshake_failures_total)" \
 	"host 1 counted its refusal of host 2's certificate"
-METRICS_URL="http://$(mh_addr 2):9464"
-assert_eq 1 "$(tls_metric b2bua_tls_handshake_failures_total)" "host 2 counted the abort"
+# Host 2's side is not asserted: host 1 closes with host 2's last
+# handshake records unread, so its kernel resets the connection, and Sofia
+# closes a reset connection before OpenSSL sees the alert (tls_connect:
+# the HUP/ERR event first): counted or not, by timing.
 assert_grep "TLS handshake \(connect\) with $H2:$TLS_PORT failed: certificate verify failed" \
 	"$(mh_log 1)" "host 1 logged why"
 assert_eq 0 "$(mh_cli_json 2 calls length)" "no call reached host 2"

@@ -7,7 +7,7 @@
 #
 # Design note.  It reuses the e2e helpers (tests/e2e/lib.sh,
 # multihost_lib.sh, tls_lib.sh: loopback addresses, redis-server, the
-# hosts, the throwaway CA), 2 workers a host, log_level warn, and runs sipp
+# hosts, the throwaway CA), 2 workers a host, and runs sipp
 # without message traces so that sipp is not the bottleneck.  It prints
 # successful and failed calls, retransmissions seen by either sipp, the
 # call rate achieved and each host's CPU time per call (master, management
@@ -27,7 +27,7 @@ _here=$top_srcdir/tests/e2e
 . "$top_srcdir/tests/e2e/tls_lib.sh"
 
 MH_REGISTRAR=0
-CFG_LOG_LEVEL=warn
+CFG_LOG_LEVEL=info   # the hosts' readiness is read from the info lines
 CFG_CALL_CAPACITY=16384
 mh_pick_addrs 2
 H2=$(mh_addr 2)

@@ -196,6 +196,13 @@ void config_defaults(struct config *cfg)
 	cfg->session_expires = 1800;
 	cfg->min_se = 90;
 
+	/* TLS: 5061 (RFC 3261); the own ports above the worker ports' widest
+	 * range (5070 + CONFIG_MAX_WORKERS), so that no defaults meet. */
+	cfg->tls_port = 5061;
+	cfg->tls_worker_port_base = 5170;
+	cfg->tls_verify_peer = 0;
+	cfg->tls_min_version = CONFIG_TLS_1_2;
+
 	cfg->n_routes = 0;
 }
 
@@ -391,6 +398,8 @@ static int config_finish(const struct config_ctx *ctx, const config_setting_t *r
 		rc = config_check_sentinels(ctx, root, cfg);
 	if (rc == 0)
 		rc = config_check_wait(ctx, root, cfg);
+	if (rc == 0)
+		rc = config_check_tls(ctx, root, cfg);
 	return rc;
 }
 

@@ -61,6 +61,11 @@ enum config_untrusted {
 #define CONFIG_TP_TCP 2u
 #define CONFIG_TP_TLS 4u
 
+/* tls_min_version: TLS's own protocol version numbers (as OpenSSL's
+ * TLS1_2_VERSION, TLS1_3_VERSION). */
+#define CONFIG_TLS_1_2 0x0303
+#define CONFIG_TLS_1_3 0x0304
+
 struct config {
 	char path[PATH_MAX];           /* the file it was read from */
 
@@ -89,6 +94,15 @@ struct config {
 	int max_call_duration;         /* max_call_duration: seconds an answered call may last, 0 = no limit */
 	int session_expires;           /* session_expires: RFC 4028 session interval we offer, s; 0 = off */
 	int min_se;                    /* min_se: shortest session interval we accept (else 422), s */
+
+	/* TLS, when transports has "tls" (b2bua/config_tls.c, worker/b2b_tls.c) */
+	int tls_port;                  /* tls_port: the public TLS port, shared by all workers */
+	int tls_worker_port_base;      /* tls_worker_port_base: worker i's own TLS port is this + i */
+	char tls_certificate[PATH_MAX]; /* tls_certificate: PEM certificate of the TLS ports */
+	char tls_key[PATH_MAX];        /* tls_key: PEM private key of tls_certificate */
+	char tls_ca_file[PATH_MAX];    /* tls_ca_file: PEM CAs a peer's certificate must chain to */
+	int tls_verify_peer;           /* tls_verify_peer: peers must show a certificate of tls_ca_file */
+	int tls_min_version;           /* tls_min_version: CONFIG_TLS_1_2 | CONFIG_TLS_1_3 */
 
 	/* call table */
 	unsigned call_capacity;        /* call_capacity: concurrent calls; beyond it new INVITEs get 503 */

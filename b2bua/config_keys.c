@@ -368,9 +368,9 @@ static int config_load_socket_io(const struct config_ctx *ctx, const config_sett
 	return 0;
 }
 
-/* transports = ["udp", "tcp"]: a list of names, "udp" always among them
- * (every worker's own port, and so every dialog, needs it).  "tls" is named
- * in the error: it is the next part of issue 11, not yet built. */
+/* transports = ["udp", "tcp", "tls"]: a list of names, "udp" always among
+ * them (every worker's own port, and so every dialog, needs it).  "tls"
+ * needs the tls_* keys (config_tls.c). */
 static int config_load_transports(const struct config_ctx *ctx, const config_setting_t *s,
 				  struct config *cfg)
 {
@@ -379,7 +379,7 @@ static int config_load_transports(const struct config_ctx *ctx, const config_set
 	unsigned bits = 0;
 
 	if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
-		return config_fail(ctx, s, key, "must be a list: [ \"udp\", \"tcp\" ]");
+		return config_fail(ctx, s, key, "must be a list: [ \"udp\", \"tcp\", \"tls\" ]");
 	for (int i = 0; i < config_setting_length(s); i++) {
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		const char *v = config_setting_type(e) == CONFIG_TYPE_STRING ?
@@ -389,9 +389,11 @@ static int config_load_transports(const struct config_ctx *ctx, const config_set
 			bits |= CONFIG_TP_UDP;
 		else if (strcmp(v, "tcp") == 0)
 			bits |= CONFIG_TP_TCP;
+		else if (strcmp(v, "tls") == 0)
+			bits |= CONFIG_TP_TLS;
 		else
-			return config_fail(ctx, s, key, "entry %d: \"%s\": only \"udp\" and "
-					   "\"tcp\" are built (\"tls\" is not yet)", i, v);
+			return config_fail(ctx, s, key, "entry %d: \"%s\": must be \"udp\", "
+					   "\"tcp\" or \"tls\"", i, v);
 	}
 	if (!(bits & CONFIG_TP_UDP))
 		return config_fail(ctx, s, key, "must name \"udp\"");
@@ -1050,6 +1052,13 @@ static const struct config_key config_keys[] = {
 	{ "tcp_message_timeout", config_load_tcp_message_timeout },
 	{ "tcp_max_connections", config_load_tcp_max_connections },
 	{ "tcp_max_per_source",  config_load_tcp_max_per_source },
+	{ "tls_port",             config_load_tls_port },
+	{ "tls_worker_port_base", config_load_tls_worker_port_base },
+	{ "tls_certificate",      config_load_tls_certificate },
+	{ "tls_key",              config_load_tls_key },
+	{ "tls_ca_file",          config_load_tls_ca_file },
+	{ "tls_verify_peer",      config_load_tls_verify_peer },
+	{ "tls_min_version",      config_load_tls_min_version },
 	{ "max_forwards",     config_load_max_forwards },
 	{ "invite_timeout",   config_load_invite_timeout },
 	{ "call_capacity",    config_load_call_capacity },

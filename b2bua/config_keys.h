@@ -46,6 +46,27 @@ int config_load_auth_algorithms(const struct config_ctx *ctx, const config_setti
 int config_load_auth_sha256(const struct config_ctx *ctx, const config_setting_t *s,
 			    struct config *cfg);
 
+/* The TLS keys' loaders and their checks across keys (config_tls.c). */
+int config_load_tls_port(const struct config_ctx *ctx, const config_setting_t *s,
+			 struct config *cfg);
+int config_load_tls_worker_port_base(const struct config_ctx *ctx, const config_setting_t *s,
+				     struct config *cfg);
+int config_load_tls_certificate(const struct config_ctx *ctx, const config_setting_t *s,
+				struct config *cfg);
+int config_load_tls_key(const struct config_ctx *ctx, const config_setting_t *s,
+			struct config *cfg);
+int config_load_tls_ca_file(const struct config_ctx *ctx, const config_setting_t *s,
+			    struct config *cfg);
+int config_load_tls_verify_peer(const struct config_ctx *ctx, const config_setting_t *s,
+				struct config *cfg);
+int config_load_tls_min_version(const struct config_ctx *ctx, const config_setting_t *s,
+				struct config *cfg);
+/* With "tls" in transports: the TLS ports apart from the others and from
+ * each other, the certificate and key (and the CA file when verifying)
+ * readable PEM files.  0 or -EINVAL with the error in ctx. */
+int config_check_tls(const struct config_ctx *ctx, const config_setting_t *root,
+		     const struct config *cfg);
+
 /* Load one top-level setting through its key's loader; an unknown key is an error. */
 int config_key_load(const struct config_ctx *ctx, const config_setting_t *s,
 		    struct config *cfg);

@@ -258,6 +258,9 @@ static const struct metrics_ctr metrics_per_worker[] = {
 	  "Connections closed for a message over 64 KB." },
 	{ "b2bua_connections_closed_partial_total", "counter", SHM_CTR_CONN_PARTIAL,
 	  "Connections that ended in the middle of a message (peer closed, or garbage)." },
+	{ "b2bua_tls_handshake_failures_total", "counter", SHM_CTR_TLS_HANDSHAKE_FAILED,
+	  "TLS handshakes that failed (garbage, an untrusted or missing certificate), "
+	  "accepted or opened by the worker; the connection was closed." },
 };
 
 static const char *const metrics_state_names[] = {

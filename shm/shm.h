@@ -244,6 +244,7 @@ enum shm_counter {
 	SHM_CTR_CONN_MSG_TIMEOUT,  /* ... closed: a message not complete in tcp_message_timeout */
 	SHM_CTR_CONN_OVERSIZED,    /* ... closed: a message over 64 KB (worker/conn.c) */
 	SHM_CTR_CONN_PARTIAL,      /* ... that ended (peer or Sofia closed) in the middle of a message */
+	SHM_CTR_TLS_HANDSHAKE_FAILED, /* TLS handshakes that failed, either way (b2b_tls.c) */
 	SHM_CTR__COUNT
 };
 

@@ -562,7 +562,7 @@ START_TEST(test_transports)
 	ck_assert_uint_eq(l->cfg.transports, CONFIG_TP_UDP);
 	free(l);
 	assert_error_text("# line 1\ntransports = [ \"tcp\" ];\n", 2, "transports");
-	assert_error_text("# line 1\ntransports = [ \"udp\", \"tls\" ];\n", 2, "transports");
+	assert_error_text("# line 1\ntransports = [ \"udp\", \"sctp\" ];\n", 2, "transports");
 	assert_error_text("# line 1\ntransports = \"udp\";\n", 2, "transports");
 	assert_error_text("# line 1\ntransports = [ ];\n", 2, "transports");
 }

@@ -4,9 +4,10 @@
  *
  * Design note.  This file owns the NTA agent and its two transports (the
  * public port and this worker's own port, see b2b.h; each also on TCP when
- * transports has "tcp": b2b_tcp_create), on every listen address (dual
- * stack: b2b_addr_create; a leg uses the address of its peer's family,
- * b2b_addr_for_host), and every request
+ * transports has "tcp": b2b_tcp_create, and a TLS pair of its own with
+ * "tls": b2b_tls.c), on every listen address (dual stack: b2b_addr_create;
+ * a leg uses the address of its peer's family, b2b_addr_for_host), and
+ * every request
  * that matches no dialog: a new INVITE (refused here when it cannot become
  * a call: a stray re-INVITE, draining, Max-Forwards 0, a loop through us, a
  * full call table; otherwise it gets a pool entry, a slot in the call table,
@@ -428,6 +429,12 @@ static int b2b_addr_create(b2b_t *b2b, unsigned i, int own_port)
 	    (a->contact_tcp = sip_contact_format(b2b->home, "<sip:%s@%s:%d;transport=tcp>",
 						 cfg->node_id, adv, own_port)) == NULL)
 		return -ENOMEM;
+	if (cfg->transports & CONFIG_TP_TLS) {
+		int ret = b2b_tls_create(b2b, listen, adv, a);
+
+		if (ret < 0)
+			return ret;
+	}
 	return a->contact ? 0 : -ENOMEM;
 }
 
@@ -475,12 +482,16 @@ static int b2b_agent_create(b2b_t *b2b)
 		log_error("cannot listen on %s: %m", pub_url);
 		return -EADDRINUSE;
 	}
+	if (cfg->transports & CONFIG_TP_TLS)
+		ret = b2b_tls_begin(b2b);
 	for (unsigned i = 0; ret == 0 && i < b2b->n_addr; i++)
 		ret = b2b_addr_create(b2b, i, own_port);
+	b2b_tls_destroy(b2b);   /* Sofia has read the certificates (b2b_tls.c) */
 	if (ret < 0)
 		return ret;
 	b2b->contact = b2b->addr[0].contact;
 	b2b->contact_tcp = b2b->addr[0].contact_tcp;
+	b2b->contact_tls = b2b->addr[0].contact_tls;
 	b2b->default_leg = nta_leg_tcreate(b2b->agent, b2b_on_request, (nta_leg_magic_t *)b2b,
 					   NTATAG_NO_DIALOG(1), TAG_END());
 	if (b2b->contact == NULL || b2b->default_leg == NULL)
@@ -552,6 +563,7 @@ void b2b_destroy(b2b_t *b2b)
 		nta_leg_destroy(b2b->default_leg);
 	if (b2b->agent)
 		nta_agent_destroy(b2b->agent);
+	b2b_tls_destroy(b2b);
 	b2b_overload_free(b2b);   /* after the agent: its sockets' gate is gone */
 	free(b2b->pool);
 	b2b_limits_destroy(b2b);

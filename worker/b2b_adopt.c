@@ -625,7 +625,8 @@ static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
 }
 
 /*
- * A caller that reached the predecessor over TCP: its connection died with
+ * A caller that reached the predecessor over TCP (or TLS, the same way): its
+ * connection died with
  * that process, so requests to it go to its Contact (the leg's remote
  * target, no route: call->a_nat stays NULL), where a caller that listens
  * takes a new connection; and our Contact on its leg still says
@@ -636,9 +637,12 @@ static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
  */
 static void b2b_adopt_stream(b2b_t *b2b, struct b2b_call *call, const struct shm_call *rec)
 {
-	if (rec->a.transport != SHM_TP_TCP || b2b->addr[call->a_addr].contact_tcp == NULL)
+	const struct b2b_addr *a = &b2b->addr[call->a_addr];
+
+	if (!(rec->a.transport == SHM_TP_TCP && a->contact_tcp) &&
+	    !(rec->a.transport == SHM_TP_TLS && a->contact_tls))
 		return;
-	call->a_stream = 1;
+	call->a_stream = rec->a.transport;
 	log_info("call %s: its caller was on a connection of the previous process: "
 		 "reached at its Contact %s from now on", call->id, rec->a.remote_target);
 }

@@ -137,7 +137,9 @@ sip_contact_t const *b2b_leg_contact(struct b2b_call *call, enum b2b_leg which)
 	const struct b2b_addr *a = &call->b2b->addr[which == B2B_LEG_A ? call->a_addr :
 						     br ? br->addr : 0];
 
-	if (which == B2B_LEG_A && call->a_stream && a->contact_tcp)
+	if (which == B2B_LEG_A && call->a_stream == SHM_TP_TLS && a->contact_tls)
+		return a->contact_tls;
+	if (which == B2B_LEG_A && call->a_stream == SHM_TP_TCP && a->contact_tcp)
 		return a->contact_tcp;
 	return a->contact;
 }
@@ -413,22 +415,28 @@ static int b2b_on_b_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 
 /* ------------------------------------------------------------ starting branches */
 
-/* Our Contact on a B-leg INVITE: ;transport=tcp when the INVITE goes over
- * TCP (its route, else its Request-URI, names TCP: a route target
- * "sip:...;transport=tcp", a flow, the MTU switch), so the callee's
- * requests come back over TCP to this worker's own port; else UDP. */
+/* Our Contact on a B-leg INVITE: the transport the INVITE goes over (its
+ * route, else its Request-URI: a route target "sip:...;transport=tcp", a
+ * sips: URI or ;transport=tls, a flow, the MTU switch), so the callee's
+ * requests come back over it to this worker's own port; else UDP. */
 static sip_contact_t const *b2b_branch_contact(b2b_t *b2b, url_t const *ruri,
 					       const char *route, const struct b2b_addr *a)
 {
-	char tp[8];
+	char tp[8] = "";
 
-	if (a->contact_tcp == NULL)
+	(void)b2b;
+	if (route) {   /* ours: "sip:host:port;transport=X", written in lower case */
+		if (strstr(route, ";transport=tls") && a->contact_tls)
+			return a->contact_tls;
+		if (strstr(route, ";transport=tcp") && a->contact_tcp)
+			return a->contact_tcp;
 		return a->contact;
-	if (route)   /* ours: "sip:host:port;transport=X", written in lower case */
-		return strstr(route, ";transport=tcp") ? a->contact_tcp : a->contact;
-	if (ruri && ruri->url_params &&
-	    url_param(ruri->url_params, "transport", tp, sizeof tp) > 0 &&
-	    su_casematch(tp, "tcp"))
+	}
+	if (ruri && ruri->url_params)
+		url_param(ruri->url_params, "transport", tp, sizeof tp);
+	if (a->contact_tls && ruri && (ruri->url_type == url_sips || su_casematch(tp, "tls")))
+		return a->contact_tls;
+	if (a->contact_tcp && su_casematch(tp, "tcp"))
 		return a->contact_tcp;
 	return a->contact;
 }

@@ -123,9 +123,13 @@ void b2b_record_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip, const cha
 		b2b_url_copy(c->a.route_set, sizeof c->a.route_set,
 			     sip->sip_record_route->r_url);
 	c->a.remote_cseq = sip->sip_cseq->cs_seq;
-	c->a.transport = sip->sip_via && sip->sip_via->v_protocol &&
-			 su_casematch(sip->sip_via->v_protocol, sip_transport_tcp) ?
-			 SHM_TP_TCP : SHM_TP_UDP;
+	c->a.transport = SHM_TP_UDP;
+	if (sip->sip_via && sip->sip_via->v_protocol &&
+	    su_casematch(sip->sip_via->v_protocol, sip_transport_tcp))
+		c->a.transport = SHM_TP_TCP;
+	else if (sip->sip_via && sip->sip_via->v_protocol &&
+		 su_casematch(sip->sip_via->v_protocol, sip_transport_tls))
+		c->a.transport = SHM_TP_TLS;
 	b2b_url_copy(c->b.local_uri, sizeof c->b.local_uri, sip->sip_from->a_url);
 	b2b_url_copy(c->b.remote_uri, sizeof c->b.remote_uri, sip->sip_to->a_url);
 	c->b.transport = SHM_TP_UDP;

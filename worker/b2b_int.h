@@ -20,6 +20,8 @@
  *                 invite_timeout, and RFC 4028 session timers per leg
  *   b2b_overload.c  overload control: the own port first, new INVITEs
  *                 shed with a stateless 503 while the worker falls behind
+ *   b2b_tls.c     the TLS transports: their certificate directory, the
+ *                 lowest version, failed handshakes counted
  *
  * A call, seen from here:
  *
@@ -68,6 +70,7 @@ struct b2b_addr {
 	char ident_own[16];          /* B2B_IDENT_OWN, "own1", ... */
 	sip_contact_t *contact;      /* advertise[i], own port, UDP */
 	sip_contact_t *contact_tcp;  /* the same, ;transport=tcp; NULL when TCP is off */
+	sip_contact_t *contact_tls;  /* own TLS port, ;transport=tls; NULL when TLS is off */
 };
 
 enum b2b_state {
@@ -195,8 +198,9 @@ struct b2b_call {
 	nta_incoming_t *a_irq;       /* the caller's INVITE, until ACKed/final */
 	struct b2b_nat_route *a_nat; /* the caller is behind NAT: where requests to it
 				      * go (b2b_leg_route); NULL: its Contact */
-	int a_stream;                /* the caller's INVITE came over TCP: the A-leg is
-				      * the caller's connection (b2b_a_leg_stream) */
+	int a_stream;                /* 0, or SHM_TP_TCP / SHM_TP_TLS: the caller's INVITE
+				      * came over a connection, the A-leg is that
+				      * connection (b2b_a_leg_stream) */
 	unsigned a_addr;             /* our address for the caller (b2b->addr[], the
 				      * family its INVITE came from) */
 
@@ -260,6 +264,9 @@ struct b2b {
 	sip_contact_t *contact;       /* ours: advertise host, own port (addr[0]'s) */
 	sip_contact_t *contact_tcp;   /* the same, ;transport=tcp: legs whose peer reached us
 				       * over a connection; NULL when TCP is off */
+	sip_contact_t *contact_tls;   /* ;transport=tls on the own TLS port (addr[0]'s);
+				       * NULL: TLS off */
+	char *tls_dir;                /* Sofia's certificate directory (b2b_tls.c), until read */
 	struct b2b_addr addr[CONFIG_MAX_LISTEN];   /* one per listen address */
 	unsigned n_addr;
 	url_t **route_urls;           /* cfg->routes[i].target, parsed once */
@@ -372,11 +379,23 @@ url_string_t const *b2b_leg_route(nta_leg_t *leg);
  * and port it sent to, and it sent to the public port), else our own port.
  * Answers to the public port reach this worker by our From tag (dgram.c). */
 const char *b2b_leg_ident(nta_leg_t *leg);
-/* Our Contact on the call's leg `which`: ;transport=tcp on an A-leg that
- * is the caller's connection, else the UDP one. */
+/* Our Contact on the call's leg `which`: ;transport=tcp (tls) on an A-leg
+ * that is the caller's TCP (TLS) connection, else the UDP one. */
 sip_contact_t const *b2b_leg_contact(struct b2b_call *call, enum b2b_leg which);
 /* 1 when the request came from one of the `trusted` sources (b2b_policy.c). */
 int b2b_source_trusted(b2b_t *b2b, nta_incoming_t *irq);
+
+/* ------------------------------------------------------------ b2b_tls.c */
+
+/* transports has "tls": first the certificate directory (b2b_tls_begin),
+ * then for each listen address `a` the public and own TLS primaries (idents
+ * as their UDP twins on that address) and a->contact_tls (b2b_tls_create),
+ * then b2b_tls_destroy.  0 or a negative errno (-EADDRINUSE: a port is
+ * taken; logged). */
+int b2b_tls_begin(b2b_t *b2b);
+int b2b_tls_create(b2b_t *b2b, const char *listen, const char *adv, struct b2b_addr *a);
+/* Remove the certificate directory: Sofia has read it (and on error paths). */
+void b2b_tls_destroy(b2b_t *b2b);
 
 /* ------------------------------------------------------------ b2b_relay.c */
 

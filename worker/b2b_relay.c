@@ -424,25 +424,33 @@ static int b2b_a_leg_nat(struct b2b_call *call, nta_incoming_t *irq, sip_t const
 }
 
 /*
- * A caller whose INVITE came over TCP (top Via SIP/2.0/TCP): the A-leg is
- * its connection.  Requests to it go to the INVITE's source with
- * ;transport=tcp, so Sofia finds the connection the INVITE came on (tport
- * reuses a connection to the same peer address) instead of dialling the
- * Contact, which a client behind NAT or one that does not listen cannot
- * take; our Contact on this leg says ;transport=tcp (b2b_leg_contact).
- * The connection is this worker's: it accepted it, so the call is ours
- * (docs/architecture.md, "Connections: TCP and TLS").  0, or -ENOMEM.
+ * A caller whose INVITE came over TCP or TLS (top Via SIP/2.0/TCP or TLS):
+ * the A-leg is its connection.  Requests to it go to the INVITE's source
+ * with ;transport=tcp (tls), so Sofia finds the connection the INVITE came
+ * on (tport reuses a connection to the same peer address) instead of
+ * dialling the Contact, which a client behind NAT or one that does not
+ * listen cannot take; our Contact on this leg says ;transport=tcp (tls)
+ * (b2b_leg_contact).  The connection is this worker's: it accepted it, so
+ * the call is ours (docs/architecture.md, "Connections: TCP and TLS").
+ * 0, or -ENOMEM.
  */
 static int b2b_a_leg_stream(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip)
 {
 	char source[REGISTRAR_ADDR_MAX];
+	const char *tp;
 	char *udp;
 
-	if (sip->sip_via == NULL || sip->sip_via->v_protocol == NULL ||
-	    !su_casematch(sip->sip_via->v_protocol, sip_transport_tcp) ||
-	    call->b2b->addr[call->a_addr].contact_tcp == NULL)
+	if (sip->sip_via == NULL || sip->sip_via->v_protocol == NULL)
 		return 0;
-	call->a_stream = 1;
+	if (su_casematch(sip->sip_via->v_protocol, sip_transport_tcp) &&
+	    call->b2b->addr[call->a_addr].contact_tcp)
+		call->a_stream = SHM_TP_TCP;
+	else if (su_casematch(sip->sip_via->v_protocol, sip_transport_tls) &&
+		 call->b2b->addr[call->a_addr].contact_tls)
+		call->a_stream = SHM_TP_TLS;
+	else
+		return 0;
+	tp = call->a_stream == SHM_TP_TLS ? ";transport=tls" : ";transport=tcp";
 	if (registrar_request_source(irq, source, sizeof source) < 0)
 		return 0;
 	if (call->a_nat == NULL && (call->a_nat = calloc(1, sizeof *call->a_nat)) == NULL)
@@ -453,7 +461,7 @@ static int b2b_a_leg_stream(struct b2b_call *call, nta_incoming_t *irq, sip_t co
 		call->a_nat = NULL;
 		return 0;
 	}
-	memcpy(udp, ";transport=tcp", sizeof ";transport=tcp");
+	memcpy(udp, tp, strlen(tp) + 1);   /* as long as ";transport=udp" */
 	return 0;
 }
 

@@ -331,7 +331,7 @@ static int b2b_stream_route_open(struct b2b_call *call)
 	tport_t *tp = NULL;
 
 	if (url && url->url_host && url->url_port && tps) {
-		tp_name_t tpn = { .tpn_proto = "tcp", .tpn_canon = url->url_host,
+		tp_name_t tpn = { .tpn_proto = call->a_stream == SHM_TP_TLS ? "tls" : "tcp", .tpn_canon = url->url_host,
 				  .tpn_host = url->url_host, .tpn_port = url->url_port,
 				  .tpn_ident = b2b_leg_ident(call->a_leg) };
 

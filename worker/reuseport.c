@@ -16,7 +16,8 @@
  *     worker reads it.
  * A bind() to any other address or port goes straight to the system call,
  * without even a getsockopt; the socket type is asked only when the address
- * matches.  A TCP listener on the public port (transports "tcp") gets
+ * matches.  A TCP listener on the public port (transports "tcp") or on the
+ * public TLS port (transports "tls", reuseport_configure_tls) gets
  * SO_REUSEPORT only, so every worker accepts there; any other TCP socket on
  * these addresses is left alone.  Until
  * reuseport_configure() runs (and always in the master) nothing matches.
@@ -45,6 +46,7 @@ static unsigned reuseport_n;              /* 0: not configured */
 static int reuseport_public_port;
 static int reuseport_own_port;
 static int reuseport_rcvbuf;              /* 0: leave the kernel's default */
+static int reuseport_tls_port;            /* the public TLS port; 0: no TLS */
 
 int reuseport_configure(const char *listen, int public_port, int own_port, int rcvbuf)
 {
@@ -86,6 +88,14 @@ static int reuseport_is(const struct reuseport_addr *a, const struct sockaddr *a
 	if (a->family == AF_INET6 && len >= sizeof(struct sockaddr_in6))
 		return memcmp(&((const struct sockaddr_in6 *)addr)->sin6_addr, &a->addr6,
 			      sizeof a->addr6) == 0;
+	return 0;
+}
+
+int reuseport_configure_tls(int tls_public_port)
+{
+	if (tls_public_port < 0 || tls_public_port > 65535)
+		return -EINVAL;
+	reuseport_tls_port = tls_public_port;
 	return 0;
 }
 
@@ -141,12 +151,13 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	int port = reuseport_n ? reuseport_sip_port_of(addr, len) : -1;
 
-	int type = port == reuseport_public_port || port == reuseport_own_port ?
+	int tls = port > 0 && port == reuseport_tls_port;
+	int type = port == reuseport_public_port || port == reuseport_own_port || tls ?
 		   reuseport_type(fd) : -1;
 
-	if (type == SOCK_DGRAM)
+	if (type == SOCK_DGRAM && !tls)
 		reuseport_prepare(fd, port);
-	else if (type == SOCK_STREAM && port == reuseport_public_port)
+	else if (type == SOCK_STREAM && (port == reuseport_public_port || tls))
 		reuseport_prepare_stream(fd, port);
 	return (int)syscall(SYS_bind, fd, addr, len);
 }

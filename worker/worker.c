@@ -444,6 +444,8 @@ static int worker_start(struct config *cfg, shm_t *shm, unsigned idx)
 				  cfg->udp_rcvbuf);
 	for (size_t k = 1; ret == 0 && k < cfg->n_listen; k++)
 		ret = reuseport_add(cfg->listen[k]);
+	if (ret == 0)
+		ret = reuseport_configure_tls(cfg->transports & CONFIG_TP_TLS ? cfg->tls_port : 0);
 	if (ret < 0)
 		return ret;
 	ret = conn_configure(cfg, shm, idx);

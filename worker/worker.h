@@ -36,5 +36,8 @@ int reuseport_configure(const char *listen, int public_port, int own_port, int r
 /* One more listen address (dual stack), after reuseport_configure: the same
  * ports and rules on it.  0, or -EINVAL (not an IP literal, too many). */
 int reuseport_add(const char *listen);
+/* The public TLS port too (transports "tls"): a TCP listener bound there on
+ * the listen address gets SO_REUSEPORT.  0: none.  0 or -EINVAL. */
+int reuseport_configure_tls(int tls_public_port);
 
 #endif

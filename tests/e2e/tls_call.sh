@@ -176,30 +176,26 @@ assert_eq "ANSWERED 200 sip:alice@$ADDR sip:bob@$ADDR;transport=tls caller" \
 # A call to alice must reach her over the connection she registered on
 # (libre listens on TLS too, but the binding's source is the connection):
 # that is the registration's flow (docs/architecture.md, "Flows in
-# registrations"), recorded in the binding by the registrar when it is
-# built.  Without it the binding is taken for NAT'd UDP and the call
-# cannot reach her: this part then says so and is left out.
-if [ -n "$(printf '%s' "$binding" | jq -r '.flow // empty')" ]; then
-	assert_eq tls "$(printf '%s' "$binding" | jq -r .transport)" "alice's binding: transport tls"
-	# bob calls her from his UDP UA (he authenticates: his From is local).
-	uac_run uac2 uac_auth -s alice -m 1 -d 2000 -key from bob -au bob -ap bobpw \
-		-auth_uri "alice@$ADDR:$SIP_PORT"
-	assert_sipp_ok uac2 1
-	assert_grep "^INVITE sip:alice-[^ ]*;transport=tls SIP/2.0" \
-		<(grep -a -A1 -E "^TLS $ADDR:[0-9]+ -> " "$T/alice.out") \
-		"alice got the INVITE over TLS"
-	assert_grep "^Contact: <sip:[^>]*@$ADDR:[0-9]+;transport=tls>" \
-		<(grep -a -A12 "^INVITE sip:alice-" "$T/alice.out") \
-		"the INVITE to alice: our Contact ;transport=tls"
-	wait_for 10 calls_empty || fail "the reverse call did not leave the table"
-	cdr=$(cli cdr tail 1 --json) || fail "cdr tail failed"
-	assert_eq "ANSWERED sip:bob@$ADDR sip:alice@$ADDR:$SIP_PORT caller" \
-		"$(printf '%s' "$cdr" | jq -r '.[0] | "\(.disposition) \(.caller) \(.callee) \(.hangup_by)"')" \
-		"CDR: bob (UDP) -> alice (TLS), answered, hung up by bob"
-	log "ok: bob (UDP) reached alice over her TLS connection"
-else
-	log "the reverse direction (UDP -> TLS subscriber) is left out: bindings record no flow yet"
-fi
+# registrations"), recorded in the binding by the registrar.
+[ -n "$(printf '%s' "$binding" | jq -r '.flow // empty')" ] ||
+	fail "alice's binding records no flow: $binding"
+assert_eq tls "$(printf '%s' "$binding" | jq -r .transport)" "alice's binding: transport tls"
+# bob calls her from his UDP UA (he authenticates: his From is local).
+uac_run uac2 uac_auth -s alice -m 1 -d 2000 -key from bob -au bob -ap bobpw \
+	-auth_uri "alice@$ADDR:$SIP_PORT"
+assert_sipp_ok uac2 1
+assert_grep "^INVITE sip:alice-[^ ]*;transport=tls SIP/2.0" \
+	<(grep -a -A1 -E "^TLS $ADDR:[0-9]+ -> " "$T/alice.out") \
+	"alice got the INVITE over TLS"
+assert_grep "^Contact: <sip:[^>]*@$ADDR:[0-9]+;transport=tls>" \
+	<(grep -a -A12 "^INVITE sip:alice-" "$T/alice.out") \
+	"the INVITE to alice: our Contact ;transport=tls"
+wait_for 10 calls_empty || fail "the reverse call did not leave the table"
+cdr=$(cli cdr tail 1 --json) || fail "cdr tail failed"
+assert_eq "ANSWERED sip:bob@$ADDR sip:alice@$ADDR:$SIP_PORT caller" \
+	"$(printf '%s' "$cdr" | jq -r '.[0] | "\(.disposition) \(.caller) \(.callee) \(.hangup_by)"')" \
+	"CDR: bob (UDP) -> alice (TLS), answered, hung up by bob"
+log "ok: bob (UDP) reached alice over her TLS connection"
 
 assert_eq 0 "$(tls_metric b2bua_tls_handshake_failures_total)" "no failed TLS handshake"
 assert_no_grep "(error|crit)" "$T/b2bua.log" "no errors in the daemon's log"

@@ -94,6 +94,12 @@ url_string_t const *b2b_leg_route(nta_leg_t *leg)
 
 const char *b2b_leg_ident(nta_leg_t *leg)
 {
+	struct b2b_call *call = leg ? (struct b2b_call *)nta_leg_magic(leg, b2b_on_a_request)
+				    : NULL;
+
+	/* A caller's connection: Sofia reuses it only from the primary that has it. */
+	if (call && call->a_stream && call->a_nat && call->a_stream_ident)
+		return call->a_stream_ident;
 	return b2b_leg_route(leg) ? B2B_IDENT_PUBLIC : B2B_IDENT_OWN;
 }
 

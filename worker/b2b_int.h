@@ -164,6 +164,8 @@ struct b2b_call {
 				      * go (b2b_leg_route); NULL: its Contact */
 	int a_stream;                /* the caller's INVITE came over TCP: the A-leg is
 				      * the caller's connection (b2b_a_leg_stream) */
+	const char *a_stream_ident;  /* B2B_IDENT_PUBLIC or _OWN: the primary whose
+				      * connection the caller last used (b2b_leg_ident) */
 
 	struct b2b_branch br[B2B_MAX_BRANCHES];
 	unsigned n_br;

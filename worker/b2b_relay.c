@@ -38,6 +38,8 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_string.h>
 #include <sofia-sip/su_tag.h>
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
 
 #include "b2bua/log.h"
@@ -336,6 +338,33 @@ static void b2b_on_a_ack(struct b2b_call *call)
 	}
 }
 
+/*
+ * A caller on TCP sends each request over a connection of its choice: the
+ * one its INVITE came on, or (after following our Contact) one to this
+ * worker's own port, and may close the other.  Requests to it follow the
+ * connection of its latest request (`msg`, being delivered now): its
+ * source, and the primary that accepted it (Sofia reuses a connection only
+ * from its own primary; b2b_leg_ident).  For the INVITE too.
+ */
+static void b2b_a_leg_follow(struct b2b_call *call, msg_t *msg)
+{
+	sip_t const *sip = msg ? sip_object(msg) : NULL;
+	su_sockaddr_t const *sa = msg ? msg_addr(msg) : NULL;
+	tport_t *tp = msg ? tport_delivered_by(nta_agent_tports(call->b2b->agent), msg) : NULL;
+	tp_name_t const *pri = tp && tport_parent(tp) ? tport_name(tport_parent(tp)) : NULL;
+	char ip[INET_ADDRSTRLEN];
+
+	if (!call->a_stream || call->a_nat == NULL || sip == NULL || sip->sip_via == NULL ||
+	    !su_casematch(sip->sip_via->v_protocol, sip_transport_tcp) ||
+	    sa == NULL || sa->su_family != AF_INET ||
+	    inet_ntop(AF_INET, &sa->su_sin.sin_addr, ip, sizeof ip) == NULL)
+		return;
+	snprintf(call->a_nat->url, sizeof call->a_nat->url, "sip:%s:%u;transport=tcp", ip,
+		 (unsigned)ntohs(sa->su_sin.sin_port));
+	call->a_stream_ident = pri && pri->tpn_ident && strcmp(pri->tpn_ident, B2B_IDENT_OWN) == 0
+			       ? B2B_IDENT_OWN : B2B_IDENT_PUBLIC;
+}
+
 /* NTA calls this for the ACK and the CANCEL of the caller's INVITE. */
 static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
 {
@@ -366,9 +395,14 @@ static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 	case sip_method_cancel:
 		b2b_caller_cancels(call);
 		return 0;
-	case sip_method_ack:
+	case sip_method_ack: {
+		msg_t *ack = nta_incoming_getrequest_ackcancel(irq);
+
+		b2b_a_leg_follow(call, ack);
+		msg_destroy(ack);   /* the reference getrequest took */
 		b2b_on_a_ack(call);
 		return 0;
+	}
 	default:
 		return 0;
 	}
@@ -379,7 +413,10 @@ int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq
 		     sip_t const *sip)
 {
 	struct b2b_call *call = (struct b2b_call *)magic;
+	msg_t *msg = nta_incoming_getrequest(irq);
 
+	b2b_a_leg_follow(call, msg);
+	msg_destroy(msg);   /* the reference getrequest took */
 	switch (sip->sip_request->rq_method) {
 	case sip_method_bye:
 		return b2b_relay_bye(call, 1, irq);
@@ -435,6 +472,7 @@ static int b2b_a_leg_nat(struct b2b_call *call, nta_incoming_t *irq, sip_t const
 static int b2b_a_leg_stream(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip)
 {
 	char source[REGISTRAR_ADDR_MAX];
+	msg_t *msg;
 	char *udp;
 
 	if (sip->sip_via == NULL || sip->sip_via->v_protocol == NULL ||
@@ -453,6 +491,9 @@ static int b2b_a_leg_stream(struct b2b_call *call, nta_incoming_t *irq, sip_t co
 		return 0;
 	}
 	memcpy(udp, ";transport=tcp", sizeof ";transport=tcp");
+	msg = nta_incoming_getrequest(irq);
+	b2b_a_leg_follow(call, msg);   /* the primary the INVITE's connection is on */
+	msg_destroy(msg);
 	return 0;
 }
 

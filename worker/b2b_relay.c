@@ -395,14 +395,15 @@ static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 	case sip_method_cancel:
 		b2b_caller_cancels(call);
 		return 0;
-	case sip_method_ack: {
-		msg_t *ack = nta_incoming_getrequest_ackcancel(irq);
+	case sip_method_ack:
+		if (call->a_stream) {
+			msg_t *ack = nta_incoming_getrequest_ackcancel(irq);
 
-		b2b_a_leg_follow(call, ack);
-		msg_destroy(ack);   /* the reference getrequest took */
+			b2b_a_leg_follow(call, ack);
+			msg_destroy(ack);   /* the reference getrequest took */
+		}
 		b2b_on_a_ack(call);
 		return 0;
-	}
 	default:
 		return 0;
 	}
@@ -413,10 +414,13 @@ int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq
 		     sip_t const *sip)
 {
 	struct b2b_call *call = (struct b2b_call *)magic;
-	msg_t *msg = nta_incoming_getrequest(irq);
 
-	b2b_a_leg_follow(call, msg);
-	msg_destroy(msg);   /* the reference getrequest took */
+	if (call->a_stream) {
+		msg_t *msg = nta_incoming_getrequest(irq);
+
+		b2b_a_leg_follow(call, msg);
+		msg_destroy(msg);   /* the reference getrequest took */
+	}
 	switch (sip->sip_request->rq_method) {
 	case sip_method_bye:
 		return b2b_relay_bye(call, 1, irq);

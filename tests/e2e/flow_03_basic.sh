@@ -34,7 +34,9 @@ assert_eq null "$(jq -r .held_by "$T/call.json")" "show calls: held_by"
 assert_eq null "$(jq -r .forward_target "$T/call.json")" "show calls: forward_target"
 cli show calls >"$T/calls.txt" || fail "b2bua-cli show calls failed"
 assert_grep "ANSWERED" "$T/calls.txt" "show calls text: ANSWERED"
-assert_call_transports "$(jq -r .id "$T/call.json")" udp udp
+assert_leg_transports "$T/call.json" udp udp
+assert_eq "udp udp" "$(awk -v id="$(jq -r .id "$T/call.json")" '$1 == id { print $(NF - 1), $NF }' \
+	"$T/calls.txt")" "show calls text: A_TRANSPORT, B_TRANSPORT"
 
 sipp_wait uac || fail "uac exited $?"
 uas_wait uas

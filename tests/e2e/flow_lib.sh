@@ -127,6 +127,13 @@ wait_state() {
 	log "ok: show calls: $what"
 }
 
+# assert_leg_transports CALL-JSON A B: one call of `show calls --json`
+# (saved in CALL-JSON) has its A-leg on transport A and its B-leg on B.
+assert_leg_transports() {
+	assert_eq "$2 $3" "$(jq -r '"\(.a_transport) \(.b_transport)"' "$1")" \
+		"show calls --json: a_transport, b_transport"
+}
+
 # assert_call_transports ID A B: the call ID is up with its A-leg on
 # transport A and its B-leg on B ("udp", "tcp", "tls") in all three views of
 # the call table: `show calls --json`, the text table's last two columns

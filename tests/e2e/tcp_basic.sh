@@ -48,7 +48,7 @@ assert_eq "sip:1000@$ADDR:$SIP_PORT" "$(jq -r .callee "$T/call.json")" "show cal
 # In multi-socket mode sipp's [local_port] is its connection's port.
 assert_grep "^sip:sipp@$ADDR:[0-9]*$" <(jq -r .caller "$T/call.json") "show calls: caller"
 WORKER=$(jq -r .worker "$T/call.json")
-assert_call_transports "$(jq -r .id "$T/call.json")" tcp udp
+assert_leg_transports "$T/call.json" tcp udp
 
 sipp_wait uac || fail "uac exited $?"
 uas_wait uas

@@ -40,7 +40,7 @@ wait_state 5 'length == 1 and .[0].state == "ANSWERED"' "the call ANSWERED"
 cli_json calls '.[0]' >"$T/call.json"
 WORKER=$(jq -r .worker "$T/call.json")
 OWN=$((WORKER_PORT_BASE + WORKER))
-assert_call_transports "$(jq -r .id "$T/call.json")" udp tcp
+assert_leg_transports "$T/call.json" udp tcp
 
 sipp_wait uac || fail "uac exited $?"
 uas_wait uas

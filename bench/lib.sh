@@ -12,7 +12,10 @@
 #                EXIT trap stops them newest first (TERM, then KILL);
 #   B2B_PID, CHILD_PIDS, WORKER_PIDS, REDIS_PID, REDIS_SOCK, ADDR  set by the helpers;
 #   UAS_PID, UAC_PID, UAC_RC, UAS_RC, UAC_WALL_MS and the call results
-#   (CALLS_OK, CALLS_FAILED, ...)  set by the sipp helpers at the end.
+#   (CALLS_OK, CALLS_FAILED, ...)  set by the sipp helpers at the end;
+#   BENCH_TRANSPORT (udp by default; bench_transport sets it) the SIP
+#   transport of both legs of the call benches, which bench_call_config
+#   and the sipp helpers follow.
 # The sipp helpers are the one implementation of a measured call run
 # (run.sh and compare.sh): a callee on ADDR:5080, a caller on ADDR:5090,
 # each run in a directory of its own, and the figures read from there.
@@ -31,6 +34,9 @@ SIPP_DIR=$top_srcdir/tests/sipp
 BUF=1048576
 # shellcheck disable=SC2034  # used by the scripts
 CLK_TCK=$(getconf CLK_TCK)
+BENCH_TRANSPORT=udp
+BENCH_SIPP_TP=()        # sipp's transport options for BENCH_TRANSPORT
+BENCH_CONF_TP=          # b2bua config lines for BENCH_TRANSPORT
 
 bench_uint() {  # VALUE MIN MAX: VALUE is a decimal integer in [MIN, MAX]
 	case $1 in '' | *[!0-9]*) return 1 ;; esac
@@ -90,6 +96,43 @@ bench_udp_bound() {  # ADDR:PORT: some process has a UDP socket bound there
 	ss -Huan | awk '{print $4}' | grep -qx "$1"
 }
 
+bench_tcp_listening() {  # ADDR:PORT: some process listens on TCP there
+	ss -Htln | awk '{print $4}' | grep -qx "$1"
+}
+
+# bench_transport NAME: both legs of the call benches on NAME: udp (the
+# default), or tcp (transports = ["udp", "tcp"], the route target
+# ;transport=tcp, both sipp in multi-socket TCP mode, -t tn: the caller's
+# scenario follows our Contact, a setdest that sipp's single-socket mode
+# refuses).  One place per transport, so that tls is one more case here:
+# Debian's sipp has no TLS, so a TLS bench is a chain (bench/README.md,
+# "TCP"), not built.  Returns 1 (with a message) for any other name.
+bench_transport() {
+	case $1 in
+	udp)
+		BENCH_SIPP_TP=()
+		BENCH_CONF_TP= ;;
+	tcp)
+		# sipp in tn mode needs -max_socket below the descriptor limit.
+		BENCH_SIPP_TP=(-t tn -max_socket $(($(ulimit -n) - 200)))
+		BENCH_CONF_TP='transports = [ "udp", "tcp" ];' ;;
+	tls)
+		echo "transport tls: not built (Debian's sipp has no TLS; the plan is in" \
+			"bench/README.md, section TCP)" >&2
+		return 1 ;;
+	*)
+		echo "unknown transport '$1' (udp, tcp)" >&2
+		return 1 ;;
+	esac
+	BENCH_TRANSPORT=$1
+}
+
+# bench_sipp_bound ADDR:PORT: a sipp of the benches is ready there (its
+# UDP socket bound, or its TCP socket listening).
+bench_sipp_bound() {
+	if [ "$BENCH_TRANSPORT" = udp ]; then bench_udp_bound "$1"; else bench_tcp_listening "$1"; fi
+}
+
 bench_pick_addr() {  # OCTET: ADDR = a 127.OCTET.x.1 nobody has a UDP socket on
 	local n a
 	ADDR=
@@ -125,8 +168,8 @@ bench_redis_start() {
 # bench_call_config RATE WORKERS [LINES]: $T/b2bua.conf for the call benches
 # (run.sh, overload.sh): the caller on $ADDR is a trunk, trusted (no
 # challenge, no per-source rate limit); numbers starting with 1 go to the
-# callee on $ADDR:5080; the table holds 4 s of calls at RATE; CDRs go to
-# the private redis-server.  LINES are added as they are.
+# callee on $ADDR:5080 over BENCH_TRANSPORT; the table holds 4 s of calls
+# at RATE; CDRs go to the private redis-server.  LINES are added as they are.
 bench_call_config() {
 	cat >"$T/b2bua.conf" <<EOF
 node_id = "bench";
@@ -140,8 +183,9 @@ worker_port_base = 5070;
 call_capacity = $(($1 * 4 + 1024));
 cli_socket = "$T/cli.sock";
 log_level = "warn";
-routes = ( { prefix = "1"; target = "sip:$ADDR:5080;transport=udp"; } );
+routes = ( { prefix = "1"; target = "sip:$ADDR:5080;transport=$BENCH_TRANSPORT"; } );
 trusted = ( "$ADDR" );
+$BENCH_CONF_TP
 ${3:-}
 EOF
 }
@@ -223,11 +267,12 @@ bench_sipp_uas() {
 	mkdir -p "$dir"
 	(cd "$dir" && exec timeout $((limit + 15)) sipp -sf "$sf" -i "$addr" -p 5080 \
 		-m "$calls" -nostdin -buff_size "$BUF" -ci "$addr" -timeout "${limit}s" \
+		"${BENCH_SIPP_TP[@]}" \
 		-timeout_error -trace_stat -stf "$dir/uas.csv" -fd 5) >"$dir/uas.out" 2>&1 &
 	UAS_PID=$!
 	PIDS+=("$UAS_PID")
 	deadline=$((SECONDS + 5))
-	until bench_udp_bound "$addr:5080"; do
+	until bench_sipp_bound "$addr:5080"; do
 		[ "$SECONDS" -lt "$deadline" ] || { echo "sipp UAS did not start" >&2; return 1; }
 		sleep 0.05
 	done
@@ -246,7 +291,7 @@ bench_sipp_uac_start() {
 	(cd "$dir" && exec timeout $((limit + 15)) sipp -sf "$sf" -i "$addr" -p 5090 \
 		-s 1000 -m "$calls" -r "$rate" -d "$talk" -l $((rate * 4 + 100)) \
 		-nostdin -buff_size "$BUF" -ci "$addr" -timeout "${limit}s" -timeout_error \
-		"$@" -trace_stat -stf "$dir/uac.csv" -fd 5 -trace_shortmsg \
+		"${BENCH_SIPP_TP[@]}" "$@" -trace_stat -stf "$dir/uac.csv" -fd 5 -trace_shortmsg \
 		"$target") >"$dir/uac.out" 2>&1 &
 	UAC_PID=$!
 	PIDS+=("$UAC_PID")
@@ -270,7 +315,10 @@ bench_sipp_uas_wait() {  # UAS_RC
 # CALLS_FAILED (caller), UAS_FAILED, RETRANS_UAC, RETRANS_UAS, CALLS_DONE
 # (ok + failed) and RATE_OK (successful calls per second of the caller's
 # wall time less the last call's talk time: the set-up rate sustained);
-# DIR/rtt.txt holds each call's INVITE→200 in ms, sorted.
+# DIR/rtt.txt holds each call's INVITE→200 in ms, sorted, and DIR/rtt100.txt
+# its 100→200 (our 100 Trying, sent when the INVITE arrives, to the relayed
+# 200): over TCP (sipp -t tn) the caller's log leaves out the INVITE, written
+# while its connection was connecting, so only the second exists there.
 bench_sipp_result() {
 	local dir=$1 talk=$2 setup_ms
 	CALLS_OK=$(bench_sipp_stat "$dir/uac.csv" 'SuccessfulCall(C)')
@@ -289,6 +337,10 @@ bench_sipp_result() {
 		$4 == "S" && $7 ~ /^INVITE / && !($5 in sent) { sent[$5] = $3 }
 		$4 == "R" && $6 ~ / INVITE$/ && $7 ~ /^SIP\/2\.0 200/ && ($5 in sent) && !($5 in done) {
 			done[$5] = 1; printf "%.3f\n", ($3 - sent[$5]) * 1000 }' | sort -n >"$dir/rtt.txt"
+	cat "$dir"/*_shortmessages.log 2>/dev/null | awk -F'\t' '
+		$4 == "R" && $6 ~ / INVITE$/ && $7 ~ /^SIP\/2\.0 100/ && !($5 in got) { got[$5] = $3 }
+		$4 == "R" && $6 ~ / INVITE$/ && $7 ~ /^SIP\/2\.0 200/ && ($5 in got) && !($5 in done) {
+			done[$5] = 1; printf "%.3f\n", ($3 - got[$5]) * 1000 }' | sort -n >"$dir/rtt100.txt"
 }
 
 # bench_clean CALLS RATE: the run just read by bench_sipp_result was clean:

@@ -1,9 +1,12 @@
 #!/bin/bash
 #
-# bench/run.sh RATE [WORKERS] — call throughput of b2bua on loopback.
+# bench/run.sh [--transport udp|tcp] RATE [WORKERS] — call throughput of
+# b2bua on loopback.
 #
 # Design note.  sipp UAC → b2bua → sipp UAS, all on one loopback address of
-# the benchmark's own, RATE calls/s for RATE×20 calls of 1 s each (the
+# the benchmark's own, both legs over the transport (udp by default; tcp:
+# sipp -t tn on both sides, the route target ;transport=tcp: bench_transport
+# in lib.sh), RATE calls/s for RATE×20 calls of 1 s each (the
 # tests/sipp/uac_basic.xml and uas_basic.xml scenarios: INVITE/100/180/200/
 # ACK, 1 s, BYE/200).  It prints
 #   - calls/s achieved: successful calls / (wall time of the caller − 1 s of
@@ -12,7 +15,9 @@
 #     on loopback means someone fell behind);
 #   - INVITE→200 response time p50/p90/p99 as the caller saw it, from the
 #     microsecond timestamps of sipp -trace_shortmsg (sipp's own -trace_rtt
-#     has a resolution of ~4 ms, too coarse on loopback);
+#     has a resolution of ~4 ms, too coarse on loopback), and 100→200 (our
+#     100 Trying to the 200: over TCP the caller's log has no INVITE, so
+#     this is the figure both transports have);
 #   - b2bua CPU time per call: utime+stime of the master, the management
 #     process and every worker from /proc/PID/stat, after minus before the calls, divided by calls;
 #   - how the calls spread over the workers: each worker's CPU time and its
@@ -36,7 +41,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
-usage() { echo "usage: $0 RATE [WORKERS]   (RATE calls/s, 1..5000; WORKERS default 2)" >&2; exit 2; }
+usage() {
+	echo "usage: $0 [--transport udp|tcp] RATE [WORKERS]   (RATE calls/s, 1..5000;" \
+		"WORKERS default 2; both legs on the transport, default udp)" >&2
+	exit 2
+}
+if [ "${1:-}" = --transport ]; then
+	[ $# -ge 2 ] || usage
+	bench_transport "$2" || exit 2
+	shift 2
+fi
 bench_uint $# 1 2 || usage
 RATE=$1
 WORKERS=${2:-2}
@@ -86,7 +100,8 @@ sample_workers() {
 
 bench_sipp_uas "$T/run" "$ADDR" "$SIPP_DIR/uas_basic.xml" "$CALLS" "$RUN_LIMIT" || exit 1
 
-echo "b2bua bench: $RATE calls/s, $CALLS calls of ${DURATION_MS} ms, $WORKERS workers, $ADDR" >&2
+echo "b2bua bench: $RATE calls/s, $CALLS calls of ${DURATION_MS} ms, $WORKERS workers," \
+	"$BENCH_TRANSPORT, $ADDR" >&2
 cpu0=$(bench_cpu_ticks "$B2B_PID" "${CHILD_PIDS[@]}")
 for p in "${WORKER_PIDS[@]}"; do wcpu0+=("$(bench_cpu_ticks "$p")"); done
 # B2BUA_BENCH_UAC_ARGS is split into words on purpose.
@@ -106,14 +121,17 @@ cpu_ms=$(((cpu1 - cpu0) * 1000 / CLK_TCK))
 total_calls=$CALLS_DONE
 rtt=$T/run/rtt.txt
 printf '\n'
-printf 'offered rate           %s calls/s, %s calls, %s ms each, %s workers\n' \
-	"$RATE" "$CALLS" "$DURATION_MS" "$WORKERS"
+printf 'offered rate           %s calls/s, %s calls, %s ms each, %s workers, both legs %s\n' \
+	"$RATE" "$CALLS" "$DURATION_MS" "$WORKERS" "$BENCH_TRANSPORT"
 printf 'calls/s achieved       %s\n' "$RATE_OK"
 printf 'successful calls       %s\n' "$CALLS_OK"
 printf 'failed calls           %s (caller), %s (callee)\n' "$CALLS_FAILED" "$UAS_FAILED"
 printf 'retransmissions        %s (caller), %s (callee)\n' "$RETRANS_UAC" "$RETRANS_UAS"
 printf 'INVITE->200 ms         p50 %s  p90 %s  p99 %s  (%s calls)\n' \
 	"$(bench_pct 50 "$rtt")" "$(bench_pct 90 "$rtt")" "$(bench_pct 99 "$rtt")" "$(wc -l <"$rtt")"
+printf '100->200 ms            p50 %s  p90 %s  p99 %s  (%s calls)\n' \
+	"$(bench_pct 50 "${rtt%.txt}100.txt")" "$(bench_pct 90 "${rtt%.txt}100.txt")" \
+	"$(bench_pct 99 "${rtt%.txt}100.txt")" "$(wc -l <"${rtt%.txt}100.txt")"
 printf 'b2bua CPU              %s ms total, %s us per call (master, management process, %s workers)\n' \
 	"$cpu_ms" "$(bench_per "$cpu_ms" "$total_calls")" \
 	"$WORKERS"

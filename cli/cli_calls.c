@@ -6,7 +6,8 @@
  * time as the table is walked (JSON too, one small jansson object per
  * call), so memory follows the size of the answer, not a copy of the table.
  * Every string is cleaned (cli_clean) before it is shown: the table holds
- * what SIP peers sent.
+ * what SIP peers sent.  Each leg's transport is shm_transport_name()'s name
+ * ("udp", "tcp", "tls"); the B-leg has none ("-", null) until one is tried.
  *
  * The exception is `call kill`: only the worker that owns a call can hang
  * up its dialogs.  The management process installs a function that sends a
@@ -69,6 +70,8 @@ struct cli_call_text {
 	char state[32];
 	const char *held_by;
 	uint64_t age_s;
+	const char *a_transport;
+	const char *b_transport;        /* NULL: no B-leg tried yet */
 };
 
 /* One leg's dialog identifiers, cleaned. */
@@ -77,6 +80,7 @@ struct cli_leg_text {
 	char local_tag[SHM_TAG_MAX];
 	char remote_tag[SHM_TAG_MAX];
 	char remote_target[SHM_URI_MAX];
+	const char *transport;          /* NULL: no such leg yet (no Call-ID) */
 };
 
 static void cli_call_text(const struct shm_call *c, uint64_t now_ms, struct cli_call_text *t)
@@ -94,6 +98,8 @@ static void cli_call_text(const struct shm_call *c, uint64_t now_ms, struct cli_
 	else
 		snprintf(t->state, sizeof t->state, "%s", cli_state_name(c->state));
 	t->age_s = cli_elapsed_s(c->start_ms, now_ms);
+	t->a_transport = shm_transport_name(c->a.transport);
+	t->b_transport = c->b.call_id[0] ? shm_transport_name(c->b.transport) : NULL;
 }
 
 static void cli_leg_text(const struct shm_leg *leg, struct cli_leg_text *l)
@@ -103,13 +109,14 @@ static void cli_leg_text(const struct shm_leg *leg, struct cli_leg_text *l)
 	cli_clean(l->remote_tag, sizeof l->remote_tag, leg->remote_tag, sizeof leg->remote_tag);
 	cli_clean(l->remote_target, sizeof l->remote_target, leg->remote_target,
 		  sizeof leg->remote_target);
+	l->transport = leg->call_id[0] ? shm_transport_name(leg->transport) : NULL;
 }
 
 
 /* The object of `show calls --json`. */
 static json_t *cli_call_json(const struct shm_call *c, const struct cli_call_text *t)
 {
-	return json_pack("{s:s, s:o, s:o, s:s, s:o, s:o, s:i, s:o, s:o, s:o}",
+	return json_pack("{s:s, s:o, s:o, s:s, s:o, s:o, s:i, s:o, s:o, s:o, s:s, s:o}",
 		"id", t->id,
 		"caller", cli_json_str(t->caller, 0),
 		"callee", cli_json_str(t->callee, 0),
@@ -119,7 +126,9 @@ static json_t *cli_call_json(const struct shm_call *c, const struct cli_call_tex
 		"worker", (int)c->worker,
 		"forward_target", cli_json_str(t->forward_target, 1),
 		"a_call_id", cli_json_str(t->a_call_id, 0),
-		"b_call_id", cli_json_str(t->b_call_id, 1));
+		"b_call_id", cli_json_str(t->b_call_id, 1),
+		"a_transport", t->a_transport,
+		"b_transport", t->b_transport ? json_string(t->b_transport) : json_null());
 }
 
 static json_t *cli_leg_json(const struct shm_leg *leg)
@@ -127,11 +136,12 @@ static json_t *cli_leg_json(const struct shm_leg *leg)
 	struct cli_leg_text l;
 
 	cli_leg_text(leg, &l);
-	return json_pack("{s:o, s:o, s:o, s:o}",
+	return json_pack("{s:o, s:o, s:o, s:o, s:o}",
 		"call_id", cli_json_str(l.call_id, 1),
 		"local_tag", cli_json_str(l.local_tag, 1),
 		"remote_tag", cli_json_str(l.remote_tag, 1),
-		"remote_target", cli_json_str(l.remote_target, 1));
+		"remote_target", cli_json_str(l.remote_target, 1),
+		"transport", l.transport ? json_string(l.transport) : json_null());
 }
 
 /* The --long object: the short one plus times and both legs; NULL without memory. */
@@ -161,6 +171,7 @@ static void cli_leg_long_text(struct cli_buf *out, const char *name, const struc
 	cli_buf_printf(out, "  %s tags:    local %s, remote %s\n", name, cli_dash(l.local_tag),
 		       cli_dash(l.remote_tag));
 	cli_buf_printf(out, "  %s target:  %s\n", name, cli_dash(l.remote_target));
+	cli_buf_printf(out, "  %s transport: %s\n", name, l.transport ? l.transport : "-");
 }
 
 /* One call as a block of lines: `show calls --long` and `show call ID`. */
@@ -203,9 +214,10 @@ static int cli_calls_one(const struct shm_call *c, uint32_t slot, void *arg)
 		cli_buf_add(walk->out, walk->count ? "\n" : "", walk->count ? 1 : 0);
 		cli_call_long_text(walk->out, c, &t);
 	} else {
-		cli_buf_printf(walk->out, "%-20s %-32s %-32s %-16s %6" PRIu64 " %-6u %s\n",
-			       t.id, t.caller, t.callee, t.state, t.age_s, (unsigned)c->worker,
-			       cli_dash(t.forward_target));
+		cli_buf_printf(walk->out, "%-20s %-32s %-32s %-16s %6" PRIu64 " %-6u %-32s %-11s "
+			       "%s\n", t.id, t.caller, t.callee, t.state, t.age_s,
+			       (unsigned)c->worker, cli_dash(t.forward_target), t.a_transport,
+			       t.b_transport ? t.b_transport : "-");
 	}
 	walk->count++;
 	/* Stop walking once the answer cannot be built anyway. */
@@ -223,8 +235,9 @@ int cli_show_calls(cli_server_t *srv, const struct cli_cmd_args *req, struct cli
 	if (req->json)
 		cli_buf_add(out, "[", 1);
 	else if (!walk.long_form)
-		cli_buf_printf(out, "%-20s %-32s %-32s %-16s %6s %-6s %s\n",
-			       "ID", "CALLER", "CALLEE", "STATE", "AGE_S", "WORKER", "FORWARD");
+		cli_buf_printf(out, "%-20s %-32s %-32s %-16s %6s %-6s %-32s %-11s %s\n",
+			       "ID", "CALLER", "CALLEE", "STATE", "AGE_S", "WORKER", "FORWARD",
+			       "A_TRANSPORT", "B_TRANSPORT");
 	shm_call_foreach(srv->shm, cli_calls_one, &walk);
 	if (req->json)
 		cli_buf_add(out, "]\n", 2);

@@ -39,10 +39,15 @@
  *   show workers   text table, or a JSON array of
  *                  {index, pid, port, active_calls, uptime_s, restarts}
  *                  (pid 0 and uptime_s 0 for a worker that is not running)
- *   show calls     text table (FORWARD: the forward target or "-"), or a JSON
- *                  array of
+ *   show calls     text table (FORWARD: the forward target or "-"; then
+ *                  A_TRANSPORT and B_TRANSPORT, "-" before a B-leg), or a
+ *                  JSON array of
  *                  {id, caller, callee, state, held_by, age_s, worker,
- *                   forward_target, a_call_id, b_call_id}
+ *                   forward_target, a_call_id, b_call_id, a_transport,
+ *                   b_transport}
+ *                  a_transport and b_transport are "udp", "tcp" or "tls"
+ *                  (shm_transport_name); b_transport is null before a
+ *                  B-leg was tried.
  *                  state is one of TRYING RINGING ANSWERED HELD FORWARDING
  *                  ENDING; held_by is "caller" or "callee" when state is
  *                  HELD, else null; forward_target and b_call_id are null
@@ -112,7 +117,8 @@
  *                  a_call_id, b_call_id, caller, callee, answered_by,
  *                  forwarded_to, start_ms, ring_ms, answer_ms, end_ms,
  *                  billable_ms, disposition, sip_code, hangup_by, host,
- *                  worker) plus "stream_id" (the entry's id in the stream).
+ *                  worker, cause, closed_by, a_transport, b_transport)
+ *                  plus "stream_id" (the entry's id in the stream).
  *   call kill ID   ID as `show calls` gives it.  The management process asks
  *                  the owning worker (a CTL_KILL_CALL control request,
  *                  b2bua/ctl.h) and waits until the call has left the
@@ -124,8 +130,9 @@
  *                  and remote targets, hold state and times; JSON: the
  *                  objects of `show calls` plus start_ms, ring_ms,
  *                  answer_ms (0: not yet) and legs "a" and "b", each
- *                  {call_id, local_tag, remote_tag, remote_target} (null
- *                  for empty strings).  `show call ID` answers one object;
+ *                  {call_id, local_tag, remote_tag, remote_target,
+ *                  transport} (null for empty strings; transport null for
+ *                  a B-leg not tried yet).  `show call ID` answers one object;
  *                  status 1 "no such call ID".
  *   reload         the same as SIGHUP: the master re-reads the configuration
  *                  file and every process takes what changed (b2bua/master.c,

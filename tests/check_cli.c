@@ -182,6 +182,9 @@ static void fill_table(void)
 		c.start_ms = t_now_ms - (uint64_t)t->age_s * 1000;
 		c.ring_ms = t->ring_after_ms ? c.start_ms + t->ring_after_ms : 0;
 		c.answer_ms = t->answer_after_ms ? c.start_ms + t->answer_after_ms : 0;
+		/* Transports from the index too: A udp, tcp, tls, ...; B one further. */
+		c.a.transport = (uint8_t)(i % 3);
+		c.b.transport = (uint8_t)((i + 1) % 3);
 		ck_assert_int_eq(shm_call_insert(t_shm, &c, &slot), 0);
 	}
 
@@ -579,10 +582,13 @@ START_TEST(test_calls_text)
 	ck_assert_str_eq(r.err, "");
 	ck_assert_ptr_nonnull(strstr(r.out, "CALLER"));
 	ck_assert_ptr_nonnull(find_line(r.out, "ID "));
-	ck_assert_msg(strstr(find_line(r.out, "ID "), " WORKER FORWARD\n") != NULL, "%s", r.out);
+	ck_assert_msg(strstr(find_line(r.out, "ID "), " WORKER FORWARD ") != NULL, "%s", r.out);
+	ck_assert_msg(strstr(find_line(r.out, "ID "), " A_TRANSPORT B_TRANSPORT\n") != NULL, "%s",
+		      r.out);
 	for (size_t i = 0; i < N_CALLS; i++) {
 		const struct test_call *t = &t_calls[i];
-		char id[SHM_ID_MAX + 1], fwd[140], *line, *eol;
+		char id[SHM_ID_MAX + 1], copy[512], *words[16], *line, *eol;
+		int n_words;
 
 		/* Each call on a line of its own, starting with its id. */
 		snprintf(id, sizeof id, "%s ", t->id);
@@ -595,11 +601,17 @@ START_TEST(test_calls_text)
 		ck_assert_msg(strstr(line, t->callee), "callee missing: %s", line);
 		ck_assert_msg(strstr(line, t->state_text), "state %s missing: %s",
 			      t->state_text, line);
-		/* FORWARD is the last column: the target, or "-". */
-		snprintf(fwd, sizeof fwd, " %s", *t->forward_target ? t->forward_target : "-");
-		ck_assert_msg(strlen(line) > strlen(fwd) &&
-			      strcmp(line + strlen(line) - strlen(fwd), fwd) == 0,
-			      "forward '%s' not at the end of: %s", fwd, line);
+		/* The legs' transports are the last columns (B: "-" before a B-leg),
+		 * FORWARD just before them: the target, or "-". */
+		snprintf(copy, sizeof copy, "%s", line);
+		n_words = 0;
+		for (char *w = strtok(copy, " "); w && n_words < 16; w = strtok(NULL, " "))
+			words[n_words++] = w;
+		ck_assert_msg(n_words >= 9, "too few columns: %s", line);
+		ck_assert_str_eq(words[n_words - 2], shm_transport_name((unsigned)(i % 3)));
+		ck_assert_str_eq(words[n_words - 1], *t->b_call_id
+				 ? shm_transport_name((unsigned)((i + 1) % 3)) : "-");
+		ck_assert_str_eq(words[n_words - 3], *t->forward_target ? t->forward_target : "-");
 		*eol = '\n';
 	}
 	ck_assert_ptr_nonnull(strstr(r.out, "HELD(by callee)"));
@@ -647,6 +659,12 @@ START_TEST(test_calls_json)
 			ck_assert_str_eq(str_field(o, "b_call_id"), t->b_call_id);
 		else
 			ck_assert(json_is_null(json_object_get(o, "b_call_id")));
+		ck_assert_str_eq(str_field(o, "a_transport"), shm_transport_name((unsigned)(i % 3)));
+		if (*t->b_call_id)
+			ck_assert_str_eq(str_field(o, "b_transport"),
+					 shm_transport_name((unsigned)((i + 1) % 3)));
+		else
+			ck_assert(json_is_null(json_object_get(o, "b_transport")));
 	}
 	json_decref(arr);
 	free_result(&r);
@@ -760,6 +778,8 @@ static void assert_call_block(const char *block, size_t i)
 	ck_assert_msg(strstr(block, want), "'%s' missing in:\n%s", want, block);
 	snprintf(want, sizeof want, "  A-leg target:  sip:a%zu@10.8.0.1\n", i);
 	ck_assert_msg(strstr(block, want), "'%s' missing in:\n%s", want, block);
+	snprintf(want, sizeof want, "  A-leg transport: %s\n", shm_transport_name((unsigned)(i % 3)));
+	ck_assert_msg(strstr(block, want), "'%s' missing in:\n%s", want, block);
 	if (*t->b_call_id) {
 		snprintf(want, sizeof want, "  B-leg call-id: %s\n", t->b_call_id);
 		ck_assert_msg(strstr(block, want), "'%s' missing in:\n%s", want, block);
@@ -768,11 +788,15 @@ static void assert_call_block(const char *block, size_t i)
 		ck_assert_msg(strstr(block, want), "'%s' missing in:\n%s", want, block);
 		snprintf(want, sizeof want, "  B-leg target:  sip:b%zu@10.9.0.1\n", i);
 		ck_assert_msg(strstr(block, want), "'%s' missing in:\n%s", want, block);
+		snprintf(want, sizeof want, "  B-leg transport: %s\n",
+			 shm_transport_name((unsigned)((i + 1) % 3)));
+		ck_assert_msg(strstr(block, want), "'%s' missing in:\n%s", want, block);
 	} else {
 		/* No B-leg yet: dashes, not empty fields. */
 		ck_assert_ptr_nonnull(strstr(block, "  B-leg call-id: -\n"));
 		ck_assert_ptr_nonnull(strstr(block, "  B-leg tags:    local -, remote -\n"));
 		ck_assert_ptr_nonnull(strstr(block, "  B-leg target:  -\n"));
+		ck_assert_ptr_nonnull(strstr(block, "  B-leg transport: -\n"));
 	}
 }
 
@@ -800,7 +824,11 @@ static void assert_call_long_json(json_t *o, size_t i)
 	ck_assert_str_eq(str_field(a, "remote_tag"), want);
 	snprintf(want, sizeof want, "sip:a%zu@10.8.0.1", i);
 	ck_assert_str_eq(str_field(a, "remote_target"), want);
+	ck_assert_str_eq(str_field(a, "transport"), shm_transport_name((unsigned)(i % 3)));
+	ck_assert_str_eq(str_field(o, "a_transport"), shm_transport_name((unsigned)(i % 3)));
 	if (*t->b_call_id) {
+		ck_assert_str_eq(str_field(b, "transport"),
+				 shm_transport_name((unsigned)((i + 1) % 3)));
 		ck_assert_str_eq(str_field(b, "call_id"), t->b_call_id);
 		snprintf(want, sizeof want, "b-rt-%zu", i);
 		ck_assert_str_eq(str_field(b, "remote_tag"), want);
@@ -810,6 +838,7 @@ static void assert_call_long_json(json_t *o, size_t i)
 		ck_assert(json_is_null(json_object_get(b, "call_id")));
 		ck_assert(json_is_null(json_object_get(b, "local_tag")));
 		ck_assert(json_is_null(json_object_get(b, "remote_target")));
+		ck_assert(json_is_null(json_object_get(b, "transport")));
 	}
 }
 

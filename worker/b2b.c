@@ -157,6 +157,8 @@ int b2b_write_refused_cdr(b2b_t *b2b, sip_t const *sip, int sip_code, const char
 	c.disposition = CDR_REFUSED;
 	c.sip_code = sip_code;
 	c.hangup_by = CDR_PARTY_SYSTEM;
+	b2b_str_copy(c.a_transport, sizeof c.a_transport,
+		     shm_transport_name(b2b_via_transport(sip->sip_via)));
 	b2b_str_copy(c.host, sizeof c.host, b2b->cfg->node_id);
 	c.worker = b2b->worker;
 	if (strlen(cause) >= sizeof c.cause)

@@ -122,8 +122,13 @@ const char *b2b_leg_ident(nta_leg_t *leg)
 {
 	struct b2b_branch *br = leg ? (struct b2b_branch *)nta_leg_magic(leg, b2b_on_b_request)
 				    : NULL;
+	struct b2b_call *call = leg ? (struct b2b_call *)nta_leg_magic(leg, b2b_on_a_request)
+				    : NULL;
 	const struct b2b_addr *a = leg ? b2b_leg_addr(leg) : NULL;
 
+	/* A caller's connection: Sofia reuses it only from the primary that has it. */
+	if (call && call->a_stream && call->a_nat && call->a_stream_ident)
+		return call->a_stream_ident;
 	if (br && br->nat && br->nat->ident[0] && !br->nat->handoff[0])
 		return br->nat->ident;   /* a flow: the primary holding its connection */
 	if (a == NULL)
@@ -570,6 +575,42 @@ static unsigned b2b_branch_addr(const b2b_t *b2b, const struct b2b_branch *br,
 	return ruri ? b2b_addr_for_host(b2b, ruri->url_host) : 0;
 }
 
+/* The transport a URI names (enum shm_transport): sips:, or its transport
+ * parameter; UDP otherwise. */
+static unsigned b2b_url_transport(url_t const *url)
+{
+	char tp[8];
+
+	if (url->url_type == url_sips)
+		return SHM_TP_TLS;
+	if (url->url_params && url_param(url->url_params, "transport", tp, sizeof tp) > 0)
+		return su_casematch(tp, "tcp") ? SHM_TP_TCP
+		       : su_casematch(tp, "tls") ? SHM_TP_TLS : SHM_TP_UDP;
+	return SHM_TP_UDP;
+}
+
+/* The transport a branch's INVITE went over (enum shm_transport): its Via,
+ * which NTA writes when it sends; before that (a target name still being
+ * resolved) what its next hop names, the route or the Request-URI. */
+static unsigned b2b_branch_transport(struct b2b_branch *br, url_t const *ruri)
+{
+	msg_t *msg = nta_outgoing_getrequest(br->orq);
+	sip_t const *sip = msg ? sip_object(msg) : NULL;
+	char route[sizeof br->nat->url];
+	url_t hop[1];
+	unsigned ret = b2b_url_transport(ruri);
+
+	if (sip && sip->sip_via) {
+		ret = b2b_via_transport(sip->sip_via);
+	} else if (br->nat) {
+		b2b_str_copy(route, sizeof route, br->nat->url);
+		if (url_d(hop, route) == 0)
+			ret = b2b_url_transport(hop);
+	}
+	msg_destroy(msg);   /* the reference getrequest took */
+	return ret;
+}
+
 /* One B-leg attempt towards `t`: a new dialog and its INVITE.
  * B-leg identities are the caller's and callee's URIs and display names,
  * nothing else of the A-leg (no tags, no parameters). */
@@ -607,7 +648,8 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, const struc
 		return -EIO;
 	}
 	if (call->n_br == 0)
-		b2b_publish_b_leg(call, call_id, tag, ruri, br->cseq);
+		b2b_publish_b_leg(call, call_id, tag, ruri, br->cseq,
+				  b2b_branch_transport(br, ruri));
 	b2b_publish_invite_b(call, br);
 	call->n_br++;
 	return 0;

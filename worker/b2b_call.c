@@ -100,6 +100,15 @@ static void b2b_publish_given_up(struct b2b_call *call, int status)
 	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
+unsigned b2b_via_transport(sip_via_t const *via)
+{
+	if (via && via->v_protocol && su_casematch(via->v_protocol, sip_transport_tcp))
+		return SHM_TP_TCP;
+	if (via && via->v_protocol && su_casematch(via->v_protocol, sip_transport_tls))
+		return SHM_TP_TLS;
+	return SHM_TP_UDP;
+}
+
 /* Fill the shared-table record of a new call from its INVITE. */
 void b2b_record_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip, const char *a_tag)
 {
@@ -145,10 +154,11 @@ int b2b_publish_call(struct b2b_call *call, const struct shm_call *rec)
 
 /* The first B-leg attempt, until one answers (b2b_publish_b_answered). */
 void b2b_publish_b_leg(struct b2b_call *call, const char *call_id, const char *tag,
-		       url_t const *ruri, uint32_t cseq)
+		       url_t const *ruri, uint32_t cseq, unsigned transport)
 {
 	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);
 
+	c->b.transport = (uint8_t)transport;
 	b2b_str_copy(c->b.call_id, sizeof c->b.call_id, call_id);
 	b2b_str_copy(c->b.local_tag, sizeof c->b.local_tag, tag);
 	b2b_url_copy(c->b.remote_target, sizeof c->b.remote_target, ruri);
@@ -171,6 +181,7 @@ void b2b_publish_b_answered(struct b2b_call *call, struct b2b_branch *br, sip_t 
 		b2b_url_copy(c->b.route_set, sizeof c->b.route_set,
 			     sip->sip_record_route->r_url);
 	c->b.local_cseq = br->cseq;
+	c->b.transport = (uint8_t)b2b_via_transport(sip->sip_via);   /* our Via, as sent */
 	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
@@ -343,6 +354,10 @@ static void b2b_cdr_so_far(const struct b2b_call *call, const struct shm_call *r
 	c->disposition = CDR_ANSWERED;
 	b2b_str_copy(c->host, sizeof c->host, call->b2b->cfg->node_id);
 	c->worker = call->b2b->worker;
+	b2b_str_copy(c->a_transport, sizeof c->a_transport, shm_transport_name(rec->a.transport));
+	if (rec->b.call_id[0])   /* a B-leg was tried */
+		b2b_str_copy(c->b_transport, sizeof c->b_transport,
+			     shm_transport_name(rec->b.transport));
 }
 
 /*

@@ -203,6 +203,8 @@ struct b2b_call {
 				      * connection (b2b_a_leg_stream) */
 	unsigned a_addr;             /* our address for the caller (b2b->addr[], the
 				      * family its INVITE came from) */
+	const char *a_stream_ident;  /* the ident of the primary whose connection the
+				      * caller last used (b2b_a_leg_follow; b2b_leg_ident) */
 
 	struct b2b_branch br[B2B_MAX_BRANCHES];
 	unsigned n_br;
@@ -328,12 +330,17 @@ int b2b_write_refused_cdr(b2b_t *b2b, sip_t const *sip, int sip_code, const char
 
 /* ------------------------------------------------------------ b2b_call.c */
 
+/* A leg's transport (enum shm_transport) from the top Via of a message on
+ * it: the caller's request (its Via) or our request and its responses (our
+ * Via: the transport NTA sent it over); SHM_TP_UDP without one. */
+unsigned b2b_via_transport(sip_via_t const *via);
+
 /* The shared call table, written here only. */
 void b2b_record_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip, const char *a_tag);
 int b2b_publish_call(struct b2b_call *call, const struct shm_call *rec);
 void b2b_publish_state(struct b2b_call *call, enum b2b_state state);
 void b2b_publish_b_leg(struct b2b_call *call, const char *call_id, const char *tag,
-		       url_t const *ruri, uint32_t cseq);
+		       url_t const *ruri, uint32_t cseq, unsigned transport);
 void b2b_publish_b_answered(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip);
 void b2b_publish_hold(struct b2b_call *call);
 void b2b_publish_forwarding(struct b2b_call *call, const char *target);

@@ -38,6 +38,8 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_string.h>
 #include <sofia-sip/su_tag.h>
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
 
 #include "b2bua/log.h"
@@ -336,6 +338,45 @@ static void b2b_on_a_ack(struct b2b_call *call)
 	}
 }
 
+/*
+ * A caller on TCP or TLS sends each request over a connection of its
+ * choice: the one its INVITE came on, or (after following our Contact) one
+ * to this worker's own port, and may close the other.  Requests to it
+ * follow the connection of its latest request (`msg`, being delivered
+ * now): its source, and the primary that accepted it (Sofia reuses a
+ * connection only from its own primary; b2b_leg_ident).  For the INVITE
+ * too.  A request relayed by another worker came over UDP and changes
+ * nothing here (b2b_stream_caller_moved).
+ */
+static void b2b_a_leg_follow(struct b2b_call *call, msg_t *msg)
+{
+	sip_t const *sip = msg ? sip_object(msg) : NULL;
+	su_sockaddr_t const *sa = msg ? msg_addr(msg) : NULL;
+	tport_t *tp = msg ? tport_delivered_by(nta_agent_tports(call->b2b->agent), msg) : NULL;
+	tp_name_t const *pri = tp && tport_parent(tp) ? tport_name(tport_parent(tp)) : NULL;
+	const struct b2b_addr *a = &call->b2b->addr[call->a_addr];
+	const char *proto = call->a_stream == SHM_TP_TLS ? sip_transport_tls : sip_transport_tcp;
+	char ip[INET6_ADDRSTRLEN];
+	unsigned port;
+
+	if (!call->a_stream || call->a_nat == NULL || sip == NULL || sip->sip_via == NULL ||
+	    !su_casematch(sip->sip_via->v_protocol, proto) || sa == NULL)
+		return;
+	if (sa->su_family == AF_INET &&
+	    inet_ntop(AF_INET, &sa->su_sin.sin_addr, ip, sizeof ip) != NULL)
+		port = ntohs(sa->su_sin.sin_port);
+	else if (sa->su_family == AF_INET6 &&
+		 inet_ntop(AF_INET6, &sa->su_sin6.sin6_addr, ip, sizeof ip) != NULL)
+		port = ntohs(sa->su_sin6.sin6_port);
+	else
+		return;
+	snprintf(call->a_nat->url, sizeof call->a_nat->url, "sip:%s%s%s:%u;transport=%s",
+		 sa->su_family == AF_INET6 ? "[" : "", ip, sa->su_family == AF_INET6 ? "]" : "",
+		 port, call->a_stream == SHM_TP_TLS ? "tls" : "tcp");
+	call->a_stream_ident = pri && pri->tpn_ident && strcmp(pri->tpn_ident, a->ident_own) == 0
+			       ? a->ident_own : a->ident_public;
+}
+
 /* NTA calls this for the ACK and the CANCEL of the caller's INVITE. */
 static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
 {
@@ -367,6 +408,12 @@ static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 		b2b_caller_cancels(call);
 		return 0;
 	case sip_method_ack:
+		if (call->a_stream) {
+			msg_t *ack = nta_incoming_getrequest_ackcancel(irq);
+
+			b2b_a_leg_follow(call, ack);
+			msg_destroy(ack);   /* the reference getrequest took */
+		}
 		b2b_on_a_ack(call);
 		return 0;
 	default:
@@ -380,7 +427,13 @@ int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq
 {
 	struct b2b_call *call = (struct b2b_call *)magic;
 
-	b2b_stream_caller_moved(call, sip);
+	if (call->a_stream) {
+		msg_t *msg = nta_incoming_getrequest(irq);
+
+		b2b_a_leg_follow(call, msg);   /* a request on a connection of ours */
+		msg_destroy(msg);   /* the reference getrequest took */
+	}
+	b2b_stream_caller_moved(call, sip);   /* relayed by another worker, or gone */
 	switch (sip->sip_request->rq_method) {
 	case sip_method_bye:
 		return b2b_relay_bye(call, 1, irq);
@@ -438,6 +491,7 @@ static int b2b_a_leg_stream(struct b2b_call *call, nta_incoming_t *irq, sip_t co
 {
 	char source[REGISTRAR_ADDR_MAX];
 	const char *tp;
+	msg_t *msg;
 	char *udp;
 
 	if (sip->sip_via == NULL || sip->sip_via->v_protocol == NULL)
@@ -462,6 +516,9 @@ static int b2b_a_leg_stream(struct b2b_call *call, nta_incoming_t *irq, sip_t co
 		return 0;
 	}
 	memcpy(udp, tp, strlen(tp) + 1);   /* as long as ";transport=udp" */
+	msg = nta_incoming_getrequest(irq);
+	b2b_a_leg_follow(call, msg);   /* the primary the INVITE's connection is on */
+	msg_destroy(msg);
 	return 0;
 }
 

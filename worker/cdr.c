@@ -5,16 +5,17 @@
  *
  * Design note.  A record is fixed-size plain data, so it can be checked
  * once (cdr_check: every string ends inside its array, the enums are
- * known) and then turned into text two ways: the 19 field/value pairs of a
+ * known) and then turned into text two ways: the 21 field/value pairs of a
  * stream entry (cdr_encode, the order documented in docs/redis-schema.md),
  * and one spool line that comes back as the same record (cdr_to_line,
  * cdr_from_line).
  *
- * Spool line format, version "cdr3": the tag, then the 19 fields in
- * cdr_encode's order, separated by tabs.  Versions "cdr2" (before the
- * `closed_by` field) and "cdr1" (before `cause`) are the same with the
- * first 18 and 17 fields; they are still read, so a spool written by an
- * older b2bua replays after an upgrade.  In strings a backslash is written
+ * Spool line format, version "cdr4": the tag, then the 21 fields in
+ * cdr_encode's order, separated by tabs.  Versions "cdr3" (before the
+ * `a_transport` and `b_transport` fields), "cdr2" (before `closed_by`) and
+ * "cdr1" (before `cause`) are the same with the first 19, 18 and 17
+ * fields; they are still read, so a spool written by an older b2bua
+ * replays after an upgrade (its records' missing fields are "").  In strings a backslash is written
  * \\, a tab \t, LF \n, CR \r and any other control byte \xHH (never \x00);
  * all other bytes, UTF-8 included, stay as they are.  Numbers are decimal,
  * the disposition and the hangup party are their names.
@@ -30,7 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CDR_LINE_TAG        "cdr3"
+#define CDR_LINE_TAG        "cdr4"
+#define CDR_LINE_TAG_V3     "cdr3"
 #define CDR_LINE_TAG_V2     "cdr2"
 #define CDR_LINE_TAG_V1     "cdr1"
 #define CDR_RECORD_TAG      "call1"
@@ -38,7 +40,8 @@
 static const char *const cdr_field_names[CDR_FIELDS] = {
 	"id", "a_call_id", "b_call_id", "caller", "callee", "answered_by", "forwarded_to",
 	"start_ms", "ring_ms", "answer_ms", "end_ms", "billable_ms", "disposition",
-	"sip_code", "hangup_by", "host", "worker", "cause", "closed_by",
+	"sip_code", "hangup_by", "host", "worker", "cause", "closed_by", "a_transport",
+	"b_transport",
 };
 
 static const char *const cdr_disposition_names[] = {
@@ -88,6 +91,20 @@ static int cdr_lookup(const char *const names[], size_t n, const char *name)
 
 /* ------------------------------------------------------------ encoding */
 
+/* A leg's transport as a CDR holds it: "" (not known, or no such leg) or
+ * one of shm_transport_name()'s names, the one list of them. */
+static int cdr_transport_ok(const char *tp)
+{
+	if (memchr(tp, '\0', CDR_TRANSPORT_MAX) == NULL)
+		return 0;
+	if (tp[0] == '\0')
+		return 1;
+	for (unsigned t = SHM_TP_UDP; t <= SHM_TP_TLS; t++)
+		if (strcmp(tp, shm_transport_name(t)) == 0)
+			return 1;
+	return 0;
+}
+
 int cdr_check(const struct cdr *c)
 {
 	const char *strs[] = { c->a_call_id, c->b_call_id, c->caller, c->callee, c->answered_by,
@@ -96,7 +113,8 @@ int cdr_check(const struct cdr *c)
 	if (memchr(c->id, '\0', sizeof c->id) == NULL || c->id[0] == '\0'
 	    || memchr(c->host, '\0', sizeof c->host) == NULL
 	    || memchr(c->cause, '\0', sizeof c->cause) == NULL
-	    || memchr(c->closed_by, '\0', sizeof c->closed_by) == NULL)
+	    || memchr(c->closed_by, '\0', sizeof c->closed_by) == NULL
+	    || !cdr_transport_ok(c->a_transport) || !cdr_transport_ok(c->b_transport))
 		return -EINVAL;
 	for (size_t i = 0; i < CDR_COUNT(strs); i++)
 		if (memchr(strs[i], '\0', CDR_STR) == NULL)
@@ -152,7 +170,7 @@ int cdr_encode(const struct cdr *c, const char **fields, const char **values, in
 		c->id, c->a_call_id, c->b_call_id, c->caller, c->callee, c->answered_by,
 		c->forwarded_to, start, ring, answer, end, billable,
 		cdr_disposition_name(c->disposition), code, cdr_party_name(c->hangup_by),
-		c->host, worker, c->cause, c->closed_by,
+		c->host, worker, c->cause, c->closed_by, c->a_transport, c->b_transport,
 	};
 
 	for (int i = 0; i < CDR_FIELDS; i++) {
@@ -339,6 +357,12 @@ static int cdr_set_field(struct cdr *c, int i, const char *text)
 			return -EINVAL;
 		strcpy(c->closed_by, text);
 		return 0;
+	case 19:
+	case 20:
+		if (!cdr_transport_ok(text))   /* text fits: it is a name or "" */
+			return -EINVAL;
+		strcpy(i == 19 ? c->a_transport : c->b_transport, text);
+		return 0;
 	default:
 		if (cdr_parse_int(text, 0, UINT_MAX, &v) < 0)
 			return -EINVAL;
@@ -358,6 +382,8 @@ int cdr_from_line(const char *line, struct cdr *out)
 	memset(&c, 0, sizeof c);
 	if (strncmp(p, CDR_LINE_TAG, taglen) == 0 && p[taglen] == '\t')
 		nfields = CDR_FIELDS;
+	else if (strncmp(p, CDR_LINE_TAG_V3, taglen) == 0 && p[taglen] == '\t')
+		nfields = CDR_FIELDS_V3;   /* before a_transport and b_transport */
 	else if (strncmp(p, CDR_LINE_TAG_V2, taglen) == 0 && p[taglen] == '\t')
 		nfields = CDR_FIELDS_V2;   /* before closed_by */
 	else if (strncmp(p, CDR_LINE_TAG_V1, taglen) == 0 && p[taglen] == '\t')

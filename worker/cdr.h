@@ -41,16 +41,20 @@ enum cdr_disposition {
 enum cdr_party { CDR_PARTY_NONE = 0, CDR_PARTY_CALLER, CDR_PARTY_CALLEE, CDR_PARTY_SYSTEM };
 
 #define CDR_STR 128
-/* Fields of a record in the stream and in a spool line ("cdr3"); a "cdr2"
- * line, written before `closed_by` existed, has the first 18, a "cdr1" line
+/* Fields of a record in the stream and in a spool line ("cdr4"); a "cdr3"
+ * line, written before `a_transport`/`b_transport` existed, has the first
+ * 19, a "cdr2" line (before `closed_by`) the first 18, a "cdr1" line
  * (before `cause`) the first 17. */
-#define CDR_FIELDS 19
+#define CDR_FIELDS 21
+#define CDR_FIELDS_V3 19
 #define CDR_FIELDS_V2 18
 #define CDR_FIELDS_V1 17
 /* Room for a cause: "capacity", "overload", "auth", "rate_limit", ... */
 #define CDR_CAUSE_MAX 32
 /* Longer than any line cdr_to_line can make (~3.5 KB). */
 #define CDR_LINE_MAX 4096
+/* Room for a transport name ("udp", "tcp", "tls"). */
+#define CDR_TRANSPORT_MAX 8
 /* Room for cdr_encode's seven numbers. */
 #define CDR_NUM_BUF 160
 
@@ -76,6 +80,11 @@ struct cdr {
 				       * for a call its host lost; "" for a call */
 	char closed_by[32];           /* node_id of the host that wrote this CDR for a call
 				       * of a lost host (cause host_lost); "" otherwise */
+	char a_transport[CDR_TRANSPORT_MAX]; /* the caller's leg: shm_transport_name(), "udp",
+					      * "tcp" or "tls"; "" when not known (an older
+					      * spool line) */
+	char b_transport[CDR_TRANSPORT_MAX]; /* the callee's leg, the same names; "" when no
+					      * B-leg was tried (a refused INVITE) */
 };
 
 /* The cause of a call closed by another host after its own host was lost. */
@@ -88,8 +97,9 @@ const char *cdr_party_name(enum cdr_party p);               /* "caller", ... */
  * sent to the caller and whether the caller cancelled. */
 enum cdr_disposition cdr_disposition_of(int sip_code, int cancelled);
 
-/* 0 when every string ends inside its array, the id is set and the enums
- * are known (what encoding needs); else -EINVAL. */
+/* 0 when every string ends inside its array, the id is set, the enums
+ * are known and each transport is "" or a name of shm_transport_name()
+ * (what encoding needs); else -EINVAL. */
 int cdr_check(const struct cdr *c);
 
 /*
@@ -102,9 +112,9 @@ int cdr_encode(const struct cdr *c, const char **fields, const char **values, in
 	       char *buf, size_t size);
 
 /* One spool line (no newline inside) and back: the format is stable.
- * cdr_to_line writes "cdr3" lines; cdr_from_line reads "cdr3" and the
- * "cdr2" and "cdr1" lines of an older spool (their closed_by, and a cdr1
- * line's cause, are ""). */
+ * cdr_to_line writes "cdr4" lines; cdr_from_line reads "cdr4" and the
+ * "cdr3", "cdr2" and "cdr1" lines of an older spool (their transports, a
+ * cdr2 line's closed_by, and a cdr1 line's cause, are ""). */
 int cdr_to_line(const struct cdr *c, char *out, size_t size);
 int cdr_from_line(const char *line, struct cdr *out);
 

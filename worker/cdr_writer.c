@@ -588,7 +588,7 @@ int cdr_write_notify(cdr_writer_t *w, const struct cdr *c, cdr_durable_f *done, 
 
 	if (cdr_check(c) < 0) {
 		log_error("CDR %.40s LOST: malformed record (a string without its NUL, no id, "
-			  "or an unknown disposition or party)", c->id);
+			  "or an unknown disposition, party or transport)", c->id);
 		return -EINVAL;
 	}
 	if (done != NULL) {

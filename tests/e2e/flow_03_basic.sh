@@ -11,7 +11,7 @@
 #   - Max-Forwards was decremented, and nothing of the A-leg's topology
 #     reached the B-leg;
 #   - while the call is up `show calls` lists it ANSWERED with both
-#     Call-IDs, caller and callee;
+#     Call-IDs, caller and callee, both legs on udp;
 #   - afterwards the table is empty and the stream holds exactly one CDR
 #     with every field right.
 
@@ -34,6 +34,9 @@ assert_eq null "$(jq -r .held_by "$T/call.json")" "show calls: held_by"
 assert_eq null "$(jq -r .forward_target "$T/call.json")" "show calls: forward_target"
 cli show calls >"$T/calls.txt" || fail "b2bua-cli show calls failed"
 assert_grep "ANSWERED" "$T/calls.txt" "show calls text: ANSWERED"
+assert_leg_transports "$T/call.json" udp udp
+assert_eq "udp udp" "$(awk -v id="$(jq -r .id "$T/call.json")" '$1 == id { print $(NF - 1), $NF }' \
+	"$T/calls.txt")" "show calls text: A_TRANSPORT, B_TRANSPORT"
 
 sipp_wait uac || fail "uac exited $?"
 uas_wait uas
@@ -75,7 +78,8 @@ assert_cdr 0 \
 	"caller=$(from_uri "$T/uac.msg")" "callee=sip:1000@$ADDR:$SIP_PORT" \
 	"answered_by=sip:1000@$ADDR:$UAS_PORT;transport=udp" "forwarded_to=" \
 	"disposition=ANSWERED" "sip_code=200" "hangup_by=caller" \
-	"host=$(node_id)" "worker=$(jq -r .worker "$T/call.json")"
+	"host=$(node_id)" "worker=$(jq -r .worker "$T/call.json")" \
+	"a_transport=udp" "b_transport=udp"
 assert_cdr_times 0
 assert_between 1800 3500 "$(cdr_get 0 billable_ms)" "CDR billable_ms (2 s of talk)"
 [ "$(cdr_get 0 ring_ms)" != 0 ] || fail "CDR ring_ms is 0 though the callee rang"

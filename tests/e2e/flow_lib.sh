@@ -127,6 +127,29 @@ wait_state() {
 	log "ok: show calls: $what"
 }
 
+# assert_leg_transports CALL-JSON A B: one call of `show calls --json`
+# (saved in CALL-JSON) has its A-leg on transport A and its B-leg on B.
+assert_leg_transports() {
+	assert_eq "$2 $3" "$(jq -r '"\(.a_transport) \(.b_transport)"' "$1")" \
+		"show calls --json: a_transport, b_transport"
+}
+
+# assert_call_transports ID A B: the call ID is up with its A-leg on
+# transport A and its B-leg on B ("udp", "tcp", "tls") in all three views of
+# the call table: `show calls --json`, the text table's last two columns
+# (A_TRANSPORT, B_TRANSPORT) and `show call ID`.
+assert_call_transports() {
+	local id=$1 a=$2 b=$3
+	assert_eq "$a $b" \
+		"$(cli_json calls ".[] | select(.id == \"$id\") | \"\(.a_transport) \(.b_transport)\"")" \
+		"show calls --json: a_transport, b_transport"
+	assert_eq "$a $b" "$(cli show calls | awk -v id="$id" '$1 == id { print $(NF - 1), $NF }')" \
+		"show calls: A_TRANSPORT, B_TRANSPORT columns"
+	cli show call "$id" >"$T/show_call.txt" || fail "b2bua-cli show call $id failed"
+	assert_grep "^  A-leg transport: $a\$" "$T/show_call.txt" "show call: A-leg transport"
+	assert_grep "^  B-leg transport: $b\$" "$T/show_call.txt" "show call: B-leg transport"
+}
+
 # kill_owners SECONDS ERE: SIGKILL, at once, every worker that owns a call in the
 # table (new calls are spread over the workers by a hash of their Call-ID),
 # and wait up to SECONDS until each successor has logged one more line
@@ -209,8 +232,9 @@ assert_cdr() {
 }
 
 # assert_cdr_fields I: the CDR has every field of the record, and no other.
-CDR_FIELDS=(a_call_id answer_ms answered_by b_call_id billable_ms callee caller cause
-	closed_by disposition end_ms forwarded_to hangup_by host id ring_ms sip_code start_ms worker)
+CDR_FIELDS=(a_call_id a_transport answer_ms answered_by b_call_id b_transport billable_ms callee
+	caller cause closed_by disposition end_ms forwarded_to hangup_by host id ring_ms sip_code
+	start_ms worker)
 assert_cdr_fields() {
 	local want got
 	want=$(printf '%s\n' "${CDR_FIELDS[@]}" stream_id | sort | paste -sd' ')

@@ -12,9 +12,10 @@
 #     worker's own port (so its ACK and BYE, sent there by uac_basic's
 #     setdest on a new connection, reached the call's worker), the callee's
 #     INVITE our UDP Contact and Via;
-#   - while the call is up `show calls` lists it ANSWERED; afterwards the
-#     table is empty and the stream holds exactly one CDR with every field
-#     right;
+#   - while the call is up `show calls` lists it ANSWERED, its A-leg on
+#     tcp and its B-leg on udp; afterwards the table is empty and the
+#     stream holds exactly one CDR with every field right (a_transport tcp,
+#     b_transport udp);
 #   - both workers listen on the public TCP port (SO_REUSEPORT);
 #   - with the default transports the public port takes no TCP connection.
 
@@ -47,6 +48,7 @@ assert_eq "sip:1000@$ADDR:$SIP_PORT" "$(jq -r .callee "$T/call.json")" "show cal
 # In multi-socket mode sipp's [local_port] is its connection's port.
 assert_grep "^sip:sipp@$ADDR:[0-9]*$" <(jq -r .caller "$T/call.json") "show calls: caller"
 WORKER=$(jq -r .worker "$T/call.json")
+assert_leg_transports "$T/call.json" tcp udp
 
 sipp_wait uac || fail "uac exited $?"
 uas_wait uas
@@ -101,7 +103,7 @@ assert_cdr 0 \
 	"caller=$(jq -r .caller "$T/call.json")" "callee=sip:1000@$ADDR:$SIP_PORT" \
 	"answered_by=sip:1000@$ADDR:$UAS_PORT;transport=udp" "forwarded_to=" \
 	"disposition=ANSWERED" "sip_code=200" "hangup_by=caller" \
-	"host=$(node_id)" "worker=$WORKER"
+	"host=$(node_id)" "worker=$WORKER" "a_transport=tcp" "b_transport=udp"
 assert_cdr_times 0
 assert_between 1800 3500 "$(cdr_get 0 billable_ms)" "CDR billable_ms (2 s of talk)"
 assert_no_grep 'error:' "$T/b2bua.log" "no error in the daemon's log"

@@ -12,7 +12,8 @@
 #   - the callee's INVITE came over TCP from the call's worker (Via
 #     SIP/2.0/TCP on its own port) with our Contact ;transport=tcp on that
 #     port; the caller's 200 has our UDP Contact;
-#   - the call table during the call and the CDR afterwards.
+#   - the call table during the call (A-leg udp, B-leg tcp) and the CDR
+#     afterwards (a_transport udp, b_transport tcp).
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/flow_lib.sh"
@@ -39,6 +40,7 @@ wait_state 5 'length == 1 and .[0].state == "ANSWERED"' "the call ANSWERED"
 cli_json calls '.[0]' >"$T/call.json"
 WORKER=$(jq -r .worker "$T/call.json")
 OWN=$((WORKER_PORT_BASE + WORKER))
+assert_leg_transports "$T/call.json" udp tcp
 
 sipp_wait uac || fail "uac exited $?"
 uas_wait uas
@@ -75,7 +77,8 @@ assert_cdr_fields 0
 assert_cdr 0 \
 	"a_call_id=$A_CID" "b_call_id=$B_CID" \
 	"caller=$(from_uri "$T/uac.msg")" "callee=sip:1000@$ADDR:$SIP_PORT" \
-	"disposition=ANSWERED" "sip_code=200" "hangup_by=caller" "worker=$WORKER"
+	"disposition=ANSWERED" "sip_code=200" "hangup_by=caller" "worker=$WORKER" \
+	"a_transport=udp" "b_transport=tcp"
 assert_cdr_times 0
 assert_no_grep 'error:' "$T/b2bua.log" "no error in the daemon's log"
 log "PASS"

@@ -104,9 +104,9 @@ bench_tcp_listening() {  # ADDR:PORT: some process listens on TCP there
 # default), or tcp (transports = ["udp", "tcp"], the route target
 # ;transport=tcp, both sipp in multi-socket TCP mode, -t tn: the caller's
 # scenario follows our Contact, a setdest that sipp's single-socket mode
-# refuses).  One place per transport, so that tls is one more case here:
-# Debian's sipp has no TLS, so a TLS bench is a chain (bench/README.md,
-# "TCP"), not built.  Returns 1 (with a message) for any other name.
+# refuses).  Debian's sipp has no TLS: TLS is measured as a trunk between
+# two b2bua hosts (bench/trunk.sh --transport tls; bench/README.md, "TLS").
+# Returns 1 (with a message) for any other name.
 bench_transport() {
 	case $1 in
 	udp)
@@ -117,8 +117,8 @@ bench_transport() {
 		BENCH_SIPP_TP=(-t tn -max_socket $(($(ulimit -n) - 200)))
 		BENCH_CONF_TP='transports = [ "udp", "tcp" ];' ;;
 	tls)
-		echo "transport tls: not built (Debian's sipp has no TLS; the plan is in" \
-			"bench/README.md, section TCP)" >&2
+		echo "transport tls: Debian's sipp has no TLS; measure it as a trunk" \
+			"between two hosts: bench/trunk.sh --transport tls RATE" >&2
 		return 1 ;;
 	*)
 		echo "unknown transport '$1' (udp, tcp)" >&2

@@ -102,6 +102,8 @@ url_string_t const *b2b_leg_route(nta_leg_t *leg)
 	if (br)
 		return br->nat && !br->nat->handoff[0] ? URL_STRING_MAKE(br->nat->url) : NULL;
 	call = (struct b2b_call *)nta_leg_magic(leg, b2b_on_a_request);
+	if (call && call->a_stream)
+		b2b_stream_caller_route(call);   /* its connection may have closed */
 	return call && call->a_nat ? URL_STRING_MAKE(call->a_nat->url) : NULL;
 }
 

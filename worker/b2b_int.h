@@ -432,6 +432,12 @@ int b2b_stream_relay(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip);
  * worker, or the connection its INVITE came on (the A-leg's route) is
  * closed, the A-leg goes to its Contact. */
 void b2b_stream_caller_moved(struct b2b_call *call, sip_t const *sip);
+/* Before a request to a caller on a connection: 1 when it goes over the
+ * caller's latest connection (call->a_nat), 0 when that connection is
+ * closed (the route is dropped, logged: the request goes to its Contact,
+ * where a caller that opens a connection per request listens) or there is
+ * no route. */
+int b2b_stream_caller_route(struct b2b_call *call);
 
 /* ------------------------------------------------------------ b2b_timer.c */
 

@@ -331,9 +331,13 @@ static int b2b_stream_route_open(struct b2b_call *call)
 	tport_t *tp = NULL;
 
 	if (url && url->url_host && url->url_port && tps) {
-		tp_name_t tpn = { .tpn_proto = call->a_stream == SHM_TP_TLS ? "tls" : "tcp", .tpn_canon = url->url_host,
-				  .tpn_host = url->url_host, .tpn_port = url->url_port,
-				  .tpn_ident = b2b_leg_ident(call->a_leg) };
+		/* The ident as b2b_leg_ident gives it, without asking it (it asks
+		 * b2b_leg_route, which asks us). */
+		const char *ident = call->a_stream_ident ? call->a_stream_ident
+				    : call->b2b->addr[call->a_addr].ident_public;
+		tp_name_t tpn = { .tpn_proto = call->a_stream == SHM_TP_TLS ? "tls" : "tcp",
+				  .tpn_canon = url->url_host, .tpn_host = url->url_host,
+				  .tpn_port = url->url_port, .tpn_ident = ident };
 
 		tp = tport_by_name(tps, &tpn);
 	}
@@ -371,6 +375,17 @@ static int b2b_stream_via_sibling(const b2b_t *b2b, sip_via_t const *v)
 	port = atoi(v->v_port);
 	return port >= cfg->worker_port_base && port < cfg->worker_port_base + cfg->workers &&
 	       port != cfg->worker_port_base + (int)b2b->worker;
+}
+
+int b2b_stream_caller_route(struct b2b_call *call)
+{
+	if (!call->a_stream || call->a_nat == NULL || b2b_stream_route_open(call))
+		return call->a_nat != NULL;
+	log_info("call %s: the caller's latest connection is closed: requests to it go to "
+		 "its Contact from now on", call->id);
+	free(call->a_nat);
+	call->a_nat = NULL;
+	return 0;
 }
 
 void b2b_stream_caller_moved(struct b2b_call *call, sip_t const *sip)

@@ -115,7 +115,10 @@ bench_transport() {
 	tcp)
 		# sipp in tn mode needs -max_socket below the descriptor limit.
 		BENCH_SIPP_TP=(-t tn -max_socket $(($(ulimit -n) - 200)))
-		BENCH_CONF_TP='transports = [ "udp", "tcp" ];' ;;
+		# sipp -t tn opens a connection per call, all from one address:
+		# far above the per-source default of a real network (100).
+		BENCH_CONF_TP='transports = [ "udp", "tcp" ];
+tcp_max_per_source = 4000; tcp_max_connections = 4000;' ;;
 	tls)
 		echo "transport tls: Debian's sipp has no TLS; measure it as a trunk" \
 			"between two hosts: bench/trunk.sh --transport tls RATE" >&2

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tcp_caller: a SIP caller over TCP that opens a new connection for each step.
+"""tcp_caller: a SIP caller over TCP (or TLS) that opens a new connection for each step.
 
 Design note.  sipp keeps a call's messages on the connection it opened (in
 -t t1 and -t tn alike), so it cannot be the caller that closes its
@@ -22,7 +22,15 @@ hashes it; "public@N" retries (from new source ports) until worker N
 accepted it, found with `ss -tnp` and the pids in PIDS_FILE ("INDEX PID"
 lines, read at each step: a restarted worker has a new pid).
 
-usage: tcp_caller.py ADDR PUBLIC_PORT PORT_BASE WORKERS PIDS_FILE STEP...
+With --tls CAFILE every connection the caller opens is TLS (Python's ssl
+module: TLS 1.2 or newer, the daemon's certificate checked against CAFILE
+and the address ADDR, no client certificate), its Via says TLS and its
+Contact ";transport=tls"; PUBLIC_PORT and PORT_BASE are then the daemon's
+TLS ports (tls_port, tls_worker_port_base).  The Contact's listener stays
+plain TCP, so "answer:BYE" is refused with --tls (usage error): a TLS
+caller here always hangs up itself.
+
+usage: tcp_caller.py [--tls CAFILE] ADDR PUBLIC_PORT PORT_BASE WORKERS PIDS_FILE STEP...
   STEP: invite:DEST | reinvite:DEST | bye:DEST | answer:BYE (30 s) |
         wait:FILE (until FILE exists, 60 s)
   DEST: public | public@W | own@W   (W: an index, "owner" or "other")
@@ -32,6 +40,7 @@ import os
 import random
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -46,10 +55,13 @@ def rand(n=10):
 class Conn:
     """One connection and the bytes read from it not parsed yet."""
 
-    def __init__(self, addr, port):
+    def __init__(self, addr, port, tls=None):
         # From our address: the test trusts it (its static route needs that).
         self.sock = socket.create_connection((addr, port), timeout=TIMEOUT,
                                              source_address=(addr, 0))
+        if tls is not None:
+            # The handshake runs here, bounded by TIMEOUT; a failure raises.
+            self.sock = tls.wrap_socket(self.sock, server_hostname=addr)
         self.buf = b""
 
     def local_port(self):
@@ -92,8 +104,10 @@ class Conn:
 
 
 class Caller:
-    def __init__(self, addr, public, base, workers, pids_file):
+    def __init__(self, addr, public, base, workers, pids_file, tls=None):
         self.addr, self.public, self.base = addr, public, base
+        self.tls = tls
+        self.transport = "tls" if tls is not None else "tcp"
         self.workers, self.pids_file = workers, pids_file
         self.call_id = rand(16) + "@tcp-caller"
         self.from_tag = rand()
@@ -141,13 +155,13 @@ class Caller:
         where, _, who = dest.partition("@")
         if where == "own":
             w = self.worker_of(who)
-            conn = Conn(self.addr, self.base + w)
+            conn = Conn(self.addr, self.base + w, self.tls)
         elif where == "public" and not who:
-            conn = Conn(self.addr, self.public)
+            conn = Conn(self.addr, self.public, self.tls)
         elif where == "public":
             pid = self.pid_of(self.worker_of(who))
             for _ in range(64):
-                conn = Conn(self.addr, self.public)
+                conn = Conn(self.addr, self.public, self.tls)
                 if self.accepted_by(conn) == pid:
                     break
                 conn.close()
@@ -164,15 +178,15 @@ class Caller:
         lport = conn.local_port()
         lines = [
             "%s %s SIP/2.0" % (method, self.target),
-            "Via: SIP/2.0/TCP %s:%d;branch=z9hG4bK%s;rport" % (self.addr, lport,
-                                                               branch or rand()),
+            "Via: SIP/2.0/%s %s:%d;branch=z9hG4bK%s;rport" % (
+                self.transport.upper(), self.addr, lport, branch or rand()),
             "Max-Forwards: 70",
             "From: <sip:caller@%s>;tag=%s" % (self.addr, self.from_tag),
             "To: %s" % self.to_hdr,
             "Call-ID: %s" % self.call_id,
             "CSeq: %d %s" % (cseq, method),
-            "Contact: <sip:caller@%s:%d;transport=tcp>" % (self.addr,
-                                                          self.listener.getsockname()[1]),
+            "Contact: <sip:caller@%s:%d;transport=%s>" % (
+                self.addr, self.listener.getsockname()[1], self.transport),
         ]
         if body:
             lines.append("Content-Type: application/sdp")
@@ -263,11 +277,25 @@ class Caller:
         return 200
 
 
+def tls_context(cafile):
+    """A client context that trusts only the test's CA."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
 def main(argv):
+    tls = None
+    if len(argv) > 2 and argv[1] == "--tls":
+        tls = tls_context(argv[2])
+        argv = argv[:1] + argv[3:]
     if len(argv) < 7:
         sys.stderr.write(__doc__.split("\n\n")[-1])
         return 2
-    caller = Caller(argv[1], int(argv[2]), int(argv[3]), int(argv[4]), argv[5])
+    if tls is not None and any(step.startswith("answer:") for step in argv[6:]):
+        sys.stderr.write("tcp_caller: answer: needs a plain TCP Contact, not --tls\n")
+        return 2
+    caller = Caller(argv[1], int(argv[2]), int(argv[3]), int(argv[4]), argv[5], tls)
     print("call-id %s" % caller.call_id, flush=True)
     for step in argv[6:]:
         what, _, arg = step.partition(":")

@@ -46,8 +46,8 @@ static int config_get_int(const struct config_ctx *ctx, const config_setting_t *
 	return 0;
 }
 
-static int config_get_int_field(const struct config_ctx *ctx, const config_setting_t *s,
-				long long min, long long max, int *field)
+int config_get_int_field(const struct config_ctx *ctx, const config_setting_t *s,
+			 long long min, long long max, int *field)
 {
 	long long v = 0;
 	int rc = config_get_int(ctx, s, min, max, &v);

@@ -40,6 +40,11 @@ void config_warn(const struct config_ctx *ctx, const config_setting_t *s,
 		 const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* An integer setting between min and max into *field; out of range or not
+ * an integer is an error naming the key (shared by the config_*.c files). */
+int config_get_int_field(const struct config_ctx *ctx, const config_setting_t *s,
+			 long long min, long long max, int *field);
+
 /* The authentication keys' loaders (config_auth.c). */
 int config_load_auth_algorithms(const struct config_ctx *ctx, const config_setting_t *s,
 				struct config *cfg);

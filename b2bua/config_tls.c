@@ -26,24 +26,6 @@
  * or a key is a few KB; a CA bundle may be larger, its first block counts. */
 #define CONFIG_TLS_PEM_SCAN 65536
 
-static int config_tls_int(const struct config_ctx *ctx, const config_setting_t *s,
-			  long long min, long long max, int *field)
-{
-	const char *key = config_setting_name(s);
-	int type = config_setting_type(s);
-	long long v;
-
-	if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
-		return config_fail(ctx, s, key, "must be an integer between %lld and %lld",
-				   min, max);
-	v = config_setting_get_int64(s);
-	if (v < min || v > max)
-		return config_fail(ctx, s, key, "%lld is out of range: "
-				   "must be between %lld and %lld", v, min, max);
-	*field = (int)v;
-	return 0;
-}
-
 /* An absolute path into dst[size]; too long is an error, never a cut. */
 static int config_tls_path(const struct config_ctx *ctx, const config_setting_t *s,
 			   char *dst, size_t size)
@@ -67,13 +49,13 @@ static int config_tls_path(const struct config_ctx *ctx, const config_setting_t 
 int config_load_tls_port(const struct config_ctx *ctx, const config_setting_t *s,
 			 struct config *cfg)
 {
-	return config_tls_int(ctx, s, 1, 65535, &cfg->tls_port);
+	return config_get_int_field(ctx, s, 1, 65535, &cfg->tls_port);
 }
 
 int config_load_tls_worker_port_base(const struct config_ctx *ctx, const config_setting_t *s,
 				     struct config *cfg)
 {
-	return config_tls_int(ctx, s, 1, 65535, &cfg->tls_worker_port_base);
+	return config_get_int_field(ctx, s, 1, 65535, &cfg->tls_worker_port_base);
 }
 
 int config_load_tls_certificate(const struct config_ctx *ctx, const config_setting_t *s,

@@ -53,13 +53,23 @@ static const char *b2b_flow_host(const b2b_t *b2b)
 	return strcmp(l, "0.0.0.0") == 0 || strcmp(l, "::") == 0 ? b2b->cfg->advertise[0] : l;
 }
 
-/* Is `host` (no brackets) one of our listen or advertise addresses? */
-static int b2b_flow_our_host(const struct config *cfg, const char *host)
+int b2b_sibling_at(const b2b_t *b2b, const char *host, int port)
 {
-	for (size_t i = 0; i < cfg->n_listen; i++)
-		if (strcasecmp(host, cfg->listen[i]) == 0 || strcasecmp(host, cfg->advertise[i]) == 0)
-			return 1;
-	return 0;
+	const struct config *cfg = b2b->cfg;
+	char bare[sizeof cfg->listen[0]];
+	size_t n = strlen(host);
+	int ours = 0;
+
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof bare) {
+		memcpy(bare, host + 1, n - 2);   /* "[v6]": listen/advertise have no brackets */
+		bare[n - 2] = '\0';
+		host = bare;
+	}
+	for (size_t i = 0; i < cfg->n_listen && !ours; i++)
+		ours = strcasecmp(host, cfg->listen[i]) == 0 || strcasecmp(host, cfg->advertise[i]) == 0;
+	return ours && port >= cfg->worker_port_base &&
+	       port < cfg->worker_port_base + cfg->workers &&
+	       port != cfg->worker_port_base + (int)b2b->worker;
 }
 
 /* "sip:host:port;transport=udp" of worker `w`'s own port: 0, or -EINVAL. */
@@ -77,25 +87,14 @@ static int b2b_flow_sibling_url(const b2b_t *b2b, int w, char *url, size_t size)
 
 int b2b_flow_sibling(b2b_t *b2b, nta_incoming_t *irq)
 {
-	const struct config *cfg = b2b->cfg;
 	char source[REGISTRAR_ADDR_MAX];
-	char *colon, *host = source;
-	size_t n;
-	int port;
+	char *colon;
 
 	if (registrar_request_source(irq, source, sizeof source) < 0 ||
 	    (colon = strrchr(source, ':')) == NULL)
 		return 0;
-	*colon = '\0';
-	port = atoi(colon + 1);
-	n = strlen(source);
-	if (n >= 2 && source[0] == '[' && source[n - 1] == ']') {   /* "[v6]:port" */
-		source[n - 1] = '\0';
-		host = source + 1;
-	}
-	return b2b_flow_our_host(cfg, host) &&
-	       port >= cfg->worker_port_base && port < cfg->worker_port_base + cfg->workers &&
-	       port != cfg->worker_port_base + (int)b2b->worker;
+	*colon = '\0';   /* "host:port" or "[v6]:port" */
+	return b2b_sibling_at(b2b, source, atoi(colon + 1));
 }
 
 int b2b_flow_sibling_handoff(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)

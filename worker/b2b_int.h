@@ -476,6 +476,9 @@ const char *b2b_handoff_of(sip_t const *sip);
 /* 1 when the request came from another worker of this host (its own port
  * on our listen or advertised address): a hand-off from it is trusted. */
 int b2b_flow_sibling(b2b_t *b2b, nta_incoming_t *irq);
+/* Is host:port another worker's own port of this host (host one of our
+ * listen or advertise addresses, an IPv6 one with or without brackets)? */
+int b2b_sibling_at(const b2b_t *b2b, const char *host, int port);
 /* 1 when a request whose Via is ours is no loop: a hand-off from a
  * sibling worker, with its one Via. */
 int b2b_flow_sibling_handoff(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip);

@@ -345,36 +345,11 @@ static int b2b_stream_route_open(struct b2b_call *call)
 	return tp != NULL && tport_is_secondary(tp);
 }
 
-/* Is `host` (an IPv6 one in brackets or not) one of our listen or
- * advertise addresses? */
-static int b2b_stream_our_host(const struct config *cfg, const char *host)
-{
-	char bare[sizeof cfg->listen[0]];
-	size_t n = strlen(host);
-
-	if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof bare) {
-		memcpy(bare, host + 1, n - 2);
-		bare[n - 2] = '\0';
-		host = bare;
-	}
-	for (size_t i = 0; i < cfg->n_listen; i++)
-		if (su_casematch(host, cfg->listen[i]) || su_casematch(host, cfg->advertise[i]))
-			return 1;
-	return 0;
-}
-
 /* Is this Via one of another worker's own ports (a relay of ours)? */
 static int b2b_stream_via_sibling(const b2b_t *b2b, sip_via_t const *v)
 {
-	const struct config *cfg = b2b->cfg;
-	int port;
-
-	if (v == NULL || v->v_host == NULL || v->v_port == NULL || v->v_next == NULL ||
-	    !b2b_stream_our_host(cfg, v->v_host))
-		return 0;
-	port = atoi(v->v_port);
-	return port >= cfg->worker_port_base && port < cfg->worker_port_base + cfg->workers &&
-	       port != cfg->worker_port_base + (int)b2b->worker;
+	return v != NULL && v->v_host != NULL && v->v_port != NULL && v->v_next != NULL &&
+	       b2b_sibling_at(b2b, v->v_host, atoi(v->v_port));
 }
 
 int b2b_stream_caller_route(struct b2b_call *call)

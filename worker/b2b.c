@@ -530,14 +530,12 @@ int b2b_create(su_root_t *root, const struct config *cfg, shm_t *shm,
 	if (getrandom(&b2b->rng, sizeof b2b->rng, 0) != sizeof b2b->rng || b2b->rng == 0)
 		b2b->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)shm_now_ms();
 
-	b2b->pool = calloc(cfg->call_capacity, sizeof *b2b->pool);
-	if (b2b->pool == NULL) {
+	/* call_capacity entries reserved, resident only as calls take them:
+	 * every worker may own every call, but together they hold each once. */
+	ret = b2b_pool_create(sizeof(struct b2b_call), cfg->call_capacity, &b2b->pool);
+	if (ret < 0) {
 		su_home_unref(b2b->home);
-		return -ENOMEM;
-	}
-	for (unsigned i = cfg->call_capacity; i-- > 0;) {
-		b2b->pool[i].next_free = b2b->free_list;
-		b2b->free_list = &b2b->pool[i];
+		return ret;
 	}
 	ret = b2b_parse_routes(b2b);
 	if (ret == 0)
@@ -557,9 +555,12 @@ void b2b_destroy(b2b_t *b2b)
 	if (b2b == NULL)
 		return;
 	b2b_adopt_destroy(b2b);
-	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++)
-		if (b2b->pool[i].b2b)
-			b2b_call_end(&b2b->pool[i]);
+	for (unsigned i = 0; i < b2b_pool_used(b2b->pool); i++) {
+		struct b2b_call *call = b2b_pool_at(b2b->pool, i);
+
+		if (call->b2b)
+			b2b_call_end(call);
+	}
 	b2b_timers_destroy(b2b);
 	if (b2b->default_leg)
 		nta_leg_destroy(b2b->default_leg);
@@ -567,7 +568,7 @@ void b2b_destroy(b2b_t *b2b)
 		nta_agent_destroy(b2b->agent);
 	b2b_tls_destroy(b2b);
 	b2b_overload_free(b2b);   /* after the agent: its sockets' gate is gone */
-	free(b2b->pool);
+	b2b_pool_destroy(b2b->pool);
 	b2b_limits_destroy(b2b);
 	su_home_unref(b2b->home);
 }
@@ -608,8 +609,8 @@ unsigned b2b_active_calls(const b2b_t *b2b)
 
 void b2b_hangup_all(b2b_t *b2b)
 {
-	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++) {
-		struct b2b_call *call = &b2b->pool[i];
+	for (unsigned i = 0; i < b2b_pool_used(b2b->pool); i++) {
+		struct b2b_call *call = b2b_pool_at(b2b->pool, i);
 
 		if (call->b2b != NULL && !call->ended)
 			b2b_call_abort(call, 503);
@@ -623,8 +624,8 @@ void b2b_expire_calls(b2b_t *b2b)
 
 	if (limit == 0)
 		return;
-	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++) {
-		struct b2b_call *call = &b2b->pool[i];
+	for (unsigned i = 0; i < b2b_pool_used(b2b->pool); i++) {
+		struct b2b_call *call = b2b_pool_at(b2b->pool, i);
 
 		if (call->b2b == NULL || call->ended || call->answer_ms == 0 ||
 		    now - call->answer_ms < limit ||
@@ -638,8 +639,8 @@ void b2b_expire_calls(b2b_t *b2b)
 
 int b2b_kill(b2b_t *b2b, const char *id)
 {
-	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++) {
-		struct b2b_call *call = &b2b->pool[i];
+	for (unsigned i = 0; i < b2b_pool_used(b2b->pool); i++) {
+		struct b2b_call *call = b2b_pool_at(b2b->pool, i);
 
 		if (call->b2b == NULL || call->ended || strcmp(call->id, id) != 0)
 			continue;

@@ -3,8 +3,9 @@
  * call table.  See b2b_int.h for the map of the b2b files.
  *
  * Design note.  A call comes from a pool sized by call_capacity
- * (b2b_call_alloc), so accepting a call allocates nothing of ours; Sofia
- * allocates its own messages.  Its states (enum b2b_state), and what moves
+ * (b2b_call_alloc; b2b_pool.h: reserved for the capacity, resident as calls
+ * use it), so accepting a call allocates nothing of ours; Sofia allocates
+ * its own messages.  Its states (enum b2b_state), and what moves
  * a call:
  *
  *   ROUTING     INVITE accepted, 100 sent; authentication or the location
@@ -262,12 +263,10 @@ void b2b_call_set_id(struct b2b_call *call, const char *id)
 
 struct b2b_call *b2b_call_alloc(b2b_t *b2b)
 {
-	struct b2b_call *call = b2b->free_list;
+	struct b2b_call *call = b2b_pool_get(b2b->pool);   /* zero-filled */
 
 	if (call == NULL)
 		return NULL;
-	b2b->free_list = call->next_free;
-	memset(call, 0, sizeof *call);
 	call->b2b = b2b;
 	call->winner = -1;
 	b2b->active++;
@@ -281,9 +280,8 @@ void b2b_call_free(struct b2b_call *call)
 
 	b2b->active--;
 	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, -1);
-	call->b2b = NULL;
-	call->next_free = b2b->free_list;
-	b2b->free_list = call;
+	call->b2b = NULL;   /* what walkers of the pool skip */
+	b2b_pool_put(b2b->pool, call);
 }
 
 /* A new call is no longer in setup (answered or ended): overload control

@@ -22,6 +22,8 @@
  *                 shed with a stateless 503 while the worker falls behind
  *   b2b_tls.c     the TLS transports: their certificate directory, the
  *                 lowest version, failed handshakes counted
+ *   b2b_pool.c    the calls' memory: call_capacity entries reserved,
+ *                 resident only as calls use them (b2b_pool.h, pure)
  *
  * A call, seen from here:
  *
@@ -44,6 +46,7 @@
 
 #include "shm/shm.h"
 #include "worker/b2b.h"
+#include "worker/b2b_pool.h"
 #include "worker/cdr.h"
 #include "worker/hold.h"
 #include "worker/ratelimit.h"
@@ -169,7 +172,6 @@ struct b2b_sdp {
 
 struct b2b_call {
 	b2b_t *b2b;
-	struct b2b_call *next_free;  /* pool link while unused */
 	char id[SHM_ID_MAX];         /* the call id: CLI, logs, CDR id, call limits (b2b_make_id) */
 	char counted[4][64];         /* local users whose max_calls count this call */
 	unsigned n_counted;
@@ -273,8 +275,7 @@ struct b2b {
 	unsigned n_addr;
 	url_t **route_urls;           /* cfg->routes[i].target, parsed once */
 
-	struct b2b_call *pool;
-	struct b2b_call *free_list;
+	b2b_pool_t *pool;             /* the calls (b2b_pool.h), taken by b2b_call_alloc */
 	unsigned active;
 	unsigned setup;               /* new calls not answered yet (b2b_call_setup_done) */
 	int draining;

@@ -509,8 +509,8 @@ static void b2b_on_session_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_
 	b2b_t *b2b = (b2b_t *)arg;
 	uint64_t now = mono_ms();
 
-	for (unsigned i = 0; i < b2b->cfg->call_capacity; i++) {
-		struct b2b_call *call = &b2b->pool[i];
+	for (unsigned i = 0; i < b2b_pool_used(b2b->pool); i++) {
+		struct b2b_call *call = b2b_pool_at(b2b->pool, i);
 
 		if (call->b2b == NULL || call->ended || call->state != B2B_CONFIRMED ||
 		    (call->sess[B2B_LEG_A].st.interval == 0 && call->sess[B2B_LEG_B].st.interval == 0))

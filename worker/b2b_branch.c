@@ -458,7 +458,7 @@ static size_t b2b_branch_size(struct b2b_call *call, sip_t const *sip)
 {
 	size_t body = sip->sip_payload ? sip->sip_payload->pl_len : 0;
 
-	return body + B2B_HEADERS_MAX + strlen(call->diversion);
+	return body + B2B_HEADERS_MAX + strlen(b2b_diversion(call));
 }
 
 /*
@@ -505,7 +505,7 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 	char mtu_url[REGISTRAR_URI_MAX];
 	const char *route = br->nat ? br->nat->url : NULL;
 	b2b_t *b2b = call->b2b;
-	char diversion[sizeof call->diversion + 16];
+	char diversion[B2B_DIVERSION_MAX + 16];
 	sip_max_forwards_t mf[1];
 	struct b2b_st_hdrs h;
 	char handoff[sizeof B2B_HANDOFF_HEADER + sizeof br->nat->handoff + 2] = "";
@@ -516,7 +516,7 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 	sip_max_forwards_init(mf);
 	mf->mf_count = sip->sip_max_forwards ? sip->sip_max_forwards->mf_count - 1
 					     : (unsigned long)b2b->cfg->max_forwards;
-	snprintf(diversion, sizeof diversion, "Diversion: %s", call->diversion);
+	snprintf(diversion, sizeof diversion, "Diversion: %s", b2b_diversion(call));
 	b2b_session_request_hdrs(call, B2B_LEG_B, &h);
 	if (se && h.se[0])
 		snprintf(h.se, sizeof h.se, "%u", se);
@@ -531,7 +531,7 @@ static int b2b_branch_invite(struct b2b_call *call, struct b2b_branch *br, sip_t
 				       SIP_METHOD_INVITE, (url_string_t const *)ruri,
 				       SIPTAG_CONTACT(b2b_branch_contact(b2b, ruri, route, a)),
 				       SIPTAG_MAX_FORWARDS(mf),
-				       TAG_IF(call->diversion[0], SIPTAG_HEADER_STR(diversion)),
+				       TAG_IF(b2b_diversion(call)[0], SIPTAG_HEADER_STR(diversion)),
 				       TAG_IF(handoff[0], SIPTAG_HEADER_STR(handoff)),
 				       TAG_IF(h.supported, SIPTAG_SUPPORTED_STR(h.supported)),
 				       TAG_IF(h.se[0], SIPTAG_SESSION_EXPIRES_STR(h.se)),

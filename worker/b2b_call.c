@@ -280,6 +280,7 @@ void b2b_call_free(struct b2b_call *call)
 
 	b2b->active--;
 	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, -1);
+	b2b_forwarding_free(call);
 	call->b2b = NULL;   /* what walkers of the pool skip */
 	b2b_pool_put(b2b->pool, call);
 }

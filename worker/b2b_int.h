@@ -163,6 +163,27 @@ struct b2b_branch {
 	unsigned addr;               /* our address for it (b2b->addr[], its target's family) */
 };
 
+/* The longest Diversion value a forwarded INVITE carries (b2b_policy.c). */
+#define B2B_DIVERSION_MAX 512
+
+/*
+ * What only a call that may forward needs: the forwarding of the user
+ * tried now, the users tried, the Diversion chain.  Most calls never
+ * forward, so it is allocated when a user of the call names a forward
+ * target (b2b_policy.c) and freed with the call (b2b_call_free), rather
+ * than carried by every pool entry (about 2 KB of its 3.5).
+ */
+struct b2b_forwarding {
+	struct registrar_forward fwd; /* of the user being tried now */
+	int have_fwd;                 /* fwd holds that user's forwarding */
+	char tried[B2B_MAX_BRANCHES][64];  /* the local users looked up, loop detection */
+	unsigned n_tried;
+	unsigned hops;
+	char diversion[B2B_DIVERSION_MAX]; /* Diversion value for forwarded INVITEs */
+	char forward_to[REGISTRAR_URI_MAX]; /* once the pending branches are cancelled */
+	const char *forward_reason;
+};
+
 /* A body we sent on a leg, kept for a refresh re-INVITE (b2b_timer.c): one
  * malloc'd block, the payload then its Content-Type, each NUL-terminated. */
 struct b2b_sdp {
@@ -222,18 +243,11 @@ struct b2b_call {
 	enum hold_state relay_hold;  /* what the relayed offer asks for */
 	enum shm_party held_by;
 
-	/* forwarding (see "forwarding" below) */
-	struct registrar_forward fwd; /* of the user being tried now */
-	int have_fwd;
+	/* forwarding (b2b_policy.c) */
 	char cur_user[64];           /* the local user being tried now */
-	char tried[B2B_MAX_BRANCHES][64];
-	unsigned n_tried;
-	unsigned hops;
-	char diversion[512];         /* Diversion value for forwarded INVITEs */
+	struct b2b_forwarding *fw;   /* NULL until a user it tries forwards (b2b_policy.c) */
 	su_timer_t *na_timer;        /* no-answer timer, when the user forwards on no answer */
 	int forward_pending;         /* branches being cancelled before forwarding */
-	char forward_to[REGISTRAR_URI_MAX];
-	const char *forward_reason;
 
 	nta_incoming_t *bye_irq;     /* a BYE being relayed, from either leg */
 	nta_outgoing_t *bye_orq;     /* our BYE on the other leg */
@@ -469,6 +483,10 @@ int b2b_policy_reload(b2b_t *b2b, const struct config *old);
 int b2b_rate_limited(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip);
 void b2b_admit(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip);
 int b2b_forward_on_failure(struct b2b_call *call);
+/* The Diversion value for the call's next INVITE, "" when it was not forwarded. */
+const char *b2b_diversion(const struct b2b_call *call);
+/* Free what forwarding allocated for the call (b2b_call_free). */
+void b2b_forwarding_free(struct b2b_call *call);
 /* The value of the hand-off header (B2B_HANDOFF_HEADER) of a request, or NULL. */
 const char *b2b_handoff_of(sip_t const *sip);
 

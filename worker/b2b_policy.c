@@ -57,10 +57,14 @@
  * with its own forwarding) or a SIP URI.  Each forwarded INVITE carries a
  * Diversion header (RFC 5806) naming who forwarded it and why.  Chains stop
  * after forward_max_hops; a target already tried in this call ends it with
- * 482 (a loop).  Forwarding moves the call to FORWARDING.
+ * 482 (a loop).  Forwarding moves the call to FORWARDING.  What that
+ * takes (struct b2b_forwarding: the user's targets, the users tried, the
+ * Diversion chain, 2 KB) is allocated only when a user of the call names a
+ * target, so a call that never forwards does not carry it.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
@@ -122,41 +126,82 @@ int b2b_parse_routes(b2b_t *b2b)
 
 static void b2b_lookup_user(struct b2b_call *call, const char *user);
 
+/*
+ * The call's forwarding state, allocated the first time a user it looks up
+ * names a forward target: 0, or -ENOMEM.  Until then only one user was
+ * looked up (every further lookup is a forward), the current one: it
+ * starts the list of users tried.
+ */
+static int b2b_forwarding_need(struct b2b_call *call)
+{
+	struct b2b_forwarding *fw;
+
+	if (call->fw)
+		return 0;
+	fw = calloc(1, sizeof *fw);
+	if (fw == NULL)
+		return -ENOMEM;
+	if (call->cur_user[0])
+		b2b_str_copy(fw->tried[fw->n_tried++], sizeof fw->tried[0], call->cur_user);
+	call->fw = fw;
+	return 0;
+}
+
+void b2b_forwarding_free(struct b2b_call *call)
+{
+	free(call->fw);
+	call->fw = NULL;
+}
+
+const char *b2b_diversion(const struct b2b_call *call)
+{
+	return call->fw ? call->fw->diversion : "";
+}
+
+/* Does the user's forwarding name any target? */
+static int b2b_forwards(const struct registrar_forward *fwd)
+{
+	return fwd && (fwd->always[0] || fwd->busy[0] || fwd->noanswer[0]);
+}
+
 /* RFC 5806: newest diversion first, with the reason and the hop count. */
 static void b2b_add_diversion(struct b2b_call *call, const char *reason)
 {
-	char prev[sizeof call->diversion];
+	struct b2b_forwarding *fw = call->fw;
+	char prev[sizeof fw->diversion];
 	int n;
 
-	memcpy(prev, call->diversion, sizeof prev);
-	n = snprintf(call->diversion, sizeof call->diversion,
+	memcpy(prev, fw->diversion, sizeof prev);
+	n = snprintf(fw->diversion, sizeof fw->diversion,
 		     strchr(call->b2b->cfg->domain, ':') ? "<sip:%s@[%s]>;reason=%s;counter=%u" :
 		     "<sip:%s@%s>;reason=%s;counter=%u",
-		     call->cur_user, call->b2b->cfg->domain, reason, call->hops);
-	if (prev[0] && n > 0 && (size_t)n < sizeof call->diversion)
-		snprintf(call->diversion + n, sizeof call->diversion - (size_t)n, ", %.*s",
-			 (int)(sizeof call->diversion - (size_t)n - 3), prev);
+		     call->cur_user, call->b2b->cfg->domain, reason, fw->hops);
+	if (prev[0] && n > 0 && (size_t)n < sizeof fw->diversion)
+		snprintf(fw->diversion + n, sizeof fw->diversion - (size_t)n, ", %.*s",
+			 (int)(sizeof fw->diversion - (size_t)n - 3), prev);
 }
 
-static int b2b_tried(const struct b2b_call *call, const char *user)
+static int b2b_tried(const struct b2b_forwarding *fw, const char *user)
 {
-	for (unsigned i = 0; i < call->n_tried; i++)
-		if (strcmp(call->tried[i], user) == 0)
+	for (unsigned i = 0; i < fw->n_tried; i++)
+		if (strcmp(fw->tried[i], user) == 0)
 			return 1;
 	return 0;
 }
 
-/* Forward the call to `target`; the current branches are all over. */
+/* Forward the call to `target`; the current branches are all over.  Only
+ * for a call with its forwarding state (call->fw). */
 static void b2b_forward(struct b2b_call *call, const char *target, const char *reason)
 {
 	b2b_t *b2b = call->b2b;
+	struct b2b_forwarding *fw = call->fw;
 	su_home_t home[1] = { SU_HOME_INIT(home) };
 	url_t *url = NULL;
 	const char *user = target;
 	url_t const *targets[1];
 
 	call->forward_pending = 0;
-	if (call->hops >= (unsigned)b2b->cfg->forward_max_hops) {
+	if (fw->hops >= (unsigned)b2b->cfg->forward_max_hops) {
 		log_warn("call %s: forwarding chain longer than forward_max_hops (%d) stopped at %s",
 			 call->id, b2b->cfg->forward_max_hops, target);
 		b2b_call_refuse(call, call->best_final ? call->best_final : 480,
@@ -173,18 +218,18 @@ static void b2b_forward(struct b2b_call *call, const char *target, const char *r
 		}
 		user = registrar_is_local(b2b->reg, url) && url->url_user ? url->url_user : NULL;
 	}
-	if (user && b2b_tried(call, user)) {
+	if (user && b2b_tried(fw, user)) {
 		log_warn("call %s: forwarding loops back to '%s': ending the call", call->id, user);
 		b2b_call_refuse(call, SIP_482_LOOP_DETECTED);
 		su_home_deinit(home);
 		return;
 	}
-	call->hops++;
+	fw->hops++;
 	b2b_add_diversion(call, reason);
 	b2b_publish_forwarding(call, target);
 	log_info("call %s: forwarding (%s) from '%s' to %s", call->id, reason, call->cur_user,
 		 target);
-	call->have_fwd = 0;
+	fw->have_fwd = 0;
 	if (user) {
 		b2b_lookup_user(call, user);
 	} else {
@@ -197,23 +242,24 @@ static void b2b_forward(struct b2b_call *call, const char *target, const char *r
 static void b2b_on_no_answer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 {
 	struct b2b_call *call = (struct b2b_call *)arg;
+	struct b2b_forwarding *fw = call->fw;
 
-	if (call->winner >= 0 || call->state == B2B_CANCELLING || !call->have_fwd ||
-	    call->fwd.noanswer[0] == '\0')
+	if (call->winner >= 0 || call->state == B2B_CANCELLING || fw == NULL || !fw->have_fwd ||
+	    fw->fwd.noanswer[0] == '\0')
 		return;
 	/* CANCEL what rings; forward once every branch has answered the CANCEL
 	 * (b2b_on_b_failure).  An answer meanwhile still wins. */
 	call->forward_pending = 1;
-	snprintf(call->forward_to, sizeof call->forward_to, "%s", call->fwd.noanswer);
-	call->forward_reason = "no-answer";
-	b2b_publish_forwarding(call, call->fwd.noanswer);
+	snprintf(fw->forward_to, sizeof fw->forward_to, "%s", fw->fwd.noanswer);
+	fw->forward_reason = "no-answer";
+	b2b_publish_forwarding(call, fw->fwd.noanswer);
 	b2b_cancel_pending(call, -1);
 }
 
 static void b2b_start_no_answer_timer(struct b2b_call *call)
 {
-	int secs = call->fwd.noanswer_timeout > 0 ? call->fwd.noanswer_timeout
-						  : call->b2b->cfg->no_answer_timeout;
+	int secs = call->fw->fwd.noanswer_timeout > 0 ? call->fw->fwd.noanswer_timeout
+						      : call->b2b->cfg->no_answer_timeout;
 
 	if (call->na_timer == NULL)
 		call->na_timer = su_timer_create(su_root_task(call->b2b->root), 0);
@@ -226,18 +272,22 @@ static void b2b_start_no_answer_timer(struct b2b_call *call)
 /* Every branch failed: forward if the user asked for it.  1 when forwarded. */
 int b2b_forward_on_failure(struct b2b_call *call)
 {
+	struct b2b_forwarding *fw = call->fw;
+
+	if (fw == NULL)
+		return 0;   /* no user of this call forwards */
 	if (call->forward_pending) {
-		b2b_forward(call, call->forward_to, call->forward_reason);
+		b2b_forward(call, fw->forward_to, fw->forward_reason);
 		return 1;
 	}
-	if (!call->have_fwd || call->state == B2B_CANCELLING)
+	if (!fw->have_fwd || call->state == B2B_CANCELLING)
 		return 0;
-	if ((call->best_final == 486 || call->best_final == 600) && call->fwd.busy[0]) {
-		b2b_forward(call, call->fwd.busy, "user-busy");
+	if ((call->best_final == 486 || call->best_final == 600) && fw->fwd.busy[0]) {
+		b2b_forward(call, fw->fwd.busy, "user-busy");
 		return 1;
 	}
-	if ((call->best_final == 408 || call->best_final == 480) && call->fwd.noanswer[0]) {
-		b2b_forward(call, call->fwd.noanswer, "no-answer");
+	if ((call->best_final == 408 || call->best_final == 480) && fw->fwd.noanswer[0]) {
+		b2b_forward(call, fw->fwd.noanswer, "no-answer");
 		return 1;
 	}
 	return 0;
@@ -302,9 +352,17 @@ static void b2b_on_lookup(void *arg, int status, const struct registrar_contact 
 	 * unknown or disabled user as for one that is not registered. */
 	if (status == 404 && call->untrusted)
 		status = 480;
-	if (fwd) {
-		call->fwd = *fwd;
-		call->have_fwd = 1;
+	/* A user that forwards nowhere leaves nothing to keep (call->fw stays
+	 * NULL); one that does, or any user after a forward, is kept. */
+	if (b2b_forwards(fwd) && b2b_forwarding_need(call) < 0) {
+		log_error("call %s: no memory for the forwarding of '%s'", call->id,
+			  call->cur_user);
+		b2b_call_refuse(call, SIP_503_SERVICE_UNAVAILABLE);
+		return;
+	}
+	if (fwd && call->fw) {
+		call->fw->fwd = *fwd;
+		call->fw->have_fwd = 1;
 	}
 	if (fwd && fwd->always[0]) {
 		b2b_forward(call, fwd->always, "unconditional");
@@ -364,8 +422,10 @@ static void b2b_on_lookup(void *arg, int status, const struct registrar_contact 
 static void b2b_lookup_user(struct b2b_call *call, const char *user)
 {
 	b2b_str_copy(call->cur_user, sizeof call->cur_user, user);
-	if (call->n_tried < B2B_MAX_BRANCHES)
-		b2b_str_copy(call->tried[call->n_tried++], sizeof call->tried[0], user);
+	/* Without forwarding state this is the call's first lookup: the state,
+	 * when a user forwards, starts from cur_user (b2b_forwarding_need). */
+	if (call->fw && call->fw->n_tried < B2B_MAX_BRANCHES)
+		b2b_str_copy(call->fw->tried[call->fw->n_tried++], sizeof call->fw->tried[0], user);
 	b2b_call_hold(call);
 	if (registrar_lookup(call->b2b->reg, user,
 			     call->n_counted < sizeof call->counted / sizeof call->counted[0] ?

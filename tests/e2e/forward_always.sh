@@ -14,6 +14,9 @@
 #   3. Too long a chain: forward_max_hops = 2 and erin -> frank -> gus ->
 #      carol, all unconditional: the call ends without reaching carol (480),
 #      one CDR.
+#   4. A loop: hank -> ivy -> hank, all unconditional: the second hop finds
+#      hank already tried in this call and ends it with 482 (before the
+#      forward_max_hops limit would), one CDR.
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/flow_lib.sh"
@@ -35,6 +38,8 @@ add_user dave dave-pw --no-answer carol
 add_user erin erin-pw --always frank
 add_user frank frank-pw --always gus
 add_user gus gus-pw --always carol
+add_user hank hank-pw --always ivy
+add_user ivy ivy-pw --always hank
 register_as reg_bob bob bob-pw $BOB_PORT
 register_as reg_carol carol carol-pw $CAROL_PORT
 
@@ -73,4 +78,12 @@ assert_grep 'forwarding chain longer than forward_max_hops \(2\)' "$T/b2bua.log"
 wait_cdrs 3
 assert_cdr 2 "callee=sip:erin@$ADDR:$SIP_PORT" "disposition=NO_ANSWER" "sip_code=480" \
 	"hangup_by=system"
+
+# --- 4. a loop back to a user this call already tried
+uac_run uac4 uac_expect_code -m 1 -s hank -key maxfwd 70 -key extra_hdr "X-Test: none"
+assert_sipp_ok uac4 1
+assert_eq 1 "$(msg_count "$T/uac4.msg" recv 482/INVITE)" "4: the caller got 482"
+assert_grep "forwarding loops back to 'hank'" "$T/b2bua.log" "4: the log says why"
+wait_cdrs 4
+assert_cdr 3 "callee=sip:hank@$ADDR:$SIP_PORT" "sip_code=482"
 log "ok: forward_always"

@@ -6,8 +6,8 @@
  * by the kernel, so a fresh region is already an empty table:
  *
  *   0            struct shm: magic, version, geometry and section offsets,
- *                then the live-call counter and the free-slot stack on a
- *                cache line of their own
+ *                then the live-call counter, the free-slot stack and the
+ *                slots' high-water mark on a cache line of their own
  *   index_off    nindex × 8-byte index entries; nindex is 2 × capacity
  *                rounded up to a power of two: the hash table of Call-IDs
  *   slots_off    capacity × struct slot, each 64-byte aligned: the calls
@@ -34,16 +34,23 @@
  * Memory.  A slot is big (a call's strings, about 2.3 KB) and an index entry
  * small (8 bytes), so the table has exactly `capacity` slots and keeps its
  * spare room, which open addressing needs, in the index only: the region
- * costs about 4.5 KB per unit of capacity (slot, INVITE record and two index
- * entries) instead of twice a slot and twice an INVITE record.
+ * maps about 4.5 KB per unit of capacity (slot, INVITE record and two index
+ * entries) instead of twice a slot and twice an INVITE record.  Mapped, not
+ * resident: nothing writes a slot or its record before a call takes it, so
+ * a table sized for the busiest hour costs, until then, what its calls use.
  *
- * Free slots are a stack (Treiber: a head word of tag << 32 | slot + 1,
- * the tag against ABA, and a next link in each free slot), built at create
- * time, so taking or giving back a slot is one compare-and-swap.  A slot is
- * on the stack exactly when it is FREE, except in the few instructions
- * between a pop and the claim, or between freeing and the push: a process
- * killed there loses that slot together with its unit of admission (below),
- * so admission and free slots still agree.
+ * Slots are handed out in index order up to a high-water mark (`used`,
+ * raised by compare-and-swap, never lowered), and a released slot goes on
+ * a stack of free slots (Treiber: a head word of tag << 32 | slot + 1, the
+ * tag against ABA, and a next link in each free slot).  An inserter pops
+ * the stack first and raises the mark only when the stack is empty, so the
+ * slots ever used, and the pages ever touched, follow the most calls held
+ * at once; the scans (foreach, the reapers, a successor's takeover) stop
+ * at the mark.  A slot below the mark is on the stack exactly when it is
+ * FREE, except in the few instructions between a pop (or raising the mark)
+ * and the claim, or between freeing and the push: a process killed there
+ * loses that slot together with its unit of admission (below), so admission
+ * and free slots still agree, and the mark never passes `capacity`.
  *
  * The index: a call's entry, (hash >> 32) << 32 | slot + 1 (0 = empty), is
  * placed at hash(a.call_id) & (nindex - 1) or one of the next WINDOW - 1
@@ -81,7 +88,7 @@
 #include <unistd.h>
 
 #define SHM_MAGIC        0x31304d4853423242ull  /* "B2BSHM01" in memory order */
-#define SHM_VERSION      4u
+#define SHM_VERSION      5u
 #define SHM_WINDOW       64u
 #define SHM_CAPACITY_MAX (1u << 22)              /* 2^22 calls, ~19 GB: beyond is a typo */
 #define SHM_WORKERS_MAX  1024u
@@ -308,12 +315,10 @@ int shm_create(unsigned capacity, unsigned max_workers, shm_t **out)
 	shm->workers_off = workers_off;
 	shm->size = size;
 	atomic_init(&shm->live, 0);
-	/* Every slot on the free stack, slot 0 on top.  This writes every
-	 * slot once: the table's memory is committed here, at start, and not
-	 * by the calls of a busy hour. */
-	for (uint32_t i = 0; i < capacity; i++)
-		atomic_init(&slots(shm)[i].next_free, i + 1 < capacity ? i + 2 : 0);
-	atomic_init(&shm->free_head, 1);
+	/* No slot used yet, none free: the first calls raise the mark.  No
+	 * slot is written here, so none is resident before a call needs it. */
+	atomic_init(&shm->free_head, 0);
+	atomic_init(&shm->used, 0);
 	*out = shm;
 	return 0;
 }
@@ -393,6 +398,31 @@ static void free_push(shm_t *shm, uint32_t idx)
 							memory_order_relaxed));
 }
 
+/* A slot never used, above the high-water mark: 0 and *idx, or -ENOSPC
+ * when every slot was used (then the free stack had one, or slots were
+ * lost with their admission as above). */
+static int raise_mark(shm_t *shm, uint32_t *idx)
+{
+	uint32_t n = atomic_load_explicit(&shm->used, memory_order_relaxed);
+
+	do {
+		if (n >= shm->capacity)
+			return -ENOSPC;
+	} while (!atomic_compare_exchange_weak_explicit(&shm->used, &n, n + 1,
+							memory_order_acq_rel,
+							memory_order_relaxed));
+	*idx = n;
+	return 0;
+}
+
+/* Slots [0, mark) may hold calls; readers scan no further. */
+static uint32_t used_mark(const shm_t *shm)
+{
+	uint32_t n = atomic_load_explicit(&((shm_t *)shm)->used, memory_order_acquire);
+
+	return n < shm->capacity ? n : shm->capacity;
+}
+
 static bool claim_slot(struct slot *s, unsigned worker)
 {
 	uint32_t expect = 0;
@@ -403,10 +433,11 @@ static bool claim_slot(struct slot *s, unsigned worker)
 						       memory_order_relaxed);
 }
 
-/* The top of the free stack, CLAIMED by `worker`: 0 and *idx, or -ENOSPC. */
+/* A released slot (the top of the free stack), else a slot never used,
+ * CLAIMED by `worker`: 0 and *idx, or -ENOSPC. */
 static int claim(shm_t *shm, unsigned worker, uint32_t *idx)
 {
-	if (free_pop(shm, idx) != 0)
+	if (free_pop(shm, idx) != 0 && raise_mark(shm, idx) != 0)
 		return -ENOSPC;   /* admitted, so only after slots were lost as above */
 	if (claim_slot(slots(shm) + *idx, worker))
 		return 0;
@@ -600,7 +631,7 @@ static unsigned slot_reap(shm_t *shm, uint16_t worker, int torn_only)
 
 	if (!shm)
 		return 0;
-	for (uint32_t i = 0; i < shm->capacity; i++) {
+	for (uint32_t i = 0, n_used = used_mark(shm); i < n_used; i++) {
 		struct slot *s = slots(shm) + i;
 		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
 		uint32_t q = atomic_load_explicit(&s->seq, memory_order_acquire);
@@ -715,7 +746,7 @@ int shm_call_foreach(const shm_t *shm,
 
 	if (!shm || !fn)
 		return -EINVAL;
-	for (uint32_t i = 0; i < shm->capacity; i++) {
+	for (uint32_t i = 0, n_used = used_mark(shm); i < n_used; i++) {
 		struct slot *s = slots(shm) + i;
 
 		if (!slot_live(s) || slot_copy(s, &copy, NULL) != 0)
@@ -730,6 +761,11 @@ int shm_call_foreach(const shm_t *shm,
 unsigned shm_call_count(const shm_t *shm)
 {
 	return atomic_load_explicit(&((shm_t *)shm)->live, memory_order_relaxed);
+}
+
+unsigned shm_call_used(const shm_t *shm)
+{
+	return used_mark(shm);
 }
 
 /* ------------------------------------------------------------ the INVITEs of a call */

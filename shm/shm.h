@@ -13,8 +13,12 @@
  *    write is in progress).  Readers copy the slot and retry when the counter
  *    moved, so they always see a consistent record and never block a writer.
  *  - Calls are placed by a hash of the A-leg Call-ID within a bounded probe
- *    window; the region has twice `capacity` slots so a window is practically
- *    never full.  An atomic count enforces `capacity` exactly.
+ *    window of an index with twice `capacity` entries, so a window is
+ *    practically never full.  An atomic count enforces `capacity` exactly.
+ *  - Slots are taken from a stack of released ones first, else above a
+ *    high-water mark raised by compare-and-swap (never lowered); nothing
+ *    writes a slot before that, and every scan of the table stops at the
+ *    mark, so the table is resident only as far as calls used it.
  *
  * Nothing outside shm.c touches the region: everyone goes through this API.
  */
@@ -142,6 +146,11 @@ int shm_call_foreach(const shm_t *shm,
 
 /* Number of live calls (the atomic admission counter). */
 unsigned shm_call_count(const shm_t *shm);
+
+/* The slots' high-water mark: slots ever taken by a call (live or
+ * released since), at most the capacity.  The scans stop there, and the
+ * table's slots and INVITE records are resident that far only. */
+unsigned shm_call_used(const shm_t *shm);
 
 /*
  * Free every slot owned by `worker`: used when a worker died and its calls

@@ -51,6 +51,7 @@ struct shm {
 	/* Every insert and remove hits these: keep them off the read-mostly line. */
 	_Alignas(SHM_LINE) _Atomic uint32_t live;
 	_Atomic uint64_t free_head;   /* tag << 32 | top slot + 1; low half 0 = empty */
+	_Atomic uint32_t used;        /* high-water mark: slots [0, used) were ever claimed */
 };
 
 /* A reader's bounded wait for a writer (see shm_spin_wait in shm.c). */

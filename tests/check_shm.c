@@ -91,6 +91,22 @@ static uint64_t fnv1a(const char *s)
 	return h;
 }
 
+/* Pages of the region in memory, as the kernel sees them (mincore). */
+static size_t region_resident(shm_t *shm)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t npages = shm_size(shm) / page;
+	unsigned char *vec = malloc(npages);
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(vec);
+	ck_assert_int_eq(mincore((void *)shm, shm_size(shm), vec), 0);
+	for (size_t i = 0; i < npages; i++)
+		n += vec[i] & 1;
+	free(vec);
+	return n;
+}
+
 /* ------------------------------------------------------------ unit: life cycle */
 
 START_TEST(test_create_destroy)
@@ -1213,6 +1229,39 @@ START_TEST(test_transport_name)
 }
 END_TEST
 
+/*
+ * The table is written only as calls use it: nothing but the header at
+ * creation, a few pages for ten calls, and a churn that never holds more
+ * than ten calls reuses their slots (the high-water mark stays at ten)
+ * rather than walking through the table.  With capacity 20000 the region
+ * is about 22000 pages; its index, touched by the hash of each new
+ * Call-ID, is 128 of them.
+ */
+START_TEST(test_used_only_as_needed)
+{
+	shm_t *shm = NULL;
+	uint32_t slot[10];
+	unsigned per_worker[4] = { 0 };
+
+	ck_assert_int_eq(shm_create(20000, 4, &shm), 0);
+	ck_assert_uint_le(region_resident(shm), 2);
+	ck_assert_uint_eq(shm_call_used(shm), 0);
+	for (unsigned i = 0; i < 10; i++)
+		ck_assert_int_eq(insert_named(shm, 1, "lazy-%u", i, &slot[i]), 0);
+	ck_assert_uint_eq(shm_call_used(shm), 10);
+	ck_assert_uint_le(region_resident(shm), 40);
+	for (unsigned i = 0; i < 500; i++) {
+		shm_call_remove(shm, slot[i % 10]);
+		ck_assert_int_eq(insert_named(shm, 1, "churn-%u", i, &slot[i % 10]), 0);
+	}
+	ck_assert_uint_eq(shm_call_used(shm), 10);
+	ck_assert_uint_le(region_resident(shm), 40 + 128);
+	ck_assert_int_eq(shm_call_foreach(shm, count_worker_cb, per_worker), 0);
+	ck_assert_uint_eq(per_worker[1], 10);
+	shm_destroy(shm);
+}
+END_TEST
+
 static Suite *shm_suite(void)
 {
 	Suite *s = suite_create("shm");
@@ -1237,6 +1286,7 @@ static Suite *shm_suite(void)
 	tcase_add_test(unit, test_invite_pack);
 	tcase_add_test(unit, test_invite_slot);
 	tcase_add_test(unit, test_transport_name);
+	tcase_add_test(unit, test_used_only_as_needed);
 	suite_add_tcase(s, unit);
 
 	tcase_set_timeout(procs, 20);

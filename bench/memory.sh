@@ -17,12 +17,23 @@
 #   idle   after start-up, before any call;
 #   held   with every call answered and the transactions expired;
 #   after  once the calls ended (BYE) and their CDRs are written.
-# and reported as
-#   per unit of call_capacity   idle PSS / CAPACITY, and the table's mapped
-#                               size / CAPACITY (what a full table costs);
-#   per established call        (held − idle) / CALLS.
-# The split of each figure into anonymous memory (heaps), shared memory
-# (the call table) and file pages (code) comes from the same file.
+# and split, from /proc/PID/smaps, into
+#   heaps        anonymous memory (malloc: Sofia's dialogs, transactions...);
+#   call table   the shared table (shm/shm.c): the master's largest shared
+#                anonymous mapping ("/dev/zero (deleted)"), at one address
+#                in every process;
+#   call pools   each worker's pool of calls (worker/b2b_pool.c), the
+#                mapping "/memfd:b2bua-call-pool";
+#   other        the rest: code and files, the hand-over queues, the rings.
+# It is reported as
+#   per unit of call_capacity   mapped: the table's size / CAPACITY, and
+#                               the pools' (every worker reserves a pool of
+#                               CAPACITY calls) / CAPACITY: what a full
+#                               table and full pools would cost; resident:
+#                               idle PSS / CAPACITY, whole and its table and
+#                               pools' part (what the capacity costs before
+#                               any call);
+#   per established call        (held − idle) / calls held, whole and split.
 #
 # B2BUA_MEMORY_CONF adds config lines (as bench_call_config's LINES).
 # Everything is bounded in time (sipp -timeout and timeout) and stopped by
@@ -60,25 +71,53 @@ PLACE_S=$(((CALLS + RATE - 1) / RATE))    # time to place every call
 HOLD_S=$((PLACE_S + EXPIRE_S + 20))       # each call's talk time (-d)
 RUN_LIMIT=$((PLACE_S + HOLD_S + 120))     # seconds any sipp may run
 
-# memory_pss PID...: "total anon shmem file" PSS in kB, summed over PIDs.
+# memory_pss PID...: "total anon shmem file table pool" PSS in kB, summed
+# over PIDs: the first four from smaps_rollup, then the call table's mapping
+# (at TABLE_ADDR) and the call pools' from smaps.
 memory_pss() {
-	local p
-	for p in "$@"; do
+	local p rollup maps
+	rollup=$(for p in "$@"; do
 		cat "/proc/$p/smaps_rollup" 2>/dev/null
 	done | awk '
 		$1 == "Pss:" { t += $2 } $1 == "Pss_Anon:" { a += $2 }
 		$1 == "Pss_Shmem:" { s += $2 } $1 == "Pss_File:" { f += $2 }
-		END { printf "%d %d %d %d\n", t, a, s, f }'
+		END { printf "%d %d %d %d\n", t, a, s, f }')
+	maps=$(for p in "$@"; do
+		cat "/proc/$p/smaps" 2>/dev/null
+	done | awk -v addr="$TABLE_ADDR" '
+		/^[0-9a-f]+-[0-9a-f]+ / {
+			kind = index($1, addr "-") == 1 ? "t" : ($0 ~ /memfd:b2bua-call-pool/ ? "p" : "")
+		}
+		$1 == "Pss:" && kind == "t" { t += $2 } $1 == "Pss:" && kind == "p" { p += $2 }
+		END { printf "%d %d\n", t, p }')
+	echo "$rollup $maps"
 }
 
 # memory_report LABEL: one line of PSS figures for every b2bua process;
-# R_TOT, R_ANON, R_SHMEM = the total, anonymous and shared PSS in kB.
+# R_TOT, R_ANON, R_TABLE, R_POOL = the total, anonymous (heaps), call table
+# and call pools' PSS in kB.
 memory_report() {
-	local file w
-	read -r R_TOT R_ANON R_SHMEM file < <(memory_pss "$B2B_PID" "${CHILD_PIDS[@]}")
+	local shmem file w
+	read -r R_TOT R_ANON shmem file R_TABLE R_POOL < <(memory_pss "$B2B_PID" "${CHILD_PIDS[@]}")
 	w=$(memory_pss "${WORKER_PIDS[@]}" | awk '{ print $2 }')
-	printf '%-6s PSS %8d kB  (anon %d kB, of which workers %d kB; call table %d kB; files %d kB)\n' \
-		"$1" "$R_TOT" "$R_ANON" "$w" "$R_SHMEM" "$file"
+	printf '%-6s PSS %8d kB  (heaps %d kB, of which workers %d kB; call table %d kB;' \
+		"$1" "$R_TOT" "$R_ANON" "$w" "$R_TABLE"
+	printf ' call pools %d kB; other shared %d kB; files %d kB)\n' \
+		"$R_POOL" "$((shmem - R_TABLE - R_POOL))" "$file"
+}
+
+# TABLE_ADDR (hex, as in smaps) and TABLE_KB: the call table, the master's
+# largest shared anonymous mapping (the hand-over queues and the board are
+# the others: far smaller for any CAPACITY this script accepts);
+# POOL_KB: the call pools' mapped size, summed over the workers.
+memory_maps() {
+	read -r TABLE_ADDR TABLE_KB < <(awk '
+		/^[0-9a-f]+-[0-9a-f]+ / { z = ($0 ~ /\/dev\/zero/); a = $1; sub(/-.*/, "", a) }
+		z && $1 == "Size:" && $2 > max { max = $2; addr = a }
+		END { print addr, max + 0 }' "/proc/$B2B_PID/smaps")
+	POOL_KB=$(for p in "${WORKER_PIDS[@]}"; do cat "/proc/$p/smaps"; done | awk '
+		/^[0-9a-f]+-[0-9a-f]+ / { m = ($0 ~ /memfd:b2bua-call-pool/) }
+		m && $1 == "Size:" { s += $2 } END { print s + 0 }')
 }
 
 bench_begin b2bua-memory
@@ -107,8 +146,9 @@ done
 echo "b2bua memory: $CALLS calls at $RATE calls/s held ${HOLD_S} s, call_capacity $CAPACITY," \
 	"$WORKERS workers, $ADDR" >&2
 sleep 2
+memory_maps
 memory_report idle
-PSS_idle=$R_TOT ANON_idle=$R_ANON SHMEM_idle=$R_SHMEM
+PSS_idle=$R_TOT ANON_idle=$R_ANON TABLE_idle=$R_TABLE POOL_idle=$R_POOL
 
 (cd "$T" && exec timeout $((RUN_LIMIT + 15)) sipp -sf "$SIPP_DIR/uac_basic.xml" \
 	-i "$ADDR" -p 5090 -s 1000 -m "$CALLS" -r "$RATE" -d $((HOLD_S * 1000)) \
@@ -133,7 +173,7 @@ done
 echo "all $CALLS calls answered; waiting ${EXPIRE_S} s for the transactions to expire" >&2
 sleep "$EXPIRE_S"
 memory_report held
-PSS_held=$R_TOT ANON_held=$R_ANON SHMEM_held=$R_SHMEM
+PSS_held=$R_TOT ANON_held=$R_ANON TABLE_held=$R_TABLE POOL_held=$R_POOL
 active=$(bench_sipp_stat "$T/uas.csv" 'CurrentCall')
 
 echo "waiting for the calls to end (BYE)" >&2
@@ -152,23 +192,25 @@ done
 memory_report after
 PSS_after=$R_TOT
 
-# The call table: the shared anonymous mapping, "/dev/zero (deleted)" in smaps.
-table_kb=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { z = ($0 ~ /\/dev\/zero/) }
-	z && $1 == "Size:" { s += $2 } END { print s + 0 }' "/proc/$B2B_PID/smaps")
-
 printf '\n'
 printf 'calls held             %s answered at once (of %s placed at %s calls/s), %s workers\n' \
 	"$active" "$CALLS" "$RATE" "$WORKERS"
 printf 'PSS idle / held / after  %s / %s / %s kB (master, management process, workers)\n' \
 	"$PSS_idle" "$PSS_held" "$PSS_after"
-awk -v i="$PSS_idle" -v c="$CAPACITY" -v t="$table_kb" 'BEGIN {
-	printf "per unit of capacity   %.0f B idle PSS / call_capacity %d; call table mapped %.0f B\n",
-		i * 1024 / c, c, t * 1024 / c }'
+awk -v c="$CAPACITY" -v w="$WORKERS" -v t="$TABLE_KB" -v p="$POOL_KB" -v i="$PSS_idle" \
+	-v it="$TABLE_idle" -v ip="$POOL_idle" 'BEGIN {
+	printf "per unit of capacity   mapped %.0f B (call table %.0f B, call pools %.0f B: %d x %.0f B);\n",
+		(t + p) * 1024 / c, t * 1024 / c, p * 1024 / c, w, p * 1024 / c / w
+	printf "                       idle PSS %.0f B, of which call table %.0f B, call pools %.0f B" \
+		" (call_capacity %d)\n", i * 1024 / c, it * 1024 / c, ip * 1024 / c, c }'
 awk -v h="$PSS_held" -v i="$PSS_idle" -v ha="$ANON_held" -v ia="$ANON_idle" \
-	-v hs="$SHMEM_held" -v is="$SHMEM_idle" -v n="$active" 'BEGIN {
+	-v ht="$TABLE_held" -v it="$TABLE_idle" -v hp="$POOL_held" -v ip="$POOL_idle" \
+	-v n="$active" 'BEGIN {
 	if (n == 0) n = 1
-	printf "per established call   %.0f B (heaps %.0f B, call table %.0f B)\n",
-		(h - i) * 1024 / n, (ha - ia) * 1024 / n, (hs - is) * 1024 / n }'
+	d = (h - i) * 1024 / n; dh = (ha - ia) * 1024 / n
+	dt = (ht - it) * 1024 / n; dp = (hp - ip) * 1024 / n
+	printf "per established call   %.0f B (heaps %.0f B, call table %.0f B, call pool %.0f B, other %.0f B)\n",
+		d, dh, dt, dp, d - dh - dt - dp }'
 printf 'calls ended            %s successful, %s failed, %s CDRs\n' "$ok" "$failed" "$cdrs"
 
 bench_alive "$B2B_PID" || { echo "b2bua died during the run" >&2; exit 1; }

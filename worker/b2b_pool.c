@@ -2,8 +2,12 @@
  * b2b_pool — a worker's call entries, resident only as calls use them.
  * The contract and the reasons are in b2b_pool.h.
  *
- * Layout: one mmap(MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE), zero-filled
- * by the kernel on first touch:
+ * Layout: one mapping, zero-filled by the kernel on first touch, of a
+ * memfd named B2B_POOL_NAME (MAP_SHARED, but the worker's own: nobody else
+ * maps it) so that /proc/PID/smaps and pmap show what the pool costs apart
+ * from the heaps (bench/memory.sh reads it there); where memfd_create is
+ * refused, an anonymous MAP_PRIVATE | MAP_NORESERVE mapping, the same but
+ * nameless.  A memfd's pages are allocated on first touch too:
  *
  *   0          capacity × entry_size: the entries
  *   stack_off  capacity × uint32_t: the stack of free indexes (on a page
@@ -13,6 +17,7 @@
  * (`used`), the stack up to the number of entries free at once (at most
  * `used`), so neither touches a page no call needed.
  */
+#define _GNU_SOURCE   /* memfd_create */
 #include "worker/b2b_pool.h"
 
 #include <errno.h>
@@ -21,6 +26,25 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+/* The name of the mapping in /proc/PID/smaps: "/memfd:b2bua-call-pool (deleted)". */
+#define B2B_POOL_NAME "b2bua-call-pool"
+
+/* map_size bytes, none touched: the named memfd, else anonymous memory. */
+static void *pool_map(size_t map_size)
+{
+	int fd = memfd_create(B2B_POOL_NAME, MFD_CLOEXEC);
+	void *p = MAP_FAILED;
+
+	if (fd >= 0 && ftruncate(fd, (off_t)map_size) == 0)
+		p = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (fd >= 0)
+		close(fd);   /* the mapping keeps the memory */
+	if (p == MAP_FAILED)   /* NORESERVE: the capacity is address space */
+		p = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p;
+}
 
 struct b2b_pool {
 	char *entries;         /* the mapping */
@@ -48,9 +72,7 @@ int b2b_pool_create(size_t entry_size, unsigned capacity, b2b_pool_t **out)
 	pool->capacity = capacity;
 	stack_off = (entry_size * capacity + page - 1) / page * page;
 	pool->map_size = stack_off + sizeof(uint32_t) * capacity;
-	/* NORESERVE: the capacity is address space; memory comes with use. */
-	pool->entries = mmap(NULL, pool->map_size, PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	pool->entries = pool_map(pool->map_size);
 	if (pool->entries == MAP_FAILED) {
 		free(pool);
 		return -ENOMEM;

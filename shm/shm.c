@@ -11,8 +11,9 @@
  *   index_off    nindex × 8-byte index entries; nindex is 2 × capacity
  *                rounded up to a power of two: the hash table of Call-IDs
  *   slots_off    capacity × struct slot, each 64-byte aligned: the calls
- *   invites_off  capacity × struct invite_rec, each 64-byte aligned: slot i's
- *                INVITEs while its call is not answered (shm.h)
+ *   invites_off  capacity × struct invite_rec, each 64-byte aligned: the
+ *                INVITEs of a call not answered yet (shm.h), linked from
+ *                its slot (slot.invite)
  *   workers_off  max_workers × struct wslot, each 64-byte aligned: pid, port,
  *                restarts and started_ms (master-written, small seqlock),
  *                then counters, final-code totals and histograms (relaxed
@@ -46,7 +47,9 @@
  * the stack first and raises the mark only when the stack is empty, so the
  * slots ever used, and the pages ever touched, follow the most calls held
  * at once; the scans (foreach, the reapers, a successor's takeover) stop
- * at the mark.  A slot below the mark is on the stack exactly when it is
+ * at the mark.  INVITE records are handed out the same way (a stack and a
+ * mark of their own, struct freestack), from a call's first INVITE to its
+ * answer or removal.  A slot below the mark is on the stack exactly when it is
  * FREE, except in the few instructions between a pop (or raising the mark)
  * and the claim, or between freeing and the push: a process killed there
  * loses that slot together with its unit of admission (below), so admission
@@ -106,12 +109,14 @@ struct slot {
 	_Atomic uint32_t owner;                   /* phase << 16 | worker; 0 = free */
 	_Atomic uint64_t hash;                    /* FNV-1a 64 of a.call_id, 0 = none */
 	_Atomic uint32_t next_free;               /* while on the free stack: next slot + 1 */
+	_Atomic uint32_t invite;                  /* its call's INVITE record + 1, 0 = none */
 	struct shm_call call;
 };
 
 /* The INVITEs of slot i's call (shm.h); its own seqlock, written by the owner only. */
 struct invite_rec {
 	_Alignas(SHM_LINE) _Atomic uint32_t seq;  /* odd while a write is open */
+	_Atomic uint32_t next_free;               /* while on the free stack: next record + 1 */
 	struct shm_invite inv;
 };
 
@@ -319,6 +324,8 @@ int shm_create(unsigned capacity, unsigned max_workers, shm_t **out)
 	 * slot is written here, so none is resident before a call needs it. */
 	atomic_init(&shm->free_head, 0);
 	atomic_init(&shm->used, 0);
+	atomic_init(&shm->inv_free_head, 0);
+	atomic_init(&shm->inv_used, 0);
 	*out = shm;
 	return 0;
 }
@@ -361,21 +368,58 @@ static bool admit(shm_t *shm)
 	return true;
 }
 
-/* Pop the free stack: 0 and *idx, or -ENOSPC when it is empty. */
-static int free_pop(shm_t *shm, uint32_t *idx)
+/*
+ * A free stack and a high-water mark over n elements of `stride` bytes
+ * whose next link is the 32-bit word at `link_off`: the slots, and the
+ * INVITE records.  An element is taken from the stack, else above the
+ * mark; one never taken is never written.
+ */
+struct freestack {
+	_Atomic uint64_t *head;   /* tag << 32 | top + 1; low half 0 = empty */
+	_Atomic uint32_t *used;   /* the mark: elements [0, used) were taken once */
+	char *base;
+	size_t stride;
+	size_t link_off;
+	uint32_t n;
+};
+
+static struct freestack slot_stack(const shm_t *shm)
 {
-	uint64_t head = atomic_load_explicit(&shm->free_head, memory_order_acquire);
+	shm_t *w = (shm_t *)shm;   /* the atomics live in writable shared memory */
+
+	return (struct freestack){ &w->free_head, &w->used, (char *)slots(shm),
+				   sizeof(struct slot), offsetof(struct slot, next_free),
+				   shm->capacity };
+}
+
+static struct freestack invite_stack(const shm_t *shm)
+{
+	shm_t *w = (shm_t *)shm;
+
+	return (struct freestack){ &w->inv_free_head, &w->inv_used,
+				   (char *)shm + shm->invites_off, sizeof(struct invite_rec),
+				   offsetof(struct invite_rec, next_free), shm->capacity };
+}
+
+static _Atomic uint32_t *stack_link(const struct freestack *fs, uint32_t idx)
+{
+	return (_Atomic uint32_t *)(fs->base + (size_t)idx * fs->stride + fs->link_off);
+}
+
+/* Pop the free stack: 0 and *idx, or -ENOSPC when it is empty. */
+static int stack_pop(const struct freestack *fs, uint32_t *idx)
+{
+	uint64_t head = atomic_load_explicit(fs->head, memory_order_acquire);
 
 	for (;;) {
 		uint32_t top = (uint32_t)head;
 
-		if (top == 0 || top > shm->capacity)
+		if (top == 0 || top > fs->n)
 			return -ENOSPC;
 		/* A stale next (top popped meanwhile) only makes the CAS fail: the tag moved. */
-		uint64_t next = atomic_load_explicit(&slots(shm)[top - 1].next_free,
-						     memory_order_relaxed);
+		uint64_t next = atomic_load_explicit(stack_link(fs, top - 1), memory_order_relaxed);
 		uint64_t want = ((head >> 32) + 1) << 32 | next;
-		if (atomic_compare_exchange_weak_explicit(&shm->free_head, &head, want,
+		if (atomic_compare_exchange_weak_explicit(fs->head, &head, want,
 							  memory_order_acq_rel,
 							  memory_order_acquire)) {
 			*idx = top - 1;
@@ -384,35 +428,41 @@ static int free_pop(shm_t *shm, uint32_t *idx)
 	}
 }
 
-/* Push slot idx (FREE, ours to give) on the free stack. */
-static void free_push(shm_t *shm, uint32_t idx)
+/* Push element idx (ours to give) on the free stack. */
+static void stack_push(const struct freestack *fs, uint32_t idx)
 {
-	uint64_t head = atomic_load_explicit(&shm->free_head, memory_order_relaxed);
+	uint64_t head = atomic_load_explicit(fs->head, memory_order_relaxed);
 
 	do {
-		atomic_store_explicit(&slots(shm)[idx].next_free, (uint32_t)head,
-				      memory_order_relaxed);
-	} while (!atomic_compare_exchange_weak_explicit(&shm->free_head, &head,
+		atomic_store_explicit(stack_link(fs, idx), (uint32_t)head, memory_order_relaxed);
+	} while (!atomic_compare_exchange_weak_explicit(fs->head, &head,
 							((head >> 32) + 1) << 32 | (idx + 1),
 							memory_order_release,
 							memory_order_relaxed));
 }
 
-/* A slot never used, above the high-water mark: 0 and *idx, or -ENOSPC
- * when every slot was used (then the free stack had one, or slots were
- * lost with their admission as above). */
-static int raise_mark(shm_t *shm, uint32_t *idx)
+/* An element never taken, above the high-water mark: 0 and *idx, or
+ * -ENOSPC when every element was taken once. */
+static int stack_raise(const struct freestack *fs, uint32_t *idx)
 {
-	uint32_t n = atomic_load_explicit(&shm->used, memory_order_relaxed);
+	uint32_t n = atomic_load_explicit(fs->used, memory_order_relaxed);
 
 	do {
-		if (n >= shm->capacity)
+		if (n >= fs->n)
 			return -ENOSPC;
-	} while (!atomic_compare_exchange_weak_explicit(&shm->used, &n, n + 1,
+	} while (!atomic_compare_exchange_weak_explicit(fs->used, &n, n + 1,
 							memory_order_acq_rel,
 							memory_order_relaxed));
 	*idx = n;
 	return 0;
+}
+
+/* A released element first (its pages are resident), else a new one. */
+static int stack_take(const struct freestack *fs, uint32_t *idx)
+{
+	if (stack_pop(fs, idx) == 0)
+		return 0;
+	return stack_raise(fs, idx);
 }
 
 /* Slots [0, mark) may hold calls; readers scan no further. */
@@ -437,7 +487,9 @@ static bool claim_slot(struct slot *s, unsigned worker)
  * CLAIMED by `worker`: 0 and *idx, or -ENOSPC. */
 static int claim(shm_t *shm, unsigned worker, uint32_t *idx)
 {
-	if (free_pop(shm, idx) != 0 && raise_mark(shm, idx) != 0)
+	struct freestack fs = slot_stack(shm);
+
+	if (stack_take(&fs, idx) != 0)
 		return -ENOSPC;   /* admitted, so only after slots were lost as above */
 	if (claim_slot(slots(shm) + *idx, worker))
 		return 0;
@@ -495,9 +547,21 @@ static void index_del(shm_t *shm, uint64_t hash, uint32_t idx)
 /* Give a CLAIMED slot of ours back: FREE, on the stack. */
 static void slot_unclaim(shm_t *shm, uint32_t idx)
 {
+	struct freestack fs = slot_stack(shm);
+
 	atomic_store_explicit(&slots(shm)[idx].hash, 0, memory_order_relaxed);
 	atomic_store_explicit(&slots(shm)[idx].owner, 0, memory_order_release);
-	free_push(shm, idx);
+	stack_push(&fs, idx);
+}
+
+/* Give the INVITE record of slot s (if it has one) back to the free stack. */
+static void invite_drop(shm_t *shm, struct slot *s)
+{
+	struct freestack fs = invite_stack(shm);
+	uint32_t r = atomic_exchange_explicit(&s->invite, 0, memory_order_acq_rel);
+
+	if (r != 0 && r <= shm->capacity)
+		stack_push(&fs, r - 1);
 }
 
 /* Open a write: seq goes odd before any field changes (store-store order). */
@@ -541,13 +605,9 @@ int shm_call_insert(shm_t *shm, const struct shm_call *init, uint32_t *slot)
 		return -ENOSPC;
 	}
 
-	struct invite_rec *r = invite_at(shm, idx);
-	uint32_t q = shm_seq_open(&r->seq);
-
-	/* The slot's INVITE record still describes its previous call: empty it. */
-	r->inv.n = 0;
-	shm_seq_close(&r->seq, q);
-	q = shm_seq_open(&s->seq);
+	/* No INVITE record yet (slot_release gave the last call's back): the
+	 * call's first shm_invite_put takes one. */
+	uint32_t q = shm_seq_open(&s->seq);
 	memcpy(&s->call, init, sizeof s->call);
 	call_terminate(&s->call);
 	atomic_store_explicit(&s->owner, owner_word(init->worker, PHASE_LIVE),
@@ -610,6 +670,7 @@ static void slot_release(shm_t *shm, struct slot *s)
 	shm_seq_close(&s->seq, q);
 	if (hash != 0)
 		index_del(shm, hash, idx);
+	invite_drop(shm, s);
 	/* Release: the next owner's CAS sees seq even before it opens its own bracket. */
 	slot_unclaim(shm, idx);
 	atomic_fetch_sub_explicit(&shm->live, 1, memory_order_release);
@@ -808,27 +869,62 @@ int shm_invite_get(const struct shm_invite *inv, unsigned idx, const char **text
 	return 0;
 }
 
+/* The INVITE record of slot s, taken for it now when it has none: NULL
+ * when every record is in use (records lost with a dead process, below). */
+static struct invite_rec *invite_of(shm_t *shm, struct slot *s)
+{
+	struct freestack fs = invite_stack(shm);
+	uint32_t r = atomic_load_explicit(&s->invite, memory_order_relaxed);
+
+	if (r == 0) {
+		if (stack_take(&fs, &r) != 0)
+			return NULL;
+		/* A process killed between the take and this store loses the
+		 * record (not the call: it only goes without one). */
+		atomic_store_explicit(&s->invite, ++r, memory_order_release);
+	}
+	return invite_at(shm, r - 1);
+}
+
 int shm_invite_put(shm_t *shm, uint32_t slot, unsigned idx, const char *text, size_t len)
 {
-	struct invite_rec *r = invite_at(shm, slot);
+	struct slot *s = shm ? slot_at(shm, slot) : NULL;
+	struct invite_rec *r;
 	uint32_t q;
 	int ret;
 
+	if (!s || (idx != 0 && atomic_load_explicit(&s->invite, memory_order_relaxed) == 0))
+		return -EINVAL;   /* element 0 comes first, and takes the record */
+	r = invite_of(shm, s);
 	if (!r)
-		return -EINVAL;
+		return -ENOSPC;
 	q = shm_seq_open(&r->seq);
 	ret = shm_invite_pack(&r->inv, idx, text, len);
 	shm_seq_close(&r->seq, q);
 	return ret;
 }
 
+void shm_invite_drop(shm_t *shm, uint32_t slot)
+{
+	struct slot *s = shm ? slot_at(shm, slot) : NULL;
+
+	if (s)
+		invite_drop(shm, s);
+}
+
 int shm_invite_read(const shm_t *shm, uint32_t slot, struct shm_invite *out)
 {
-	struct invite_rec *r = invite_at(shm, slot);
+	struct slot *s = shm ? slot_at(shm, slot) : NULL;
+	struct invite_rec *r;
 	struct spin spin = { 0 };
+	uint32_t ri;
 
-	if (!r || !out)
+	if (!s || !out)
 		return -EINVAL;
+	ri = atomic_load_explicit(&s->invite, memory_order_acquire);
+	r = ri ? invite_at(shm, ri - 1) : NULL;
+	if (!r)
+		return -ENOENT;
 	for (;;) {
 		uint32_t q = atomic_load_explicit(&r->seq, memory_order_acquire);
 

@@ -178,10 +178,14 @@ unsigned shm_call_reap_torn(shm_t *shm, uint16_t worker);
  * their CANCELs must repeat them.  An element is text the owner chose (this
  * module does not read it), packed after the previous one and kept
  * NUL-terminated, so a call pays for the bytes it uses, up to
- * SHM_INVITE_BYTES.  The records are an array parallel to the slots: one per
- * slot, emptied when a call is inserted there.  Only the owner writes a
- * record; only the successor of a dead owner reads it (a sequence counter
- * tells a write the owner died in).
+ * SHM_INVITE_BYTES.  A call takes a record with its first element and
+ * gives it back once answered (shm_invite_drop) or removed, and records
+ * are taken again before new ones are touched (as slots are), so their
+ * resident memory follows the calls being set up at once, not the calls
+ * established.  Only the owner writes a record; only the successor of a
+ * dead owner reads it (a sequence counter tells a write the owner died
+ * in).  A process killed between taking a record and linking it to its
+ * slot loses that record: a later call may then go without one.
  */
 #define SHM_INVITE_BYTES 2048
 #define SHM_INVITE_MAX   9      /* the caller's INVITE and 8 B-leg attempts */
@@ -205,8 +209,14 @@ int shm_invite_pack(struct shm_invite *inv, unsigned idx, const char *text, size
  * -ENOENT (no such element, or a record that is not well-formed). */
 int shm_invite_get(const struct shm_invite *inv, unsigned idx, const char **text, size_t *len);
 
-/* Owner: shm_invite_pack() on the record of `slot`.  -EINVAL for a bad slot. */
+/* Owner: shm_invite_pack() on the record of `slot`, taken with element 0.
+ * -EINVAL for a bad slot or a first element other than 0, -ENOSPC when no
+ * record is left (see above). */
 int shm_invite_put(shm_t *shm, uint32_t slot, unsigned idx, const char *text, size_t len);
+
+/* Owner: the call in `slot` is answered (a successor would not end it
+ * with its INVITEs any more): its record goes back for the next calls. */
+void shm_invite_drop(shm_t *shm, uint32_t slot);
 
 /* Successor: consistent copy of the record of `slot`: 0, or -ENOENT when it
  * holds nothing or its writer died in the middle of a write, -EINVAL. */

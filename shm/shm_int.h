@@ -52,6 +52,9 @@ struct shm {
 	_Alignas(SHM_LINE) _Atomic uint32_t live;
 	_Atomic uint64_t free_head;   /* tag << 32 | top slot + 1; low half 0 = empty */
 	_Atomic uint32_t used;        /* high-water mark: slots [0, used) were ever claimed */
+	/* The INVITE records' free stack and high-water mark, the same way. */
+	_Atomic uint64_t inv_free_head;
+	_Atomic uint32_t inv_used;
 };
 
 /* A reader's bounded wait for a writer (see shm_spin_wait in shm.c). */

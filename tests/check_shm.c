@@ -1215,6 +1215,8 @@ START_TEST(test_invite_slot)
 	ck_assert_int_eq(shm_invite_put(shm, UINT32_MAX, 0, "x", 1), -EINVAL);
 	ck_assert_int_eq(shm_invite_put(NULL, 0, 0, "x", 1), -EINVAL);
 	ck_assert_int_eq(shm_invite_read(shm, UINT32_MAX, &inv), -EINVAL);
+	shm_invite_drop(shm, UINT32_MAX);
+	shm_invite_drop(NULL, 0);
 	shm_destroy(shm);
 }
 END_TEST
@@ -1262,6 +1264,34 @@ START_TEST(test_used_only_as_needed)
 }
 END_TEST
 
+/*
+ * An INVITE record is a call's only while it is not answered: given back
+ * at the answer (shm_invite_drop) and taken again by the next call's
+ * INVITE, so 400 answered calls leave the records' pages as one call's.
+ */
+START_TEST(test_invite_records_reused)
+{
+	static struct shm_invite inv;
+	char text[1500];
+	uint32_t slot[400];
+	shm_t *shm;
+
+	memset(text, 'x', sizeof text);
+	ck_assert_int_eq(shm_create(512, 2, &shm), 0);
+	for (unsigned i = 0; i < 400; i++)
+		ck_assert_int_eq(insert_named(shm, 1, "rec-%u", i, &slot[i]), 0);
+	size_t before = region_resident(shm);
+	for (unsigned i = 0; i < 400; i++) {
+		ck_assert_int_eq(shm_invite_put(shm, slot[i], 0, text, sizeof text), 0);
+		ck_assert_int_eq(shm_invite_read(shm, slot[i], &inv), 0);
+		shm_invite_drop(shm, slot[i]);   /* answered */
+		ck_assert_int_eq(shm_invite_read(shm, slot[i], &inv), -ENOENT);
+	}
+	ck_assert_uint_le(region_resident(shm), before + 2);
+	shm_destroy(shm);
+}
+END_TEST
+
 static Suite *shm_suite(void)
 {
 	Suite *s = suite_create("shm");
@@ -1287,6 +1317,7 @@ static Suite *shm_suite(void)
 	tcase_add_test(unit, test_invite_slot);
 	tcase_add_test(unit, test_transport_name);
 	tcase_add_test(unit, test_used_only_as_needed);
+	tcase_add_test(unit, test_invite_records_reused);
 	suite_add_tcase(s, unit);
 
 	tcase_set_timeout(procs, 20);

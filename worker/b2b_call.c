@@ -82,6 +82,9 @@ void b2b_publish_state(struct b2b_call *call, enum b2b_state state)
 		c->answer_ms = shm_now_ms();
 	shm_call_write_end(call->b2b->shm, call->slot);
 	if (state == B2B_ANSWERED) {
+		/* Answered as the table shows: a successor continues the call
+		 * and needs its INVITEs no more (b2b_adopt.c). */
+		shm_invite_drop(call->b2b->shm, call->slot);
 		b2b_call_setup_done(call);
 		b2b_keep_record(call);
 	}

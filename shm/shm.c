@@ -113,7 +113,8 @@ struct slot {
 	struct shm_call call;
 };
 
-/* The INVITEs of slot i's call (shm.h); its own seqlock, written by the owner only. */
+/* The INVITEs of a call not answered yet (shm.h), linked from its slot;
+ * its own seqlock, written by the owner only. */
 struct invite_rec {
 	_Alignas(SHM_LINE) _Atomic uint32_t seq;  /* odd while a write is open */
 	_Atomic uint32_t next_free;               /* while on the free stack: next record + 1 */

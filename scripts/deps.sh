@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
 	build-essential autoconf automake libtool pkg-config
-	libsofia-sip-ua-dev liburing-dev libhiredis-dev libconfig-dev libjansson-dev nettle-dev check
+	libsofia-sip-ua-dev liburing-dev libhiredis-dev libconfig-dev libjansson-dev nettle-dev libmimalloc-dev check
 	sip-tester redis-server redis-tools jq valgrind procps iproute2
 	groff-base man-db
 	sipvicious

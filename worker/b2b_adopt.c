@@ -62,6 +62,7 @@
 
 #include "b2bua/log.h"
 #include "worker/b2b_int.h"
+#include "worker/mem.h"
 
 /* Our CSeq on a taken-over leg: above anything the dead process sent. */
 #define B2B_ADOPT_CSEQ_GAP 10000u
@@ -610,6 +611,7 @@ static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
 	cseq->cs_seq = local_cseq;
 	cseq->cs_method = sip_method_invite;
 	cseq->cs_method_name = "INVITE";
+	mem_long_begin();   /* the dialog lives as long as the call: worker/mem.c */
 	leg = nta_leg_tcreate(b2b->agent, cb, (nta_leg_magic_t *)magic,
 			      SIPTAG_CALL_ID_STR(l->call_id), SIPTAG_FROM_STR(from),
 			      SIPTAG_TO_STR(to), SIPTAG_CSEQ(cseq), TAG_END());
@@ -620,6 +622,7 @@ static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
 		else
 			nta_leg_server_route(leg, NULL, target);
 	}
+	mem_long_end();
 	su_home_deinit(home);
 	return leg;
 }

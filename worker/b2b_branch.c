@@ -64,6 +64,7 @@
 
 #include "b2bua/log.h"
 #include "worker/b2b_int.h"
+#include "worker/mem.h"
 
 /* The branch whose 2xx was relayed to the caller; NULL before. */
 struct b2b_branch *b2b_winner(struct b2b_call *call)
@@ -221,8 +222,11 @@ static void b2b_relay_provisional(struct b2b_branch *br, int status, sip_t const
 {
 	struct b2b_call *call = br->call;
 
-	if (sip->sip_to && sip->sip_to->a_tag)
+	if (sip->sip_to && sip->sip_to->a_tag) {
+		mem_long_begin();   /* into the dialog: worker/mem.c */
 		nta_leg_rtag(br->leg, sip->sip_to->a_tag);
+		mem_long_end();
+	}
 	if ((call->state != B2B_TRYING && call->state != B2B_RINGING &&
 	     call->state != B2B_FORWARDING) || call->forward_pending)
 		return;
@@ -258,8 +262,10 @@ static void b2b_on_b_answer(struct b2b_branch *br, int status, sip_t const *sip)
 {
 	struct b2b_call *call = br->call;
 
+	mem_long_begin();   /* into the dialog: worker/mem.c */
 	nta_leg_rtag(br->leg, sip->sip_to->a_tag);
 	nta_leg_client_reroute(br->leg, sip->sip_record_route, sip->sip_contact, 1);
+	mem_long_end();
 
 	if (call->winner >= 0 || call->a_done || call->a_irq == NULL) {
 		/* Another branch won, or the caller is gone (CANCEL crossed this
@@ -624,6 +630,7 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, const struc
 	char tag[SHM_TAG_MAX], call_id[SHM_CALLID_MAX];
 	sip_from_t from[1];
 	sip_to_t to[1];
+	int rc;
 
 	sip_from_init(from);
 	from->a_display = sip->sip_from->a_display;
@@ -636,12 +643,16 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, const struc
 
 	memset(br, 0, sizeof *br);
 	br->call = call;
+	mem_long_begin();   /* the dialog lives as long as the call: worker/mem.c */
 	br->leg = nta_leg_tcreate(b2b->agent, b2b_on_b_request, (nta_leg_magic_t *)br,
 				  SIPTAG_CALL_ID_STR(call_id),
 				  SIPTAG_FROM(from), SIPTAG_TO(to), TAG_END());
-	if (br->leg == NULL || nta_leg_tag(br->leg, tag) == NULL || b2b_branch_nat(br, t) < 0) {
+	rc = (br->leg == NULL || nta_leg_tag(br->leg, tag) == NULL ||
+	      b2b_branch_nat(br, t) < 0) ? -ENOMEM : 0;
+	mem_long_end();
+	if (rc < 0) {
 		b2b_branch_drop(br);
-		return -ENOMEM;
+		return rc;
 	}
 	/* Our address of the family of where its requests go (dual stack). */
 	br->addr = b2b_branch_addr(b2b, br, ruri);

@@ -45,6 +45,7 @@
 #include "b2bua/log.h"
 #include "worker/b2b_int.h"
 #include "worker/hold.h"
+#include "worker/mem.h"
 
 /* ------------------------------------------------------------ BYE relay */
 
@@ -526,6 +527,9 @@ static int b2b_a_leg_stream(struct b2b_call *call, nta_incoming_t *irq, sip_t co
 int b2b_a_leg_create(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip,
 		     const char *a_tag)
 {
+	int rc = 0;
+
+	mem_long_begin();   /* the dialog lives as long as the call: worker/mem.c */
 	call->a_leg = nta_leg_tcreate(call->b2b->agent, b2b_on_a_request,
 				      (nta_leg_magic_t *)call,
 				      SIPTAG_CALL_ID(sip->sip_call_id),
@@ -535,8 +539,12 @@ int b2b_a_leg_create(struct b2b_call *call, nta_incoming_t *irq, sip_t const *si
 	call->a_addr = b2b_addr_for_source(call->b2b, irq);
 	if (call->a_leg == NULL || nta_leg_tag(call->a_leg, a_tag) == NULL ||
 	    b2b_a_leg_nat(call, irq, sip) < 0 || b2b_a_leg_stream(call, irq, sip) < 0)
-		return -ENOMEM;
-	nta_leg_server_route(call->a_leg, sip->sip_record_route, sip->sip_contact);
+		rc = -ENOMEM;
+	else
+		nta_leg_server_route(call->a_leg, sip->sip_record_route, sip->sip_contact);
+	mem_long_end();
+	if (rc < 0)
+		return rc;
 	nta_incoming_bind(irq, b2b_on_a_irq, (nta_incoming_magic_t *)call);
 	nta_incoming_tag(irq, nta_leg_get_tag(call->a_leg));
 	call->a_irq = irq;

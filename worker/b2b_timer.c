@@ -48,6 +48,7 @@
 #include "b2bua/log.h"
 #include "b2bua/mono.h"
 #include "worker/b2b_int.h"
+#include "worker/mem.h"
 
 #define B2B_SESSION_TICK_MS   1000
 #define B2B_REFRESH_RETRY_MS  2000
@@ -304,7 +305,9 @@ void b2b_session_keep_sdp(struct b2b_call *call, enum b2b_leg leg, msg_t *msg)
 			       0) >= (issize_t)sizeof type)
 		type[0] = '\0';
 	tlen = strlen(type);
+	mem_long_begin();   /* kept for the call's life: worker/mem.c */
 	sdp = malloc(sizeof *sdp + sip->sip_payload->pl_len + tlen + 2);
+	mem_long_end();
 	if (sdp) {
 		sdp->len = sip->sip_payload->pl_len;
 		memcpy(sdp->text, sip->sip_payload->pl_data, sdp->len);

@@ -63,6 +63,7 @@
 #include "worker/registrar.h"
 #include "worker/keepalive.h"
 #include "worker/uport.h"
+#include "worker/mem.h"
 
 #define WORKER_RING_ENTRIES 4096
 #define WORKER_TICK_MS 1000
@@ -529,6 +530,8 @@ void worker_run(struct config *cfg, shm_t *shm, handover_t *ho, const board_t *b
 					-(int64_t)info.counters[SHM_CTR_ACTIVE]);
 	}
 
+	if (mem_init() < 0)
+		log_warn("no heap of its own for long-lived call state: one heap serves all (worker/mem.c)");
 	ret = worker_start(cfg, shm, idx);
 	if (ret < 0) {
 		log_error("cannot start: %s", strerror(-ret));
@@ -537,9 +540,9 @@ void worker_run(struct config *cfg, shm_t *shm, handover_t *ho, const board_t *b
 	/* Calls may now be handed to us (rendezvous hashing counts us in). */
 	dgram_ready(worker.dgram);
 	config_listen_text(cfg, cfg->sip_port, sip, sizeof sip);
-	log_info("worker %u ready: sip %s, own port %d, event loop io_uring, socket I/O %s",
+	log_info("worker %u ready: sip %s, own port %d, event loop io_uring, socket I/O %s, malloc %s",
 		 idx, sip, cfg->worker_port_base + (int)idx,
-		 dgram_io_name(worker.dgram));
+		 dgram_io_name(worker.dgram), mem_allocator());
 	su_root_run(worker.root);
 	log_info("stopped (%u calls left)", b2b_active_calls(worker.b2b));
 	worker_stop();

@@ -78,6 +78,7 @@
 
 #include "b2bua/log.h"
 #include "worker/b2b_int.h"
+#include "worker/mem.h"
 #include "worker/ratelimit.h"
 #include "worker/registrar.h"
 #include "worker/route.h"
@@ -138,7 +139,9 @@ static int b2b_forwarding_need(struct b2b_call *call)
 
 	if (call->fw)
 		return 0;
+	mem_long_begin();   /* kept until the call ends: worker/mem.c */
 	fw = calloc(1, sizeof *fw);
+	mem_long_end();
 	if (fw == NULL)
 		return -ENOMEM;
 	if (call->cur_user[0])

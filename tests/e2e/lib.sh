@@ -96,7 +96,15 @@ _stop() {
 	[ -z "${_REAPED[$pid]:-}" ] || return 0
 	if alive "$pid"; then
 		kill -TERM "$pid" 2>/dev/null
-		wait_gone "$pid" "$grace" || kill -KILL "$pid" 2>/dev/null
+		if ! wait_gone "$pid" "$grace"; then
+			# timeout(1), which wraps every sipp, passes TERM on to its
+			# command but cannot pass KILL: kill its children first, while
+			# they are still its (and so ours), or they outlive the test.
+			for k in $(pgrep -P "$pid" 2>/dev/null); do
+				kill -KILL "$k" 2>/dev/null
+			done
+			kill -KILL "$pid" 2>/dev/null
+		fi
 		wait_gone "$pid" 2 || true
 	fi
 	wait "$pid" 2>/dev/null || true

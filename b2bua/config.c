@@ -193,6 +193,7 @@ void config_defaults(struct config *cfg)
 	cfg->no_answer_timeout = 20;
 	cfg->forward_max_hops = 3;
 	cfg->max_call_duration = 43200;
+	cfg->call_rest_after = 30;
 	cfg->session_expires = 1800;
 	cfg->min_se = 90;
 

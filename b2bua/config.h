@@ -92,6 +92,7 @@ struct config {
 	int max_forwards;              /* max_forwards: Max-Forwards put on B-legs when the A-leg had none */
 	int invite_timeout;            /* invite_timeout: seconds without a final answer from the callee before 408 */
 	int max_call_duration;         /* max_call_duration: seconds an answered call may last, 0 = no limit */
+	int call_rest_after;           /* call_rest_after: seconds of quiet before a call frees its dialogs, 0 = never */
 	int session_expires;           /* session_expires: RFC 4028 session interval we offer, s; 0 = off */
 	int min_se;                    /* min_se: shortest session interval we accept (else 422), s */
 

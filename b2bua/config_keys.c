@@ -832,6 +832,12 @@ static int config_load_max_call_duration(const struct config_ctx *ctx,
 	return config_get_int_field(ctx, s, 0, 604800, &cfg->max_call_duration);
 }
 
+static int config_load_call_rest_after(const struct config_ctx *ctx,
+				       const config_setting_t *s, struct config *cfg)
+{
+	return config_get_int_field(ctx, s, 0, 86400, &cfg->call_rest_after);
+}
+
 static int config_load_forward_max_hops(const struct config_ctx *ctx, const config_setting_t *s,
 					struct config *cfg)
 {
@@ -1098,6 +1104,7 @@ static const struct config_key config_keys[] = {
 	{ "no_answer_timeout", config_load_no_answer_timeout },
 	{ "forward_max_hops", config_load_forward_max_hops },
 	{ "max_call_duration", config_load_max_call_duration },
+	{ "call_rest_after", config_load_call_rest_after },
 	{ "session_expires",  config_load_session_expires },
 	{ "min_se",           config_load_min_se },
 	{ "overload_queue_delay_ms", config_load_overload_queue_delay_ms },

@@ -130,6 +130,7 @@ static const struct config_field {
 	{ "no_answer_timeout", CONFIG_FIELD(no_answer_timeout), CONFIG_NO_COUNT },
 	{ "forward_max_hops", CONFIG_FIELD(forward_max_hops), CONFIG_NO_COUNT },
 	{ "max_call_duration", CONFIG_FIELD(max_call_duration), CONFIG_NO_COUNT },
+	{ "call_rest_after",  CONFIG_FIELD(call_rest_after), CONFIG_NO_COUNT },
 	{ "session_expires",  CONFIG_FIELD(session_expires), CONFIG_NO_COUNT },
 	{ "min_se",           CONFIG_FIELD(min_se), CONFIG_NO_COUNT },
 	{ "overload_queue_delay_ms", CONFIG_FIELD(overload_queue_delay_ms), CONFIG_NO_COUNT },

@@ -261,6 +261,11 @@ static const struct metrics_ctr metrics_per_worker[] = {
 	{ "b2bua_tls_handshake_failures_total", "counter", SHM_CTR_TLS_HANDSHAKE_FAILED,
 	  "TLS handshakes that failed (garbage, an untrusted or missing certificate), "
 	  "accepted or opened by the worker; the connection was closed." },
+	{ "b2bua_calls_at_rest", "gauge", SHM_CTR_CALLS_AT_REST,
+	  "Established calls at rest now: their SIP dialogs freed, rebuilt from the call table "
+	  "on their next request (call_rest_after)." },
+	{ "b2bua_calls_woken_total", "counter", SHM_CTR_CALLS_WOKEN,
+	  "Calls at rest that rebuilt their SIP dialogs to send or relay a request." },
 };
 
 static const char *const metrics_state_names[] = {

@@ -44,6 +44,8 @@ static int cli_stats_worker_counters(json_t *o, const struct shm_worker_info *w)
 		{ "handover_dropped", SHM_CTR_HANDOVER_DROPPED },
 		{ "unroutable", SHM_CTR_UNROUTABLE },
 		{ "connections_open", SHM_CTR_CONN_OPEN },
+		{ "calls_at_rest", SHM_CTR_CALLS_AT_REST },
+		{ "calls_woken", SHM_CTR_CALLS_WOKEN },
 	};
 
 	for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)

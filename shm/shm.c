@@ -91,7 +91,7 @@
 #include <unistd.h>
 
 #define SHM_MAGIC        0x31304d4853423242ull  /* "B2BSHM01" in memory order */
-#define SHM_VERSION      5u
+#define SHM_VERSION      6u
 #define SHM_WINDOW       64u
 #define SHM_CAPACITY_MAX (1u << 22)              /* 2^22 calls, ~19 GB: beyond is a typo */
 #define SHM_WORKERS_MAX  1024u

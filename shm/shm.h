@@ -264,6 +264,8 @@ enum shm_counter {
 	SHM_CTR_CONN_OVERSIZED,    /* ... closed: a message over 64 KB (worker/conn.c) */
 	SHM_CTR_CONN_PARTIAL,      /* ... that ended (peer or Sofia closed) in the middle of a message */
 	SHM_CTR_TLS_HANDSHAKE_FAILED, /* TLS handshakes that failed, either way (b2b_tls.c) */
+	SHM_CTR_CALLS_AT_REST,     /* a gauge: calls whose dialogs are freed now (b2b_rest.c) */
+	SHM_CTR_CALLS_WOKEN,       /* calls at rest that rebuilt their dialogs (b2b_rest.c) */
 	SHM_CTR__COUNT
 };
 

@@ -208,6 +208,8 @@ static void fill_table(void)
 	shm_counter_add(t_shm, 1, SHM_CTR_HANDED_IN, 40);
 	shm_counter_add(t_shm, 1, SHM_CTR_HANDOVER_DROPPED, 1);
 	shm_gauge_set(t_shm, 1, SHM_CTR_CONN_OPEN, 7);
+	shm_gauge_set(t_shm, 1, SHM_CTR_CALLS_AT_REST, 5);
+	shm_counter_add(t_shm, 0, SHM_CTR_CALLS_WOKEN, 3);
 	shm_counter_add(t_shm, 0, SHM_CTR_OVERLOAD_REFUSED, 5);
 	shm_counter_add(t_shm, 1, SHM_CTR_OVERLOAD_REFUSED, 2);
 	shm_counter_add(t_shm, 0, SHM_CTR_CALLS_TOTAL, 10);
@@ -971,6 +973,9 @@ START_TEST(test_workers)
 	ck_assert_int_eq(int_field(w1, "handover_dropped"), 1);
 	ck_assert_int_eq(int_field(w0, "connections_open"), 0);
 	ck_assert_int_eq(int_field(w1, "connections_open"), 7);
+	ck_assert_int_eq(int_field(w1, "calls_at_rest"), 5);
+	ck_assert_int_eq(int_field(w0, "calls_at_rest"), 0);
+	ck_assert_int_eq(int_field(w0, "calls_woken"), 3);
 	up = int_field(w0, "uptime_s");
 	ck_assert(up >= 100 && up <= 105);
 	ck_assert_int_eq(int_field(w1, "pid"), 2222);

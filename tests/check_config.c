@@ -119,6 +119,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg->n_auth_algorithms, 1);
 	ck_assert_int_eq(cfg->auth_algorithms[0], DIGEST_MD5);
 	ck_assert_int_eq(cfg->max_call_duration, 43200);
+	ck_assert_int_eq(cfg->call_rest_after, 30);
 	ck_assert_int_eq(cfg->session_expires, 1800);
 	ck_assert_int_eq(cfg->min_se, 90);
 	ck_assert_int_eq(cfg->no_answer_timeout, 20);
@@ -676,6 +677,8 @@ START_TEST(test_wrong_type)
 	assert_error_text("routes = \"none\";\n", 1, "routes");
 	assert_error_text("auth_sha256 = 1;\n", 1, "auth_sha256");
 	assert_error_text("\nmax_call_duration = -1;\n", 2, "max_call_duration");
+	assert_error_text("call_rest_after = -1;\n", 1, "call_rest_after");
+	assert_error_text("call_rest_after = 86401;\n", 1, "call_rest_after");
 	assert_error_text("forward_max_hops = 11;\n", 1, "forward_max_hops");
 	assert_error_text("no_answer_timeout = 0;\n", 1, "no_answer_timeout");
 	assert_error_text("cdr_spool_dir = \"spool\";\n", 1, "cdr_spool_dir");

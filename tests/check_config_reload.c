@@ -104,7 +104,7 @@ START_TEST(test_restart_only_keys)
 	};
 	static const char *const live[] = {
 		"routes", "trusted", "log_level", "rate_limit_invite", "invite_timeout",
-		"max_call_duration", "session_expires", "nonce_ttl", "auth_secret",
+		"max_call_duration", "call_rest_after", "session_expires", "nonce_ttl", "auth_secret",
 		"no_answer_timeout", "overload_setup_calls", "nat_keepalive_interval",
 		"drain_timeout", "realm",
 		"tcp_idle_timeout", "tcp_message_timeout", "tcp_max_connections",

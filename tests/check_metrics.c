@@ -114,6 +114,8 @@ START_TEST(test_render)
 	shm_counter_add(shm, 0, SHM_CTR_CDR_WRITTEN, 8);
 	shm_gauge_set(shm, 1, SHM_CTR_REDIS_UP, 1);
 	shm_gauge_set(shm, 0, SHM_CTR_CONN_OPEN, 3);
+	shm_gauge_set(shm, 1, SHM_CTR_CALLS_AT_REST, 6);
+	shm_counter_add(shm, 1, SHM_CTR_CALLS_WOKEN, 2);
 	shm_counter_add(shm, 1, SHM_CTR_CONN_REFUSED, 11);
 	shm_counter_add(shm, 1, SHM_CTR_CONN_IDLE, 2);
 	shm_counter_add(shm, 0, SHM_CTR_CONN_MSG_TIMEOUT, 4);
@@ -143,6 +145,10 @@ START_TEST(test_render)
 	assert_line(text, "# TYPE b2bua_connections_open gauge");
 	assert_line(text, "b2bua_connections_open{worker=\"0\"} 3");
 	assert_line(text, "b2bua_connections_open{worker=\"1\"} 0");
+	assert_line(text, "# TYPE b2bua_calls_at_rest gauge");
+	assert_line(text, "b2bua_calls_at_rest{worker=\"1\"} 6");
+	assert_line(text, "# TYPE b2bua_calls_woken_total counter");
+	assert_line(text, "b2bua_calls_woken_total{worker=\"1\"} 2");
 	assert_line(text, "# TYPE b2bua_connections_refused_total counter");
 	assert_line(text, "b2bua_connections_refused_total{worker=\"1\"} 11");
 	assert_line(text, "b2bua_connections_closed_idle_total{worker=\"1\"} 2");

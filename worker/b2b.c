@@ -98,6 +98,43 @@ void b2b_str_copy(char *dst, size_t size, const char *src)
 	snprintf(dst, size, "%s", src ? src : "");
 }
 
+/* Longer route sets do not fit a slot anyway (SHM_ROUTE_MAX). */
+#define B2B_ROUTE_MAX_HOPS 16
+
+int b2b_route_copy(char *dst, size_t size, sip_route_t const *r, int reverse)
+{
+	sip_route_t const *hop[B2B_ROUTE_MAX_HOPS];
+	unsigned n = 0;
+	size_t len = 0;
+
+	dst[0] = '\0';
+	for (; r != NULL; r = r->r_next) {
+		if (n == B2B_ROUTE_MAX_HOPS)
+			return -E2BIG;
+		hop[n++] = r;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		sip_route_t const *h = hop[reverse ? n - 1 - i : i];
+		issize_t m;
+
+		if (i > 0) {
+			if (len + 2 >= size)
+				goto too_big;
+			dst[len++] = ',';
+			dst[len++] = ' ';
+		}
+		m = msg_header_field_e(dst + len, (isize_t)(size - len), (msg_header_t const *)h, 0);
+		if (m < 0 || (size_t)m >= size - len)
+			goto too_big;
+		len += (size_t)m;
+	}
+	dst[len] = '\0';
+	return 0;
+too_big:
+	dst[0] = '\0';
+	return -E2BIG;
+}
+
 int b2b_count_code(b2b_t *b2b, int code)
 {
 	shm_code_count(b2b->shm, b2b->worker, code);
@@ -294,11 +331,16 @@ static int b2b_on_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t
 			  sip_t const *sip)
 {
 	b2b_t *b2b = (b2b_t *)magic;
+	int status;
 
 	if (b2b_rate_limited(b2b, irq, sip))
 		return 0;     /* over its source's limit: answered 503 */
 	if (b2b_stream_relay(b2b, irq, sip) == 0)
 		return 0;     /* on a connection, for another worker's call: relayed */
+	if (sip->sip_request->rq_method != sip_method_ack &&
+	    sip->sip_request->rq_method != sip_method_cancel &&
+	    b2b_rest_on_request(b2b, irq, sip, &status) == 0)
+		return status;   /* a call at rest woke for it (b2b_rest.c) */
 	switch (sip->sip_request->rq_method) {
 	case sip_method_invite:
 		return b2b_on_invite(b2b, irq, sip);
@@ -541,6 +583,8 @@ int b2b_create(su_root_t *root, const struct config *cfg, shm_t *shm,
 	if (ret == 0)
 		ret = b2b_limits_create(b2b);
 	if (ret == 0)
+		ret = b2b_rest_create(b2b);
+	if (ret == 0)
 		ret = b2b_agent_create(b2b);
 	if (ret < 0) {
 		b2b_destroy(b2b);
@@ -569,6 +613,7 @@ void b2b_destroy(b2b_t *b2b)
 	b2b_tls_destroy(b2b);
 	b2b_overload_free(b2b);   /* after the agent: its sockets' gate is gone */
 	b2b_pool_destroy(b2b->pool);
+	b2b_rest_destroy(b2b);
 	b2b_limits_destroy(b2b);
 	su_home_unref(b2b->home);
 }

@@ -89,6 +89,10 @@ int b2b_kill(b2b_t *b2b, const char *id);
 /* End the answered calls older than max_call_duration (called every second). */
 void b2b_expire_calls(b2b_t *b2b);
 
+/* Calls quiet for call_rest_after free their dialogs (worker/b2b_rest.c;
+ * called every second). */
+void b2b_rest_calls(b2b_t *b2b);
+
 /* Copy NTA's message counters into the shared worker counters. */
 void b2b_publish_stats(b2b_t *b2b);
 

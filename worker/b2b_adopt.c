@@ -61,6 +61,7 @@
 #include <sofia-sip/tport_tag.h>
 
 #include "b2bua/log.h"
+#include "b2bua/mono.h"
 #include "worker/b2b_int.h"
 #include "worker/mem.h"
 
@@ -588,14 +589,20 @@ static int b2b_takeover_create(b2b_t *b2b, unsigned calls)
 
 /* ------------------------------------------------------------ answered calls */
 
-/* The leg of `l` again; *addr: our address for its peer (the family of its
- * remote target, dual stack). */
-static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
-				const struct shm_leg *l, uint32_t local_cseq, int we_are_uac,
-				unsigned *addr)
+/*
+ * The leg of `l` again (a successor's takeover, or a call waking from rest,
+ * b2b_rest.c).  The route set, when the slot has one, is already in use
+ * order: it is preloaded (SIPTAG_ROUTE), and nta_leg_server_route() then
+ * sets the target and keeps that route (a client reroute would reverse or
+ * drop it), for a leg of either side.  *addr: our address for its peer
+ * (the family of its remote target, dual stack).
+ */
+nta_leg_t *b2b_leg_rebuild(b2b_t *b2b, nta_request_f *cb, void *magic,
+			   const struct shm_leg *l, uint32_t local_cseq, unsigned *addr)
 {
 	su_home_t home[1] = { SU_HOME_INIT(home) };
 	sip_contact_t *target;
+	sip_route_t *route = NULL;
 	sip_cseq_t cseq[1];
 	nta_leg_t *leg;
 	char from[SHM_URI_MAX + SHM_TAG_MAX + 8], to[SHM_URI_MAX + SHM_TAG_MAX + 8];
@@ -605,6 +612,8 @@ static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
 	 * URI's, not the Contact header's. */
 	snprintf(uri, sizeof uri, "<%s>", l->remote_target);
 	target = sip_contact_make(home, uri);
+	if (l->route_set[0])
+		route = sip_route_make(home, l->route_set);
 	snprintf(from, sizeof from, "<%s>;tag=%s", l->local_uri, l->local_tag);
 	snprintf(to, sizeof to, "<%s>;tag=%s", l->remote_uri, l->remote_tag);
 	sip_cseq_init(cseq);
@@ -614,14 +623,11 @@ static nta_leg_t *b2b_adopt_leg(b2b_t *b2b, nta_request_f *cb, void *magic,
 	mem_long_begin();   /* the dialog lives as long as the call: worker/mem.c */
 	leg = nta_leg_tcreate(b2b->agent, cb, (nta_leg_magic_t *)magic,
 			      SIPTAG_CALL_ID_STR(l->call_id), SIPTAG_FROM_STR(from),
-			      SIPTAG_TO_STR(to), SIPTAG_CSEQ(cseq), TAG_END());
+			      SIPTAG_TO_STR(to), SIPTAG_CSEQ(cseq),
+			      TAG_IF(route != NULL, SIPTAG_ROUTE(route)), TAG_END());
 	*addr = target ? b2b_addr_for_host(b2b, target->m_url->url_host) : 0;
-	if (leg && target) {
-		if (we_are_uac)
-			nta_leg_client_reroute(leg, NULL, target, 1);
-		else
-			nta_leg_server_route(leg, NULL, target);
-	}
+	if (leg && target)
+		nta_leg_server_route(leg, NULL, target);
 	mem_long_end();
 	su_home_deinit(home);
 	return leg;
@@ -685,13 +691,14 @@ static int b2b_adopt(b2b_t *b2b, struct b2b_call *call, const struct shm_call *r
 	call->held_by = (enum shm_party)rec->held_by;
 	b2b_str_copy(call->answered_by, sizeof call->answered_by, rec->b.remote_target);
 
-	call->a_leg = b2b_adopt_leg(b2b, b2b_on_a_request, call, &rec->a, a_cseq, 0,
-				    &call->a_addr);
+	call->active_ms = mono_ms();
+	call->a_leg = b2b_leg_rebuild(b2b, b2b_on_a_request, call, &rec->a, a_cseq,
+				      &call->a_addr);
 	b2b_adopt_stream(b2b, call, rec);
 	br = &call->br[0];
 	br->call = call;
-	br->leg = b2b_adopt_leg(b2b, b2b_on_b_request, br, &rec->b,
-				rec->b.local_cseq + B2B_ADOPT_CSEQ_GAP, 1, &br->addr);
+	br->leg = b2b_leg_rebuild(b2b, b2b_on_b_request, br, &rec->b,
+				  rec->b.local_cseq + B2B_ADOPT_CSEQ_GAP, &br->addr);
 	br->acked = 1;
 	br->final = 200;
 	call->n_br = 1;

@@ -132,9 +132,9 @@ void b2b_record_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip, const cha
 	if (sip->sip_contact)
 		b2b_url_copy(c->a.remote_target, sizeof c->a.remote_target,
 			     sip->sip_contact->m_url);
-	if (sip->sip_record_route)
-		b2b_url_copy(c->a.route_set, sizeof c->a.route_set,
-			     sip->sip_record_route->r_url);
+	/* Its Record-Route as received is the route set in use order (12.1.1);
+	 * one that does not fit is left out, as a successor then goes without. */
+	b2b_route_copy(c->a.route_set, sizeof c->a.route_set, sip->sip_record_route, 0);
 	c->a.remote_cseq = sip->sip_cseq->cs_seq;
 	c->a.transport = SHM_TP_UDP;
 	if (sip->sip_via && sip->sip_via->v_protocol &&
@@ -181,11 +181,27 @@ void b2b_publish_b_answered(struct b2b_call *call, struct b2b_branch *br, sip_t 
 	if (sip->sip_contact)
 		b2b_url_copy(c->b.remote_target, sizeof c->b.remote_target,
 			     sip->sip_contact->m_url);
-	if (sip->sip_record_route)
-		b2b_url_copy(c->b.route_set, sizeof c->b.route_set,
-			     sip->sip_record_route->r_url);
+	/* A response's Record-Route reversed is the route set (12.1.2). */
+	b2b_route_copy(c->b.route_set, sizeof c->b.route_set, sip->sip_record_route, 1);
 	c->b.local_cseq = br->cseq;
 	c->b.transport = (uint8_t)b2b_via_transport(sip->sip_via);   /* our Via, as sent */
+	shm_call_write_end(call->b2b->shm, call->slot);
+}
+
+/* The call comes to rest (b2b_rest.c): what changed on its legs since the
+ * answer, so that the slot alone rebuilds them (local CSeq, the targets of
+ * target refreshes, the route sets as the legs use them). */
+void b2b_publish_rest(struct b2b_call *call, const struct b2b_rest_leg *a,
+		      const struct b2b_rest_leg *b)
+{
+	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);
+
+	c->a.local_cseq = a->local_cseq;
+	b2b_str_copy(c->a.remote_target, sizeof c->a.remote_target, a->remote_target);
+	b2b_str_copy(c->a.route_set, sizeof c->a.route_set, a->route_set);
+	c->b.local_cseq = b->local_cseq;
+	b2b_str_copy(c->b.remote_target, sizeof c->b.remote_target, b->remote_target);
+	b2b_str_copy(c->b.route_set, sizeof c->b.route_set, b->route_set);
 	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
@@ -440,6 +456,7 @@ void b2b_call_end(struct b2b_call *call)
 	if (call->ended)
 		return;
 	call->ended = 1;
+	b2b_rest_forget(call);
 	b2b_call_setup_done(call);
 	b2b_invite_timer_stop(call);
 	b2b_publish_state(call, B2B_ENDING);
@@ -579,10 +596,12 @@ void b2b_call_abort(struct b2b_call *call, int status)
 	case B2B_ANSWERED:
 	case B2B_CONFIRMED:
 		br = b2b_winner(call);
-		if (!br->acked)
-			b2b_ack_branch(br);
-		b2b_bye_and_forget(call->a_leg);
-		b2b_bye_and_forget(br->leg);
+		if (b2b_call_wake(call) == 0) {   /* at rest: its legs again first */
+			if (!br->acked)
+				b2b_ack_branch(br);
+			b2b_bye_and_forget(call->a_leg);
+			b2b_bye_and_forget(br->leg);
+		}
 		b2b_call_end(call);
 		break;
 	case B2B_CANCELLING:

@@ -24,6 +24,8 @@
  *                 lowest version, failed handshakes counted
  *   b2b_pool.c    the calls' memory: call_capacity entries reserved,
  *                 resident only as calls use them (b2b_pool.h, pure)
+ *   b2b_rest.c    calls at rest: a quiet established call frees its two
+ *                 Sofia dialogs and rebuilds them from its slot when needed
  *
  * A call, seen from here:
  *
@@ -191,6 +193,14 @@ struct b2b_sdp {
 	char text[];                 /* payload, NUL, Content-Type value, NUL */
 };
 
+/* What changed on a leg since its answer, written into the slot when the
+ * call comes to rest (b2b_rest.c, b2b_publish_rest). */
+struct b2b_rest_leg {
+	uint32_t local_cseq;
+	char remote_target[SHM_URI_MAX];
+	char route_set[SHM_ROUTE_MAX];
+};
+
 struct b2b_call {
 	b2b_t *b2b;
 	char id[SHM_ID_MAX];         /* the call id: CLI, logs, CDR id, call limits (b2b_make_id) */
@@ -266,6 +276,12 @@ struct b2b_call {
 	nta_outgoing_t *refresh_orq; /* our own refresh, one at a time */
 	enum b2b_leg refresh_leg;
 	int refresh_invite;          /* it is a re-INVITE (to be ACKed) */
+
+	/* at rest (b2b_rest.c) */
+	uint64_t active_ms;          /* its answer or last in-dialog request (mono_ms) */
+	int at_rest;                 /* its legs are freed: rebuilt from its slot */
+	uint32_t rest_hash[2];       /* of each leg's Call-ID (enum b2b_leg), at rest */
+	struct b2b_call *rest_next[2];  /* the rest index's chains, per enum b2b_leg */
 };
 
 struct b2b {
@@ -314,6 +330,9 @@ struct b2b {
 				       * unique across restarts of the daemon */
 	uint64_t rng;                 /* xorshift state for Call-IDs and tags */
 	struct b2b_takeover *takeover; /* a dead predecessor's calls being ended (b2b_adopt.c) */
+	struct b2b_call **rest_index[2]; /* calls at rest by each leg's Call-ID (b2b_rest.c) */
+	unsigned rest_mask;           /* chain heads - 1 (a power of two) */
+	unsigned at_rest;             /* calls at rest now */
 	unsigned long long published_in, published_out;
 	unsigned long long published_rtx_in, published_rtx_out;   /* retransmissions */
 };
@@ -327,6 +346,10 @@ void b2b_make_id(b2b_t *b2b, char *buf, size_t size);
 /* Bounded copies; a URL that does not encode gives "". */
 void b2b_url_copy(char *dst, size_t size, url_t const *url);
 void b2b_str_copy(char *dst, size_t size, const char *src);
+/* A route set as a Route header value ("<sip:p1;lr>, <sip:p2;lr>"), in the
+ * order of `r`, or reversed (a Record-Route of a response: RFC 3261
+ * 12.1.2); "" for none.  0, or -E2BIG (dst is "" then). */
+int b2b_route_copy(char *dst, size_t size, sip_route_t const *r, int reverse);
 /* Our address (index in b2b->addr) for a peer at `host` (an IP literal, an
  * IPv6 one with or without brackets): the first of its family; 0 for a
  * host name or a family we do not listen on. */
@@ -359,6 +382,8 @@ void b2b_publish_b_leg(struct b2b_call *call, const char *call_id, const char *t
 void b2b_publish_b_answered(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip);
 void b2b_publish_hold(struct b2b_call *call);
 void b2b_publish_forwarding(struct b2b_call *call, const char *target);
+void b2b_publish_rest(struct b2b_call *call, const struct b2b_rest_leg *a,
+		      const struct b2b_rest_leg *b);
 void b2b_publish_invite_a(struct b2b_call *call, sip_t const *sip);
 void b2b_publish_invite_b(struct b2b_call *call, struct b2b_branch *br);
 void b2b_unpublish_slot(b2b_t *b2b, uint32_t slot);
@@ -435,6 +460,23 @@ int b2b_adopt_encode(b2b_t *b2b, char *buf, size_t size, sip_t const *sip,
 		     const char *branch, size_t *len);
 int b2b_adopt_on_stray(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip);
 void b2b_adopt_destroy(b2b_t *b2b);
+/* A leg again from its slot's copy `l`, with our next CSeq after
+ * `local_cseq`; *addr: our address for its peer.  NULL: no memory. */
+nta_leg_t *b2b_leg_rebuild(b2b_t *b2b, nta_request_f *cb, void *magic,
+			   const struct shm_leg *l, uint32_t local_cseq, unsigned *addr);
+
+/* ------------------------------------------------------------ b2b_rest.c */
+
+int b2b_rest_create(b2b_t *b2b);
+void b2b_rest_destroy(b2b_t *b2b);
+/* Wake a call at rest before sending on it: 0 (also when it was awake), or
+ * a negative errno (its legs could not be rebuilt: the caller ends it). */
+int b2b_call_wake(struct b2b_call *call);
+/* The call ends: out of the rest index. */
+void b2b_rest_forget(struct b2b_call *call);
+/* A request that matched no dialog: is it for a call at rest?  0 and
+ * *status (what the leg's callback returned), or -ENOENT. */
+int b2b_rest_on_request(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip, int *status);
 
 /* ------------------------------------------------------------ b2b_stream.c */
 

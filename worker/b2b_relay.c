@@ -43,6 +43,7 @@
 #include <sofia-sip/tport_tag.h>
 
 #include "b2bua/log.h"
+#include "b2bua/mono.h"
 #include "worker/b2b_int.h"
 #include "worker/hold.h"
 #include "worker/mem.h"
@@ -304,6 +305,7 @@ int b2b_on_b_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq
 	struct b2b_branch *br = (struct b2b_branch *)magic;
 	struct b2b_call *call = br->call;
 
+	call->active_ms = mono_ms();   /* not quiet: no rest for a while (b2b_rest.c) */
 	switch (sip->sip_request->rq_method) {
 	case sip_method_bye:
 		if (br != b2b_winner(call))
@@ -330,6 +332,7 @@ static void b2b_on_a_ack(struct b2b_call *call)
 
 	if (call->state == B2B_ANSWERED && br) {
 		b2b_ack_branch(br);
+		call->active_ms = mono_ms();   /* quiet from now on: rest (b2b_rest.c) */
 		b2b_publish_state(call, B2B_CONFIRMED);
 		b2b_session_start(call);
 	}
@@ -428,6 +431,7 @@ int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq
 {
 	struct b2b_call *call = (struct b2b_call *)magic;
 
+	call->active_ms = mono_ms();   /* not quiet: no rest for a while (b2b_rest.c) */
 	if (call->a_stream) {
 		msg_t *msg = nta_incoming_getrequest(irq);
 

@@ -406,11 +406,13 @@ static void b2b_session_expired(struct b2b_call *call, enum b2b_leg leg)
 	log_info("call %s: the %s's session expired (RFC 4028, interval %u s): ending the call",
 		 call->id, leg == B2B_LEG_A ? "caller" : "callee", call->sess[leg].st.interval);
 	call->hangup_by = leg == B2B_LEG_A ? CDR_PARTY_CALLER : CDR_PARTY_CALLEE;
-	if (br && !br->acked)
-		b2b_ack_branch(br);
-	b2b_bye_and_forget(call->a_leg);
-	if (br)
-		b2b_bye_and_forget(br->leg);
+	if (b2b_call_wake(call) == 0) {   /* at rest: its legs again first */
+		if (br && !br->acked)
+			b2b_ack_branch(br);
+		b2b_bye_and_forget(call->a_leg);
+		if (br)
+			b2b_bye_and_forget(br->leg);
+	}
 	b2b_call_end(call);
 }
 
@@ -452,7 +454,7 @@ static int b2b_on_refresh_response(nta_outgoing_magic_t *magic, nta_outgoing_t *
 static void b2b_session_refresh(struct b2b_call *call, enum b2b_leg leg)
 {
 	struct b2b_session *s = &call->sess[leg];
-	nta_leg_t *l = b2b_session_leg(call, leg);
+	nta_leg_t *l;
 	struct b2b_sdp *sdp = call->sdp_sent[leg];   /* pl points into it: not const */
 	/* The payload goes by its length (SIPTAG_PAYLOAD), so any bytes repeat as sent. */
 	int invite = !s->peer_update && sdp;
@@ -460,6 +462,12 @@ static void b2b_session_refresh(struct b2b_call *call, enum b2b_leg leg)
 	const char *ctype = sdp ? sdp->text + sdp->len + 1 : "";
 	struct b2b_st_hdrs h;
 
+	if (b2b_call_wake(call) < 0) {   /* at rest: its legs again first */
+		call->hangup_by = CDR_PARTY_SYSTEM;
+		b2b_call_end(call);
+		return;
+	}
+	l = b2b_session_leg(call, leg);
 	if (l == NULL)
 		return;
 	sip_payload_init(pl);
@@ -504,6 +512,8 @@ static void b2b_session_check(struct b2b_call *call, uint64_t now)
 		    call->refresh_orq == NULL && call->relay_irq == NULL &&
 		    call->relay_orq == NULL)
 			b2b_session_refresh(call, (enum b2b_leg)leg);
+		if (call->ended)
+			return;   /* it could not wake from rest */
 	}
 }
 

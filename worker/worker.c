@@ -302,6 +302,7 @@ static void worker_on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t
 	worker_note_lag();
 	b2b_publish_stats(worker.b2b);
 	b2b_expire_calls(worker.b2b);
+	b2b_rest_calls(worker.b2b);
 	conn_tick();
 	worker_trim_when_quiet(now);
 	log_limit_flush();

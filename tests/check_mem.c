@@ -2,7 +2,8 @@
  * check_mem — worker/mem.c: what is allocated between mem_long_begin() and
  * mem_long_end() comes from the long-lived heap, what is allocated outside
  * from the default one, the brackets nest and restore the default heap, and
- * free() takes a chunk of either heap.  Built as the daemon is (mimalloc,
+ * free() takes a chunk of either heap; mem_call_malloc/calloc serve from a
+ * third heap, whatever bracket is open.  Built as the daemon is (mimalloc,
  * HAVE_MIMALLOC) when configure found it; without it (--without-mimalloc,
  * the sanitizers) the brackets are no-ops and that is what is checked.
  * Which heap owns a chunk is asked of mimalloc, not of mem.c.
@@ -22,7 +23,7 @@ START_TEST(test_long_lived_apart)
 	void *t1, *l1, *l2, *t2;
 
 	ck_assert_int_eq(mem_init(), 0);
-	ck_assert_str_eq(mem_allocator(), "mimalloc (2 heaps)");
+	ck_assert_str_eq(mem_allocator(), "mimalloc (3 heaps)");
 	t1 = malloc(200);
 	mem_long_begin();
 	l1 = malloc(200);
@@ -54,6 +55,33 @@ START_TEST(test_long_lived_apart)
 }
 END_TEST
 
+/* What a call keeps at rest comes from neither the default heap nor the
+ * dialogs' heap, whatever bracket is open. */
+START_TEST(test_call_heap_apart)
+{
+	mi_heap_t *transient = mi_heap_get_default();
+	void *c1, *c2, *l1;
+
+	ck_assert_int_eq(mem_init(), 0);
+	c1 = mem_call_malloc(180);
+	mem_long_begin();
+	l1 = malloc(180);
+	c2 = mem_call_calloc(1, 600);
+	ck_assert(!mi_heap_check_owned(mi_heap_get_default(), c1));
+	ck_assert(!mi_heap_check_owned(mi_heap_get_default(), c2));
+	ck_assert(mi_heap_check_owned(mi_heap_get_default(), l1));
+	mem_long_end();
+	ck_assert(!mi_heap_check_owned(transient, c1));
+	ck_assert(!mi_heap_check_owned(transient, c2));
+	ck_assert_ptr_nonnull(c2);
+	for (size_t i = 0; i < 600; i++)
+		ck_assert_int_eq(((unsigned char *)c2)[i], 0);
+	free(c1);
+	free(c2);
+	free(l1);
+}
+END_TEST
+
 #else
 
 START_TEST(test_long_lived_apart)
@@ -66,6 +94,9 @@ START_TEST(test_long_lived_apart)
 	p = malloc(200);
 	mem_long_end();
 	mem_long_end();
+	ck_assert_ptr_nonnull(p);
+	free(p);
+	p = mem_call_calloc(1, 64);
 	ck_assert_ptr_nonnull(p);
 	free(p);
 }
@@ -81,6 +112,9 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tc, test_long_lived_apart);
+#ifdef HAVE_MIMALLOC
+	tcase_add_test(tc, test_call_heap_apart);
+#endif
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

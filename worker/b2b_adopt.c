@@ -695,7 +695,7 @@ static int b2b_adopt(b2b_t *b2b, struct b2b_call *call, const struct shm_call *r
 	call->a_leg = b2b_leg_rebuild(b2b, b2b_on_a_request, call, &rec->a, a_cseq,
 				      &call->a_addr);
 	b2b_adopt_stream(b2b, call, rec);
-	br = &call->br[0];
+	br = b2b_branch_at(call, 0);
 	br->call = call;
 	br->leg = b2b_leg_rebuild(b2b, b2b_on_b_request, br, &rec->b,
 				  rec->b.local_cseq + B2B_ADOPT_CSEQ_GAP, &br->addr);

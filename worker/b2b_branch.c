@@ -69,7 +69,7 @@
 /* The branch whose 2xx was relayed to the caller; NULL before. */
 struct b2b_branch *b2b_winner(struct b2b_call *call)
 {
-	return call->winner >= 0 ? &call->br[call->winner] : NULL;
+	return call->winner >= 0 ? b2b_branch_at(call, (unsigned)call->winner) : NULL;
 }
 
 /* Forget a branch: NTA makes no more callbacks for it. */
@@ -201,18 +201,24 @@ void b2b_bye_and_forget(nta_leg_t *leg)
 /* CANCEL every B-leg attempt still waiting for its final answer. */
 void b2b_cancel_pending(struct b2b_call *call, int except)
 {
-	for (unsigned i = 0; i < call->n_br; i++)
-		if ((int)i != except && call->br[i].orq && call->br[i].final == 0)
-			nta_outgoing_cancel(call->br[i].orq);
+	for (unsigned i = 0; i < call->n_br; i++) {
+		struct b2b_branch *br = b2b_branch_at(call, i);
+
+		if ((int)i != except && br->orq && br->final == 0)
+			nta_outgoing_cancel(br->orq);
+	}
 }
 
 /* How many B-leg attempts still wait for their final answer. */
-unsigned b2b_pending_branches(const struct b2b_call *call)
+unsigned b2b_pending_branches(struct b2b_call *call)
 {
 	unsigned n = 0;
 
-	for (unsigned i = 0; i < call->n_br; i++)
-		n += call->br[i].orq != NULL && call->br[i].final == 0;
+	for (unsigned i = 0; i < call->n_br; i++) {
+		struct b2b_branch *br = b2b_branch_at(call, i);
+
+		n += br->orq != NULL && br->final == 0;
+	}
 	return n;
 }
 
@@ -283,7 +289,7 @@ static void b2b_on_b_answer(struct b2b_branch *br, int status, sip_t const *sip)
 		return;
 	}
 	b2b_invite_timer_stop(call);
-	call->winner = (int)(br - call->br);
+	call->winner = (int)br->idx;
 	call->answer_ms = shm_now_ms();
 	call->forward_pending = 0;   /* an answer during the CANCEL wins (flow 10) */
 	if (call->na_timer)
@@ -626,12 +632,19 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, const struc
 {
 	url_t const *ruri = t->ruri;
 	b2b_t *b2b = call->b2b;
-	struct b2b_branch *br = &call->br[call->n_br];
+	struct b2b_branch *br;
 	char tag[SHM_TAG_MAX], call_id[SHM_CALLID_MAX];
 	sip_from_t from[1];
 	sip_to_t to[1];
 	int rc;
 
+	if (call->n_br == 1 && call->br_more == NULL) {
+		/* A second branch (forking, forwarding): room for all the others. */
+		call->br_more = mem_call_calloc(B2B_MAX_BRANCHES - 1, sizeof *call->br_more);
+		if (call->br_more == NULL)
+			return -ENOMEM;
+	}
+	br = b2b_branch_at(call, call->n_br);
 	sip_from_init(from);
 	from->a_display = sip->sip_from->a_display;
 	*from->a_url = *sip->sip_from->a_url;
@@ -643,6 +656,7 @@ static int b2b_branch_start(struct b2b_call *call, sip_t const *sip, const struc
 
 	memset(br, 0, sizeof *br);
 	br->call = call;
+	br->idx = call->n_br;
 	mem_long_begin();   /* the dialog lives as long as the call: worker/mem.c */
 	br->leg = nta_leg_tcreate(b2b->agent, b2b_on_b_request, (nta_leg_magic_t *)br,
 				  SIPTAG_CALL_ID_STR(call_id),

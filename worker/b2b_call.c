@@ -300,6 +300,8 @@ void b2b_call_free(struct b2b_call *call)
 	b2b->active--;
 	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, -1);
 	b2b_forwarding_free(call);
+	free(call->br_more);
+	call->br_more = NULL;
 	call->b2b = NULL;   /* what walkers of the pool skip */
 	b2b_pool_put(b2b->pool, call);
 }
@@ -470,7 +472,7 @@ void b2b_call_end(struct b2b_call *call)
 	if (call->a_irq)
 		nta_incoming_destroy(call->a_irq);
 	for (unsigned i = 0; i < call->n_br; i++)
-		b2b_branch_drop(&call->br[i]);
+		b2b_branch_drop(b2b_branch_at(call, i));
 	b2b_relay_done(call);
 	b2b_session_release(call);
 	if (call->na_timer)

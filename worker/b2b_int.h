@@ -160,6 +160,7 @@ struct b2b_branch {
 	int acked;                   /* ACK sent for its 2xx */
 	unsigned st_se;              /* the Session-Expires its INVITE offered */
 	int st_retried;              /* re-sent once after a 422 */
+	unsigned idx;                /* its index among the call's branches */
 	struct b2b_nat_route *nat;   /* NULL: requests go to the remote target */
 	int mtu_switch;              /* its target allows TCP for a large INVITE */
 	unsigned addr;               /* our address for it (b2b->addr[], its target's family) */
@@ -239,7 +240,11 @@ struct b2b_call {
 	const char *a_stream_ident;  /* the ident of the primary whose connection the
 				      * caller last used (b2b_a_leg_follow; b2b_leg_ident) */
 
-	struct b2b_branch br[B2B_MAX_BRANCHES];
+	/* B-legs: b2b_branch_at(call, i), i < n_br.  The first is here; most
+	 * calls never have another, so the others (forking, forwarding) are
+	 * in an array allocated when the second one starts (b2b_branch.c). */
+	struct b2b_branch br_first;
+	struct b2b_branch *br_more;  /* B2B_MAX_BRANCHES - 1 of them, or NULL */
 	unsigned n_br;
 	int winner;                  /* index of the answered branch, -1 */
 	int best_final;              /* best failure so far, relayed when all failed */
@@ -337,6 +342,13 @@ struct b2b {
 	unsigned long long published_rtx_in, published_rtx_out;   /* retransmissions */
 };
 
+/* Branch i (< B2B_MAX_BRANCHES, and allocated: i < n_br, or the one being
+ * started) of a call. */
+static inline struct b2b_branch *b2b_branch_at(struct b2b_call *call, unsigned i)
+{
+	return i == 0 ? &call->br_first : &call->br_more[i - 1];
+}
+
 /* ------------------------------------------------------------ b2b.c */
 
 /* Identifiers: tags, B-leg Call-IDs, the call id (NODE-wN-EPOCH-N). */
@@ -417,7 +429,7 @@ void b2b_ack_branch(struct b2b_branch *br);
 void b2b_bye_and_forget(nta_leg_t *leg);
 void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq);
 void b2b_cancel_pending(struct b2b_call *call, int except);
-unsigned b2b_pending_branches(const struct b2b_call *call);
+unsigned b2b_pending_branches(struct b2b_call *call);
 void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned n);
 void b2b_call_fork_to(struct b2b_call *call, const struct b2b_target *targets, unsigned n);
 url_string_t const *b2b_leg_route(nta_leg_t *leg);

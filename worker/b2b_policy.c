@@ -139,9 +139,7 @@ static int b2b_forwarding_need(struct b2b_call *call)
 
 	if (call->fw)
 		return 0;
-	mem_long_begin();   /* kept until the call ends: worker/mem.c */
-	fw = calloc(1, sizeof *fw);
-	mem_long_end();
+	fw = mem_call_calloc(1, sizeof *fw);   /* kept until the call ends: worker/mem.c */
 	if (fw == NULL)
 		return -ENOMEM;
 	if (call->cur_user[0])

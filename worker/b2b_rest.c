@@ -135,9 +135,9 @@ static int b2b_rest_leg_whole(const struct shm_leg *l)
 }
 
 /* Nothing in flight, nothing on a connection, quiet for `after` ms. */
-static int b2b_rest_quiet(const struct b2b_call *call, uint64_t now, uint64_t after)
+static int b2b_rest_quiet(struct b2b_call *call, uint64_t now, uint64_t after)
 {
-	const struct b2b_branch *br;
+	struct b2b_branch *br;
 
 	if (call->b2b == NULL || call->ended || call->at_rest || call->state != B2B_CONFIRMED ||
 	    now - call->active_ms < after)
@@ -147,11 +147,11 @@ static int b2b_rest_quiet(const struct b2b_call *call, uint64_t now, uint64_t af
 	    call->a_stream || call->a_leg == NULL || call->winner < 0)
 		return 0;
 	for (unsigned i = 0; i < call->n_br; i++) {
-		br = &call->br[i];
+		br = b2b_branch_at(call, i);
 		if (br->orq != NULL || ((int)i != call->winner && br->leg != NULL))
 			return 0;
 	}
-	br = &call->br[call->winner];
+	br = b2b_winner(call);
 	return br->leg != NULL && br->acked && (br->nat == NULL || br->nat->ident[0] == '\0');
 }
 
@@ -164,7 +164,7 @@ static void b2b_rest_count(b2b_t *b2b)
 static int b2b_call_rest(struct b2b_call *call)
 {
 	b2b_t *b2b = call->b2b;
-	struct b2b_branch *br = &call->br[call->winner];
+	struct b2b_branch *br = b2b_winner(call);
 	struct b2b_rest_leg a, b;
 	struct shm_call rec;
 	int ret;
@@ -228,7 +228,7 @@ void b2b_rest_forget(struct b2b_call *call)
 static int b2b_rest_rebuild(struct b2b_call *call, const struct shm_call *rec)
 {
 	b2b_t *b2b = call->b2b;
-	struct b2b_branch *br = &call->br[call->winner];
+	struct b2b_branch *br = b2b_winner(call);
 
 	b2b_rest_forget(call);
 	call->active_ms = mono_ms();
@@ -298,7 +298,7 @@ int b2b_rest_on_request(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip, int *
 			b2b_call_end(call);
 			return 0;
 		}
-		br = &call->br[call->winner];
+		br = b2b_winner(call);
 		*status = i == B2B_LEG_A
 			  ? b2b_on_a_request((nta_leg_magic_t *)call, call->a_leg, irq, sip)
 			  : b2b_on_b_request((nta_leg_magic_t *)br, br->leg, irq, sip);

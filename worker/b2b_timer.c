@@ -305,9 +305,8 @@ void b2b_session_keep_sdp(struct b2b_call *call, enum b2b_leg leg, msg_t *msg)
 			       0) >= (issize_t)sizeof type)
 		type[0] = '\0';
 	tlen = strlen(type);
-	mem_long_begin();   /* kept for the call's life: worker/mem.c */
-	sdp = malloc(sizeof *sdp + sip->sip_payload->pl_len + tlen + 2);
-	mem_long_end();
+	/* kept for the call's life, also at rest: worker/mem.c */
+	sdp = mem_call_malloc(sizeof *sdp + sip->sip_payload->pl_len + tlen + 2);
 	if (sdp) {
 		sdp->len = sip->sip_payload->pl_len;
 		memcpy(sdp->text, sip->sip_payload->pl_data, sdp->len);

@@ -19,12 +19,19 @@
  * NTA's timers free them, and mimalloc returns them to the kernel.
  * free() needs no bracket: mimalloc finds a chunk's heap from its address.
  *
+ * A call at rest (worker/b2b_rest.c) frees its dialogs but keeps what is
+ * ours: the SDP copies of its session timers, its forwarding state.  In
+ * the dialogs' heap those few hundred bytes would keep a page of freed
+ * dialogs resident each, so they come from a third heap (mem_call_malloc,
+ * mem_call_calloc), whose pages hold nothing else.
+ *
  * A worker is single-threaded, so the switch is a thread-local pointer
  * store: nothing on the hot path.  Built without mimalloc (or with the
  * sanitizers, which bring their own malloc) both brackets do nothing:
  * configure passes -DHAVE_MIMALLOC=1 to the daemon's objects only.
  */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "worker/mem.h"
 
@@ -32,6 +39,7 @@
 #include <mimalloc.h>
 
 static mi_heap_t *mem_long_heap;  /* the long-lived heap, never destroyed */
+static mi_heap_t *mem_call_heap;  /* what a call at rest keeps, never destroyed */
 static mi_heap_t *mem_saved;      /* the default heap to restore */
 static unsigned mem_depth;        /* nesting of mem_long_begin() */
 
@@ -39,11 +47,15 @@ int mem_init(void)
 {
 	if (mem_long_heap == NULL)
 		mem_long_heap = mi_heap_new();
-	return mem_long_heap != NULL ? 0 : -ENOMEM;
+	if (mem_call_heap == NULL)
+		mem_call_heap = mi_heap_new();
+	return mem_long_heap != NULL && mem_call_heap != NULL ? 0 : -ENOMEM;
 }
 
 const char *mem_allocator(void)
 {
+	if (mem_long_heap != NULL && mem_call_heap != NULL)
+		return "mimalloc (3 heaps)";
 	return mem_long_heap != NULL ? "mimalloc (2 heaps)" : "mimalloc (1 heap)";
 }
 
@@ -61,6 +73,16 @@ void mem_long_end(void)
 		return;
 	if (--mem_depth == 0)
 		mi_heap_set_default(mem_saved);
+}
+
+void *mem_call_malloc(size_t size)
+{
+	return mem_call_heap != NULL ? mi_heap_malloc(mem_call_heap, size) : malloc(size);
+}
+
+void *mem_call_calloc(size_t n, size_t size)
+{
+	return mem_call_heap != NULL ? mi_heap_calloc(mem_call_heap, n, size) : calloc(n, size);
 }
 
 #else /* !HAVE_MIMALLOC */

@@ -13,16 +13,24 @@
 #ifndef B2BUA_MEM_H
 #define B2BUA_MEM_H
 
+#include <stddef.h>
+
 /* Make the long-lived heap, once per process, before any call.  Returns 0,
  * or -ENOMEM (then the brackets below are no-ops and one heap serves all). */
 int mem_init(void);
 
-/* "mimalloc (2 heaps)" or "libc malloc (1 heap)": for the worker's start-up log. */
+/* "mimalloc (3 heaps)" or "libc malloc (1 heap)": for the worker's start-up log. */
 const char *mem_allocator(void);
 
 /* Until mem_long_end(), malloc() serves from the long-lived heap.  The pair
  * may nest; free() works on any chunk whatever heap it came from. */
 void mem_long_begin(void);
 void mem_long_end(void);
+
+/* Call state of ours that lasts as long as the call, also while it is at
+ * rest (SDP copies, forwarding state): malloc()/calloc() from a heap of its
+ * own; free() releases it. */
+void *mem_call_malloc(size_t size);
+void *mem_call_calloc(size_t n, size_t size);
 
 #endif

@@ -90,8 +90,8 @@ int b2b_kill(b2b_t *b2b, const char *id);
 void b2b_expire_calls(b2b_t *b2b);
 
 /* Calls quiet for call_rest_after free their dialogs (worker/b2b_rest.c;
- * called every second). */
-void b2b_rest_calls(b2b_t *b2b);
+ * called every second).  Returns how many came to rest. */
+unsigned b2b_rest_calls(b2b_t *b2b);
 
 /* Copy NTA's message counters into the shared worker counters. */
 void b2b_publish_stats(b2b_t *b2b);

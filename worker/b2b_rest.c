@@ -192,21 +192,25 @@ static int b2b_call_rest(struct b2b_call *call)
 	return 0;
 }
 
-void b2b_rest_calls(b2b_t *b2b)
+unsigned b2b_rest_calls(b2b_t *b2b)
 {
 	uint64_t after = (uint64_t)b2b->cfg->call_rest_after * 1000u;
 	uint64_t now = mono_ms();
+	unsigned n = 0;
 
 	if (after == 0)
-		return;   /* off; calls at rest stay so until they wake */
+		return 0;   /* off; calls at rest stay so until they wake */
 	for (unsigned i = 0; i < b2b_pool_used(b2b->pool); i++) {
 		struct b2b_call *call = b2b_pool_at(b2b->pool, i);
 
 		if (!b2b_rest_quiet(call, now, after))
 			continue;
-		if (b2b_call_rest(call) < 0)
+		if (b2b_call_rest(call) == 0)
+			n++;
+		else
 			call->active_ms = now;   /* stays awake: look again after `after` */
 	}
+	return n;
 }
 
 /* ------------------------------------------------------------ waking */

@@ -31,6 +31,7 @@
  * configure passes -DHAVE_MIMALLOC=1 to the daemon's objects only.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 
 #include "worker/mem.h"
@@ -83,6 +84,18 @@ void *mem_call_malloc(size_t size)
 void *mem_call_calloc(size_t n, size_t size)
 {
 	return mem_call_heap != NULL ? mi_heap_calloc(mem_call_heap, n, size) : calloc(n, size);
+}
+
+/* Every heap gives its empty pages back to the kernel now, rather than at
+ * its next allocation (mimalloc decommits lazily, and a quiet worker does
+ * not allocate). */
+void mem_trim(void)
+{
+	if (mem_long_heap != NULL)
+		mi_heap_collect(mem_long_heap, true);
+	if (mem_call_heap != NULL)
+		mi_heap_collect(mem_call_heap, true);
+	mi_collect(true);
 }
 
 #else /* !HAVE_MIMALLOC */

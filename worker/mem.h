@@ -33,4 +33,8 @@ void mem_long_end(void);
 void *mem_call_malloc(size_t size);
 void *mem_call_calloc(size_t n, size_t size);
 
+/* Give free memory back to the system (a quiet worker, worker.c): every
+ * mimalloc heap collected, or glibc's malloc_trim(0). */
+void mem_trim(void);
+
 #endif

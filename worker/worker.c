@@ -35,7 +35,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -99,7 +98,8 @@ struct worker {
 	time_t stop_at;           /* 0 until the final grace period started */
 	uint64_t msgs_seen;       /* SHM_CTR_MSGS_IN at the last tick */
 	time_t busy_at;           /* the last tick with more than WORKER_TRIM_QUIET_MSGS */
-	time_t trimmed_at;        /* last malloc_trim() */
+	time_t rested_at;         /* the last tick that brought calls to rest (freed dialogs) */
+	time_t trimmed_at;        /* last mem_trim() */
 	uint64_t tick_due_us;     /* when the next tick is due (mono_us), 0 before the first */
 };
 
@@ -250,14 +250,16 @@ static void worker_on_ctl(struct uport_event *ev, int res)
 }
 
 /*
- * After a burst glibc keeps the heap at its high-water mark: the memory of
- * calls, of the transactions NTA keeps 32 s after them and of Sofia's
- * messages is free but not returned, and the worker's RSS stays where the
- * peak left it.  malloc_trim(0) gives back the free pages, those inside the
- * heap too.  It walks the heap, so only on a quiet worker (at most
+ * After a burst the heap stays at its high-water mark: the memory of calls,
+ * of the transactions NTA keeps 32 s after them, of Sofia's messages and of
+ * the dialogs of calls at rest is free but not returned (glibc keeps it;
+ * mimalloc decommits only at a later allocation), and the worker's RSS
+ * stays where the peak left it.  mem_trim() gives back the free pages.  It
+ * walks the heaps, so only on a quiet worker (at most
  * WORKER_TRIM_QUIET_MSGS SIP messages in the last tick, calls may be up),
- * every WORKER_TRIM_EVERY_S for WORKER_TRIM_FOR_S after the last busy tick:
- * long enough for NTA's lingering transactions to go.
+ * every WORKER_TRIM_EVERY_S for WORKER_TRIM_FOR_S after the last busy tick
+ * (long enough for NTA's lingering transactions to go) or the last tick
+ * that brought calls to rest.
  */
 static void worker_trim_when_quiet(time_t now)
 {
@@ -272,10 +274,11 @@ static void worker_trim_when_quiet(time_t now)
 		worker.busy_at = now;
 		return;
 	}
-	if (now - worker.busy_at > WORKER_TRIM_FOR_S ||
+	if ((now - worker.busy_at > WORKER_TRIM_FOR_S &&
+	     now - worker.rested_at > WORKER_TRIM_FOR_S) ||
 	    now - worker.trimmed_at < WORKER_TRIM_EVERY_S)
 		return;
-	malloc_trim(0);
+	mem_trim();
 	worker.trimmed_at = now;
 }
 
@@ -302,7 +305,8 @@ static void worker_on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t
 	worker_note_lag();
 	b2b_publish_stats(worker.b2b);
 	b2b_expire_calls(worker.b2b);
-	b2b_rest_calls(worker.b2b);
+	if (b2b_rest_calls(worker.b2b) > 0)
+		worker.rested_at = now;
 	conn_tick();
 	worker_trim_when_quiet(now);
 	log_limit_flush();

@@ -19,7 +19,10 @@
 #      the callers (still in their talk pause) send the re-INVITEs, INFO and
 #      BYE through the public port: all reach the callees, end normally.
 # Finally the workers' hand-over counters (handed_out, handed_in) show that
-# datagrams did cross between workers.
+# datagrams did cross between workers.  call_rest_after is 1 s: the calls
+# of run 2 come to rest during the callers' pause (the taken-over ones too),
+# and their requests wake them, on whichever worker they land: every call
+# woke at least once (calls_woken).
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/flow_lib.sh"
@@ -68,6 +71,7 @@ proxy_checks() {
 	assert_eq $((7 * N)) "$(routed_requests "$uac")" "uac$1: requests routed through the public port"
 }
 
+CFG_EXTRA="call_rest_after = 1;"
 redis_start
 b2b_start
 wait_for 5 redis_up || fail "not every worker connected to Redis"
@@ -133,4 +137,10 @@ for ((i = 0; i < CFG_WORKERS; i++)); do
 done
 assert_ge 1 "$hout" "datagrams handed out to another worker"
 assert_ge 1 "$hin" "datagrams handed in from another worker"
+woken=0
+for ((i = 0; i < CFG_WORKERS; i++)); do
+	v=$(worker_counter $i calls_woken) || fail "show workers: no calls_woken for worker $i"
+	woken=$((woken + v))
+done
+assert_ge $N "$woken" "calls woken from rest (run 2's, by requests through the public port)"
 log "ok: ownership_proxy"

@@ -63,7 +63,9 @@ struct shm_leg {
 	char local_uri[SHM_URI_MAX];      /* our From (B-leg) / To (A-leg) URI */
 	char remote_uri[SHM_URI_MAX];
 	char remote_target[SHM_URI_MAX];  /* the peer's Contact */
-	char route_set[SHM_ROUTE_MAX];    /* comma-separated Record-Route set, in use order */
+	char route_set[SHM_ROUTE_MAX];    /* the route set in use order, as a Route header
+					   * value ("<sip:p1;lr>, <sip:p2;lr>"); "" for none
+					   * or one that does not fit */
 	uint32_t local_cseq;
 	uint32_t remote_cseq;
 	uint8_t transport;                /* enum shm_transport */

@@ -302,6 +302,9 @@ void b2b_call_free(struct b2b_call *call)
 	b2b_forwarding_free(call);
 	free(call->br_more);
 	call->br_more = NULL;
+	free(call->counted);
+	call->counted = NULL;
+	call->n_counted = 0;
 	call->b2b = NULL;   /* what walkers of the pool skip */
 	b2b_pool_put(b2b->pool, call);
 }

@@ -166,6 +166,9 @@ struct b2b_branch {
 	unsigned addr;               /* our address for it (b2b->addr[], its target's family) */
 };
 
+/* At most this many local users' max_calls count one call (b2b_policy.c). */
+#define B2B_COUNTED_MAX 4
+
 /* The longest Diversion value a forwarded INVITE carries (b2b_policy.c). */
 #define B2B_DIVERSION_MAX 512
 
@@ -205,7 +208,9 @@ struct b2b_rest_leg {
 struct b2b_call {
 	b2b_t *b2b;
 	char id[SHM_ID_MAX];         /* the call id: CLI, logs, CDR id, call limits (b2b_make_id) */
-	char counted[4][64];         /* local users whose max_calls count this call */
+	char (*counted)[64];         /* local users whose max_calls count this call: an
+				      * array of B2B_COUNTED_MAX, allocated with the
+				      * first (b2b_policy.c); NULL for most trunk calls */
 	unsigned n_counted;
 	uint32_t slot;               /* our slot in the shared call table */
 	enum b2b_state state;
@@ -523,6 +528,7 @@ void b2b_session_uac_2xx(struct b2b_call *call, enum b2b_leg leg, sip_t const *r
 void b2b_session_keep_sdp(struct b2b_call *call, enum b2b_leg leg, msg_t *msg);
 void b2b_session_start(struct b2b_call *call);
 void b2b_session_release(struct b2b_call *call);
+void b2b_session_rest(struct b2b_call *call);
 int b2b_session_answer_update(struct b2b_call *call, enum b2b_leg leg, nta_incoming_t *irq,
 			      sip_t const *sip);
 int b2b_session_refreshing(const struct b2b_call *call, enum b2b_leg leg);

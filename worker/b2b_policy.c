@@ -127,6 +127,17 @@ int b2b_parse_routes(b2b_t *b2b)
 
 static void b2b_lookup_user(struct b2b_call *call, const char *user);
 
+/* Room to record one more user whose max_calls count this call, made
+ * before the registrar is asked to count it (its count must be released at
+ * the end): the array comes with the first.  1, or 0 when full or out of
+ * memory: the call is then not counted against that user, as when full. */
+static int b2b_counted_room(struct b2b_call *call)
+{
+	if (call->counted == NULL)
+		call->counted = mem_call_calloc(B2B_COUNTED_MAX, sizeof *call->counted);
+	return call->counted != NULL && call->n_counted < B2B_COUNTED_MAX;
+}
+
 /*
  * The call's forwarding state, allocated the first time a user it looks up
  * names a forward target: 0, or -ENOMEM.  Until then only one user was
@@ -382,7 +393,7 @@ static void b2b_on_lookup(void *arg, int status, const struct registrar_contact 
 			b2b_call_refuse(call, SIP_486_BUSY_HERE);
 		return;
 	}
-	if (status == 0 && call->n_counted < sizeof call->counted / sizeof call->counted[0])
+	if (status == 0 && b2b_counted_room(call))   /* made before the lookup */
 		b2b_str_copy(call->counted[call->n_counted++], sizeof call->counted[0],
 			     call->cur_user);
 	if (status != 0) {
@@ -429,8 +440,7 @@ static void b2b_lookup_user(struct b2b_call *call, const char *user)
 		b2b_str_copy(call->fw->tried[call->fw->n_tried++], sizeof call->fw->tried[0], user);
 	b2b_call_hold(call);
 	if (registrar_lookup(call->b2b->reg, user,
-			     call->n_counted < sizeof call->counted / sizeof call->counted[0] ?
-			     call->id : NULL, b2b_on_lookup, call) < 0) {
+			     b2b_counted_room(call) ? call->id : NULL, b2b_on_lookup, call) < 0) {
 		b2b_call_release(call);
 		b2b_call_refuse(call, SIP_503_SERVICE_UNAVAILABLE);
 	}
@@ -479,7 +489,7 @@ static const char *b2b_caller_user(struct b2b_call *call)
 /* Count this call against `user`'s max_calls; next(call, status) follows. */
 static void b2b_count_user(struct b2b_call *call, const char *user, registrar_begin_f *next)
 {
-	if (call->n_counted == sizeof call->counted / sizeof call->counted[0]) {
+	if (!b2b_counted_room(call)) {
 		next(call, 0);
 		return;
 	}

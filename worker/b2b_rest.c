@@ -31,6 +31,9 @@
  * leg loses only the display names of From and To, which a request inside
  * a dialog may drop (RFC 3261 12.2.1.1: the tags identify the dialog).
  *
+ * At rest a call also drops the SDP copy of a leg whose session we do not
+ * refresh (b2b_session_rest): it serves only our refresh re-INVITEs.
+ *
  * Once a second the worker's tick (b2b_rest_calls) walks the pool, as the
  * other per-second checks do; the index is one array of chain heads sized
  * to call_capacity, chained through the calls themselves, so resting and
@@ -180,6 +183,7 @@ static int b2b_call_rest(struct b2b_call *call)
 	if (ret < 0)
 		return ret;
 	b2b_publish_rest(call, &a, &b);
+	b2b_session_rest(call);
 	nta_leg_destroy(call->a_leg);
 	nta_leg_destroy(br->leg);
 	call->a_leg = NULL;

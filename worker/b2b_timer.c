@@ -546,6 +546,25 @@ void b2b_session_start(struct b2b_call *call)
 		log_error("cannot start the session timer tick");
 }
 
+/*
+ * The call comes to rest (b2b_rest.c): an SDP copy serves only our own
+ * refresh re-INVITEs, so a leg whose session we do not refresh drops its
+ * copy.  Should that change later, it changes in an exchange on that leg
+ * (a re-INVITE, whose SDP we keep again, or an UPDATE from a peer that
+ * therefore takes our UPDATE refreshes).
+ */
+void b2b_session_rest(struct b2b_call *call)
+{
+	for (int leg = B2B_LEG_A; leg <= B2B_LEG_B; leg++) {
+		const struct session_timer *st = &call->sess[leg].st;
+
+		if (st->interval != 0 && st->we_refresh)
+			continue;
+		free(call->sdp_sent[leg]);
+		call->sdp_sent[leg] = NULL;
+	}
+}
+
 /* The call ends: drop what the session timers hold. */
 void b2b_session_release(struct b2b_call *call)
 {

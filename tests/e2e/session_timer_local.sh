@@ -16,15 +16,30 @@
 #   3. A callee whose minimum is 8 s answers our INVITE (offering 6) with
 #      422 and Min-SE 8: b2bua sends it again offering 8, the callee takes
 #      the refresher role and vanishes: the call ends after 8 - 8/3 s.
+# call_rest_after is 1 s: between refreshes the calls come to rest (their
+# dialogs freed, worker/b2b_rest.c), and each refresh wakes them: ours in
+# 2 (the caller's leg keeps its SDP copy at rest: we refresh it), and the
+# BYEs of the expired session in 3 (calls_woken).
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/flow_lib.sh"
 
 SIPP_TIMEOUT=30
 CFG_EXTRA="session_expires = 6;
-min_se = 4;"
+min_se = 4;
+call_rest_after = 1;"
 redis_start
 b2b_start
+
+# woken_total: calls woken from rest, all workers.
+woken_total() {
+	local i v n=0
+	for ((i = 0; i < CFG_WORKERS; i++)); do
+		v=$(worker_counter $i calls_woken) || fail "show workers: no calls_woken for worker $i"
+		n=$((n + v))
+	done
+	echo "$n"
+}
 
 # --- 1. refreshes answered by b2bua
 uas_start uas1 uas_basic -m 1
@@ -54,6 +69,8 @@ wait_cdrs 1
 assert_cdr 0 "disposition=ANSWERED" "sip_code=200" "hangup_by=callee"
 assert_ge 8500 "$(cdr_get 0 billable_ms)" "2: ms billed (the session interval is 6 s)"
 rcli DEL "$CDR_STREAM" >/dev/null
+woken2=$(woken_total)
+assert_ge 1 "$woken2" "2: calls woken from rest (our refreshes, 3 s apart)"
 
 # --- 3. the callee's 422: INVITE again with its Min-SE
 uas_start uas3 uas_st_422 -m 1
@@ -69,5 +86,6 @@ assert_between 5000 7000 "$up" "3: ms the call lasted (callee's session 8 s: 8 -
 wait_for 5 calls_empty || fail "3: show calls not empty: $(cli show calls)"
 wait_cdrs 1
 assert_cdr 0 "disposition=ANSWERED" "sip_code=200" "hangup_by=callee"
+assert_ge $((woken2 + 1)) "$(woken_total)" "3: the expired session woke its call for the BYEs"
 assert_no_grep '\] error:' "$T/b2bua.log" "no error in the daemon's log"
 log "PASS"

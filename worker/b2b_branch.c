@@ -260,7 +260,7 @@ static void b2b_relay_answer(struct b2b_call *call, int status, sip_t const *sip
 			    SIPTAG_PAYLOAD(sip->sip_payload),
 			    TAG_END());
 	b2b_session_answered(call, B2B_LEG_A);
-	b2b_session_keep_sdp(call, B2B_LEG_A, nta_incoming_getresponse(call->a_irq));
+	b2b_session_keep_sdp_answered(call, B2B_LEG_A, nta_incoming_getresponse(call->a_irq));
 }
 
 /* A 2xx on branch br: the first one wins, later ones are released. */
@@ -302,7 +302,7 @@ static void b2b_on_b_answer(struct b2b_branch *br, int status, sip_t const *sip)
 	b2b_count_code(call->b2b, status);
 	b2b_observe_setup(call);
 	b2b_session_uac_2xx(call, B2B_LEG_B, sip);
-	b2b_session_keep_sdp(call, B2B_LEG_B, nta_outgoing_getrequest(br->orq));
+	b2b_session_keep_sdp_answered(call, B2B_LEG_B, nta_outgoing_getrequest(br->orq));
 	b2b_relay_answer(call, status, sip);
 	/* Keep a_irq: NTA retransmits the 2xx until the caller's ACK, which it
 	 * hands to b2b_on_a_irq(); then B is ACKed (flow 3, step 7). */

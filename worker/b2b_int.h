@@ -529,6 +529,7 @@ void b2b_session_keep_sdp(struct b2b_call *call, enum b2b_leg leg, msg_t *msg);
 void b2b_session_start(struct b2b_call *call);
 void b2b_session_release(struct b2b_call *call);
 void b2b_session_rest(struct b2b_call *call);
+void b2b_session_keep_sdp_answered(struct b2b_call *call, enum b2b_leg leg, msg_t *msg);
 int b2b_session_answer_update(struct b2b_call *call, enum b2b_leg leg, nta_incoming_t *irq,
 			      sip_t const *sip);
 int b2b_session_refreshing(const struct b2b_call *call, enum b2b_leg leg);

@@ -547,6 +547,26 @@ void b2b_session_start(struct b2b_call *call)
 }
 
 /*
+ * The call is answered: `msg` (a reference, ours now) went out on `leg`.
+ * Its SDP is kept only when we refresh that leg's session, the one use of
+ * the copy, so most calls keep one copy or none (callees that refresh
+ * themselves, or have no timer).  A leg whose refresher changes later does
+ * so in an exchange on that leg: a re-INVITE, whose SDP the relay keeps
+ * whatever the role (b2b_relay.c), or an UPDATE from a peer that therefore
+ * takes our UPDATE refreshes.
+ */
+void b2b_session_keep_sdp_answered(struct b2b_call *call, enum b2b_leg leg, msg_t *msg)
+{
+	const struct session_timer *st = &call->sess[leg].st;
+
+	if (st->interval == 0 || !st->we_refresh) {
+		msg_destroy(msg);
+		return;
+	}
+	b2b_session_keep_sdp(call, leg, msg);
+}
+
+/*
  * The call comes to rest (b2b_rest.c): an SDP copy serves only our own
  * refresh re-INVITEs, so a leg whose session we do not refresh drops its
  * copy.  Should that change later, it changes in an exchange on that leg

@@ -118,4 +118,19 @@ void mem_long_end(void)
 {
 }
 
+void *mem_call_malloc(size_t size)
+{
+	return malloc(size);
+}
+
+void *mem_call_calloc(size_t n, size_t size)
+{
+	return calloc(n, size);
+}
+
+void mem_trim(void)
+{
+	malloc_trim(0);
+}
+
 #endif

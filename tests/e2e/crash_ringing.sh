@@ -94,8 +94,10 @@ uas_wait uas
 assert_sipp_ok uac $N
 assert_sipp_ok uas $N
 assert_eq "$N" "$(msg_count "$T/uac.msg" recv 500/INVITE)" "every caller got 500"
-# Its ACK stopped the retransmissions, wherever the kernel delivered it.
-assert_eq 1 "$(sent_most "$T/uac.msg" recv 500 INVITE)" "copies of the 500 a caller got"
+# Its ACK stopped the retransmissions, wherever the kernel delivered it: one
+# copy, or two on a loaded machine (T1 = 500 ms passed while the successor,
+# answering 200 callers and cancelling 200 callees at once, had not read it).
+assert_between 1 2 "$(sent_most "$T/uac.msg" recv 500 INVITE)" "copies of the 500 a caller got"
 assert_eq "$N" "$(msg_count "$T/uas.msg" recv CANCEL)" "every callee got CANCEL"
 assert_eq "$N" "$(msg_count "$T/uas.msg" recv ACK)" "every callee's 487 was ACKed"
 assert_eq 0 "$(msg_count "$T/uas.msg" recv BYE)" "no BYE for calls never answered"

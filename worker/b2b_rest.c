@@ -120,12 +120,14 @@ static int b2b_rest_snapshot(nta_leg_t *leg, struct b2b_rest_leg *out)
 {
 	sip_route_t const *route = NULL;
 	sip_contact_t const *target = NULL;
+	issize_t n;
 
 	out->local_cseq = nta_leg_get_seq(leg);
 	if (nta_leg_get_route(leg, &route, &target) < 0 || target == NULL)
 		return -ENOENT;
-	if (url_e(out->remote_target, (isize_t)sizeof out->remote_target, target->m_url) < 0 ||
-	    strlen(out->remote_target) >= sizeof out->remote_target - 1)
+	/* url_e() says how long the URL is, whether or not it fitted. */
+	n = url_e(out->remote_target, (isize_t)sizeof out->remote_target, target->m_url);
+	if (n < 0 || (size_t)n >= sizeof out->remote_target)
 		return -E2BIG;
 	return b2b_route_copy(out->route_set, sizeof out->route_set, route, 0);
 }

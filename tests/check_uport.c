@@ -3,7 +3,8 @@
  * served level-triggered (a burst is read to the last datagram), a removed
  * registration never calls back, non-Sofia waiters share the ring, a
  * detached socket is served only through uport_wake_fd, the loop hooks run
- * every turn, and a multishot operation stays armed.
+ * every turn, a multishot operation stays armed, and deferred work runs
+ * once, before the loop waits.
  */
 #include <check.h>
 #include <errno.h>
@@ -330,6 +331,111 @@ START_TEST(test_generic_event_and_remove)
 }
 END_TEST
 
+/* ------------------------------------------------------------ deferred work */
+
+struct deferred {
+	struct uport_defer df;
+	int runs;
+	int again;                  /* defer itself again this many times */
+	struct uport_defer *chain;  /* defer this one from the callback */
+	int send_fd;                /* >= 0: send a datagram from the callback */
+};
+
+static void on_deferred(struct uport_defer *df)
+{
+	struct deferred *d = (struct deferred *)(void *)df;
+
+	d->runs++;
+	if (d->send_fd >= 0)
+		ck_assert_int_eq(send(d->send_fd, "d", 1, 0), 1);
+	if (d->chain != NULL)
+		uport_defer(port, d->chain);
+	if (d->again > 0) {
+		d->again--;
+		uport_defer(port, &d->df);
+	}
+}
+
+static void deferred_init(struct deferred *d)
+{
+	memset(d, 0, sizeof *d);
+	d->df.cb = on_deferred;
+	d->send_fd = -1;
+}
+
+/* Deferred once however often it was asked; a cancelled one never runs;
+ * what a callback defers runs in the same pass. */
+START_TEST(test_defer_once_cancel_chain)
+{
+	struct deferred a, b, c;
+
+	deferred_init(&a);
+	deferred_init(&b);
+	deferred_init(&c);
+	a.chain = &c.df;
+	uport_defer(port, &a.df);
+	uport_defer(port, &a.df);
+	uport_defer(port, &b.df);
+	uport_defer_cancel(port, &b.df);
+	uport_defer_cancel(port, &b.df);   /* not queued: nothing happens */
+	su_root_step(root, 10);
+	ck_assert_int_eq(a.runs, 1);
+	ck_assert_int_eq(b.runs, 0);
+	ck_assert_int_eq(c.runs, 1);
+	su_root_step(root, 10);
+	ck_assert_int_eq(a.runs, 1);       /* nothing queued: nothing runs */
+	ck_assert_int_eq(c.runs, 1);
+	ck_assert_ptr_eq(uport_of_root(root), port);
+	ck_assert_ptr_null(uport_of_root(NULL));
+}
+END_TEST
+
+/* Deferred work runs before the wait, not after it: a datagram the callback
+ * sends wakes this very wait, which would otherwise sleep 2 s. */
+START_TEST(test_defer_runs_before_the_wait)
+{
+	int sv[2], index;
+	struct reader r = { 0 };
+	struct deferred a;
+	uint64_t t0;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
+	index = register_reader(&r, sv[0]);
+	deferred_init(&a);
+	a.send_fd = sv[1];
+	uport_defer(port, &a.df);
+	t0 = now_ms();
+	for (int i = 0; i < 3 && r.reads == 0; i++)
+		su_root_step(root, 2000);
+	ck_assert_int_eq(a.runs, 1);
+	ck_assert_int_eq(r.reads, 1);
+	ck_assert_uint_lt(now_ms() - t0, 1000);
+	su_root_deregister(root, index);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
+/* A callback that keeps deferring itself is bounded per turn, and the
+ * turn then does not block (its work is not done). */
+START_TEST(test_defer_bounded_per_turn)
+{
+	struct deferred a;
+	uint64_t t0;
+
+	deferred_init(&a);
+	a.again = 99;
+	uport_defer(port, &a.df);
+	t0 = now_ms();
+	su_root_step(root, 2000);
+	ck_assert_uint_lt(now_ms() - t0, 1000);
+	ck_assert_int_gt(a.runs, 1);
+	ck_assert_int_lt(a.runs, 100);
+	su_root_step(root, 10);
+	ck_assert_int_eq(a.runs, 100);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("uport");
@@ -345,6 +451,9 @@ int main(void)
 	tcase_add_test(tc, test_hooks_do_not_block);
 	tcase_add_test(tc, test_multishot_stays_armed);
 	tcase_add_test(tc, test_find_udp_fd);
+	tcase_add_test(tc, test_defer_once_cancel_chain);
+	tcase_add_test(tc, test_defer_runs_before_the_wait);
+	tcase_add_test(tc, test_defer_bounded_per_turn);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -11,9 +11,14 @@
  * write, cleanup).  The hooks only note the wanted poll mask; rds applies
  * it to the registration once hiredis has returned to us (rds_settle), so
  * a burst of commands costs one mask change, not one per command.  On a
- * connection that is up, rds_settle writes queued commands at once instead
- * of waiting for POLLOUT: a POLLOUT poll is armed only when the socket did
- * not take everything.  The one
+ * connection that is up, queued commands are written without waiting for
+ * POLLOUT: a POLLOUT poll is armed only when the socket did not take
+ * everything.  They are written once per loop turn, when the turn's work
+ * is done and the loop is about to wait (uport_defer): every command the
+ * turn's messages, timers and replies queued leaves in one write(2), not
+ * one each.  On a root that is not a uport, they are written at once.  A
+ * close or destroy writes what is queued first, as an immediate write
+ * would have.  The one
  * exception is cleanup, which deregisters at once: hiredis closes the fd
  * right after it.
  *
@@ -39,6 +44,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,24 +155,27 @@ static int rds_sync_events(rds_t *self)
 	su_wait_t wait;
 	int index;
 
-	if (self->want == self->have)
+	/* A write deferred to the turn's end needs no POLLOUT poll meanwhile. */
+	int want = self->flush.queued ? self->want & ~POLLOUT : self->want;
+
+	if (want == self->have)
 		return 0;
-	if (self->want == 0) {
+	if (want == 0) {
 		/* Nothing wanted: no registration, or a hung-up socket would
 		 * keep waking us with POLLHUP. */
 		su_root_deregister(self->root, self->wait_index);
 		self->wait_index = 0;
 	} else if (self->wait_index == 0) {
-		if (su_wait_create(&wait, self->fd, self->want) < 0)
+		if (su_wait_create(&wait, self->fd, want) < 0)
 			return -EIO;
 		index = su_root_register(self->root, &wait, rds_on_wakeup, self, 0);
 		if (index <= 0)
 			return -ENOSPC;
 		self->wait_index = index;
-	} else if (su_root_eventmask(self->root, self->wait_index, self->fd, self->want) < 0) {
+	} else if (su_root_eventmask(self->root, self->wait_index, self->fd, want) < 0) {
 		return -EIO;
 	}
-	self->have = self->want;
+	self->have = want;
 	return 0;
 }
 
@@ -505,6 +514,8 @@ static void rds_free(rds_t *self)
 {
 	struct rds_req *req;
 
+	if (self->uport != NULL)
+		uport_defer_cancel(self->uport, &self->flush);
 	self->state = RDS_CLOSING;
 	if (self->ac != NULL) {
 		self->depth++;
@@ -522,6 +533,57 @@ static void rds_free(rds_t *self)
 		free(req);
 	}
 	free(self);
+}
+
+static void rds_settle(rds_t *self);
+
+/* Write what hiredis holds (a connected socket is nearly always writable;
+ * a poll armed, then cancelled, for every batch of commands would cost two
+ * io_uring_enter calls).  What the socket does not take leaves POLLOUT
+ * wanted, and rds_settle arms the poll.  May free self. */
+static void rds_flush(rds_t *self)
+{
+	self->flushing = 1;
+	self->depth++;
+	redisAsyncHandleWrite(self->ac);
+	self->depth--;
+	if (self->destroying) {
+		self->flushing = 0;
+		rds_settle(self);
+		return;
+	}
+	rds_settle(self);
+	self->flushing = 0;
+}
+
+/* Is a write of queued commands due?  (Only while up: the handshake waits
+ * for POLLOUT as hiredis asks.) */
+static int rds_write_due(const rds_t *self)
+{
+	return self->ac != NULL && self->state == RDS_UP && (self->want & POLLOUT) &&
+	       !self->flushing;
+}
+
+/* The loop turn's end (uport_defer): the turn's commands leave together. */
+static void rds_on_turn_end(struct uport_defer *df)
+{
+	rds_t *self = (rds_t *)(void *)((char *)df - offsetof(rds_t, flush));
+
+	if (rds_write_due(self))
+		rds_flush(self);
+	else
+		rds_settle(self);
+}
+
+/* Before the connection is closed: write now what waits for the turn's end. */
+static void rds_write_deferred(rds_t *self)
+{
+	if (!self->flush.queued || !rds_write_due(self))
+		return;
+	uport_defer_cancel(self->uport, &self->flush);
+	self->depth++;
+	redisAsyncHandleWrite(self->ac);
+	self->depth--;
 }
 
 /* Run when an entry point unwinds: apply what was deferred while hiredis
@@ -542,20 +604,13 @@ static void rds_settle(rds_t *self)
 		rds_settle(self);
 		return;
 	}
-	if (self->ac != NULL && self->state == RDS_UP && (self->want & POLLOUT) &&
-	    !self->flushing) {
-		/* Commands are waiting to be written, and a connected socket is
-		 * nearly always writable: write them now rather than wait for
-		 * POLLOUT (a poll armed, then cancelled, for every batch of
-		 * commands costs two io_uring_enter calls).  What the socket does
-		 * not take leaves POLLOUT wanted, and the poll is armed below. */
-		self->flushing = 1;
-		self->depth++;
-		redisAsyncHandleWrite(self->ac);
-		self->depth--;
-		rds_settle(self);
-		self->flushing = 0;
-		return;
+	if (rds_write_due(self)) {
+		/* Commands are waiting to be written: at the turn's end, or now. */
+		if (self->uport == NULL) {
+			rds_flush(self);
+			return;
+		}
+		uport_defer(self->uport, &self->flush);
 	}
 	if (self->ac != NULL && rds_sync_events(self) < 0)
 		rds_fail(self, 0, "cannot watch the socket: no poll slot");
@@ -744,6 +799,8 @@ static int rds_create_mode(su_root_t *root, const struct rds_config *cfg, int wa
 	self->fd = -1;
 	self->backoff_ms = RDS_BACKOFF_MIN_MS;
 	self->down_since_ms = (long long)mono_ms();
+	self->uport = uport_of_root(root);
+	self->flush.cb = rds_on_turn_end;
 	self->timer = su_timer_create(su_root_task(root), RDS_CONNECT_TIMEOUT_MS);
 	self->deadline = su_timer_create(su_root_task(root), self->timeout_ms);
 	if (self->timer == NULL || self->deadline == NULL) {
@@ -779,6 +836,7 @@ void rds_destroy(rds_t *self)
 {
 	if (self == NULL || self->destroying)
 		return;
+	rds_write_deferred(self);
 	self->destroying = 1;
 	self->on_state = NULL;
 	if (self->state == RDS_UP)
@@ -793,6 +851,7 @@ void rds_close(rds_t *self)
 
 	if (self == NULL || self->closed || self->destroying)
 		return;
+	rds_write_deferred(self);
 	self->closed = 1;
 	self->on_state = NULL;
 	if (self->state == RDS_UP)

@@ -11,6 +11,7 @@
 #include "shm/shm.h"
 #include "store/store.h"
 #include "worker/rds.h"
+#include "worker/uport.h"
 
 #define RDS_BACKOFF_MIN_MS      100
 #define RDS_BACKOFF_MAX_MS      5000
@@ -60,6 +61,8 @@ struct rds {
 
 	int depth;                  /* entry points on the stack */
 	int flushing;               /* rds_settle is writing hiredis's buffer */
+	uport_t *uport;             /* the root's uport: writes wait for the turn's end; NULL: at once */
+	struct uport_defer flush;   /* that write, queued on uport */
 	int destroying;
 	int reported_up;            /* on_state(1) told, on_state(0) not yet */
 	char drop_reason[256];      /* non-empty: drop this context at the next timer tick */

@@ -51,6 +51,8 @@
 #define UPORT_TIMER_SLACK_MS 4
 /* CQEs handled per wait, so that Sofia's timers run between bursts. */
 #define UPORT_BATCH 256
+/* Deferred callbacks run per wait at most; the rest make the wait not block. */
+#define UPORT_DEFER_MAX 64
 
 struct uport_wait {
 	su_wait_t wait;          /* Sofia's pollfd; revents set before the callback */
@@ -72,6 +74,7 @@ struct su_port_s {
 	uport_hook_f *before_wait;        /* see uport_set_hooks() */
 	uport_hook_f *after_reap;
 	void *hook_arg;
+	struct uport_defer *deferred;     /* uport_defer(): newest first */
 };
 
 static struct io_uring_sqe *uport_sqe(uport_t *self)
@@ -296,14 +299,34 @@ static int uport_reap_all(uport_t *self)
 	return n;
 }
 
+/* The end of a turn's work: run what was deferred to it.  Returns non-zero
+ * when callbacks are still queued (UPORT_DEFER_MAX reached): then the wait
+ * must not block. */
+static int uport_run_deferred(uport_t *self)
+{
+	struct uport_defer *df;
+	int n = 0;
+
+	/* One at a time from the list itself: a callback may cancel or
+	 * free another queued one. */
+	while ((df = self->deferred) != NULL && n++ < UPORT_DEFER_MAX) {
+		self->deferred = df->next;
+		df->next = NULL;
+		df->queued = 0;
+		df->cb(df);
+	}
+	return self->deferred != NULL;
+}
+
 static int uport_wait_events(su_port_t *self, su_duration_t tout)
 {
 	struct io_uring_cqe *cqe;
 	struct __kernel_timespec ts;
+	int busy = uport_run_deferred(self);
 	int ret;
 
 	self->stats.waits++;
-	if (self->before_wait && self->before_wait(self->hook_arg)) {
+	if ((self->before_wait && self->before_wait(self->hook_arg)) || busy) {
 		/* Work is queued already: send what is queued, take what completed,
 		 * and do not block. */
 		uport_flush(self);
@@ -511,6 +534,41 @@ struct io_uring_sqe *uport_sqe_for(uport_t *self, struct uport_event *ev)
 	ev->armed = 1;
 	ev->flags = 0;
 	return sqe;
+}
+
+void uport_defer(uport_t *self, struct uport_defer *df)
+{
+	if (df->queued)
+		return;
+	df->queued = 1;
+	df->next = self->deferred;
+	self->deferred = df;
+}
+
+void uport_defer_cancel(uport_t *self, struct uport_defer *df)
+{
+	struct uport_defer **pp;
+
+	if (!df->queued)
+		return;
+	for (pp = &self->deferred; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == df) {
+			*pp = df->next;
+			break;
+		}
+	}
+	df->next = NULL;
+	df->queued = 0;
+}
+
+uport_t *uport_of_root(su_root_t *root)
+{
+	su_port_t *port = root != NULL ? su_root_task(root)->sut_port : NULL;
+
+	/* Ours when it runs on our vtable (the port's first words are Sofia's). */
+	if (port == NULL || ((struct sofia_socket_port *)port)->sup_vtable != &uport_vtable)
+		return NULL;
+	return port;
 }
 
 struct io_uring *uport_ring(uport_t *self)

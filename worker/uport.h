@@ -82,6 +82,24 @@ struct io_uring *uport_ring(uport_t *port);
 /* Submit what is queued now (before a system call that must come after it). */
 void uport_flush(uport_t *port);
 
+/*
+ * Work done once, just before the loop next blocks: after every completion,
+ * message and timer of this turn was handled, so what they queued (Redis
+ * commands) leaves in one system call rather than one each.  df->cb runs
+ * once per uport_defer() however often that was called meanwhile; a
+ * callback may defer again (itself or others): those run in the same pass.
+ * uport_defer_cancel() before freeing df.  uport_of_root() is the uport
+ * under a Sofia root, or NULL when the root runs on another port.
+ */
+struct uport_defer {
+	void (*cb)(struct uport_defer *df);
+	struct uport_defer *next;   /* uport's */
+	int queued;
+};
+void uport_defer(uport_t *port, struct uport_defer *df);
+void uport_defer_cancel(uport_t *port, struct uport_defer *df);
+uport_t *uport_of_root(su_root_t *root);
+
 /* The fd of a Sofia registration whose datagram socket is bound to local
  * port `port` (the worker's SIP sockets), or -ENOENT. */
 int uport_find_udp_fd(const uport_t *port, int local_port);

@@ -159,6 +159,9 @@ START_TEST(test_deadlines)
 	ck_assert_uint_eq(session_timer_expires_at(&big, 0), 1800000 - 32000);
 	ck_assert_uint_eq(session_timer_expires_at(&none, 1000), 0);
 	ck_assert_uint_eq(session_timer_refresh_at(&none, 1000), 0);
+	ck_assert(session_timer_ours(&ours));
+	ck_assert(!session_timer_ours(&theirs));
+	ck_assert(!session_timer_ours(&none));
 }
 END_TEST
 

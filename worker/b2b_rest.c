@@ -275,10 +275,9 @@ static struct b2b_call *b2b_rest_find(b2b_t *b2b, unsigned i, sip_t const *sip,
 {
 	const char *call_id = sip->sip_call_id->i_id;
 	uint32_t h = b2b_rest_hash(call_id);
+	const struct shm_leg *l = i == B2B_LEG_A ? &rec->a : &rec->b;   /* once *rec is read */
 
 	for (struct b2b_call *c = b2b->rest_index[i][h & b2b->rest_mask]; c; c = c->rest_next[i]) {
-		const struct shm_leg *l = i == B2B_LEG_A ? &rec->a : &rec->b;
-
 		if (c->rest_hash[i] != h || shm_call_read(b2b->shm, c->slot, rec) < 0)
 			continue;
 		if (strcmp(l->call_id, call_id) == 0 &&

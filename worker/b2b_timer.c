@@ -557,9 +557,7 @@ void b2b_session_start(struct b2b_call *call)
  */
 void b2b_session_keep_sdp_answered(struct b2b_call *call, enum b2b_leg leg, msg_t *msg)
 {
-	const struct session_timer *st = &call->sess[leg].st;
-
-	if (st->interval == 0 || !st->we_refresh) {
+	if (!session_timer_ours(&call->sess[leg].st)) {
 		msg_destroy(msg);
 		return;
 	}
@@ -576,9 +574,7 @@ void b2b_session_keep_sdp_answered(struct b2b_call *call, enum b2b_leg leg, msg_
 void b2b_session_rest(struct b2b_call *call)
 {
 	for (int leg = B2B_LEG_A; leg <= B2B_LEG_B; leg++) {
-		const struct session_timer *st = &call->sess[leg].st;
-
-		if (st->interval != 0 && st->we_refresh)
+		if (session_timer_ours(&call->sess[leg].st))
 			continue;
 		free(call->sdp_sent[leg]);
 		call->sdp_sent[leg] = NULL;

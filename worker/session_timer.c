@@ -83,9 +83,14 @@ int session_timer_retry(unsigned offered, unsigned min_se, unsigned *se)
 	return 0;
 }
 
+int session_timer_ours(const struct session_timer *st)
+{
+	return st->interval != 0 && st->we_refresh;
+}
+
 uint64_t session_timer_refresh_at(const struct session_timer *st, uint64_t refreshed_ms)
 {
-	if (st->interval == 0 || !st->we_refresh)
+	if (!session_timer_ours(st))
 		return 0;
 	return refreshed_ms + (uint64_t)st->interval * 1000u / 2u;
 }

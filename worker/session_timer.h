@@ -72,6 +72,9 @@ void session_timer_uac(const struct session_timer_hdrs *resp, const struct sessi
  */
 int session_timer_retry(unsigned offered, unsigned min_se, unsigned *se);
 
+/* Does b2bua refresh this session (it has one, and we are its refresher)? */
+int session_timer_ours(const struct session_timer *st);
+
 /* When (ms, on the clock of `refreshed_ms`) we refresh the leg, or 0 when
  * the peer does. */
 uint64_t session_timer_refresh_at(const struct session_timer *st, uint64_t refreshed_ms);

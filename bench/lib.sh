@@ -235,6 +235,16 @@ bench_cpu_ticks() {  # PID...: utime + stime (clock ticks) of these processes
 	echo "$sum"
 }
 
+bench_minflt() {  # PID...: minor page faults of these processes so far
+	local p sum=0 f
+	for p in "$@"; do
+		f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+		# after "pid (comm) ", minflt is field 8
+		sum=$((sum + $(echo "$f" | awk '{print $8}')))
+	done
+	echo "$sum"
+}
+
 bench_sipp_stat() {  # FILE COLUMN: last value of a sipp -trace_stat column
 	awk -F';' -v col="$2" '
 		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }

@@ -103,6 +103,7 @@ bench_sipp_uas "$T/run" "$ADDR" "$SIPP_DIR/uas_basic.xml" "$CALLS" "$RUN_LIMIT" 
 echo "b2bua bench: $RATE calls/s, $CALLS calls of ${DURATION_MS} ms, $WORKERS workers," \
 	"$BENCH_TRANSPORT, $ADDR" >&2
 cpu0=$(bench_cpu_ticks "$B2B_PID" "${CHILD_PIDS[@]}")
+flt0=$(bench_minflt "${WORKER_PIDS[@]}")
 for p in "${WORKER_PIDS[@]}"; do wcpu0+=("$(bench_cpu_ticks "$p")"); done
 # B2BUA_BENCH_UAC_ARGS is split into words on purpose.
 # shellcheck disable=SC2086
@@ -111,6 +112,7 @@ bench_sipp_uac_start "$T/run" "$ADDR" "$SIPP_DIR/uac_basic.xml" "$ADDR:5060" \
 sample_workers
 bench_sipp_uac_wait
 cpu1=$(bench_cpu_ticks "$B2B_PID" "${CHILD_PIDS[@]}")
+flt1=$(bench_minflt "${WORKER_PIDS[@]}")
 for p in "${WORKER_PIDS[@]}"; do wcpu1+=("$(bench_cpu_ticks "$p")"); done
 bench_sipp_uas_wait
 bench_sipp_result "$T/run" "$DURATION_MS"
@@ -135,6 +137,8 @@ printf '100->200 ms            p50 %s  p90 %s  p99 %s  (%s calls)\n' \
 printf 'b2bua CPU              %s ms total, %s us per call (master, management process, %s workers)\n' \
 	"$cpu_ms" "$(bench_per "$cpu_ms" "$total_calls")" \
 	"$WORKERS"
+printf 'worker page faults     %s in all, %s per call (minor: first touch of memory)\n' \
+	"$((flt1 - flt0))" "$(awk -v f="$((flt1 - flt0))" -v n="$total_calls" 'BEGIN { printf "%.1f", n ? f / n : 0 }')"
 printf 'wall time              %s ms\n' "$UAC_WALL_MS"
 spread=
 samples=$(awk '{ s += $2 } END { print s + 0 }' "$T/spread.txt" 2>/dev/null || echo 0)

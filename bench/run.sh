@@ -6,7 +6,7 @@
 # Design note.  sipp UAC → b2bua → sipp UAS, all on one loopback address of
 # the benchmark's own, both legs over the transport (udp by default; tcp:
 # sipp -t tn on both sides, the route target ;transport=tcp: bench_transport
-# in lib.sh), RATE calls/s for RATE×20 calls of 1 s each (the
+# in lib.sh), RATE calls/s for RATE×20 calls of 1 s each (B2BUA_BENCH_SECONDS; the
 # tests/sipp/uac_basic.xml and uas_basic.xml scenarios: INVITE/100/180/200/
 # ACK, 1 s, BYE/200).  It prints
 #   - calls/s achieved: successful calls / (wall time of the caller − 1 s of
@@ -23,6 +23,9 @@
 #   - how the calls spread over the workers: each worker's CPU time and its
 #     share of the active calls `b2bua-cli show workers --json` reported,
 #     sampled every second during the run.
+# B2BUA_BENCH_SECONDS=S places RATE×S calls instead (1..600; default 20):
+# past 32 s a run reaches the workers' steady heap (NTA keeps a finished
+# INVITE client transaction 32 s), which peak RSS then shows.
 # B2BUA_BENCH_SYSCALLS=1 adds a second, slower phase after the first: a
 # fresh caller and callee at B2BUA_BENCH_SYSCALL_RATE calls/s (default
 # 200) for 10 s, while the workers' system calls are counted (perf stat on
@@ -58,14 +61,16 @@ bench_uint "$RATE" 1 5000 || usage
 bench_uint "$WORKERS" 1 64 || usage
 SYSCALLS=${B2BUA_BENCH_SYSCALLS:-0}
 SYSCALL_RATE=${B2BUA_BENCH_SYSCALL_RATE:-200}
+SECONDS_OF_CALLS=${B2BUA_BENCH_SECONDS:-20}
 case $SYSCALLS in 0 | 1 | perf | strace) ;; *) usage ;; esac
 bench_uint "$SYSCALL_RATE" 1 5000 || usage
+bench_uint "$SECONDS_OF_CALLS" 1 600 || usage
 
 command -v sipp >/dev/null 2>&1 || { echo "sipp not found: apt-get install sip-tester" >&2; exit 1; }
 command -v jq >/dev/null 2>&1 || { echo "jq not found: apt-get install jq" >&2; exit 1; }
 [ -x "$B2BUA" ] || { echo "$B2BUA not built: run make" >&2; exit 1; }
 
-CALLS=$((RATE * 20))
+CALLS=$((RATE * SECONDS_OF_CALLS))
 DURATION_MS=1000
 RUN_LIMIT=$((CALLS / RATE + 60))   # seconds any sipp may run
 bench_begin b2bua-bench

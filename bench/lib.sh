@@ -225,24 +225,23 @@ bench_b2bua_start() {
 		{ echo "expected $workers workers, found ${#WORKER_PIDS[@]}" >&2; exit 1; }
 }
 
-bench_cpu_ticks() {  # PID...: utime + stime (clock ticks) of these processes
-	local p sum=0 f
+bench_stat_sum() {  # EXPR PID...: EXPR (awk, over the fields of /proc/PID/stat
+	# after "pid (comm) ") summed over these processes
+	local expr=$1 p sum=0 f
+	shift
 	for p in "$@"; do
 		f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
-		# after "pid (comm) ", utime and stime are fields 12 and 13
-		sum=$((sum + $(echo "$f" | awk '{print $12 + $13}')))
+		sum=$((sum + $(echo "$f" | awk "{ print $expr }")))
 	done
 	echo "$sum"
 }
 
+bench_cpu_ticks() {  # PID...: utime + stime (clock ticks) of these processes
+	bench_stat_sum '$12 + $13' "$@"
+}
+
 bench_minflt() {  # PID...: minor page faults of these processes so far
-	local p sum=0 f
-	for p in "$@"; do
-		f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
-		# after "pid (comm) ", minflt is field 8
-		sum=$((sum + $(echo "$f" | awk '{print $8}')))
-	done
-	echo "$sum"
+	bench_stat_sum '$8' "$@"
 }
 
 bench_sipp_stat() {  # FILE COLUMN: last value of a sipp -trace_stat column

@@ -104,15 +104,18 @@ assert_eq "$N" "$(msg_count "$T/uac.msg" recv 500/INVITE)" "every caller got 500
 # Its ACK stopped the retransmissions, wherever the kernel delivered it: one
 # copy, or two on a loaded machine (T1 = 500 ms passed while the successor,
 # answering 200 callers and cancelling 200 callees at once, had not read it).
-# Under heavy load a few callers get more: 1 of 200 got 4 copies on a CI
-# machine, 6 of 200 up to 5 copies here once while another suite ran (not
-# understood: their ACKs, which sipp repeats for each copy, were not
-# matched for a few seconds).  So the bound is on how many callers got
-# more than two, not on the worst one.  The proof that every caller's ACK
-# reached its transaction is the table emptying below: an ending without
-# it keeps its slot for 32 s (Timer H).
+# Under heavy load a few callers get more: when sipp, starved, has not
+# ACKed the first copy by Timer G, the successor's NTA sent some 500s two
+# or three times in the same instant (a capture on lo: one 500 at 52.433,
+# then three copies within 0.11 ms at 52.935, before the ACK; 12 calls of
+# 200 so, the others one copy; in another such run, instrumented, no
+# datagram reached the successors through the hand-over).
+# CI once saw one caller with 4 copies.  So the bound is on how many
+# callers got more than two, not on the worst one.  The proof that every
+# caller's ACK reached its transaction is the table emptying below: an
+# ending without it keeps its slot for 32 s (Timer H).
 sent_copies "$T/uac.msg" recv 500 INVITE >"$T/copies_500"
-assert_between 0 $((N / 10)) "$(awk '$2 > 2' "$T/copies_500" | wc -l)" \
+assert_between 0 $((N / 5)) "$(awk '$2 > 2' "$T/copies_500" | wc -l)" \
 	"callers that got more than two copies of the 500 (most: $(awk '{ print $2 }' "$T/copies_500" | sort -n | tail -n 1))"
 assert_eq "$N" "$(msg_count "$T/uas.msg" recv CANCEL)" "every callee got CANCEL"
 assert_eq "$N" "$(msg_count "$T/uas.msg" recv ACK)" "every callee's 487 was ACKed"

@@ -21,7 +21,9 @@
  * and the disk is never synced; while it does not (down, refusing, or hung
  * until redis_timeout drops it), unconfirmed lines are synced in batches,
  * from a timer (CDR_SYNC_MS): one fdatasync for all the records of a batch,
- * never one per record, and never a wait on the disk inside cdr_write.
+ * never one per record, and never a wait on the disk inside cdr_write.  The
+ * fdatasync runs on the loop's ring (IORING_OP_FSYNC), so the worker goes
+ * on with its calls while the disk works; only stopping waits for it.
  *
  * Sending.  Lines are read from `send_off` and sent, at most
  * CDR_REPLAY_WINDOW in flight.  Replies come back in order, so each one
@@ -90,6 +92,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <liburing.h>
 #include <sofia-sip/su_wait.h>
 
 #include "b2bua/log.h"
@@ -120,7 +123,7 @@ static void cdr_on_trim_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_ar
 static void cdr_spool_finish(cdr_writer_t *w, int now)
 {
 	if (w->spool_size == 0 || w->acked_off != w->spool_size || w->replay_inflight > 0
-	    || w->wait != NULL || w->waiters != NULL)
+	    || w->wait != NULL || w->waiters != NULL || w->sync_op != NULL)
 		return;
 	if (!now && !w->backlog && w->rejected == 0 && w->spool_size < CDR_TRIM_BYTES) {
 		if (!w->trim_armed && su_timer_set_interval(w->trim_timer, cdr_on_trim_timer, w,
@@ -142,6 +145,7 @@ static void cdr_spool_finish(cdr_writer_t *w, int now)
 		shm_counter_add(w->shm, w->worker, SHM_CTR_CDR_REPLAYED, w->replayed);
 	w->backlog = 0;
 	w->spool_size = w->acked_off = w->send_off = w->synced_off = w->recent_off = 0;
+	w->trunc_gen++;
 	w->rejected_hi = 0;
 	w->spool_lines = w->acked_lines = w->send_lines = w->unrepl_counted = 0;
 	w->replayed = w->rejected = w->wait_rejected = 0;
@@ -491,15 +495,73 @@ static void cdr_waiters_done(cdr_writer_t *w, int err)
 	}
 }
 
-/* One fdatasync for everything appended so far, then the waiters.  When
+/* The ring's fdatasync completed: what it covered is on disk (unless the
+ * spool was truncated meanwhile), then the waiters and whatever waited for
+ * it.  A failure is told to the waiters as cdr_spool_sync() tells it. */
+static void cdr_on_synced(struct uport_event *ev, int res)
+{
+	struct cdr_sync_op *op = (struct cdr_sync_op *)ev;   /* ev is the first member */
+	cdr_writer_t *w = op->w;
+	unsigned gen = op->gen;
+	off_t end = op->end;
+
+	free(op);
+	if (w == NULL)
+		return;   /* the writer is gone; it synced at its end */
+	w->sync_op = NULL;
+	if (res < 0) {
+		log_error("cannot sync the CDR spool %s: %s: its latest CDRs may be lost in a crash",
+			  w->spool_path, strerror(-res));
+		cdr_waiters_done(w, -EIO);
+	} else {
+		if (gen == w->trunc_gen && end > w->synced_off)
+			w->synced_off = end;
+		cdr_waiters_done(w, 0);
+	}
+	cdr_pump(w);
+}
+
+/* Start an fdatasync of everything appended so far on the ring.  0, or -1
+ * when it must be done here (no ring, no slot, no memory). */
+static int cdr_sync_submit(cdr_writer_t *w)
+{
+	struct cdr_sync_op *op;
+	struct io_uring_sqe *sqe;
+
+	if (w->uport == NULL || (op = calloc(1, sizeof *op)) == NULL)
+		return -1;
+	op->ev.cb = cdr_on_synced;
+	sqe = uport_sqe_for(w->uport, &op->ev);
+	if (sqe == NULL) {
+		free(op);
+		return -1;
+	}
+	op->w = w;
+	op->gen = w->trunc_gen;
+	op->end = w->spool_size;
+	io_uring_prep_fsync(sqe, w->fd, IORING_FSYNC_DATASYNC);
+	w->sync_op = op;
+	return 0;
+}
+
+/* One fdatasync for everything appended so far, then the waiters.  It runs
+ * on the ring: a disk that takes its time (hundreds of milliseconds on a
+ * busy machine) must not stop the calls; the waiters are told when it
+ * completes (cdr_on_synced).  While one is in flight the next waits for
+ * it.  cdr_writer_flush() (the worker stops) syncs here and now.  When
  * even that fails, the records are in the kernel only: the waiters are
  * told (a power cut may lose them; cdr_spool_sync logged why). */
 static void cdr_sync_now(cdr_writer_t *w)
 {
 	int ret = 0;
 
-	if (w->synced_off < w->spool_size && w->acked_off < w->spool_size)
+	if (w->sync_op != NULL && !w->flushing)
+		return;   /* its completion pumps again */
+	if (w->synced_off < w->spool_size && w->acked_off < w->spool_size) {
+		if (!w->flushing && cdr_sync_submit(w) == 0)
+			return;
 		ret = cdr_spool_sync(w);
+	}
 	cdr_waiters_done(w, ret);
 }
 
@@ -714,6 +776,7 @@ int cdr_writer_create(su_root_t *root, rds_t *rds, const char *prefix, const cha
 		return -ENOMEM;
 	w->fd = -1;
 	w->root = root;
+	w->uport = uport_of_root(root);
 	w->sync_timer = su_timer_create(su_root_task(root), CDR_SYNC_MS);
 	w->retry_timer = su_timer_create(su_root_task(root), CDR_RETRY_MS);
 	w->trim_timer = su_timer_create(su_root_task(root), CDR_TRIM_MS);
@@ -758,6 +821,8 @@ void cdr_writer_destroy(cdr_writer_t *w)
 	 * next writer on it. */
 	if (w->acked_off < w->spool_size && w->synced_off < w->spool_size)
 		cdr_spool_sync(w);
+	if (w->sync_op != NULL)
+		w->sync_op->w = NULL;   /* its completion only frees it */
 	while ((req = w->head) != NULL) {
 		cdr_unlink(w, req);
 		req->w = NULL;   /* its reply only frees it */

@@ -27,6 +27,7 @@
 
 #include "shm/shm.h"
 #include "worker/cdr.h"
+#include "worker/uport.h"
 
 #define CDR_RECENT_MAX      (256 * 1024)   /* the spool's newest bytes, in memory */
 
@@ -55,8 +56,21 @@ struct cdr_waiter {
 	void *arg;
 };
 
+/* The fdatasync on the ring (IORING_OP_FSYNC): the loop goes on while the
+ * disk works.  Its own allocation, because the kernel may complete it after
+ * the writer is gone: then w is NULL and the completion only frees it. */
+struct cdr_sync_op {
+	struct uport_event ev;      /* first: the completion's pointer */
+	cdr_writer_t *w;            /* NULL once the writer is gone */
+	unsigned gen;               /* w->trunc_gen when it was submitted */
+	off_t end;                  /* spool_size then: what it makes durable */
+};
+
 struct cdr_writer {
 	su_root_t *root;
+	uport_t *uport;             /* the loop's ring; NULL: fdatasync(2) in the loop */
+	struct cdr_sync_op *sync_op;   /* the fdatasync in flight, NULL if none */
+	unsigned trunc_gen;         /* bumped at every truncation */
 	su_timer_t *sync_timer;     /* one fdatasync per CDR_SYNC_MS batch */
 	int sync_armed;
 	su_timer_t *retry_timer;    /* ends a stall or a WAIT hold */

@@ -223,15 +223,21 @@ int cdr_spool_append(cdr_writer_t *w, const struct cdr *c)
 	return 0;
 }
 
+int cdr_spool_synced(cdr_writer_t *w, off_t end, int err)
+{
+	if (err < 0) {
+		log_error("cannot sync the CDR spool %s: %s: its latest CDRs may be lost in a crash",
+			  w->spool_path, strerror(-err));
+		return -EIO;
+	}
+	if (end > w->synced_off)
+		w->synced_off = end;
+	return 0;
+}
+
 int cdr_spool_sync(cdr_writer_t *w)
 {
-	if (fdatasync(w->fd) == 0) {
-		w->synced_off = w->spool_size;
-		return 0;
-	}
-	log_error("cannot sync the CDR spool %s: %s: its latest CDRs may be lost in a crash",
-		  w->spool_path, strerror(errno));
-	return -EIO;
+	return cdr_spool_synced(w, w->spool_size, fdatasync(w->fd) == 0 ? 0 : -errno);
 }
 
 /* The warning that starts an outage's spooling. */

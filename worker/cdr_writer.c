@@ -145,7 +145,6 @@ static void cdr_spool_finish(cdr_writer_t *w, int now)
 		shm_counter_add(w->shm, w->worker, SHM_CTR_CDR_REPLAYED, w->replayed);
 	w->backlog = 0;
 	w->spool_size = w->acked_off = w->send_off = w->synced_off = w->recent_off = 0;
-	w->trunc_gen++;
 	w->rejected_hi = 0;
 	w->spool_lines = w->acked_lines = w->send_lines = w->unrepl_counted = 0;
 	w->replayed = w->rejected = w->wait_rejected = 0;
@@ -495,29 +494,20 @@ static void cdr_waiters_done(cdr_writer_t *w, int err)
 	}
 }
 
-/* The ring's fdatasync completed: what it covered is on disk (unless the
- * spool was truncated meanwhile), then the waiters and whatever waited for
- * it.  A failure is told to the waiters as cdr_spool_sync() tells it. */
+/* The ring's fdatasync completed: what it covered is on disk (cdr_spool_finish
+ * does not truncate while it is in flight), then the waiters and whatever
+ * waited for it.  A failure is told as cdr_spool_sync() tells it. */
 static void cdr_on_synced(struct uport_event *ev, int res)
 {
 	struct cdr_sync_op *op = (struct cdr_sync_op *)ev;   /* ev is the first member */
 	cdr_writer_t *w = op->w;
-	unsigned gen = op->gen;
 	off_t end = op->end;
 
 	free(op);
 	if (w == NULL)
 		return;   /* the writer is gone; it synced at its end */
 	w->sync_op = NULL;
-	if (res < 0) {
-		log_error("cannot sync the CDR spool %s: %s: its latest CDRs may be lost in a crash",
-			  w->spool_path, strerror(-res));
-		cdr_waiters_done(w, -EIO);
-	} else {
-		if (gen == w->trunc_gen && end > w->synced_off)
-			w->synced_off = end;
-		cdr_waiters_done(w, 0);
-	}
+	cdr_waiters_done(w, cdr_spool_synced(w, end, res));
 	cdr_pump(w);
 }
 
@@ -537,7 +527,6 @@ static int cdr_sync_submit(cdr_writer_t *w)
 		return -1;
 	}
 	op->w = w;
-	op->gen = w->trunc_gen;
 	op->end = w->spool_size;
 	io_uring_prep_fsync(sqe, w->fd, IORING_FSYNC_DATASYNC);
 	w->sync_op = op;

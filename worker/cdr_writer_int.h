@@ -62,15 +62,14 @@ struct cdr_waiter {
 struct cdr_sync_op {
 	struct uport_event ev;      /* first: the completion's pointer */
 	cdr_writer_t *w;            /* NULL once the writer is gone */
-	unsigned gen;               /* w->trunc_gen when it was submitted */
-	off_t end;                  /* spool_size then: what it makes durable */
+	off_t end;                  /* spool_size then: what it makes durable (no
+				     * truncation while it is in flight) */
 };
 
 struct cdr_writer {
 	su_root_t *root;
 	uport_t *uport;             /* the loop's ring; NULL: fdatasync(2) in the loop */
 	struct cdr_sync_op *sync_op;   /* the fdatasync in flight, NULL if none */
-	unsigned trunc_gen;         /* bumped at every truncation */
 	su_timer_t *sync_timer;     /* one fdatasync per CDR_SYNC_MS batch */
 	int sync_armed;
 	su_timer_t *retry_timer;    /* ends a stall or a WAIT hold */
@@ -137,6 +136,10 @@ int cdr_spool_append(cdr_writer_t *w, const struct cdr *c);
 
 /* fdatasync the spool: synced_off = spool_size.  0, or -EIO (logged). */
 int cdr_spool_sync(cdr_writer_t *w);
+/* A sync of the spool up to `end` ended with `err` (0 or a negative errno;
+ * here or on the ring): synced_off moves to end, or the failure is logged.
+ * 0, or -EIO. */
+int cdr_spool_synced(cdr_writer_t *w, off_t end, int err);
 
 /* The warning that starts an outage's spooling (once per outage). */
 void cdr_spool_warn(cdr_writer_t *w);

@@ -74,10 +74,13 @@ reconnected() { [ "$(grep -c 'redis unix:.*: connected (down' "$T/b2bua.log")" -
 assert_ge 1 "$(dropped)" "workers that dropped their Redis connection (redis_timeout)"
 wait_for 10 reconnected || fail "the workers did not reconnect to Redis"
 log "ok: every worker that dropped Redis reconnected; stopping redis-server again"
-kill -STOP "$REDIS_PID" || hard_error "cannot stop redis-server"
-sleep 0.4
+# The PIDs first: asking the CLI between the stop and the kill could take
+# longer than redis_timeout on a busy machine, and then no CDR waits on
+# Redis any more at the kill.
 pids=$(worker_pids)
 [ -n "$pids" ] || fail "no worker pids"
+kill -STOP "$REDIS_PID" || hard_error "cannot stop redis-server"
+sleep 0.4
 log "SIGKILL to every worker ($pids) while Redis hangs"
 # shellcheck disable=SC2086
 kill -KILL $pids

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	build-essential autoconf automake libtool pkg-config
 	libsofia-sip-ua-dev liburing-dev libhiredis-dev libconfig-dev libjansson-dev nettle-dev libmimalloc-dev check
-	sip-tester redis-server redis-tools jq valgrind procps iproute2
+	sip-tester redis-server redis-tools jq valgrind procps iproute2 nftables
 	groff-base man-db
 	sipvicious
 	clang libclang-rt-14-dev python3

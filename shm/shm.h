@@ -173,15 +173,17 @@ unsigned shm_call_reap_torn(shm_t *shm, uint16_t worker);
 /* ------------------------------------------------------------ the INVITEs of a call */
 
 /*
- * While a call is not answered, its owner keeps beside its slot what a
- * successor needs to end it cleanly should the owner die (see
+ * Until its caller has ACKed its answer, a call's owner keeps beside its
+ * slot what a successor needs should the owner die (see
  * worker/b2b_adopt.c): element 0 is the caller's INVITE, as a final
- * response to it must repeat it; elements 1.. are the B-leg INVITEs, as
- * their CANCELs must repeat them.  An element is text the owner chose (this
+ * response to it must repeat it (the 2xx of a call answered but not ACKed
+ * too); elements 1.. are the B-leg INVITEs, as their CANCELs must repeat
+ * them.  An element is text the owner chose (this
  * module does not read it), packed after the previous one and kept
  * NUL-terminated, so a call pays for the bytes it uses, up to
  * SHM_INVITE_BYTES.  A call takes a record with its first element and
- * gives it back once answered (shm_invite_drop) or removed, and records
+ * gives it back once its caller ACKed the answer (shm_invite_drop) or when
+ * it is removed, and records
  * are taken again before new ones are touched (as slots are), so their
  * resident memory follows the calls being set up at once, not the calls
  * established.  Only the owner writes a record; only the successor of a
@@ -216,8 +218,8 @@ int shm_invite_get(const struct shm_invite *inv, unsigned idx, const char **text
  * record is left (see above). */
 int shm_invite_put(shm_t *shm, uint32_t slot, unsigned idx, const char *text, size_t len);
 
-/* Owner: the call in `slot` is answered (a successor would not end it
- * with its INVITEs any more): its record goes back for the next calls. */
+/* Owner: the caller of the call in `slot` ACKed its answer (a successor
+ * needs its INVITEs no more): its record goes back for the next calls. */
 void shm_invite_drop(shm_t *shm, uint32_t slot);
 
 /* Successor: consistent copy of the record of `slot`: 0, or -ENOENT when it

@@ -8,7 +8,15 @@
  * Answered calls go on.  The table holds both legs' dialogs (Call-IDs, tags,
  * URIs, remote targets, CSeqs): recreating the two NTA legs is enough for a
  * BYE (or a re-INVITE) from either side to be relayed as before
- * (b2b_relay.c); an adopted call starts CONFIRMED.  A leg whose peer was
+ * (b2b_relay.c); an adopted call starts CONFIRMED.  Unless its caller had
+ * not ACKed our 2xx yet: the INVITE record (below) is still beside its
+ * slot then, the 2xx most likely died queued in the process, and the
+ * callee, whose ACK waits for the caller's, sends its 2xx again.  That 2xx
+ * is a stray response here (b2b_adopt_on_stray): the caller's INVITE is
+ * answered again with it, from the record, and the set-up finishes as it
+ * would have (b2b_adopt_answer_again).  Without it the call would stay up
+ * with a caller that never heard the answer, billed until
+ * max_call_duration.  A leg whose peer was
  * on a connection (TCP) lost it with the process: the peer reconnects, to
  * our own port or to the public port (b2b_stream.c relays it here from the
  * worker that accepts it), and requests to it go to its Contact
@@ -101,6 +109,7 @@ struct b2b_takeover {
 	su_timer_t *timer;           /* B2B_ADOPT_LINGER_MS: give up on silent callees */
 	struct b2b_ending *ending;
 	unsigned n, open;            /* endings, and those whose call is not ended */
+	unsigned unconfirmed;        /* answered calls whose caller had not ACKed */
 	struct b2b_adopt_branch **index;  /* by B-leg Call-ID (open addressing) */
 	unsigned index_size;         /* a power of two, at least twice the branches */
 };
@@ -371,10 +380,14 @@ static struct b2b_adopt_branch *b2b_adopt_index_find(struct b2b_takeover *t, sip
 	return NULL;
 }
 
+static void b2b_adopt_on_2xx(b2b_t *b2b, sip_t const *sip);
+static void b2b_adopt_confirm_waiting(b2b_t *b2b);
+
 /*
  * nta_message_f: a message no transaction or leg wanted.  A final answer to
  * an INVITE of one of our endings is ACKed (and released with BYE if it is
- * a 2xx); anything else is dropped, as NTA would have done.
+ * a 2xx); a 2xx to the INVITE of a call taken over answered goes to
+ * b2b_adopt_on_2xx; anything else is dropped, as NTA would have done.
  */
 int b2b_adopt_on_stray(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip)
 {
@@ -382,12 +395,16 @@ int b2b_adopt_on_stray(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg,
 	struct b2b_adopt_branch *br = NULL;
 
 	(void)agent;
-	if (b2b->takeover && sip && sip->sip_status && sip->sip_status->st_status >= 200 &&
+	if (sip && sip->sip_status && sip->sip_status->st_status >= 200 &&
 	    sip->sip_cseq && sip->sip_cseq->cs_method == sip_method_invite &&
-	    sip->sip_call_id && sip->sip_to && sip->sip_via)
-		br = b2b_adopt_index_find(b2b->takeover, sip);
-	if (br)
-		b2b_adopt_on_final(b2b, br, sip);
+	    sip->sip_call_id && sip->sip_to && sip->sip_via) {
+		if (b2b->takeover)
+			br = b2b_adopt_index_find(b2b->takeover, sip);
+		if (br)
+			b2b_adopt_on_final(b2b, br, sip);
+		else if (sip->sip_status->st_status < 300)
+			b2b_adopt_on_2xx(b2b, sip);
+	}
 	msg_destroy(msg);
 	return 0;
 }
@@ -562,6 +579,8 @@ static void b2b_adopt_on_linger(su_root_magic_t *magic, su_timer_t *timer,
 	if (b2b->takeover && b2b->takeover->open > 0)
 		log_warn("%u calls taken over were still waiting for their callees: ended",
 			 b2b->takeover->open);
+	if (b2b->takeover && b2b->takeover->unconfirmed > 0)
+		b2b_adopt_confirm_waiting(b2b);
 	b2b_adopt_destroy(b2b);
 }
 
@@ -699,6 +718,7 @@ static int b2b_adopt(b2b_t *b2b, struct b2b_call *call, const struct shm_call *r
 	br->call = call;
 	br->leg = b2b_leg_rebuild(b2b, b2b_on_b_request, br, &rec->b,
 				  rec->b.local_cseq + B2B_ADOPT_CSEQ_GAP, &br->addr);
+	br->cseq = rec->b.local_cseq;   /* the INVITE's, until the call rests */
 	br->acked = 1;
 	br->final = 200;
 	call->n_br = 1;
@@ -706,6 +726,144 @@ static int b2b_adopt(b2b_t *b2b, struct b2b_call *call, const struct shm_call *r
 	if (call->a_leg == NULL || br->leg == NULL)
 		return -ENOMEM;
 	return 0;
+}
+
+/* ------------------------------------------------------------ answered, not ACKed */
+
+/*
+ * An answered call just taken over from `slot`: if its INVITE record is
+ * still there, its caller had not ACKed our 2xx (b2b_publish_state gives
+ * the record back at that ACK).  The call waits, ANSWERED and with its
+ * B-leg not ACKed, for the callee's 2xx to come again
+ * (b2b_adopt_answer_again).  1 when it waits, else 0.
+ */
+static int b2b_adopt_unconfirmed(b2b_t *b2b, struct b2b_call *call, uint32_t slot)
+{
+	static struct shm_invite inv;   /* 2 KB: one takeover at a time, at start-up */
+
+	if (shm_invite_read(b2b->shm, slot, &inv) < 0)
+		return 0;   /* the caller ACKed: the call is confirmed */
+	call->a_unacked = b2b_adopt_parse(&inv, 0);
+	if (call->a_unacked == NULL)
+		return 0;
+	call->state = B2B_ANSWERED;
+	b2b_winner(call)->acked = 0;
+	log_warn("call %s: answered, but its caller's ACK never reached the previous "
+		 "process: the caller is answered again with the callee's next 2xx", call->id);
+	return 1;
+}
+
+/* A call taken over answered that cannot be answered again: released on
+ * both legs, as when a caller never ACKs (b2b_on_a_irq). */
+static void b2b_adopt_release(struct b2b_call *call, const char *why)
+{
+	struct b2b_branch *br = b2b_winner(call);
+
+	log_warn("call %s: %s: releasing it", call->id, why);
+	call->hangup_by = CDR_PARTY_SYSTEM;
+	b2b_ack_branch(br);
+	b2b_bye_and_forget(br->leg);
+	b2b_bye_and_forget(call->a_leg);
+	b2b_call_end(call);
+}
+
+/*
+ * The callee's 2xx `resp` again, for a call waiting in b2b_adopt_unconfirmed:
+ * the caller's INVITE becomes a server transaction again (from the record,
+ * on the public port it came to) and gets the 2xx, with our Contact, the
+ * INVITE's Record-Route (the record does not keep it; the slot has it as
+ * the A-leg's route set) and the callee's SDP.  From here it is the set-up
+ * of every call: NTA repeats the 2xx until the caller's ACK, which
+ * b2b_on_a_irq turns into the callee's ACK and CONFIRMED, or releases the
+ * call when no ACK comes (Timer H).  A caller that had our first 2xx after
+ * all takes this one as its retransmission and ACKs it again (RFC 3261
+ * 13.2.2.4).
+ */
+static void b2b_adopt_answer_again(b2b_t *b2b, struct b2b_call *call, sip_t const *resp)
+{
+	msg_t *inv = call->a_unacked;
+	sip_via_t const *v = sip_object(inv)->sip_via;
+	struct shm_call rec;
+	nta_incoming_t *irq;
+	tport_t *tp;
+
+	call->a_unacked = NULL;   /* nta_incoming_create takes the message */
+	if (shm_call_read(b2b->shm, call->slot, &rec) < 0) {
+		msg_destroy(inv);
+		b2b_adopt_release(call, "its slot cannot be read to answer its caller again");
+		return;
+	}
+	tp = b2b_adopt_tport(b2b, b2b->addr[b2b_addr_for_host(b2b, v->v_received ? v->v_received
+							       : v->v_host)].ident_public);
+	irq = nta_incoming_create(b2b->agent, NULL, inv, sip_object(inv),
+				  TAG_IF(tp, NTATAG_TPORT(tp)), TAG_END());
+	if (irq == NULL) {
+		b2b_adopt_release(call, "cannot answer its caller again");
+		return;
+	}
+	nta_incoming_bind(irq, b2b_on_a_irq, (nta_incoming_magic_t *)call);
+	nta_incoming_tag(irq, nta_leg_get_tag(call->a_leg));
+	call->a_irq = irq;
+	b2b_publish_answer_again(call);
+	nta_incoming_treply(irq, resp->sip_status->st_status, resp->sip_status->st_phrase,
+			    SIPTAG_CONTACT(b2b_leg_contact(call, B2B_LEG_A)),
+			    TAG_IF(rec.a.route_set[0], SIPTAG_RECORD_ROUTE_STR(rec.a.route_set)),
+			    SIPTAG_CONTENT_TYPE(resp->sip_content_type),
+			    SIPTAG_PAYLOAD(resp->sip_payload),
+			    TAG_END());
+	log_info("call %s: the callee's 2xx came again: its caller is answered again, "
+		 "billed from now", call->id);
+}
+
+/*
+ * A 2xx to the INVITE of an answered call's B-leg that no transaction took
+ * (b2b_adopt_on_stray): the callee repeats it because it has no ACK.  A
+ * call taken over before its caller ACKed is answered again with it; any
+ * other gets its ACK again, ours having been lost (with the previous
+ * process, or after NTA let the ACK's transaction go): every 2xx gets an
+ * ACK (RFC 3261 13.2.2.4).  The 2xx must belong to the dialog the call
+ * has, not to another fork of the same INVITE.
+ */
+static void b2b_adopt_on_2xx(b2b_t *b2b, sip_t const *sip)
+{
+	nta_leg_t *leg = nta_leg_by_call_id(b2b->agent, sip->sip_call_id->i_id);
+	struct b2b_branch *br = leg ? (struct b2b_branch *)nta_leg_magic(leg, b2b_on_b_request)
+				    : NULL;
+	struct b2b_call *call = br ? br->call : NULL;
+	const char *rtag = br ? nta_leg_get_rtag(leg) : NULL;
+
+	if (call == NULL || call->b2b == NULL || call->ended || br != b2b_winner(call) ||
+	    sip->sip_cseq->cs_seq != br->cseq || rtag == NULL || sip->sip_to->a_tag == NULL ||
+	    strcmp(rtag, sip->sip_to->a_tag) != 0)
+		return;
+	if (br->acked)
+		b2b_ack_leg(call, br->leg, br->cseq, 1);
+	else if (call->a_unacked)
+		b2b_adopt_answer_again(b2b, call, sip);
+	/* else answered again already: NTA repeats our 2xx until the ACK */
+}
+
+/*
+ * The takeover's linger is over: a call still waiting for its callee's 2xx
+ * never got one again, so the callee had its ACK, which the previous
+ * process sends only after the caller's: both parties are in the call,
+ * which goes on CONFIRMED.
+ */
+static void b2b_adopt_confirm_waiting(b2b_t *b2b)
+{
+	for (unsigned i = 0; i < b2b_pool_used(b2b->pool); i++) {
+		struct b2b_call *call = b2b_pool_at(b2b->pool, i);
+
+		if (call == NULL || call->b2b == NULL || call->ended || call->a_unacked == NULL)
+			continue;
+		msg_destroy(call->a_unacked);
+		call->a_unacked = NULL;
+		b2b_winner(call)->acked = 1;
+		call->active_ms = mono_ms();
+		b2b_publish_state(call, B2B_CONFIRMED);
+		log_info("call %s: no 2xx came again from its callee since the takeover: "
+			 "both parties had their ACK, the call goes on", call->id);
+	}
 }
 
 /* ------------------------------------------------------------ at start-up */
@@ -766,6 +924,8 @@ void b2b_adopt_calls(b2b_t *b2b)
 			   rec.state == SHM_CALL_HELD;
 		if (answered && b2b_adopt(b2b, call, &rec) == 0) {
 			adopted++;
+			if (b2b->takeover && b2b_adopt_unconfirmed(b2b, call, v.slot[i]))
+				b2b->takeover->unconfirmed++;
 		} else if (answered || b2b->takeover == NULL) {
 			b2b_adopt_fail(call);
 			lost++;
@@ -781,6 +941,9 @@ void b2b_adopt_calls(b2b_t *b2b)
 			 "CANCELled), %u could not be taken over, %u unreadable slots freed, "
 			 "%u ended calls whose CDR was being stored freed",
 			 adopted, b2b->worker, ending, lost, torn, ended);
-	if (b2b->takeover && b2b->takeover->open == 0)
+	if (b2b->takeover && b2b->takeover->unconfirmed > 0)
+		log_warn("%u answered calls taken over wait for their callee's 2xx to answer "
+			 "their caller again", b2b->takeover->unconfirmed);
+	if (b2b->takeover && b2b->takeover->open == 0 && b2b->takeover->unconfirmed == 0)
 		b2b_adopt_destroy(b2b);
 }

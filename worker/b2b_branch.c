@@ -152,9 +152,18 @@ sip_contact_t const *b2b_leg_contact(struct b2b_call *call, enum b2b_leg which)
 	return a->contact;
 }
 
-/* ACK a 2xx to our INVITE with CSeq `cseq` on `leg` (RFC 3261 13.2.2.4). */
-void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq)
+/*
+ * ACK a 2xx to our INVITE with CSeq `cseq` on `leg` (RFC 3261 13.2.2.4).
+ * NTA gives the ACK's transaction the branch of that INVITE's, which it
+ * finds among its transactions, so that the 2xx repeated later is matched
+ * to the ACK.  A call taken over has no such transaction (it died with the
+ * previous process; NTA would abort): `orphan` names a branch of the call's
+ * own instead, and a repeated 2xx reaches b2b_adopt_on_stray, which ACKs it
+ * again.
+ */
+void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq, int orphan)
 {
+	char branch[sizeof call->id + 16];
 	sip_cseq_t cs[1];
 	nta_outgoing_t *ack;
 
@@ -162,9 +171,11 @@ void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq)
 	cs->cs_seq = cseq;
 	cs->cs_method = sip_method_ack;
 	cs->cs_method_name = "ACK";
+	snprintf(branch, sizeof branch, "z9hG4bK.ack.%s", call->id);
 	ack = leg ? nta_outgoing_tcreate(leg, NULL, NULL, b2b_leg_route(leg),
 					 SIP_METHOD_ACK, NULL,
-					 SIPTAG_CSEQ(cs), TPTAG_IDENT(b2b_leg_ident(leg)), TAG_END())
+					 SIPTAG_CSEQ(cs), TPTAG_IDENT(b2b_leg_ident(leg)),
+					 TAG_IF(orphan, NTATAG_ACK_BRANCH(branch)), TAG_END())
 		  : NULL;
 	if (ack == NULL)
 		log_warn("call %s: cannot send ACK", call->id);
@@ -181,7 +192,7 @@ void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq)
  */
 void b2b_ack_branch(struct b2b_branch *br)
 {
-	b2b_ack_leg(br->call, br->leg, br->cseq);
+	b2b_ack_leg(br->call, br->leg, br->cseq, br->orq == NULL);
 	br->acked = 1;
 	if (br->orq)
 		nta_outgoing_destroy(br->orq);

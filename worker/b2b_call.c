@@ -82,12 +82,29 @@ void b2b_publish_state(struct b2b_call *call, enum b2b_state state)
 		c->answer_ms = shm_now_ms();
 	shm_call_write_end(call->b2b->shm, call->slot);
 	if (state == B2B_ANSWERED) {
-		/* Answered as the table shows: a successor continues the call
-		 * and needs its INVITEs no more (b2b_adopt.c). */
-		shm_invite_drop(call->b2b->shm, call->slot);
 		b2b_call_setup_done(call);
 		b2b_keep_record(call);
 	}
+	if (state == B2B_CONFIRMED) {
+		/* The caller ACKed our 2xx: a successor continues the call and
+		 * needs its INVITEs no more.  Until then it does: the caller's
+		 * INVITE, to answer it again should this process die before
+		 * the caller has our 2xx (b2b_adopt.c). */
+		shm_invite_drop(call->b2b->shm, call->slot);
+	}
+}
+
+/* A call taken over answered but not ACKed by its caller is answered to
+ * the caller again now (b2b_adopt.c): most likely its first 2xx was lost
+ * with the previous process, so the caller is connected from now on, and
+ * its CDR bills from now (the table's answer_ms). */
+void b2b_publish_answer_again(struct b2b_call *call)
+{
+	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);
+
+	c->answer_ms = shm_now_ms();
+	call->answer_ms = c->answer_ms;
+	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
 /* The caller has its final answer `status`; B-legs are still finishing
@@ -300,6 +317,8 @@ void b2b_call_free(struct b2b_call *call)
 	b2b->active--;
 	shm_counter_add(b2b->shm, b2b->worker, SHM_CTR_ACTIVE, -1);
 	b2b_forwarding_free(call);
+	msg_destroy(call->a_unacked);
+	call->a_unacked = NULL;
 	free(call->br_more);
 	call->br_more = NULL;
 	free(call->counted);

@@ -235,6 +235,9 @@ struct b2b_call {
 
 	nta_leg_t *a_leg;            /* dialog with the caller (we are UAS) */
 	nta_incoming_t *a_irq;       /* the caller's INVITE, until ACKed/final */
+	msg_t *a_unacked;            /* taken over answered but not ACKed by its caller:
+				      * the caller's INVITE (from the slot's record),
+				      * until the callee's 2xx comes again (b2b_adopt.c) */
 	struct b2b_nat_route *a_nat; /* the caller is behind NAT: where requests to it
 				      * go (b2b_leg_route); NULL: its Contact */
 	int a_stream;                /* 0, or SHM_TP_TCP / SHM_TP_TLS: the caller's INVITE
@@ -394,6 +397,7 @@ unsigned b2b_via_transport(sip_via_t const *via);
 void b2b_record_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip, const char *a_tag);
 int b2b_publish_call(struct b2b_call *call, const struct shm_call *rec);
 void b2b_publish_state(struct b2b_call *call, enum b2b_state state);
+void b2b_publish_answer_again(struct b2b_call *call);
 void b2b_publish_b_leg(struct b2b_call *call, const char *call_id, const char *tag,
 		       url_t const *ruri, uint32_t cseq, unsigned transport);
 void b2b_publish_b_answered(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip);
@@ -432,7 +436,7 @@ struct b2b_branch *b2b_winner(struct b2b_call *call);
 void b2b_branch_drop(struct b2b_branch *br);
 void b2b_ack_branch(struct b2b_branch *br);
 void b2b_bye_and_forget(nta_leg_t *leg);
-void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq);
+void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq, int orphan);
 void b2b_cancel_pending(struct b2b_call *call, int except);
 unsigned b2b_pending_branches(struct b2b_call *call);
 void b2b_call_fork(struct b2b_call *call, url_t const *const *targets, unsigned n);
@@ -465,6 +469,7 @@ void b2b_tls_destroy(b2b_t *b2b);
 
 int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
 		     sip_t const *sip);
+int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip);
 int b2b_on_b_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
 		     sip_t const *sip);
 int b2b_a_leg_create(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip,

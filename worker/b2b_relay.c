@@ -382,7 +382,7 @@ static void b2b_a_leg_follow(struct b2b_call *call, msg_t *msg)
 }
 
 /* NTA calls this for the ACK and the CANCEL of the caller's INVITE. */
-static int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
+int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
 {
 	struct b2b_call *call = (struct b2b_call *)magic;
 

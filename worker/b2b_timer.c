@@ -429,7 +429,7 @@ static int b2b_on_refresh_response(nta_outgoing_magic_t *magic, nta_outgoing_t *
 		if (sip)
 			b2b_session_uac_2xx(call, leg, sip);
 		if (call->refresh_invite)
-			b2b_ack_leg(call, b2b_session_leg(call, leg), nta_outgoing_cseq(orq));
+			b2b_ack_leg(call, b2b_session_leg(call, leg), nta_outgoing_cseq(orq), 0);
 	} else if (status == 408 || status == 481) {
 		/* RFC 4028 10: the peer is gone (or knows no such dialog). */
 		nta_outgoing_destroy(orq);

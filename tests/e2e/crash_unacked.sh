@@ -1,0 +1,96 @@
+#!/bin/bash
+#
+# crash_unacked — a worker dies after its callees answered but before their
+# callers had the 2xx: each successor answers those callers again with the
+# callee's next 2xx, the calls go on, and each is billed from that answer.
+#
+# The test runs in a network namespace of its own (unshare -n: loopback
+# only, nothing outside it is touched), where an nftables rule drops every
+# "SIP/2.0 200" datagram to the callers' port.  The callers get 100 and
+# 180, never a 200; the callees answer at once, so the table shows the
+# calls ANSWERED while no caller has its answer.  The workers that own them
+# are killed with SIGKILL: the 2xx to the callers is lost with them, as when
+# a process dies with it queued.  Then the rule goes.  The callees, never
+# ACKed (B is ACKed after the caller's ACK), repeat their 2xx, which the
+# successors have no transaction for.  Checked:
+#   - each successor logged its calls as waiting for the callee's 2xx, then
+#     answered each caller again;
+#   - every caller got a 200, ACKed it, talked 10 s and hung up: sipp
+#     passes on both sides, every callee got its ACK and its BYE;
+#   - each call ends with one CDR, ANSWERED, hung up by the caller, whose
+#     answer time is after the kill (the caller was connected then) and
+#     whose billed time covers the 10 s of talk.
+# Without the successor's second answer the callers time out without a 200
+# and the calls stay ANSWERED, billed until max_call_duration.
+
+if [ -z "${B2BUA_E2E_NETNS:-}" ]; then
+	if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null 2>&1 ||
+		! command -v nft >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
+		echo "SKIP: needs root, unshare, ip and nft (Debian package nftables)" >&2
+		exit 77
+	fi
+	exec env B2BUA_E2E_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' \
+		"$0" "$@"
+fi
+
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/flow_lib.sh"
+
+SIPP_TIMEOUT=40
+NFT_TABLE=b2bua_crash_unacked
+redis_start
+b2b_start
+
+N=4
+# The port uac_start gives the next sipp UAC.
+UAC_PORT=$((_UAC_PORT_NEXT + 1))
+# "SIP/2.0 200 " at the start of the UDP payload (transport header + 8 bytes).
+nft -f - <<EOF || fail "cannot add the nftables rule"
+table inet $NFT_TABLE {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		udp dport $UAC_PORT @th,64,96 0x5349502f322e302032303020 counter drop
+	}
+}
+EOF
+dropped() { nft list table inet "$NFT_TABLE" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }
+
+uas_start uas uas_basic -m $N
+uac_start uac uac_long -m $N -r 20
+wait_state 10 "length == $N and all(.[]; .state == \"ANSWERED\")" "$N calls ANSWERED"
+_lost() { [ "$(dropped)" -ge "$N" ]; }
+wait_for 5 _lost || fail "the 200s to the callers were not dropped: $(dropped)"
+assert_eq 0 "$(msg_count "$T/uac.msg" recv 200)" "200s the callers got before the kill"
+
+KILL_MS=$(date +%s%3N)
+kill_owners 5 "took over [0-9]+ answered calls"
+waiting=$(grep -E "answered calls taken over wait for their callee's 2xx" "$T/b2bua.log" |
+	sed -E 's/.* ([0-9]+) answered calls taken over.*/\1/' | awk '{ n += $1 } END { print n + 0 }')
+assert_eq "$N" "$waiting" "answered calls taken over waiting for the callee's 2xx"
+nft delete table inet "$NFT_TABLE" || fail "cannot remove the nftables rule"
+
+_answered_again() {
+	[ "$(grep -c "its caller is answered again" "$T/b2bua.log")" -ge "$N" ]
+}
+wait_for 15 _answered_again ||
+	fail "callers answered again: $(grep -c "its caller is answered again" "$T/b2bua.log") of $N"
+
+sipp_wait uac || fail "uac exited $? (a caller had no 200, or its call failed)"
+uas_wait uas
+assert_sipp_ok uac $N
+assert_sipp_ok uas $N
+assert_eq "$N" "$(msg_count "$T/uac.msg" recv 200/INVITE)" "every caller got its 200"
+assert_eq "$N" "$(msg_count "$T/uas.msg" recv ACK)" "every callee got its ACK"
+assert_eq "$N" "$(msg_count "$T/uas.msg" recv BYE)" "every callee got its BYE"
+assert_eq "$N" "$(msg_count "$T/uac.msg" recv 200/BYE)" "every caller's BYE was answered"
+wait_for 5 calls_empty || fail "calls left in the table: $(cli show calls)"
+assert_no_grep "killed by signal [^9]" "$T/b2bua.log" "workers that died other than by the test's SIGKILL"
+
+wait_cdrs $N
+assert_eq "$N" "$(jq '[.[] | select(.disposition == "ANSWERED" and .hangup_by == "caller")] | length' "$CDR_JSON")" \
+	"$N CDRs ANSWERED, hung up by the caller"
+assert_eq "$N" "$(jq --argjson k "$KILL_MS" '[.[] | select((.answer_ms | tonumber) > $k)] | length' "$CDR_JSON")" \
+	"CDRs answered after the kill (billed from the second answer)"
+assert_eq "$N" "$(jq '[.[] | select((.billable_ms | tonumber) >= 10000)] | length' "$CDR_JSON")" \
+	"CDRs billing the 10 s of talk"
+log "ok: crash_unacked"

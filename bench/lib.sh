@@ -90,6 +90,45 @@ bench_begin() {  # NAME: the temp dir $T (NAME.XXXXXX) and the cleanup traps
 	CHILD_PIDS=()
 	trap bench_cleanup EXIT
 	trap 'exit 1' INT TERM HUP
+	bench_warm_memory
+}
+
+# bench_warm_memory: touch the machine's free memory once per boot, so
+# that the calls do not pay for it.  On a virtual machine the first touch
+# of a guest page the hypervisor has not backed yet is slow: on the VM of
+# 2026-12-07, 18 GiB took 60 s of system time (3.3 us a page), and a
+# fresh VM's first `run.sh 2000 1` spent a quarter of the worker's time in
+# clear_page_erms, at 319.5 us per call; right after this warm-up the same
+# run cost 235.2 us per call (bench/README.md).  A host that has been up a
+# while has its memory backed; a benchmark should see that host, and both
+# systems of compare.sh alike.  Touches MemAvailable less 2 GiB, in 1 GiB
+# pieces, all held at once, then frees them; remembered per boot in
+# /dev/shm.  B2BUA_BENCH_WARM=0 skips it.
+bench_warm_memory() {
+	local boot mark
+	[ "${B2BUA_BENCH_WARM:-1}" = 0 ] && return 0
+	boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null) || return 0
+	mark=/dev/shm/b2bua-bench-warm.$boot
+	[ -e "$mark" ] && return 0
+	command -v python3 >/dev/null 2>&1 || return 0
+	echo "warming the machine's free memory (once per boot; B2BUA_BENCH_WARM=0 skips it)" >&2
+	timeout 300 python3 - <<'PY' >&2 || return 0
+import mmap, time
+avail = 0
+with open("/proc/meminfo") as f:
+    for line in f:
+        if line.startswith("MemAvailable:"):
+            avail = int(line.split()[1]) * 1024
+gib = max(0, avail // (1 << 30) - 2)
+t0, held = time.monotonic(), []
+for _ in range(gib):
+    m = mmap.mmap(-1, 1 << 30)
+    for off in range(0, 1 << 30, 4096):
+        m[off] = 1
+    held.append(m)
+print("warmed %d GiB in %.1f s" % (gib, time.monotonic() - t0))
+PY
+	: >"$mark"
 }
 
 bench_udp_bound() {  # ADDR:PORT: some process has a UDP socket bound there

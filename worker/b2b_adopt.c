@@ -836,10 +836,13 @@ static void b2b_adopt_on_2xx(b2b_t *b2b, sip_t const *sip)
 	    sip->sip_cseq->cs_seq != br->cseq || rtag == NULL || sip->sip_to->a_tag == NULL ||
 	    strcmp(rtag, sip->sip_to->a_tag) != 0)
 		return;
-	if (br->acked)
+	if (br->acked) {
+		log_info("call %s: its callee repeats its 2xx: our ACK was lost, sent again",
+			 call->id);
 		b2b_ack_leg(call, br->leg, br->cseq, 1);
-	else if (call->a_unacked)
+	} else if (call->a_unacked) {
 		b2b_adopt_answer_again(b2b, call, sip);
+	}
 	/* else answered again already: NTA repeats our 2xx until the ACK */
 }
 

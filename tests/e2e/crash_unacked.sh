@@ -22,6 +22,13 @@
 #     whose billed time covers the 10 s of talk.
 # Without the successor's second answer the callers time out without a 200
 # and the calls stay ANSWERED, billed until max_call_duration.
+#
+# Then the same with the callers' ACKs through and the ACKs to the callees
+# dropped: the calls are confirmed when their owners die, the callees
+# repeat their 2xx to the successors, and each must get its ACK again
+# (every 2xx is ACKed, RFC 3261 13.2.2.4); before, NTA aborted the
+# successor on an ACK without its INVITE transaction, or the 2xx went
+# unanswered.
 
 if [ -z "${B2BUA_E2E_NETNS:-}" ]; then
 	if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null 2>&1 ||
@@ -93,4 +100,41 @@ assert_eq "$N" "$(jq --argjson k "$KILL_MS" '[.[] | select((.answer_ms | tonumbe
 	"CDRs answered after the kill (billed from the second answer)"
 assert_eq "$N" "$(jq '[.[] | select((.billable_ms | tonumber) >= 10000)] | length' "$CDR_JSON")" \
 	"CDRs billing the 10 s of talk"
+
+# ------------------------------------------------------------ the callee's ACK lost
+# Now the callers ACK, and the ACK to each callee is dropped: the calls are
+# confirmed in the table (their records gone) when their owners are killed,
+# and the callees repeat their 2xx to the successors, which must ACK it.
+log "second part: the ACKs to the callees are lost"
+nft -f - <<EOF || fail "cannot add the nftables rule"
+table inet $NFT_TABLE {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		udp dport $UAS_PORT @th,64,32 0x41434b20 counter drop
+	}
+}
+EOF
+uas_start uas2 uas_basic -m $N
+uac_start uac2 uac_long -m $N -r 20
+wait_for 10 _lost || fail "the ACKs to the callees were not dropped: $(dropped)"
+assert_eq "$N" "$(cli_json calls 'length')" "calls in the table before the kill"
+waits=$(grep -c "answered calls taken over wait for their callee's 2xx" "$T/b2bua.log")
+kill_owners 5 "took over [0-9]+ answered calls"
+assert_eq "$waits" "$(grep -c "answered calls taken over wait for their callee's 2xx" "$T/b2bua.log")" \
+	"takeovers that wait for a 2xx (every caller had ACKed)"
+nft delete table inet "$NFT_TABLE" || fail "cannot remove the nftables rule"
+sipp_wait uac2 || fail "uac2 exited $?"
+uas_wait uas2
+assert_sipp_ok uac2 $N
+assert_sipp_ok uas2 $N
+assert_eq "$N" "$(msg_list "$T/uas2.msg" | awk '$1 == "recv" && $2 == "ACK" { print $4 }' | sort -u | wc -l)" \
+	"callees that got an ACK (from the successors)"
+assert_ge "$N" "$(grep -c "its callee repeats its 2xx: our ACK was lost, sent again" "$T/b2bua.log")" \
+	"2xx ACKed again by the successors"
+assert_eq "$N" "$(msg_count "$T/uas2.msg" recv BYE)" "every callee got its BYE"
+wait_for 5 calls_empty || fail "calls left in the table: $(cli show calls)"
+assert_no_grep "killed by signal [^9]" "$T/b2bua.log" "workers that died other than by the test's SIGKILL"
+wait_cdrs $((2 * N))
+assert_eq "$((2 * N))" "$(jq '[.[] | select(.disposition == "ANSWERED" and .hangup_by == "caller" and (.billable_ms | tonumber) >= 10000)] | length' "$CDR_JSON")" \
+	"CDRs ANSWERED, hung up by the caller, billing the 10 s of talk"
 log "ok: crash_unacked"

@@ -51,16 +51,23 @@ b2b_start
 N=4
 # The port uac_start gives the next sipp UAC.
 UAC_PORT=$((_UAC_PORT_NEXT + 1))
-# "SIP/2.0 200 " at the start of the UDP payload (transport header + 8 bytes).
-nft -f - <<EOF || fail "cannot add the nftables rule"
+# drop PORT BITS HEX: drop (and count) every datagram to PORT whose payload
+# starts with HEX, BITS long (the payload starts 64 bits into the transport
+# header); dropped prints the count, undrop removes the rule.
+drop() {
+	nft -f - <<EOF || fail "cannot add the nftables rule"
 table inet $NFT_TABLE {
 	chain out {
 		type filter hook output priority 0; policy accept;
-		udp dport $UAC_PORT @th,64,96 0x5349502f322e302032303020 counter drop
+		udp dport $1 @th,64,$2 $3 counter drop
 	}
 }
 EOF
+}
 dropped() { nft list table inet "$NFT_TABLE" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }
+undrop() { nft delete table inet "$NFT_TABLE" || fail "cannot remove the nftables rule"; }
+
+drop "$UAC_PORT" 96 0x5349502f322e302032303020   # "SIP/2.0 200 "
 
 uas_start uas uas_basic -m $N
 uac_start uac uac_long -m $N -r 20
@@ -74,7 +81,7 @@ kill_owners 5 "took over [0-9]+ answered calls"
 waiting=$(grep -E "answered calls taken over wait for their callee's 2xx" "$T/b2bua.log" |
 	sed -E 's/.* ([0-9]+) answered calls taken over.*/\1/' | awk '{ n += $1 } END { print n + 0 }')
 assert_eq "$N" "$waiting" "answered calls taken over waiting for the callee's 2xx"
-nft delete table inet "$NFT_TABLE" || fail "cannot remove the nftables rule"
+undrop
 
 _answered_again() {
 	[ "$(grep -c "its caller is answered again" "$T/b2bua.log")" -ge "$N" ]
@@ -106,14 +113,7 @@ assert_eq "$N" "$(jq '[.[] | select((.billable_ms | tonumber) >= 10000)] | lengt
 # confirmed in the table (their records gone) when their owners are killed,
 # and the callees repeat their 2xx to the successors, which must ACK it.
 log "second part: the ACKs to the callees are lost"
-nft -f - <<EOF || fail "cannot add the nftables rule"
-table inet $NFT_TABLE {
-	chain out {
-		type filter hook output priority 0; policy accept;
-		udp dport $UAS_PORT @th,64,32 0x41434b20 counter drop
-	}
-}
-EOF
+drop "$UAS_PORT" 32 0x41434b20   # "ACK "
 uas_start uas2 uas_basic -m $N
 uac_start uac2 uac_long -m $N -r 20
 wait_for 10 _lost || fail "the ACKs to the callees were not dropped: $(dropped)"
@@ -122,7 +122,7 @@ waits=$(grep -c "answered calls taken over wait for their callee's 2xx" "$T/b2bu
 kill_owners 5 "took over [0-9]+ answered calls"
 assert_eq "$waits" "$(grep -c "answered calls taken over wait for their callee's 2xx" "$T/b2bua.log")" \
 	"takeovers that wait for a 2xx (every caller had ACKed)"
-nft delete table inet "$NFT_TABLE" || fail "cannot remove the nftables rule"
+undrop
 sipp_wait uac2 || fail "uac2 exited $?"
 uas_wait uas2
 assert_sipp_ok uac2 $N

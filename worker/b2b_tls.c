@@ -31,6 +31,13 @@
  *    b2bua_tls_handshake_failures_total) and logged, rate-limited, with the
  *    peer's address.  Sofia then closes the connection as before.
  *
+ *  - Closed connections.  Sofia's tls_free() never calls SSL_free(): every
+ *    TLS connection leaked its SSL object and its buffers when it closed
+ *    (LeakSanitizer on tests/e2e/tls_*.sh; Sofia-SIP upstream fixed it in
+ *    2013, after Debian's 2011 snapshot).  SSL_shutdown() is defined here
+ *    and frees the SSL (b2b_tls_release): tls_free() is Sofia's only
+ *    caller of it.
+ *
  * OpenSSL's functions are found with dlsym(RTLD_NEXT), and the few types
  * and numbers used are OpenSSL 3's stable ABI, written out below, so that
  * b2bua builds without OpenSSL's headers (Sofia's package does not pull
@@ -188,6 +195,58 @@ int SSL_connect(SSL *ssl)
 	if (real == NULL)
 		return -1;
 	return b2b_tls_step(ssl, real(ssl), "connect");
+}
+
+typedef struct bio_st BIO;
+
+/*
+ * The SSL of a connection Sofia is freeing.  tls_free() calls
+ * SSL_shutdown(), then releases one reference of the connection's context
+ * (SSL_CTX_free: a secondary has its primary's type, so it does) and the
+ * socket BIO it gave the SSL (BIO_free), and forgets the SSL.  SSL_free()
+ * releases those two references too, so each gets one more first: each is
+ * then released as often as it was taken (the context's by SSL_new, the
+ * BIO's when Sofia made it), and the SSL with its buffers is freed.  A
+ * context reference taken for nothing would only keep the context, which
+ * lives as long as the process anyway.
+ */
+static void b2b_tls_release(SSL *ssl)
+{
+	static SSL_CTX *(*get_ctx)(const SSL *);
+	static BIO *(*get_bio)(const SSL *);
+	static int (*ctx_up_ref)(SSL_CTX *);
+	static int (*bio_up_ref)(BIO *);
+	static void (*ssl_free)(SSL *);
+	SSL_CTX *ctx;
+	BIO *bio;
+
+	if (ssl_free == NULL) {
+		get_ctx = (SSL_CTX *(*)(const SSL *))b2b_tls_real("SSL_get_SSL_CTX");
+		get_bio = (BIO *(*)(const SSL *))b2b_tls_real("SSL_get_rbio");
+		ctx_up_ref = (int (*)(SSL_CTX *))b2b_tls_real("SSL_CTX_up_ref");
+		bio_up_ref = (int (*)(BIO *))b2b_tls_real("BIO_up_ref");
+		ssl_free = (void (*)(SSL *))b2b_tls_real("SSL_free");
+	}
+	if (ssl == NULL || get_ctx == NULL || get_bio == NULL || ctx_up_ref == NULL ||
+	    bio_up_ref == NULL || ssl_free == NULL)
+		return;   /* leaked, as before */
+	ctx = get_ctx(ssl);
+	bio = get_bio(ssl);
+	if ((ctx && ctx_up_ref(ctx) != 1) || (bio && bio_up_ref(bio) != 1))
+		return;
+	ssl_free(ssl);
+}
+
+int SSL_shutdown(SSL *ssl)
+{
+	static int (*real)(SSL *);
+	int ret;
+
+	if (real == NULL)
+		real = (int (*)(SSL *))b2b_tls_real("SSL_shutdown");
+	ret = real ? real(ssl) : -1;
+	b2b_tls_release(ssl);
+	return ret;
 }
 
 /* ------------------------------------------------------------ the directory */

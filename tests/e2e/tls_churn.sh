@@ -1,0 +1,65 @@
+#!/bin/bash
+#
+# tls_churn — a TLS connection that closes gives its memory back.
+#
+# Sofia-SIP 1.12.11, Debian 12's, never frees the OpenSSL object of a TLS
+# connection it closes: tls_free() calls SSL_shutdown() and no SSL_free().
+# b2b_tls.c defines SSL_shutdown() to free it (b2b_tls_release).
+# LeakSanitizer measured the leak before the fix at about 66 KB per
+# connection: the SSL, its buffers and its handshake state.
+#
+# One worker, on its TLS port:
+#   - it first accepts 200 connections, to warm up the allocator's and
+#     OpenSSL's caches;
+#   - then 800 more, each with a full handshake, closed by the client.
+# Once the worker holds no connection, its resident memory must have grown
+# by less than 4 MiB over the 800 connections. With the leak it grew by
+# 18.1 MB (measured with b2b_tls_release disabled); without it, by 0.
+# The handshakes must also have completed (Python's ssl client counts them),
+# and the worker must still answer.
+
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/tls_lib.sh"
+
+command -v python3 >/dev/null || skip "python3 not found (Debian package python3)"
+command -v openssl >/dev/null || skip "openssl not found (Debian package openssl)"
+
+CFG_WORKERS=1
+tls_pki
+redis_start
+CFG_EXTRA="$(tls_config false)"
+b2b_start
+
+PID=$(cli_json workers '.[0].pid')
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$PID/status"; }
+open_is() { [ "$(cli_json workers '.[0].connections_open')" = "$1" ]; }
+
+# churn N: N TLS connections to the worker's own TLS port, one after the
+# other, each handshaken and closed; prints how many handshakes completed.
+churn() {
+	timeout 120 python3 - "$ADDR" "$TLS_WORKER_PORT_BASE" "$1" <<'PY'
+import socket, ssl, sys
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+done = 0
+for _ in range(n):
+    with socket.create_connection((addr, port), timeout=5) as raw:
+        with ctx.wrap_socket(raw) as s:
+            done += 1
+print(done)
+PY
+}
+
+assert_eq 200 "$(churn 200)" "warm-up handshakes"
+wait_for 10 open_is 0 || fail "connections still open after the warm-up: $(cli show workers)"
+before=$(rss_kb)
+assert_eq 800 "$(churn 800)" "handshakes"
+wait_for 10 open_is 0 || fail "connections still open after the churn: $(cli show workers)"
+after=$(rss_kb)
+log "worker RSS: $before kB before the 800 connections, $after kB after"
+assert_ge 0 "$((4096 - (after - before)))" "KiB left of the 4 MiB allowed for 800 closed connections"
+tls_options after "$TLS_WORKER_PORT_BASE" || fail "the worker does not answer over TLS any more"
+udp_options_ok || fail "UDP OPTIONS unanswered after the churn"
+log "ok: tls_churn"

@@ -16,7 +16,8 @@
 # by less than 4 MiB over the 800 connections. With the leak it grew by
 # 18.1 MB (measured with b2b_tls_release disabled); without it, by 0.
 # The handshakes must also have completed (Python's ssl client counts them),
-# and the worker must still answer.
+# and the worker must still answer.  In a sanitizer build LeakSanitizer
+# checks instead, at the daemon's exit (ASan's quarantine keeps RSS up).
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/tls_lib.sh"
@@ -59,7 +60,14 @@ assert_eq 800 "$(churn 800)" "handshakes"
 wait_for 10 open_is 0 || fail "connections still open after the churn: $(cli show workers)"
 after=$(rss_kb)
 log "worker RSS: $before kB before the 800 connections, $after kB after"
-assert_ge 0 "$((4096 - (after - before)))" "KiB left of the 4 MiB allowed for 800 closed connections"
+if ldd "$B2BUA" 2>/dev/null | grep -q libasan; then
+	# ASan holds freed memory in its quarantine, so RSS proves nothing
+	# there; LeakSanitizer, at the daemon's exit, reports any SSL leaked.
+	log "a sanitizer build: the leak is LeakSanitizer's to find, not RSS's"
+else
+	assert_ge 0 "$((4096 - (after - before)))" \
+		"KiB left of the 4 MiB allowed for 800 closed connections"
+fi
 tls_options after "$TLS_WORKER_PORT_BASE" || fail "the worker does not answer over TLS any more"
 udp_options_ok || fail "UDP OPTIONS unanswered after the churn"
 log "ok: tls_churn"

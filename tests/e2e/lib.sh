@@ -401,6 +401,32 @@ worker_counter() {
 # calls_empty: the call table lists no call (use: wait_for 5 calls_empty).
 calls_empty() { [ "$(cli_json calls 'length')" = 0 ]; }
 
+# udp_options_ok [PORT]: an OPTIONS over UDP to $ADDR:PORT (default the
+# public port) gets its 200 within 2 s: the worker's loop is not stalled.
+# Sent to a worker's own port, its 200 also says that the worker has
+# handled every datagram that port received before it.
+udp_options_ok() {
+	python3 - "$ADDR" "${1:-$SIP_PORT}" <<'PY'
+import random, socket, sys
+addr, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((addr, 0))
+s.settimeout(2)
+me = s.getsockname()[1]
+tag = random.randrange(1 << 30)
+msg = (f"OPTIONS sip:{addr}:{port} SIP/2.0\r\n"
+       f"Via: SIP/2.0/UDP {addr}:{me};branch=z9hG4bK-udp-{tag}\r\n"
+       f"Max-Forwards: 70\r\nFrom: <sip:probe@{addr}>;tag={tag}\r\nTo: <sip:{addr}>\r\n"
+       f"Call-ID: udp-{tag}@{addr}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+s.sendto(msg.encode(), (addr, port))
+try:
+    data = s.recv(65535)
+except socket.timeout:
+    sys.exit(1)
+sys.exit(0 if data.startswith(b"SIP/2.0 200") else 1)
+PY
+}
+
 # ------------------------------------------------------------ sipp
 
 # _sipp_common NAME: the options every sipp run gets.  Each run NAME leaves

@@ -753,20 +753,6 @@ static int b2b_adopt_unconfirmed(b2b_t *b2b, struct b2b_call *call, uint32_t slo
 	return 1;
 }
 
-/* A call taken over answered that cannot be answered again: released on
- * both legs, as when a caller never ACKs (b2b_on_a_irq). */
-static void b2b_adopt_release(struct b2b_call *call, const char *why)
-{
-	struct b2b_branch *br = b2b_winner(call);
-
-	log_warn("call %s: %s: releasing it", call->id, why);
-	call->hangup_by = CDR_PARTY_SYSTEM;
-	b2b_ack_branch(br);
-	b2b_bye_and_forget(br->leg);
-	b2b_bye_and_forget(call->a_leg);
-	b2b_call_end(call);
-}
-
 /*
  * The callee's 2xx `resp` again, for a call waiting in b2b_adopt_unconfirmed:
  * the caller's INVITE becomes a server transaction again (from the record,
@@ -790,7 +776,7 @@ static void b2b_adopt_answer_again(b2b_t *b2b, struct b2b_call *call, sip_t cons
 	call->a_unacked = NULL;   /* nta_incoming_create takes the message */
 	if (shm_call_read(b2b->shm, call->slot, &rec) < 0) {
 		msg_destroy(inv);
-		b2b_adopt_release(call, "its slot cannot be read to answer its caller again");
+		b2b_release_unacked(call, "its slot cannot be read to answer its caller again");
 		return;
 	}
 	tp = b2b_adopt_tport(b2b, b2b->addr[b2b_addr_for_host(b2b, v->v_received ? v->v_received
@@ -798,7 +784,7 @@ static void b2b_adopt_answer_again(b2b_t *b2b, struct b2b_call *call, sip_t cons
 	irq = nta_incoming_create(b2b->agent, NULL, inv, sip_object(inv),
 				  TAG_IF(tp, NTATAG_TPORT(tp)), TAG_END());
 	if (irq == NULL) {
-		b2b_adopt_release(call, "cannot answer its caller again");
+		b2b_release_unacked(call, "cannot answer its caller again");
 		return;
 	}
 	nta_incoming_bind(irq, b2b_on_a_irq, (nta_incoming_magic_t *)call);

@@ -164,6 +164,7 @@ sip_contact_t const *b2b_leg_contact(struct b2b_call *call, enum b2b_leg which)
 void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq, int orphan)
 {
 	char branch[sizeof call->id + 16];
+	const char *ack_branch = NULL;   /* NULL: NTA's, from the INVITE */
 	sip_cseq_t cs[1];
 	nta_outgoing_t *ack;
 
@@ -171,11 +172,14 @@ void b2b_ack_leg(struct b2b_call *call, nta_leg_t *leg, uint32_t cseq, int orpha
 	cs->cs_seq = cseq;
 	cs->cs_method = sip_method_ack;
 	cs->cs_method_name = "ACK";
-	snprintf(branch, sizeof branch, "z9hG4bK.ack.%s", call->id);
+	if (orphan) {
+		snprintf(branch, sizeof branch, "z9hG4bK.ack.%s", call->id);
+		ack_branch = branch;
+	}
 	ack = leg ? nta_outgoing_tcreate(leg, NULL, NULL, b2b_leg_route(leg),
 					 SIP_METHOD_ACK, NULL,
 					 SIPTAG_CSEQ(cs), TPTAG_IDENT(b2b_leg_ident(leg)),
-					 TAG_IF(orphan, NTATAG_ACK_BRANCH(branch)), TAG_END())
+					 TAG_IF(ack_branch, NTATAG_ACK_BRANCH(ack_branch)), TAG_END())
 		  : NULL;
 	if (ack == NULL)
 		log_warn("call %s: cannot send ACK", call->id);

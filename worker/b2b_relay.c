@@ -381,6 +381,26 @@ static void b2b_a_leg_follow(struct b2b_call *call, msg_t *msg)
 			       ? a->ident_own : a->ident_public;
 }
 
+/*
+ * An answered call whose caller has not ACKed our 2xx, and never will
+ * (`why`): it cannot be trusted, so both legs are released, the callee's
+ * 2xx ACKed first, and the call ends, by the system.  Timer H here, or a
+ * successor that cannot answer the caller again (b2b_adopt.c).
+ */
+void b2b_release_unacked(struct b2b_call *call, const char *why)
+{
+	struct b2b_branch *br = b2b_winner(call);
+
+	log_warn("call %s: %s: releasing it", call->id, why);
+	call->hangup_by = CDR_PARTY_SYSTEM;
+	if (br) {
+		b2b_ack_branch(br);
+		b2b_bye_and_forget(br->leg);
+	}
+	b2b_bye_and_forget(call->a_leg);
+	b2b_call_end(call);
+}
+
 /* NTA calls this for the ACK and the CANCEL of the caller's INVITE. */
 int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
 {
@@ -390,19 +410,9 @@ int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *
 		/* NTA gave up retransmitting our 2xx (Timer H): the caller never
 		 * ACKed it.  The call cannot be trusted: release both legs. */
 		if (call->state == B2B_ANSWERED) {
-			struct b2b_branch *br = b2b_winner(call);
-
-			log_warn("call %s: no ACK from the caller for our 2xx: releasing it",
-				 call->id);
-			call->hangup_by = CDR_PARTY_SYSTEM;
 			call->a_irq = NULL;   /* NTA destroys it */
 			nta_incoming_destroy(irq);
-			if (br) {
-				b2b_ack_branch(br);
-				b2b_bye_and_forget(br->leg);
-			}
-			b2b_bye_and_forget(call->a_leg);
-			b2b_call_end(call);
+			b2b_release_unacked(call, "no ACK from the caller for our 2xx");
 		}
 		return 0;
 	}

@@ -15,7 +15,9 @@
 #   (CALLS_OK, CALLS_FAILED, ...)  set by the sipp helpers at the end;
 #   BENCH_TRANSPORT (udp by default; bench_transport sets it) the SIP
 #   transport of both legs of the call benches, which bench_call_config
-#   and the sipp helpers follow.
+#   and the sipp helpers follow;
+#   BENCH_SUT_CPUS, BENCH_GEN_WRAP  the CPU pinning of B2BUA_BENCH_PIN
+#   (bench_begin, bench_pin_sut), empty when it is not set.
 # The sipp helpers are the one implementation of a measured call run
 # (run.sh and compare.sh): a callee on ADDR:5080, a caller on ADDR:5090,
 # each run in a directory of its own, and the figures read from there.
@@ -37,6 +39,8 @@ CLK_TCK=$(getconf CLK_TCK)
 BENCH_TRANSPORT=udp
 BENCH_SIPP_TP=()        # sipp's transport options for BENCH_TRANSPORT
 BENCH_CONF_TP=          # b2bua config lines for BENCH_TRANSPORT
+BENCH_SUT_CPUS=         # B2BUA_BENCH_PIN: the system under test's CPUs
+BENCH_GEN_WRAP=()       # B2BUA_BENCH_PIN: taskset for the sipp processes
 
 bench_uint() {  # VALUE MIN MAX: VALUE is a decimal integer in [MIN, MAX]
 	case $1 in '' | *[!0-9]*) return 1 ;; esac
@@ -90,7 +94,44 @@ bench_begin() {  # NAME: the temp dir $T (NAME.XXXXXX) and the cleanup traps
 	CHILD_PIDS=()
 	trap bench_cleanup EXIT
 	trap 'exit 1' INT TERM HUP
+	bench_pin_parse
 	bench_warm_memory
+}
+
+# B2BUA_BENCH_PIN=SUT:GEN (CPU lists as taskset takes them, e.g. "1:0"):
+# the system under test (b2bua, its redis-server; Kamailio in compare.sh)
+# runs on the CPUs SUT, the sipp load generators on GEN.  Unset, everything
+# shares every CPU, as before.  Pinned, sipp no longer takes CPU time from
+# the system it measures (on the 2-core machine, the two sipp processes
+# need 0.94 of a core at 6 000 calls/s: bench/README.md), so a system's
+# highest clean rate is its own, bounded by its CPUs, not by what sipp
+# leaves it; both systems of compare.sh get the same CPUs.
+bench_pin_parse() {
+	local pin=${B2BUA_BENCH_PIN:-}
+	[ -n "$pin" ] || return 0
+	if [[ ! "$pin" =~ ^([0-9,-]+):([0-9,-]+)$ ]]; then
+		echo "B2BUA_BENCH_PIN=$pin: want SUT:GEN, two CPU lists, e.g. 1:0" >&2
+		exit 2
+	fi
+	command -v taskset >/dev/null 2>&1 || { echo "taskset not found (util-linux)" >&2; exit 1; }
+	BENCH_SUT_CPUS=${BASH_REMATCH[1]}
+	BENCH_GEN_WRAP=(taskset -c "${BASH_REMATCH[2]}")
+	if ! taskset -c "$BENCH_SUT_CPUS" true 2>/dev/null || ! taskset -c "${BASH_REMATCH[2]}" true 2>/dev/null; then
+		echo "B2BUA_BENCH_PIN=$pin: no such CPU here ($(nproc) online)" >&2
+		exit 2
+	fi
+	echo "pinned: system under test on CPU $BENCH_SUT_CPUS, sipp on CPU ${BASH_REMATCH[2]}" >&2
+}
+
+# bench_pin_sut PID...: these processes, all their threads, and the
+# children they fork later, on BENCH_SUT_CPUS (nothing when not pinned).
+bench_pin_sut() {
+	local p
+	[ -n "$BENCH_SUT_CPUS" ] || return 0
+	for p in "$@"; do
+		taskset -a -p -c "$BENCH_SUT_CPUS" "$p" >/dev/null ||
+			{ echo "taskset: cannot pin $p" >&2; exit 1; }
+	done
 }
 
 # bench_warm_memory: touch the machine's free memory once per boot, so
@@ -197,6 +238,7 @@ bench_redis_start() {
 		--appendonly no --daemonize no --dir "$T" >"$T/redis.log" 2>&1 &
 	REDIS_PID=$!
 	PIDS+=("$REDIS_PID")
+	bench_pin_sut "$REDIS_PID"
 	deadline=$((SECONDS + 5))
 	until [ "$(bench_rcli ping 2>/dev/null)" = PONG ]; do
 		bench_alive "$REDIS_PID" ||
@@ -262,6 +304,7 @@ bench_b2bua_start() {
 	mapfile -t WORKER_PIDS < <(pgrep -P "$B2B_PID" '^b2bua-w[0-9]+$')
 	[ "${#WORKER_PIDS[@]}" -eq "$workers" ] ||
 		{ echo "expected $workers workers, found ${#WORKER_PIDS[@]}" >&2; exit 1; }
+	bench_pin_sut "$B2B_PID" "${CHILD_PIDS[@]}"
 }
 
 bench_stat_sum() {  # EXPR PID...: EXPR (awk, over the fields of /proc/PID/stat
@@ -316,7 +359,7 @@ bench_forget() {  # PID: drop a process we waited for from PIDS (its PID may be 
 bench_sipp_uas() {
 	local dir=$1 addr=$2 sf=$3 calls=$4 limit=$5 deadline
 	mkdir -p "$dir"
-	(cd "$dir" && exec timeout $((limit + 15)) sipp -sf "$sf" -i "$addr" -p 5080 \
+	(cd "$dir" && exec timeout $((limit + 15)) "${BENCH_GEN_WRAP[@]}" sipp -sf "$sf" -i "$addr" -p 5080 \
 		-m "$calls" -nostdin -buff_size "$BUF" -ci "$addr" -timeout "${limit}s" \
 		"${BENCH_SIPP_TP[@]}" \
 		-timeout_error -trace_stat -stf "$dir/uas.csv" -fd 5) >"$dir/uas.out" 2>&1 &
@@ -339,7 +382,7 @@ bench_sipp_uac_start() {
 	shift 8
 	mkdir -p "$dir"
 	UAC_T0=$(date +%s%N)
-	(cd "$dir" && exec timeout $((limit + 15)) sipp -sf "$sf" -i "$addr" -p 5090 \
+	(cd "$dir" && exec timeout $((limit + 15)) "${BENCH_GEN_WRAP[@]}" sipp -sf "$sf" -i "$addr" -p 5090 \
 		-s 1000 -m "$calls" -r "$rate" -d "$talk" -l $((rate * 4 + 100)) \
 		-nostdin -buff_size "$BUF" -ci "$addr" -timeout "${limit}s" -timeout_error \
 		"${BENCH_SIPP_TP[@]}" "$@" -trace_stat -stf "$dir/uac.csv" -fd 5 -trace_shortmsg \

@@ -3,7 +3,7 @@
  * own TLS (tport_tls, OpenSSL 3 in Debian's build), set up from the tls_*
  * keys.  See docs/architecture.md, "Connections: TCP and TLS", "TLS".
  *
- * Design note.  Three things Sofia 1.12.11 does not do the way b2bua needs,
+ * Design note.  What Sofia 1.12.11 does not do the way b2bua needs,
  * and how each is bridged without touching TLS itself:
  *
  *  - Files.  TPTAG_CERTIFICATE names a directory holding agent.pem (key
@@ -37,6 +37,11 @@
  *    2013, after Debian's 2011 snapshot).  SSL_shutdown() is defined here
  *    and frees the SSL (b2b_tls_release): tls_free() is Sofia's only
  *    caller of it.
+ *
+ *  - The peer's names.  Sofia's check of a peer certificate never frees
+ *    the subjectAltName it decodes; X509V3_EXT_get(), X509V3_EXT_d2i() and
+ *    SSL_get_verify_result() are defined here to free it (see "the peer's
+ *    names" below).
  *
  * OpenSSL's functions are found with dlsym(RTLD_NEXT), and the few types
  * and numbers used are OpenSSL 3's stable ABI, written out below, so that
@@ -249,6 +254,137 @@ int SSL_shutdown(SSL *ssl)
 	return ret;
 }
 
+/* ------------------------------------------------------------ the peer's names */
+
+/*
+ * Sofia's post-handshake check (tls_connect, Debian's 1.12.11) reads the
+ * peer certificate's subjectAltName for each connection whose peer sent a
+ * certificate: method = X509V3_EXT_get(ext), names = X509V3_EXT_d2i(ext),
+ * values = method->i2v(method, names, NULL), copies the "DNS" and
+ * "IP Address" values into its own list, and frees neither `names` nor
+ * `values`: about 312 bytes per connection (LeakSanitizer on
+ * tests/e2e/tls_verify.sh, 936 bytes for 3 connections).  On a TLS edge
+ * where phones reconnect all day that grows without bound.
+ *
+ * The two are freed here, once Sofia is done with them.  X509V3_EXT_get()
+ * and X509V3_EXT_d2i() are defined in the executable like the functions
+ * above; called from Sofia (the return address is in its library), the
+ * first hands Sofia a copy of OpenSSL's method whose i2v is ours, which
+ * calls OpenSSL's and keeps the list it returns, and the second keeps the
+ * names it returns.  Both are freed at Sofia's next step: its next
+ * X509V3_EXT_get() (a certificate with a second subjectAltName, which RFC
+ * 5280 forbids) or its SSL_get_verify_result(), which it calls after the
+ * loop over the values; b2b_tls_destroy() frees what a last handshake
+ * left.  Calls from anywhere else (libcrypto calls X509V3_EXT_get itself,
+ * through its PLT) get OpenSSL's answer, untouched and unkept.
+ */
+
+/* OpenSSL 3's X509V3_EXT_METHOD (openssl/x509v3.h, struct v3_ext_method):
+ * two ints and twelve pointers; Sofia calls i2v, at offset 0x40. */
+struct b2b_tls_ext_method {
+	int ext_nid, ext_flags;
+	void *it, *ext_new, *ext_free, *d2i, *i2d, *i2s, *s2i;
+	void *(*i2v)(const struct b2b_tls_ext_method *, void *ext, void *list);
+	void *v2i, *i2r, *r2i, *usr_data;
+};
+_Static_assert(sizeof(struct b2b_tls_ext_method) == 104, "OpenSSL 3's v3_ext_method");
+
+static struct b2b_tls_ext_method b2b_tls_method;        /* the copy Sofia gets */
+static const struct b2b_tls_ext_method *b2b_tls_method_of;  /* ...of this one */
+static void *b2b_tls_names;    /* X509V3_EXT_d2i's GENERAL_NAMES, Sofia's */
+static void *b2b_tls_values;   /* i2v's STACK_OF(CONF_VALUE), Sofia's */
+
+/* The code at `ret` (a return address) is Sofia-SIP's. */
+static int b2b_tls_from_sofia(const void *ret)
+{
+	static const void *sofia;   /* the base address of libsofia-sip-ua */
+	Dl_info info;
+
+	if (sofia == NULL) {
+		void *fn = dlsym(RTLD_DEFAULT, "tport_tcreate");
+
+		if (fn == NULL || dladdr(fn, &info) == 0)
+			return 0;
+		sofia = info.dli_fbase;
+	}
+	return dladdr(ret, &info) != 0 && info.dli_fbase == sofia;
+}
+
+/* Free what Sofia's last post-handshake check left. */
+static void b2b_tls_names_free(void)
+{
+	static void (*names_free)(void *);
+	static void (*pop_free)(void *, void (*)(void *));
+	static void (*conf_free)(void *);
+
+	if (names_free == NULL) {
+		names_free = (void (*)(void *))b2b_tls_real("GENERAL_NAMES_free");
+		pop_free = (void (*)(void *, void (*)(void *)))b2b_tls_real("OPENSSL_sk_pop_free");
+		conf_free = (void (*)(void *))b2b_tls_real("X509V3_conf_free");
+	}
+	if (b2b_tls_names != NULL && names_free != NULL)
+		names_free(b2b_tls_names);
+	if (b2b_tls_values != NULL && pop_free != NULL && conf_free != NULL)
+		pop_free(b2b_tls_values, conf_free);
+	b2b_tls_names = NULL;
+	b2b_tls_values = NULL;
+}
+
+/* The copy's i2v: OpenSSL's, with the list it makes kept for freeing. */
+static void *b2b_tls_i2v(const struct b2b_tls_ext_method *m, void *ext, void *list)
+{
+	void *values;
+
+	(void)m;
+	values = b2b_tls_method_of->i2v(b2b_tls_method_of, ext, list);
+	if (list == NULL && b2b_tls_values == NULL)   /* a new list, nothing kept */
+		b2b_tls_values = values;
+	return values;
+}
+
+const void *X509V3_EXT_get(void *ext)
+{
+	static const struct b2b_tls_ext_method *(*real)(void *);
+	const struct b2b_tls_ext_method *m;
+
+	if (real == NULL)
+		real = (const struct b2b_tls_ext_method *(*)(void *))b2b_tls_real("X509V3_EXT_get");
+	m = real ? real(ext) : NULL;
+	if (m == NULL || m->i2v == NULL || !b2b_tls_from_sofia(__builtin_return_address(0)))
+		return m;
+	b2b_tls_names_free();   /* Sofia is done with the previous extension's */
+	if (b2b_tls_method_of != m) {
+		b2b_tls_method = *m;
+		b2b_tls_method.i2v = b2b_tls_i2v;
+		b2b_tls_method_of = m;
+	}
+	return &b2b_tls_method;
+}
+
+void *X509V3_EXT_d2i(void *ext)
+{
+	static void *(*real)(void *);
+	void *names;
+
+	if (real == NULL)
+		real = (void *(*)(void *))b2b_tls_real("X509V3_EXT_d2i");
+	names = real ? real(ext) : NULL;
+	if (b2b_tls_names == NULL && b2b_tls_from_sofia(__builtin_return_address(0)))
+		b2b_tls_names = names;
+	return names;
+}
+
+long SSL_get_verify_result(const SSL *ssl)
+{
+	static long (*real)(const SSL *);
+
+	if (real == NULL)
+		real = (long (*)(const SSL *))b2b_tls_real("SSL_get_verify_result");
+	if (b2b_tls_from_sofia(__builtin_return_address(0)))
+		b2b_tls_names_free();   /* Sofia copied the names it wanted */
+	return real ? real(ssl) : 1;   /* X509_V_ERR_UNSPECIFIED */
+}
+
 /* ------------------------------------------------------------ the directory */
 
 /* Append the file `src` to the open `fd`.  0 or a negative errno. */
@@ -385,6 +521,7 @@ int b2b_tls_create(b2b_t *b2b, const char *listen, const char *adv, struct b2b_a
 
 void b2b_tls_destroy(b2b_t *b2b)
 {
+	b2b_tls_names_free();
 	if (b2b->tls_dir != NULL)
 		b2b_tls_remove(b2b->tls_dir);
 	b2b->tls_dir = NULL;

@@ -20,6 +20,8 @@
 #     this is the figure both transports have);
 #   - b2bua CPU time per call: utime+stime of the master, the management
 #     process and every worker from /proc/PID/stat, after minus before the calls, divided by calls;
+#     and, apart, its redis-server's (the CDRs and call records), which
+#     that figure leaves out;
 #   - how the calls spread over the workers: each worker's CPU time and its
 #     share of the active calls `b2bua-cli show workers --json` reported,
 #     sampled every second during the run.
@@ -108,6 +110,7 @@ bench_sipp_uas "$T/run" "$ADDR" "$SIPP_DIR/uas_basic.xml" "$CALLS" "$RUN_LIMIT" 
 echo "b2bua bench: $RATE calls/s, $CALLS calls of ${DURATION_MS} ms, $WORKERS workers," \
 	"$BENCH_TRANSPORT, $ADDR" >&2
 cpu0=$(bench_cpu_ticks "$B2B_PID" "${CHILD_PIDS[@]}")
+rcpu0=$(bench_cpu_ticks "$REDIS_PID")
 flt0=$(bench_minflt "${WORKER_PIDS[@]}")
 for p in "${WORKER_PIDS[@]}"; do wcpu0+=("$(bench_cpu_ticks "$p")"); done
 # B2BUA_BENCH_UAC_ARGS is split into words on purpose.
@@ -117,6 +120,7 @@ bench_sipp_uac_start "$T/run" "$ADDR" "$SIPP_DIR/uac_basic.xml" "$ADDR:5060" \
 sample_workers
 bench_sipp_uac_wait
 cpu1=$(bench_cpu_ticks "$B2B_PID" "${CHILD_PIDS[@]}")
+rcpu1=$(bench_cpu_ticks "$REDIS_PID")
 flt1=$(bench_minflt "${WORKER_PIDS[@]}")
 for p in "${WORKER_PIDS[@]}"; do wcpu1+=("$(bench_cpu_ticks "$p")"); done
 bench_sipp_uas_wait
@@ -125,6 +129,7 @@ uac_rc=$UAC_RC
 uas_rc=$UAS_RC
 
 cpu_ms=$(((cpu1 - cpu0) * 1000 / CLK_TCK))
+rcpu_ms=$(((rcpu1 - rcpu0) * 1000 / CLK_TCK))
 total_calls=$CALLS_DONE
 rtt=$T/run/rtt.txt
 printf '\n'
@@ -142,6 +147,8 @@ printf '100->200 ms            p50 %s  p90 %s  p99 %s  (%s calls)\n' \
 printf 'b2bua CPU              %s ms total, %s us per call (master, management process, %s workers)\n' \
 	"$cpu_ms" "$(bench_per "$cpu_ms" "$total_calls")" \
 	"$WORKERS"
+printf 'redis CPU              %s ms total, %s us per call (its CDRs and call records; not in the line above)\n' \
+	"$rcpu_ms" "$(bench_per "$rcpu_ms" "$total_calls")"
 printf 'worker page faults     %s in all, %s per call (minor: first touch of memory)\n' \
 	"$((flt1 - flt0))" "$(awk -v f="$((flt1 - flt0))" -v n="$total_calls" 'BEGIN { printf "%.1f", n ? f / n : 0 }')"
 printf 'wall time              %s ms\n' "$UAC_WALL_MS"

@@ -8,7 +8,8 @@
 # makes them impossible to reproduce.  This test runs both at a rate a
 # loaded CI machine carries (100 calls/s, a few seconds), each as a child
 # with its temp dirs under $T, and checks their output:
-#   - run.sh: every call succeeded and left its CDR in Redis;
+#   - run.sh: every call succeeded and left its CDR in Redis, and it gives
+#     its redis-server's CPU;
 #   - compare.sh with B2BUA_BENCH_SYSTEMS="harness b2bua" (Kamailio is not
 #     a dependency of the project) and B2BUA_BENCH_PIN=0:0: a clean line
 #     for the harness (sipp to sipp) and for b2bua, with its redis-server's
@@ -42,6 +43,8 @@ grep -Eq '^failed calls +0 \(caller\), 0 \(callee\)$' "$T/run.out" ||
 	fail "run.sh: failed calls: $(grep '^failed calls' "$T/run.out")"
 grep -Eq '^CDRs in redis +200 \(calls 200\)$' "$T/run.out" ||
 	fail "run.sh: CDRs: $(grep '^CDRs in redis' "$T/run.out")"
+grep -Eq '^redis CPU +[0-9]+ ms total, [0-9]+\.[0-9] us per call ' "$T/run.out" ||
+	fail "run.sh: no redis CPU line: $(grep '^redis CPU' "$T/run.out")"
 
 # ---------------------------------------------------------------- compare.sh
 

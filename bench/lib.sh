@@ -107,20 +107,21 @@ bench_begin() {  # NAME: the temp dir $T (NAME.XXXXXX) and the cleanup traps
 # highest clean rate is its own, bounded by its CPUs, not by what sipp
 # leaves it; both systems of compare.sh get the same CPUs.
 bench_pin_parse() {
-	local pin=${B2BUA_BENCH_PIN:-}
+	local pin=${B2BUA_BENCH_PIN:-} sut gen
 	[ -n "$pin" ] || return 0
 	if [[ ! "$pin" =~ ^([0-9,-]+):([0-9,-]+)$ ]]; then
 		echo "B2BUA_BENCH_PIN=$pin: want SUT:GEN, two CPU lists, e.g. 1:0" >&2
 		exit 2
 	fi
+	sut=${BASH_REMATCH[1]} gen=${BASH_REMATCH[2]}
 	command -v taskset >/dev/null 2>&1 || { echo "taskset not found (util-linux)" >&2; exit 1; }
-	BENCH_SUT_CPUS=${BASH_REMATCH[1]}
-	BENCH_GEN_WRAP=(taskset -c "${BASH_REMATCH[2]}")
-	if ! taskset -c "$BENCH_SUT_CPUS" true 2>/dev/null || ! taskset -c "${BASH_REMATCH[2]}" true 2>/dev/null; then
+	if ! taskset -c "$sut" true 2>/dev/null || ! taskset -c "$gen" true 2>/dev/null; then
 		echo "B2BUA_BENCH_PIN=$pin: no such CPU here ($(nproc) online)" >&2
 		exit 2
 	fi
-	echo "pinned: system under test on CPU $BENCH_SUT_CPUS, sipp on CPU ${BASH_REMATCH[2]}" >&2
+	BENCH_SUT_CPUS=$sut
+	BENCH_GEN_WRAP=(taskset -c "$gen")
+	echo "pinned: system under test on CPU $sut, sipp on CPU $gen" >&2
 }
 
 # bench_pin_sut PID...: these processes, all their threads, and the

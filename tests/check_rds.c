@@ -237,11 +237,72 @@ START_TEST(test_set_get)
 		ck_assert_int_eq(get.integer, 3);
 	}
 
+	/* A value larger than any command before it (the encoding buffer
+	 * grows), then a small one again (it is reused): both arrive whole. */
+	{
+		static char big[100000];
+		const char *argv[] = { "SET", PREFIX "k4", big };
+		const size_t lens[] = { 3, strlen(PREFIX "k4"), sizeof big };
+		const char *argv2[] = { "STRLEN", PREFIX "k4" };
+
+		memset(big, 'z', sizeof big);
+		memset(&set, 0, sizeof set);
+		memset(&get, 0, sizeof get);
+		ck_assert_int_eq(rds_commandargv(rds, on_result, &set, 3, argv, lens), 0);
+		ck_assert_int_eq(rds_commandargv(rds, on_result, &get, 2, argv2, NULL), 0);
+		ck_assert(testenv_run_until(result_done, &get, 2000));
+		ck_assert_int_eq(set.type, REDIS_REPLY_STATUS);
+		ck_assert_int_eq(get.type, REDIS_REPLY_INTEGER);
+		ck_assert_int_eq(get.integer, (long long)sizeof big);
+	}
+
 	/* Commands hiredis cannot frame are refused, not sent. */
 	ck_assert_int_eq(rds_command(rds, on_result, &get, ""), -EINVAL);
 	ck_assert_int_eq(rds_command(rds, on_result, &get, "   "), -EINVAL);
 	ck_assert_int_eq(rds_commandargv(rds, on_result, &get, 0, NULL, NULL), -EINVAL);
 	ck_assert(rds_connected(rds));
+}
+END_TEST
+
+/* rds_resp_encode makes exactly hiredis's encoding, and says the size
+ * it needs when the buffer is short, writing nothing past it. */
+START_TEST(test_resp_encode)
+{
+	static const char bin[] = { 'x', '\0', '\r', '\n', 'y' };
+	char big[20000];
+	const char *argv[] = { "EVAL", "", bin, "1234567890", big };
+	size_t lens[] = { 4, 0, sizeof bin, 10, sizeof big };
+	char out[sizeof big + 256];
+	char *want;
+	int want_len;
+
+	memset(big, 'b', sizeof big);
+	for (int argc = 1; argc <= 5; argc++) {
+		want_len = redisFormatCommandArgv(&want, argc, argv, lens);
+		ck_assert_int_gt(want_len, 0);
+		memset(out, '#', sizeof out);
+		ck_assert_uint_eq(rds_resp_encode(out, sizeof out, argc, argv, lens),
+				  (size_t)want_len);
+		ck_assert(memcmp(out, want, (size_t)want_len) == 0);
+		ck_assert_int_eq(out[want_len], '#');
+		/* Too short: the needed size, nothing written past the end. */
+		memset(out, '#', sizeof out);
+		ck_assert_uint_eq(rds_resp_encode(out, (size_t)want_len - 1, argc, argv, lens),
+				  (size_t)want_len);
+		for (int i = want_len - 1; i < (int)sizeof out; i++)
+			ck_assert_int_eq(out[i], '#');
+		redisFreeCommand(want);
+	}
+	/* C strings (lens NULL), and the empty buffer only measures. */
+	{
+		const char *cargv[] = { "SET", "k", "v" };
+
+		want_len = redisFormatCommandArgv(&want, 3, cargv, NULL);
+		ck_assert_uint_eq(rds_resp_encode(NULL, 0, 3, cargv, NULL), (size_t)want_len);
+		ck_assert_uint_eq(rds_resp_encode(out, sizeof out, 3, cargv, NULL), (size_t)want_len);
+		ck_assert(memcmp(out, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", (size_t)want_len) == 0);
+		redisFreeCommand(want);
+	}
 }
 END_TEST
 
@@ -1122,6 +1183,7 @@ static Suite *rds_suite(void)
 	tcase_add_checked_fixture(tc, testenv_setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_config);
+	tcase_add_test(tc, test_resp_encode);
 	tcase_add_test(tc, test_no_server);
 	tcase_add_test(tc, test_set_get);
 	tcase_add_test(tc, test_pipeline_10000);

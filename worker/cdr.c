@@ -26,7 +26,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,25 +124,40 @@ int cdr_check(const struct cdr *c)
 	return 0;
 }
 
-/* Format one number into buf at *used; its text, or NULL when buf is full. */
-static const char *cdr_num(char *buf, size_t size, size_t *used, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static const char *cdr_num(char *buf, size_t size, size_t *used, const char *fmt, ...)
+/*
+ * Write one number as decimal text into buf at *used; its text, or NULL
+ * when buf is full.  Not snprintf: a CDR has seven numbers and is encoded
+ * on every call's end, where printf's format parsing showed in the
+ * worker's profile.
+ */
+static const char *cdr_num(char *buf, size_t size, size_t *used, int negative, uint64_t v)
 {
+	char digits[24];
+	size_t k = 0, n;
 	char *out = buf + *used;
-	va_list ap;
-	int n;
 
-	if (*used >= size)
+	do {
+		digits[k++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	if (negative)
+		digits[k++] = '-';
+	n = k;
+	if (*used >= size || n + 1 > size - *used)
 		return NULL;
-	va_start(ap, fmt);
-	n = vsnprintf(out, size - *used, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= size - *used)
-		return NULL;
-	*used += (size_t)n + 1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = digits[n - 1 - i];
+	out[n] = '\0';
+	*used += n + 1;
 	return out;
+}
+
+/* The same for an int (the SIP code). */
+static const char *cdr_int(char *buf, size_t size, size_t *used, int v)
+{
+	uint64_t mag = v < 0 ? (uint64_t)(-(int64_t)v) : (uint64_t)v;
+
+	return cdr_num(buf, size, used, v < 0, mag);
 }
 
 int cdr_encode(const struct cdr *c, const char **fields, const char **values, int max,
@@ -156,13 +170,13 @@ int cdr_encode(const struct cdr *c, const char **fields, const char **values, in
 		return -EINVAL;
 	if (max < CDR_FIELDS)
 		return -ENOSPC;
-	start = cdr_num(buf, size, &used, "%" PRIu64, c->start_ms);
-	ring = cdr_num(buf, size, &used, "%" PRIu64, c->ring_ms);
-	answer = cdr_num(buf, size, &used, "%" PRIu64, c->answer_ms);
-	end = cdr_num(buf, size, &used, "%" PRIu64, c->end_ms);
-	billable = cdr_num(buf, size, &used, "%" PRIu64, c->billable_ms);
-	code = cdr_num(buf, size, &used, "%d", c->sip_code);
-	worker = cdr_num(buf, size, &used, "%u", c->worker);
+	start = cdr_num(buf, size, &used, 0, c->start_ms);
+	ring = cdr_num(buf, size, &used, 0, c->ring_ms);
+	answer = cdr_num(buf, size, &used, 0, c->answer_ms);
+	end = cdr_num(buf, size, &used, 0, c->end_ms);
+	billable = cdr_num(buf, size, &used, 0, c->billable_ms);
+	code = cdr_int(buf, size, &used, c->sip_code);
+	worker = cdr_num(buf, size, &used, 0, c->worker);
 	if (worker == NULL)
 		return -ENOSPC;   /* the last number fits only if all before it did */
 
@@ -182,32 +196,50 @@ int cdr_encode(const struct cdr *c, const char **fields, const char **values, in
 
 /* ------------------------------------------------------------ spool line format */
 
-/* Append s (at most max bytes) to out[*n..size), escaped. */
+/* Bytes cdr_escape writes as an escape: the separators (tab, newline),
+ * CR, the escape itself and the other control bytes. */
+static int cdr_needs_escape(unsigned char ch)
+{
+	return ch < 0x20 || ch == 0x7f || ch == '\\';
+}
+
+/* Append s (at most max bytes) to out[*n..size), escaped.  Runs of plain
+ * bytes are copied whole: nearly every byte of a record is plain, and
+ * this runs twice for every call (its record at answer, its CDR). */
 static int cdr_escape(char *out, size_t size, size_t *n, const char *s, size_t max)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t len = strnlen(s, max);
+	size_t i = 0;
 
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
+	while (i < len) {
+		size_t run = i;
+		unsigned char ch;
 		char esc[4];
 		size_t k = 0;
 
+		while (run < len && !cdr_needs_escape((unsigned char)s[run]))
+			run++;
+		if (*n + (run - i) >= size)
+			return -ENOSPC;
+		memcpy(out + *n, s + i, run - i);
+		*n += run - i;
+		if (run == len)
+			break;
+		ch = (unsigned char)s[run];
+		esc[k++] = '\\';
 		if (ch == '\\' || ch == '\t' || ch == '\n' || ch == '\r') {
-			esc[k++] = '\\';
 			esc[k++] = ch == '\\' ? '\\' : ch == '\t' ? 't' : ch == '\n' ? 'n' : 'r';
-		} else if (ch < 0x20 || ch == 0x7f) {
-			esc[k++] = '\\';
+		} else {
 			esc[k++] = 'x';
 			esc[k++] = hex[ch >> 4];
 			esc[k++] = hex[ch & 15];
-		} else {
-			esc[k++] = (char)ch;
 		}
 		if (*n + k >= size)
 			return -ENOSPC;
 		memcpy(out + *n, esc, k);
 		*n += k;
+		i = run + 1;
 	}
 	return 0;
 }

@@ -17,12 +17,16 @@
 #include <string.h>
 #include <strings.h>
 
-/* The end of the line starting at p (its CR or LF, or end). */
+/* The end of the line starting at p (its CR or LF, or end).  memchr, not
+ * a loop over the bytes: every datagram's headers pass through here
+ * (dgram.c asks who owns it), and memchr scans many bytes at a time. */
 static const char *overload_eol(const char *p, const char *end)
 {
-	while (p < end && *p != '\r' && *p != '\n')
-		p++;
-	return p;
+	const char *lf = memchr(p, '\n', (size_t)(end - p));
+	const char *stop = lf != NULL ? lf : end;
+	const char *cr = memchr(p, '\r', (size_t)(stop - p));
+
+	return cr != NULL ? cr : stop;
 }
 
 /* The start of the line after the one ending at eol. */

@@ -42,6 +42,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -532,6 +533,7 @@ static void rds_free(rds_t *self)
 		self->free_reqs = req->next;
 		free(req);
 	}
+	free(self->fmt_buf);
 	free(self);
 }
 
@@ -761,22 +763,77 @@ int rds_command(rds_t *self, rds_reply_f *cb, void *arg, const char *fmt, ...)
 	return ret;
 }
 
+/* Write "<prefix><n>\r\n" at out (room for 24 bytes); the bytes written. */
+static size_t rds_resp_head(char *out, char prefix, size_t n)
+{
+	char digits[20];
+	size_t k = 0, len = 0;
+
+	do {
+		digits[k++] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n > 0);
+	out[len++] = prefix;
+	while (k > 0)
+		out[len++] = digits[--k];
+	out[len++] = '\r';
+	out[len++] = '\n';
+	return len;
+}
+
+/*
+ * Why our own encoder: hiredis's redisFormatCommandArgv allocates a new
+ * buffer for every command and prints each argument's length with
+ * sprintf.  A call sends a few commands (its CDR script has some 45
+ * arguments), and the worker's profile showed the formatting at about 2 %
+ * of its CPU.  Here a length costs a few divisions, and rds_commandargv
+ * reuses one buffer.
+ */
+size_t rds_resp_encode(char *out, size_t size, int argc, const char **argv, const size_t *lens)
+{
+	char head[24];
+	size_t total = 0;
+
+	for (int i = -1; i < argc; i++) {
+		size_t len = i < 0 ? (size_t)argc : lens ? lens[i] : strlen(argv[i]);
+		size_t h = rds_resp_head(head, i < 0 ? '*' : '$', len);
+		size_t need = h + (i < 0 ? 0 : len + 2);
+
+		if (total + need <= size) {
+			memcpy(out + total, head, h);
+			if (i >= 0) {
+				memcpy(out + total + h, argv[i], len);
+				memcpy(out + total + h + len, "\r\n", 2);
+			}
+		}
+		total += need;
+	}
+	return total;
+}
+
 int rds_commandargv(rds_t *self, rds_reply_f *cb, void *arg, int argc, const char **argv,
 		    const size_t *lens)
 {
-	char *cmd = NULL;
-	int len;
-	int ret;
+	size_t len;
 
 	if (self->state != RDS_UP)
 		return -ENOTCONN;
 	if (argc < 1 || argv == NULL)
 		return -EINVAL;
-	len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-	ret = rds_send(self, cb, arg, cmd, len);
-	if (len >= 0)
-		redisFreeCommand(cmd);
-	return ret;
+	len = rds_resp_encode(self->fmt_buf, self->fmt_cap, argc, argv, lens);
+	if (len >= self->fmt_cap) {
+		size_t cap = len + 1 > 512 ? len + 1 : 512;
+		char *buf = realloc(self->fmt_buf, cap);
+
+		if (buf == NULL)
+			return -ENOMEM;
+		self->fmt_buf = buf;
+		self->fmt_cap = cap;
+		len = rds_resp_encode(buf, cap, argc, argv, lens);
+	}
+	if (len > INT_MAX)
+		return -EINVAL;
+	return rds_send(self, cb, arg, self->fmt_buf, (int)len);
 }
 
 /* ------------------------------------------------------------ life cycle */

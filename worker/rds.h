@@ -134,6 +134,15 @@ int rds_command(rds_t *rds, rds_reply_f *cb, void *arg, const char *fmt, ...);
 int rds_commandargv(rds_t *rds, rds_reply_f *cb, void *arg, int argc, const char **argv,
 		    const size_t *lens);
 
+/*
+ * Encode a command as RESP (an array of bulk strings: what hiredis's
+ * redisFormatCommandArgv makes) into out[0..size).  Returns the length of
+ * the whole encoding, like snprintf: when it is size or more, out holds
+ * nothing usable and a buffer that large is needed.  lens may be NULL (C
+ * strings).  Pure: no allocation, no state.
+ */
+size_t rds_resp_encode(char *out, size_t size, int argc, const char **argv, const size_t *lens);
+
 /* The key prefix from the config. */
 const char *rds_prefix(const rds_t *rds);
 

@@ -73,6 +73,9 @@ struct rds {
 	long long down_since_ms;    /* when the outage began (monotonic) */
 	su_duration_t backoff_ms;   /* delay before the next attempt */
 
+	char *fmt_buf;              /* rds_commandargv's encoding, reused (grows, never shrinks) */
+	size_t fmt_cap;
+
 	struct rds_req *free_reqs;
 	struct rds_req *pending;    /* oldest first: replies come in this order */
 	struct rds_req *pending_tail;

@@ -14,8 +14,11 @@
 #     a dependency of the project) and B2BUA_BENCH_PIN=0:0: a clean line
 #     for the harness (sipp to sipp) and for b2bua, with its redis-server's
 #     and sipp's CPU per call, and the summary's highest clean rate;
-#   - bad settings (B2BUA_BENCH_PIN, B2BUA_BENCH_SYSTEMS) exit 2, naming
-#     the setting, before anything starts.
+#   - instructions.sh at 10 calls/s for 2 and 4 s (b2bua under callgrind):
+#     a count of instructions per call in the range a call costs, and its
+#     table of functions;
+#   - bad settings (B2BUA_BENCH_PIN, B2BUA_BENCH_SYSTEMS, instructions.sh's
+#     seconds) exit 2, naming the setting, before anything starts.
 # B2BUA_BENCH_WARM=0 everywhere: the once-per-boot warm-up touches most
 # of the machine's memory, which a test must never do.  The scripts stop
 # what they start by PID (bench/lib.sh); `timeout` bounds each run.
@@ -71,6 +74,24 @@ grep -Eq '^highest clean rate \(calls/s\) +100 ' "$T/compare.out" ||
 grep -q '^harness (sipp to sipp, nothing between): highest clean rate 100 calls/s' "$T/compare.out" ||
 	fail "compare.sh: the summary does not give the harness's ceiling"
 
+# ---------------------------------------------------------------- instructions.sh
+
+if command -v valgrind >/dev/null 2>&1; then
+	log "bench/instructions.sh 10 2 4: 20 and 40 calls under callgrind"
+	timeout 300 "$BENCH/instructions.sh" 10 2 4 >"$T/instr.out" 2>&1 ||
+		{ cat "$T/instr.out" >&2; fail "bench/instructions.sh 10 2 4 exited $?"; }
+	ipc=$(awk '/^instructions per call/ { print $4 }' "$T/instr.out")
+	# A call costs some 500 000 (bench/README.md); a tenth or ten times that
+	# means the script counts something else (the wrong process, start-up).
+	[[ "$ipc" =~ ^[0-9]+$ ]] && [ "$ipc" -gt 50000 ] && [ "$ipc" -lt 5000000 ] ||
+		{ cat "$T/instr.out" >&2; fail "instructions.sh: instructions per call '$ipc'"; }
+	[ "$(grep -c '%)' "$T/instr.out")" -ge 10 ] ||
+		{ cat "$T/instr.out" >&2; fail "instructions.sh: no table of functions"; }
+	log "instructions per call: $ipc"
+else
+	log "valgrind not found: instructions.sh not run"
+fi
+
 # ---------------------------------------------------------------- bad settings
 
 B2BUA_BENCH_SYSTEMS=b2bua B2BUA_BENCH_PIN=one timeout 30 "$BENCH/compare.sh" 100 >/dev/null 2>"$T/pin.err"
@@ -81,5 +102,9 @@ B2BUA_BENCH_SYSTEMS="b2bua asterisk" timeout 30 "$BENCH/compare.sh" 100 >/dev/nu
 rc=$?
 [ "$rc" -eq 2 ] && grep -q 'unknown system asterisk' "$T/sys.err" ||
 	fail "B2BUA_BENCH_SYSTEMS=asterisk: exit $rc, $(cat "$T/sys.err")"
+timeout 30 "$BENCH/instructions.sh" 10 4 2 >/dev/null 2>"$T/instr.err"
+rc=$?
+[ "$rc" -eq 2 ] && grep -q 'SECONDS1 < SECONDS2' "$T/instr.err" ||
+	fail "instructions.sh 10 4 2: exit $rc, $(cat "$T/instr.err")"
 
 log "PASS"

@@ -37,9 +37,10 @@ usage() {
 RATE=${1:-20}
 S1=${2:-10}
 S2=${3:-30}
-[ $# -le 3 ] && [ $# -ne 2 ] || usage
-bench_uint "$RATE" 1 100 && bench_uint "$S1" 1 120 && bench_uint "$S2" 1 120 || usage
-[ "$S1" -lt "$S2" ] || usage
+if [ $# -gt 3 ] || [ $# -eq 2 ] || ! bench_uint "$RATE" 1 100 || ! bench_uint "$S1" 1 120 ||
+	! bench_uint "$S2" 1 120 || [ "$S1" -ge "$S2" ]; then
+	usage
+fi
 command -v valgrind >/dev/null 2>&1 || { echo "valgrind not found (apt-get install valgrind)" >&2; exit 1; }
 command -v callgrind_annotate >/dev/null 2>&1 ||
 	{ echo "callgrind_annotate not found (apt-get install valgrind)" >&2; exit 1; }

@@ -177,6 +177,24 @@ static void assert_set_get(rds_t *rds, const char *key, const char *value)
 
 /* ------------------------------------------------------------ tests */
 
+/* SET key value (binary, through rds_commandargv with lengths), then
+ * STRLEN key (C strings): both answered, the length is len. */
+static void assert_set_strlen(rds_t *rds, const char *key, const char *value, size_t len)
+{
+	struct result set = { 0 };
+	struct result get = { 0 };
+	const char *argv[] = { "SET", key, value };
+	const size_t lens[] = { 3, strlen(key), len };
+	const char *argv2[] = { "STRLEN", key };
+
+	ck_assert_int_eq(rds_commandargv(rds, on_result, &set, 3, argv, lens), 0);
+	ck_assert_int_eq(rds_commandargv(rds, on_result, &get, 2, argv2, NULL), 0);
+	ck_assert(testenv_run_until(result_done, &get, 2000));
+	ck_assert_int_eq(set.type, REDIS_REPLY_STATUS);
+	ck_assert_int_eq(get.type, REDIS_REPLY_INTEGER);
+	ck_assert_int_eq(get.integer, (long long)len);
+}
+
 START_TEST(test_set_get)
 {
 	static const char value[] = { 'a', '\0', 'b' };
@@ -222,38 +240,14 @@ START_TEST(test_set_get)
 	ck_assert_int_eq(get.type, REDIS_REPLY_ERROR);
 
 	/* Argument vector form, with and without lengths. */
-	{
-		const char *argv[] = { "SET", PREFIX "k3", "x\0y" };
-		const size_t lens[] = { 3, strlen(PREFIX "k3"), 3 };
-		const char *argv2[] = { "STRLEN", PREFIX "k3" };
-
-		memset(&set, 0, sizeof set);
-		memset(&get, 0, sizeof get);
-		ck_assert_int_eq(rds_commandargv(rds, on_result, &set, 3, argv, lens), 0);
-		ck_assert_int_eq(rds_commandargv(rds, on_result, &get, 2, argv2, NULL), 0);
-		ck_assert(testenv_run_until(result_done, &get, 2000));
-		ck_assert_int_eq(set.type, REDIS_REPLY_STATUS);
-		ck_assert_int_eq(get.type, REDIS_REPLY_INTEGER);
-		ck_assert_int_eq(get.integer, 3);
-	}
-
+	assert_set_strlen(rds, PREFIX "k3", "x\0y", 3);
 	/* A value larger than any command before it (the encoding buffer
 	 * grows), then a small one again (it is reused): both arrive whole. */
 	{
 		static char big[100000];
-		const char *argv[] = { "SET", PREFIX "k4", big };
-		const size_t lens[] = { 3, strlen(PREFIX "k4"), sizeof big };
-		const char *argv2[] = { "STRLEN", PREFIX "k4" };
 
 		memset(big, 'z', sizeof big);
-		memset(&set, 0, sizeof set);
-		memset(&get, 0, sizeof get);
-		ck_assert_int_eq(rds_commandargv(rds, on_result, &set, 3, argv, lens), 0);
-		ck_assert_int_eq(rds_commandargv(rds, on_result, &get, 2, argv2, NULL), 0);
-		ck_assert(testenv_run_until(result_done, &get, 2000));
-		ck_assert_int_eq(set.type, REDIS_REPLY_STATUS);
-		ck_assert_int_eq(get.type, REDIS_REPLY_INTEGER);
-		ck_assert_int_eq(get.integer, (long long)sizeof big);
+		assert_set_strlen(rds, PREFIX "k4", big, sizeof big);
 	}
 
 	/* Commands hiredis cannot frame are refused, not sent. */

@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 
 #include "worker/cdr.h"
+#include "worker/dec.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -132,22 +133,16 @@ int cdr_check(const struct cdr *c)
  */
 static const char *cdr_num(char *buf, size_t size, size_t *used, int negative, uint64_t v)
 {
-	char digits[24];
-	size_t k = 0, n;
+	char digits[DEC_U64_MAX];
+	size_t len = dec_u64(v, digits);
+	size_t n = len + (negative ? 1 : 0);   /* the text, without its NUL */
 	char *out = buf + *used;
 
-	do {
-		digits[k++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
-	if (negative)
-		digits[k++] = '-';
-	n = k;
 	if (*used >= size || n + 1 > size - *used)
 		return NULL;
-	for (size_t i = 0; i < n; i++)
-		out[i] = digits[n - 1 - i];
-	out[n] = '\0';
+	if (negative)
+		out[0] = '-';
+	memcpy(out + n - len, digits, len + 1);
 	*used += n + 1;
 	return out;
 }

@@ -14,7 +14,7 @@
  *
  * inet_ntop() is here too, for speed rather than for the sockets: Sofia
  * prints the source address of every message it receives, and glibc's
- * IPv4 path is a sprintf (worker/ntop.h).  IPv4 is ours, every other family
+ * IPv4 path is a sprintf (worker/dec.h).  IPv4 is ours, every other family
  * libc's.
  *
  * Linked into the b2bua executable only: the fuzzers and unit tests keep
@@ -33,7 +33,7 @@
 
 #include "worker/conn.h"
 #include "worker/dgram.h"
-#include "worker/ntop.h"
+#include "worker/dec.h"
 
 ssize_t recvmsg(int fd, struct msghdr *mh, int flags)
 {
@@ -152,13 +152,13 @@ int getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
 	return (int)syscall(SYS_getsockopt, fd, level, optname, optval, optlen);
 }
 
-/* libc's inet_ntop, for the families ntop.h does not do. */
+/* libc's inet_ntop, for the families dec.h does not do. */
 typedef const char *ntop_fn(int af, const void *src, char *dst, socklen_t size);
 
 const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
 {
 	static ntop_fn *real;
-	char text[NTOP_IPV4_MAX];
+	char text[DEC_IPV4_MAX];
 	size_t len;
 
 	if (af != AF_INET) {
@@ -170,7 +170,7 @@ const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
 		}
 		return real(af, src, dst, size);
 	}
-	len = ntop_ipv4(src, text);
+	len = dec_ipv4(src, text);
 	if (dst == NULL || size <= len) {
 		errno = ENOSPC;   /* as libc says it */
 		return NULL;

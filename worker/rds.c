@@ -55,6 +55,7 @@
 
 #include "b2bua/log.h"
 #include "b2bua/mono.h"
+#include "worker/dec.h"
 
 /* ------------------------------------------------------------ config */
 
@@ -766,16 +767,10 @@ int rds_command(rds_t *self, rds_reply_f *cb, void *arg, const char *fmt, ...)
 /* Write "<prefix><n>\r\n" at out (room for 24 bytes); the bytes written. */
 static size_t rds_resp_head(char *out, char prefix, size_t n)
 {
-	char digits[20];
-	size_t k = 0, len = 0;
+	size_t len;
 
-	do {
-		digits[k++] = (char)('0' + n % 10);
-		n /= 10;
-	} while (n > 0);
-	out[len++] = prefix;
-	while (k > 0)
-		out[len++] = digits[--k];
+	out[0] = prefix;
+	len = 1 + dec_u64(n, out + 1);
 	out[len++] = '\r';
 	out[len++] = '\n';
 	return len;

@@ -10,6 +10,8 @@
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/url.h>
 
+#include "worker/dec.h"
+
 /* Append s[0..count) at *n with room for a NUL; -E2BIG when they do not fit. */
 static int sipline_cat(char *buf, size_t size, size_t *n, const char *const *s, size_t count)
 {
@@ -47,20 +49,13 @@ int sipline_request(char *buf, size_t size, size_t *n, sip_request_t const *rq)
 
 int sipline_cseq(char *buf, size_t size, size_t *n, sip_cseq_t const *cs)
 {
-	char num[16];
-	char *p = num + sizeof num - 1;
-	uint32_t v;
+	char num[DEC_U64_MAX];
 
 	if (cs == NULL || cs->cs_method_name == NULL)
 		return -EINVAL;
-	v = cs->cs_seq;
-	*p = '\0';
-	do {
-		*--p = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
+	dec_u64(cs->cs_seq, num);
 	{
-		const char *s[] = { "CSeq: ", p, " ", cs->cs_method_name, "\r\n" };
+		const char *s[] = { "CSeq: ", num, " ", cs->cs_method_name, "\r\n" };
 
 		return sipline_cat(buf, size, n, s, sizeof s / sizeof s[0]);
 	}

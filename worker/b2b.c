@@ -362,7 +362,9 @@ static int b2b_on_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t
 	case sip_method_options:
 		return 200;
 	case sip_method_cancel:
-		return 481;    /* its INVITE is not ours: worker/dgram.c routes by Call-ID */
+		/* Its INVITE is not ours (worker/dgram.c routes by Call-ID), or
+		 * died with the previous process after the answer: b2b_adopt.c. */
+		return b2b_adopt_on_cancel(b2b, irq, sip);
 	case sip_method_bye:
 		return 481;    /* no such dialog */
 	default:

@@ -16,7 +16,8 @@
  * answered again with it, from the record, and the set-up finishes as it
  * would have (b2b_adopt_answer_again).  Without it the call would stay up
  * with a caller that never heard the answer, billed until
- * max_call_duration.  A leg whose peer was
+ * max_call_duration.  A caller that hangs up meanwhile (CANCEL) hangs up
+ * on what was still ringing to it: b2b_adopt_on_cancel.  A leg whose peer was
  * on a connection (TCP) lost it with the process: the peer reconnects, to
  * our own port or to the public port (b2b_stream.c relays it here from the
  * worker that accepts it), and requests to it go to its Contact
@@ -757,9 +758,32 @@ static int b2b_adopt_unconfirmed(b2b_t *b2b, struct b2b_call *call, uint32_t slo
 }
 
 /*
+ * The caller's INVITE of a call waiting in b2b_adopt_unconfirmed as a server
+ * transaction again: from the record, on the public port it came to, with
+ * the A-leg's tag as ours.  It takes call->a_unacked (nta_incoming_create
+ * takes the message).  NULL when NTA cannot.
+ */
+static nta_incoming_t *b2b_adopt_revive_invite(b2b_t *b2b, struct b2b_call *call)
+{
+	msg_t *inv = call->a_unacked;
+	sip_via_t const *v = sip_object(inv)->sip_via;
+	nta_incoming_t *irq;
+	tport_t *tp;
+
+	call->a_unacked = NULL;
+	tp = b2b_adopt_tport(b2b, b2b->addr[b2b_addr_for_host(b2b, v->v_received ? v->v_received
+							       : v->v_host)].ident_public);
+	irq = nta_incoming_create(b2b->agent, NULL, inv, sip_object(inv),
+				  TAG_IF(tp, NTATAG_TPORT(tp)), TAG_END());
+	if (irq)
+		nta_incoming_tag(irq, nta_leg_get_tag(call->a_leg));
+	return irq;
+}
+
+/*
  * The callee's 2xx `resp` again, for a call waiting in b2b_adopt_unconfirmed:
- * the caller's INVITE becomes a server transaction again (from the record,
- * on the public port it came to) and gets the 2xx, with our Contact, the
+ * the caller's INVITE becomes a server transaction again
+ * (b2b_adopt_revive_invite) and gets the 2xx, with our Contact, the
  * INVITE's Record-Route (the record does not keep it; the slot has it as
  * the A-leg's route set) and the callee's SDP.  From here it is the set-up
  * of every call: NTA repeats the 2xx until the caller's ACK, which
@@ -770,28 +794,21 @@ static int b2b_adopt_unconfirmed(b2b_t *b2b, struct b2b_call *call, uint32_t slo
  */
 static void b2b_adopt_answer_again(b2b_t *b2b, struct b2b_call *call, sip_t const *resp)
 {
-	msg_t *inv = call->a_unacked;
-	sip_via_t const *v = sip_object(inv)->sip_via;
 	struct shm_call rec;
 	nta_incoming_t *irq;
-	tport_t *tp;
 
-	call->a_unacked = NULL;   /* nta_incoming_create takes the message */
 	if (shm_call_read(b2b->shm, call->slot, &rec) < 0) {
-		msg_destroy(inv);
+		msg_destroy(call->a_unacked);
+		call->a_unacked = NULL;
 		b2b_release_unacked(call, "its slot cannot be read to answer its caller again");
 		return;
 	}
-	tp = b2b_adopt_tport(b2b, b2b->addr[b2b_addr_for_host(b2b, v->v_received ? v->v_received
-							       : v->v_host)].ident_public);
-	irq = nta_incoming_create(b2b->agent, NULL, inv, sip_object(inv),
-				  TAG_IF(tp, NTATAG_TPORT(tp)), TAG_END());
+	irq = b2b_adopt_revive_invite(b2b, call);
 	if (irq == NULL) {
 		b2b_release_unacked(call, "cannot answer its caller again");
 		return;
 	}
 	nta_incoming_bind(irq, b2b_on_a_irq, (nta_incoming_magic_t *)call);
-	nta_incoming_tag(irq, nta_leg_get_tag(call->a_leg));
 	call->a_irq = irq;
 	b2b_publish_answer_again(call);
 	nta_incoming_treply(irq, resp->sip_status->st_status, resp->sip_status->st_phrase,
@@ -802,6 +819,62 @@ static void b2b_adopt_answer_again(b2b_t *b2b, struct b2b_call *call, sip_t cons
 			    TAG_END());
 	log_info("call %s: the callee's 2xx came again: its caller is answered again, "
 		 "billed from now", call->id);
+}
+
+/* Is `cancel` the CANCEL of the INVITE `inv` (RFC 3261 9.2: the top Via's
+ * branch, and the Call-ID, From tag and CSeq number it repeats)? */
+static int b2b_adopt_cancels(sip_t const *inv, sip_t const *cancel)
+{
+	return inv->sip_via && cancel->sip_via && inv->sip_via->v_branch &&
+	       cancel->sip_via->v_branch &&
+	       su_casematch(inv->sip_via->v_branch, cancel->sip_via->v_branch) &&
+	       inv->sip_from && cancel->sip_from && inv->sip_from->a_tag && cancel->sip_from->a_tag &&
+	       strcmp(inv->sip_from->a_tag, cancel->sip_from->a_tag) == 0 &&
+	       inv->sip_cseq && cancel->sip_cseq && inv->sip_cseq->cs_seq == cancel->sip_cseq->cs_seq;
+}
+
+/*
+ * A CANCEL that matched no transaction (b2b_on_request).  If it is the
+ * caller's for a call waiting in b2b_adopt_unconfirmed, the caller hangs up
+ * before it heard the answer, which died with the previous process: to the
+ * caller the call was still ringing.  So it is cancelled as a ringing call
+ * is (RFC 3261 9.2): 200 for the CANCEL, then 487 for the INVITE, which
+ * becomes a server transaction again for that (NTA repeats the 487 until
+ * the caller's ACK).  The callee did answer: it gets its ACK and a BYE.
+ * The CDR says CANCELLED by the caller, answered never, billed nothing.
+ * Returns the status for the CANCEL: 200 when it was that (already sent,
+ * before the 487), else 481 as for any CANCEL of an unknown INVITE.
+ */
+int b2b_adopt_on_cancel(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
+{
+	nta_leg_t *leg;
+	struct b2b_call *call;
+	struct b2b_branch *br;
+
+	if (b2b->takeover == NULL || b2b->takeover->unconfirmed == 0 || sip->sip_call_id == NULL)
+		return 481;
+	leg = nta_leg_by_call_id(b2b->agent, sip->sip_call_id->i_id);
+	call = leg ? (struct b2b_call *)nta_leg_magic(leg, b2b_on_a_request) : NULL;
+	if (call == NULL || call->ended || call->a_unacked == NULL ||
+	    !b2b_adopt_cancels(sip_object(call->a_unacked), sip))
+		return 481;
+	b2b->takeover->unconfirmed--;
+	nta_incoming_treply(irq, SIP_200_OK, TAG_END());   /* before the 487 */
+	call->a_irq = b2b_adopt_revive_invite(b2b, call);
+	b2b_publish_not_answered(call);
+	call->hangup_by = CDR_PARTY_CALLER;
+	b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);   /* also when a_irq is NULL: the CDR's code */
+	call->final_code = 487;
+	call->cancelled = 1;
+	br = b2b_winner(call);
+	if (br) {
+		b2b_ack_branch(br);
+		b2b_bye_and_forget(br->leg);
+	}
+	log_info("call %s: taken over answered, but its caller cancelled: the callee is "
+		 "released, the call is not billed", call->id);
+	b2b_call_end(call);
+	return 200;
 }
 
 /*

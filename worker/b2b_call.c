@@ -107,6 +107,19 @@ void b2b_publish_answer_again(struct b2b_call *call)
 	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
+/* The caller of a call taken over answered never heard that answer, and
+ * cancelled (b2b_adopt_on_cancel): the table forgets the answer, and the
+ * CDR neither bills it nor names who answered. */
+void b2b_publish_not_answered(struct b2b_call *call)
+{
+	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);
+
+	c->answer_ms = 0;
+	call->answer_ms = 0;
+	call->answered_by[0] = '\0';
+	shm_call_write_end(call->b2b->shm, call->slot);
+}
+
 /* The caller has its final answer `status`; B-legs are still finishing
  * (b2b_call_give_up).  A successor that takes the call over must not wait
  * for the caller's ACK of it again, and writes this code in the CDR. */

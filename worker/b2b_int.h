@@ -398,6 +398,7 @@ void b2b_record_init(b2b_t *b2b, struct shm_call *c, sip_t const *sip, const cha
 int b2b_publish_call(struct b2b_call *call, const struct shm_call *rec);
 void b2b_publish_state(struct b2b_call *call, enum b2b_state state);
 void b2b_publish_answer_again(struct b2b_call *call);
+void b2b_publish_not_answered(struct b2b_call *call);
 void b2b_publish_b_leg(struct b2b_call *call, const char *call_id, const char *tag,
 		       url_t const *ruri, uint32_t cseq, unsigned transport);
 void b2b_publish_b_answered(struct b2b_call *call, struct b2b_branch *br, sip_t const *sip);
@@ -482,6 +483,7 @@ void b2b_relay_done(struct b2b_call *call);
 int b2b_adopt_encode(b2b_t *b2b, char *buf, size_t size, sip_t const *sip,
 		     const char *branch, size_t *len);
 int b2b_adopt_on_stray(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip);
+int b2b_adopt_on_cancel(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip);
 void b2b_adopt_destroy(b2b_t *b2b);
 /* A leg again from its slot's copy `l`, with our next CSeq after
  * `local_cseq`; *addr: our address for its peer.  NULL: no memory. */

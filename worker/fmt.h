@@ -8,8 +8,9 @@
  * (bench/README.md, "Issue 9, session 2026-12-08 (seventh)").  Its header
  * classes are read-only data of the library, so those encoders cannot be
  * replaced; the function they call can: worker/fmt_libc.c defines
- * __snprintf_chk() in the executable with fmt_vsnprintf(), and leaves every
- * format it does not do to glibc.
+ * __snprintf_chk() in the executable with fmt_vsnprintf() (and
+ * __vsnprintf_chk() and snprintf(), for Sofia's su_sprintf() and b2bua's
+ * own Call-IDs and tags), and leaves every format it does not do to glibc.
  *
  * fmt_vsnprintf() does what those formats use and nothing more:
  *   - the conversions s, c, d, i, u and x, and %%;

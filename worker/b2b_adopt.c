@@ -17,7 +17,9 @@
  * would have (b2b_adopt_answer_again).  Without it the call would stay up
  * with a caller that never heard the answer, billed until
  * max_call_duration.  A caller that hangs up meanwhile (CANCEL) hangs up
- * on what was still ringing to it: b2b_adopt_on_cancel.  A leg whose peer was
+ * on what was still ringing to it: b2b_adopt_on_cancel.  A call still
+ * waiting when the takeover's linger is over asks its caller whether it
+ * has the call: b2b_adopt_probe_waiting.  A leg whose peer was
  * on a connection (TCP) lost it with the process: the peer reconnects, to
  * our own port or to the public port (b2b_stream.c relays it here from the
  * worker that accepts it), and requests to it go to its Contact
@@ -385,7 +387,7 @@ static struct b2b_adopt_branch *b2b_adopt_index_find(struct b2b_takeover *t, sip
 }
 
 static void b2b_adopt_on_2xx(b2b_t *b2b, sip_t const *sip);
-static void b2b_adopt_confirm_waiting(b2b_t *b2b);
+static void b2b_adopt_probe_waiting(b2b_t *b2b);
 
 /*
  * nta_message_f: a message no transaction or leg wanted.  A final answer to
@@ -584,7 +586,7 @@ static void b2b_adopt_on_linger(su_root_magic_t *magic, su_timer_t *timer,
 		log_warn("%u calls taken over were still waiting for their callees: ended",
 			 b2b->takeover->open);
 	if (b2b->takeover && b2b->takeover->unconfirmed > 0)
-		b2b_adopt_confirm_waiting(b2b);
+		b2b_adopt_probe_waiting(b2b);
 	b2b_adopt_destroy(b2b);
 }
 
@@ -908,26 +910,100 @@ static void b2b_adopt_on_2xx(b2b_t *b2b, sip_t const *sip)
 	/* else answered again already: NTA repeats our 2xx until the ACK */
 }
 
+/* Both parties have the call: it goes on CONFIRMED.  The callee gets an ACK
+ * (again: it most likely had one, and absorbs a repeated ACK; if it had
+ * not, and did not repeat its 2xx, this is the one it waits for). */
+static void b2b_adopt_confirm(struct b2b_call *call)
+{
+	msg_destroy(call->a_unacked);
+	call->a_unacked = NULL;
+	b2b_ack_branch(b2b_winner(call));
+	call->active_ms = mono_ms();
+	b2b_publish_state(call, B2B_CONFIRMED);
+}
+
+/* The caller does not have the call (`status` to our OPTIONS): it never
+ * heard the answer, and its INVITE has long timed out.  The callee, who
+ * answered, gets its ACK and a BYE; the CDR says FAILED with no code sent
+ * to the caller (sip_code 0), not answered, nothing billed. */
+static void b2b_adopt_unheard(struct b2b_call *call, int status)
+{
+	struct b2b_branch *br = b2b_winner(call);
+
+	log_warn("call %s: its caller does not have the call (%d to our OPTIONS): it never "
+		 "heard the answer; the callee is released, the call is not billed",
+		 call->id, status);
+	msg_destroy(call->a_unacked);
+	call->a_unacked = NULL;
+	b2b_publish_not_answered(call);
+	call->final_code = 0;
+	call->hangup_by = CDR_PARTY_SYSTEM;
+	if (br) {
+		b2b_ack_branch(br);
+		b2b_bye_and_forget(br->leg);
+	}
+	b2b_call_end(call);
+}
+
+/* nta_response_f: the caller's answer to b2b_adopt_probe_waiting's OPTIONS.
+ * 481 (no such dialog) or 408 (no answer at all, also NTA's own timeout):
+ * the caller does not have the call.  Any other final answer comes from
+ * the dialog: it has. */
+static int b2b_adopt_on_probe(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
+			      sip_t const *sip)
+{
+	struct b2b_call *call = (struct b2b_call *)magic;
+	int status = nta_outgoing_status(orq);
+
+	(void)sip;
+	if (status < 200)
+		return 0;
+	nta_outgoing_destroy(orq);
+	call->a_probe = NULL;
+	if (call->ended || call->a_unacked == NULL)
+		return 0;   /* answered again meanwhile (b2b_adopt_on_2xx), or over */
+	if (status == 481 || status == 408) {
+		b2b_adopt_unheard(call, status);
+	} else {
+		log_info("call %s: its caller has the call (%d to our OPTIONS): both parties had "
+			 "their ACK, the call goes on", call->id, status);
+		b2b_adopt_confirm(call);
+	}
+	return 0;
+}
+
 /*
- * The takeover's linger is over: a call still waiting for its callee's 2xx
- * never got one again, so the callee had its ACK, which the previous
- * process sends only after the caller's: both parties are in the call,
- * which goes on CONFIRMED.
+ * The takeover's linger is over, and a call still waits: its callee sent
+ * no 2xx again.  Either the callee had its ACK, which the previous process
+ * sends only after the caller's (it died between that ACK and giving the
+ * INVITE record back), and both parties are in the call; or the callee's
+ * 2xx were lost, or it does not repeat them, and the caller never heard
+ * the answer (its INVITE has timed out by now: Timer B, 64*T1).  Silence
+ * cannot tell the two apart, the caller can: an OPTIONS in the dialog
+ * (RFC 3261 12.2: a request in a dialog its UA does not have gets 481),
+ * answered in b2b_adopt_on_probe.  Until then the call stays as it is.
  */
-static void b2b_adopt_confirm_waiting(b2b_t *b2b)
+static void b2b_adopt_probe_waiting(b2b_t *b2b)
 {
 	for (unsigned i = 0; i < b2b_pool_used(b2b->pool); i++) {
 		struct b2b_call *call = b2b_pool_at(b2b->pool, i);
 
-		if (call == NULL || call->b2b == NULL || call->ended || call->a_unacked == NULL)
+		if (call == NULL || call->b2b == NULL || call->ended || call->a_unacked == NULL ||
+		    call->a_probe != NULL)
 			continue;
-		msg_destroy(call->a_unacked);
-		call->a_unacked = NULL;
-		b2b_winner(call)->acked = 1;
-		call->active_ms = mono_ms();
-		b2b_publish_state(call, B2B_CONFIRMED);
-		log_info("call %s: no 2xx came again from its callee since the takeover: "
-			 "both parties had their ACK, the call goes on", call->id);
+		call->a_probe = nta_outgoing_tcreate(call->a_leg, b2b_adopt_on_probe,
+						     (nta_outgoing_magic_t *)call,
+						     b2b_leg_route(call->a_leg), SIP_METHOD_OPTIONS,
+						     NULL, TPTAG_IDENT(b2b_leg_ident(call->a_leg)),
+						     TAG_END());
+		if (call->a_probe == NULL) {
+			log_warn("call %s: no 2xx came again from its callee since the takeover, "
+				 "and its caller cannot be asked: the call goes on", call->id);
+			b2b_adopt_confirm(call);
+			continue;
+		}
+		log_info("call %s: no 2xx came again from its callee since the takeover: asking "
+			 "its caller (OPTIONS) whether it has the call", call->id);
 	}
 }
 

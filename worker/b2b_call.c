@@ -517,6 +517,9 @@ void b2b_call_end(struct b2b_call *call)
 		nta_incoming_destroy(call->bye_irq);
 	if (call->bye_orq)
 		nta_outgoing_destroy(call->bye_orq);
+	if (call->a_probe)
+		nta_outgoing_destroy(call->a_probe);
+	call->a_probe = NULL;
 	if (call->a_leg)
 		nta_leg_destroy(call->a_leg);
 	free(call->a_nat);

@@ -238,6 +238,9 @@ struct b2b_call {
 	msg_t *a_unacked;            /* taken over answered but not ACKed by its caller:
 				      * the caller's INVITE (from the slot's record),
 				      * until the callee's 2xx comes again (b2b_adopt.c) */
+	nta_outgoing_t *a_probe;     /* OPTIONS asking the caller of a call still in
+				      * a_unacked after the takeover's linger whether
+				      * it has the call (b2b_adopt.c) */
 	struct b2b_nat_route *a_nat; /* the caller is behind NAT: where requests to it
 				      * go (b2b_leg_route); NULL: its Contact */
 	int a_stream;                /* 0, or SHM_TP_TCP / SHM_TP_TLS: the caller's INVITE

@@ -30,58 +30,31 @@
 # successor on an ACK without its INVITE transaction, or the 2xx went
 # unanswered.
 
-if [ -z "${B2BUA_E2E_NETNS:-}" ]; then
-	if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null 2>&1 ||
-		! command -v nft >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
-		echo "SKIP: needs root, unshare, ip and nft (Debian package nftables)" >&2
-		exit 77
-	fi
-	exec env B2BUA_E2E_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' \
-		"$0" "$@"
-fi
-
+. "$(dirname "$0")/netns_lib.sh"
+netns_enter "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/flow_lib.sh"
 
 SIPP_TIMEOUT=40
-NFT_TABLE=b2bua_crash_unacked
 redis_start
 b2b_start
 
 N=4
 # The port uac_start gives the next sipp UAC.
 UAC_PORT=$((_UAC_PORT_NEXT + 1))
-# drop PORT BITS HEX: drop (and count) every datagram to PORT whose payload
-# starts with HEX, BITS long (the payload starts 64 bits into the transport
-# header); dropped prints the count, undrop removes the rule.
-drop() {
-	nft -f - <<EOF || fail "cannot add the nftables rule"
-table inet $NFT_TABLE {
-	chain out {
-		type filter hook output priority 0; policy accept;
-		udp dport $1 @th,64,$2 $3 counter drop
-	}
-}
-EOF
-}
-dropped() { nft list table inet "$NFT_TABLE" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }
-undrop() { nft delete table inet "$NFT_TABLE" || fail "cannot remove the nftables rule"; }
 
-drop "$UAC_PORT" 96 0x5349502f322e302032303020   # "SIP/2.0 200 "
+nft_drop b2bua_crash_unacked output "$UAC_PORT" 96 0x5349502f322e302032303020   # "SIP/2.0 200 "
 
 uas_start uas uas_basic -m $N
 uac_start uac uac_long -m $N -r 20
 wait_state 10 "length == $N and all(.[]; .state == \"ANSWERED\")" "$N calls ANSWERED"
-_lost() { [ "$(dropped)" -ge "$N" ]; }
-wait_for 5 _lost || fail "the 200s to the callers were not dropped: $(dropped)"
+_lost() { [ "$(nft_dropped b2bua_crash_unacked)" -ge "$N" ]; }
+wait_for 5 _lost || fail "the 200s to the callers were not dropped: $(nft_dropped b2bua_crash_unacked)"
 assert_eq 0 "$(msg_count "$T/uac.msg" recv 200)" "200s the callers got before the kill"
 
 KILL_MS=$(date +%s%3N)
-kill_owners 5 "took over [0-9]+ answered calls"
-waiting=$(grep -E "answered calls taken over wait for their callee's 2xx" "$T/b2bua.log" |
-	sed -E 's/.* ([0-9]+) answered calls taken over.*/\1/' | awk '{ n += $1 } END { print n + 0 }')
-assert_eq "$N" "$waiting" "answered calls taken over waiting for the callee's 2xx"
-undrop
+kill_unacked_owners "$N"
+nft_undrop b2bua_crash_unacked
 
 _answered_again() {
 	[ "$(grep -c "its caller is answered again" "$T/b2bua.log")" -ge "$N" ]
@@ -113,7 +86,7 @@ assert_eq "$N" "$(jq '[.[] | select((.billable_ms | tonumber) >= 10000)] | lengt
 # confirmed in the table (their records gone) when their owners are killed,
 # and the callees repeat their 2xx to the successors, which must ACK it.
 log "second part: the ACKs to the callees are lost"
-drop "$UAS_PORT" 32 0x41434b20   # "ACK "
+nft_drop b2bua_crash_unacked output "$UAS_PORT" 32 0x41434b20   # "ACK "
 uas_start uas2 uas_basic -m $N
 uac_start uac2 uac_long -m $N -r 20
 _callers_acked() { [ "$(msg_count "$T/uac2.msg" sent ACK)" -ge "$N" ]; }
@@ -123,13 +96,13 @@ wait_for 10 _callers_acked || fail "callers that ACKed: $(msg_count "$T/uac2.msg
 for ((i = 0; i < CFG_WORKERS; i++)); do
 	udp_options_ok $((WORKER_PORT_BASE + i)) || fail "worker $i's own port does not answer"
 done
-assert_ge "$N" "$(dropped)" "ACKs to the callees dropped"
+assert_ge "$N" "$(nft_dropped b2bua_crash_unacked)" "ACKs to the callees dropped"
 assert_eq "$N" "$(cli_json calls 'length')" "calls in the table before the kill"
 waits=$(grep -c "answered calls taken over wait for their callee's 2xx" "$T/b2bua.log")
 kill_owners 5 "took over [0-9]+ answered calls"
 assert_eq "$waits" "$(grep -c "answered calls taken over wait for their callee's 2xx" "$T/b2bua.log")" \
 	"takeovers that wait for a 2xx (every caller had ACKed)"
-undrop
+nft_undrop b2bua_crash_unacked
 sipp_wait uac2 || fail "uac2 exited $?"
 uas_wait uas2
 assert_sipp_ok uac2 $N

@@ -20,16 +20,8 @@
 # Runs in a network namespace of its own (unshare -n: loopback only), like
 # crash_unacked.sh, for its nftables rules.
 
-if [ -z "${B2BUA_E2E_NETNS:-}" ]; then
-	if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null 2>&1 ||
-		! command -v nft >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
-		echo "SKIP: needs root, unshare, ip and nft (Debian package nftables)" >&2
-		exit 77
-	fi
-	exec env B2BUA_E2E_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' \
-		"$0" "$@"
-fi
-
+. "$(dirname "$0")/netns_lib.sh"
+netns_enter "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/flow_lib.sh"
 
@@ -41,25 +33,9 @@ N=2
 # The ports uac_start gives the next two sipp UACs.
 UNHEARD_PORT=$((_UAC_PORT_NEXT + 1))
 OWN_PORTS="$WORKER_PORT_BASE-$((WORKER_PORT_BASE + CFG_WORKERS - 1))"
-# rule TABLE HOOK PORTS BITS HEX: drop (and count) every UDP datagram to
-# PORTS whose payload starts with HEX, BITS long (the payload starts 64
-# bits into the UDP header), on the way out or in; dropped TABLE prints
-# the count, unrule TABLE removes it.
-rule() {
-	nft -f - <<EOF || fail "cannot add the nftables rule $1"
-table inet $1 {
-	chain c {
-		type filter hook $2 priority 0; policy accept;
-		udp dport $3 @th,64,$4 $5 counter drop
-	}
-}
-EOF
-}
-dropped() { nft list table inet "$1" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }
-unrule() { nft delete table inet "$1" || fail "cannot remove the nftables rule $1"; }
 
-rule b2bua_linger_200 output "$UNHEARD_PORT" 96 0x5349502f322e302032303020   # "SIP/2.0 200 "
-rule b2bua_linger_ack input "$OWN_PORTS" 32 0x41434b20                      # "ACK "
+nft_drop b2bua_linger_200 output "$UNHEARD_PORT" 96 0x5349502f322e302032303020   # "SIP/2.0 200 "
+nft_drop b2bua_linger_ack input "$OWN_PORTS" 32 0x41434b20                      # "ACK "
 uas_start uas uas_2xx_once -m $((2 * N))
 uac_start unheard uac_unheard -m $N -r 20
 [ "$_UAC_PORT_NEXT" = "$UNHEARD_PORT" ] || fail "uac_start gave port $_UAC_PORT_NEXT, not $UNHEARD_PORT"
@@ -67,16 +43,13 @@ uac_start probed uac_probed -m $N -r 20
 wait_state 10 "length == $((2 * N)) and all(.[]; .state == \"ANSWERED\")" "$((2 * N)) calls ANSWERED"
 _acked() { [ "$(msg_count "$T/probed.msg" sent ACK)" -ge "$N" ]; }
 wait_for 10 _acked || fail "callers that ACKed: $(msg_count "$T/probed.msg" sent ACK) of $N"
-_lost() { [ "$(dropped b2bua_linger_200)" -ge "$N" ] && [ "$(dropped b2bua_linger_ack)" -ge "$N" ]; }
-wait_for 5 _lost || fail "dropped: $(dropped b2bua_linger_200) 200s, $(dropped b2bua_linger_ack) ACKs"
+_lost() { [ "$(nft_dropped b2bua_linger_200)" -ge "$N" ] && [ "$(nft_dropped b2bua_linger_ack)" -ge "$N" ]; }
+wait_for 5 _lost || fail "dropped: $(nft_dropped b2bua_linger_200) 200s, $(nft_dropped b2bua_linger_ack) ACKs"
 assert_eq 0 "$(msg_count "$T/unheard.msg" recv 200)" "200s the unheard callers got"
 
-kill_owners 5 "took over [0-9]+ answered calls"
-waiting=$(grep -E "answered calls taken over wait for their callee's 2xx" "$T/b2bua.log" |
-	sed -E 's/.* ([0-9]+) answered calls taken over.*/\1/' | awk '{ n += $1 } END { print n + 0 }')
-assert_eq "$((2 * N))" "$waiting" "answered calls taken over waiting for the callee's 2xx"
-unrule b2bua_linger_200
-unrule b2bua_linger_ack
+kill_unacked_owners "$((2 * N))"
+nft_undrop b2bua_linger_200
+nft_undrop b2bua_linger_ack
 assert_eq 0 "$(grep -c "asking its caller (OPTIONS)" "$T/b2bua.log")" "callers asked before the linger"
 
 # The linger is 34 s from the takeover.

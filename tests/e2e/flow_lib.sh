@@ -173,6 +173,17 @@ kill_owners() {
 	grep -E "$ere" "$T/b2bua.log" | tail -n +$((before + 1)) >"$T/takeovers"
 }
 
+# kill_unacked_owners N: kill_owners for calls answered but not ACKed by
+# their callers (crash_unacked*.sh), and check that the successors took
+# over N such calls, all waiting for their callee's 2xx again.
+kill_unacked_owners() {
+	local waiting
+	kill_owners 5 "took over [0-9]+ answered calls"
+	waiting=$(grep -E "answered calls taken over wait for their callee's 2xx" "$T/b2bua.log" |
+		sed -E 's/.* ([0-9]+) answered calls taken over.*/\1/' | awk '{ n += $1 } END { print n + 0 }')
+	assert_eq "$1" "$waiting" "answered calls taken over waiting for the callee's 2xx"
+}
+
 # ------------------------------------------------------------ CDRs
 
 _CDR_LUA='local out = {}

@@ -75,7 +75,6 @@
 #include "b2bua/mono.h"
 #include "worker/b2b_int.h"
 #include "worker/mem.h"
-#include "worker/sipline.h"
 
 /* Our CSeq on a taken-over leg: above anything the dead process sent. */
 #define B2B_ADOPT_CSEQ_GAP 10000u
@@ -150,9 +149,7 @@ int b2b_adopt_encode(b2b_t *b2b, char *buf, size_t size, sip_t const *sip,
 		return -EINVAL;
 	/* Our address of the Request-URI's family: where the INVITE left from. */
 	own = b2b->addr[b2b_addr_for_host(b2b, sip->sip_request->rq_url->url_host)].contact->m_url;
-	ret = sipline_request(buf, size, &n, sip->sip_request);
-	if (ret == -EINVAL)
-		ret = b2b_adopt_put(buf, size, &n, (msg_header_t const *)sip->sip_request);
+	ret = b2b_adopt_put(buf, size, &n, (msg_header_t const *)sip->sip_request);
 	if (ret == 0 && branch) {
 		int m = snprintf(buf + n, size - n, "Via: SIP/2.0/UDP %s%s%s;branch=%s\r\n",
 				 own->url_host, own->url_port ? ":" : "",
@@ -170,7 +167,7 @@ int b2b_adopt_encode(b2b_t *b2b, char *buf, size_t size, sip_t const *sip,
 	if (ret == 0)
 		ret = b2b_adopt_put(buf, size, &n, (msg_header_t const *)sip->sip_call_id);
 	if (ret == 0)
-		ret = sipline_cseq(buf, size, &n, sip->sip_cseq);
+		ret = b2b_adopt_put(buf, size, &n, (msg_header_t const *)sip->sip_cseq);
 	if (ret == 0)
 		*len = n;
 	return ret;

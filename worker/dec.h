@@ -2,8 +2,8 @@
  * dec — numbers and IPv4 addresses as decimal text, without printf.
  *
  * The call path writes numbers into Redis commands (worker/rds.c), CDR
- * lines (worker/cdr.c) and INVITE records (worker/sipline.c), and Sofia-SIP
- * prints the source address of every message it receives with
+ * lines (worker/cdr.c) and printf's plain formats (worker/fmt.c), and
+ * Sofia-SIP prints the source address of every message it receives with
  * inet_ntop(), whose IPv4 path in glibc is a sprintf.  printf's machinery
  * was 14 % of a worker's instructions (bench/README.md, "Issue 9, session
  * 2026-12-08"); these do the same with a digit loop.  worker/dgram_libc.c

@@ -112,7 +112,7 @@ struct b2b_takeover {
 	su_timer_t *timer;           /* B2B_ADOPT_LINGER_MS: give up on silent callees */
 	struct b2b_ending *ending;
 	unsigned n, open;            /* endings, and those whose call is not ended */
-	unsigned unconfirmed;        /* answered calls whose caller had not ACKed */
+	unsigned unconfirmed;        /* answered calls not ACKed by their callers, at takeover */
 	struct b2b_adopt_branch **index;  /* by B-leg Call-ID (open addressing) */
 	unsigned index_size;         /* a power of two, at least twice the branches */
 };
@@ -848,7 +848,6 @@ int b2b_adopt_on_cancel(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 {
 	nta_leg_t *leg;
 	struct b2b_call *call;
-	struct b2b_branch *br;
 
 	if (b2b->takeover == NULL || b2b->takeover->unconfirmed == 0 || sip->sip_call_id == NULL)
 		return 481;
@@ -857,19 +856,16 @@ int b2b_adopt_on_cancel(b2b_t *b2b, nta_incoming_t *irq, sip_t const *sip)
 	if (call == NULL || call->ended || call->a_unacked == NULL ||
 	    !b2b_adopt_cancels(sip_object(call->a_unacked), sip))
 		return 481;
-	b2b->takeover->unconfirmed--;
 	nta_incoming_treply(irq, SIP_200_OK, TAG_END());   /* before the 487 */
 	call->a_irq = b2b_adopt_revive_invite(b2b, call);
 	b2b_publish_not_answered(call);
 	call->hangup_by = CDR_PARTY_CALLER;
-	b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);   /* also when a_irq is NULL: the CDR's code */
+	b2b_reply_a(call, SIP_487_REQUEST_CANCELLED);
+	/* What b2b_reply_a sets, also when NTA could not revive the INVITE:
+	 * the CDR's code and disposition. */
 	call->final_code = 487;
 	call->cancelled = 1;
-	br = b2b_winner(call);
-	if (br) {
-		b2b_ack_branch(br);
-		b2b_bye_and_forget(br->leg);
-	}
+	b2b_release_callee(call);
 	log_info("call %s: taken over answered, but its caller cancelled: the callee is "
 		 "released, the call is not billed", call->id);
 	b2b_call_end(call);
@@ -925,8 +921,6 @@ static void b2b_adopt_confirm(struct b2b_call *call)
  * to the caller (sip_code 0), not answered, nothing billed. */
 static void b2b_adopt_unheard(struct b2b_call *call, int status)
 {
-	struct b2b_branch *br = b2b_winner(call);
-
 	log_warn("call %s: its caller does not have the call (%d to our OPTIONS): it never "
 		 "heard the answer; the callee is released, the call is not billed",
 		 call->id, status);
@@ -935,10 +929,7 @@ static void b2b_adopt_unheard(struct b2b_call *call, int status)
 	b2b_publish_not_answered(call);
 	call->final_code = 0;
 	call->hangup_by = CDR_PARTY_SYSTEM;
-	if (br) {
-		b2b_ack_branch(br);
-		b2b_bye_and_forget(br->leg);
-	}
+	b2b_release_callee(call);
 	b2b_call_end(call);
 }
 

@@ -107,9 +107,10 @@ void b2b_publish_answer_again(struct b2b_call *call)
 	shm_call_write_end(call->b2b->shm, call->slot);
 }
 
-/* The caller of a call taken over answered never heard that answer, and
- * cancelled (b2b_adopt_on_cancel): the table forgets the answer, and the
- * CDR neither bills it nor names who answered. */
+/* The caller of a call taken over answered never heard that answer: it
+ * cancelled (b2b_adopt_on_cancel), or does not have the call
+ * (b2b_adopt_unheard).  The table forgets the answer, and the CDR neither
+ * bills it nor names who answered. */
 void b2b_publish_not_answered(struct b2b_call *call)
 {
 	struct shm_call *c = shm_call_write_begin(call->b2b->shm, call->slot);

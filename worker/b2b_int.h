@@ -475,6 +475,7 @@ int b2b_on_a_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq
 		     sip_t const *sip);
 int b2b_on_a_irq(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip);
 void b2b_release_unacked(struct b2b_call *call, const char *why);
+void b2b_release_callee(struct b2b_call *call);
 int b2b_on_b_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
 		     sip_t const *sip);
 int b2b_a_leg_create(struct b2b_call *call, nta_incoming_t *irq, sip_t const *sip,

@@ -389,16 +389,23 @@ static void b2b_a_leg_follow(struct b2b_call *call, msg_t *msg)
  */
 void b2b_release_unacked(struct b2b_call *call, const char *why)
 {
-	struct b2b_branch *br = b2b_winner(call);
-
 	log_warn("call %s: %s: releasing it", call->id, why);
 	call->hangup_by = CDR_PARTY_SYSTEM;
+	b2b_release_callee(call);
+	b2b_bye_and_forget(call->a_leg);
+	b2b_call_end(call);
+}
+
+/* The callee answered a call its caller will not be in: its 2xx gets its
+ * ACK (RFC 3261 13.2.2.4, every 2xx does), then a BYE. */
+void b2b_release_callee(struct b2b_call *call)
+{
+	struct b2b_branch *br = b2b_winner(call);
+
 	if (br) {
 		b2b_ack_branch(br);
 		b2b_bye_and_forget(br->leg);
 	}
-	b2b_bye_and_forget(call->a_leg);
-	b2b_call_end(call);
 }
 
 /* NTA calls this for the ACK and the CANCEL of the caller's INVITE. */

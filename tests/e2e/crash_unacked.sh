@@ -107,7 +107,7 @@ sipp_wait uac2 || fail "uac2 exited $?"
 uas_wait uas2
 assert_sipp_ok uac2 $N
 assert_sipp_ok uas2 $N
-assert_eq "$N" "$(msg_list "$T/uas2.msg" | awk '$1 == "recv" && $2 == "ACK" { print $4 }' | sort -u | wc -l)" \
+assert_eq "$N" "$(msg_calls "$T/uas2.msg" recv ACK)" \
 	"callees that got an ACK (from the successors)"
 assert_ge "$N" "$(grep -c "its callee repeats its 2xx: our ACK was lost, sent again" "$T/b2bua.log")" \
 	"2xx ACKed again by the successors"

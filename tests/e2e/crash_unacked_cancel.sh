@@ -61,9 +61,9 @@ assert_ge "$N" "$(grep -c "its caller cancelled: the callee is released" "$T/b2b
 nft_undrop b2bua_unacked_own
 uas_wait uas
 assert_sipp_ok uas $N
-assert_eq "$N" "$(msg_list "$T/uas.msg" | awk '$1 == "recv" && $2 == "ACK" { print $4 }' | sort -u | wc -l)" \
+assert_eq "$N" "$(msg_calls "$T/uas.msg" recv ACK)" \
 	"callees whose 2xx was ACKed"
-assert_eq "$N" "$(msg_list "$T/uas.msg" | awk '$1 == "recv" && $2 == "BYE" { print $4 }' | sort -u | wc -l)" \
+assert_eq "$N" "$(msg_calls "$T/uas.msg" recv BYE)" \
 	"callees released with BYE"
 wait_for 5 calls_empty || fail "calls left in the table: $(cli show calls)"
 assert_no_grep "killed by signal [^9]" "$T/b2bua.log" "workers that died other than by the test's SIGKILL"

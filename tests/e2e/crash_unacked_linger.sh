@@ -68,9 +68,9 @@ assert_sipp_ok uas $((2 * N))
 assert_eq "$N" "$(msg_count "$T/unheard.msg" recv OPTIONS)" "OPTIONS to the callers that never heard the answer"
 assert_eq "$N" "$(msg_count "$T/probed.msg" recv OPTIONS)" "OPTIONS to the callers that had it"
 assert_eq 0 "$(msg_count "$T/unheard.msg" recv 200)" "200s the unheard callers got"
-assert_eq "$((2 * N))" "$(msg_list "$T/uas.msg" | awk '$1 == "recv" && $2 == "ACK" { print $4 }' | sort -u | wc -l)" \
+assert_eq "$((2 * N))" "$(msg_calls "$T/uas.msg" recv ACK)" \
 	"callees that got their ACK"
-assert_eq "$((2 * N))" "$(msg_list "$T/uas.msg" | awk '$1 == "recv" && $2 == "BYE" { print $4 }' | sort -u | wc -l)" \
+assert_eq "$((2 * N))" "$(msg_calls "$T/uas.msg" recv BYE)" \
 	"callees that got a BYE"
 wait_for 5 calls_empty || fail "calls left in the table: $(cli show calls)"
 assert_no_grep "killed by signal [^9]" "$T/b2bua.log" "workers that died other than by the test's SIGKILL"

@@ -623,6 +623,14 @@ msg_count() {
 		END { print c + 0 }'
 }
 
+# msg_calls LOG DIR KEY: how many calls (distinct Call-IDs) in LOG had a
+# message KEY (method or code) DIR (sent|recv), whatever the retransmissions.
+msg_calls() {
+	[ -f "$1" ] || { echo 0; return; }
+	msg_list "$1" | awk -v dir="$2" -v key="$3" '$1 == dir && $2 == key { print $4 }' |
+		sort -u | wc -l
+}
+
 # msg_header LOG DIR KEY HEADER: the value of HEADER (e.g. "To") in every
 # message DIR (sent|recv) whose KEY (method or code) matches, one a line.
 msg_header() {
